@@ -1,0 +1,197 @@
+//! Building and running the whole service: `App::build` binds and wires
+//! everything; `App::run_until_stopped` runs it until the shutdown future
+//! resolves. Tests build it on port 0 with a temporary database.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+
+use crate::ack::AckKeys;
+use crate::config::Config;
+use crate::delivery::{Backoff, Worker};
+use crate::journey::Runner;
+use crate::monitor::Monitor;
+use crate::notify::Notifiers;
+use crate::pager::Pager;
+use crate::scheduler::Scheduler;
+use crate::store::Store;
+use crate::web::{self, AppState};
+
+/// Everything `App::build` needs; `Tuning` has production defaults.
+pub struct AppOptions {
+    pub config: Config,
+    pub database: PathBuf,
+    pub listen: SocketAddr,
+    pub tuning: Tuning,
+}
+
+/// Timings tests shrink so escalations and retries play out in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Tuning {
+    /// How often the pager looks for escalations and reminders that are due.
+    pub escalation_tick: Duration,
+    pub backoff: Backoff,
+    /// Whether to start the scheduler (tests may drive runs themselves).
+    pub schedule: bool,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Self {
+            escalation_tick: Duration::from_secs(1),
+            backoff: Backoff::default(),
+            schedule: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error("scheduler: {0}")]
+    Scheduler(#[from] tokio_cron_scheduler::JobSchedulerError),
+    #[error("web server: {0}")]
+    Serve(std::io::Error),
+}
+
+pub struct App {
+    listener: TcpListener,
+    state: AppState,
+    monitor: Monitor,
+    worker: Worker,
+    tuning: Tuning,
+}
+
+impl App {
+    pub async fn build(opts: AppOptions) -> Result<Self, AppError> {
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .map_err(|source| AppError::Listen {
+                addr: opts.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(AppError::Serve)?;
+        let store = Store::open(&opts.database).await?;
+        let keys = AckKeys::new(ack_key(&store).await?);
+        let config = Arc::new(opts.config);
+        let base_url = config
+            .page
+            .url
+            .clone()
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|| format!("http://{addr}"));
+        let wake = Arc::new(Notify::new());
+        let pager = Pager::new(store.clone(), config.clone(), keys, base_url.clone(), wake.clone());
+        let notifiers = Arc::new(Notifiers::new(config.smtp.clone()));
+        let worker = Worker::new(store.clone(), config.clone(), notifiers, opts.tuning.backoff, wake);
+        let monitor = Monitor::new(store.clone(), config.clone(), pager.clone());
+        let state = AppState {
+            config,
+            store,
+            pager,
+            base_url,
+        };
+        Ok(Self {
+            listener,
+            state,
+            monitor,
+            worker,
+            tuning: opts.tuning,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
+    /// Runs the scheduler, monitor, pager, outbox worker and web server until
+    /// `shutdown` resolves, then stops them in that order.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), AppError> {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let stopped = |mut rx: watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        let (results_tx, results_rx) = mpsc::channel(1024);
+        let scheduler = if self.tuning.schedule {
+            let runner = Runner::new();
+            Some(Scheduler::start(self.state.config.clone(), runner, results_tx.clone()).await?)
+        } else {
+            None
+        };
+        drop(results_tx);
+        let monitor = tokio::spawn(self.monitor.clone().run(results_rx));
+        let pager = tokio::spawn(pager_loop(
+            self.state.pager.clone(),
+            self.tuning.escalation_tick,
+            stopped(stop_rx.clone()),
+        ));
+        let worker = tokio::spawn(self.worker.run(stopped(stop_rx.clone())));
+        let router = web::router(self.state.clone());
+        tracing::info!(url = %self.state.base_url, "serving the status page");
+        let served = axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(AppError::Serve);
+        if let Some(s) = scheduler {
+            s.stop().await;
+        }
+        let _ = stop_tx.send(true);
+        let _ = tokio::join!(pager, worker);
+        // Results already handed over are stored before the database closes.
+        if tokio::time::timeout(Duration::from_secs(5), monitor).await.is_err() {
+            tracing::warn!("monitor did not finish storing runs in time");
+        }
+        self.state.store.close().await;
+        served
+    }
+}
+
+async fn pager_loop(pager: Pager, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    loop {
+        if let Err(e) = pager.tick(Utc::now()).await {
+            tracing::error!(error = %e, "escalation tick failed");
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// The ack-link signing key: random on first start, then kept in the
+/// database so links in pages already sent stay valid across restarts.
+async fn ack_key(store: &Store) -> Result<Vec<u8>, crate::store::StoreError> {
+    let fresh: [u8; 32] = rand::random();
+    let hex: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+    let stored = store.setting_or_insert("ack_key", &hex).await?;
+    Ok((0..stored.len() / 2)
+        .filter_map(|i| u8::from_str_radix(stored.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect())
+}

@@ -1,0 +1,113 @@
+//! `lookout demo`: the sample platform, a receiver that prints pages, and the
+//! full service watching the platform, in one process.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::routing::post;
+
+use crate::app::{App, AppOptions, Tuning};
+use crate::sample_platform::{self, FaultSpec, PlatformOptions};
+
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "probes.yaml")]
+    config: PathBuf,
+    /// Where the status page listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Where the sample platform listens (the default probes.yaml expects 8081).
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    platform_listen: SocketAddr,
+    /// Where the demo's page receiver listens (the default probes.yaml expects 8082).
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    receiver_listen: SocketAddr,
+    /// Start with a fault injected, e.g. `login=error`, `write=slow:2s`, `read=hang`.
+    #[arg(long = "fault")]
+    faults: Vec<FaultSpec>,
+    #[arg(long)]
+    database: Option<PathBuf>,
+}
+
+pub async fn demo(args: DemoArgs) -> ExitCode {
+    match start(args).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let password = std::env::var("LOOKOUT_SAMPLE_PASSWORD").unwrap_or_else(|_| "demo-password".into());
+    let admin_token = std::env::var("LOOKOUT_ADMIN_TOKEN").unwrap_or_else(|_| {
+        let bytes: [u8; 12] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    });
+    // The demo provisions the credentials the default probes.yaml reads.
+    let env = |name: &str| match name {
+        "LOOKOUT_SAMPLE_PASSWORD" => Some(password.clone()),
+        "LOOKOUT_ADMIN_TOKEN" => Some(admin_token.clone()),
+        other => std::env::var(other).ok(),
+    };
+    let config = match super::load(&args.config, &env) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let platform_listener = tokio::net::TcpListener::bind(args.platform_listen).await?;
+    let opts = PlatformOptions {
+        password: password.clone(),
+        faults: args.faults.clone(),
+        ..PlatformOptions::default()
+    };
+    let platform = sample_platform::start(platform_listener, opts).await?;
+    let receiver = tokio::net::TcpListener::bind(args.receiver_listen).await?;
+    let receiver_url = format!("http://{}", receiver.local_addr()?);
+    tokio::spawn(async move {
+        let app = Router::new().route("/hook", post(print_page));
+        let _ = axum::serve(receiver, app).await;
+    });
+    let database = args
+        .database
+        .unwrap_or_else(|| super::default_database(&args.config));
+    let app = App::build(AppOptions {
+        config,
+        database,
+        listen: args.listen,
+        tuning: Tuning::default(),
+    })
+    .await?;
+    print_banner(&app.url(), &platform.url, &receiver_url, &admin_token);
+    app.run_until_stopped(super::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(page: &str, platform: &str, receiver: &str, token: &str) {
+    println!(
+        "\nLookout demo\n\
+         \x20 status page      {page}\n\
+         \x20 sample platform  {platform}   (faults: GET/POST/DELETE {platform}/_faults)\n\
+         \x20 page receiver    {receiver}/hook   (pages are printed below)\n\
+         \x20 admin token      {token}\n\n\
+         Break the login step:  curl -X POST {platform}/_faults -H 'content-type: application/json' -d '{{\"endpoint\":\"login\",\"mode\":\"error\"}}'\n\
+         Heal everything:       curl -X DELETE {platform}/_faults\n\
+         Acknowledge by API:    curl -X POST {page}/api/incidents/1/ack -H 'authorization: Bearer {token}'\n"
+    );
+}
+
+/// Prints each page the demo receives: type, title and the ack link.
+async fn print_page(body: Bytes) -> &'static str {
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let kind = v["type"].as_str().unwrap_or("page");
+    let title = v["incident"]["title"].as_str().unwrap_or("");
+    let reason = v["incident"]["reason"].as_str().unwrap_or("");
+    println!("📟 {kind}: {title} — {reason}");
+    if let Some(ack) = v["ack_url"].as_str() {
+        println!("   acknowledge: {ack}");
+    }
+    "ok"
+}

@@ -1,0 +1,164 @@
+//! The `lookout` commands: `check`, `run`, `serve` and `demo`.
+
+mod check;
+mod demo;
+mod run;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::{App, AppOptions, Tuning};
+use crate::config::{self, Config};
+
+#[derive(Parser, Debug)]
+#[command(name = "lookout", version, about = "Probes a platform like its users do, pages until acknowledged, and runs its status page.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Validate the configuration and show each probe's next runs.
+    Check {
+        #[arg(long, default_value = "probes.yaml")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Run one probe once and print a trace of its steps.
+    Run {
+        probe: String,
+        #[arg(long, default_value = "probes.yaml")]
+        config: PathBuf,
+    },
+    /// Run the service: scheduler, paging and the status page.
+    Serve {
+        #[arg(long, default_value = "probes.yaml")]
+        config: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// SQLite file; defaults to the configuration's name with `.db`, beside it.
+        #[arg(long)]
+        database: Option<PathBuf>,
+    },
+    /// Start the built-in sample platform and the service watching it.
+    Demo(demo::DemoArgs),
+}
+
+pub fn init_logging(cli: &Cli) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,tokio_cron_scheduler=warn".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match cli.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check { config, format } => check::check(&config, format),
+        Command::Run { probe, config } => run::run(&config, &probe).await,
+        Command::Serve {
+            config,
+            listen,
+            database,
+        } => serve(&config, listen, database).await,
+        Command::Demo(args) => demo::demo(args).await,
+    }
+}
+
+/// Loads the configuration with secrets from the process environment,
+/// printing diagnostics on failure.
+fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ExitCode> {
+    config::load(path, env).map_err(|d| {
+        eprintln!("{}", d.render());
+        ExitCode::from(2)
+    })
+}
+
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// `probes.yaml` → `probes.db` in the same directory.
+pub fn default_database(config: &Path) -> PathBuf {
+    config.with_extension("db")
+}
+
+async fn serve(path: &Path, listen: SocketAddr, database: Option<PathBuf>) -> ExitCode {
+    let config = match load(path, &process_env) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let database = database.unwrap_or_else(|| default_database(path));
+    serve_config(config, listen, database).await
+}
+
+async fn serve_config(config: Config, listen: SocketAddr, database: PathBuf) -> ExitCode {
+    let opts = AppOptions {
+        config,
+        database,
+        listen,
+        tuning: Tuning::default(),
+    };
+    let app = match App::build(opts).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    eprintln!("Status page: {}", app.url());
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}

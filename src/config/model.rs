@@ -1,0 +1,404 @@
+//! The typed configuration: what probes.yaml means once it has been validated.
+//!
+//! Everything here has already passed every check in `decode`, so the rest of
+//! Lookout trusts these values without re-validating them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use regex::Regex;
+
+use super::template::{Template, TemplateValue};
+
+/// A position in the configuration file (1-based line and column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub page: Page,
+    pub components: Vec<Component>,
+    /// Resolved secret values by name; `Secret` never prints its value.
+    pub secrets: BTreeMap<String, Secret>,
+    /// `vars:` values, usable in templates by name.
+    pub vars: BTreeMap<String, serde_json::Value>,
+    pub probes: Vec<Probe>,
+    pub notifiers: BTreeMap<String, Notifier>,
+    pub smtp: Option<Smtp>,
+    pub escalation: BTreeMap<String, EscalationPolicy>,
+    pub maintenance: Vec<Maintenance>,
+    pub admin: Admin,
+}
+
+impl Config {
+    pub fn probe(&self, name: &str) -> Option<&Probe> {
+        self.probes.iter().find(|p| p.name == name)
+    }
+
+    pub fn component(&self, id: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.id == id)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub title: String,
+    /// Public base URL of the status page, used in links (ack links, feeds).
+    /// Defaults to the listen address when absent.
+    pub url: Option<String>,
+    pub time_zone: Tz,
+}
+
+#[derive(Debug, Clone)]
+pub struct Component {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub group: Option<String>,
+}
+
+/// A secret value. `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The only way to read the value: call sites are easy to audit.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The admin section: the bearer token for the admin API and ack endpoints.
+#[derive(Debug, Clone, Default)]
+pub struct Admin {
+    /// `admin.token`; when absent the admin API refuses every request.
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub name: String,
+    pub component: String,
+    pub schedule: Schedule,
+    /// Extra random delay added to each scheduled start, at most this long.
+    pub jitter: Duration,
+    /// Bound on the whole journey, cleanup excluded.
+    pub deadline: Option<Duration>,
+    /// A passing journey slower than this is `degraded`.
+    pub degraded_after: Option<Duration>,
+    pub alert: AlertRule,
+    pub steps: Vec<Step>,
+    pub finally: Vec<Step>,
+    /// Accept invalid TLS certificates (opt-out per probe).
+    pub insecure_tls: bool,
+    /// Responses larger than this are cut and the step fails.
+    pub max_body_bytes: u64,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    Every(Duration),
+    /// A 6-field cron expression (with seconds) in a time zone.
+    Cron { expr: String, tz: Tz },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRule {
+    /// Consecutive failures before the probe is failing.
+    pub after: u32,
+    /// Consecutive passes before a failing probe recovers.
+    pub recover_after: u32,
+    /// Escalation policy name; `None` means no paging.
+    pub escalation: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+    Patch,
+    Delete,
+    Head,
+    Options,
+}
+
+impl Method {
+    pub const ALL: [(&'static str, Method); 7] = [
+        ("get", Method::Get),
+        ("post", Method::Post),
+        ("put", Method::Put),
+        ("patch", Method::Patch),
+        ("delete", Method::Delete),
+        ("head", Method::Head),
+        ("options", Method::Options),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+            Method::Head => "HEAD",
+            Method::Options => "OPTIONS",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Step {
+    pub id: String,
+    pub method: Method,
+    pub url: Template,
+    pub headers: Vec<(String, Template)>,
+    pub body: Body,
+    pub timeout: Duration,
+    pub expect: Expect,
+    pub capture: Vec<Capture>,
+    pub retry: Retry,
+    pub poll: Option<Poll>,
+    /// `critical: false` turns this step's failure into `degraded`.
+    pub critical: bool,
+    /// `if: defined(name)`: skip the step unless `name` has a value.
+    pub only_if_defined: Option<String>,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, Default)]
+pub enum Body {
+    #[default]
+    None,
+    Json(TemplateValue),
+    Form(Vec<(String, Template)>),
+    Raw(Template),
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Expect {
+    /// Accepted status codes; empty means any 2xx.
+    pub status: Vec<u16>,
+    /// Predicate on this step's duration (ms values compared as durations).
+    pub duration: Option<DurationCheck>,
+    pub that: Vec<Assertion>,
+}
+
+/// A bound on a step's duration, e.g. `duration: { lt: 800ms }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DurationCheck {
+    pub op: Op,
+    pub limit: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Capture {
+    pub name: String,
+    pub query: Query,
+    /// Marks the captured value for redaction everywhere.
+    pub secret: bool,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone)]
+pub enum Query {
+    /// JSONPath (RFC 9535) over the response body; the source text is kept
+    /// for messages.
+    Json(serde_json_path::JsonPath, String),
+    Header(String),
+    Cookie(String),
+    Body,
+    /// First capture group (or whole match) of a regex over the body.
+    Regex(Regex),
+    /// A variable in scope (capture, var, builtin).
+    Var(String),
+    Status,
+}
+
+impl Query {
+    /// How the query reads in a message, e.g. `json $.state`.
+    pub fn describe(&self) -> String {
+        match self {
+            Query::Json(_, src) => format!("json {src}"),
+            Query::Header(h) => format!("header {h}"),
+            Query::Cookie(c) => format!("cookie {c}"),
+            Query::Body => "body".to_string(),
+            Query::Regex(r) => format!("regex {}", r.as_str()),
+            Query::Var(v) => format!("var {v}"),
+            Query::Status => "status".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Contains,
+    Matches,
+    Exists,
+    In,
+    Len,
+}
+
+impl Op {
+    pub const ALL: [(&'static str, Op); 11] = [
+        ("eq", Op::Eq),
+        ("ne", Op::Ne),
+        ("lt", Op::Lt),
+        ("le", Op::Le),
+        ("gt", Op::Gt),
+        ("ge", Op::Ge),
+        ("contains", Op::Contains),
+        ("matches", Op::Matches),
+        ("exists", Op::Exists),
+        ("in", Op::In),
+        ("len", Op::Len),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        Op::ALL
+            .iter()
+            .find(|(_, op)| *op == self)
+            .map(|(name, _)| *name)
+            .unwrap_or("?")
+    }
+}
+
+/// One assertion: `{json: $.state, eq: running}` or `{header: X, not_exists: true}`.
+#[derive(Debug, Clone)]
+pub struct Assertion {
+    pub query: Query,
+    pub op: Op,
+    pub negate: bool,
+    /// Expected value (templated); for `matches` a string regex, for `exists` a bool.
+    pub expected: TemplateValue,
+    /// Compiled regex for `matches` when the expected value has no template.
+    pub regex: Option<Regex>,
+    pub pos: Pos,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    /// Total attempts (1 = no retry).
+    pub attempts: u32,
+    pub on_connect: bool,
+    pub on_5xx: bool,
+    pub on_timeout: bool,
+    pub backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 1,
+            on_connect: true,
+            on_5xx: true,
+            on_timeout: false,
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Poll {
+    pub every: Duration,
+    pub within: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub enum Notifier {
+    Webhook {
+        url: String,
+        /// Standard Webhooks secret (`whsec_<base64>`), signs when present.
+        secret: Option<Secret>,
+        headers: Vec<(String, String)>,
+    },
+    Email {
+        to: Vec<String>,
+    },
+    PagerDuty {
+        routing_key: Secret,
+        /// Events API base URL, overridable for tests and regional accounts.
+        url: String,
+    },
+    Slack {
+        url: Secret,
+    },
+}
+
+impl Notifier {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Notifier::Webhook { .. } => "webhook",
+            Notifier::Email { .. } => "email",
+            Notifier::PagerDuty { .. } => "pagerduty",
+            Notifier::Slack { .. } => "slack",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    None,
+    StartTls,
+    Tls,
+}
+
+#[derive(Debug, Clone)]
+pub struct Smtp {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscalationPolicy {
+    pub name: String,
+    pub levels: Vec<EscalationLevel>,
+    /// After the last level, re-page it this often until acknowledged.
+    pub remind_every: Option<Duration>,
+    /// An ack expires after this long while still failing.
+    pub ack_timeout: Option<Duration>,
+    /// Send a resolved notification to everyone paged.
+    pub notify_on_resolve: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EscalationLevel {
+    /// Delay after the incident opened (cumulative from the start).
+    pub after: Duration,
+    pub notify: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Maintenance {
+    pub name: String,
+    pub components: Vec<String>,
+    pub starts: chrono::DateTime<chrono::Utc>,
+    pub ends: chrono::DateTime<chrono::Utc>,
+    pub message: Option<String>,
+}

@@ -1,0 +1,186 @@
+//! The outbox worker: claims due notifications, delivers them, records the
+//! outcome, and reschedules failures with exponential backoff and jitter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::config::Config;
+use crate::notify::{DeliveryError, Message, Notifiers};
+use crate::store::{OutboxRow, Store};
+
+/// Retry timing; tests shrink it so a down receiver is retried in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+    /// A delivery still failing this long after it was enqueued is given up,
+    /// loudly (logged, marked failed, shown on the incident timeline).
+    pub give_up_after: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(2),
+            cap: Duration::from_secs(300),
+            give_up_after: Duration::from_secs(48 * 3600),
+        }
+    }
+}
+
+/// Delay before attempt `attempts + 1`: base·2^(attempts-1), capped, then
+/// scaled by `jitter` in [0.5, 1.0] so receivers coming back are not stampeded.
+pub fn backoff(b: &Backoff, attempts: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
+    let exp = b.base.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)));
+    let delay = exp.min(b.cap).mul_f64(jitter.clamp(0.5, 1.0));
+    retry_after.map_or(delay, |r| r.max(delay))
+}
+
+/// What one step of the worker did, so tests can drain the queue exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Delivered,
+    Retrying,
+    Failed,
+    Empty,
+}
+
+#[derive(Clone)]
+pub struct Worker {
+    store: Store,
+    config: Arc<Config>,
+    notifiers: Arc<Notifiers>,
+    backoff: Backoff,
+    wake: Arc<Notify>,
+}
+
+/// How long a claimed row stays invisible to other claims; longer than any
+/// single delivery attempt can take.
+const LEASE: chrono::Duration = chrono::Duration::seconds(60);
+
+impl Worker {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        notifiers: Arc<Notifiers>,
+        backoff: Backoff,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            config,
+            notifiers,
+            backoff,
+            wake,
+        }
+    }
+
+    /// Delivers until `shutdown` resolves; sleeps until the next row is due
+    /// or the pager wakes it.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let step = match self.step(Utc::now()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox worker: database error");
+                    Step::Empty
+                }
+            };
+            if step != Step::Empty {
+                continue;
+            }
+            let wait = self.idle_wait().await;
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn idle_wait(&self) -> Duration {
+        let max = Duration::from_secs(1);
+        match self.store.next_due().await {
+            Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().min(max),
+            _ => max,
+        }
+    }
+
+    /// Claims and delivers at most one notification.
+    pub async fn step(&self, now: DateTime<Utc>) -> crate::store::Result<Step> {
+        let Some(row) = self.store.claim_due(now, LEASE).await? else {
+            return Ok(Step::Empty);
+        };
+        let result = self.deliver(&row).await;
+        let now = Utc::now();
+        match result {
+            Ok(()) => {
+                self.store.mark_delivered(row.id, now).await?;
+                tracing::info!(notifier = %row.notifier, delivery = %row.delivery_id, "delivered");
+                Ok(Step::Delivered)
+            }
+            Err(DeliveryError::Transient {
+                reason,
+                retry_after,
+            }) if !self.expired(&row, now) => {
+                let jitter = rand::random_range(0.5..=1.0);
+                let delay = backoff(&self.backoff, row.attempts as u32, jitter, retry_after);
+                let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                tracing::warn!(notifier = %row.notifier, attempts = row.attempts, %reason,
+                    retry_in = %crate::fmt::duration(delay), "delivery failed; will retry");
+                self.store.mark_retry(row.id, next, &reason).await?;
+                Ok(Step::Retrying)
+            }
+            Err(e) => {
+                let reason = format!("gave up after {} attempts: {e}", row.attempts);
+                tracing::error!(notifier = %row.notifier, delivery = %row.delivery_id, %reason,
+                    "delivery failed permanently");
+                self.store.mark_failed(row.id, &reason).await?;
+                Ok(Step::Failed)
+            }
+        }
+    }
+
+    fn expired(&self, row: &OutboxRow, now: DateTime<Utc>) -> bool {
+        (now - row.created_at).to_std().unwrap_or_default() > self.backoff.give_up_after
+    }
+
+    async fn deliver(&self, row: &OutboxRow) -> Result<(), DeliveryError> {
+        let Some(notifier) = self.config.notifiers.get(&row.notifier) else {
+            return Err(DeliveryError::Permanent {
+                reason: format!("notifier `{}` is no longer configured", row.notifier),
+            });
+        };
+        let msg: Message =
+            serde_json::from_str(&row.payload).map_err(|e| DeliveryError::Permanent {
+                reason: format!("stored message is unreadable: {e}"),
+            })?;
+        self.notifiers
+            .deliver(&row.notifier, notifier, &msg, &row.delivery_id)
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_caps_and_honours_retry_after() {
+        let b = Backoff {
+            base: Duration::from_secs(1),
+            cap: Duration::from_secs(60),
+            give_up_after: Duration::from_secs(3600),
+        };
+        assert_eq!(backoff(&b, 1, 1.0, None), Duration::from_secs(1));
+        assert_eq!(backoff(&b, 4, 1.0, None), Duration::from_secs(8));
+        assert_eq!(backoff(&b, 30, 1.0, None), Duration::from_secs(60));
+        assert_eq!(backoff(&b, 4, 0.5, None), Duration::from_secs(4));
+        let ra = Some(Duration::from_secs(120));
+        assert_eq!(backoff(&b, 1, 1.0, ra), Duration::from_secs(120));
+    }
+}

@@ -1,0 +1,244 @@
+//! Escalation timing: who is paged when, as a pure function of
+//! (policy, state, now). The caller persists the new state and the pages
+//! in one transaction, so a crash can neither lose nor repeat a page.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::EscalationPolicy;
+use crate::notify::MessageKind;
+
+/// The policy as the incident started with it: stored with the incident so
+/// that a configuration reload does not change an escalation under way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub name: String,
+    pub levels: Vec<Level>,
+    pub remind_every_ms: Option<u64>,
+    pub ack_timeout_ms: Option<u64>,
+    pub notify_on_resolve: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Level {
+    pub after_ms: u64,
+    pub notify: Vec<String>,
+}
+
+impl From<&EscalationPolicy> for Policy {
+    fn from(p: &EscalationPolicy) -> Self {
+        let ms = |d: Duration| d.as_millis() as u64;
+        Self {
+            name: p.name.clone(),
+            levels: p
+                .levels
+                .iter()
+                .map(|l| Level {
+                    after_ms: ms(l.after),
+                    notify: l.notify.clone(),
+                })
+                .collect(),
+            remind_every_ms: p.remind_every.map(ms),
+            ack_timeout_ms: p.ack_timeout.map(ms),
+            notify_on_resolve: p.notify_on_resolve,
+        }
+    }
+}
+
+/// Where an incident's paging stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    /// Start of the current paging cycle: the opening, or when an ack expired.
+    pub epoch: DateTime<Utc>,
+    /// Highest level paged in this cycle.
+    pub level: Option<u32>,
+    pub last_page_at: Option<DateTime<Utc>>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Page every notifier of `level`.
+    Page {
+        level: u32,
+        kind: MessageKind,
+        notify: Vec<String>,
+    },
+    /// The acknowledgement expired while still failing: paging starts over.
+    AckExpired { at: DateTime<Utc> },
+}
+
+fn after(ms: u64) -> chrono::Duration {
+    chrono::Duration::milliseconds(ms as i64)
+}
+
+/// What is due now, in order.
+pub fn due(policy: &Policy, state: &State, now: DateTime<Utc>) -> Vec<Action> {
+    if let Some(acked) = state.acknowledged_at {
+        let Some(timeout) = policy.ack_timeout_ms else {
+            return vec![];
+        };
+        let expires = acked + after(timeout);
+        if now < expires {
+            return vec![];
+        }
+        let restarted = State {
+            epoch: expires,
+            level: None,
+            last_page_at: None,
+            acknowledged_at: None,
+        };
+        let mut actions = vec![Action::AckExpired { at: expires }];
+        actions.extend(due(policy, &restarted, now));
+        return actions;
+    }
+    let mut actions = Vec::new();
+    let first = state.level.map_or(0, |l| l as usize + 1);
+    for (i, level) in policy.levels.iter().enumerate().skip(first) {
+        if now < state.epoch + after(level.after_ms) {
+            break;
+        }
+        actions.push(Action::Page {
+            level: i as u32,
+            kind: MessageKind::Trigger,
+            notify: level.notify.clone(),
+        });
+    }
+    let all_paged = first + actions.len() >= policy.levels.len();
+    if let (true, Some(every), Some(last), Some(level)) = (
+        actions.is_empty() && all_paged,
+        policy.remind_every_ms,
+        state.last_page_at,
+        state.level,
+    ) && now >= last + after(every)
+    {
+        actions.push(Action::Page {
+            level,
+            kind: MessageKind::Reminder,
+            notify: policy.levels[level as usize].notify.clone(),
+        });
+    }
+    actions
+}
+
+/// The state after `actions` were carried out at `now`.
+pub fn advance(state: &State, actions: &[Action], now: DateTime<Utc>) -> State {
+    let mut next = state.clone();
+    for action in actions {
+        match action {
+            Action::AckExpired { at } => {
+                next = State {
+                    epoch: *at,
+                    level: None,
+                    last_page_at: None,
+                    acknowledged_at: None,
+                };
+            }
+            Action::Page { level, .. } => {
+                next.level = Some(next.level.map_or(*level, |l| l.max(*level)));
+                next.last_page_at = Some(now);
+            }
+        }
+    }
+    next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> Policy {
+        Policy {
+            name: "on-call".into(),
+            levels: vec![
+                Level {
+                    after_ms: 0,
+                    notify: vec!["hook".into()],
+                },
+                Level {
+                    after_ms: 5 * 60_000,
+                    notify: vec!["mail".into()],
+                },
+            ],
+            remind_every_ms: Some(10 * 60_000),
+            ack_timeout_ms: Some(30 * 60_000),
+            notify_on_resolve: true,
+        }
+    }
+
+    fn levels(actions: &[Action]) -> Vec<(u32, MessageKind)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Page { level, kind, .. } => Some((*level, *kind)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Drives time minute by minute and records which pages went out when.
+    fn simulate(p: &Policy, minutes: i64, ack_at: Option<i64>) -> Vec<(i64, u32, MessageKind)> {
+        let t0 = Utc::now();
+        let mut state = State {
+            epoch: t0,
+            level: None,
+            last_page_at: None,
+            acknowledged_at: None,
+        };
+        let mut out = vec![];
+        for m in 0..=minutes {
+            let now = t0 + chrono::Duration::minutes(m);
+            if ack_at == Some(m) {
+                state.acknowledged_at = Some(now);
+            }
+            let actions = due(p, &state, now);
+            out.extend(levels(&actions).into_iter().map(|(l, k)| (m, l, k)));
+            state = advance(&state, &actions, now);
+        }
+        out
+    }
+
+    #[test]
+    fn escalates_then_reminds_the_last_level() {
+        use MessageKind::*;
+        let pages = simulate(&policy(), 26, None);
+        assert_eq!(
+            pages,
+            vec![(0, 0, Trigger), (5, 1, Trigger), (15, 1, Reminder), (25, 1, Reminder)]
+        );
+    }
+
+    #[test]
+    fn ack_stops_paging_until_it_expires() {
+        use MessageKind::*;
+        let pages = simulate(&policy(), 40, Some(2));
+        // Acked at minute 2; the ack expires at 32 and paging starts over.
+        assert_eq!(pages, vec![(0, 0, Trigger), (32, 0, Trigger), (37, 1, Trigger)]);
+    }
+
+    #[test]
+    fn overdue_levels_are_paged_in_order_after_a_restart() {
+        let p = policy();
+        let t0 = Utc::now();
+        let state = State {
+            epoch: t0,
+            level: None,
+            last_page_at: None,
+            acknowledged_at: None,
+        };
+        let actions = due(&p, &state, t0 + chrono::Duration::minutes(7));
+        assert_eq!(
+            levels(&actions),
+            vec![(0, MessageKind::Trigger), (1, MessageKind::Trigger)]
+        );
+    }
+
+    #[test]
+    fn no_ack_timeout_means_an_ack_holds() {
+        let mut p = policy();
+        p.ack_timeout_ms = None;
+        assert_eq!(simulate(&p, 120, Some(1)).len(), 1);
+    }
+}

@@ -1,0 +1,259 @@
+//! One step of a journey: render, send (with retry and polling), judge, capture.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use reqwest::cookie::CookieStore;
+use serde_json::Value;
+
+use super::check::{self, Response};
+use super::http::{self, Exchange, Request, RequestBody, TransportError};
+use super::redact::Redactor;
+use super::result::{AssertionFailure, Phase, StepOutcome, StepResult};
+use super::scope::RunScope;
+use crate::config::template::RenderError;
+use crate::config::{Body, Probe, Step};
+
+/// Everything one run carries from step to step.
+pub struct RunCtx<'a> {
+    pub http: &'a reqwest::Client,
+    pub probe: &'a Probe,
+    pub scope: RunScope<'a>,
+    pub redactor: Redactor,
+    /// One cookie jar per run, never shared across runs.
+    pub cookies: reqwest::cookie::Jar,
+    pub deadline: Option<Instant>,
+    /// Set when the prober itself failed (e.g. a template could not render).
+    pub prober_error: bool,
+}
+
+/// What one send produced, before judging.
+struct Attempt {
+    result: Result<Exchange, TransportError>,
+    failures: Vec<AssertionFailure>,
+}
+
+impl Attempt {
+    fn passed(&self) -> bool {
+        self.result.is_ok() && self.failures.is_empty()
+    }
+}
+
+pub fn skipped(step: &Step, phase: Phase, run: &RunCtx<'_>) -> StepResult {
+    StepResult {
+        id: step.id.clone(),
+        phase,
+        method: step.method.as_str().into(),
+        url: run.redactor.redact_string(step.url.source.clone()),
+        status: None,
+        outcome: StepOutcome::Skipped,
+        started_at: Utc::now(),
+        duration: Duration::ZERO,
+        attempts: 0,
+        error: None,
+        failures: vec![],
+        captures: vec![],
+        critical: step.critical,
+    }
+}
+
+impl RunCtx<'_> {
+    pub async fn execute(&mut self, step: &Step, phase: Phase) -> StepResult {
+        if let Some(name) = &step.only_if_defined
+            && !self.scope.is_defined(name)
+        {
+            return skipped(step, phase, self);
+        }
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let request = match self.render(step) {
+            Ok(r) => r,
+            Err(e) => {
+                self.prober_error = true;
+                let mut r = skipped(step, phase, self);
+                r.outcome = StepOutcome::Fail;
+                r.error = Some(format!("prober error: {e}"));
+                return r;
+            }
+        };
+        let (attempt, attempts, waited) = self.send_until_done(step, &request, phase).await;
+        let mut result = StepResult {
+            id: step.id.clone(),
+            phase,
+            method: step.method.as_str().into(),
+            url: self.redactor.redact_string(request.url.clone()),
+            status: attempt.result.as_ref().ok().map(|e| e.status),
+            outcome: if attempt.passed() {
+                StepOutcome::Pass
+            } else {
+                StepOutcome::Fail
+            },
+            started_at,
+            duration: clock.elapsed(),
+            attempts,
+            error: attempt.result.as_ref().err().map(|e| {
+                let text = poll_note(step, e.to_string(), attempts, waited);
+                self.redactor.redact_string(text)
+            }),
+            failures: self.redact_failures(attempt.failures.clone(), step, attempts, waited),
+            captures: vec![],
+            critical: step.critical,
+        };
+        if let (true, Ok(exchange)) = (attempt.passed(), &attempt.result) {
+            result.captures = self.capture(step, exchange);
+        }
+        result
+    }
+
+    fn render(&self, step: &Step) -> Result<Request, RenderError> {
+        let scope = &self.scope;
+        let headers = step
+            .headers
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), v.render_string(scope)?)))
+            .collect::<Result<_, RenderError>>()?;
+        let body = match &step.body {
+            Body::None => RequestBody::None,
+            Body::Json(v) => RequestBody::Json(v.render(scope)?),
+            Body::Form(f) => RequestBody::Form(
+                f.iter()
+                    .map(|(k, v)| Ok((k.clone(), v.render_string(scope)?)))
+                    .collect::<Result<_, RenderError>>()?,
+            ),
+            Body::Raw(t) => RequestBody::Raw(t.render_string(scope)?),
+        };
+        Ok(Request {
+            method: step.method,
+            url: step.url.render_string(scope)?,
+            headers,
+            body,
+        })
+    }
+
+    /// Sends with `retry:` for transport errors and 5xx, and `poll:` until
+    /// `expect` holds or its bound passes. Returns the last attempt, the
+    /// number of requests sent and the time spent waiting.
+    async fn send_until_done(
+        &mut self,
+        step: &Step,
+        request: &Request,
+        phase: Phase,
+    ) -> (Attempt, u32, Duration) {
+        let clock = Instant::now();
+        let mut sent = 0;
+        loop {
+            let (attempt, n) = self.send_with_retry(step, request, phase).await;
+            sent += n;
+            let Some(poll) = step.poll else {
+                return (attempt, sent, clock.elapsed());
+            };
+            let next = clock.elapsed() + poll.every;
+            if attempt.passed() || next > poll.within || self.past_deadline(phase, poll.every) {
+                return (attempt, sent, clock.elapsed());
+            }
+            tokio::time::sleep(poll.every).await;
+        }
+    }
+
+    async fn send_with_retry(&self, step: &Step, request: &Request, phase: Phase) -> (Attempt, u32) {
+        let mut sent = 0;
+        loop {
+            let attempt = self.send_once(step, request, phase).await;
+            sent += 1;
+            let retryable = match &attempt.result {
+                Err(e) => {
+                    (e.is_connect() && step.retry.on_connect)
+                        || (e.is_timeout() && step.retry.on_timeout)
+                }
+                Ok(x) => x.status >= 500 && step.retry.on_5xx,
+            };
+            if !retryable
+                || sent >= step.retry.attempts
+                || self.past_deadline(phase, step.retry.backoff)
+            {
+                return (attempt, sent);
+            }
+            tokio::time::sleep(step.retry.backoff).await;
+        }
+    }
+
+    async fn send_once(&self, step: &Step, request: &Request, phase: Phase) -> Attempt {
+        let timeout = self.budget(step.timeout, phase);
+        if timeout.is_zero() {
+            return Attempt {
+                result: Err(TransportError::Other("journey deadline exceeded".into())),
+                failures: vec![],
+            };
+        }
+        let url = reqwest::Url::parse(&request.url);
+        let cookies = url.as_ref().ok().and_then(|u| self.cookies.cookies(u));
+        let result =
+            http::send(self.http, request, cookies, timeout, self.probe.max_body_bytes).await;
+        if let (Ok(x), Ok(u)) = (&result, &url) {
+            let mut set = x.headers.get_all(reqwest::header::SET_COOKIE).iter();
+            self.cookies.set_cookies(&mut set, u);
+        }
+        let failures = match &result {
+            Ok(x) => check::check_expect(&step.expect, &Response::new(x), &self.scope),
+            Err(_) => vec![],
+        };
+        Attempt { result, failures }
+    }
+
+    /// The step timeout, cut short by the journey deadline (cleanup is exempt).
+    fn budget(&self, timeout: Duration, phase: Phase) -> Duration {
+        match (phase, self.deadline) {
+            (Phase::Steps, Some(d)) => timeout.min(d.saturating_duration_since(Instant::now())),
+            _ => timeout,
+        }
+    }
+
+    fn past_deadline(&self, phase: Phase, wait: Duration) -> bool {
+        phase == Phase::Steps && self.deadline.is_some_and(|d| Instant::now() + wait >= d)
+    }
+
+    fn capture(&mut self, step: &Step, exchange: &Exchange) -> Vec<(String, String)> {
+        let resp = Response::new(exchange);
+        let mut shown = Vec::new();
+        for c in &step.capture {
+            let value = check::query(&c.query, &resp, &self.scope).unwrap_or(Value::Null);
+            if c.secret {
+                self.redactor.add(&check::plain(&value));
+            }
+            let display = self.redactor.redact_string(check::show(Some(&value)));
+            shown.push((c.name.clone(), display));
+            self.scope.capture(&c.name, value);
+        }
+        shown
+    }
+
+    fn redact_failures(
+        &self,
+        failures: Vec<AssertionFailure>,
+        step: &Step,
+        attempts: u32,
+        waited: Duration,
+    ) -> Vec<AssertionFailure> {
+        failures
+            .into_iter()
+            .map(|f| AssertionFailure {
+                check: f.check,
+                expected: self.redactor.redact_string(f.expected),
+                actual: self
+                    .redactor
+                    .redact_string(poll_note(step, f.actual, attempts, waited)),
+            })
+            .collect()
+    }
+}
+
+/// Adds "after N attempts over 20s" to what a polled step last saw.
+fn poll_note(step: &Step, text: String, attempts: u32, waited: Duration) -> String {
+    match step.poll {
+        Some(_) => format!(
+            "{text} (last of {attempts} attempts over {})",
+            crate::fmt::duration(waited)
+        ),
+        None => text,
+    }
+}

@@ -1,0 +1,50 @@
+//! Lookout watches a hosting platform from the outside the way its customers
+//! use it, pages people until someone answers, and tells the public the truth
+//! on a status page.
+//!
+//! # Map
+//!
+//! ```text
+//! probes.yaml ─▶ config ─▶ scheduler ─▶ journey (runner) ─▶ monitor ─▶ store
+//!                                                              │
+//!                                         evaluate (pure) ◀────┤
+//!                                                              ▼
+//!               notify ◀── delivery (outbox worker) ◀── pager ◀── escalation (pure)
+//!
+//! store ─▶ web (status page, /api/v2, ack links, admin API)
+//! ```
+//!
+//! - [`config`]: probes.yaml → validated, typed [`config::Config`], with
+//!   file:line:column diagnostics.
+//! - [`schedule`] / [`scheduler`]: when probes run (tokio-cron-scheduler).
+//! - [`journey`]: runs one probe's steps over HTTP; results are data.
+//! - [`monitor`]: the single writer: stores runs, applies [`evaluate`], opens,
+//!   joins and resolves incidents.
+//! - [`escalation`]: who is paged when, as a pure function of time.
+//! - [`pager`]: turns escalation decisions, acks and resolutions into outbox rows.
+//! - [`delivery`]: the outbox worker, with backoff; [`notify`]: the receivers'
+//!   wire formats (webhook, PagerDuty, Slack, email).
+//! - [`ack`]: signed acknowledgement links.
+//! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`).
+//! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`.
+//! - [`app`]: builds the service and runs it until stopped.
+//! - [`sample_platform`]: the built-in target with fault injection (demo, tests).
+//! - [`cli`]: the `lookout` commands.
+
+pub mod ack;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod escalation;
+pub mod evaluate;
+pub mod fmt;
+pub mod journey;
+pub mod monitor;
+pub mod notify;
+pub mod pager;
+pub mod sample_platform;
+pub mod schedule;
+pub mod scheduler;
+pub mod store;
+pub mod web;

@@ -1,0 +1,166 @@
+//! The monitor: the single writer that takes each finished run, stores it,
+//! evaluates the probe's health, and opens, joins or resolves incidents.
+//!
+//! Runs arrive over a channel and are handled one at a time, so two probes
+//! of one component failing together cannot open two incidents.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::evaluate::{self, ComponentStatus, ProbeHealth, ProbeView, Transition};
+use crate::journey::RunResult;
+use crate::pager::Pager;
+use crate::store::{NewIncident, ProbeRow, Result, Store};
+
+#[derive(Clone)]
+pub struct Monitor {
+    store: Store,
+    config: Arc<Config>,
+    pager: Pager,
+}
+
+impl Monitor {
+    pub fn new(store: Store, config: Arc<Config>, pager: Pager) -> Self {
+        Self {
+            store,
+            config,
+            pager,
+        }
+    }
+
+    /// Handles runs until the channel closes (all senders dropped).
+    pub async fn run(self, mut runs: mpsc::Receiver<RunResult>) {
+        while let Some(run) = runs.recv().await {
+            if let Err(e) = self.handle(&run, Utc::now()).await {
+                tracing::error!(probe = %run.probe, error = %e, "could not record run");
+            }
+        }
+    }
+
+    pub async fn handle(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
+        self.store.record_run(run).await?;
+        let Some(probe) = self.config.probe(&run.probe) else {
+            return Ok(()); // removed from the configuration while it ran
+        };
+        let prev = self.store.probe_state(&run.probe).await?;
+        let health = prev.as_ref().map_or_else(|| ProbeHealth::new(now), |p| p.health.clone());
+        let (health, transition) = evaluate::apply(&health, run.outcome, &probe.alert, now);
+        let failed = run.failed_step();
+        let row = ProbeRow {
+            probe: run.probe.clone(),
+            component: run.component.clone(),
+            health,
+            last_run_at: Some(run.finished_at),
+            last_outcome: Some(run.outcome),
+            last_reason: run.reason(),
+            last_failed_step: failed.map(|s| s.id.clone()),
+        };
+        self.store.save_probe_state(&row).await?;
+        match transition {
+            Some(Transition::BecameFailing) => self.probe_failing(run, now).await,
+            Some(Transition::Recovered) => self.probe_recovered(run, now).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn probe_failing(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
+        let detail = match (run.failed_step(), run.reason()) {
+            (Some(step), Some(reason)) => {
+                format!("Probe {} failing at step {}: {reason}", run.probe, step.id)
+            }
+            _ => format!("Probe {} failing", run.probe),
+        };
+        if let Some(inc) = self.store.open_incident_for_component(&run.component).await? {
+            return self.store.join_incident(inc.id, &run.probe, &detail, now).await;
+        }
+        let component = self.config.component(&run.component);
+        let name = component.map_or(run.component.as_str(), |c| c.name.as_str());
+        let policy = self
+            .config
+            .probe(&run.probe)
+            .and_then(|p| p.alert.escalation.as_ref())
+            .and_then(|name| self.config.escalation.get(name))
+            .map(crate::escalation::Policy::from);
+        let title = format!("{name} disrupted");
+        let public = format!("We are investigating problems with {name}.");
+        let impact = match self.component_status(&run.component).await? {
+            ComponentStatus::MajorOutage => "major",
+            _ => "minor",
+        };
+        self.store
+            .create_incident(NewIncident {
+                component: &run.component,
+                title: &title,
+                impact,
+                probe: &run.probe,
+                public_body: &public,
+                internal_body: &detail,
+                policy: policy.as_ref(),
+                now,
+            })
+            .await?;
+        tracing::warn!(component = %run.component, probe = %run.probe, "incident opened");
+        // Page at once rather than at the next escalation tick.
+        self.pager.tick(now).await.map(|_| ())
+    }
+
+    async fn probe_recovered(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
+        let Some(inc) = self.store.open_incident_for_component(&run.component).await? else {
+            return Ok(());
+        };
+        let body = format!("Probe {} recovered", run.probe);
+        let left = self
+            .store
+            .probe_recovered(inc.id, &run.probe, &body, now)
+            .await?;
+        if left > 0 {
+            return Ok(());
+        }
+        let name = self
+            .config
+            .component(&inc.component)
+            .map_or(inc.component.as_str(), |c| c.name.as_str());
+        let deliveries = self.pager.resolved_deliveries(&inc, now).await?;
+        let body = format!("{name} is operating normally again.");
+        self.store
+            .resolve_incident(inc.id, &body, now, &deliveries)
+            .await?;
+        tracing::info!(component = %inc.component, incident = inc.id, "incident resolved");
+        self.pager.wake_worker();
+        Ok(())
+    }
+
+    /// The component's current status from its probes' stored states.
+    pub async fn component_status(&self, component: &str) -> Result<ComponentStatus> {
+        let states = self.store.probe_states().await?;
+        Ok(component_status(&self.config, &states, component, Utc::now()))
+    }
+}
+
+/// A component's status from the stored probe states and maintenance windows.
+pub fn component_status(
+    config: &Config,
+    states: &[ProbeRow],
+    component: &str,
+    now: DateTime<Utc>,
+) -> ComponentStatus {
+    let views: Vec<ProbeView> = config
+        .probes
+        .iter()
+        .filter(|p| p.component == component)
+        .map(|p| {
+            let s = states.iter().find(|s| s.probe == p.name);
+            ProbeView {
+                failing: s.is_some_and(|s| s.health.failing),
+                last_outcome: s.and_then(|s| s.last_outcome),
+            }
+        })
+        .collect();
+    let in_maintenance = config.maintenance.iter().any(|m| {
+        m.components.iter().any(|c| c == component) && m.starts <= now && now < m.ends
+    });
+    evaluate::component_status(&views, in_maintenance)
+}

@@ -1,0 +1,58 @@
+//! What a notification says, independent of how it is delivered.
+//!
+//! A `Message` is stored as JSON in the outbox before any delivery is tried,
+//! so it carries everything a notifier needs and nothing it must look up.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Why this notification is being sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// First page of a level.
+    Trigger,
+    /// The same page again because nobody acknowledged.
+    Reminder,
+    /// Someone acknowledged (sent to receivers that track state, e.g. PagerDuty).
+    Acknowledged,
+    Resolved,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Trigger => "trigger",
+            MessageKind::Reminder => "reminder",
+            MessageKind::Acknowledged => "acknowledged",
+            MessageKind::Resolved => "resolved",
+        }
+    }
+}
+
+/// One notification to one notifier about one incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub kind: MessageKind,
+    pub incident_id: i64,
+    /// Human title, e.g. "Deployments: deploy-login-write-read failing".
+    pub title: String,
+    pub component_id: String,
+    pub component_name: String,
+    /// The probes failing in this incident (first one first).
+    pub probes: Vec<String>,
+    /// The step that failed in the latest failing run, if known.
+    pub failing_step: Option<String>,
+    /// Why it failed, already redacted (e.g. "status 503, expected 201").
+    pub reason: Option<String>,
+    pub opened_at: DateTime<Utc>,
+    pub sent_at: DateTime<Utc>,
+    /// Escalation level (0-based) this page belongs to.
+    pub level: u32,
+    /// Link to the incident on the status page.
+    pub incident_url: String,
+    /// Signed acknowledgement link for this recipient (GET shows a form, POST acks).
+    pub ack_url: Option<String>,
+    /// Who acknowledged, for `Acknowledged` messages.
+    pub acknowledged_by: Option<String>,
+}

@@ -1,0 +1,410 @@
+//! Incidents, the probes in them, and their timelines.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use super::outbox::insert_deliveries;
+use super::{NewDelivery, Result, Store, StoreError, ms, time};
+use crate::escalation::{self, Policy};
+
+#[derive(Debug, Clone)]
+pub struct Incident {
+    pub id: i64,
+    pub component: String,
+    pub title: String,
+    /// Statuspage vocabulary: investigating, identified, monitoring, resolved.
+    pub status: String,
+    /// none, minor, major, critical.
+    pub impact: String,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub acknowledged_at: Option<DateTime<Utc>>,
+    pub acknowledged_by: Option<String>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub policy: Option<Policy>,
+    pub escalation: escalation::State,
+    /// Escalation actions taken so far; part of each delivery id.
+    pub pages: i64,
+    pub version: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// Public status change (investigating, resolved, …).
+    Status,
+    /// A probe started failing or joined (internal: names the step).
+    ProbeFailing,
+    ProbeRecovered,
+    Paged,
+    Acknowledged,
+    DeliveryFailed,
+}
+
+impl UpdateKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpdateKind::Status => "status",
+            UpdateKind::ProbeFailing => "probe_failing",
+            UpdateKind::ProbeRecovered => "probe_recovered",
+            UpdateKind::Paged => "paged",
+            UpdateKind::Acknowledged => "acknowledged",
+            UpdateKind::DeliveryFailed => "delivery_failed",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IncidentUpdate {
+    pub id: i64,
+    pub incident_id: i64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub status: String,
+    pub body: String,
+    pub public: bool,
+}
+
+pub struct NewIncident<'a> {
+    pub component: &'a str,
+    pub title: &'a str,
+    pub impact: &'a str,
+    pub probe: &'a str,
+    /// What the public sees.
+    pub public_body: &'a str,
+    /// What operators see: the failing step and reason.
+    pub internal_body: &'a str,
+    pub policy: Option<&'a Policy>,
+    pub now: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AckOutcome {
+    Acknowledged,
+    AlreadyAcknowledged { by: String, at: DateTime<Utc> },
+    AlreadyResolved,
+    NotFound,
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+
+async fn add_update(
+    tx: &mut Tx<'_>,
+    id: i64,
+    now: DateTime<Utc>,
+    kind: UpdateKind,
+    status: &str,
+    body: &str,
+    public: bool,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO incident_updates (incident_id, at, kind, status, body, public)
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(ms(now))
+    .bind(kind.as_str())
+    .bind(status)
+    .bind(body)
+    .bind(public)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE incidents SET updated_at = ?, version = version + 1 WHERE id = ?")
+        .bind(ms(now))
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn open_incident_for_component(&self, component: &str) -> Result<Option<Incident>> {
+        let row = sqlx::query(
+            "SELECT * FROM incidents WHERE component = ? AND resolved_at IS NULL
+             ORDER BY id LIMIT 1",
+        )
+        .bind(component)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| incident(&r)).transpose()
+    }
+
+    pub async fn create_incident(&self, n: NewIncident<'_>) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let policy = n.policy.map(serde_json::to_string).transpose().unwrap_or(None);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO incidents (component, title, status, impact, opened_at, updated_at,
+                policy, esc_epoch) VALUES (?, ?, 'investigating', ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(n.component)
+        .bind(n.title)
+        .bind(n.impact)
+        .bind(ms(n.now))
+        .bind(ms(n.now))
+        .bind(policy)
+        .bind(ms(n.now))
+        .fetch_one(&mut *tx)
+        .await?;
+        join(&mut tx, id, n.probe, n.now).await?;
+        add_update(&mut tx, id, n.now, UpdateKind::Status, "investigating", n.public_body, true)
+            .await?;
+        let kind = UpdateKind::ProbeFailing;
+        add_update(&mut tx, id, n.now, kind, "investigating", n.internal_body, false).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Adds a failing probe to an open incident (or marks it failing again).
+    pub async fn join_incident(
+        &self,
+        id: i64,
+        probe: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        join(&mut tx, id, probe, now).await?;
+        let status = self.status_in(&mut tx, id).await?;
+        add_update(&mut tx, id, now, UpdateKind::ProbeFailing, &status, body, false).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a probe of the incident recovered; returns how many still fail.
+    pub async fn probe_recovered(
+        &self,
+        id: i64,
+        probe: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE incident_probes SET recovered_at = ? WHERE incident_id = ? AND probe = ?",
+        )
+        .bind(ms(now))
+        .bind(id)
+        .bind(probe)
+        .execute(&mut *tx)
+        .await?;
+        let status = self.status_in(&mut tx, id).await?;
+        add_update(&mut tx, id, now, UpdateKind::ProbeRecovered, &status, body, false).await?;
+        let left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM incident_probes WHERE incident_id = ? AND recovered_at IS NULL",
+        )
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(left)
+    }
+
+    /// Resolves the incident and enqueues the resolved notifications with it.
+    pub async fn resolve_incident(
+        &self,
+        id: i64,
+        body: &str,
+        now: DateTime<Utc>,
+        deliveries: &[NewDelivery],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE incidents SET status = 'resolved', resolved_at = ? WHERE id = ?")
+            .bind(ms(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        add_update(&mut tx, id, now, UpdateKind::Status, "resolved", body, true).await?;
+        insert_deliveries(&mut tx, deliveries, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records an acknowledgement unless one already holds or it is over.
+    pub async fn acknowledge(
+        &self,
+        id: i64,
+        by: &str,
+        now: DateTime<Utc>,
+        deliveries: &[NewDelivery],
+    ) -> Result<AckOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let Some(current) = sqlx::query("SELECT * FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?
+        else {
+            return Ok(AckOutcome::NotFound);
+        };
+        let current = incident(&current)?;
+        if current.resolved_at.is_some() {
+            return Ok(AckOutcome::AlreadyResolved);
+        }
+        if let (Some(at), Some(by)) = (current.acknowledged_at, current.acknowledged_by) {
+            return Ok(AckOutcome::AlreadyAcknowledged { by, at });
+        }
+        sqlx::query("UPDATE incidents SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ?")
+            .bind(ms(now))
+            .bind(by)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let body = format!("Acknowledged by {by}");
+        add_update(&mut tx, id, now, UpdateKind::Acknowledged, &current.status, &body, false)
+            .await?;
+        insert_deliveries(&mut tx, deliveries, now).await?;
+        tx.commit().await?;
+        Ok(AckOutcome::Acknowledged)
+    }
+
+    /// Stores the escalation's new state and its pages, unless the incident
+    /// changed since `version` was read (then nothing is written: the caller
+    /// decides again from fresh state). Returns whether it was applied.
+    pub async fn apply_escalation(
+        &self,
+        inc: &Incident,
+        next: &escalation::State,
+        pages: i64,
+        notes: &[String],
+        deliveries: &[NewDelivery],
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE incidents SET esc_epoch = ?, esc_level = ?, last_page_at = ?,
+                acknowledged_at = ?, acknowledged_by = CASE WHEN ? IS NULL THEN NULL
+                ELSE acknowledged_by END, pages = ?, version = version + 1
+             WHERE id = ? AND version = ? AND resolved_at IS NULL",
+        )
+        .bind(ms(next.epoch))
+        .bind(next.level.map(i64::from))
+        .bind(next.last_page_at.map(ms))
+        .bind(next.acknowledged_at.map(ms))
+        .bind(next.acknowledged_at.map(ms))
+        .bind(pages)
+        .bind(inc.id)
+        .bind(inc.version)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for note in notes {
+            add_update(&mut tx, inc.id, now, UpdateKind::Paged, &inc.status, note, false).await?;
+        }
+        insert_deliveries(&mut tx, deliveries, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn incident(&self, id: i64) -> Result<Option<Incident>> {
+        let row = sqlx::query("SELECT * FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| incident(&r)).transpose()
+    }
+
+    pub async fn open_incidents(&self) -> Result<Vec<Incident>> {
+        let rows = sqlx::query("SELECT * FROM incidents WHERE resolved_at IS NULL ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(incident).collect()
+    }
+
+    pub async fn resolved_incidents(&self, limit: i64) -> Result<Vec<Incident>> {
+        let rows = sqlx::query(
+            "SELECT * FROM incidents WHERE resolved_at IS NOT NULL
+             ORDER BY resolved_at DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(incident).collect()
+    }
+
+    /// The timeline, newest first; internal entries only when asked for.
+    pub async fn incident_updates(&self, id: i64, internal: bool) -> Result<Vec<IncidentUpdate>> {
+        let rows = sqlx::query(
+            "SELECT * FROM incident_updates WHERE incident_id = ? AND (public = 1 OR ?)
+             ORDER BY at DESC, id DESC",
+        )
+        .bind(id)
+        .bind(internal)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| IncidentUpdate {
+                id: r.get("id"),
+                incident_id: r.get("incident_id"),
+                at: time(r.get("at")),
+                kind: r.get("kind"),
+                status: r.get("status"),
+                body: r.get("body"),
+                public: r.get("public"),
+            })
+            .collect())
+    }
+
+    /// Probes of the incident, with whether each still fails.
+    pub async fn incident_probes(&self, id: i64) -> Result<Vec<(String, bool)>> {
+        let rows = sqlx::query(
+            "SELECT probe, recovered_at IS NULL AS failing FROM incident_probes
+             WHERE incident_id = ? ORDER BY joined_at, probe",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get("probe"), r.get("failing"))).collect())
+    }
+
+    async fn status_in(&self, tx: &mut Tx<'_>, id: i64) -> Result<String> {
+        Ok(sqlx::query_scalar("SELECT status FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await?)
+    }
+}
+
+async fn join(tx: &mut Tx<'_>, id: i64, probe: &str, now: DateTime<Utc>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO incident_probes (incident_id, probe, joined_at) VALUES (?, ?, ?)
+         ON CONFLICT (incident_id, probe) DO UPDATE SET recovered_at = NULL",
+    )
+    .bind(id)
+    .bind(probe)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn incident(r: &SqliteRow) -> Result<Incident> {
+    let policy = r
+        .get::<Option<String>, _>("policy")
+        .map(|p| serde_json::from_str(&p))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("incident policy: {e}")))?;
+    let acknowledged_at = r.get::<Option<i64>, _>("acknowledged_at").map(time);
+    Ok(Incident {
+        id: r.get("id"),
+        component: r.get("component"),
+        title: r.get("title"),
+        status: r.get("status"),
+        impact: r.get("impact"),
+        opened_at: time(r.get("opened_at")),
+        updated_at: time(r.get("updated_at")),
+        acknowledged_at,
+        acknowledged_by: r.get("acknowledged_by"),
+        resolved_at: r.get::<Option<i64>, _>("resolved_at").map(time),
+        policy,
+        escalation: escalation::State {
+            epoch: time(r.get("esc_epoch")),
+            level: r.get::<Option<i64>, _>("esc_level").map(|l| l as u32),
+            last_page_at: r.get::<Option<i64>, _>("last_page_at").map(time),
+            acknowledged_at,
+        },
+        pages: r.get("pages"),
+        version: r.get("version"),
+    })
+}

@@ -1,0 +1,197 @@
+//! The outbox: notifications persisted before delivery, claimed by the worker.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Result, Store, ms, time};
+
+/// A notification to enqueue. `delivery_id` is deterministic per logical
+/// page, so enqueueing the same page twice is a no-op.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub delivery_id: String,
+    pub incident_id: Option<i64>,
+    pub notifier: String,
+    pub kind: String,
+    /// The `notify::Message` as JSON.
+    pub payload: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub delivery_id: String,
+    pub incident_id: Option<i64>,
+    pub notifier: String,
+    pub kind: String,
+    pub payload: String,
+    pub attempts: i64,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    pub pending: i64,
+    pub delivered: i64,
+    pub failed: i64,
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+pub(super) async fn insert_deliveries(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    deliveries: &[NewDelivery],
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for d in deliveries {
+        sqlx::query(
+            "INSERT OR IGNORE INTO outbox (delivery_id, incident_id, notifier, kind, payload,
+                created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&d.delivery_id)
+        .bind(d.incident_id)
+        .bind(&d.notifier)
+        .bind(&d.kind)
+        .bind(&d.payload)
+        .bind(ms(now))
+        .bind(ms(now))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    pub async fn enqueue(&self, deliveries: &[NewDelivery], now: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        insert_deliveries(&mut tx, deliveries, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Claims the next due delivery for `lease`. A row waits while an older
+    /// row for the same incident and notifier is still pending, so each
+    /// receiver hears about an incident in order.
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<Option<OutboxRow>> {
+        let row = sqlx::query(
+            "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1
+             WHERE id = (
+                SELECT o.id FROM outbox o
+                WHERE o.status = 'pending' AND o.next_attempt_at <= ? AND o.claimed_until <= ?
+                  AND NOT EXISTS (
+                    SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.id < o.id
+                      AND e.notifier = o.notifier AND e.incident_id IS o.incident_id)
+                ORDER BY o.next_attempt_at, o.id LIMIT 1)
+             RETURNING *",
+        )
+        .bind(ms(now + lease))
+        .bind(ms(now))
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(outbox_row))
+    }
+
+    pub async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'delivered', delivered_at = ?, claimed_until = 0,
+                last_error = NULL WHERE id = ?",
+        )
+        .bind(ms(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = ?, claimed_until = 0, last_error = ? WHERE id = ?",
+        )
+        .bind(ms(next_at))
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn mark_failed(&self, id: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'failed', claimed_until = 0, last_error = ? WHERE id = ?",
+        )
+        .bind(error)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Earliest time a pending row becomes due, so the worker can sleep until then.
+    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(MAX(next_attempt_at, claimed_until)) FROM outbox WHERE status = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(at.map(time))
+    }
+
+    pub async fn outbox_stats(&self) -> Result<OutboxStats> {
+        let r = sqlx::query(
+            "SELECT
+                COALESCE(SUM(status = 'pending'), 0) AS pending,
+                COALESCE(SUM(status = 'delivered'), 0) AS delivered,
+                COALESCE(SUM(status = 'failed'), 0) AS failed,
+                MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest
+             FROM outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(OutboxStats {
+            pending: r.get("pending"),
+            delivered: r.get("delivered"),
+            failed: r.get("failed"),
+            oldest_pending: r.get::<Option<i64>, _>("oldest").map(time),
+        })
+    }
+
+    /// Notifiers that were paged (trigger or reminder) for an incident.
+    pub async fn paged_notifiers(&self, incident_id: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT notifier FROM outbox WHERE incident_id = ?
+             AND kind IN ('trigger', 'reminder') ORDER BY notifier",
+        )
+        .bind(incident_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn outbox_rows(&self, incident_id: i64) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query("SELECT * FROM outbox WHERE incident_id = ? ORDER BY id")
+            .bind(incident_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(outbox_row).collect())
+    }
+}
+
+fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> OutboxRow {
+    OutboxRow {
+        id: r.get("id"),
+        delivery_id: r.get("delivery_id"),
+        incident_id: r.get("incident_id"),
+        notifier: r.get("notifier"),
+        kind: r.get("kind"),
+        payload: r.get("payload"),
+        attempts: r.get("attempts"),
+        status: r.get("status"),
+        last_error: r.get("last_error"),
+        created_at: time(r.get("created_at")),
+    }
+}

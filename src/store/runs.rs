@@ -1,0 +1,177 @@
+//! Runs, steps and each probe's alerting state.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Result, Store, ms, time};
+use crate::evaluate::ProbeHealth;
+use crate::journey::{Outcome, RunResult};
+
+/// A stored run, as the pages and the CLI list it.
+#[derive(Debug, Clone)]
+pub struct RunRow {
+    pub id: i64,
+    pub run_uid: String,
+    pub probe: String,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    pub outcome: Option<Outcome>,
+    pub leaked: bool,
+    pub failed_step: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// A probe's stored state with what its last run said.
+#[derive(Debug, Clone)]
+pub struct ProbeRow {
+    pub probe: String,
+    pub component: String,
+    pub health: ProbeHealth,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_outcome: Option<Outcome>,
+    pub last_reason: Option<String>,
+    pub last_failed_step: Option<String>,
+}
+
+impl Store {
+    /// Stores a finished run and all its steps in one transaction.
+    pub async fn record_run(&self, run: &RunResult) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let failed = run.failed_step();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO runs (run_uid, probe, component, started_at, finished_at,
+                duration_ms, outcome, leaked, failed_step, reason)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&run.run_uid)
+        .bind(&run.probe)
+        .bind(&run.component)
+        .bind(ms(run.started_at))
+        .bind(ms(run.finished_at))
+        .bind(run.duration().as_millis() as i64)
+        .bind(run.outcome.as_str())
+        .bind(run.leaked)
+        .bind(failed.map(|s| s.id.as_str()))
+        .bind(run.reason())
+        .fetch_one(&mut *tx)
+        .await?;
+        for (seq, s) in run.steps.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO steps (run_id, seq, step_id, phase, method, url, status, outcome,
+                    started_at, duration_ms, attempts, error, failures, captures)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(seq as i64)
+            .bind(&s.id)
+            .bind(s.phase.as_str())
+            .bind(&s.method)
+            .bind(&s.url)
+            .bind(s.status.map(i64::from))
+            .bind(s.outcome.as_str())
+            .bind(ms(s.started_at))
+            .bind(s.duration.as_millis() as i64)
+            .bind(i64::from(s.attempts))
+            .bind(&s.error)
+            .bind(serde_json::to_string(&s.failures).unwrap_or_default())
+            .bind(serde_json::to_string(&s.captures).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn recent_runs(&self, probe: &str, limit: i64) -> Result<Vec<RunRow>> {
+        let rows = sqlx::query(
+            "SELECT id, run_uid, probe, started_at, duration_ms, outcome, leaked, failed_step, reason
+             FROM runs WHERE probe = ? ORDER BY started_at DESC, id DESC LIMIT ?",
+        )
+        .bind(probe)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| RunRow {
+                id: r.get("id"),
+                run_uid: r.get("run_uid"),
+                probe: r.get("probe"),
+                started_at: time(r.get("started_at")),
+                duration_ms: r.get::<Option<i64>, _>("duration_ms").unwrap_or(0),
+                outcome: r
+                    .get::<Option<String>, _>("outcome")
+                    .and_then(|o| Outcome::parse(&o)),
+                leaked: r.get("leaked"),
+                failed_step: r.get("failed_step"),
+                reason: r.get("reason"),
+            })
+            .collect())
+    }
+
+    pub async fn count_runs(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM runs")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    pub async fn probe_state(&self, probe: &str) -> Result<Option<ProbeRow>> {
+        let row = sqlx::query("SELECT * FROM probe_states WHERE probe = ?")
+            .bind(probe)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| probe_row(&r)))
+    }
+
+    pub async fn probe_states(&self) -> Result<Vec<ProbeRow>> {
+        let rows = sqlx::query("SELECT * FROM probe_states ORDER BY probe")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(probe_row).collect())
+    }
+
+    pub async fn save_probe_state(&self, p: &ProbeRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO probe_states (probe, component, failing, consecutive_failures,
+                consecutive_passes, since, last_run_at, last_outcome, last_reason, last_failed_step)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (probe) DO UPDATE SET component = excluded.component,
+                failing = excluded.failing, consecutive_failures = excluded.consecutive_failures,
+                consecutive_passes = excluded.consecutive_passes, since = excluded.since,
+                last_run_at = excluded.last_run_at, last_outcome = excluded.last_outcome,
+                last_reason = excluded.last_reason, last_failed_step = excluded.last_failed_step",
+        )
+        .bind(&p.probe)
+        .bind(&p.component)
+        .bind(p.health.failing)
+        .bind(i64::from(p.health.consecutive_failures))
+        .bind(i64::from(p.health.consecutive_passes))
+        .bind(ms(p.health.since))
+        .bind(p.last_run_at.map(ms))
+        .bind(p.last_outcome.map(|o| o.as_str()))
+        .bind(&p.last_reason)
+        .bind(&p.last_failed_step)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeRow {
+    ProbeRow {
+        probe: r.get("probe"),
+        component: r.get("component"),
+        health: ProbeHealth {
+            failing: r.get("failing"),
+            consecutive_failures: r.get::<i64, _>("consecutive_failures") as u32,
+            consecutive_passes: r.get::<i64, _>("consecutive_passes") as u32,
+            since: time(r.get("since")),
+        },
+        last_run_at: r.get::<Option<i64>, _>("last_run_at").map(time),
+        last_outcome: r
+            .get::<Option<String>, _>("last_outcome")
+            .and_then(|o| Outcome::parse(&o)),
+        last_reason: r.get("last_reason"),
+        last_failed_step: r.get("last_failed_step"),
+    }
+}

@@ -1,0 +1,154 @@
+//! Acknowledgement: signed links (GET renders a confirmation, only POST acts)
+//! and the bearer-token admin API.
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{Form, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::view;
+use super::{AppState, WebError, html};
+use crate::ack::{AckClaim, TokenError};
+use crate::store::{AckOutcome, Incident};
+
+#[derive(Template)]
+#[template(path = "ack.html")]
+struct AckPage<'a> {
+    title: &'a str,
+    incident: Option<&'a Incident>,
+    /// Set once acknowledged: who and when (already formatted).
+    acknowledged: Option<(String, String)>,
+    /// The problem with the link, if any.
+    error: Option<String>,
+    resolved: bool,
+}
+
+fn page(app: &AppState, inc: Option<&Incident>, error: Option<String>) -> Result<Response, WebError> {
+    let tz = &app.config.page.time_zone;
+    let acknowledged = inc.and_then(|i| {
+        let at = i.acknowledged_at?;
+        Some((i.acknowledged_by.clone()?, view::local(&at, tz)))
+    });
+    let body = AckPage {
+        title: &app.config.page.title,
+        incident: inc,
+        acknowledged,
+        error,
+        resolved: inc.is_some_and(|i| i.resolved_at.is_some()),
+    }
+    .render()?;
+    Ok(html(body))
+}
+
+async fn claim(app: &AppState, token: &str) -> Result<(AckClaim, Incident), (WebError, String)> {
+    let claim = app.pager.keys().verify(token, Utc::now()).map_err(|e| {
+        tracing::warn!(error = %e, "rejected acknowledgement link");
+        let status = match e {
+            TokenError::Expired(_) => WebError::BadRequest(e.to_string()),
+            _ => WebError::BadRequest(e.to_string()),
+        };
+        (status, e.to_string())
+    })?;
+    match app.store.incident(claim.incident_id).await {
+        Ok(Some(inc)) => Ok((claim, inc)),
+        Ok(None) => Err((WebError::NotFound, "This incident does not exist.".into())),
+        Err(e) => Err((e.into(), "Something went wrong.".into())),
+    }
+}
+
+/// GET (and HEAD) never change anything: mail scanners open every link.
+pub async fn confirm(State(app): State<AppState>, Path(token): Path<String>) -> Response {
+    match claim(&app, &token).await {
+        Ok((_, inc)) => page(&app, Some(&inc), None).into_response(),
+        Err((status, msg)) => error_page(&app, status, msg),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AckForm {
+    #[serde(default)]
+    by: String,
+}
+
+pub async fn acknowledge_link(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    Form(form): Form<AckForm>,
+) -> Response {
+    let (claim, _) = match claim(&app, &token).await {
+        Ok(c) => c,
+        Err((status, msg)) => return error_page(&app, status, msg),
+    };
+    let name = form.by.trim();
+    let actor = if name.is_empty() {
+        format!("{} (ack link)", claim.recipient)
+    } else {
+        format!("{} (ack link sent to {})", crate::fmt::truncate(name, 80), claim.recipient)
+    };
+    let result = app.pager.acknowledge(claim.incident_id, &actor, Utc::now()).await;
+    let inc = match (result, app.store.incident(claim.incident_id).await) {
+        (Ok(_), Ok(Some(inc))) => inc,
+        (Err(e), _) | (_, Err(e)) => return WebError::from(e).into_response(),
+        (_, Ok(None)) => return WebError::NotFound.into_response(),
+    };
+    page(&app, Some(&inc), None).into_response()
+}
+
+fn error_page(app: &AppState, status: WebError, msg: String) -> Response {
+    let code = status.into_response().status();
+    match page(app, None, Some(msg)) {
+        Ok(mut resp) => {
+            *resp.status_mut() = code;
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+pub struct ApiAck {
+    by: Option<String>,
+}
+
+/// `POST /api/incidents/{id}/ack` with `Authorization: Bearer <admin.token>`.
+pub async fn acknowledge_api(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    body: Option<Json<ApiAck>>,
+) -> Result<Response, WebError> {
+    authorize(&app, &headers)?;
+    let by = body
+        .and_then(|Json(b)| b.by)
+        .unwrap_or_else(|| "admin API".to_string());
+    let outcome = app.pager.acknowledge(id, &by, Utc::now()).await?;
+    let at = |t: DateTime<Utc>| t.to_rfc3339();
+    let body = match outcome {
+        AckOutcome::NotFound => return Err(WebError::NotFound),
+        AckOutcome::Acknowledged => json!({ "acknowledged": true, "by": by }),
+        AckOutcome::AlreadyAcknowledged { by, at: t } => {
+            json!({ "acknowledged": true, "by": by, "at": at(t), "already": true })
+        }
+        AckOutcome::AlreadyResolved => json!({ "acknowledged": false, "resolved": true }),
+    };
+    Ok(Json(body).into_response())
+}
+
+/// Checks the bearer token against `admin.token`, in constant time.
+pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
+    let Some(expected) = &app.config.admin.token else {
+        return Err(WebError::Unauthorized);
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(WebError::Unauthorized)?;
+    let (a, b) = (given.as_bytes(), expected.expose().as_bytes());
+    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+    if same { Ok(()) } else { Err(WebError::Unauthorized) }
+}
