@@ -1,14 +1,143 @@
-//! TEMPORARY STUB.
+//! Notifiers: deliver one stored `Message` to one receiver in that
+//! receiver's own wire format. One file per receiver; the outbox worker
+//! decides retries from the `DeliveryError` returned here.
+
+mod email;
 mod message;
+mod pagerduty;
+pub mod signing;
+mod slack;
+mod webhook;
+
+use std::time::Duration;
+
 pub use message::{Message, MessageKind};
+
 use crate::config::model::{Notifier, Smtp};
+
+/// Why a delivery attempt failed, as data for the outbox worker.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
-    #[error("{reason}")] Transient { reason: String, retry_after: Option<std::time::Duration> },
-    #[error("{reason}")] Permanent { reason: String },
+    /// Worth retrying later (network error, timeout, 5xx, 408, 429).
+    #[error("{reason}")]
+    Transient {
+        reason: String,
+        /// From the receiver's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help (4xx, 410 Gone, missing configuration).
+    #[error("{reason}")]
+    Permanent { reason: String },
 }
-pub struct Notifiers;
+
+impl DeliveryError {
+    fn transient(reason: impl Into<String>) -> Self {
+        DeliveryError::Transient {
+            reason: reason.into(),
+            retry_after: None,
+        }
+    }
+
+    fn permanent(reason: impl Into<String>) -> Self {
+        DeliveryError::Permanent {
+            reason: reason.into(),
+        }
+    }
+}
+
+pub struct Notifiers {
+    http: reqwest::Client,
+    smtp: Option<Smtp>,
+}
+
 impl Notifiers {
-    pub fn new(_smtp: Option<Smtp>) -> Self { Self }
-    pub async fn deliver(&self, _n: &str, _x: &Notifier, _m: &Message, _id: &str) -> Result<(), DeliveryError> { Ok(()) }
+    pub fn new(smtp: Option<Smtp>) -> Self {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
+            // Standard Webhooks: senders do not follow redirects.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { http, smtp }
+    }
+
+    /// One attempt; `delivery_id` is stable across retries of the same page.
+    pub async fn deliver(
+        &self,
+        name: &str,
+        notifier: &Notifier,
+        msg: &Message,
+        delivery_id: &str,
+    ) -> Result<(), DeliveryError> {
+        match notifier {
+            Notifier::Webhook {
+                url,
+                secret,
+                headers,
+            } => {
+                let secret = secret.as_ref().map(|s| s.expose());
+                webhook::send(&self.http, url, secret, headers, msg, delivery_id).await
+            }
+            Notifier::PagerDuty { routing_key, url } => {
+                pagerduty::send(&self.http, url, routing_key.expose(), msg).await
+            }
+            Notifier::Slack { url } => slack::send(&self.http, url.expose(), msg).await,
+            Notifier::Email { to } => {
+                let Some(smtp) = &self.smtp else {
+                    return Err(DeliveryError::permanent(format!(
+                        "notifier `{name}` sends email but no `smtp:` is configured"
+                    )));
+                };
+                email::send(smtp, to, msg, delivery_id).await
+            }
+        }
+    }
+}
+
+/// Classifies an HTTP answer the way webhook senders agree on: only 2xx is
+/// success; 408, 429 and 5xx are worth retrying; other 4xx are not.
+async fn classify(result: reqwest::Result<reqwest::Response>) -> Result<(), DeliveryError> {
+    let resp = match result {
+        Ok(r) => r,
+        Err(e) => return Err(DeliveryError::transient(describe(&e))),
+    };
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = retry_after(resp.headers());
+    let body: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
+    let reason = format!("receiver answered {status}: {}", body.trim());
+    match status.as_u16() {
+        408 | 429 | 500..=599 => Err(DeliveryError::Transient {
+            reason,
+            retry_after,
+        }),
+        _ => Err(DeliveryError::permanent(reason)),
+    }
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text = format!("{text}: {s}");
+        source = s.source();
+    }
+    // Receiver URLs can carry credentials (Slack, query tokens): never show them.
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), "<receiver>"),
+        None => text,
+    }
 }

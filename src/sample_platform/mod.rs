@@ -1,0 +1,190 @@
+//! The built-in sample platform: a small hosting API (deploy an app, log in,
+//! write a record, read it back, delete the app) with fault injection, so
+//! `lookout demo` shows the whole loop and tests have a real target.
+//!
+//! It is not part of the product: nothing outside `cli::demo` and the tests
+//! uses it.
+//!
+//! | endpoint | route |
+//! |---|---|
+//! | `deploy` | `POST /apps {"name"}` → 201 `{id, name, state: "deploying"}` |
+//! | `status` | `GET /apps/{id}` → `{id, name, state}`, `running` after the deploy delay |
+//! | `list`   | `GET /apps` |
+//! | `delete` | `DELETE /apps/{id}` → 204 |
+//! | `login`  | `POST /login` (form `user`, `password`) → `{token}` |
+//! | `write`  | `PUT /apps/{id}/records/{key}` (bearer) `{"value"}` → 201/200 |
+//! | `read`   | `GET /apps/{id}/records/{key}` (bearer) |
+//!
+//! Faults: `POST /_faults {"endpoint":"login","mode":"error","status":500}`,
+//! `DELETE /_faults`, `GET /_faults`, or `--fault login=error` on `lookout demo`.
+
+mod fault;
+mod routes;
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use fault::{Endpoint, FaultError, FaultMode, FaultSpec};
+pub use routes::router;
+
+pub struct PlatformOptions {
+    pub user: String,
+    pub password: String,
+    /// How long a new app stays `deploying`.
+    pub deploy_delay: Duration,
+    /// How long a written record stays invisible (eventual consistency).
+    pub read_delay: Duration,
+    pub faults: Vec<FaultSpec>,
+}
+
+impl Default for PlatformOptions {
+    fn default() -> Self {
+        Self {
+            user: "prober".into(),
+            password: "demo-password".into(),
+            deploy_delay: Duration::from_secs(1),
+            read_delay: Duration::ZERO,
+            faults: vec![],
+        }
+    }
+}
+
+struct App {
+    name: String,
+    created: Instant,
+    records: HashMap<String, (serde_json::Value, Instant)>,
+}
+
+struct Inner {
+    user: String,
+    password: String,
+    deploy_delay: Duration,
+    read_delay: Duration,
+    apps: Mutex<HashMap<String, App>>,
+    tokens: Mutex<HashSet<String>>,
+    faults: Mutex<HashMap<Endpoint, FaultMode>>,
+}
+
+/// The platform's state; cheap to clone.
+#[derive(Clone)]
+pub struct PlatformState {
+    inner: Arc<Inner>,
+}
+
+/// A poisoned lock only means another request panicked; the data is still
+/// the platform's best knowledge, so keep serving.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl PlatformState {
+    pub fn new(opts: PlatformOptions) -> Self {
+        let state = Self {
+            inner: Arc::new(Inner {
+                user: opts.user,
+                password: opts.password,
+                deploy_delay: opts.deploy_delay,
+                read_delay: opts.read_delay,
+                apps: Mutex::default(),
+                tokens: Mutex::default(),
+                faults: Mutex::default(),
+            }),
+        };
+        for f in opts.faults {
+            state.inject(f);
+        }
+        state
+    }
+
+    pub fn inject(&self, f: FaultSpec) {
+        let mut faults = lock(&self.inner.faults);
+        match f.mode {
+            FaultMode::Heal if f.endpoint == Endpoint::All => faults.clear(),
+            FaultMode::Heal => {
+                faults.remove(&f.endpoint);
+            }
+            mode => {
+                faults.insert(f.endpoint, mode);
+            }
+        }
+    }
+
+    pub fn heal(&self, e: Endpoint) {
+        self.inject(FaultSpec {
+            endpoint: e,
+            mode: FaultMode::Heal,
+        });
+    }
+
+    pub fn heal_all(&self) {
+        lock(&self.inner.faults).clear();
+    }
+
+    pub fn faults(&self) -> Vec<FaultSpec> {
+        let mut list: Vec<FaultSpec> = lock(&self.inner.faults)
+            .iter()
+            .map(|(e, m)| FaultSpec {
+                endpoint: *e,
+                mode: *m,
+            })
+            .collect();
+        list.sort_by_key(|f| f.endpoint.as_str());
+        list
+    }
+
+    /// The fault for `e`: its own, else the `*` one.
+    fn fault_for(&self, e: Endpoint) -> Option<FaultMode> {
+        let faults = lock(&self.inner.faults);
+        faults
+            .get(&e)
+            .or_else(|| faults.get(&Endpoint::All))
+            .copied()
+    }
+
+    pub fn app_count(&self) -> usize {
+        lock(&self.inner.apps).len()
+    }
+}
+
+/// The platform serving in the background; stops when dropped.
+pub struct RunningPlatform {
+    /// `http://127.0.0.1:PORT`, no trailing slash.
+    pub url: String,
+    pub state: PlatformState,
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningPlatform {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for RunningPlatform {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+pub async fn start(
+    listener: tokio::net::TcpListener,
+    opts: PlatformOptions,
+) -> std::io::Result<RunningPlatform> {
+    let addr = listener.local_addr()?;
+    let state = PlatformState::new(opts);
+    let app = router(state.clone());
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "sample platform stopped");
+        }
+    });
+    Ok(RunningPlatform {
+        url: format!("http://{addr}"),
+        state,
+        addr,
+        task,
+    })
+}
