@@ -1,12 +1,41 @@
-//! TEMPORARY STUB until the real loader lands.
+//! Configuration: probes.yaml → a validated, typed `Config`.
+//!
+//! Loading checks everything once (keys, types, references between
+//! sections, every template name) and reports every problem at once with
+//! its file:line:column; the rest of Lookout trusts the result.
+
+mod decode;
+pub mod diagnostic;
 pub mod model;
 pub mod template;
-pub use model::*;
+
 use std::path::Path;
-#[derive(Debug)]
-pub struct Diagnostics;
-impl Diagnostics {
-    pub fn render(&self) -> String { String::new() }
-    pub fn to_json(&self) -> serde_json::Value { serde_json::Value::Null }
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use model::*;
+
+/// Loads `path`. Secrets' `env:` values come through `env`, so tests and the
+/// demo can supply their own; `file:` paths are relative to the file.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Diagnostics> {
+    let name = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| {
+        let d = Diagnostic {
+            message: format!("cannot read {name}: {e}"),
+            pos: Pos::default(),
+            width: 1,
+            label: None,
+        };
+        Diagnostics::new(&name, "", vec![d])
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    parse(&source, &name, base, env)
 }
-pub fn load(_path: &Path, _env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Diagnostics> { Err(Diagnostics) }
+
+pub fn parse(
+    source: &str,
+    file_name: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Diagnostics> {
+    decode::decode(source, base_dir, env).map_err(|items| Diagnostics::new(file_name, source, items))
+}

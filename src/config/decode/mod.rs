@@ -1,0 +1,473 @@
+//! Decoding: the YAML tree (with positions) → a validated `Config`, every
+//! problem collected in one pass as a `Diagnostic`.
+
+mod names;
+mod paging;
+mod probe;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode};
+use marked_yaml::{LoaderOptions, Node};
+
+use super::diagnostic::{Diagnostic, suggest};
+use super::model::*;
+use super::template::{Template, TemplateValue};
+pub use names::Names;
+
+/// The decoding context: where errors go and what is already known.
+pub struct Ctx<'a> {
+    diags: Vec<Diagnostic>,
+    base_dir: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+    pub secrets: BTreeMap<String, Secret>,
+    /// Declared secret names, even those whose value could not be read, so
+    /// one missing variable is reported once, not at every use.
+    pub declared: std::collections::BTreeSet<String>,
+    pub vars: BTreeMap<String, serde_json::Value>,
+}
+
+/// A node's start position.
+pub fn pos(node: &Node) -> Pos {
+    span_pos(node.span())
+}
+
+fn span_pos(span: &marked_yaml::Span) -> Pos {
+    span.start().map_or(Pos::default(), |m| Pos {
+        line: m.line(),
+        column: m.column(),
+    })
+}
+
+pub fn key_pos(key: &MarkedScalarNode) -> Pos {
+    span_pos(key.span())
+}
+
+/// How many columns a scalar occupies on its line (quotes included).
+fn width(node: &Node) -> usize {
+    match node {
+        Node::Scalar(s) => s.as_str().chars().count() + if s.may_coerce() { 0 } else { 2 },
+        _ => 1,
+    }
+}
+
+pub fn decode(
+    source: &str,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<Diagnostic>> {
+    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    let root = match marked_yaml::parse_yaml_with_options(0, source, options) {
+        Ok(root) => root,
+        Err(e) => return Err(vec![load_error(e)]),
+    };
+    let mut ctx = Ctx {
+        diags: Vec::new(),
+        base_dir,
+        env,
+        secrets: BTreeMap::new(),
+        declared: Default::default(),
+        vars: BTreeMap::new(),
+    };
+    let config = ctx.top(&root);
+    match config {
+        Some(c) if ctx.diags.is_empty() => Ok(c),
+        _ => Err(ctx.diags),
+    }
+}
+
+fn load_error(e: marked_yaml::LoadError) -> Diagnostic {
+    use marked_yaml::LoadError as E;
+    let at = |m: &marked_yaml::Marker| Pos {
+        line: m.line(),
+        column: m.column(),
+    };
+    let (p, message, width, label) = match &e {
+        E::DuplicateKey(inner) => {
+            let first = key_pos(&inner.prev_key);
+            (
+                key_pos(&inner.key),
+                format!("duplicate key `{}`", inner.key.as_str()),
+                inner.key.as_str().chars().count(),
+                Some(format!("first defined on line {}", first.line)),
+            )
+        }
+        E::ScanError(m, se) => {
+            #[allow(deprecated)]
+            let text = std::error::Error::description(se).to_string();
+            (at(m), format!("invalid YAML: {text}"), 1, None)
+        }
+        E::TopLevelMustBeMapping(m) => (
+            at(m),
+            "the file must be a mapping of sections".into(),
+            1,
+            Some("expected `version: 1` and sections like `probes:`".into()),
+        ),
+        E::UnexpectedAnchor(m) => (at(m), "YAML anchors are not supported".into(), 1, None),
+        E::UnexpectedTag(m) => (at(m), "YAML tags are not supported".into(), 1, None),
+        E::MappingKeyMustBeScalar(m) => (at(m), "mapping keys must be plain text".into(), 1, None),
+        E::TopLevelMustBeSequence(m) => (at(m), e.to_string(), 1, None),
+    };
+    Diagnostic {
+        message,
+        pos: p,
+        width,
+        label,
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "version", "page", "components", "secrets", "vars", "admin", "defaults", "probes",
+    "notifiers", "smtp", "escalation", "maintenance",
+];
+
+impl Ctx<'_> {
+    pub fn error(&mut self, at: Pos, width: usize, message: String, label: Option<String>) {
+        self.diags.push(Diagnostic {
+            message,
+            pos: at,
+            width,
+            label,
+        });
+    }
+
+    /// An error underlining a whole node.
+    pub fn error_at(&mut self, node: &Node, message: String, label: Option<String>) {
+        self.error(pos(node), width(node), message, label);
+    }
+
+    pub fn mapping<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n MarkedMappingNode> {
+        let m = node.as_mapping();
+        if m.is_none() {
+            self.error_at(
+                node,
+                format!("{what} must be a mapping"),
+                Some("expected `key: value` entries".into()),
+            );
+        }
+        m
+    }
+
+    pub fn sequence<'n>(&mut self, node: &'n Node, what: &str) -> Option<&'n [Node]> {
+        let s = node.as_sequence().map(|s| s.as_slice());
+        if s.is_none() {
+            self.error_at(
+                node,
+                format!("{what} must be a list"),
+                Some("expected `- item` entries".into()),
+            );
+        }
+        s
+    }
+
+    /// Reports every key of `map` not in `allowed`, with a suggestion.
+    pub fn check_keys(&mut self, map: &MarkedMappingNode, allowed: &[&str], context: &str) {
+        for key in map.keys() {
+            if allowed.contains(&key.as_str()) {
+                continue;
+            }
+            let label = match suggest(key.as_str(), allowed.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!("expected one of: {}", allowed.join(", ")),
+            };
+            let at = if context.is_empty() { String::new() } else { format!(" in {context}") };
+            self.error(
+                key_pos(key),
+                key.as_str().chars().count(),
+                format!("unknown key `{}`{at}", key.as_str()),
+                Some(label),
+            );
+        }
+    }
+
+    pub fn required<'n>(
+        &mut self,
+        map: &'n MarkedMappingNode,
+        key: &str,
+        context: &str,
+    ) -> Option<&'n Node> {
+        let node = map.get_node(key);
+        if node.is_none() {
+            let at = map.keys().next().map_or(span_pos(map.span()), key_pos);
+            self.error(at, 1, format!("missing `{key}` in {context}"), None);
+        }
+        node
+    }
+
+    pub fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match node {
+            Node::Scalar(s) => Some(s.as_str().to_string()),
+            _ => {
+                self.error_at(node, format!("{what} must be text"), Some("expected text".into()));
+                None
+            }
+        }
+    }
+
+    pub fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        let parsed = match node {
+            Node::Scalar(s) if s.as_str().chars().any(|c| c.is_ascii_alphabetic()) => {
+                humantime::parse_duration(s.as_str()).ok()
+            }
+            _ => None,
+        };
+        if parsed.is_none() {
+            self.error_at(
+                node,
+                format!("{what} must be a duration"),
+                Some("expected a duration like `2s`, `500ms` or `10m`".into()),
+            );
+        }
+        parsed
+    }
+
+    pub fn number(&mut self, node: &Node, what: &str) -> Option<u64> {
+        let n = node.as_scalar().and_then(MarkedScalarNode::as_u64);
+        if n.is_none() {
+            self.error_at(node, format!("{what} must be a whole number"), Some("expected a number like `3`".into()));
+        }
+        n
+    }
+
+    pub fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
+        let b = node.as_scalar().and_then(MarkedScalarNode::as_bool);
+        if b.is_none() {
+            self.error_at(node, format!("{what} must be `true` or `false`"), Some("expected `true` or `false`".into()));
+        }
+        b
+    }
+
+    /// A list of strings, or one string.
+    pub fn strings(&mut self, node: &Node, what: &str) -> Option<Vec<String>> {
+        match node {
+            Node::Sequence(items) => items.iter().map(|i| self.string(i, what)).collect(),
+            Node::Scalar(s) => Some(vec![s.as_str().to_string()]),
+            Node::Mapping(_) => {
+                self.error_at(node, format!("{what} must be a list"), Some("expected a list like `[a, b]`".into()));
+                None
+            }
+        }
+    }
+
+    /// Parses a templated string and checks every name against `names`.
+    pub fn template(&mut self, node: &Node, names: &Names<'_>) -> Option<Template> {
+        let Node::Scalar(s) = node else {
+            self.error_at(node, "expected text".into(), Some("expected text or a `{{ template }}`".into()));
+            return None;
+        };
+        let start = pos(node);
+        // Inside quotes the text starts one column after the quote.
+        let shift = usize::from(!s.may_coerce());
+        let col = |offset: usize| Pos {
+            line: start.line,
+            column: start.column + shift + s.as_str()[..offset].chars().count(),
+        };
+        match Template::parse(s.as_str(), start) {
+            Ok(t) => {
+                for (name, offset) in t.names() {
+                    names.check(self, name, col(offset));
+                }
+                Some(t)
+            }
+            Err((offset, message)) => {
+                self.error(col(offset), 2, format!("invalid template: {message}"), None);
+                None
+            }
+        }
+    }
+
+    pub fn template_value(&mut self, node: &Node, names: &Names<'_>) -> Option<TemplateValue> {
+        Some(match node {
+            Node::Scalar(s) if s.may_coerce() => {
+                if let Some(n) = s.as_i64().map(serde_json::Number::from).or_else(|| {
+                    s.as_f64().and_then(serde_json::Number::from_f64)
+                }) {
+                    TemplateValue::Number(n)
+                } else if let Some(b) = s.as_bool() {
+                    TemplateValue::Bool(b)
+                } else if matches!(s.as_str(), "null" | "~" | "") {
+                    TemplateValue::Null
+                } else {
+                    TemplateValue::String(self.template(node, names)?)
+                }
+            }
+            Node::Scalar(_) => TemplateValue::String(self.template(node, names)?),
+            Node::Sequence(items) => TemplateValue::Array(
+                items.iter().map(|i| self.template_value(i, names)).collect::<Option<_>>()?,
+            ),
+            Node::Mapping(m) => TemplateValue::Object(
+                m.iter()
+                    .map(|(k, v)| Some((k.as_str().to_string(), self.template_value(v, names)?)))
+                    .collect::<Option<_>>()?,
+            ),
+        })
+    }
+
+    fn top(&mut self, root: &Node) -> Option<Config> {
+        let map = self.mapping(root, "the file")?;
+        self.check_keys(map, TOP_KEYS, "");
+        self.version(map);
+        if let Some(n) = map.get_node("secrets") {
+            self.secrets_section(n);
+        }
+        if let Some(n) = map.get_node("vars") {
+            self.vars_section(n);
+        }
+        let page = self.page(map.get_node("page"));
+        let components = map
+            .get_node("components")
+            .map(|n| self.components(n))
+            .unwrap_or_default();
+        let notifiers = map
+            .get_node("notifiers")
+            .map(|n| self.notifiers(n))
+            .unwrap_or_default();
+        let escalation = map
+            .get_node("escalation")
+            .map(|n| self.escalations(n, &notifiers))
+            .unwrap_or_default();
+        let defaults = self.defaults(map.get_node("defaults"), &escalation);
+        let known = probe::Known {
+            components: &components,
+            escalation: &escalation,
+            defaults: &defaults,
+            time_zone: page.time_zone,
+        };
+        let probes = match map.get_node("probes") {
+            Some(n) => self.probes(n, &known),
+            None => {
+                self.error(span_pos(map.span()), 1, "no `probes:` section".into(), Some("add at least one probe".into()));
+                vec![]
+            }
+        };
+        let maintenance = map
+            .get_node("maintenance")
+            .map(|n| self.maintenance(n, &components))
+            .unwrap_or_default();
+        let admin = self.admin(map.get_node("admin"));
+        let smtp = map.get_node("smtp").and_then(|n| self.smtp(n));
+        Some(Config {
+            page,
+            components,
+            secrets: std::mem::take(&mut self.secrets),
+            vars: std::mem::take(&mut self.vars),
+            probes,
+            notifiers,
+            smtp,
+            escalation,
+            maintenance,
+            admin,
+        })
+    }
+
+    fn version(&mut self, map: &MarkedMappingNode) {
+        match map.get_node("version") {
+            None => {}
+            Some(n) if n.as_scalar().and_then(MarkedScalarNode::as_u64) == Some(1) => {}
+            Some(n) => self.error_at(
+                n,
+                "unsupported configuration version".into(),
+                Some("this Lookout reads `version: 1`".into()),
+            ),
+        }
+    }
+
+    fn page(&mut self, node: Option<&Node>) -> Page {
+        let mut page = Page {
+            title: "Status".into(),
+            url: None,
+            time_zone: chrono_tz::UTC,
+        };
+        let Some(map) = node.and_then(|n| self.mapping(n, "`page`")) else {
+            return page;
+        };
+        self.check_keys(map, &["title", "url", "time_zone"], "`page`");
+        if let Some(t) = map.get_node("title").and_then(|n| self.string(n, "`title`")) {
+            page.title = t;
+        }
+        page.url = map.get_node("url").and_then(|n| self.string(n, "`url`"));
+        if let Some(n) = map.get_node("time_zone") {
+            page.time_zone = self.time_zone(n).unwrap_or(chrono_tz::UTC);
+        }
+        page
+    }
+
+    pub fn time_zone(&mut self, node: &Node) -> Option<chrono_tz::Tz> {
+        let name = self.string(node, "a time zone")?;
+        let tz = name.parse::<chrono_tz::Tz>().ok();
+        if tz.is_none() {
+            let label = match suggest(&name, chrono_tz::TZ_VARIANTS.iter().map(|t| t.name())) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "expected an IANA time zone like `Europe/Paris` or `UTC`".into(),
+            };
+            self.error_at(node, format!("unknown time zone `{name}`"), Some(label));
+        }
+        tz
+    }
+
+    fn components(&mut self, node: &Node) -> Vec<Component> {
+        let Some(items) = self.sequence(node, "`components`") else {
+            return vec![];
+        };
+        let mut out: Vec<Component> = Vec::new();
+        for item in items {
+            let Some(map) = self.mapping(item, "a component") else {
+                continue;
+            };
+            self.check_keys(map, &["id", "name", "description", "group"], "a component");
+            let Some(id) = self.required(map, "id", "a component").and_then(|n| self.string(n, "`id`")) else {
+                continue;
+            };
+            if out.iter().any(|c| c.id == id) {
+                let n = map.get_node("id").unwrap_or(item);
+                self.error_at(n, format!("duplicate component id `{id}`"), None);
+            }
+            let name = map.get_node("name").and_then(|n| self.string(n, "`name`"));
+            out.push(Component {
+                name: name.unwrap_or_else(|| id.clone()),
+                id,
+                description: map.get_node("description").and_then(|n| self.string(n, "`description`")),
+                group: map.get_node("group").and_then(|n| self.string(n, "`group`")),
+            });
+        }
+        out
+    }
+
+    fn vars_section(&mut self, node: &Node) {
+        let Some(map) = self.mapping(node, "`vars`") else {
+            return;
+        };
+        for (k, v) in map.iter() {
+            self.vars.insert(k.as_str().to_string(), plain_value(v));
+        }
+    }
+}
+
+/// A YAML value as JSON, without templates (for `vars`).
+fn plain_value(node: &Node) -> serde_json::Value {
+    use serde_json::Value;
+    match node {
+        Node::Scalar(s) if s.may_coerce() => {
+            if let Some(i) = s.as_i64() {
+                Value::from(i)
+            } else if let Some(f) = s.as_f64() {
+                Value::from(f)
+            } else if let Some(b) = s.as_bool() {
+                Value::Bool(b)
+            } else if matches!(s.as_str(), "null" | "~") {
+                Value::Null
+            } else {
+                Value::String(s.as_str().to_string())
+            }
+        }
+        Node::Scalar(s) => Value::String(s.as_str().to_string()),
+        Node::Sequence(items) => Value::Array(items.iter().map(plain_value).collect()),
+        Node::Mapping(m) => Value::Object(
+            m.iter()
+                .map(|(k, v)| (k.as_str().to_string(), plain_value(v)))
+                .collect(),
+        ),
+    }
+}

@@ -1,0 +1,325 @@
+//! Decoding the paging side and the rest: `secrets`, `notifiers`, `smtp`,
+//! `escalation`, `maintenance` and `admin`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use marked_yaml::Node;
+
+use super::{Ctx, Names, key_pos};
+use crate::config::diagnostic::suggest;
+use crate::config::model::*;
+use crate::config::template::Scope;
+
+const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// Load-time scope: only `vars` and `secrets.*`.
+struct Static<'a>(&'a Ctx<'a>);
+
+impl Scope for Static<'_> {
+    fn lookup(&self, name: &str) -> Option<serde_json::Value> {
+        match name.strip_prefix("secrets.") {
+            Some(s) => self.0.secrets.get(s).map(|v| v.expose().into()),
+            None => self.0.vars.get(name).cloned(),
+        }
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn secrets_section(&mut self, node: &Node) {
+        let Some(map) = self.mapping(node, "`secrets`") else { return };
+        for (k, v) in map.iter() {
+            let Some(src) = self.mapping(v, "a secret") else { continue };
+            let ctx = format!("secret `{}`", k.as_str());
+            self.declared.insert(k.as_str().to_string());
+            self.check_keys(src, &["env", "file"], &ctx);
+            let value = match (src.get_node("env"), src.get_node("file")) {
+                (Some(e), None) => self.secret_env(e, k.as_str()),
+                (None, Some(f)) => self.secret_file(f, k.as_str()),
+                _ => {
+                    let label = "expected `{ env: NAME }` or `{ file: path }`".to_string();
+                    self.error(key_pos(k), k.as_str().len(), format!("{ctx} needs exactly one of `env` or `file`"), Some(label));
+                    None
+                }
+            };
+            if let Some(v) = value {
+                self.secrets.insert(k.as_str().to_string(), Secret::new(v));
+            }
+        }
+    }
+
+    fn secret_env(&mut self, node: &Node, name: &str) -> Option<String> {
+        let var = self.string(node, "`env`")?;
+        let value = (self.env)(&var);
+        if value.is_none() {
+            let msg = format!("environment variable `{var}` for secret `{name}` is not set");
+            self.error_at(node, msg, Some("set it before starting Lookout".into()));
+        }
+        value
+    }
+
+    fn secret_file(&mut self, node: &Node, name: &str) -> Option<String> {
+        let path = self.string(node, "`file`")?;
+        let full = self.base_dir.join(&path);
+        match std::fs::read_to_string(&full) {
+            Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_string()),
+            Err(e) => {
+                let msg = format!("cannot read the file of secret `{name}`: {e}");
+                self.error_at(node, msg, Some(format!("looked at {}", full.display())));
+                None
+            }
+        }
+    }
+
+    /// A load-time string: a template over `vars` and `secrets` only,
+    /// rendered now. Returns the text and whether a secret went into it.
+    fn resolved(&mut self, node: &Node, context: &str) -> Option<(String, bool)> {
+        let names = Names { context, ..Names::default() };
+        let t = self.template(node, &names)?;
+        let secret = t.names().any(|(n, _)| n.starts_with("secrets."));
+        let text = t.render_string(&Static(self)).ok()?;
+        Some((text, secret))
+    }
+
+    fn secret_value(&mut self, node: &Node, context: &str) -> Option<Secret> {
+        self.resolved(node, context).map(|(v, _)| Secret::new(v))
+    }
+
+    pub fn notifiers(&mut self, node: &Node) -> BTreeMap<String, Notifier> {
+        let Some(map) = self.mapping(node, "`notifiers`") else { return BTreeMap::new() };
+        let mut out = BTreeMap::new();
+        for (k, v) in map.iter() {
+            let ctx = format!("notifier `{}`", k.as_str());
+            if let Some(n) = self.notifier(v, &ctx) {
+                out.insert(k.as_str().to_string(), n);
+            }
+        }
+        out
+    }
+
+    fn notifier(&mut self, node: &Node, ctx: &str) -> Option<Notifier> {
+        let map = self.mapping(node, ctx)?;
+        let kind_node = self.required(map, "type", ctx)?;
+        let kind = self.string(kind_node, "`type`")?;
+        let keys: &[&str] = match kind.as_str() {
+            "webhook" => &["type", "url", "secret", "headers"],
+            "email" => &["type", "to"],
+            "pagerduty" => &["type", "routing_key", "url"],
+            "slack" => &["type", "url"],
+            other => {
+                let types = ["webhook", "email", "pagerduty", "slack"];
+                let label = match suggest(other, types) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "expected `webhook`, `email`, `pagerduty` or `slack`".into(),
+                };
+                self.error_at(kind_node, format!("unknown notifier type `{other}`"), Some(label));
+                return None;
+            }
+        };
+        self.check_keys(map, keys, ctx);
+        match kind.as_str() {
+            "webhook" => {
+                let url = self.required(map, "url", ctx).and_then(|n| self.resolved(n, ctx));
+                let secret = map.get_node("secret").and_then(|n| self.secret_value(n, ctx));
+                let headers = match map.get_node("headers").and_then(|n| self.mapping(n, "`headers`")) {
+                    Some(h) => h
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.as_str().to_string(), self.resolved(v, ctx)?.0)))
+                        .collect(),
+                    None => vec![],
+                };
+                Some(Notifier::Webhook { url: url?.0, secret, headers })
+            }
+            "email" => {
+                let to = self.required(map, "to", ctx).and_then(|n| self.strings(n, "`to`"))?;
+                Some(Notifier::Email { to })
+            }
+            "pagerduty" => {
+                let routing_key = self.required(map, "routing_key", ctx).and_then(|n| self.secret_value(n, ctx));
+                let url = match map.get_node("url") {
+                    Some(n) => self.resolved(n, ctx)?.0,
+                    None => PAGERDUTY_URL.to_string(),
+                };
+                Some(Notifier::PagerDuty { routing_key: routing_key?, url })
+            }
+            _ => {
+                let url = self.required(map, "url", ctx).and_then(|n| self.secret_value(n, ctx))?;
+                Some(Notifier::Slack { url })
+            }
+        }
+    }
+
+    pub fn smtp(&mut self, node: &Node) -> Option<Smtp> {
+        let map = self.mapping(node, "`smtp`")?;
+        self.check_keys(map, &["host", "port", "from", "tls", "username", "password"], "`smtp`");
+        let host = self.required(map, "host", "`smtp`").and_then(|n| self.string(n, "`host`"));
+        let from = self.required(map, "from", "`smtp`").and_then(|n| self.string(n, "`from`"));
+        let tls = match map.get_node("tls") {
+            None => SmtpTls::StartTls,
+            Some(n) => match self.string(n, "`tls`")?.as_str() {
+                "none" => SmtpTls::None,
+                "starttls" => SmtpTls::StartTls,
+                "tls" => SmtpTls::Tls,
+                other => {
+                    self.error_at(n, format!("unknown `tls` mode `{other}`"), Some("expected `none`, `starttls` or `tls`".into()));
+                    return None;
+                }
+            },
+        };
+        let default_port = match tls {
+            SmtpTls::Tls => 465,
+            _ => 587,
+        };
+        let port = match map.get_node("port") {
+            Some(n) => u16::try_from(self.number(n, "`port`")?).ok()?,
+            None => default_port,
+        };
+        Some(Smtp {
+            host: host?,
+            port,
+            from: from?,
+            tls,
+            username: map.get_node("username").and_then(|n| self.resolved(n, "`smtp`")).map(|v| v.0),
+            password: map.get_node("password").and_then(|n| self.secret_value(n, "`smtp`")),
+        })
+    }
+
+    pub fn escalations(
+        &mut self,
+        node: &Node,
+        notifiers: &BTreeMap<String, Notifier>,
+    ) -> BTreeMap<String, EscalationPolicy> {
+        let Some(map) = self.mapping(node, "`escalation`") else { return BTreeMap::new() };
+        let mut out = BTreeMap::new();
+        for (k, v) in map.iter() {
+            if let Some(p) = self.policy(k.as_str(), v, notifiers) {
+                out.insert(k.as_str().to_string(), p);
+            }
+        }
+        out
+    }
+
+    fn policy(
+        &mut self,
+        name: &str,
+        node: &Node,
+        notifiers: &BTreeMap<String, Notifier>,
+    ) -> Option<EscalationPolicy> {
+        let ctx = format!("escalation policy `{name}`");
+        let map = self.mapping(node, &ctx)?;
+        self.check_keys(map, &["levels", "remind_every", "ack_timeout", "on_resolve"], &ctx);
+        let items = self.required(map, "levels", &ctx).and_then(|n| self.sequence(n, "`levels`"))?;
+        let mut levels: Vec<EscalationLevel> = Vec::new();
+        for item in items {
+            let Some(l) = self.level(item, &ctx, notifiers) else { continue };
+            if levels.last().is_some_and(|prev| l.after < prev.after) {
+                let n = item.as_mapping().and_then(|m| m.get_node("after")).unwrap_or(item);
+                self.error_at(n, format!("levels of {ctx} must not go back in time"), Some("each `after` counts from the incident's start and must be at least the previous one".into()));
+            }
+            levels.push(l);
+        }
+        let on_resolve = match map.get_node("on_resolve") {
+            None => true,
+            Some(n) => match self.string(n, "`on_resolve`")?.as_str() {
+                "notify" => true,
+                "silent" => false,
+                other => {
+                    self.error_at(n, format!("unknown `on_resolve` value `{other}`"), Some("expected `notify` or `silent`".into()));
+                    true
+                }
+            },
+        };
+        Some(EscalationPolicy {
+            name: name.to_string(),
+            levels,
+            remind_every: map.get_node("remind_every").and_then(|n| self.duration(n, "`remind_every`")),
+            ack_timeout: map.get_node("ack_timeout").and_then(|n| self.duration(n, "`ack_timeout`")),
+            notify_on_resolve: on_resolve,
+        })
+    }
+
+    fn level(
+        &mut self,
+        node: &Node,
+        ctx: &str,
+        notifiers: &BTreeMap<String, Notifier>,
+    ) -> Option<EscalationLevel> {
+        let map = self.mapping(node, "a level")?;
+        self.check_keys(map, &["after", "notify"], &format!("a level of {ctx}"));
+        let after = match map.get_node("after") {
+            Some(n) => self.duration(n, "`after`")?,
+            None => Duration::ZERO,
+        };
+        let list = self.required(map, "notify", ctx)?;
+        let names = self.strings(list, "`notify`")?;
+        for n in &names {
+            if !notifiers.contains_key(n) {
+                let label = match suggest(n, notifiers.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "define it under `notifiers:`".into(),
+                };
+                self.error_at(list, format!("unknown notifier `{n}` in {ctx}"), Some(label));
+            }
+        }
+        Some(EscalationLevel { after, notify: names })
+    }
+
+    pub fn maintenance(&mut self, node: &Node, components: &[Component]) -> Vec<Maintenance> {
+        let Some(items) = self.sequence(node, "`maintenance`") else { return vec![] };
+        items.iter().filter_map(|i| self.window(i, components)).collect()
+    }
+
+    fn window(&mut self, node: &Node, components: &[Component]) -> Option<Maintenance> {
+        let map = self.mapping(node, "a maintenance window")?;
+        let name = self.required(map, "name", "a maintenance window").and_then(|n| self.string(n, "`name`"));
+        let ctx = format!("maintenance `{}`", name.as_deref().unwrap_or("?"));
+        self.check_keys(map, &["name", "components", "starts", "ends", "message"], &ctx);
+        let list = self.required(map, "components", &ctx)?;
+        let ids = self.strings(list, "`components`")?;
+        for id in &ids {
+            if !components.iter().any(|c| &c.id == id) {
+                let label = suggest(id, components.iter().map(|c| c.id.as_str()))
+                    .map(|s| format!("did you mean `{s}`?"));
+                self.error_at(list, format!("unknown component `{id}` in {ctx}"), label);
+            }
+        }
+        let starts = self.required(map, "starts", &ctx).and_then(|n| self.timestamp(n));
+        let ends_node = self.required(map, "ends", &ctx)?;
+        let ends = self.timestamp(ends_node);
+        if let (Some(s), Some(e)) = (starts, ends)
+            && e <= s
+        {
+            self.error_at(ends_node, format!("{ctx} ends before it starts"), None);
+        }
+        Some(Maintenance {
+            name: name?,
+            components: ids,
+            starts: starts?,
+            ends: ends?,
+            message: map.get_node("message").and_then(|n| self.string(n, "`message`")),
+        })
+    }
+
+    fn timestamp(&mut self, node: &Node) -> Option<chrono::DateTime<chrono::Utc>> {
+        let text = self.string(node, "a time")?;
+        let t = chrono::DateTime::parse_from_rfc3339(&text).ok();
+        if t.is_none() {
+            self.error_at(node, format!("invalid time `{text}`"), Some("expected RFC 3339, like `2026-12-01T02:00:00Z`".into()));
+        }
+        t.map(|t| t.with_timezone(&chrono::Utc))
+    }
+
+    pub fn admin(&mut self, node: Option<&Node>) -> Admin {
+        let Some(map) = node.and_then(|n| self.mapping(n, "`admin`")) else {
+            return Admin::default();
+        };
+        self.check_keys(map, &["token"], "`admin`");
+        let token = map.get_node("token").and_then(|n| self.secret_value(n, "`admin`"));
+        if let (Some(t), Some(n)) = (&token, map.get_node("token"))
+            && t.expose().len() < 16
+        {
+            self.error_at(n, "the admin token is too short".into(), Some("use at least 16 characters".into()));
+        }
+        Admin { token }
+    }
+}

@@ -1,0 +1,617 @@
+//! Decoding `defaults:` and `probes:`: schedules, alert rules, steps,
+//! expectations, captures and queries.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use marked_yaml::Node;
+use marked_yaml::types::MarkedMappingNode;
+
+use super::{Ctx, Names, key_pos, pos};
+use crate::config::diagnostic::suggest;
+use crate::config::model::*;
+
+/// What probes may refer to.
+pub struct Known<'a> {
+    pub components: &'a [Component],
+    pub escalation: &'a BTreeMap<String, EscalationPolicy>,
+    pub defaults: &'a Defaults,
+    pub time_zone: chrono_tz::Tz,
+}
+
+/// `defaults:`, inherited by every probe and step.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub schedule: Schedule,
+    pub timeout: Duration,
+    pub retry: Retry,
+    pub alert: AlertRule,
+    pub jitter: Duration,
+    pub max_body: u64,
+    pub insecure_tls: bool,
+}
+
+const DEFAULT_KEYS: &[&str] = &["every", "cron", "timeout", "retry", "alert", "jitter", "max_body", "insecure_tls"];
+const PROBE_KEYS: &[&str] = &[
+    "name", "component", "every", "cron", "time_zone", "jitter", "deadline", "slo", "alert",
+    "timeout", "retry", "insecure_tls", "max_body", "steps", "finally",
+];
+const STEP_KEYS: &[&str] = &[
+    "id", "get", "post", "put", "patch", "delete", "head", "options", "headers", "json", "form",
+    "body", "timeout", "expect", "capture", "retry", "poll", "critical", "if",
+];
+const QUERIES: &[&str] = &["json", "header", "cookie", "body", "regex", "var", "status"];
+
+impl Ctx<'_> {
+    pub fn defaults(
+        &mut self,
+        node: Option<&Node>,
+        escalation: &BTreeMap<String, EscalationPolicy>,
+    ) -> Defaults {
+        let mut d = Defaults {
+            schedule: Schedule::Every(Duration::from_secs(60)),
+            timeout: Duration::from_secs(10),
+            retry: Retry::default(),
+            alert: AlertRule { after: 2, recover_after: 2, escalation: None },
+            jitter: Duration::ZERO,
+            max_body: 10 * 1024 * 1024,
+            insecure_tls: false,
+        };
+        let Some(map) = node.and_then(|n| self.mapping(n, "`defaults`")) else {
+            return d;
+        };
+        self.check_keys(map, DEFAULT_KEYS, "`defaults`");
+        let base = d.clone();
+        d.schedule = self.schedule(map, chrono_tz::UTC).unwrap_or(base.schedule);
+        d.timeout = self.opt_duration(map, "timeout").unwrap_or(base.timeout);
+        d.jitter = self.opt_duration(map, "jitter").unwrap_or(base.jitter);
+        d.retry = map.get_node("retry").and_then(|n| self.retry(n, &base.retry)).unwrap_or(base.retry);
+        d.alert = map
+            .get_node("alert")
+            .and_then(|n| self.alert(n, &base.alert, escalation))
+            .unwrap_or(base.alert);
+        d.max_body = map.get_node("max_body").and_then(|n| self.size(n)).unwrap_or(base.max_body);
+        d.insecure_tls = map
+            .get_node("insecure_tls")
+            .and_then(|n| self.boolean(n, "`insecure_tls`"))
+            .unwrap_or(false);
+        d
+    }
+
+    fn opt_duration(&mut self, map: &MarkedMappingNode, key: &str) -> Option<Duration> {
+        map.get_node(key).and_then(|n| self.duration(n, &format!("`{key}`")))
+    }
+
+    fn schedule(&mut self, map: &MarkedMappingNode, tz: chrono_tz::Tz) -> Option<Schedule> {
+        match (map.get_node("every"), map.get_node("cron")) {
+            (Some(e), Some(_)) => {
+                self.error_at(e, "`every` and `cron` cannot both be set".into(), Some("keep one".into()));
+                None
+            }
+            (Some(e), None) => {
+                let d = self.duration(e, "`every`")?;
+                if d < Duration::from_secs(1) {
+                    self.error_at(e, "`every` must be at least 1s".into(), None);
+                    return None;
+                }
+                Some(Schedule::Every(d))
+            }
+            (None, Some(c)) => {
+                let expr = self.string(c, "`cron`")?;
+                let tz = match map.get_node("time_zone") {
+                    Some(n) => self.time_zone(n)?,
+                    None => tz,
+                };
+                if let Err(e) = crate::schedule::parse_cron(&expr) {
+                    let label = "expected 6 fields with seconds first, like `0 */10 * * * *`";
+                    self.error_at(c, format!("invalid cron expression: {e}"), Some(label.into()));
+                    return None;
+                }
+                Some(Schedule::Cron { expr, tz })
+            }
+            (None, None) => None,
+        }
+    }
+
+    fn size(&mut self, node: &Node) -> Option<u64> {
+        let text = node.as_scalar().map(|s| s.as_str().trim().to_string()).unwrap_or_default();
+        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let (num, unit) = text.split_at(split);
+        let mult = match unit.trim() {
+            "" | "B" => Some(1),
+            "KB" => Some(1_000),
+            "KiB" => Some(1 << 10),
+            "MB" => Some(1_000_000),
+            "MiB" => Some(1 << 20),
+            "GB" => Some(1_000_000_000),
+            "GiB" => Some(1 << 30),
+            _ => None,
+        };
+        let n = num.parse::<u64>().ok().zip(mult).map(|(n, m)| n * m);
+        if n.is_none() {
+            self.error_at(node, "`max_body` must be a size".into(), Some("expected a size like `10MB` or `1MiB`".into()));
+        }
+        n
+    }
+
+    fn retry(&mut self, node: &Node, base: &Retry) -> Option<Retry> {
+        let map = self.mapping(node, "`retry`")?;
+        self.check_keys(map, &["attempts", "on", "backoff"], "`retry`");
+        let mut r = base.clone();
+        if let Some(n) = map.get_node("attempts") {
+            r.attempts = self.number(n, "`attempts`")?.clamp(1, 10) as u32;
+        }
+        if let Some(b) = self.opt_duration(map, "backoff") {
+            r.backoff = b;
+        }
+        if let Some(on) = map.get_node("on") {
+            let kinds = self.strings(on, "`on`")?;
+            (r.on_connect, r.on_5xx, r.on_timeout) = (false, false, false);
+            for k in kinds {
+                match k.as_str() {
+                    "connect" => r.on_connect = true,
+                    "5xx" => r.on_5xx = true,
+                    "timeout" => r.on_timeout = true,
+                    other => {
+                        let label = "expected `connect`, `5xx` or `timeout`".to_string();
+                        self.error_at(on, format!("unknown retry condition `{other}`"), Some(label));
+                    }
+                }
+            }
+        }
+        Some(r)
+    }
+
+    fn alert(
+        &mut self,
+        node: &Node,
+        base: &AlertRule,
+        escalation: &BTreeMap<String, EscalationPolicy>,
+    ) -> Option<AlertRule> {
+        let map = self.mapping(node, "`alert`")?;
+        self.check_keys(map, &["after", "recover_after", "escalation"], "`alert`");
+        let mut a = base.clone();
+        if let Some(n) = map.get_node("after") {
+            a.after = self.count(n, &["failures", "failure"], "`after`")?;
+        }
+        if let Some(n) = map.get_node("recover_after") {
+            a.recover_after = self.count(n, &["passes", "pass"], "`recover_after`")?;
+        }
+        if let Some(n) = map.get_node("escalation") {
+            let name = self.string(n, "`escalation`")?;
+            if !escalation.contains_key(&name) {
+                let label = match suggest(&name, escalation.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "define it under `escalation:`".into(),
+                };
+                self.error_at(n, format!("unknown escalation policy `{name}`"), Some(label));
+                return None;
+            }
+            a.escalation = Some(name);
+        }
+        Some(a)
+    }
+
+    /// `2`, `2 failures`, `1 pass`.
+    fn count(&mut self, node: &Node, units: &[&str], what: &str) -> Option<u32> {
+        let text = node.as_scalar().map(|s| s.as_str().to_string()).unwrap_or_default();
+        let mut words = text.split_whitespace();
+        let n = words.next().and_then(|w| w.parse::<u32>().ok()).filter(|n| *n >= 1);
+        let unit_ok = words.next().is_none_or(|u| units.contains(&u)) && words.next().is_none();
+        match n {
+            Some(n) if unit_ok => Some(n),
+            _ => {
+                let label = format!("expected a count like `2 {}`", units[0]);
+                self.error_at(node, format!("{what} must be a count"), Some(label));
+                None
+            }
+        }
+    }
+
+    pub fn probes(&mut self, node: &Node, known: &Known<'_>) -> Vec<Probe> {
+        let Some(items) = self.sequence(node, "`probes`") else {
+            return vec![];
+        };
+        let mut out: Vec<Probe> = Vec::new();
+        for item in items {
+            let Some(p) = self.probe(item, known) else { continue };
+            if let Some(first) = out.iter().find(|o| o.name == p.name) {
+                let n = item.as_mapping().and_then(|m| m.get_node("name")).unwrap_or(item);
+                let label = format!("first defined on line {}", first.pos.line);
+                self.error_at(n, format!("duplicate probe name `{}`", p.name), Some(label));
+            }
+            out.push(p);
+        }
+        out
+    }
+
+    fn probe(&mut self, node: &Node, known: &Known<'_>) -> Option<Probe> {
+        let map = self.mapping(node, "a probe")?;
+        let name = self.required(map, "name", "a probe").and_then(|n| self.string(n, "`name`"));
+        let ctx = format!("probe `{}`", name.as_deref().unwrap_or("?"));
+        self.check_keys(map, PROBE_KEYS, &ctx);
+        let component = self.required(map, "component", &ctx).and_then(|n| self.component_ref(n, known));
+        let d = known.defaults;
+        let schedule = self.schedule(map, known.time_zone).unwrap_or_else(|| d.schedule.clone());
+        let alert = map.get_node("alert").and_then(|n| self.alert(n, &d.alert, known.escalation));
+        let retry = map.get_node("retry").and_then(|n| self.retry(n, &d.retry)).unwrap_or(d.retry.clone());
+        let timeout = self.opt_duration(map, "timeout").unwrap_or(d.timeout);
+        let degraded_after = map.get_node("slo").and_then(|n| self.slo(n));
+        let step_defaults = (timeout, retry);
+        let (steps, finally) = self.journey(map, &ctx, &step_defaults);
+        Some(Probe {
+            name: name?,
+            component: component?,
+            schedule,
+            jitter: self.opt_duration(map, "jitter").unwrap_or(d.jitter),
+            deadline: self.opt_duration(map, "deadline"),
+            degraded_after,
+            alert: alert.unwrap_or_else(|| d.alert.clone()),
+            steps,
+            finally,
+            insecure_tls: map
+                .get_node("insecure_tls")
+                .and_then(|n| self.boolean(n, "`insecure_tls`"))
+                .unwrap_or(d.insecure_tls),
+            max_body_bytes: map.get_node("max_body").and_then(|n| self.size(n)).unwrap_or(d.max_body),
+            pos: pos(node),
+        })
+    }
+
+    fn component_ref(&mut self, node: &Node, known: &Known<'_>) -> Option<String> {
+        let id = self.string(node, "`component`")?;
+        if known.components.iter().any(|c| c.id == id) {
+            return Some(id);
+        }
+        let label = match suggest(&id, known.components.iter().map(|c| c.id.as_str())) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if known.components.is_empty() => "no components are defined under `components:`".into(),
+            None => format!(
+                "components: {}",
+                known.components.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
+            ),
+        };
+        self.error_at(node, format!("unknown component `{id}`"), Some(label));
+        None
+    }
+
+    fn slo(&mut self, node: &Node) -> Option<Duration> {
+        let map = self.mapping(node, "`slo`")?;
+        self.check_keys(map, &["degraded_after"], "`slo`");
+        self.opt_duration(map, "degraded_after")
+    }
+
+    /// `steps:` then `finally:`; captures flow forward, and `finally` sees all.
+    fn journey(
+        &mut self,
+        map: &MarkedMappingNode,
+        probe_ctx: &str,
+        defaults: &(Duration, Retry),
+    ) -> (Vec<Step>, Vec<Step>) {
+        let steps_node = self.required(map, "steps", probe_ctx);
+        let steps_items: &[Node] = steps_node.and_then(|n| self.sequence(n, "`steps`")).unwrap_or(&[]);
+        if let (Some(n), true) = (steps_node, steps_items.is_empty()) {
+            if n.as_sequence().is_some() {
+                self.error_at(n, format!("{probe_ctx} has no steps"), Some("add at least one step".into()));
+            }
+        }
+        let finally_items: &[Node] = map
+            .get_node("finally")
+            .and_then(|n| self.sequence(n, "`finally`"))
+            .unwrap_or(&[]);
+        let mut later = capture_index(steps_items);
+        let mut captures = Vec::new();
+        let mut ids: Vec<String> = Vec::new();
+        let mut steps = Vec::new();
+        for (i, item) in steps_items.iter().enumerate() {
+            if let Some(s) = self.step(item, i, probe_ctx, defaults, &captures, &later, &mut ids) {
+                steps.push(s);
+            }
+            for (name, _) in step_captures(item) {
+                later.remove(&name);
+                captures.push(name);
+            }
+        }
+        let mut finally = Vec::new();
+        for (i, item) in finally_items.iter().enumerate() {
+            let n = steps_items.len() + i;
+            if let Some(s) = self.step(item, n, probe_ctx, defaults, &captures, &BTreeMap::new(), &mut ids) {
+                finally.push(s);
+            }
+        }
+        (steps, finally)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        &mut self,
+        node: &Node,
+        index: usize,
+        probe_ctx: &str,
+        defaults: &(Duration, Retry),
+        captures: &[String],
+        later: &BTreeMap<String, String>,
+        ids: &mut Vec<String>,
+    ) -> Option<Step> {
+        let map = self.mapping(node, "a step")?;
+        let id = match map.get_node("id") {
+            Some(n) => self.string(n, "`id`")?,
+            None => format!("step-{}", index + 1),
+        };
+        if ids.contains(&id) {
+            let n = map.get_node("id").unwrap_or(node);
+            self.error_at(n, format!("duplicate step id `{id}` in {probe_ctx}"), None);
+        }
+        ids.push(id.clone());
+        let ctx = format!("step `{id}` of {probe_ctx}");
+        self.check_keys(map, STEP_KEYS, &ctx);
+        let names = Names { captures: captures.to_vec(), later: later.clone(), in_run: true, context: &ctx };
+        let (method, url) = self.method(map, node, &ctx, &names)?;
+        let headers = self.template_map(map.get_node("headers"), &names, "`headers`");
+        let body = self.body(map, &names, &ctx);
+        let expect = map.get_node("expect").map(|n| self.expect(n, &names, &ctx)).unwrap_or_default();
+        let capture = map.get_node("capture").map(|n| self.captures(n, &names, &ctx)).unwrap_or_default();
+        let only_if_defined = map.get_node("if").and_then(|n| self.guard(n, &names));
+        Some(Step {
+            id,
+            method,
+            url,
+            headers,
+            body,
+            timeout: self.opt_duration(map, "timeout").unwrap_or(defaults.0),
+            expect,
+            capture,
+            retry: map.get_node("retry").and_then(|n| self.retry(n, &defaults.1)).unwrap_or(defaults.1.clone()),
+            poll: map.get_node("poll").and_then(|n| self.poll(n)),
+            critical: map.get_node("critical").and_then(|n| self.boolean(n, "`critical`")).unwrap_or(true),
+            only_if_defined,
+            pos: pos(node),
+        })
+    }
+
+    fn method(
+        &mut self,
+        map: &MarkedMappingNode,
+        node: &Node,
+        ctx: &str,
+        names: &Names<'_>,
+    ) -> Option<(Method, crate::config::template::Template)> {
+        let found: Vec<_> = Method::ALL
+            .iter()
+            .filter_map(|(k, m)| map.get_node(k).map(|n| (*m, n, *k)))
+            .collect();
+        match found.as_slice() {
+            [(m, n, _)] => Some((*m, self.template(n, names)?)),
+            [] => {
+                let label = "add one of `get`, `post`, `put`, `patch`, `delete`, `head`, `options` with the URL";
+                self.error(pos(node), 1, format!("{ctx} has no request method"), Some(label.into()));
+                None
+            }
+            [_, (_, _, second), ..] => {
+                let key = map.keys().find(|k| k.as_str() == *second);
+                let at = key.map_or(pos(node), key_pos);
+                self.error(at, second.len(), format!("{ctx} has more than one request method"), Some("a step sends exactly one request".into()));
+                None
+            }
+        }
+    }
+
+    fn template_map(
+        &mut self,
+        node: Option<&Node>,
+        names: &Names<'_>,
+        what: &str,
+    ) -> Vec<(String, crate::config::template::Template)> {
+        let Some(map) = node.and_then(|n| self.mapping(n, what)) else {
+            return vec![];
+        };
+        map.iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_string(), self.template(v, names)?)))
+            .collect()
+    }
+
+    fn body(&mut self, map: &MarkedMappingNode, names: &Names<'_>, ctx: &str) -> Body {
+        let present: Vec<&str> = ["json", "form", "body"].into_iter().filter(|k| map.get_node(k).is_some()).collect();
+        if present.len() > 1 {
+            let key = map.keys().find(|k| k.as_str() == present[1]);
+            let at = key.map_or(Pos::default(), key_pos);
+            let label = "use only one of `json`, `form`, `body`".to_string();
+            self.error(at, present[1].len(), format!("{ctx} has more than one body"), Some(label));
+            return Body::None;
+        }
+        if let Some(n) = map.get_node("json") {
+            return self.template_value(n, names).map_or(Body::None, Body::Json);
+        }
+        if map.get_node("form").is_some() {
+            return Body::Form(self.template_map(map.get_node("form"), names, "`form`"));
+        }
+        match map.get_node("body") {
+            Some(n) => self.template(n, names).map_or(Body::None, Body::Raw),
+            None => Body::None,
+        }
+    }
+
+    fn poll(&mut self, node: &Node) -> Option<Poll> {
+        let map = self.mapping(node, "`poll`")?;
+        self.check_keys(map, &["every", "within"], "`poll`");
+        let every = self.required(map, "every", "`poll`").and_then(|n| self.duration(n, "`every`"));
+        let within = self.required(map, "within", "`poll`").and_then(|n| self.duration(n, "`within`"));
+        Some(Poll { every: every?, within: within? })
+    }
+
+    fn guard(&mut self, node: &Node, names: &Names<'_>) -> Option<String> {
+        let text = self.string(node, "`if`")?;
+        let inner = text.trim().strip_prefix("defined(").and_then(|r| r.strip_suffix(')'));
+        let Some(name) = inner.map(str::trim) else {
+            self.error_at(node, "unsupported condition".into(), Some("expected `defined(name)`".into()));
+            return None;
+        };
+        if !names.captures.iter().any(|c| c == name) {
+            let label = match suggest(name, names.captures.iter().map(String::as_str)) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "`defined()` takes the name of a capture of this probe".into(),
+            };
+            let p = pos(node);
+            let shift = usize::from(node.as_scalar().is_some_and(|s| !s.may_coerce()));
+            let at = Pos { line: p.line, column: p.column + shift + text.find(name).unwrap_or(0) };
+            self.error(at, name.len(), format!("unknown capture `{name}` in `if`"), Some(label));
+            return None;
+        }
+        Some(name.to_string())
+    }
+
+    fn expect(&mut self, node: &Node, names: &Names<'_>, ctx: &str) -> Expect {
+        let Some(map) = self.mapping(node, "`expect`") else {
+            return Expect::default();
+        };
+        self.check_keys(map, &["status", "duration", "that"], &format!("`expect` of {ctx}"));
+        let status = map.get_node("status").map(|n| self.status(n)).unwrap_or_default();
+        let duration = map.get_node("duration").and_then(|n| self.duration_check(n));
+        let that = match map.get_node("that").and_then(|n| self.sequence(n, "`that`")) {
+            Some(items) => items.iter().filter_map(|i| self.assertion(i, names, ctx)).collect(),
+            None => vec![],
+        };
+        Expect { status, duration, that }
+    }
+
+    fn status(&mut self, node: &Node) -> Vec<u16> {
+        let items: Vec<&Node> = match node {
+            Node::Sequence(s) => s.iter().collect(),
+            other => vec![other],
+        };
+        let codes: Option<Vec<u16>> = items
+            .iter()
+            .map(|n| n.as_scalar().and_then(|s| s.as_u16()).filter(|c| (100..600).contains(c)))
+            .collect();
+        if codes.is_none() {
+            let label = "expected a status code like `200` or a list like `[200, 201]`";
+            self.error_at(node, "`status` must be HTTP status codes".into(), Some(label.into()));
+        }
+        codes.unwrap_or_default()
+    }
+
+    fn duration_check(&mut self, node: &Node) -> Option<DurationCheck> {
+        let map = self.mapping(node, "`duration`")?;
+        let ops = [("lt", Op::Lt), ("le", Op::Le), ("gt", Op::Gt), ("ge", Op::Ge)];
+        self.check_keys(map, &["lt", "le", "gt", "ge"], "`duration`");
+        let (k, v) = map.iter().next()?;
+        let op = ops.iter().find(|(n, _)| *n == k.as_str())?.1;
+        Some(DurationCheck { op, limit: self.duration(v, "the duration bound")? })
+    }
+
+    fn captures(&mut self, node: &Node, names: &Names<'_>, ctx: &str) -> Vec<Capture> {
+        let Some(map) = self.mapping(node, "`capture`") else {
+            return vec![];
+        };
+        let mut out = Vec::new();
+        for (k, v) in map.iter() {
+            let Some(m) = self.mapping(v, "a capture") else { continue };
+            let mut allowed = QUERIES.to_vec();
+            allowed.push("secret");
+            self.check_keys(m, &allowed, &format!("capture `{}` of {ctx}", k.as_str()));
+            let secret = m.get_node("secret").and_then(|n| self.boolean(n, "`secret`")).unwrap_or(false);
+            if let Some(query) = self.query(m, v, names) {
+                out.push(Capture { name: k.as_str().to_string(), query, secret, pos: key_pos(k) });
+            }
+        }
+        out
+    }
+
+    /// The one query key of an assertion or capture.
+    fn query(&mut self, map: &MarkedMappingNode, node: &Node, names: &Names<'_>) -> Option<Query> {
+        let found: Vec<_> = map.iter().filter(|(k, _)| QUERIES.contains(&k.as_str())).collect();
+        let [(k, v)] = found.as_slice() else {
+            let label = format!("use exactly one of: {}", QUERIES.join(", "));
+            self.error(pos(node), 1, "expected exactly one query".into(), Some(label));
+            return None;
+        };
+        let text = || v.as_scalar().map(|s| s.as_str().to_string());
+        Some(match k.as_str() {
+            "json" => {
+                let src = self.string(v, "`json`")?;
+                match serde_json_path::JsonPath::parse(&src) {
+                    Ok(p) => Query::Json(p, src),
+                    Err(e) => {
+                        self.error_at(v, format!("invalid JSONPath: {e}"), Some("expected a path like `$.items[0].id`".into()));
+                        return None;
+                    }
+                }
+            }
+            "header" => Query::Header(self.string(v, "`header`")?),
+            "cookie" => Query::Cookie(self.string(v, "`cookie`")?),
+            "body" => Query::Body,
+            "status" => Query::Status,
+            "regex" => {
+                let src = self.string(v, "`regex`")?;
+                match regex::Regex::new(&src) {
+                    Ok(r) => Query::Regex(r),
+                    Err(e) => {
+                        let msg = e.to_string().lines().last().unwrap_or("").to_string();
+                        self.error_at(v, format!("invalid regex: {msg}"), None);
+                        return None;
+                    }
+                }
+            }
+            _ => {
+                let name = text().unwrap_or_default();
+                names.check(self, &name, pos(v));
+                Query::Var(name)
+            }
+        })
+    }
+
+    fn assertion(&mut self, node: &Node, names: &Names<'_>, ctx: &str) -> Option<Assertion> {
+        let map = self.mapping(node, "an assertion")?;
+        let mut allowed: Vec<String> = QUERIES.iter().map(|s| s.to_string()).collect();
+        for (op, _) in Op::ALL {
+            allowed.push(op.to_string());
+            allowed.push(format!("not_{op}"));
+        }
+        let allowed_ref: Vec<&str> = allowed.iter().map(String::as_str).collect();
+        self.check_keys(map, &allowed_ref, &format!("an assertion of {ctx}"));
+        let query = self.query(map, node, names)?;
+        let preds: Vec<_> = map
+            .iter()
+            .filter_map(|(k, v)| {
+                let (negate, name) = match k.as_str().strip_prefix("not_") {
+                    Some(rest) => (true, rest),
+                    None => (false, k.as_str()),
+                };
+                Op::ALL.iter().find(|(n, _)| *n == name).map(|(_, op)| (*op, negate, v))
+            })
+            .collect();
+        let [(op, negate, value)] = preds.as_slice() else {
+            let label = "add one of: eq, ne, lt, le, gt, ge, contains, matches, exists, in, len (or `not_…`)";
+            self.error(pos(node), 1, "an assertion needs exactly one predicate".into(), Some(label.into()));
+            return None;
+        };
+        let expected = self.template_value(value, names)?;
+        let regex = match (op, &expected) {
+            (Op::Matches, crate::config::template::TemplateValue::String(t)) => match t.as_literal() {
+                Some(src) => match regex::Regex::new(src) {
+                    Ok(r) => Some(r),
+                    Err(_) => {
+                        self.error_at(value, "invalid regex".into(), None);
+                        return None;
+                    }
+                },
+                None => None,
+            },
+            _ => None,
+        };
+        Some(Assertion { query, op: *op, negate: *negate, expected, regex, pos: pos(node) })
+    }
+}
+
+/// Capture names a step node declares, with the step's id.
+fn step_captures(node: &Node) -> Vec<(String, String)> {
+    let Some(map) = node.as_mapping() else { return vec![] };
+    let id = map.get_scalar("id").map(|s| s.as_str().to_string()).unwrap_or_else(|| "?".into());
+    map.get_mapping("capture")
+        .map(|c| c.keys().map(|k| (k.as_str().to_string(), id.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn capture_index(items: &[Node]) -> BTreeMap<String, String> {
+    items.iter().flat_map(step_captures).collect()
+}
