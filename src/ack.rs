@@ -119,7 +119,10 @@ mod tests {
         let other = AckKeys::new(b"another key entirely".to_vec());
         assert_eq!(other.verify(&token, now), Err(TokenError::BadSignature));
         let (text, _) = token.split_once('.').unwrap();
-        assert_eq!(keys().verify(&format!("{text}."), now), Err(TokenError::BadSignature));
+        assert_eq!(
+            keys().verify(&format!("{text}."), now),
+            Err(TokenError::BadSignature)
+        );
         // Changing the incident id invalidates the signature.
         let forged_text = B64.encode(format!(
             "ack:43:{}:ops-hook",
@@ -131,7 +134,10 @@ mod tests {
             Err(TokenError::BadSignature)
         );
         let late = now + chrono::Duration::hours(2);
-        assert!(matches!(keys().verify(&token, late), Err(TokenError::Expired(_))));
+        assert!(matches!(
+            keys().verify(&token, late),
+            Err(TokenError::Expired(_))
+        ));
         assert_eq!(keys().verify("garbage", now), Err(TokenError::Malformed));
     }
 }

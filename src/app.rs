@@ -92,9 +92,21 @@ impl App {
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("http://{addr}"));
         let wake = Arc::new(Notify::new());
-        let pager = Pager::new(store.clone(), config.clone(), keys, base_url.clone(), wake.clone());
+        let pager = Pager::new(
+            store.clone(),
+            config.clone(),
+            keys,
+            base_url.clone(),
+            wake.clone(),
+        );
         let notifiers = Arc::new(Notifiers::new(config.smtp.clone()));
-        let worker = Worker::new(store.clone(), config.clone(), notifiers, opts.tuning.backoff, wake);
+        let worker = Worker::new(
+            store.clone(),
+            config.clone(),
+            notifiers,
+            opts.tuning.backoff,
+            wake,
+        );
         let monitor = Monitor::new(store.clone(), config.clone(), pager.clone());
         let state = AppState {
             config,
@@ -112,7 +124,9 @@ impl App {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     pub fn url(&self) -> String {
@@ -164,7 +178,10 @@ impl App {
         let _ = stop_tx.send(true);
         let _ = tokio::join!(pager, worker);
         // Results already handed over are stored before the database closes.
-        if tokio::time::timeout(Duration::from_secs(5), monitor).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), monitor)
+            .await
+            .is_err()
+        {
             tracing::warn!("monitor did not finish storing runs in time");
         }
         self.state.store.close().await;
@@ -172,7 +189,11 @@ impl App {
     }
 }
 
-async fn pager_loop(pager: Pager, every: Duration, shutdown: impl std::future::Future<Output = ()>) {
+async fn pager_loop(
+    pager: Pager,
+    every: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         if let Err(e) = pager.tick(Utc::now()).await {

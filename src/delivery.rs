@@ -34,7 +34,9 @@ impl Default for Backoff {
 /// Delay before attempt `attempts + 1`: base·2^(attempts-1), capped, then
 /// scaled by `jitter` in [0.5, 1.0] so receivers coming back are not stampeded.
 pub fn backoff(b: &Backoff, attempts: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
-    let exp = b.base.saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)));
+    let exp = b
+        .base
+        .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)));
     let delay = exp.min(b.cap).mul_f64(jitter.clamp(0.5, 1.0));
     retry_after.map_or(delay, |r| r.max(delay))
 }

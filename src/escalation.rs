@@ -206,7 +206,12 @@ mod tests {
         let pages = simulate(&policy(), 26, None);
         assert_eq!(
             pages,
-            vec![(0, 0, Trigger), (5, 1, Trigger), (15, 1, Reminder), (25, 1, Reminder)]
+            vec![
+                (0, 0, Trigger),
+                (5, 1, Trigger),
+                (15, 1, Reminder),
+                (25, 1, Reminder)
+            ]
         );
     }
 
@@ -215,7 +220,10 @@ mod tests {
         use MessageKind::*;
         let pages = simulate(&policy(), 40, Some(2));
         // Acked at minute 2; the ack expires at 32 and paging starts over.
-        assert_eq!(pages, vec![(0, 0, Trigger), (32, 0, Trigger), (37, 1, Trigger)]);
+        assert_eq!(
+            pages,
+            vec![(0, 0, Trigger), (32, 0, Trigger), (37, 1, Trigger)]
+        );
     }
 
     #[test]

@@ -183,7 +183,12 @@ mod tests {
         let r = rule(1, 2);
         assert_eq!(
             feed(&[Fail, Pass, Error, Degraded], &r),
-            vec![Some(Transition::BecameFailing), None, None, Some(Transition::Recovered)]
+            vec![
+                Some(Transition::BecameFailing),
+                None,
+                None,
+                Some(Transition::Recovered)
+            ]
         );
     }
 
@@ -193,11 +198,29 @@ mod tests {
             failing,
             last_outcome: None,
         };
-        assert_eq!(component_status(&[f(true), f(true)], false), ComponentStatus::MajorOutage);
-        assert_eq!(component_status(&[f(true), f(false)], false), ComponentStatus::PartialOutage);
-        assert_eq!(component_status(&[f(false)], false), ComponentStatus::Operational);
-        assert_eq!(component_status(&[f(true)], true), ComponentStatus::UnderMaintenance);
-        assert_eq!(overall(&[ComponentStatus::Operational]).1, "All Systems Operational");
-        assert_eq!(overall(&[ComponentStatus::PartialOutage]).1, "Partial System Outage");
+        assert_eq!(
+            component_status(&[f(true), f(true)], false),
+            ComponentStatus::MajorOutage
+        );
+        assert_eq!(
+            component_status(&[f(true), f(false)], false),
+            ComponentStatus::PartialOutage
+        );
+        assert_eq!(
+            component_status(&[f(false)], false),
+            ComponentStatus::Operational
+        );
+        assert_eq!(
+            component_status(&[f(true)], true),
+            ComponentStatus::UnderMaintenance
+        );
+        assert_eq!(
+            overall(&[ComponentStatus::Operational]).1,
+            "All Systems Operational"
+        );
+        assert_eq!(
+            overall(&[ComponentStatus::PartialOutage]).1,
+            "Partial System Outage"
+        );
     }
 }

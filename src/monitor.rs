@@ -46,7 +46,9 @@ impl Monitor {
             return Ok(()); // removed from the configuration while it ran
         };
         let prev = self.store.probe_state(&run.probe).await?;
-        let health = prev.as_ref().map_or_else(|| ProbeHealth::new(now), |p| p.health.clone());
+        let health = prev
+            .as_ref()
+            .map_or_else(|| ProbeHealth::new(now), |p| p.health.clone());
         let (health, transition) = evaluate::apply(&health, run.outcome, &probe.alert, now);
         let failed = run.failed_step();
         let row = ProbeRow {
@@ -73,8 +75,15 @@ impl Monitor {
             }
             _ => format!("Probe {} failing", run.probe),
         };
-        if let Some(inc) = self.store.open_incident_for_component(&run.component).await? {
-            return self.store.join_incident(inc.id, &run.probe, &detail, now).await;
+        if let Some(inc) = self
+            .store
+            .open_incident_for_component(&run.component)
+            .await?
+        {
+            return self
+                .store
+                .join_incident(inc.id, &run.probe, &detail, now)
+                .await;
         }
         let component = self.config.component(&run.component);
         let name = component.map_or(run.component.as_str(), |c| c.name.as_str());
@@ -108,7 +117,11 @@ impl Monitor {
     }
 
     async fn probe_recovered(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
-        let Some(inc) = self.store.open_incident_for_component(&run.component).await? else {
+        let Some(inc) = self
+            .store
+            .open_incident_for_component(&run.component)
+            .await?
+        else {
             return Ok(());
         };
         let body = format!("Probe {} recovered", run.probe);
@@ -136,7 +149,12 @@ impl Monitor {
     /// The component's current status from its probes' stored states.
     pub async fn component_status(&self, component: &str) -> Result<ComponentStatus> {
         let states = self.store.probe_states().await?;
-        Ok(component_status(&self.config, &states, component, Utc::now()))
+        Ok(component_status(
+            &self.config,
+            &states,
+            component,
+            Utc::now(),
+        ))
     }
 }
 
@@ -159,8 +177,9 @@ pub fn component_status(
             }
         })
         .collect();
-    let in_maintenance = config.maintenance.iter().any(|m| {
-        m.components.iter().any(|c| c == component) && m.starts <= now && now < m.ends
-    });
+    let in_maintenance = config
+        .maintenance
+        .iter()
+        .any(|m| m.components.iter().any(|c| c == component) && m.starts <= now && now < m.ends);
     evaluate::component_status(&views, in_maintenance)
 }

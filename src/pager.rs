@@ -128,7 +128,10 @@ impl Pager {
         };
         let mut deliveries = Vec::new();
         for name in self.store.paged_notifiers(id).await? {
-            if matches!(self.config.notifiers.get(&name), Some(Notifier::PagerDuty { .. })) {
+            if matches!(
+                self.config.notifiers.get(&name),
+                Some(Notifier::PagerDuty { .. })
+            ) {
                 let did = format!("inc{id}-ack{}-{name}", now.timestamp_millis());
                 let kind = MessageKind::Acknowledged;
                 deliveries.push(self.delivery(&acked, kind, 0, &name, did, now).await?);
@@ -151,7 +154,10 @@ impl Pager {
         let mut out = Vec::new();
         for name in self.store.paged_notifiers(inc.id).await? {
             let id = format!("inc{}-resolved-{name}", inc.id);
-            out.push(self.delivery(inc, MessageKind::Resolved, 0, &name, id, now).await?);
+            out.push(
+                self.delivery(inc, MessageKind::Resolved, 0, &name, id, now)
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -188,7 +194,10 @@ impl Pager {
         now: DateTime<Utc>,
     ) -> crate::store::Result<Message> {
         let probes = self.store.incident_probes(inc.id).await?;
-        let first_failing = probes.iter().find(|(_, failing)| *failing).or(probes.first());
+        let first_failing = probes
+            .iter()
+            .find(|(_, failing)| *failing)
+            .or(probes.first());
         let state = match first_failing {
             Some((p, _)) => self.store.probe_state(p).await?,
             None => None,

@@ -19,7 +19,12 @@ pub fn phase(name: &str, every: Duration) -> Duration {
 
 /// The next `n` start times after `from` (for `every:`, counted from a
 /// service started at `from`).
-pub fn next_runs(name: &str, schedule: &Schedule, from: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+pub fn next_runs(
+    name: &str,
+    schedule: &Schedule,
+    from: DateTime<Utc>,
+    n: usize,
+) -> Vec<DateTime<Utc>> {
     match schedule {
         Schedule::Every(every) => {
             let first = from + chrono::Duration::from_std(phase(name, *every)).unwrap_or_default();
@@ -58,7 +63,10 @@ pub fn describe(schedule: &Schedule) -> String {
 /// "in 12s" / "in 3h 5m", for `lookout check`.
 pub fn from_now(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let d = (t - now).to_std().unwrap_or_default();
-    format!("in {}", crate::fmt::duration(Duration::from_secs(d.as_secs())))
+    format!(
+        "in {}",
+        crate::fmt::duration(Duration::from_secs(d.as_secs()))
+    )
 }
 
 #[cfg(test)]
@@ -71,9 +79,13 @@ mod tests {
         let a = phase("login", every);
         assert_eq!(a, phase("login", every));
         assert!(a < every);
-        let distinct: std::collections::BTreeSet<_> =
-            (0..20).map(|i| phase(&format!("probe-{i}"), every)).collect();
-        assert!(distinct.len() > 10, "probes should not share one start time");
+        let distinct: std::collections::BTreeSet<_> = (0..20)
+            .map(|i| phase(&format!("probe-{i}"), every))
+            .collect();
+        assert!(
+            distinct.len() > 10,
+            "probes should not share one start time"
+        );
     }
 
     #[test]

@@ -90,7 +90,9 @@ fn first_job(job: ProbeJob) -> Result<Job, JobSchedulerError> {
                                 tracing::error!(probe = %job.probe.name, error = %e, "could not schedule");
                             }
                         }
-                        Err(e) => tracing::error!(probe = %job.probe.name, error = %e, "could not schedule"),
+                        Err(e) => {
+                            tracing::error!(probe = %job.probe.name, error = %e, "could not schedule")
+                        }
                     }
                     job.fire().await;
                 })

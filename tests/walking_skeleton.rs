@@ -53,7 +53,7 @@ async fn a_fault_pages_until_acknowledged_then_resolves() {
     assert_eq!(incident["status"], "investigating");
     assert_eq!(incident["name"], "Dashboard & API disrupted");
     let html = app.page("/").await;
-    assert!(html.contains("Dashboard &amp; API disrupted"), "{html}");
+    assert!(html.contains("Dashboard &#38; API disrupted"), "{html}");
     assert!(html.contains("Major outage"));
 
     // The page arrives by webhook and by email, with the failing step.
@@ -64,9 +64,15 @@ async fn a_fault_pages_until_acknowledged_then_resolves() {
     assert_eq!(trigger.body["incident"]["failing_step"], "login");
     let reason = trigger.body["incident"]["reason"].as_str().unwrap();
     assert!(reason.contains("503"), "{reason}");
-    assert!(!trigger.body.to_string().contains(PASSWORD), "secret leaked into a page");
+    assert!(
+        !trigger.body.to_string().contains(PASSWORD),
+        "secret leaked into a page"
+    );
     eventually("an email page", LONG, || async {
-        smtp.subjects().iter().any(|s| s.starts_with("[FIRING:1]")).then_some(())
+        smtp.subjects()
+            .iter()
+            .any(|s| s.starts_with("[FIRING:1]"))
+            .then_some(())
     })
     .await;
 
@@ -97,7 +103,14 @@ async fn a_fault_pages_until_acknowledged_then_resolves() {
     assert!(done.text().await.unwrap().contains("Acknowledged by"));
     let inc = app.store.incident(id).await.unwrap().unwrap();
     assert!(inc.acknowledged_by.unwrap().starts_with("Alice"));
-    let again = http.get(&ack_url).send().await.unwrap().text().await.unwrap();
+    let again = http
+        .get(&ack_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(again.contains("Acknowledged by <strong>Alice"), "{again}");
 
     // No more reminders after the ack (remind_every is 2s: wait three of them).
@@ -112,7 +125,10 @@ async fn a_fault_pages_until_acknowledged_then_resolves() {
     })
     .await;
     eventually("a resolved email", LONG, || async {
-        smtp.subjects().iter().any(|s| s.starts_with("[RESOLVED]")).then_some(())
+        smtp.subjects()
+            .iter()
+            .any(|s| s.starts_with("[RESOLVED]"))
+            .then_some(())
     })
     .await;
     let summary = app.summary().await;
@@ -137,7 +153,13 @@ async fn a_page_survives_a_down_receiver_and_a_restart() {
     // The receiver is down: the page is stored and retried, not lost.
     let app = Running::start(&config, &db).await;
     let pending = eventually("a failed delivery attempt", LONG, || async {
-        let incident = app.store.open_incidents().await.unwrap().into_iter().next()?;
+        let incident = app
+            .store
+            .open_incidents()
+            .await
+            .unwrap()
+            .into_iter()
+            .next()?;
         let rows = app.store.outbox_rows(incident.id).await.unwrap();
         let row = rows
             .into_iter()
@@ -150,7 +172,9 @@ async fn a_page_survives_a_down_receiver_and_a_restart() {
 
     // The receiver comes back while Lookout is down; Lookout restarts.
     let receiver = Receiver::default();
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
     receiver.serve(listener);
     let app = Running::start(&config, &db).await;
     let got = eventually("the page after the restart", LONG, || async {

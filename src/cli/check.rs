@@ -43,7 +43,11 @@ pub fn check(path: &Path, format: OutputFormat) -> ExitCode {
             .into_iter()
             .map(|t| {
                 let local = t.with_timezone(&config.page.time_zone);
-                format!("{} ({})", local.format("%a %H:%M:%S"), schedule::from_now(t, now))
+                format!(
+                    "{} ({})",
+                    local.format("%a %H:%M:%S"),
+                    schedule::from_now(t, now)
+                )
             })
             .collect();
         println!(

@@ -43,7 +43,8 @@ pub async fn demo(args: DemoArgs) -> ExitCode {
 }
 
 async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let password = std::env::var("LOOKOUT_SAMPLE_PASSWORD").unwrap_or_else(|_| "demo-password".into());
+    let password =
+        std::env::var("LOOKOUT_SAMPLE_PASSWORD").unwrap_or_else(|_| "demo-password".into());
     let admin_token = std::env::var("LOOKOUT_ADMIN_TOKEN").unwrap_or_else(|_| {
         let bytes: [u8; 12] = rand::random();
         bytes.iter().map(|b| format!("{b:02x}")).collect()

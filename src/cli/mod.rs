@@ -14,7 +14,11 @@ use crate::app::{App, AppOptions, Tuning};
 use crate::config::{self, Config};
 
 #[derive(Parser, Debug)]
-#[command(name = "lookout", version, about = "Probes a platform like its users do, pages until acknowledged, and runs its status page.")]
+#[command(
+    name = "lookout",
+    version,
+    about = "Probes a platform like its users do, pages until acknowledged, and runs its status page."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -12,7 +12,10 @@ pub async fn run(path: &Path, name: &str) -> ExitCode {
     };
     let Some(probe) = config.probe(name) else {
         let names: Vec<&str> = config.probes.iter().map(|p| p.name.as_str()).collect();
-        eprintln!("error: no probe named `{name}`; probes: {}", names.join(", "));
+        eprintln!(
+            "error: no probe named `{name}`; probes: {}",
+            names.join(", ")
+        );
         return ExitCode::from(2);
     };
     let result = Runner::new().run(&config, probe).await;
@@ -34,8 +37,14 @@ pub fn trace(result: &RunResult) -> String {
             StepOutcome::Fail => "✗",
             StepOutcome::Skipped => "-",
         };
-        let status = s.status.map_or_else(|| "---".to_string(), |c| c.to_string());
-        let phase = if s.phase == crate::journey::Phase::Finally { " [finally]" } else { "" };
+        let status = s
+            .status
+            .map_or_else(|| "---".to_string(), |c| c.to_string());
+        let phase = if s.phase == crate::journey::Phase::Finally {
+            " [finally]"
+        } else {
+            ""
+        };
         let _ = writeln!(
             out,
             "{mark} {}{phase}: {} {} → {status} in {} ({} attempt{})",
@@ -50,13 +59,21 @@ pub fn trace(result: &RunResult) -> String {
             let _ = writeln!(out, "    error: {e}");
         }
         for f in &s.failures {
-            let _ = writeln!(out, "    {}: expected {}, got {}", f.check, f.expected, f.actual);
+            let _ = writeln!(
+                out,
+                "    {}: expected {}, got {}",
+                f.check, f.expected, f.actual
+            );
         }
         for (name, value) in &s.captures {
             let _ = writeln!(out, "    captured {name} = {value}");
         }
     }
-    let leaked = if result.leaked { " (cleanup failed: leaked)" } else { "" };
+    let leaked = if result.leaked {
+        " (cleanup failed: leaked)"
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
         "outcome: {}{leaked} in {}",

@@ -58,7 +58,10 @@ impl Diagnostics {
         let line_text = self.source.lines().nth(d.pos.line - 1).unwrap_or("");
         let num = d.pos.line.to_string();
         let gutter = " ".repeat(num.len());
-        out.push_str(&format!("{gutter}--> {}:{}:{}\n", self.file, d.pos.line, d.pos.column));
+        out.push_str(&format!(
+            "{gutter}--> {}:{}:{}\n",
+            self.file, d.pos.line, d.pos.column
+        ));
         out.push_str(&format!("{gutter} |\n"));
         out.push_str(&format!("{num} | {line_text}\n"));
         let pad = " ".repeat(d.pos.column.saturating_sub(1));
@@ -114,13 +117,15 @@ fn distance(a: &str, b: &str) -> usize {
     for (i, row) in d.iter_mut().enumerate() {
         row[0] = i;
     }
-    for j in 0..=b.len() {
-        d[0][j] = j;
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
     }
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
             }

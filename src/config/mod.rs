@@ -37,5 +37,6 @@ pub fn parse(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Diagnostics> {
-    decode::decode(source, base_dir, env).map_err(|items| Diagnostics::new(file_name, source, items))
+    decode::decode(source, base_dir, env)
+        .map_err(|items| Diagnostics::new(file_name, source, items))
 }

@@ -115,7 +115,10 @@ pub struct Probe {
 pub enum Schedule {
     Every(Duration),
     /// A 6-field cron expression (with seconds) in a time zone.
-    Cron { expr: String, tz: Tz },
+    Cron {
+        expr: String,
+        tz: Tz,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]

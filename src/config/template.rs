@@ -26,7 +26,10 @@ pub enum Part {
 pub enum Expr {
     /// A dotted name: `app_id`, `run.id`, `secrets.password`. `offset` is the
     /// byte offset of the name in the source, for diagnostics.
-    Name { name: String, offset: usize },
+    Name {
+        name: String,
+        offset: usize,
+    },
     Uuid,
     Now,
     Random(u64),
@@ -160,7 +163,9 @@ impl TemplateValue {
         match self {
             TemplateValue::String(t) => vec![t],
             TemplateValue::Array(items) => items.iter().flat_map(|i| i.templates()).collect(),
-            TemplateValue::Object(fields) => fields.iter().flat_map(|(_, v)| v.templates()).collect(),
+            TemplateValue::Object(fields) => {
+                fields.iter().flat_map(|(_, v)| v.templates()).collect()
+            }
             _ => vec![],
         }
     }
@@ -184,7 +189,10 @@ fn parse_expr(src: &str, start: usize, end: usize) -> Result<Expr, ParseError> {
     let text = inner.trim();
     let at = start + lead;
     if text.is_empty() {
-        return Err((start - 2, "empty `{{ }}`: put a name inside, like `{{ api }}`".into()));
+        return Err((
+            start - 2,
+            "empty `{{ }}`: put a name inside, like `{{ api }}`".into(),
+        ));
     }
     if let Some(call) = text.strip_suffix(')') {
         let (func, arg) = call
@@ -193,18 +201,20 @@ fn parse_expr(src: &str, start: usize, end: usize) -> Result<Expr, ParseError> {
         return match (func.trim(), arg.trim()) {
             ("uuid", "") => Ok(Expr::Uuid),
             ("now", "") => Ok(Expr::Now),
-            ("random", n) => n
-                .parse()
-                .ok()
-                .filter(|n| *n > 0)
-                .map(Expr::Random)
-                .ok_or((at, format!("`random` takes a positive whole number, like `random(100)`, not `{n}`"))),
-            (f, _) => Err((at, format!("unknown function `{f}`; functions are `uuid()`, `now()`, `random(n)`"))),
+            ("random", n) => n.parse().ok().filter(|n| *n > 0).map(Expr::Random).ok_or((
+                at,
+                format!("`random` takes a positive whole number, like `random(100)`, not `{n}`"),
+            )),
+            (f, _) => Err((
+                at,
+                format!("unknown function `{f}`; functions are `uuid()`, `now()`, `random(n)`"),
+            )),
         };
     }
     let valid = text.split('.').all(|seg| {
         let mut c = seg.chars();
-        c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
             && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
     });
     if !valid {
@@ -270,7 +280,10 @@ mod tests {
         assert_eq!(err("ab{{ 1x }}").0, 5);
         assert!(err("{{ foo(1) }}").1.contains("unknown function"));
         assert!(err("{{ random(0) }}").1.contains("positive"));
-        let names: Vec<_> = t("a {{ b.c }} {{ d }}").names().map(|(n, o)| (n.to_string(), o)).collect();
+        let names: Vec<_> = t("a {{ b.c }} {{ d }}")
+            .names()
+            .map(|(n, o)| (n.to_string(), o))
+            .collect();
         assert_eq!(names, vec![("b.c".into(), 5), ("d".into(), 15)]);
     }
 }

@@ -58,7 +58,11 @@ impl std::fmt::Display for TransportError {
         match self {
             TransportError::Connect(e) => write!(f, "could not connect: {e}"),
             TransportError::Timeout(d) => {
-                write!(f, "no complete response within {}", crate::fmt::duration(*d))
+                write!(
+                    f,
+                    "no complete response within {}",
+                    crate::fmt::duration(*d)
+                )
             }
             TransportError::TooLarge(max) => {
                 write!(f, "response body larger than the {max}-byte limit")

@@ -33,7 +33,6 @@ impl<'a> RunScope<'a> {
     pub fn is_defined(&self, name: &str) -> bool {
         self.captures.get(name).is_some_and(|v| !v.is_null())
     }
-
 }
 
 impl Scope for RunScope<'_> {

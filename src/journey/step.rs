@@ -155,7 +155,12 @@ impl RunCtx<'_> {
         }
     }
 
-    async fn send_with_retry(&self, step: &Step, request: &Request, phase: Phase) -> (Attempt, u32) {
+    async fn send_with_retry(
+        &self,
+        step: &Step,
+        request: &Request,
+        phase: Phase,
+    ) -> (Attempt, u32) {
         let mut sent = 0;
         loop {
             let attempt = self.send_once(step, request, phase).await;
@@ -187,8 +192,14 @@ impl RunCtx<'_> {
         }
         let url = reqwest::Url::parse(&request.url);
         let cookies = url.as_ref().ok().and_then(|u| self.cookies.cookies(u));
-        let result =
-            http::send(self.http, request, cookies, timeout, self.probe.max_body_bytes).await;
+        let result = http::send(
+            self.http,
+            request,
+            cookies,
+            timeout,
+            self.probe.max_body_bytes,
+        )
+        .await;
         if let (Ok(x), Ok(u)) = (&result, &url) {
             let mut set = x.headers.get_all(reqwest::header::SET_COOKIE).iter();
             self.cookies.set_cookies(&mut set, u);

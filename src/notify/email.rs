@@ -27,7 +27,10 @@ pub fn text(msg: &Message) -> String {
         MessageKind::Resolved => "This incident is resolved.",
     };
     out.push_str(lead);
-    out.push_str(&format!("\n\n{}\nComponent: {}\n", msg.title, msg.component_name));
+    out.push_str(&format!(
+        "\n\n{}\nComponent: {}\n",
+        msg.title, msg.component_name
+    ));
     out.push_str(&format!("Probes: {}\n", msg.probes.join(", ")));
     if let Some(step) = &msg.failing_step {
         out.push_str(&format!("Failing step: {step}\n"));
@@ -48,7 +51,12 @@ pub fn text(msg: &Message) -> String {
     out
 }
 
-fn build(smtp: &Smtp, to: &[String], msg: &Message, id: &str) -> Result<lettre::Message, DeliveryError> {
+fn build(
+    smtp: &Smtp,
+    to: &[String],
+    msg: &Message,
+    id: &str,
+) -> Result<lettre::Message, DeliveryError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| {
         DeliveryError::permanent(format!("invalid email {what}: {e}"))
     };
@@ -75,14 +83,21 @@ fn transport(smtp: &Smtp) -> Result<AsyncSmtpTransport<Tokio1Executor>, Delivery
         SmtpTls::Tls => T::relay(&smtp.host)
             .map_err(|e| DeliveryError::permanent(format!("SMTP TLS setup: {e}")))?,
     };
-    let mut builder = builder.port(smtp.port).timeout(Some(Duration::from_secs(20)));
+    let mut builder = builder
+        .port(smtp.port)
+        .timeout(Some(Duration::from_secs(20)));
     if let (Some(user), Some(pass)) = (&smtp.username, &smtp.password) {
         builder = builder.credentials(Credentials::new(user.clone(), pass.expose().to_string()));
     }
     Ok(builder.build())
 }
 
-pub async fn send(smtp: &Smtp, to: &[String], msg: &Message, id: &str) -> Result<(), DeliveryError> {
+pub async fn send(
+    smtp: &Smtp,
+    to: &[String],
+    msg: &Message,
+    id: &str,
+) -> Result<(), DeliveryError> {
     let email = build(smtp, to, msg, id)?;
     match transport(smtp)?.send(email).await {
         Ok(_) => Ok(()),

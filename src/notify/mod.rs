@@ -107,7 +107,13 @@ async fn classify(result: reqwest::Result<reqwest::Response>) -> Result<(), Deli
         return Ok(());
     }
     let retry_after = retry_after(resp.headers());
-    let body: String = resp.text().await.unwrap_or_default().chars().take(200).collect();
+    let body: String = resp
+        .text()
+        .await
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
     let reason = format!("receiver answered {status}: {}", body.trim());
     match status.as_u16() {
         408 | 429 | 500..=599 => Err(DeliveryError::Transient {
@@ -125,7 +131,9 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(v.trim()).ok()?;
-    (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok()
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
 }
 
 fn describe(e: &reqwest::Error) -> String {

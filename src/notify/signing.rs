@@ -54,7 +54,10 @@ pub fn verify(
     body: &[u8],
     now: i64,
 ) -> Result<(), SignatureError> {
-    let ts: i64 = timestamp.trim().parse().map_err(|_| SignatureError::Malformed)?;
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| SignatureError::Malformed)?;
     if (now - ts).abs() > TOLERANCE_SECS {
         return Err(SignatureError::Stale);
     }
@@ -89,7 +92,9 @@ pub fn verify_pagerduty(secret: &str, header: &str, body: &[u8]) -> Result<(), S
             continue;
         };
         any = true;
-        let Some(given) = decode_hex(hex) else { continue };
+        let Some(given) = decode_hex(hex) else {
+            continue;
+        };
         let mut m = mac(secret.as_bytes());
         m.update(body);
         if m.verify_slice(&given).is_ok() {
@@ -104,7 +109,7 @@ pub fn verify_pagerduty(secret: &str, header: &str, body: &[u8]) -> Result<(), S
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len() / 2)
@@ -125,20 +130,38 @@ mod tests {
     #[test]
     fn matches_the_standard_webhooks_test_vector() {
         assert_eq!(sign(SECRET, ID, TS, BODY), EXPECTED);
-        assert_eq!(verify(SECRET, ID, "1649367553", EXPECTED, BODY, TS + 10), Ok(()));
+        assert_eq!(
+            verify(SECRET, ID, "1649367553", EXPECTED, BODY, TS + 10),
+            Ok(())
+        );
     }
 
     #[test]
     fn rejects_forged_empty_truncated_and_stale_signatures() {
         let ts = "1649367553";
         let forged = "v1,AAAAhDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
-        assert_eq!(verify(SECRET, ID, ts, forged, BODY, TS), Err(SignatureError::Mismatch));
-        assert_eq!(verify(SECRET, ID, ts, "v1,", BODY, TS), Err(SignatureError::Mismatch));
-        assert_eq!(verify(SECRET, ID, ts, "", BODY, TS), Err(SignatureError::Missing));
+        assert_eq!(
+            verify(SECRET, ID, ts, forged, BODY, TS),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(SECRET, ID, ts, "v1,", BODY, TS),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify(SECRET, ID, ts, "", BODY, TS),
+            Err(SignatureError::Missing)
+        );
         let truncated = &EXPECTED[..20];
-        assert_eq!(verify(SECRET, ID, ts, truncated, BODY, TS), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(SECRET, ID, ts, truncated, BODY, TS),
+            Err(SignatureError::Mismatch)
+        );
         let late = TS + TOLERANCE_SECS + 1;
-        assert_eq!(verify(SECRET, ID, ts, EXPECTED, BODY, late), Err(SignatureError::Stale));
+        assert_eq!(
+            verify(SECRET, ID, ts, EXPECTED, BODY, late),
+            Err(SignatureError::Stale)
+        );
         // Rotation: a valid signature among others is accepted.
         let both = format!("{forged} {EXPECTED}");
         assert_eq!(verify(SECRET, ID, ts, &both, BODY, TS), Ok(()));
@@ -160,6 +183,9 @@ mod tests {
             verify_pagerduty("other", &header, b"{}"),
             Err(SignatureError::Mismatch)
         );
-        assert_eq!(verify_pagerduty("pd-secret", "", b"{}"), Err(SignatureError::Missing));
+        assert_eq!(
+            verify_pagerduty("pd-secret", "", b"{}"),
+            Err(SignatureError::Missing)
+        );
     }
 }

@@ -26,7 +26,9 @@ pub fn body(msg: &Message) -> Value {
         json!({ "type": "header", "text": { "type": "plain_text", "text": headline(msg) } }),
         json!({ "type": "section", "text": { "type": "mrkdwn", "text": detail } }),
     ];
-    let mut buttons = vec![json!({ "type": "button", "text": { "type": "plain_text", "text": "Incident" }, "url": msg.incident_url })];
+    let mut buttons = vec![
+        json!({ "type": "button", "text": { "type": "plain_text", "text": "Incident" }, "url": msg.incident_url }),
+    ];
     if let Some(ack) = &msg.ack_url {
         buttons.push(json!({ "type": "button", "style": "danger", "text": { "type": "plain_text", "text": "Acknowledge" }, "url": ack }));
     }

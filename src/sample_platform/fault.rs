@@ -94,9 +94,13 @@ pub enum FaultError {
         "unknown endpoint `{0}`; valid endpoints: deploy, status, login, write, read, delete, list, *"
     )]
     Endpoint(String),
-    #[error("unknown fault mode `{0}`; valid modes: error[:STATUS], slow[:DELAY], hang, stuck, heal")]
+    #[error(
+        "unknown fault mode `{0}`; valid modes: error[:STATUS], slow[:DELAY], hang, stuck, heal"
+    )]
     Mode(String),
-    #[error("invalid fault `{0}`; expected ENDPOINT=MODE, e.g. `login=error:503` or `write=slow:2s`")]
+    #[error(
+        "invalid fault `{0}`; expected ENDPOINT=MODE, e.g. `login=error:503` or `write=slow:2s`"
+    )]
     Shape(String),
 }
 
@@ -117,7 +121,11 @@ impl FromStr for FaultSpec {
         let mode = match (name, arg) {
             ("error", None) => FaultMode::Error { status: 503 },
             ("error", Some(a)) => FaultMode::Error {
-                status: a.parse().ok().filter(|s| (100..600).contains(s)).ok_or_else(bad)?,
+                status: a
+                    .parse()
+                    .ok()
+                    .filter(|s| (100..600).contains(s))
+                    .ok_or_else(bad)?,
             },
             ("slow", None) => FaultMode::Slow {
                 delay: Duration::from_secs(2),
@@ -156,12 +164,20 @@ mod tests {
 
     #[test]
     fn specs_round_trip() {
-        for s in ["login=error:503", "write=slow:1500ms", "read=hang", "status=stuck", "*=error:500"] {
+        for s in [
+            "login=error:503",
+            "write=slow:1500ms",
+            "read=hang",
+            "status=stuck",
+            "*=error:500",
+        ] {
             assert_eq!(s.parse::<FaultSpec>().unwrap().to_string(), s);
         }
         assert_eq!(
             "deploy=slow:2s".parse::<FaultSpec>().unwrap().mode,
-            FaultMode::Slow { delay: Duration::from_secs(2) }
+            FaultMode::Slow {
+                delay: Duration::from_secs(2)
+            }
         );
     }
 
@@ -171,7 +187,10 @@ mod tests {
         assert!(e.to_string().contains("valid endpoints"), "{e}");
         let e = "login=explode".parse::<FaultSpec>().unwrap_err();
         assert!(e.to_string().contains("valid modes"), "{e}");
-        assert!(matches!("login".parse::<FaultSpec>(), Err(FaultError::Shape(_))));
+        assert!(matches!(
+            "login".parse::<FaultSpec>(),
+            Err(FaultError::Shape(_))
+        ));
         assert!("login=error:999".parse::<FaultSpec>().is_err());
     }
 }

@@ -15,7 +15,10 @@ use super::{App, Endpoint, FaultMode, FaultSpec, PlatformState, lock};
 
 pub fn router(state: PlatformState) -> Router {
     let g = |e: Endpoint, r: MethodRouter<PlatformState>| {
-        r.layer(middleware::from_fn_with_state((state.clone(), e), fault_layer))
+        r.layer(middleware::from_fn_with_state(
+            (state.clone(), e),
+            fault_layer,
+        ))
     };
     Router::new()
         .route(
@@ -160,7 +163,11 @@ async fn write(
         .records
         .insert(key.clone(), (body.value.clone(), Instant::now()))
         .is_some();
-    let code = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    let code = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     (code, Json(json!({ "key": key, "value": body.value }))).into_response()
 }
 

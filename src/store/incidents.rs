@@ -131,7 +131,11 @@ impl Store {
 
     pub async fn create_incident(&self, n: NewIncident<'_>) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
-        let policy = n.policy.map(serde_json::to_string).transpose().unwrap_or(None);
+        let policy = n
+            .policy
+            .map(serde_json::to_string)
+            .transpose()
+            .unwrap_or(None);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (component, title, status, impact, opened_at, updated_at,
                 policy, esc_epoch) VALUES (?, ?, 'investigating', ?, ?, ?, ?, ?) RETURNING id",
@@ -146,10 +150,27 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         join(&mut tx, id, n.probe, n.now).await?;
-        add_update(&mut tx, id, n.now, UpdateKind::Status, "investigating", n.public_body, true)
-            .await?;
+        add_update(
+            &mut tx,
+            id,
+            n.now,
+            UpdateKind::Status,
+            "investigating",
+            n.public_body,
+            true,
+        )
+        .await?;
         let kind = UpdateKind::ProbeFailing;
-        add_update(&mut tx, id, n.now, kind, "investigating", n.internal_body, false).await?;
+        add_update(
+            &mut tx,
+            id,
+            n.now,
+            kind,
+            "investigating",
+            n.internal_body,
+            false,
+        )
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -165,7 +186,16 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         join(&mut tx, id, probe, now).await?;
         let status = self.status_in(&mut tx, id).await?;
-        add_update(&mut tx, id, now, UpdateKind::ProbeFailing, &status, body, false).await?;
+        add_update(
+            &mut tx,
+            id,
+            now,
+            UpdateKind::ProbeFailing,
+            &status,
+            body,
+            false,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -188,7 +218,16 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         let status = self.status_in(&mut tx, id).await?;
-        add_update(&mut tx, id, now, UpdateKind::ProbeRecovered, &status, body, false).await?;
+        add_update(
+            &mut tx,
+            id,
+            now,
+            UpdateKind::ProbeRecovered,
+            &status,
+            body,
+            false,
+        )
+        .await?;
         let left: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM incident_probes WHERE incident_id = ? AND recovered_at IS NULL",
         )
@@ -249,8 +288,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let body = format!("Acknowledged by {by}");
-        add_update(&mut tx, id, now, UpdateKind::Acknowledged, &current.status, &body, false)
-            .await?;
+        add_update(
+            &mut tx,
+            id,
+            now,
+            UpdateKind::Acknowledged,
+            &current.status,
+            &body,
+            false,
+        )
+        .await?;
         insert_deliveries(&mut tx, deliveries, now).await?;
         tx.commit().await?;
         Ok(AckOutcome::Acknowledged)
@@ -289,7 +336,16 @@ impl Store {
             return Ok(false);
         }
         for note in notes {
-            add_update(&mut tx, inc.id, now, UpdateKind::Paged, &inc.status, note, false).await?;
+            add_update(
+                &mut tx,
+                inc.id,
+                now,
+                UpdateKind::Paged,
+                &inc.status,
+                note,
+                false,
+            )
+            .await?;
         }
         insert_deliveries(&mut tx, deliveries, now).await?;
         tx.commit().await?;
@@ -355,14 +411,19 @@ impl Store {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.iter().map(|r| (r.get("probe"), r.get("failing"))).collect())
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("probe"), r.get("failing")))
+            .collect())
     }
 
     async fn status_in(&self, tx: &mut Tx<'_>, id: i64) -> Result<String> {
-        Ok(sqlx::query_scalar("SELECT status FROM incidents WHERE id = ?")
-            .bind(id)
-            .fetch_one(&mut **tx)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT status FROM incidents WHERE id = ?")
+                .bind(id)
+                .fetch_one(&mut **tx)
+                .await?,
+        )
     }
 }
 

@@ -27,7 +27,11 @@ struct AckPage<'a> {
     resolved: bool,
 }
 
-fn page(app: &AppState, inc: Option<&Incident>, error: Option<String>) -> Result<Response, WebError> {
+fn page(
+    app: &AppState,
+    inc: Option<&Incident>,
+    error: Option<String>,
+) -> Result<Response, WebError> {
     let tz = &app.config.page.time_zone;
     let acknowledged = inc.and_then(|i| {
         let at = i.acknowledged_at?;
@@ -87,9 +91,16 @@ pub async fn acknowledge_link(
     let actor = if name.is_empty() {
         format!("{} (ack link)", claim.recipient)
     } else {
-        format!("{} (ack link sent to {})", crate::fmt::truncate(name, 80), claim.recipient)
+        format!(
+            "{} (ack link sent to {})",
+            crate::fmt::truncate(name, 80),
+            claim.recipient
+        )
     };
-    let result = app.pager.acknowledge(claim.incident_id, &actor, Utc::now()).await;
+    let result = app
+        .pager
+        .acknowledge(claim.incident_id, &actor, Utc::now())
+        .await;
     let inc = match (result, app.store.incident(claim.incident_id).await) {
         (Ok(_), Ok(Some(inc))) => inc,
         (Err(e), _) | (_, Err(e)) => return WebError::from(e).into_response(),
@@ -150,5 +161,9 @@ pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
         .ok_or(WebError::Unauthorized)?;
     let (a, b) = (given.as_bytes(), expected.expose().as_bytes());
     let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-    if same { Ok(()) } else { Err(WebError::Unauthorized) }
+    if same {
+        Ok(())
+    } else {
+        Err(WebError::Unauthorized)
+    }
 }

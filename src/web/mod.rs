@@ -31,7 +31,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", get(pages::index))
         .route("/incidents/{id}", get(pages::incident))
-        .route("/ack/{token}", get(ack::confirm).post(ack::acknowledge_link))
+        .route(
+            "/ack/{token}",
+            get(ack::confirm).post(ack::acknowledge_link),
+        )
         .route("/api/incidents/{id}/ack", post(ack::acknowledge_api))
         .route("/api/v2/summary.json", get(api::summary))
         .route("/api/v2/status.json", get(api::status))
@@ -90,8 +93,10 @@ impl IntoResponse for WebError {
         };
         let mut resp = (status, self.to_string()).into_response();
         if status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("static header"));
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                "Bearer".parse().expect("static header"),
+            );
         }
         resp
     }

@@ -32,9 +32,11 @@ pub async fn incident(
     let inc = app.store.incident(id).await?.ok_or(WebError::NotFound)?;
     let incident = view::incident(&app.config, &app.store, inc, false).await?;
     let page = view::page(&app.config, &app.store, &app.base_url).await?;
-    Ok(html(IncidentPage {
-        page: &page,
-        incident: &incident,
-    }
-    .render()?))
+    Ok(html(
+        IncidentPage {
+            page: &page,
+            incident: &incident,
+        }
+        .render()?,
+    ))
 }

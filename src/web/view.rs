@@ -84,7 +84,11 @@ impl UpdateView {
 }
 
 /// Builds the page from the store. `internal` includes operator-only entries.
-pub async fn page(config: &Config, store: &Store, base_url: &str) -> crate::store::Result<PageView> {
+pub async fn page(
+    config: &Config,
+    store: &Store,
+    base_url: &str,
+) -> crate::store::Result<PageView> {
     let now = Utc::now();
     let states = store.probe_states().await?;
     let components: Vec<ComponentView> = config
@@ -166,5 +170,6 @@ pub fn local(t: &DateTime<Utc>, tz: &Tz) -> String {
 
 /// A time in the page's time zone, ISO 8601 with offset (Statuspage style).
 pub fn iso(t: &DateTime<Utc>, tz: &Tz) -> String {
-    t.with_timezone(tz).to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+    t.with_timezone(tz)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
 }

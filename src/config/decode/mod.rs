@@ -119,8 +119,18 @@ fn load_error(e: marked_yaml::LoadError) -> Diagnostic {
 }
 
 const TOP_KEYS: &[&str] = &[
-    "version", "page", "components", "secrets", "vars", "admin", "defaults", "probes",
-    "notifiers", "smtp", "escalation", "maintenance",
+    "version",
+    "page",
+    "components",
+    "secrets",
+    "vars",
+    "admin",
+    "defaults",
+    "probes",
+    "notifiers",
+    "smtp",
+    "escalation",
+    "maintenance",
 ];
 
 impl Ctx<'_> {
@@ -172,7 +182,11 @@ impl Ctx<'_> {
                 Some(s) => format!("did you mean `{s}`?"),
                 None => format!("expected one of: {}", allowed.join(", ")),
             };
-            let at = if context.is_empty() { String::new() } else { format!(" in {context}") };
+            let at = if context.is_empty() {
+                String::new()
+            } else {
+                format!(" in {context}")
+            };
             self.error(
                 key_pos(key),
                 key.as_str().chars().count(),
@@ -200,7 +214,11 @@ impl Ctx<'_> {
         match node {
             Node::Scalar(s) => Some(s.as_str().to_string()),
             _ => {
-                self.error_at(node, format!("{what} must be text"), Some("expected text".into()));
+                self.error_at(
+                    node,
+                    format!("{what} must be text"),
+                    Some("expected text".into()),
+                );
                 None
             }
         }
@@ -226,7 +244,11 @@ impl Ctx<'_> {
     pub fn number(&mut self, node: &Node, what: &str) -> Option<u64> {
         let n = node.as_scalar().and_then(MarkedScalarNode::as_u64);
         if n.is_none() {
-            self.error_at(node, format!("{what} must be a whole number"), Some("expected a number like `3`".into()));
+            self.error_at(
+                node,
+                format!("{what} must be a whole number"),
+                Some("expected a number like `3`".into()),
+            );
         }
         n
     }
@@ -234,7 +256,11 @@ impl Ctx<'_> {
     pub fn boolean(&mut self, node: &Node, what: &str) -> Option<bool> {
         let b = node.as_scalar().and_then(MarkedScalarNode::as_bool);
         if b.is_none() {
-            self.error_at(node, format!("{what} must be `true` or `false`"), Some("expected `true` or `false`".into()));
+            self.error_at(
+                node,
+                format!("{what} must be `true` or `false`"),
+                Some("expected `true` or `false`".into()),
+            );
         }
         b
     }
@@ -245,7 +271,11 @@ impl Ctx<'_> {
             Node::Sequence(items) => items.iter().map(|i| self.string(i, what)).collect(),
             Node::Scalar(s) => Some(vec![s.as_str().to_string()]),
             Node::Mapping(_) => {
-                self.error_at(node, format!("{what} must be a list"), Some("expected a list like `[a, b]`".into()));
+                self.error_at(
+                    node,
+                    format!("{what} must be a list"),
+                    Some("expected a list like `[a, b]`".into()),
+                );
                 None
             }
         }
@@ -254,7 +284,11 @@ impl Ctx<'_> {
     /// Parses a templated string and checks every name against `names`.
     pub fn template(&mut self, node: &Node, names: &Names<'_>) -> Option<Template> {
         let Node::Scalar(s) = node else {
-            self.error_at(node, "expected text".into(), Some("expected text or a `{{ template }}`".into()));
+            self.error_at(
+                node,
+                "expected text".into(),
+                Some("expected text or a `{{ template }}`".into()),
+            );
             return None;
         };
         let start = pos(node);
@@ -281,9 +315,11 @@ impl Ctx<'_> {
     pub fn template_value(&mut self, node: &Node, names: &Names<'_>) -> Option<TemplateValue> {
         Some(match node {
             Node::Scalar(s) if s.may_coerce() => {
-                if let Some(n) = s.as_i64().map(serde_json::Number::from).or_else(|| {
-                    s.as_f64().and_then(serde_json::Number::from_f64)
-                }) {
+                if let Some(n) = s
+                    .as_i64()
+                    .map(serde_json::Number::from)
+                    .or_else(|| s.as_f64().and_then(serde_json::Number::from_f64))
+                {
                     TemplateValue::Number(n)
                 } else if let Some(b) = s.as_bool() {
                     TemplateValue::Bool(b)
@@ -295,7 +331,10 @@ impl Ctx<'_> {
             }
             Node::Scalar(_) => TemplateValue::String(self.template(node, names)?),
             Node::Sequence(items) => TemplateValue::Array(
-                items.iter().map(|i| self.template_value(i, names)).collect::<Option<_>>()?,
+                items
+                    .iter()
+                    .map(|i| self.template_value(i, names))
+                    .collect::<Option<_>>()?,
             ),
             Node::Mapping(m) => TemplateValue::Object(
                 m.iter()
@@ -338,7 +377,12 @@ impl Ctx<'_> {
         let probes = match map.get_node("probes") {
             Some(n) => self.probes(n, &known),
             None => {
-                self.error(span_pos(map.span()), 1, "no `probes:` section".into(), Some("add at least one probe".into()));
+                self.error(
+                    span_pos(map.span()),
+                    1,
+                    "no `probes:` section".into(),
+                    Some("add at least one probe".into()),
+                );
                 vec![]
             }
         };
@@ -384,7 +428,10 @@ impl Ctx<'_> {
             return page;
         };
         self.check_keys(map, &["title", "url", "time_zone"], "`page`");
-        if let Some(t) = map.get_node("title").and_then(|n| self.string(n, "`title`")) {
+        if let Some(t) = map
+            .get_node("title")
+            .and_then(|n| self.string(n, "`title`"))
+        {
             page.title = t;
         }
         page.url = map.get_node("url").and_then(|n| self.string(n, "`url`"));
@@ -417,7 +464,10 @@ impl Ctx<'_> {
                 continue;
             };
             self.check_keys(map, &["id", "name", "description", "group"], "a component");
-            let Some(id) = self.required(map, "id", "a component").and_then(|n| self.string(n, "`id`")) else {
+            let Some(id) = self
+                .required(map, "id", "a component")
+                .and_then(|n| self.string(n, "`id`"))
+            else {
                 continue;
             };
             if out.iter().any(|c| c.id == id) {
@@ -428,8 +478,12 @@ impl Ctx<'_> {
             out.push(Component {
                 name: name.unwrap_or_else(|| id.clone()),
                 id,
-                description: map.get_node("description").and_then(|n| self.string(n, "`description`")),
-                group: map.get_node("group").and_then(|n| self.string(n, "`group`")),
+                description: map
+                    .get_node("description")
+                    .and_then(|n| self.string(n, "`description`")),
+                group: map
+                    .get_node("group")
+                    .and_then(|n| self.string(n, "`group`")),
             });
         }
         out

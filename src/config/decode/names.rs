@@ -28,13 +28,19 @@ impl Names<'_> {
             return;
         }
         let width = name.chars().count();
-        let where_ = if self.context.is_empty() { String::new() } else { format!(" in {}", self.context) };
+        let where_ = if self.context.is_empty() {
+            String::new()
+        } else {
+            format!(" in {}", self.context)
+        };
         if let Some(step) = self.later.get(name) {
             ctx.error(
                 at,
                 width,
                 format!("`{name}` is used before it is captured{where_}"),
-                Some(format!("`{name}` is captured by step `{step}`, which runs later")),
+                Some(format!(
+                    "`{name}` is captured by step `{step}`, which runs later"
+                )),
             );
             return;
         }
@@ -44,7 +50,12 @@ impl Names<'_> {
             None if candidates.is_empty() => "nothing is defined here".to_string(),
             None => format!("defined here: {}", candidates.join(", ")),
         };
-        ctx.error(at, width, format!("undefined name `{name}`{where_}"), Some(label));
+        ctx.error(
+            at,
+            width,
+            format!("undefined name `{name}`{where_}"),
+            Some(label),
+        );
     }
 
     fn defined(&self, ctx: &Ctx<'_>, name: &str) -> bool {

@@ -27,9 +27,13 @@ impl Scope for Static<'_> {
 
 impl<'a> Ctx<'a> {
     pub fn secrets_section(&mut self, node: &Node) {
-        let Some(map) = self.mapping(node, "`secrets`") else { return };
+        let Some(map) = self.mapping(node, "`secrets`") else {
+            return;
+        };
         for (k, v) in map.iter() {
-            let Some(src) = self.mapping(v, "a secret") else { continue };
+            let Some(src) = self.mapping(v, "a secret") else {
+                continue;
+            };
             let ctx = format!("secret `{}`", k.as_str());
             self.declared.insert(k.as_str().to_string());
             self.check_keys(src, &["env", "file"], &ctx);
@@ -38,7 +42,12 @@ impl<'a> Ctx<'a> {
                 (None, Some(f)) => self.secret_file(f, k.as_str()),
                 _ => {
                     let label = "expected `{ env: NAME }` or `{ file: path }`".to_string();
-                    self.error(key_pos(k), k.as_str().len(), format!("{ctx} needs exactly one of `env` or `file`"), Some(label));
+                    self.error(
+                        key_pos(k),
+                        k.as_str().len(),
+                        format!("{ctx} needs exactly one of `env` or `file`"),
+                        Some(label),
+                    );
                     None
                 }
             };
@@ -74,7 +83,10 @@ impl<'a> Ctx<'a> {
     /// A load-time string: a template over `vars` and `secrets` only,
     /// rendered now. Returns the text and whether a secret went into it.
     fn resolved(&mut self, node: &Node, context: &str) -> Option<(String, bool)> {
-        let names = Names { context, ..Names::default() };
+        let names = Names {
+            context,
+            ..Names::default()
+        };
         let t = self.template(node, &names)?;
         let secret = t.names().any(|(n, _)| n.starts_with("secrets."));
         let text = t.render_string(&Static(self)).ok()?;
@@ -86,7 +98,9 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn notifiers(&mut self, node: &Node) -> BTreeMap<String, Notifier> {
-        let Some(map) = self.mapping(node, "`notifiers`") else { return BTreeMap::new() };
+        let Some(map) = self.mapping(node, "`notifiers`") else {
+            return BTreeMap::new();
+        };
         let mut out = BTreeMap::new();
         for (k, v) in map.iter() {
             let ctx = format!("notifier `{}`", k.as_str());
@@ -112,38 +126,64 @@ impl<'a> Ctx<'a> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "expected `webhook`, `email`, `pagerduty` or `slack`".into(),
                 };
-                self.error_at(kind_node, format!("unknown notifier type `{other}`"), Some(label));
+                self.error_at(
+                    kind_node,
+                    format!("unknown notifier type `{other}`"),
+                    Some(label),
+                );
                 return None;
             }
         };
         self.check_keys(map, keys, ctx);
         match kind.as_str() {
             "webhook" => {
-                let url = self.required(map, "url", ctx).and_then(|n| self.resolved(n, ctx));
-                let secret = map.get_node("secret").and_then(|n| self.secret_value(n, ctx));
-                let headers = match map.get_node("headers").and_then(|n| self.mapping(n, "`headers`")) {
+                let url = self
+                    .required(map, "url", ctx)
+                    .and_then(|n| self.resolved(n, ctx));
+                let secret = map
+                    .get_node("secret")
+                    .and_then(|n| self.secret_value(n, ctx));
+                let headers = match map
+                    .get_node("headers")
+                    .and_then(|n| self.mapping(n, "`headers`"))
+                {
                     Some(h) => h
                         .iter()
-                        .filter_map(|(k, v)| Some((k.as_str().to_string(), self.resolved(v, ctx)?.0)))
+                        .filter_map(|(k, v)| {
+                            Some((k.as_str().to_string(), self.resolved(v, ctx)?.0))
+                        })
                         .collect(),
                     None => vec![],
                 };
-                Some(Notifier::Webhook { url: url?.0, secret, headers })
+                Some(Notifier::Webhook {
+                    url: url?.0,
+                    secret,
+                    headers,
+                })
             }
             "email" => {
-                let to = self.required(map, "to", ctx).and_then(|n| self.strings(n, "`to`"))?;
+                let to = self
+                    .required(map, "to", ctx)
+                    .and_then(|n| self.strings(n, "`to`"))?;
                 Some(Notifier::Email { to })
             }
             "pagerduty" => {
-                let routing_key = self.required(map, "routing_key", ctx).and_then(|n| self.secret_value(n, ctx));
+                let routing_key = self
+                    .required(map, "routing_key", ctx)
+                    .and_then(|n| self.secret_value(n, ctx));
                 let url = match map.get_node("url") {
                     Some(n) => self.resolved(n, ctx)?.0,
                     None => PAGERDUTY_URL.to_string(),
                 };
-                Some(Notifier::PagerDuty { routing_key: routing_key?, url })
+                Some(Notifier::PagerDuty {
+                    routing_key: routing_key?,
+                    url,
+                })
             }
             _ => {
-                let url = self.required(map, "url", ctx).and_then(|n| self.secret_value(n, ctx))?;
+                let url = self
+                    .required(map, "url", ctx)
+                    .and_then(|n| self.secret_value(n, ctx))?;
                 Some(Notifier::Slack { url })
             }
         }
@@ -151,9 +191,17 @@ impl<'a> Ctx<'a> {
 
     pub fn smtp(&mut self, node: &Node) -> Option<Smtp> {
         let map = self.mapping(node, "`smtp`")?;
-        self.check_keys(map, &["host", "port", "from", "tls", "username", "password"], "`smtp`");
-        let host = self.required(map, "host", "`smtp`").and_then(|n| self.string(n, "`host`"));
-        let from = self.required(map, "from", "`smtp`").and_then(|n| self.string(n, "`from`"));
+        self.check_keys(
+            map,
+            &["host", "port", "from", "tls", "username", "password"],
+            "`smtp`",
+        );
+        let host = self
+            .required(map, "host", "`smtp`")
+            .and_then(|n| self.string(n, "`host`"));
+        let from = self
+            .required(map, "from", "`smtp`")
+            .and_then(|n| self.string(n, "`from`"));
         let tls = match map.get_node("tls") {
             None => SmtpTls::StartTls,
             Some(n) => match self.string(n, "`tls`")?.as_str() {
@@ -161,7 +209,11 @@ impl<'a> Ctx<'a> {
                 "starttls" => SmtpTls::StartTls,
                 "tls" => SmtpTls::Tls,
                 other => {
-                    self.error_at(n, format!("unknown `tls` mode `{other}`"), Some("expected `none`, `starttls` or `tls`".into()));
+                    self.error_at(
+                        n,
+                        format!("unknown `tls` mode `{other}`"),
+                        Some("expected `none`, `starttls` or `tls`".into()),
+                    );
                     return None;
                 }
             },
@@ -179,8 +231,13 @@ impl<'a> Ctx<'a> {
             port,
             from: from?,
             tls,
-            username: map.get_node("username").and_then(|n| self.resolved(n, "`smtp`")).map(|v| v.0),
-            password: map.get_node("password").and_then(|n| self.secret_value(n, "`smtp`")),
+            username: map
+                .get_node("username")
+                .and_then(|n| self.resolved(n, "`smtp`"))
+                .map(|v| v.0),
+            password: map
+                .get_node("password")
+                .and_then(|n| self.secret_value(n, "`smtp`")),
         })
     }
 
@@ -189,7 +246,9 @@ impl<'a> Ctx<'a> {
         node: &Node,
         notifiers: &BTreeMap<String, Notifier>,
     ) -> BTreeMap<String, EscalationPolicy> {
-        let Some(map) = self.mapping(node, "`escalation`") else { return BTreeMap::new() };
+        let Some(map) = self.mapping(node, "`escalation`") else {
+            return BTreeMap::new();
+        };
         let mut out = BTreeMap::new();
         for (k, v) in map.iter() {
             if let Some(p) = self.policy(k.as_str(), v, notifiers) {
@@ -207,13 +266,24 @@ impl<'a> Ctx<'a> {
     ) -> Option<EscalationPolicy> {
         let ctx = format!("escalation policy `{name}`");
         let map = self.mapping(node, &ctx)?;
-        self.check_keys(map, &["levels", "remind_every", "ack_timeout", "on_resolve"], &ctx);
-        let items = self.required(map, "levels", &ctx).and_then(|n| self.sequence(n, "`levels`"))?;
+        self.check_keys(
+            map,
+            &["levels", "remind_every", "ack_timeout", "on_resolve"],
+            &ctx,
+        );
+        let items = self
+            .required(map, "levels", &ctx)
+            .and_then(|n| self.sequence(n, "`levels`"))?;
         let mut levels: Vec<EscalationLevel> = Vec::new();
         for item in items {
-            let Some(l) = self.level(item, &ctx, notifiers) else { continue };
+            let Some(l) = self.level(item, &ctx, notifiers) else {
+                continue;
+            };
             if levels.last().is_some_and(|prev| l.after < prev.after) {
-                let n = item.as_mapping().and_then(|m| m.get_node("after")).unwrap_or(item);
+                let n = item
+                    .as_mapping()
+                    .and_then(|m| m.get_node("after"))
+                    .unwrap_or(item);
                 self.error_at(n, format!("levels of {ctx} must not go back in time"), Some("each `after` counts from the incident's start and must be at least the previous one".into()));
             }
             levels.push(l);
@@ -224,7 +294,11 @@ impl<'a> Ctx<'a> {
                 "notify" => true,
                 "silent" => false,
                 other => {
-                    self.error_at(n, format!("unknown `on_resolve` value `{other}`"), Some("expected `notify` or `silent`".into()));
+                    self.error_at(
+                        n,
+                        format!("unknown `on_resolve` value `{other}`"),
+                        Some("expected `notify` or `silent`".into()),
+                    );
                     true
                 }
             },
@@ -232,8 +306,12 @@ impl<'a> Ctx<'a> {
         Some(EscalationPolicy {
             name: name.to_string(),
             levels,
-            remind_every: map.get_node("remind_every").and_then(|n| self.duration(n, "`remind_every`")),
-            ack_timeout: map.get_node("ack_timeout").and_then(|n| self.duration(n, "`ack_timeout`")),
+            remind_every: map
+                .get_node("remind_every")
+                .and_then(|n| self.duration(n, "`remind_every`")),
+            ack_timeout: map
+                .get_node("ack_timeout")
+                .and_then(|n| self.duration(n, "`ack_timeout`")),
             notify_on_resolve: on_resolve,
         })
     }
@@ -258,22 +336,40 @@ impl<'a> Ctx<'a> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "define it under `notifiers:`".into(),
                 };
-                self.error_at(list, format!("unknown notifier `{n}` in {ctx}"), Some(label));
+                self.error_at(
+                    list,
+                    format!("unknown notifier `{n}` in {ctx}"),
+                    Some(label),
+                );
             }
         }
-        Some(EscalationLevel { after, notify: names })
+        Some(EscalationLevel {
+            after,
+            notify: names,
+        })
     }
 
     pub fn maintenance(&mut self, node: &Node, components: &[Component]) -> Vec<Maintenance> {
-        let Some(items) = self.sequence(node, "`maintenance`") else { return vec![] };
-        items.iter().filter_map(|i| self.window(i, components)).collect()
+        let Some(items) = self.sequence(node, "`maintenance`") else {
+            return vec![];
+        };
+        items
+            .iter()
+            .filter_map(|i| self.window(i, components))
+            .collect()
     }
 
     fn window(&mut self, node: &Node, components: &[Component]) -> Option<Maintenance> {
         let map = self.mapping(node, "a maintenance window")?;
-        let name = self.required(map, "name", "a maintenance window").and_then(|n| self.string(n, "`name`"));
+        let name = self
+            .required(map, "name", "a maintenance window")
+            .and_then(|n| self.string(n, "`name`"));
         let ctx = format!("maintenance `{}`", name.as_deref().unwrap_or("?"));
-        self.check_keys(map, &["name", "components", "starts", "ends", "message"], &ctx);
+        self.check_keys(
+            map,
+            &["name", "components", "starts", "ends", "message"],
+            &ctx,
+        );
         let list = self.required(map, "components", &ctx)?;
         let ids = self.strings(list, "`components`")?;
         for id in &ids {
@@ -283,7 +379,9 @@ impl<'a> Ctx<'a> {
                 self.error_at(list, format!("unknown component `{id}` in {ctx}"), label);
             }
         }
-        let starts = self.required(map, "starts", &ctx).and_then(|n| self.timestamp(n));
+        let starts = self
+            .required(map, "starts", &ctx)
+            .and_then(|n| self.timestamp(n));
         let ends_node = self.required(map, "ends", &ctx)?;
         let ends = self.timestamp(ends_node);
         if let (Some(s), Some(e)) = (starts, ends)
@@ -296,7 +394,9 @@ impl<'a> Ctx<'a> {
             components: ids,
             starts: starts?,
             ends: ends?,
-            message: map.get_node("message").and_then(|n| self.string(n, "`message`")),
+            message: map
+                .get_node("message")
+                .and_then(|n| self.string(n, "`message`")),
         })
     }
 
@@ -304,7 +404,11 @@ impl<'a> Ctx<'a> {
         let text = self.string(node, "a time")?;
         let t = chrono::DateTime::parse_from_rfc3339(&text).ok();
         if t.is_none() {
-            self.error_at(node, format!("invalid time `{text}`"), Some("expected RFC 3339, like `2026-12-01T02:00:00Z`".into()));
+            self.error_at(
+                node,
+                format!("invalid time `{text}`"),
+                Some("expected RFC 3339, like `2026-12-01T02:00:00Z`".into()),
+            );
         }
         t.map(|t| t.with_timezone(&chrono::Utc))
     }
@@ -314,11 +418,17 @@ impl<'a> Ctx<'a> {
             return Admin::default();
         };
         self.check_keys(map, &["token"], "`admin`");
-        let token = map.get_node("token").and_then(|n| self.secret_value(n, "`admin`"));
+        let token = map
+            .get_node("token")
+            .and_then(|n| self.secret_value(n, "`admin`"));
         if let (Some(t), Some(n)) = (&token, map.get_node("token"))
             && t.expose().len() < 16
         {
-            self.error_at(n, "the admin token is too short".into(), Some("use at least 16 characters".into()));
+            self.error_at(
+                n,
+                "the admin token is too short".into(),
+                Some("use at least 16 characters".into()),
+            );
         }
         Admin { token }
     }

@@ -31,10 +31,32 @@ pub struct Defaults {
     pub insecure_tls: bool,
 }
 
-const DEFAULT_KEYS: &[&str] = &["every", "cron", "timeout", "retry", "alert", "jitter", "max_body", "insecure_tls"];
+const DEFAULT_KEYS: &[&str] = &[
+    "every",
+    "cron",
+    "timeout",
+    "retry",
+    "alert",
+    "jitter",
+    "max_body",
+    "insecure_tls",
+];
 const PROBE_KEYS: &[&str] = &[
-    "name", "component", "every", "cron", "time_zone", "jitter", "deadline", "slo", "alert",
-    "timeout", "retry", "insecure_tls", "max_body", "steps", "finally",
+    "name",
+    "component",
+    "every",
+    "cron",
+    "time_zone",
+    "jitter",
+    "deadline",
+    "slo",
+    "alert",
+    "timeout",
+    "retry",
+    "insecure_tls",
+    "max_body",
+    "steps",
+    "finally",
 ];
 const STEP_KEYS: &[&str] = &[
     "id", "get", "post", "put", "patch", "delete", "head", "options", "headers", "json", "form",
@@ -52,7 +74,11 @@ impl Ctx<'_> {
             schedule: Schedule::Every(Duration::from_secs(60)),
             timeout: Duration::from_secs(10),
             retry: Retry::default(),
-            alert: AlertRule { after: 2, recover_after: 2, escalation: None },
+            alert: AlertRule {
+                after: 2,
+                recover_after: 2,
+                escalation: None,
+            },
             jitter: Duration::ZERO,
             max_body: 10 * 1024 * 1024,
             insecure_tls: false,
@@ -65,12 +91,18 @@ impl Ctx<'_> {
         d.schedule = self.schedule(map, chrono_tz::UTC).unwrap_or(base.schedule);
         d.timeout = self.opt_duration(map, "timeout").unwrap_or(base.timeout);
         d.jitter = self.opt_duration(map, "jitter").unwrap_or(base.jitter);
-        d.retry = map.get_node("retry").and_then(|n| self.retry(n, &base.retry)).unwrap_or(base.retry);
+        d.retry = map
+            .get_node("retry")
+            .and_then(|n| self.retry(n, &base.retry))
+            .unwrap_or(base.retry);
         d.alert = map
             .get_node("alert")
             .and_then(|n| self.alert(n, &base.alert, escalation))
             .unwrap_or(base.alert);
-        d.max_body = map.get_node("max_body").and_then(|n| self.size(n)).unwrap_or(base.max_body);
+        d.max_body = map
+            .get_node("max_body")
+            .and_then(|n| self.size(n))
+            .unwrap_or(base.max_body);
         d.insecure_tls = map
             .get_node("insecure_tls")
             .and_then(|n| self.boolean(n, "`insecure_tls`"))
@@ -79,13 +111,18 @@ impl Ctx<'_> {
     }
 
     fn opt_duration(&mut self, map: &MarkedMappingNode, key: &str) -> Option<Duration> {
-        map.get_node(key).and_then(|n| self.duration(n, &format!("`{key}`")))
+        map.get_node(key)
+            .and_then(|n| self.duration(n, &format!("`{key}`")))
     }
 
     fn schedule(&mut self, map: &MarkedMappingNode, tz: chrono_tz::Tz) -> Option<Schedule> {
         match (map.get_node("every"), map.get_node("cron")) {
             (Some(e), Some(_)) => {
-                self.error_at(e, "`every` and `cron` cannot both be set".into(), Some("keep one".into()));
+                self.error_at(
+                    e,
+                    "`every` and `cron` cannot both be set".into(),
+                    Some("keep one".into()),
+                );
                 None
             }
             (Some(e), None) => {
@@ -104,7 +141,11 @@ impl Ctx<'_> {
                 };
                 if let Err(e) = crate::schedule::parse_cron(&expr) {
                     let label = "expected 6 fields with seconds first, like `0 */10 * * * *`";
-                    self.error_at(c, format!("invalid cron expression: {e}"), Some(label.into()));
+                    self.error_at(
+                        c,
+                        format!("invalid cron expression: {e}"),
+                        Some(label.into()),
+                    );
                     return None;
                 }
                 Some(Schedule::Cron { expr, tz })
@@ -114,8 +155,13 @@ impl Ctx<'_> {
     }
 
     fn size(&mut self, node: &Node) -> Option<u64> {
-        let text = node.as_scalar().map(|s| s.as_str().trim().to_string()).unwrap_or_default();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let text = node
+            .as_scalar()
+            .map(|s| s.as_str().trim().to_string())
+            .unwrap_or_default();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let (num, unit) = text.split_at(split);
         let mult = match unit.trim() {
             "" | "B" => Some(1),
@@ -129,7 +175,11 @@ impl Ctx<'_> {
         };
         let n = num.parse::<u64>().ok().zip(mult).map(|(n, m)| n * m);
         if n.is_none() {
-            self.error_at(node, "`max_body` must be a size".into(), Some("expected a size like `10MB` or `1MiB`".into()));
+            self.error_at(
+                node,
+                "`max_body` must be a size".into(),
+                Some("expected a size like `10MB` or `1MiB`".into()),
+            );
         }
         n
     }
@@ -154,7 +204,11 @@ impl Ctx<'_> {
                     "timeout" => r.on_timeout = true,
                     other => {
                         let label = "expected `connect`, `5xx` or `timeout`".to_string();
-                        self.error_at(on, format!("unknown retry condition `{other}`"), Some(label));
+                        self.error_at(
+                            on,
+                            format!("unknown retry condition `{other}`"),
+                            Some(label),
+                        );
                     }
                 }
             }
@@ -184,7 +238,11 @@ impl Ctx<'_> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "define it under `escalation:`".into(),
                 };
-                self.error_at(n, format!("unknown escalation policy `{name}`"), Some(label));
+                self.error_at(
+                    n,
+                    format!("unknown escalation policy `{name}`"),
+                    Some(label),
+                );
                 return None;
             }
             a.escalation = Some(name);
@@ -194,9 +252,15 @@ impl Ctx<'_> {
 
     /// `2`, `2 failures`, `1 pass`.
     fn count(&mut self, node: &Node, units: &[&str], what: &str) -> Option<u32> {
-        let text = node.as_scalar().map(|s| s.as_str().to_string()).unwrap_or_default();
+        let text = node
+            .as_scalar()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default();
         let mut words = text.split_whitespace();
-        let n = words.next().and_then(|w| w.parse::<u32>().ok()).filter(|n| *n >= 1);
+        let n = words
+            .next()
+            .and_then(|w| w.parse::<u32>().ok())
+            .filter(|n| *n >= 1);
         let unit_ok = words.next().is_none_or(|u| units.contains(&u)) && words.next().is_none();
         match n {
             Some(n) if unit_ok => Some(n),
@@ -214,9 +278,14 @@ impl Ctx<'_> {
         };
         let mut out: Vec<Probe> = Vec::new();
         for item in items {
-            let Some(p) = self.probe(item, known) else { continue };
+            let Some(p) = self.probe(item, known) else {
+                continue;
+            };
             if let Some(first) = out.iter().find(|o| o.name == p.name) {
-                let n = item.as_mapping().and_then(|m| m.get_node("name")).unwrap_or(item);
+                let n = item
+                    .as_mapping()
+                    .and_then(|m| m.get_node("name"))
+                    .unwrap_or(item);
                 let label = format!("first defined on line {}", first.pos.line);
                 self.error_at(n, format!("duplicate probe name `{}`", p.name), Some(label));
             }
@@ -227,14 +296,25 @@ impl Ctx<'_> {
 
     fn probe(&mut self, node: &Node, known: &Known<'_>) -> Option<Probe> {
         let map = self.mapping(node, "a probe")?;
-        let name = self.required(map, "name", "a probe").and_then(|n| self.string(n, "`name`"));
+        let name = self
+            .required(map, "name", "a probe")
+            .and_then(|n| self.string(n, "`name`"));
         let ctx = format!("probe `{}`", name.as_deref().unwrap_or("?"));
         self.check_keys(map, PROBE_KEYS, &ctx);
-        let component = self.required(map, "component", &ctx).and_then(|n| self.component_ref(n, known));
+        let component = self
+            .required(map, "component", &ctx)
+            .and_then(|n| self.component_ref(n, known));
         let d = known.defaults;
-        let schedule = self.schedule(map, known.time_zone).unwrap_or_else(|| d.schedule.clone());
-        let alert = map.get_node("alert").and_then(|n| self.alert(n, &d.alert, known.escalation));
-        let retry = map.get_node("retry").and_then(|n| self.retry(n, &d.retry)).unwrap_or(d.retry.clone());
+        let schedule = self
+            .schedule(map, known.time_zone)
+            .unwrap_or_else(|| d.schedule.clone());
+        let alert = map
+            .get_node("alert")
+            .and_then(|n| self.alert(n, &d.alert, known.escalation));
+        let retry = map
+            .get_node("retry")
+            .and_then(|n| self.retry(n, &d.retry))
+            .unwrap_or(d.retry.clone());
         let timeout = self.opt_duration(map, "timeout").unwrap_or(d.timeout);
         let degraded_after = map.get_node("slo").and_then(|n| self.slo(n));
         let step_defaults = (timeout, retry);
@@ -253,7 +333,10 @@ impl Ctx<'_> {
                 .get_node("insecure_tls")
                 .and_then(|n| self.boolean(n, "`insecure_tls`"))
                 .unwrap_or(d.insecure_tls),
-            max_body_bytes: map.get_node("max_body").and_then(|n| self.size(n)).unwrap_or(d.max_body),
+            max_body_bytes: map
+                .get_node("max_body")
+                .and_then(|n| self.size(n))
+                .unwrap_or(d.max_body),
             pos: pos(node),
         })
     }
@@ -265,10 +348,17 @@ impl Ctx<'_> {
         }
         let label = match suggest(&id, known.components.iter().map(|c| c.id.as_str())) {
             Some(s) => format!("did you mean `{s}`?"),
-            None if known.components.is_empty() => "no components are defined under `components:`".into(),
+            None if known.components.is_empty() => {
+                "no components are defined under `components:`".into()
+            }
             None => format!(
                 "components: {}",
-                known.components.iter().map(|c| c.id.as_str()).collect::<Vec<_>>().join(", ")
+                known
+                    .components
+                    .iter()
+                    .map(|c| c.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         };
         self.error_at(node, format!("unknown component `{id}`"), Some(label));
@@ -289,11 +379,15 @@ impl Ctx<'_> {
         defaults: &(Duration, Retry),
     ) -> (Vec<Step>, Vec<Step>) {
         let steps_node = self.required(map, "steps", probe_ctx);
-        let steps_items: &[Node] = steps_node.and_then(|n| self.sequence(n, "`steps`")).unwrap_or(&[]);
-        if let (Some(n), true) = (steps_node, steps_items.is_empty()) {
-            if n.as_sequence().is_some() {
-                self.error_at(n, format!("{probe_ctx} has no steps"), Some("add at least one step".into()));
-            }
+        let steps_items: &[Node] = steps_node
+            .and_then(|n| self.sequence(n, "`steps`"))
+            .unwrap_or(&[]);
+        if let Some(n) = steps_node
+            && steps_items.is_empty()
+            && n.as_sequence().is_some()
+        {
+            let label = Some("add at least one step".into());
+            self.error_at(n, format!("{probe_ctx} has no steps"), label);
         }
         let finally_items: &[Node] = map
             .get_node("finally")
@@ -315,7 +409,15 @@ impl Ctx<'_> {
         let mut finally = Vec::new();
         for (i, item) in finally_items.iter().enumerate() {
             let n = steps_items.len() + i;
-            if let Some(s) = self.step(item, n, probe_ctx, defaults, &captures, &BTreeMap::new(), &mut ids) {
+            if let Some(s) = self.step(
+                item,
+                n,
+                probe_ctx,
+                defaults,
+                &captures,
+                &BTreeMap::new(),
+                &mut ids,
+            ) {
                 finally.push(s);
             }
         }
@@ -345,12 +447,23 @@ impl Ctx<'_> {
         ids.push(id.clone());
         let ctx = format!("step `{id}` of {probe_ctx}");
         self.check_keys(map, STEP_KEYS, &ctx);
-        let names = Names { captures: captures.to_vec(), later: later.clone(), in_run: true, context: &ctx };
+        let names = Names {
+            captures: captures.to_vec(),
+            later: later.clone(),
+            in_run: true,
+            context: &ctx,
+        };
         let (method, url) = self.method(map, node, &ctx, &names)?;
         let headers = self.template_map(map.get_node("headers"), &names, "`headers`");
         let body = self.body(map, &names, &ctx);
-        let expect = map.get_node("expect").map(|n| self.expect(n, &names, &ctx)).unwrap_or_default();
-        let capture = map.get_node("capture").map(|n| self.captures(n, &names, &ctx)).unwrap_or_default();
+        let expect = map
+            .get_node("expect")
+            .map(|n| self.expect(n, &names, &ctx))
+            .unwrap_or_default();
+        let capture = map
+            .get_node("capture")
+            .map(|n| self.captures(n, &names, &ctx))
+            .unwrap_or_default();
         let only_if_defined = map.get_node("if").and_then(|n| self.guard(n, &names));
         Some(Step {
             id,
@@ -361,9 +474,15 @@ impl Ctx<'_> {
             timeout: self.opt_duration(map, "timeout").unwrap_or(defaults.0),
             expect,
             capture,
-            retry: map.get_node("retry").and_then(|n| self.retry(n, &defaults.1)).unwrap_or(defaults.1.clone()),
+            retry: map
+                .get_node("retry")
+                .and_then(|n| self.retry(n, &defaults.1))
+                .unwrap_or(defaults.1.clone()),
             poll: map.get_node("poll").and_then(|n| self.poll(n)),
-            critical: map.get_node("critical").and_then(|n| self.boolean(n, "`critical`")).unwrap_or(true),
+            critical: map
+                .get_node("critical")
+                .and_then(|n| self.boolean(n, "`critical`"))
+                .unwrap_or(true),
             only_if_defined,
             pos: pos(node),
         })
@@ -384,13 +503,23 @@ impl Ctx<'_> {
             [(m, n, _)] => Some((*m, self.template(n, names)?)),
             [] => {
                 let label = "add one of `get`, `post`, `put`, `patch`, `delete`, `head`, `options` with the URL";
-                self.error(pos(node), 1, format!("{ctx} has no request method"), Some(label.into()));
+                self.error(
+                    pos(node),
+                    1,
+                    format!("{ctx} has no request method"),
+                    Some(label.into()),
+                );
                 None
             }
             [_, (_, _, second), ..] => {
                 let key = map.keys().find(|k| k.as_str() == *second);
                 let at = key.map_or(pos(node), key_pos);
-                self.error(at, second.len(), format!("{ctx} has more than one request method"), Some("a step sends exactly one request".into()));
+                self.error(
+                    at,
+                    second.len(),
+                    format!("{ctx} has more than one request method"),
+                    Some("a step sends exactly one request".into()),
+                );
                 None
             }
         }
@@ -411,12 +540,20 @@ impl Ctx<'_> {
     }
 
     fn body(&mut self, map: &MarkedMappingNode, names: &Names<'_>, ctx: &str) -> Body {
-        let present: Vec<&str> = ["json", "form", "body"].into_iter().filter(|k| map.get_node(k).is_some()).collect();
+        let present: Vec<&str> = ["json", "form", "body"]
+            .into_iter()
+            .filter(|k| map.get_node(k).is_some())
+            .collect();
         if present.len() > 1 {
             let key = map.keys().find(|k| k.as_str() == present[1]);
             let at = key.map_or(Pos::default(), key_pos);
             let label = "use only one of `json`, `form`, `body`".to_string();
-            self.error(at, present[1].len(), format!("{ctx} has more than one body"), Some(label));
+            self.error(
+                at,
+                present[1].len(),
+                format!("{ctx} has more than one body"),
+                Some(label),
+            );
             return Body::None;
         }
         if let Some(n) = map.get_node("json") {
@@ -434,16 +571,30 @@ impl Ctx<'_> {
     fn poll(&mut self, node: &Node) -> Option<Poll> {
         let map = self.mapping(node, "`poll`")?;
         self.check_keys(map, &["every", "within"], "`poll`");
-        let every = self.required(map, "every", "`poll`").and_then(|n| self.duration(n, "`every`"));
-        let within = self.required(map, "within", "`poll`").and_then(|n| self.duration(n, "`within`"));
-        Some(Poll { every: every?, within: within? })
+        let every = self
+            .required(map, "every", "`poll`")
+            .and_then(|n| self.duration(n, "`every`"));
+        let within = self
+            .required(map, "within", "`poll`")
+            .and_then(|n| self.duration(n, "`within`"));
+        Some(Poll {
+            every: every?,
+            within: within?,
+        })
     }
 
     fn guard(&mut self, node: &Node, names: &Names<'_>) -> Option<String> {
         let text = self.string(node, "`if`")?;
-        let inner = text.trim().strip_prefix("defined(").and_then(|r| r.strip_suffix(')'));
+        let inner = text
+            .trim()
+            .strip_prefix("defined(")
+            .and_then(|r| r.strip_suffix(')'));
         let Some(name) = inner.map(str::trim) else {
-            self.error_at(node, "unsupported condition".into(), Some("expected `defined(name)`".into()));
+            self.error_at(
+                node,
+                "unsupported condition".into(),
+                Some("expected `defined(name)`".into()),
+            );
             return None;
         };
         if !names.captures.iter().any(|c| c == name) {
@@ -453,8 +604,16 @@ impl Ctx<'_> {
             };
             let p = pos(node);
             let shift = usize::from(node.as_scalar().is_some_and(|s| !s.may_coerce()));
-            let at = Pos { line: p.line, column: p.column + shift + text.find(name).unwrap_or(0) };
-            self.error(at, name.len(), format!("unknown capture `{name}` in `if`"), Some(label));
+            let at = Pos {
+                line: p.line,
+                column: p.column + shift + text.find(name).unwrap_or(0),
+            };
+            self.error(
+                at,
+                name.len(),
+                format!("unknown capture `{name}` in `if`"),
+                Some(label),
+            );
             return None;
         }
         Some(name.to_string())
@@ -464,14 +623,33 @@ impl Ctx<'_> {
         let Some(map) = self.mapping(node, "`expect`") else {
             return Expect::default();
         };
-        self.check_keys(map, &["status", "duration", "that"], &format!("`expect` of {ctx}"));
-        let status = map.get_node("status").map(|n| self.status(n)).unwrap_or_default();
-        let duration = map.get_node("duration").and_then(|n| self.duration_check(n));
-        let that = match map.get_node("that").and_then(|n| self.sequence(n, "`that`")) {
-            Some(items) => items.iter().filter_map(|i| self.assertion(i, names, ctx)).collect(),
+        self.check_keys(
+            map,
+            &["status", "duration", "that"],
+            &format!("`expect` of {ctx}"),
+        );
+        let status = map
+            .get_node("status")
+            .map(|n| self.status(n))
+            .unwrap_or_default();
+        let duration = map
+            .get_node("duration")
+            .and_then(|n| self.duration_check(n));
+        let that = match map
+            .get_node("that")
+            .and_then(|n| self.sequence(n, "`that`"))
+        {
+            Some(items) => items
+                .iter()
+                .filter_map(|i| self.assertion(i, names, ctx))
+                .collect(),
             None => vec![],
         };
-        Expect { status, duration, that }
+        Expect {
+            status,
+            duration,
+            that,
+        }
     }
 
     fn status(&mut self, node: &Node) -> Vec<u16> {
@@ -481,22 +659,38 @@ impl Ctx<'_> {
         };
         let codes: Option<Vec<u16>> = items
             .iter()
-            .map(|n| n.as_scalar().and_then(|s| s.as_u16()).filter(|c| (100..600).contains(c)))
+            .map(|n| {
+                n.as_scalar()
+                    .and_then(|s| s.as_u16())
+                    .filter(|c| (100..600).contains(c))
+            })
             .collect();
         if codes.is_none() {
             let label = "expected a status code like `200` or a list like `[200, 201]`";
-            self.error_at(node, "`status` must be HTTP status codes".into(), Some(label.into()));
+            self.error_at(
+                node,
+                "`status` must be HTTP status codes".into(),
+                Some(label.into()),
+            );
         }
         codes.unwrap_or_default()
     }
 
     fn duration_check(&mut self, node: &Node) -> Option<DurationCheck> {
         let map = self.mapping(node, "`duration`")?;
-        let ops = [("lt", Op::Lt), ("le", Op::Le), ("gt", Op::Gt), ("ge", Op::Ge)];
+        let ops = [
+            ("lt", Op::Lt),
+            ("le", Op::Le),
+            ("gt", Op::Gt),
+            ("ge", Op::Ge),
+        ];
         self.check_keys(map, &["lt", "le", "gt", "ge"], "`duration`");
         let (k, v) = map.iter().next()?;
         let op = ops.iter().find(|(n, _)| *n == k.as_str())?.1;
-        Some(DurationCheck { op, limit: self.duration(v, "the duration bound")? })
+        Some(DurationCheck {
+            op,
+            limit: self.duration(v, "the duration bound")?,
+        })
     }
 
     fn captures(&mut self, node: &Node, names: &Names<'_>, ctx: &str) -> Vec<Capture> {
@@ -505,13 +699,23 @@ impl Ctx<'_> {
         };
         let mut out = Vec::new();
         for (k, v) in map.iter() {
-            let Some(m) = self.mapping(v, "a capture") else { continue };
+            let Some(m) = self.mapping(v, "a capture") else {
+                continue;
+            };
             let mut allowed = QUERIES.to_vec();
             allowed.push("secret");
             self.check_keys(m, &allowed, &format!("capture `{}` of {ctx}", k.as_str()));
-            let secret = m.get_node("secret").and_then(|n| self.boolean(n, "`secret`")).unwrap_or(false);
+            let secret = m
+                .get_node("secret")
+                .and_then(|n| self.boolean(n, "`secret`"))
+                .unwrap_or(false);
             if let Some(query) = self.query(m, v, names) {
-                out.push(Capture { name: k.as_str().to_string(), query, secret, pos: key_pos(k) });
+                out.push(Capture {
+                    name: k.as_str().to_string(),
+                    query,
+                    secret,
+                    pos: key_pos(k),
+                });
             }
         }
         out
@@ -519,10 +723,18 @@ impl Ctx<'_> {
 
     /// The one query key of an assertion or capture.
     fn query(&mut self, map: &MarkedMappingNode, node: &Node, names: &Names<'_>) -> Option<Query> {
-        let found: Vec<_> = map.iter().filter(|(k, _)| QUERIES.contains(&k.as_str())).collect();
+        let found: Vec<_> = map
+            .iter()
+            .filter(|(k, _)| QUERIES.contains(&k.as_str()))
+            .collect();
         let [(k, v)] = found.as_slice() else {
             let label = format!("use exactly one of: {}", QUERIES.join(", "));
-            self.error(pos(node), 1, "expected exactly one query".into(), Some(label));
+            self.error(
+                pos(node),
+                1,
+                "expected exactly one query".into(),
+                Some(label),
+            );
             return None;
         };
         let text = || v.as_scalar().map(|s| s.as_str().to_string());
@@ -532,7 +744,11 @@ impl Ctx<'_> {
                 match serde_json_path::JsonPath::parse(&src) {
                     Ok(p) => Query::Json(p, src),
                     Err(e) => {
-                        self.error_at(v, format!("invalid JSONPath: {e}"), Some("expected a path like `$.items[0].id`".into()));
+                        self.error_at(
+                            v,
+                            format!("invalid JSONPath: {e}"),
+                            Some("expected a path like `$.items[0].id`".into()),
+                        );
                         return None;
                     }
                 }
@@ -577,38 +793,64 @@ impl Ctx<'_> {
                     Some(rest) => (true, rest),
                     None => (false, k.as_str()),
                 };
-                Op::ALL.iter().find(|(n, _)| *n == name).map(|(_, op)| (*op, negate, v))
+                Op::ALL
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, op)| (*op, negate, v))
             })
             .collect();
         let [(op, negate, value)] = preds.as_slice() else {
             let label = "add one of: eq, ne, lt, le, gt, ge, contains, matches, exists, in, len (or `not_…`)";
-            self.error(pos(node), 1, "an assertion needs exactly one predicate".into(), Some(label.into()));
+            self.error(
+                pos(node),
+                1,
+                "an assertion needs exactly one predicate".into(),
+                Some(label.into()),
+            );
             return None;
         };
         let expected = self.template_value(value, names)?;
         let regex = match (op, &expected) {
-            (Op::Matches, crate::config::template::TemplateValue::String(t)) => match t.as_literal() {
-                Some(src) => match regex::Regex::new(src) {
-                    Ok(r) => Some(r),
-                    Err(_) => {
-                        self.error_at(value, "invalid regex".into(), None);
-                        return None;
-                    }
-                },
-                None => None,
-            },
+            (Op::Matches, crate::config::template::TemplateValue::String(t)) => {
+                match t.as_literal() {
+                    Some(src) => match regex::Regex::new(src) {
+                        Ok(r) => Some(r),
+                        Err(_) => {
+                            self.error_at(value, "invalid regex".into(), None);
+                            return None;
+                        }
+                    },
+                    None => None,
+                }
+            }
             _ => None,
         };
-        Some(Assertion { query, op: *op, negate: *negate, expected, regex, pos: pos(node) })
+        Some(Assertion {
+            query,
+            op: *op,
+            negate: *negate,
+            expected,
+            regex,
+            pos: pos(node),
+        })
     }
 }
 
 /// Capture names a step node declares, with the step's id.
 fn step_captures(node: &Node) -> Vec<(String, String)> {
-    let Some(map) = node.as_mapping() else { return vec![] };
-    let id = map.get_scalar("id").map(|s| s.as_str().to_string()).unwrap_or_else(|| "?".into());
+    let Some(map) = node.as_mapping() else {
+        return vec![];
+    };
+    let id = map
+        .get_scalar("id")
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|| "?".into());
     map.get_mapping("capture")
-        .map(|c| c.keys().map(|k| (k.as_str().to_string(), id.clone())).collect())
+        .map(|c| {
+            c.keys()
+                .map(|k| (k.as_str().to_string(), id.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
