@@ -104,7 +104,11 @@ pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
     candidates
         .into_iter()
         .map(|c| (distance(word, c), c))
-        .filter(|(d, c)| *d <= limit || (word.len() >= 3 && c.starts_with(word)))
+        .filter(|(d, c)| {
+            *d <= limit
+                || (word.len() >= 3 && c.starts_with(word))
+                || (c.len() >= 2 && word.starts_with(c))
+        })
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }

@@ -173,14 +173,29 @@ impl Ctx<'_> {
     }
 
     /// Reports every key of `map` not in `allowed`, with a suggestion.
-    pub fn check_keys(&mut self, map: &MarkedMappingNode, allowed: &[&str], context: &str) {
+    /// Returns whether every key was known.
+    pub fn check_keys(&mut self, map: &MarkedMappingNode, allowed: &[&str], context: &str) -> bool {
+        let hint = format!("expected one of: {}", allowed.join(", "));
+        self.check_keys_hint(map, allowed, context, &hint)
+    }
+
+    /// Like `check_keys`, with `hint` when no key is close enough to suggest.
+    pub fn check_keys_hint(
+        &mut self,
+        map: &MarkedMappingNode,
+        allowed: &[&str],
+        context: &str,
+        hint: &str,
+    ) -> bool {
+        let mut all_known = true;
         for key in map.keys() {
             if allowed.contains(&key.as_str()) {
                 continue;
             }
+            all_known = false;
             let label = match suggest(key.as_str(), allowed.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
-                None => format!("expected one of: {}", allowed.join(", ")),
+                None => hint.to_string(),
             };
             let at = if context.is_empty() {
                 String::new()
@@ -193,6 +208,18 @@ impl Ctx<'_> {
                 format!("unknown key `{}`{at}", key.as_str()),
                 Some(label),
             );
+        }
+        all_known
+    }
+
+    /// The item of a list node whose text is `value` (for precise carets).
+    pub fn item<'n>(&self, list: &'n Node, value: &str) -> &'n Node {
+        match list {
+            Node::Sequence(items) => items
+                .iter()
+                .find(|i| i.as_scalar().is_some_and(|s| s.as_str() == value))
+                .unwrap_or(list),
+            _ => list,
         }
     }
 

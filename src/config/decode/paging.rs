@@ -336,11 +336,8 @@ impl<'a> Ctx<'a> {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "define it under `notifiers:`".into(),
                 };
-                self.error_at(
-                    list,
-                    format!("unknown notifier `{n}` in {ctx}"),
-                    Some(label),
-                );
+                let at = self.item(list, n);
+                self.error_at(at, format!("unknown notifier `{n}` in {ctx}"), Some(label));
             }
         }
         Some(EscalationLevel {
@@ -376,7 +373,8 @@ impl<'a> Ctx<'a> {
             if !components.iter().any(|c| &c.id == id) {
                 let label = suggest(id, components.iter().map(|c| c.id.as_str()))
                     .map(|s| format!("did you mean `{s}`?"));
-                self.error_at(list, format!("unknown component `{id}` in {ctx}"), label);
+                let at = self.item(list, id);
+                self.error_at(at, format!("unknown component `{id}` in {ctx}"), label);
             }
         }
         let starts = self

@@ -704,7 +704,10 @@ impl Ctx<'_> {
             };
             let mut allowed = QUERIES.to_vec();
             allowed.push("secret");
-            self.check_keys(m, &allowed, &format!("capture `{}` of {ctx}", k.as_str()));
+            let capture_ctx = format!("capture `{}` of {ctx}", k.as_str());
+            if !self.check_keys(m, &allowed, &capture_ctx) {
+                continue;
+            }
             let secret = m
                 .get_node("secret")
                 .and_then(|n| self.boolean(n, "`secret`"))
@@ -784,7 +787,11 @@ impl Ctx<'_> {
             allowed.push(format!("not_{op}"));
         }
         let allowed_ref: Vec<&str> = allowed.iter().map(String::as_str).collect();
-        self.check_keys(map, &allowed_ref, &format!("an assertion of {ctx}"));
+        let hint = "expected a query (json, header, cookie, body, regex, var, status) \
+            and a predicate (eq, ne, lt, le, gt, ge, contains, matches, exists, in, len, or not_…)";
+        if !self.check_keys_hint(map, &allowed_ref, &format!("an assertion of {ctx}"), hint) {
+            return None;
+        }
         let query = self.query(map, node, names)?;
         let preds: Vec<_> = map
             .iter()
