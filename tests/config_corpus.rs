@@ -33,7 +33,7 @@ fn every_broken_file_gives_its_exact_diagnostics() {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         let source = std::fs::read_to_string(path).unwrap();
         let rendered = match lookout::config::parse(&source, &name, &dir, &env) {
-            Ok(_) => format!("(loaded without errors)\n"),
+            Ok(_) => "(loaded without errors)\n".to_string(),
             Err(d) => d.render(),
         };
         let expected_path = path.with_extension("expected");

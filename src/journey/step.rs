@@ -231,7 +231,11 @@ impl RunCtx<'_> {
             if c.secret {
                 self.redactor.add(&check::plain(&value));
             }
-            let display = self.redactor.redact_string(check::show(Some(&value)));
+            let display = if c.secret {
+                super::redact::MASK.to_string()
+            } else {
+                self.redactor.redact_string(check::show(Some(&value)))
+            };
             shown.push((c.name.clone(), display));
             self.scope.capture(&c.name, value);
         }
