@@ -1,0 +1,96 @@
+//! The `lookout` binary as a user runs it: `check` and `run`.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+
+async fn lookout(args: &[&str]) -> Output {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(args)
+        .env("TEST_PROBE_PASSWORD", support::PASSWORD)
+        .env("TEST_ADMIN_TOKEN", support::ADMIN_TOKEN)
+        .env("LOOKOUT_SAMPLE_PASSWORD", support::PASSWORD)
+        .env("LOOKOUT_ADMIN_TOKEN", support::ADMIN_TOKEN)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn check_accepts_the_shipped_file_and_shows_next_runs() {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.yaml");
+    let out = lookout(&["check", "--config", config.to_str().unwrap()]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(stdout.contains("deploy-login-write-read"), "{stdout}");
+    assert!(stdout.contains("component deploys"), "{stdout}");
+    assert!(stdout.contains("every 1m"), "{stdout}");
+    assert_eq!(stdout.matches("next:").count(), 3, "{stdout}");
+}
+
+#[tokio::test]
+async fn check_rejects_a_bad_file_with_its_position_and_exit_code_2() {
+    let bad =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/broken/missing_component.yaml");
+    let out = lookout(&["check", "--config", bad.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("missing_component.yaml:7:16"), "{stderr}");
+    assert!(stderr.contains("did you mean `api`?"), "{stderr}");
+
+    let out = lookout(&[
+        "check",
+        "--format",
+        "json",
+        "--config",
+        bad.to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["line"], 7);
+    assert_eq!(json[0]["column"], 16);
+}
+
+#[tokio::test]
+async fn run_prints_a_trace_and_exits_by_outcome() {
+    let platform = support::platform().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::write_config(dir.path(), &platform.url, "http://127.0.0.1:9/hook", 25);
+    let config = config.to_str().unwrap();
+
+    let out = lookout(&["run", "login", "--config", config]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("✓ login: POST"), "{stdout}");
+    assert!(stdout.contains("→ 200"), "{stdout}");
+    assert!(stdout.contains("outcome: pass"), "{stdout}");
+
+    platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    let out = lookout(&["run", "login", "--config", config]).await;
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("status: expected 200, got 503"), "{stdout}");
+    assert!(
+        stdout.contains("json $.token exists: expected true, got (nothing)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(support::PASSWORD),
+        "the trace shows no secret"
+    );
+
+    let out = lookout(&["run", "nope", "--config", config]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no probe named `nope`"));
+}

@@ -1,0 +1,133 @@
+//! A secret never leaves the process: not in the SQLite file, not on any
+//! page or API response, not in a page sent to a receiver, in any of the
+//! encodings it would travel in.
+
+mod support;
+
+use std::time::Duration;
+
+use base64::Engine;
+use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use support::*;
+
+const SECRET: &str = "p@ss w0rd/with+specials";
+
+fn forms() -> Vec<String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    vec![
+        SECRET.to_string(),
+        url::form_urlencoded::byte_serialize(SECRET.as_bytes()).collect(),
+        b64.encode(SECRET),
+        b64.encode(SECRET).trim_end_matches('=').to_string(),
+    ]
+}
+
+fn assert_clean(what: &str, haystack: &[u8]) {
+    let text = String::from_utf8_lossy(haystack);
+    for form in forms() {
+        assert!(
+            !text.contains(&form),
+            "{what} contains the secret as `{form}`"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_redacted_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    receiver.serve(listener);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(SECRET);
+    let yaml = format!(
+        r#"version: 1
+components: [{{ id: api, name: API }}]
+secrets:
+  pw: {{ env: SECRET_PW }}
+  admin: {{ env: TEST_ADMIN_TOKEN }}
+admin: {{ token: "{{{{ secrets.admin }}}}" }}
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
+    steps:
+      - id: login
+        post: "{url}/login?pw={{{{ secrets.pw }}}}"
+        headers: {{ Authorization: "Basic {b64}", X-Key: "{{{{ secrets.pw }}}}" }}
+        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
+        expect:
+          status: 200
+          that:
+            - {{ json: $.token, eq: "{{{{ secrets.pw }}}}" }}
+notifiers:
+  hook: {{ type: webhook, url: "{hook}" }}
+escalation:
+  on-call:
+    levels: [{{ notify: [hook] }}]
+"#,
+        url = platform.url
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let env = |name: &str| match name {
+        "SECRET_PW" => Some(SECRET.to_string()),
+        other => test_env(other),
+    };
+    let config = lookout::config::load(&path, &env).unwrap();
+    let db = dir.path().join("lookout.db");
+    let app = lookout::app::App::build(lookout::app::AppOptions {
+        config,
+        database: db.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tuning: fast_tuning(),
+    })
+    .await
+    .unwrap();
+    let url = app.url();
+    let store = app.state().store.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+
+    eventually("a page", Duration::from_secs(30), || async {
+        (!receiver.of_type("incident.trigger").is_empty()).then_some(())
+    })
+    .await;
+    let runs = store.recent_runs("login", 5).await.unwrap();
+    assert!(!runs.is_empty());
+    for path in [
+        "/",
+        "/incidents/1",
+        "/api/v2/summary.json",
+        "/api/v2/status.json",
+    ] {
+        let body = reqwest::get(format!("{url}{path}"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_clean(path, &body);
+    }
+    for r in receiver.all() {
+        assert_clean("a webhook page", r.body.to_string().as_bytes());
+    }
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    for file in ["lookout.db", "lookout.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(file)) {
+            assert_clean(file, &bytes);
+        }
+    }
+    // The stored URL kept its shape, with the secret masked.
+    let raw = std::fs::read(&db).unwrap();
+    assert!(String::from_utf8_lossy(&raw).contains("/login?pw=***"));
+}
