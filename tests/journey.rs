@@ -290,7 +290,7 @@ async fn a_reset_mid_body_is_a_failed_step() {
         let head = "HTTP/1.1 200 OK\r\ncontent-length: 5000\r\n\r\npartial";
         let _ = sock.write_all(head.as_bytes()).await;
         // Close with RST rather than FIN.
-        let _ = sock.set_linger(Some(Duration::ZERO));
+        let _ = sock.set_zero_linger();
         drop(sock);
     })
     .await;
