@@ -66,6 +66,8 @@ pub enum Command {
     },
     /// Start the built-in sample platform and the service watching it.
     Demo(demo::DemoArgs),
+    /// Print the JSON Schema of probes.yaml (for editors).
+    Schema,
 }
 
 pub fn init_logging(cli: &Cli) {
@@ -90,6 +92,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             database,
         } => serve(&config, listen, database).await,
         Command::Demo(args) => demo::demo(args).await,
+        Command::Schema => {
+            println!("{}", config::SCHEMA.trim_end());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -31,6 +31,17 @@ pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config,
     parse(&source, &name, base, env)
 }
 
+/// The JSON Schema of probes.yaml, for editors (`lookout schema`).
+pub const SCHEMA: &str = include_str!("../../schema/probes.schema.json");
+
+/// The YAML document as plain JSON (no templates resolved), e.g. to check it
+/// against `SCHEMA`.
+pub fn yaml_to_json(source: &str) -> Result<serde_json::Value, String> {
+    marked_yaml::parse_yaml(0, source)
+        .map(|node| decode::plain_value(&node))
+        .map_err(|e| e.to_string())
+}
+
 pub fn parse(
     source: &str,
     file_name: &str,

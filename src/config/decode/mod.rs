@@ -527,7 +527,7 @@ impl Ctx<'_> {
 }
 
 /// A YAML value as JSON, without templates (for `vars`).
-fn plain_value(node: &Node) -> serde_json::Value {
+pub fn plain_value(node: &Node) -> serde_json::Value {
     use serde_json::Value;
     match node {
         Node::Scalar(s) if s.may_coerce() => {
