@@ -152,8 +152,13 @@ impl App {
             let _ = rx.wait_for(|s| *s).await;
         };
         let (results_tx, results_rx) = mpsc::channel(1024);
+        let runner = Runner::new().with_journal(self.state.store.clone());
+        tokio::spawn(crate::monitor::clean_up_interrupted(
+            self.state.store.clone(),
+            self.state.config.clone(),
+            runner.clone(),
+        ));
         let scheduler = if self.tuning.schedule {
-            let runner = Runner::new();
             Some(Scheduler::start(self.state.config.clone(), runner, results_tx.clone()).await?)
         } else {
             None

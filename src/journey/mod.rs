@@ -11,11 +11,14 @@ pub mod result;
 mod scope;
 mod step;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::config::{Config, Probe};
+use crate::config::template::Template;
+use crate::config::{Body, Config, Probe};
+use crate::store::Store;
 pub use redact::Redactor;
 pub use result::{Outcome, Phase, RunResult, StepOutcome, StepResult};
 use scope::RunScope;
@@ -26,6 +29,9 @@ pub struct Runner {
     http: reqwest::Client,
     /// For probes that opt out of certificate checks.
     insecure_http: reqwest::Client,
+    /// Where in-flight runs note what their cleanup will need, so a run cut
+    /// short by a crash is cleaned up at the next start.
+    journal: Option<Store>,
 }
 
 impl Runner {
@@ -33,7 +39,13 @@ impl Runner {
         Self {
             http: client(false),
             insecure_http: client(true),
+            journal: None,
         }
+    }
+
+    pub fn with_journal(mut self, store: Store) -> Self {
+        self.journal = Some(store);
+        self
     }
 
     /// Runs `probe` once with a fresh run id.
@@ -42,22 +54,35 @@ impl Runner {
             .await
     }
 
-    pub async fn run_with_id(&self, config: &Config, probe: &Probe, run_uid: String) -> RunResult {
-        let started_at = Utc::now();
-        let clock = Instant::now();
-        let mut run = step::RunCtx {
+    fn ctx<'a>(&'a self, config: &'a Config, probe: &'a Probe, run_uid: &str) -> step::RunCtx<'a> {
+        step::RunCtx {
             http: if probe.insecure_tls {
                 &self.insecure_http
             } else {
                 &self.http
             },
             probe,
-            scope: RunScope::new(config, run_uid.clone(), started_at),
+            scope: RunScope::new(config, run_uid.to_string(), Utc::now()),
             redactor: Redactor::new(config.secrets.values().map(|s| s.expose())),
             cookies: reqwest::cookie::Jar::default(),
-            deadline: probe.deadline.map(|d| clock + d),
+            deadline: None,
             prober_error: false,
-        };
+        }
+    }
+
+    pub async fn run_with_id(&self, config: &Config, probe: &Probe, run_uid: String) -> RunResult {
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let mut run = self.ctx(config, probe, &run_uid);
+        run.deadline = probe.deadline.map(|d| clock + d);
+        let journal = self.journal.as_ref().filter(|_| !probe.finally.is_empty());
+        let needed = cleanup_names(probe);
+        if let Some(store) = journal {
+            let begun = store.begin_run(&run_uid, &probe.name, &probe.component, started_at);
+            if let Err(e) = begun.await {
+                tracing::warn!(probe = %probe.name, error = %e, "could not journal the run");
+            }
+        }
         let mut steps = Vec::new();
         let mut failed = false;
         for s in &probe.steps {
@@ -68,14 +93,15 @@ impl Runner {
             };
             failed |= r.outcome == StepOutcome::Fail && r.critical;
             steps.push(r);
+            if let Some(store) = journal
+                && s.capture.iter().any(|c| needed.contains(&c.name))
+            {
+                journal_captures(store, &run_uid, probe, &run, &needed).await;
+            }
         }
         let main_took = clock.elapsed();
-        let mut leaked = false;
-        for s in &probe.finally {
-            let r = run.execute(s, Phase::Finally).await;
-            leaked |= r.outcome == StepOutcome::Fail;
-            steps.push(r);
-        }
+        let (finally, leaked) = cleanup(&mut run, probe).await;
+        steps.extend(finally);
         RunResult {
             run_uid,
             probe: probe.name.clone(),
@@ -85,7 +111,102 @@ impl Runner {
             outcome: outcome(probe, &steps, main_took, run.prober_error),
             leaked,
             steps,
+            note: None,
         }
+    }
+
+    /// Runs only the cleanup of a run that a crash cut short, with the
+    /// captures it had journaled. The run counts as the prober's `error`.
+    pub async fn clean_up_interrupted(
+        &self,
+        config: &Config,
+        probe: &Probe,
+        run_uid: String,
+        started_at: chrono::DateTime<Utc>,
+        captures: BTreeMap<String, serde_json::Value>,
+    ) -> RunResult {
+        let mut run = self.ctx(config, probe, &run_uid);
+        for (k, v) in captures {
+            run.scope.capture(&k, v);
+        }
+        let (steps, leaked) = cleanup(&mut run, probe).await;
+        RunResult {
+            run_uid,
+            probe: probe.name.clone(),
+            component: probe.component.clone(),
+            started_at,
+            finished_at: Utc::now(),
+            outcome: Outcome::Error,
+            leaked,
+            steps,
+            note: Some(
+                "interrupted: Lookout stopped during the run; its cleanup ran at the next start"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// Runs every `finally` step; returns their results and whether one failed.
+async fn cleanup(run: &mut step::RunCtx<'_>, probe: &Probe) -> (Vec<StepResult>, bool) {
+    let mut steps = Vec::new();
+    let mut leaked = false;
+    for s in &probe.finally {
+        let r = run.execute(s, Phase::Finally).await;
+        leaked |= r.outcome == StepOutcome::Fail;
+        steps.push(r);
+    }
+    (steps, leaked)
+}
+
+/// Names the cleanup steps read: what a crashed run must have kept.
+fn cleanup_names(probe: &Probe) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for s in &probe.finally {
+        names.extend(s.only_if_defined.iter().cloned());
+        let mut templates: Vec<&Template> = vec![&s.url];
+        templates.extend(s.headers.iter().map(|(_, t)| t));
+        match &s.body {
+            Body::Json(v) => templates.extend(v.templates()),
+            Body::Form(f) => templates.extend(f.iter().map(|(_, t)| t)),
+            Body::Raw(t) => templates.push(t),
+            Body::None => {}
+        }
+        names.extend(
+            templates
+                .iter()
+                .flat_map(|t| t.names())
+                .map(|(n, _)| n.to_string()),
+        );
+    }
+    names
+}
+
+/// Journals the captures cleanup needs. Secret captures are never written
+/// anywhere; a cleanup that needs one cannot run after a crash.
+async fn journal_captures(
+    store: &Store,
+    run_uid: &str,
+    probe: &Probe,
+    run: &step::RunCtx<'_>,
+    needed: &BTreeSet<String>,
+) {
+    let secret = |name: &str| {
+        probe
+            .steps
+            .iter()
+            .flat_map(|s| &s.capture)
+            .any(|c| c.name == name && c.secret)
+    };
+    let keep: BTreeMap<&String, &serde_json::Value> = run
+        .scope
+        .captures()
+        .iter()
+        .filter(|(k, _)| needed.contains(*k) && !secret(k))
+        .collect();
+    let json = serde_json::to_string(&keep).unwrap_or_default();
+    if let Err(e) = store.save_pending_captures(run_uid, &json).await {
+        tracing::warn!(probe = %probe.name, error = %e, "could not journal captures");
     }
 }
 

@@ -30,6 +30,10 @@ impl<'a> RunScope<'a> {
         self.captures.insert(name.to_string(), value);
     }
 
+    pub fn captures(&self) -> &BTreeMap<String, Value> {
+        &self.captures
+    }
+
     pub fn is_defined(&self, name: &str) -> bool {
         self.captures.get(name).is_some_and(|v| !v.is_null())
     }

@@ -54,6 +54,7 @@ pub fn skipped(step: &Step, phase: Phase, run: &RunCtx<'_>) -> StepResult {
         failures: vec![],
         captures: vec![],
         critical: step.critical,
+        ttfb: None,
     }
 }
 
@@ -98,6 +99,7 @@ impl RunCtx<'_> {
             failures: self.redact_failures(attempt.failures.clone(), step, attempts, waited),
             captures: vec![],
             critical: step.critical,
+            ttfb: attempt.result.as_ref().ok().map(|x| x.ttfb),
         };
         if let (true, Ok(exchange)) = (attempt.passed(), &attempt.result) {
             result.captures = self.capture(step, exchange);

@@ -17,7 +17,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use incidents::{AckOutcome, Incident, IncidentUpdate, NewIncident, UpdateKind};
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
-pub use runs::{ProbeRow, RunRow};
+pub use runs::{InterruptedRun, ProbeRow, RunRow};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -21,6 +21,15 @@ pub struct RunRow {
     pub reason: Option<String>,
 }
 
+/// A run cut short by a crash, as journaled.
+#[derive(Debug, Clone)]
+pub struct InterruptedRun {
+    pub run_uid: String,
+    pub probe: String,
+    pub started_at: DateTime<Utc>,
+    pub captures: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
 /// A probe's stored state with what its last run said.
 #[derive(Debug, Clone)]
 pub struct ProbeRow {
@@ -38,10 +47,16 @@ impl Store {
     pub async fn record_run(&self, run: &RunResult) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
         let failed = run.failed_step();
+        // A journaled run already has a row; finishing it replaces its contents.
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO runs (run_uid, probe, component, started_at, finished_at,
                 duration_ms, outcome, leaked, failed_step, reason)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (run_uid) DO UPDATE SET finished_at = excluded.finished_at,
+                duration_ms = excluded.duration_ms, outcome = excluded.outcome,
+                leaked = excluded.leaked, failed_step = excluded.failed_step,
+                reason = excluded.reason, pending_captures = NULL
+             RETURNING id",
         )
         .bind(&run.run_uid)
         .bind(&run.probe)
@@ -55,11 +70,15 @@ impl Store {
         .bind(run.reason())
         .fetch_one(&mut *tx)
         .await?;
+        sqlx::query("DELETE FROM steps WHERE run_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
         for (seq, s) in run.steps.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO steps (run_id, seq, step_id, phase, method, url, status, outcome,
-                    started_at, duration_ms, attempts, error, failures, captures)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    started_at, duration_ms, attempts, error, failures, captures, ttfb_ms)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(id)
             .bind(seq as i64)
@@ -75,11 +94,64 @@ impl Store {
             .bind(&s.error)
             .bind(serde_json::to_string(&s.failures).unwrap_or_default())
             .bind(serde_json::to_string(&s.captures).unwrap_or_default())
+            .bind(s.ttfb.map(|t| t.as_millis() as i64))
             .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Notes a run as in flight (outcome NULL) before its first step.
+    pub async fn begin_run(
+        &self,
+        run_uid: &str,
+        probe: &str,
+        component: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runs (run_uid, probe, component, started_at, pending_captures)
+             VALUES (?, ?, ?, ?, '{}')",
+        )
+        .bind(run_uid)
+        .bind(probe)
+        .bind(component)
+        .bind(ms(started_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn save_pending_captures(&self, run_uid: &str, captures_json: &str) -> Result<()> {
+        sqlx::query("UPDATE runs SET pending_captures = ? WHERE run_uid = ? AND outcome IS NULL")
+            .bind(captures_json)
+            .bind(run_uid)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Runs that never finished (the process died), with their journaled captures.
+    pub async fn interrupted_runs(&self) -> Result<Vec<InterruptedRun>> {
+        let rows = sqlx::query(
+            "SELECT run_uid, probe, started_at, pending_captures FROM runs
+             WHERE outcome IS NULL ORDER BY started_at",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| InterruptedRun {
+                run_uid: r.get("run_uid"),
+                probe: r.get("probe"),
+                started_at: time(r.get("started_at")),
+                captures: r
+                    .get::<Option<String>, _>("pending_captures")
+                    .and_then(|c| serde_json::from_str(&c).ok())
+                    .unwrap_or_default(),
+            })
+            .collect())
     }
 
     pub async fn recent_runs(&self, probe: &str, limit: i64) -> Result<Vec<RunRow>> {
