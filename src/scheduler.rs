@@ -94,15 +94,46 @@ fn first_job(job: ProbeJob) -> Result<Job, JobSchedulerError> {
                             tracing::error!(probe = %job.probe.name, error = %e, "could not schedule")
                         }
                     }
-                    job.fire().await;
+                    tokio::spawn(job.fire());
                 })
             })
         }
-        Schedule::Cron { expr, tz } => Job::new_async_tz(expr.as_str(), tz, move |_id, _sched| {
-            let job = job.clone();
-            Box::pin(job.fire())
-        }),
+        Schedule::Cron { .. } => next_cron_job(job),
     }
+}
+
+/// The next occurrence of a cron probe, as a one-shot that schedules the
+/// one after it. Each occurrence is computed in the probe's time zone with
+/// its real offset at that instant, so runs stay put across DST changes
+/// (a fixed offset taken at start-up would drift by an hour).
+fn next_cron_job(job: ProbeJob) -> Result<Job, JobSchedulerError> {
+    let Schedule::Cron { expr, tz } = &job.probe.schedule else {
+        return Err(JobSchedulerError::ParseSchedule);
+    };
+    let cron = crate::schedule::parse_cron(expr).map_err(|_| JobSchedulerError::ParseSchedule)?;
+    let now = chrono::Utc::now();
+    let next = cron
+        .find_next_occurrence(&now.with_timezone(tz), false)
+        .map_err(|_| JobSchedulerError::ParseSchedule)?;
+    let wait = (next.with_timezone(&chrono::Utc) - now)
+        .to_std()
+        .unwrap_or_default();
+    Job::new_one_shot_at_instant_async(std::time::Instant::now() + wait, move |_id, sched| {
+        let job = job.clone();
+        Box::pin(async move {
+            match next_cron_job(job.clone()) {
+                Ok(next) => {
+                    if let Err(e) = sched.add(next).await {
+                        tracing::error!(probe = %job.probe.name, error = %e, "could not schedule");
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(probe = %job.probe.name, error = %e, "could not schedule")
+                }
+            }
+            tokio::spawn(job.fire());
+        })
+    })
 }
 
 fn repeating(job: ProbeJob, every: Duration) -> Result<Job, JobSchedulerError> {

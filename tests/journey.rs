@@ -325,3 +325,46 @@ async fn a_journey_deadline_stops_a_long_poll() {
     );
     assert_eq!(platform.state.app_count(), 0);
 }
+
+/// An HTTPS server on loopback with a self-signed certificate.
+async fn self_signed_server() -> String {
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let der = CertificateDer::from(cert.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let tls = tokio_rustls::rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((sock, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(sock).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                let _ = tls.read(&mut buf).await;
+                let resp = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok";
+                let _ = tls.write_all(resp.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    format!("https://localhost:{port}/")
+}
+
+#[tokio::test]
+async fn an_invalid_certificate_fails_unless_the_probe_opts_out() {
+    let url = self_signed_server().await;
+    let (r, _) = run_single(&url).await;
+    let why = failed_reason(&r);
+    assert!(why.to_lowercase().contains("certificate"), "{why}");
+
+    let config = single(&url, "    insecure_tls: true\n");
+    let r = Runner::new().run(&config, &config.probes[0]).await;
+    assert_eq!(r.outcome, Outcome::Pass, "{r:#?}");
+}
