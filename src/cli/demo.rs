@@ -87,6 +87,40 @@ async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `lookout platform`: the sample platform alone, until Ctrl-C.
+pub async fn platform_only(
+    listen: SocketAddr,
+    faults: Vec<FaultSpec>,
+    deploy_delay: std::time::Duration,
+) -> ExitCode {
+    let password =
+        std::env::var("LOOKOUT_SAMPLE_PASSWORD").unwrap_or_else(|_| "demo-password".into());
+    let opts = PlatformOptions {
+        password,
+        faults,
+        deploy_delay,
+        ..PlatformOptions::default()
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match sample_platform::start(listener, opts).await {
+        Ok(p) => {
+            println!("sample platform on {}", p.url);
+            super::shutdown_signal().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn print_banner(page: &str, platform: &str, receiver: &str, token: &str) {
     println!(
         "\nLookout demo\n\

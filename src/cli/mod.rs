@@ -68,6 +68,17 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the JSON Schema of probes.yaml (for editors).
     Schema,
+    /// Run only the built-in sample platform (a target for experiments and benchmarks).
+    Platform {
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        listen: SocketAddr,
+        /// Start with a fault injected, e.g. `login=error`.
+        #[arg(long = "fault")]
+        faults: Vec<crate::sample_platform::FaultSpec>,
+        /// How long a new app stays `deploying`.
+        #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+        deploy_delay: std::time::Duration,
+    },
 }
 
 pub fn init_logging(cli: &Cli) {
@@ -92,6 +103,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             database,
         } => serve(&config, listen, database).await,
         Command::Demo(args) => demo::demo(args).await,
+        Command::Platform {
+            listen,
+            faults,
+            deploy_delay,
+        } => demo::platform_only(listen, faults, deploy_delay).await,
         Command::Schema => {
             println!("{}", config::SCHEMA.trim_end());
             ExitCode::SUCCESS
