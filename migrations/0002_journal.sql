@@ -2,6 +2,6 @@
 -- that a run cut short by a crash can still be cleaned up at the next start.
 ALTER TABLE runs ADD COLUMN pending_captures TEXT;
 
--- Time to first byte of the step's last request (the rest of the breakdown
--- the HTTP stack does not expose per request).
-ALTER TABLE steps ADD COLUMN ttfb_ms INTEGER;
+-- Where the step's last request spent its time, as JSON:
+-- {dns_ms, connect_ms, ttfb_ms, total_ms} (absent phases are null).
+ALTER TABLE steps ADD COLUMN timings TEXT;

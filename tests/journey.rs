@@ -55,6 +55,18 @@ async fn the_shipped_deploy_journey_passes_and_cleans_up() {
     assert_eq!(platform.state.app_count(), 0, "cleanup deleted the app");
     let login = step(&r, "login");
     assert_eq!(login.captures[0].1, "***", "secret captures are masked");
+    // The first request opens the connection; later ones reuse it.
+    let first = step(&r, "deploy").timings;
+    assert!(
+        first.connect_ms.is_some() && first.ttfb_ms.is_some(),
+        "{first:?}"
+    );
+    assert!(first.total_ms >= first.ttfb_ms);
+    assert_eq!(
+        step(&r, "write").timings.connect_ms,
+        None,
+        "a reused connection"
+    );
 }
 
 #[tokio::test]
@@ -367,4 +379,7 @@ async fn an_invalid_certificate_fails_unless_the_probe_opts_out() {
     let config = single(&url, "    insecure_tls: true\n");
     let r = Runner::new().run(&config, &config.probes[0]).await;
     assert_eq!(r.outcome, Outcome::Pass, "{r:#?}");
+    let t = r.steps[0].timings;
+    assert!(t.dns_ms.is_some(), "`localhost` is resolved: {t:?}");
+    assert!(t.connect_ms.is_some(), "TCP + TLS: {t:?}");
 }

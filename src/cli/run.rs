@@ -55,6 +55,9 @@ pub fn trace(result: &RunResult) -> String {
             s.attempts,
             if s.attempts == 1 { "" } else { "s" }
         );
+        if let Some(t) = timings(&s.timings) {
+            let _ = writeln!(out, "    {t}");
+        }
         if let Some(e) = &s.error {
             let _ = writeln!(out, "    error: {e}");
         }
@@ -81,4 +84,17 @@ pub fn trace(result: &RunResult) -> String {
         crate::fmt::duration(result.duration())
     );
     out
+}
+
+/// "dns 1ms · connect 2ms · first byte 5ms" for the phases that happened.
+fn timings(t: &crate::journey::timing::Timings) -> Option<String> {
+    let parts: Vec<String> = [
+        ("dns", t.dns_ms),
+        ("connect", t.connect_ms),
+        ("first byte", t.ttfb_ms),
+    ]
+    .into_iter()
+    .filter_map(|(name, ms)| ms.map(|ms| format!("{name} {ms}ms")))
+    .collect();
+    (!parts.is_empty()).then(|| parts.join(" · "))
 }

@@ -15,6 +15,7 @@ pub struct Exchange {
     /// Time until the response headers arrived.
     pub ttfb: Duration,
     pub elapsed: Duration,
+    pub timings: super::timing::Timings,
 }
 
 /// A request ready to send (templates already rendered).
@@ -90,18 +91,25 @@ pub async fn send(
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = read_capped(response, max_body).await?;
-        Ok(Exchange {
-            status,
-            headers,
-            body,
-            ttfb,
-            elapsed: started.elapsed(),
-        })
+        Ok((status, headers, body, ttfb))
     };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(result) => result,
-        Err(_) => Err(TransportError::Timeout(timeout)),
-    }
+    let measured = super::timing::measure(tokio::time::timeout(timeout, work));
+    let (result, mut timings) = measured.await;
+    let (status, headers, body, ttfb) = match result {
+        Ok(r) => r?,
+        Err(_) => return Err(TransportError::Timeout(timeout)),
+    };
+    let elapsed = started.elapsed();
+    timings.ttfb_ms = Some(ttfb.as_millis() as u64);
+    timings.total_ms = Some(elapsed.as_millis() as u64);
+    Ok(Exchange {
+        status,
+        headers,
+        body,
+        ttfb,
+        elapsed,
+        timings,
+    })
 }
 
 fn build(

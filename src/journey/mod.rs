@@ -10,6 +10,7 @@ pub mod redact;
 pub mod result;
 mod scope;
 mod step;
+pub mod timing;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -245,6 +246,8 @@ fn client(insecure: bool) -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::limited(10))
         .danger_accept_invalid_certs(insecure)
         .pool_idle_timeout(Duration::from_secs(30))
+        .dns_resolver(std::sync::Arc::new(timing::TimedResolver))
+        .connector_layer(timing::TimedConnect)
         .build()
         .unwrap_or_else(|_| reqwest::Client::new())
 }

@@ -103,9 +103,9 @@ pub struct StepResult {
     pub captures: Vec<(String, String)>,
     /// Whether a failure of this step only degrades the run.
     pub critical: bool,
-    /// Time to first byte of the last request sent.
-    #[serde(with = "opt_duration_ms", default)]
-    pub ttfb: Option<Duration>,
+    /// Where the last request's time went (DNS, connect, first byte, total).
+    #[serde(default)]
+    pub timings: super::timing::Timings,
 }
 
 impl StepResult {
@@ -156,23 +156,6 @@ impl RunResult {
         self.failed_step()
             .and_then(StepResult::reason)
             .or_else(|| self.note.clone())
-    }
-}
-
-mod opt_duration_ms {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&(d.as_millis() as u64)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
     }
 }
 

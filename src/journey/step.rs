@@ -54,7 +54,7 @@ pub fn skipped(step: &Step, phase: Phase, run: &RunCtx<'_>) -> StepResult {
         failures: vec![],
         captures: vec![],
         critical: step.critical,
-        ttfb: None,
+        timings: Default::default(),
     }
 }
 
@@ -99,7 +99,11 @@ impl RunCtx<'_> {
             failures: self.redact_failures(attempt.failures.clone(), step, attempts, waited),
             captures: vec![],
             critical: step.critical,
-            ttfb: attempt.result.as_ref().ok().map(|x| x.ttfb),
+            timings: attempt
+                .result
+                .as_ref()
+                .map(|x| x.timings)
+                .unwrap_or_default(),
         };
         if let (true, Ok(exchange)) = (attempt.passed(), &attempt.result) {
             result.captures = self.capture(step, exchange);

@@ -77,7 +77,7 @@ impl Store {
         for (seq, s) in run.steps.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO steps (run_id, seq, step_id, phase, method, url, status, outcome,
-                    started_at, duration_ms, attempts, error, failures, captures, ttfb_ms)
+                    started_at, duration_ms, attempts, error, failures, captures, timings)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(id)
@@ -94,7 +94,7 @@ impl Store {
             .bind(&s.error)
             .bind(serde_json::to_string(&s.failures).unwrap_or_default())
             .bind(serde_json::to_string(&s.captures).unwrap_or_default())
-            .bind(s.ttfb.map(|t| t.as_millis() as i64))
+            .bind(serde_json::to_string(&s.timings).unwrap_or_default())
             .execute(&mut *tx)
             .await?;
         }
