@@ -123,4 +123,5 @@ fn main() {
         );
     });
     let _ = platform.kill();
+    let _ = platform.wait();
 }
