@@ -131,3 +131,87 @@ escalation:
     let raw = std::fs::read(&db).unwrap();
     assert!(String::from_utf8_lossy(&raw).contains("/login?pw=***"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_stay_out_of_logs_and_cli_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    let yaml = format!(
+        r#"version: 1
+components: [{{ id: api, name: API }}]
+secrets: {{ pw: {{ env: SECRET_PW }} }}
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures }}
+    steps:
+      - id: login
+        post: "{url}/login?pw={{{{ secrets.pw }}}}"
+        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
+        expect: {{ status: 200, that: [ {{ body: true, eq: "{{{{ secrets.pw }}}}" }} ] }}
+"#,
+        url = platform.url
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let bin = env!("CARGO_BIN_EXE_lookout");
+
+    let out = tokio::process::Command::new(bin)
+        .args(["run", "login", "--config"])
+        .arg(&path)
+        .env("SECRET_PW", SECRET)
+        .env("RUST_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_clean("`lookout run` output", &out.stdout);
+    assert_clean("`lookout run` logs", &out.stderr);
+
+    let port = support::free_port();
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+            "--config",
+        ])
+        .arg(&path)
+        .env("SECRET_PW", SECRET)
+        .env("RUST_LOG", "debug")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Drain stderr while the child runs: debug logs would fill the pipe and
+    // block the service long before an incident opens.
+    let mut stderr = child.stderr.take().unwrap();
+    let drain = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut logs = Vec::new();
+        let _ = stderr.read_to_end(&mut logs).await;
+        logs
+    });
+    // Ask the service over HTTP rather than opening its database, which
+    // would race the service's own migrations.
+    let summary = format!("http://127.0.0.1:{port}/api/v2/summary.json");
+    eventually("an incident", Duration::from_secs(60), || async {
+        let body: serde_json::Value = reqwest::get(&summary).await.ok()?.json().await.ok()?;
+        (!body["incidents"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    child.kill().await.unwrap();
+    let logs = drain.await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&logs).contains("incident opened"),
+        "the logs were captured"
+    );
+    assert_clean("`lookout serve` logs", &logs);
+}

@@ -156,29 +156,23 @@ impl Store {
 
     pub async fn recent_runs(&self, probe: &str, limit: i64) -> Result<Vec<RunRow>> {
         let rows = sqlx::query(
-            "SELECT id, run_uid, probe, started_at, duration_ms, outcome, leaked, failed_step, reason
-             FROM runs WHERE probe = ? ORDER BY started_at DESC, id DESC LIMIT ?",
+            "SELECT * FROM runs WHERE probe = ? ORDER BY started_at DESC, id DESC LIMIT ?",
         )
         .bind(probe)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| RunRow {
-                id: r.get("id"),
-                run_uid: r.get("run_uid"),
-                probe: r.get("probe"),
-                started_at: time(r.get("started_at")),
-                duration_ms: r.get::<Option<i64>, _>("duration_ms").unwrap_or(0),
-                outcome: r
-                    .get::<Option<String>, _>("outcome")
-                    .and_then(|o| Outcome::parse(&o)),
-                leaked: r.get("leaked"),
-                failed_step: r.get("failed_step"),
-                reason: r.get("reason"),
-            })
-            .collect())
+        Ok(rows.iter().map(run_row).collect())
+    }
+
+    /// Runs whose cleanup failed: something may be left behind on the platform.
+    pub async fn leaked_runs(&self, limit: i64) -> Result<Vec<RunRow>> {
+        let rows =
+            sqlx::query("SELECT * FROM runs WHERE leaked = 1 ORDER BY started_at DESC LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(run_row).collect())
     }
 
     pub async fn count_runs(&self) -> Result<i64> {
@@ -245,5 +239,21 @@ fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeRow {
             .and_then(|o| Outcome::parse(&o)),
         last_reason: r.get("last_reason"),
         last_failed_step: r.get("last_failed_step"),
+    }
+}
+
+fn run_row(r: &sqlx::sqlite::SqliteRow) -> RunRow {
+    RunRow {
+        id: r.get("id"),
+        run_uid: r.get("run_uid"),
+        probe: r.get("probe"),
+        started_at: time(r.get("started_at")),
+        duration_ms: r.get::<Option<i64>, _>("duration_ms").unwrap_or(0),
+        outcome: r
+            .get::<Option<String>, _>("outcome")
+            .and_then(|o| Outcome::parse(&o)),
+        leaked: r.get("leaked"),
+        failed_step: r.get("failed_step"),
+        reason: r.get("reason"),
     }
 }

@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::admin::authorize;
 use super::view;
 use super::{AppState, WebError, html};
 use crate::ack::{AckClaim, TokenError};
@@ -147,23 +148,4 @@ pub async fn acknowledge_api(
         AckOutcome::AlreadyResolved => json!({ "acknowledged": false, "resolved": true }),
     };
     Ok(Json(body).into_response())
-}
-
-/// Checks the bearer token against `admin.token`, in constant time.
-pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
-    let Some(expected) = &app.config.admin.token else {
-        return Err(WebError::Unauthorized);
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(WebError::Unauthorized)?;
-    let (a, b) = (given.as_bytes(), expected.expose().as_bytes());
-    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(WebError::Unauthorized)
-    }
 }

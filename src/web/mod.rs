@@ -2,6 +2,7 @@
 //! links, and the authenticated admin endpoints.
 
 mod ack;
+mod admin;
 mod api;
 mod pages;
 pub mod view;
@@ -36,6 +37,8 @@ pub fn router(state: AppState) -> Router {
             get(ack::confirm).post(ack::acknowledge_link),
         )
         .route("/api/incidents/{id}/ack", post(ack::acknowledge_api))
+        .route("/api/admin/incidents/{id}", get(admin::incident))
+        .route("/api/admin/runs/leaked", get(admin::leaked_runs))
         .route("/api/v2/summary.json", get(api::summary))
         .route("/api/v2/status.json", get(api::status))
         .route("/static/style.css", get(style))
