@@ -38,9 +38,14 @@ probes:
     path
 }
 
-fn serve(config: &Path, db: &Path) -> tokio::process::Child {
+fn serve(config: &Path, db: &Path, port: u16) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
         .arg(config)
         .arg("--database")
         .arg(db)
@@ -62,16 +67,22 @@ async fn cleanup_of_a_killed_run_happens_at_the_next_start() {
     });
     let config = write_config(dir.path(), &platform.url);
     let db = dir.path().join("lookout.db");
-    let mut child = serve(&config, &db);
+    let port = support::free_port();
+    let mut child = serve(&config, &db, port);
     let wait = Duration::from_secs(30);
-    let store = support::eventually("the database", wait, || async {
-        if db.exists() {
-            Store::open(&db).await.ok()
-        } else {
-            None
-        }
+    // Once the service answers, its migrations are done and opening the
+    // database here cannot race them.
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    support::eventually("the service", wait, || async {
+        reqwest::get(&health)
+            .await
+            .ok()?
+            .status()
+            .is_success()
+            .then_some(())
     })
     .await;
+    let store = Store::open(&db).await.unwrap();
     let app_id = support::eventually("a journaled capture", wait, || async {
         let runs = store.interrupted_runs().await.ok()?;
         let id = runs.first()?.captures.get("app_id")?.as_str()?.to_string();
@@ -87,7 +98,7 @@ async fn cleanup_of_a_killed_run_happens_at_the_next_start() {
         "the app is left behind"
     );
 
-    let mut child = serve(&config, &db);
+    let mut child = serve(&config, &db, support::free_port());
     support::eventually("the leftover app to be deleted", wait, || async {
         (reqwest::get(&app_url).await.ok()?.status() == 404).then_some(())
     })
