@@ -106,7 +106,8 @@ impl App {
             notifiers,
             opts.tuning.backoff,
             wake,
-        );
+        )
+        .with_pager(pager.clone());
         let monitor = Monitor::new(store.clone(), config.clone(), pager.clone());
         let state = AppState {
             config,
@@ -159,7 +160,13 @@ impl App {
             runner.clone(),
         ));
         let scheduler = if self.tuning.schedule {
-            Some(Scheduler::start(self.state.config.clone(), runner, results_tx.clone()).await?)
+            let connectivity = crate::connectivity::Connectivity::new(
+                self.state.config.connectivity.clone(),
+                self.state.store.clone(),
+                self.state.pager.clone(),
+            );
+            let config = self.state.config.clone();
+            Some(Scheduler::start(config, runner, results_tx.clone(), connectivity).await?)
         } else {
             None
         };

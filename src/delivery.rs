@@ -57,6 +57,7 @@ pub struct Worker {
     notifiers: Arc<Notifiers>,
     backoff: Backoff,
     wake: Arc<Notify>,
+    pager: Option<crate::pager::Pager>,
 }
 
 /// How long a claimed row stays invisible to other claims; longer than any
@@ -77,7 +78,14 @@ impl Worker {
             notifiers,
             backoff,
             wake,
+            pager: None,
         }
+    }
+
+    /// Lets the worker escalate when a page fails for good.
+    pub fn with_pager(mut self, pager: crate::pager::Pager) -> Self {
+        self.pager = Some(pager);
+        self
     }
 
     /// Delivers until `shutdown` resolves; sleeps until the next row is due
@@ -142,6 +150,13 @@ impl Worker {
                 tracing::error!(notifier = %row.notifier, delivery = %row.delivery_id, %reason,
                     "delivery failed permanently");
                 self.store.mark_failed(row.id, &reason).await?;
+                let is_page = matches!(row.kind.as_str(), "trigger" | "reminder");
+                if let (Some(pager), Some(incident), true) = (&self.pager, row.incident_id, is_page)
+                {
+                    pager
+                        .delivery_failed(incident, &row.notifier, &reason, now)
+                        .await?;
+                }
                 Ok(Step::Failed)
             }
         }

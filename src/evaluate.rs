@@ -14,6 +14,10 @@ pub struct ProbeHealth {
     pub consecutive_passes: u32,
     /// When `failing` last changed.
     pub since: DateTime<Utc>,
+    /// Recent changes of `failing`, oldest first, within the flapping window.
+    pub flips: Vec<DateTime<Utc>>,
+    /// Changing state too often: paging waits until it settles.
+    pub flapping: bool,
 }
 
 impl ProbeHealth {
@@ -23,6 +27,8 @@ impl ProbeHealth {
             consecutive_failures: 0,
             consecutive_passes: 0,
             since: now,
+            flips: vec![],
+            flapping: false,
         }
     }
 }
@@ -32,6 +38,16 @@ impl ProbeHealth {
 pub enum Transition {
     BecameFailing,
     Recovered,
+}
+
+/// A change of a probe's flapping that incidents react to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flap {
+    Started,
+    /// No change for a whole window; `failing` says which way it settled.
+    Settled {
+        failing: bool,
+    },
 }
 
 /// Applies one run's outcome. `error` runs are the prober's own problem and
@@ -66,6 +82,35 @@ pub fn apply(
         next.since = now;
     }
     (next, transition)
+}
+
+/// Updates the flapping memory after `apply`: a probe flaps once it changed
+/// state `rule.flapping.changes` times within `within`, and settles once it
+/// has not changed for a whole `within`.
+pub fn flapping(
+    health: &ProbeHealth,
+    transition: Option<Transition>,
+    rule: &AlertRule,
+    now: DateTime<Utc>,
+) -> (ProbeHealth, Option<Flap>) {
+    let within = chrono::Duration::from_std(rule.flapping.within).unwrap_or(chrono::Duration::MAX);
+    let mut next = health.clone();
+    if transition.is_some() {
+        next.flips.push(now);
+    }
+    next.flips.retain(|t| now - *t < within);
+    let change = if !health.flapping && next.flips.len() >= rule.flapping.changes as usize {
+        next.flapping = true;
+        Some(Flap::Started)
+    } else if health.flapping && next.flips.is_empty() {
+        next.flapping = false;
+        Some(Flap::Settled {
+            failing: next.failing,
+        })
+    } else {
+        None
+    };
+    (next, change)
 }
 
 /// Component states in Statuspage's vocabulary.
@@ -151,7 +196,39 @@ mod tests {
             after,
             recover_after,
             escalation: None,
+            flapping: crate::config::Flapping {
+                changes: 4,
+                within: std::time::Duration::from_secs(600),
+            },
         }
+    }
+
+    #[test]
+    fn flaps_after_n_changes_in_the_window_and_settles_after_a_quiet_window() {
+        use Outcome::*;
+        let r = rule(1, 1);
+        let t0 = Utc::now();
+        let mut h = ProbeHealth::new(t0);
+        let mut flaps = vec![];
+        let at = |h: &mut ProbeHealth, o, secs| {
+            let now = t0 + chrono::Duration::seconds(secs);
+            let (next, t) = apply(h, o, &r, now);
+            let (next, f) = flapping(&next, t, &r, now);
+            *h = next;
+            f
+        };
+        for (i, o) in [Fail, Pass, Fail, Pass, Fail].into_iter().enumerate() {
+            flaps.push(at(&mut h, o, i as i64 * 60));
+        }
+        assert_eq!(flaps, vec![None, None, None, Some(Flap::Started), None]);
+        assert!(h.flapping && h.failing);
+        // Still failing, quiet: settles once the last change leaves the window.
+        assert_eq!(at(&mut h, Fail, 4 * 60 + 599), None);
+        assert_eq!(
+            at(&mut h, Fail, 4 * 60 + 600),
+            Some(Flap::Settled { failing: true })
+        );
+        assert!(!h.flapping);
     }
 
     fn feed(outcomes: &[Outcome], r: &AlertRule) -> Vec<Option<Transition>> {

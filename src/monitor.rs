@@ -9,11 +9,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::config::Config;
-use crate::evaluate::{self, ComponentStatus, ProbeHealth, ProbeView, Transition};
+use crate::config::{Config, Maintenance, Probe};
+use crate::evaluate::{self, ComponentStatus, Flap, ProbeHealth, ProbeView, Transition};
 use crate::journey::{RunResult, Runner};
 use crate::pager::Pager;
-use crate::store::{NewIncident, ProbeRow, Result, Store};
+use crate::store::{Incident, NewIncident, ProbeRow, Result, Store, UpdateKind};
 
 #[derive(Clone)]
 pub struct Monitor {
@@ -50,6 +50,8 @@ impl Monitor {
             .as_ref()
             .map_or_else(|| ProbeHealth::new(now), |p| p.health.clone());
         let (health, transition) = evaluate::apply(&health, run.outcome, &probe.alert, now);
+        let (health, flap) = evaluate::flapping(&health, transition, &probe.alert, now);
+        let flapping = health.flapping;
         let failed = run.failed_step();
         let row = ProbeRow {
             probe: run.probe.clone(),
@@ -62,10 +64,62 @@ impl Monitor {
         };
         self.store.save_probe_state(&row).await?;
         match transition {
-            Some(Transition::BecameFailing) => self.probe_failing(run, now).await,
-            Some(Transition::Recovered) => self.probe_recovered(run, now).await,
-            None => Ok(()),
+            Some(Transition::BecameFailing) => self.probe_failing(run, now).await?,
+            // A flapping probe's recovery waits until it settles.
+            Some(Transition::Recovered) if !flapping => self.probe_recovered(run, now).await?,
+            _ => {}
         }
+        match flap {
+            Some(Flap::Started) => {
+                let f = probe.alert.flapping;
+                let body = format!(
+                    "Probe {} is flapping ({} state changes within {}); paging waits until it settles",
+                    run.probe,
+                    f.changes,
+                    humantime::format_duration(f.within)
+                );
+                self.note_on_probe_incident(&run.probe, &body, now).await?;
+                tracing::warn!(probe = %run.probe, "flapping");
+            }
+            Some(Flap::Settled { failing: true }) => {
+                let body = format!("Probe {} settled failing", run.probe);
+                self.note_on_probe_incident(&run.probe, &body, now).await?;
+                self.pager.tick(now).await?;
+            }
+            Some(Flap::Settled { failing: false }) => self.probe_recovered(run, now).await?,
+            None => {}
+        }
+        Ok(())
+    }
+
+    async fn note_on_probe_incident(
+        &self,
+        probe: &str,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if let Some(inc) = self.store.open_incident_for_probe(probe).await? {
+            self.store.note(inc.id, UpdateKind::Hold, body, now).await?;
+        }
+        Ok(())
+    }
+
+    /// The open incident of a failing parent named in `depends_on`.
+    async fn parent_incident(&self, probe: &Probe) -> Result<Option<(String, Incident)>> {
+        for dep in &probe.depends_on {
+            let inc = if self.config.probe(dep).is_some() {
+                match self.store.probe_state(dep).await? {
+                    Some(s) if s.health.failing => self.store.open_incident_for_probe(dep).await?,
+                    _ => None,
+                }
+            } else {
+                self.store.open_incident_for_component(dep).await?
+            };
+            if let Some(inc) = inc {
+                return Ok(Some((dep.clone(), inc)));
+            }
+        }
+        Ok(None)
     }
 
     async fn probe_failing(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
@@ -75,6 +129,22 @@ impl Monitor {
             }
             _ => format!("Probe {} failing", run.probe),
         };
+        // Failing again while flapping: still in its incident.
+        if let Some(inc) = self.store.open_incident_for_probe(&run.probe).await? {
+            return self
+                .store
+                .join_incident(inc.id, &run.probe, &detail, now)
+                .await;
+        }
+        if let Some(probe) = self.config.probe(&run.probe)
+            && let Some((parent, inc)) = self.parent_incident(probe).await?
+        {
+            let detail = format!("{detail} (joined: depends on {parent}, which is failing)");
+            return self
+                .store
+                .join_incident(inc.id, &run.probe, &detail, now)
+                .await;
+        }
         if let Some(inc) = self
             .store
             .open_incident_for_component(&run.component)
@@ -117,11 +187,7 @@ impl Monitor {
     }
 
     async fn probe_recovered(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
-        let Some(inc) = self
-            .store
-            .open_incident_for_component(&run.component)
-            .await?
-        else {
+        let Some(inc) = self.store.open_incident_for_probe(&run.probe).await? else {
             return Ok(());
         };
         let body = format!("Probe {} recovered", run.probe);
@@ -149,9 +215,11 @@ impl Monitor {
     /// The component's current status from its probes' stored states.
     pub async fn component_status(&self, component: &str) -> Result<ComponentStatus> {
         let states = self.store.probe_states().await?;
+        let windows = windows(&self.config, &self.store).await?;
         Ok(component_status(
             &self.config,
             &states,
+            &windows,
             component,
             Utc::now(),
         ))
@@ -205,10 +273,18 @@ pub async fn clean_up_interrupted(store: Store, config: Arc<Config>, runner: Run
     }
 }
 
+/// Every maintenance window: probes.yaml's and the admin API's.
+pub async fn windows(config: &Config, store: &Store) -> Result<Vec<Maintenance>> {
+    let mut all = config.maintenance.clone();
+    all.extend(store.maintenances().await?);
+    Ok(all)
+}
+
 /// A component's status from the stored probe states and maintenance windows.
 pub fn component_status(
     config: &Config,
     states: &[ProbeRow],
+    windows: &[Maintenance],
     component: &str,
     now: DateTime<Utc>,
 ) -> ComponentStatus {
@@ -224,9 +300,6 @@ pub fn component_status(
             }
         })
         .collect();
-    let in_maintenance = config
-        .maintenance
-        .iter()
-        .any(|m| m.components.iter().any(|c| c == component) && m.starts <= now && now < m.ends);
+    let in_maintenance = crate::maintenance::active_for(windows, component, now).is_some();
     evaluate::component_status(&views, in_maintenance)
 }

@@ -10,8 +10,9 @@ use tokio::sync::Notify;
 use crate::ack::AckKeys;
 use crate::config::{Config, Notifier};
 use crate::escalation::{self, Action};
+use crate::hold::{self, Hold, Member};
 use crate::notify::{Message, MessageKind};
-use crate::store::{AckOutcome, Incident, NewDelivery, Store};
+use crate::store::{AckOutcome, Incident, NewDelivery, Store, UpdateKind};
 
 /// How long an ack link in a page stays valid.
 const ACK_LINK_TTL: chrono::Duration = chrono::Duration::days(7);
@@ -68,18 +69,85 @@ impl Pager {
         Ok(enqueued)
     }
 
+    /// Why the incident must not page now, if anything holds it.
+    pub async fn hold(
+        &self,
+        inc: &Incident,
+        now: DateTime<Utc>,
+    ) -> crate::store::Result<Option<Hold>> {
+        let probes = self.store.incident_probes(inc.id).await?;
+        let states = self.store.probe_states().await?;
+        let members: Vec<Member> = probes
+            .into_iter()
+            .map(|(probe, failing)| {
+                let state = states.iter().find(|s| s.probe == probe);
+                Member {
+                    component: state.map_or_else(|| inc.component.clone(), |s| s.component.clone()),
+                    flapping: state.is_some_and(|s| s.health.flapping),
+                    probe,
+                    failing,
+                }
+            })
+            .collect();
+        let windows = crate::monitor::windows(&self.config, &self.store).await?;
+        let silences = self.store.active_silences(now).await?;
+        Ok(hold::incident_hold(
+            &inc.component,
+            &members,
+            &windows,
+            &silences,
+            now,
+        ))
+    }
+
     async fn escalate(&self, inc: &Incident, now: DateTime<Utc>) -> crate::store::Result<usize> {
         let Some(policy) = &inc.policy else {
             return Ok(0);
         };
+        let held = self.hold(inc, now).await?.map(|h| h.to_string());
+        if held != inc.held {
+            let note = match &held {
+                Some(h) => format!("Paging held: {h}"),
+                None => "Hold ended; paging resumes".to_string(),
+            };
+            tracing::info!(incident = inc.id, %note);
+            if !self
+                .store
+                .set_hold(inc, held.as_deref(), &note, now)
+                .await?
+                || held.is_some()
+            {
+                return Ok(0);
+            }
+            // Released: page from the fresh row at once.
+            return match self.store.incident(inc.id).await? {
+                Some(fresh) => Box::pin(self.escalate(&fresh, now)).await,
+                None => Ok(0),
+            };
+        }
+        if held.is_some() {
+            self.store.hold_epoch(inc, now).await?;
+            return Ok(0);
+        }
         let actions = escalation::due(policy, &inc.escalation, now);
+        self.carry_out(inc, &actions, vec![], now).await
+    }
+
+    /// Enqueues the pages of `actions` and stores the advanced escalation
+    /// state with them in one transaction.
+    async fn carry_out(
+        &self,
+        inc: &Incident,
+        actions: &[Action],
+        mut notes: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> crate::store::Result<usize> {
         if actions.is_empty() {
             return Ok(0);
         }
         let mut deliveries = Vec::new();
-        let mut notes = Vec::new();
         let mut pages = inc.pages;
-        for action in &actions {
+        for action in actions {
             match action {
                 Action::AckExpired { .. } => {
                     notes.push("Acknowledgement expired while still failing; paging again".into())
@@ -103,12 +171,51 @@ impl Pager {
                 }
             }
         }
-        let next = escalation::advance(&inc.escalation, &actions, now);
+        let next = escalation::advance(&inc.escalation, actions, now);
         let applied = self
             .store
             .apply_escalation(inc, &next, pages, &notes, &deliveries, now)
             .await?;
         Ok(if applied { deliveries.len() } else { 0 })
+    }
+
+    /// A page that could not be delivered is never silent: it goes on the
+    /// incident's timeline and the next level is paged at once.
+    pub async fn delivery_failed(
+        &self,
+        incident_id: i64,
+        notifier: &str,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> crate::store::Result<()> {
+        let note = format!("Page to {notifier} could not be delivered: {reason}");
+        self.store
+            .note(incident_id, UpdateKind::DeliveryFailed, &note, now)
+            .await?;
+        let Some(inc) = self.store.incident(incident_id).await? else {
+            return Ok(());
+        };
+        let (Some(policy), None) = (&inc.policy, inc.resolved_at) else {
+            return Ok(());
+        };
+        let next = inc.escalation.level.map_or(0, |l| l as usize + 1);
+        let Some(level) = policy.levels.get(next) else {
+            let note = "No further level to page: the last level's page failed";
+            return self
+                .store
+                .note(incident_id, UpdateKind::DeliveryFailed, note, now)
+                .await;
+        };
+        let action = Action::Page {
+            level: next as u32,
+            kind: MessageKind::Trigger,
+            notify: level.notify.clone(),
+        };
+        let note = format!("Escalating early: a page to {notifier} failed");
+        if self.carry_out(&inc, &[action], vec![note], now).await? > 0 {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Acknowledges for `by`; receivers that track state (PagerDuty) are told.

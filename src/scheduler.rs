@@ -9,6 +9,7 @@ use tokio::sync::{Mutex, mpsc};
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 use crate::config::{Config, Probe, Schedule};
+use crate::connectivity::Connectivity;
 use crate::journey::{RunResult, Runner};
 
 /// What each scheduled job needs to run its probe.
@@ -18,6 +19,7 @@ struct ProbeJob {
     probe: Arc<Probe>,
     runner: Runner,
     results: mpsc::Sender<RunResult>,
+    connectivity: Connectivity,
     /// Held while a run is in flight: a probe never overlaps itself.
     running: Arc<Mutex<()>>,
 }
@@ -33,6 +35,7 @@ impl ProbeJob {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         let result = self.runner.run(&self.config, &self.probe).await;
+        let result = self.connectivity.vet(result).await;
         tracing::info!(probe = %result.probe, outcome = result.outcome.as_str(),
             took = %crate::fmt::duration(result.duration()), "run finished");
         if self.results.send(result).await.is_err() {
@@ -51,6 +54,7 @@ impl Scheduler {
         config: Arc<Config>,
         runner: Runner,
         results: mpsc::Sender<RunResult>,
+        connectivity: Connectivity,
     ) -> Result<Self, JobSchedulerError> {
         let inner = JobScheduler::new().await?;
         for probe in &config.probes {
@@ -59,6 +63,7 @@ impl Scheduler {
                 probe: Arc::new(probe.clone()),
                 runner: runner.clone(),
                 results: results.clone(),
+                connectivity: connectivity.clone(),
                 running: Arc::new(Mutex::new(())),
             };
             inner.add(first_job(job)?).await?;

@@ -33,6 +33,7 @@ pub struct Config {
     pub escalation: BTreeMap<String, EscalationPolicy>,
     pub maintenance: Vec<Maintenance>,
     pub admin: Admin,
+    pub connectivity: Option<Connectivity>,
 }
 
 impl Config {
@@ -60,6 +61,8 @@ pub struct Component {
     pub name: String,
     pub description: Option<String>,
     pub group: Option<String>,
+    /// Escalation policy for probes of this component that name none.
+    pub escalation: Option<String>,
 }
 
 /// A secret value. `Debug` and `Display` never show it.
@@ -88,6 +91,10 @@ impl std::fmt::Debug for Secret {
 pub struct Admin {
     /// `admin.token`; when absent the admin API refuses every request.
     pub token: Option<Secret>,
+    /// Secret of PagerDuty v3 webhooks (`X-PagerDuty-Signature`).
+    pub pagerduty_webhook_secret: Option<Secret>,
+    /// Standard Webhooks secret (`whsec_…`) for the generic signed ack.
+    pub ack_webhook_secret: Option<Secret>,
 }
 
 #[derive(Debug, Clone)]
@@ -108,6 +115,8 @@ pub struct Probe {
     pub insecure_tls: bool,
     /// Responses larger than this are cut and the step fails.
     pub max_body_bytes: u64,
+    /// Probe names or component ids whose failure this probe's joins.
+    pub depends_on: Vec<String>,
     pub pos: Pos,
 }
 
@@ -129,6 +138,7 @@ pub struct AlertRule {
     pub recover_after: u32,
     /// Escalation policy name; `None` means no paging.
     pub escalation: Option<String>,
+    pub flapping: Flapping,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -397,11 +407,30 @@ pub struct EscalationLevel {
     pub notify: Vec<String>,
 }
 
+pub use crate::maintenance::{Maintenance, Window};
+
+/// Checks of the prober's own connectivity: URLs outside the platform. When
+/// a run fails and these fail too, the run is the prober's `error`.
 #[derive(Debug, Clone)]
-pub struct Maintenance {
-    pub name: String,
-    pub components: Vec<String>,
-    pub starts: chrono::DateTime<chrono::Utc>,
-    pub ends: chrono::DateTime<chrono::Utc>,
-    pub message: Option<String>,
+pub struct Connectivity {
+    pub urls: Vec<String>,
+    /// Notifiers told when the prober loses (and regains) connectivity.
+    pub notify: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// Flap detection: this many state changes within `within` is flapping.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Flapping {
+    pub changes: u32,
+    pub within: Duration,
+}
+
+impl Default for Flapping {
+    fn default() -> Self {
+        Self {
+            changes: 6,
+            within: Duration::from_secs(3600),
+        }
+    }
 }

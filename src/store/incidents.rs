@@ -27,6 +27,8 @@ pub struct Incident {
     /// Escalation actions taken so far; part of each delivery id.
     pub pages: i64,
     pub version: i64,
+    /// Why paging is held right now, if it is.
+    pub held: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +41,8 @@ pub enum UpdateKind {
     Paged,
     Acknowledged,
     DeliveryFailed,
+    /// Paging held or resumed (maintenance, silence, flapping, dependency).
+    Hold,
 }
 
 impl UpdateKind {
@@ -50,6 +54,7 @@ impl UpdateKind {
             UpdateKind::Paged => "paged",
             UpdateKind::Acknowledged => "acknowledged",
             UpdateKind::DeliveryFailed => "delivery_failed",
+            UpdateKind::Hold => "hold",
         }
     }
 }
@@ -352,6 +357,87 @@ impl Store {
         Ok(true)
     }
 
+    /// The open incident a probe is part of (its own component's, or a
+    /// parent's it joined through `depends_on`).
+    pub async fn open_incident_for_probe(&self, probe: &str) -> Result<Option<Incident>> {
+        let row = sqlx::query(
+            "SELECT i.* FROM incidents i JOIN incident_probes p ON p.incident_id = i.id
+             WHERE p.probe = ? AND i.resolved_at IS NULL ORDER BY i.id LIMIT 1",
+        )
+        .bind(probe)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| incident(&r)).transpose()
+    }
+
+    /// Records a change of the incident's hold with a note for operators.
+    /// When paging had not started, its clock restarts at `now`, so a page
+    /// held by maintenance goes out as a first page when the hold ends.
+    pub async fn set_hold(
+        &self,
+        inc: &Incident,
+        held: Option<&str>,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE incidents SET held = ?, version = version + 1,
+                esc_epoch = CASE WHEN esc_level IS NULL THEN ? ELSE esc_epoch END
+             WHERE id = ? AND version = ? AND resolved_at IS NULL",
+        )
+        .bind(held)
+        .bind(ms(now))
+        .bind(inc.id)
+        .bind(inc.version)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        add_update(
+            &mut tx,
+            inc.id,
+            now,
+            UpdateKind::Hold,
+            &inc.status,
+            note,
+            false,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Keeps a held incident's paging clock at `now` while nothing was paged.
+    pub async fn hold_epoch(&self, inc: &Incident, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE incidents SET esc_epoch = ?, version = version + 1
+             WHERE id = ? AND version = ? AND esc_level IS NULL",
+        )
+        .bind(ms(now))
+        .bind(inc.id)
+        .bind(inc.version)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// An internal timeline note.
+    pub async fn note(
+        &self,
+        id: i64,
+        kind: UpdateKind,
+        body: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let status = self.status_in(&mut tx, id).await?;
+        add_update(&mut tx, id, now, kind, &status, body, false).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn incident(&self, id: i64) -> Result<Option<Incident>> {
         let row = sqlx::query("SELECT * FROM incidents WHERE id = ?")
             .bind(id)
@@ -467,5 +553,6 @@ fn incident(r: &SqliteRow) -> Result<Incident> {
         },
         pages: r.get("pages"),
         version: r.get("version"),
+        held: r.get("held"),
     })
 }

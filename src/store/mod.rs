@@ -3,6 +3,7 @@
 //! SQLite today (one file, WAL); the methods speak in Lookout's types so a
 //! PostgreSQL implementation can stand behind the same interface later.
 
+mod holds;
 mod incidents;
 mod outbox;
 mod runs;
@@ -15,6 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use holds::NewSilence;
 pub use incidents::{AckOutcome, Incident, IncidentUpdate, NewIncident, UpdateKind};
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use runs::{InterruptedRun, ProbeRow, RunRow};

@@ -199,13 +199,15 @@ impl Store {
     pub async fn save_probe_state(&self, p: &ProbeRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO probe_states (probe, component, failing, consecutive_failures,
-                consecutive_passes, since, last_run_at, last_outcome, last_reason, last_failed_step)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                consecutive_passes, since, last_run_at, last_outcome, last_reason, last_failed_step,
+                flips, flapping)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (probe) DO UPDATE SET component = excluded.component,
                 failing = excluded.failing, consecutive_failures = excluded.consecutive_failures,
                 consecutive_passes = excluded.consecutive_passes, since = excluded.since,
                 last_run_at = excluded.last_run_at, last_outcome = excluded.last_outcome,
-                last_reason = excluded.last_reason, last_failed_step = excluded.last_failed_step",
+                last_reason = excluded.last_reason, last_failed_step = excluded.last_failed_step,
+                flips = excluded.flips, flapping = excluded.flapping",
         )
         .bind(&p.probe)
         .bind(&p.component)
@@ -217,6 +219,11 @@ impl Store {
         .bind(p.last_outcome.map(|o| o.as_str()))
         .bind(&p.last_reason)
         .bind(&p.last_failed_step)
+        .bind(
+            serde_json::to_string(&p.health.flips.iter().map(|t| ms(*t)).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        )
+        .bind(p.health.flapping)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -232,6 +239,12 @@ fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeRow {
             consecutive_failures: r.get::<i64, _>("consecutive_failures") as u32,
             consecutive_passes: r.get::<i64, _>("consecutive_passes") as u32,
             since: time(r.get("since")),
+            flips: serde_json::from_str::<Vec<i64>>(r.get("flips"))
+                .unwrap_or_default()
+                .into_iter()
+                .map(time)
+                .collect(),
+            flapping: r.get("flapping"),
         },
         last_run_at: r.get::<Option<i64>, _>("last_run_at").map(time),
         last_outcome: r

@@ -1,12 +1,15 @@
 //! The operators' JSON API, behind the bearer token from `admin.token`:
-//! the internal view of incidents and the runs that leaked resources.
+//! the internal view of incidents, the runs that leaked resources,
+//! maintenance windows and silences.
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
 use super::{AppState, WebError, view};
+use crate::maintenance::{Maintenance, Window};
+use crate::store::NewSilence;
 
 /// Checks the bearer token against `admin.token`, in constant time.
 pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
@@ -92,4 +95,237 @@ pub async fn leaked_runs(
             }))
             .collect::<Vec<_>>()
     )))
+}
+
+fn bad(msg: impl Into<String>) -> WebError {
+    WebError::BadRequest(msg.into())
+}
+
+#[derive(serde::Deserialize)]
+pub struct WeeklyBody {
+    on: Vec<String>,
+    at: String,
+    /// A duration like `2h`.
+    #[serde(rename = "for")]
+    length: String,
+    time_zone: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct MaintenanceBody {
+    name: String,
+    components: Vec<String>,
+    starts: Option<chrono::DateTime<chrono::Utc>>,
+    ends: Option<chrono::DateTime<chrono::Utc>>,
+    weekly: Option<WeeklyBody>,
+    message: Option<String>,
+    by: Option<String>,
+}
+
+fn window(app: &AppState, b: &MaintenanceBody) -> Result<Window, WebError> {
+    match (&b.weekly, b.starts, b.ends) {
+        (Some(w), None, None) => {
+            let weekdays =
+                w.on.iter()
+                    .map(|d| {
+                        d.parse::<chrono::Weekday>()
+                            .map_err(|_| bad(format!("unknown weekday `{d}`")))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+            let at = chrono::NaiveTime::parse_from_str(&w.at, "%H:%M")
+                .map_err(|_| bad("`at` must be HH:MM"))?;
+            let length = humantime::parse_duration(&w.length)
+                .map_err(|_| bad("`for` must be a duration like `2h`"))?;
+            let tz = match &w.time_zone {
+                Some(t) => t
+                    .parse::<chrono_tz::Tz>()
+                    .map_err(|_| bad(format!("unknown time zone `{t}`")))?,
+                None => app.config.page.time_zone,
+            };
+            Ok(Window::Weekly {
+                weekdays,
+                at,
+                minutes: (length.as_secs() / 60).max(1) as u32,
+                time_zone: tz.name().to_string(),
+            })
+        }
+        (None, Some(starts), Some(ends)) if ends > starts => Ok(Window::Once { starts, ends }),
+        (None, Some(_), Some(_)) => Err(bad("`ends` must be after `starts`")),
+        _ => Err(bad("give either `starts` and `ends`, or `weekly`")),
+    }
+}
+
+fn maintenance_json(m: &Maintenance, now: chrono::DateTime<chrono::Utc>) -> Value {
+    let occ = |o: Option<crate::maintenance::Occurrence>| {
+        o.map(|o| json!({ "starts": o.starts.to_rfc3339(), "ends": o.ends.to_rfc3339() }))
+    };
+    json!({
+        "id": m.id,
+        "source": if m.id.is_some() { "admin" } else { "probes.yaml" },
+        "name": m.name,
+        "components": m.components,
+        "window": m.window,
+        "message": m.message,
+        "active": occ(m.window.active_at(now)),
+        "next": occ(m.window.next_after(now)),
+    })
+}
+
+/// `POST /api/admin/maintenances`: a one-off or weekly window.
+pub async fn create_maintenance(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<MaintenanceBody>,
+) -> Result<(StatusCode, Json<Value>), WebError> {
+    authorize(&app, &headers)?;
+    if body.name.trim().is_empty() || body.components.is_empty() {
+        return Err(bad("`name` and at least one component are required"));
+    }
+    if let Some(c) = body
+        .components
+        .iter()
+        .find(|c| app.config.component(c).is_none())
+    {
+        return Err(bad(format!("unknown component `{c}`")));
+    }
+    let m = Maintenance {
+        id: None,
+        name: body.name.clone(),
+        components: body.components.clone(),
+        window: window(&app, &body)?,
+        message: body.message.clone(),
+    };
+    let by = body.by.as_deref().unwrap_or("admin API");
+    let now = chrono::Utc::now();
+    let id = app.store.add_maintenance(&m, by, now).await?;
+    tracing::info!(maintenance = id, name = %m.name, by, "maintenance scheduled");
+    let m = Maintenance { id: Some(id), ..m };
+    Ok((StatusCode::CREATED, Json(maintenance_json(&m, now))))
+}
+
+/// `GET /api/admin/maintenances`: every window, from both sources.
+pub async fn maintenances(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, WebError> {
+    authorize(&app, &headers)?;
+    let now = chrono::Utc::now();
+    let all = crate::monitor::windows(&app.config, &app.store).await?;
+    Ok(Json(json!(
+        all.iter()
+            .map(|m| maintenance_json(m, now))
+            .collect::<Vec<_>>()
+    )))
+}
+
+/// `DELETE /api/admin/maintenances/{id}`.
+pub async fn cancel_maintenance(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<StatusCode, WebError> {
+    authorize(&app, &headers)?;
+    if app.store.cancel_maintenance(id, chrono::Utc::now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(WebError::NotFound)
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct SilenceBody {
+    probe: Option<String>,
+    component: Option<String>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Instead of `until`: a duration like `2h` from now.
+    #[serde(rename = "for")]
+    length: Option<String>,
+    comment: String,
+    author: String,
+}
+
+/// `POST /api/admin/silences`: a probe or a component pages nobody until
+/// a time; the comment and author are required, as in Alertmanager.
+pub async fn create_silence(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Json(b): Json<SilenceBody>,
+) -> Result<(StatusCode, Json<Value>), WebError> {
+    authorize(&app, &headers)?;
+    let now = chrono::Utc::now();
+    match (&b.probe, &b.component) {
+        (Some(p), None) if app.config.probe(p).is_some() => {}
+        (None, Some(c)) if app.config.component(c).is_some() => {}
+        (Some(p), None) => return Err(bad(format!("unknown probe `{p}`"))),
+        (None, Some(c)) => return Err(bad(format!("unknown component `{c}`"))),
+        _ => return Err(bad("give exactly one of `probe` or `component`")),
+    }
+    if b.comment.trim().is_empty() || b.author.trim().is_empty() {
+        return Err(bad("`comment` and `author` are required"));
+    }
+    let until = match (b.until, &b.length) {
+        (Some(t), None) => t,
+        (None, Some(d)) => {
+            let d = humantime::parse_duration(d)
+                .map_err(|_| bad("`for` must be a duration like `2h`"))?;
+            now + chrono::Duration::from_std(d).map_err(|_| bad("`for` is too long"))?
+        }
+        _ => return Err(bad("give exactly one of `until` or `for`")),
+    };
+    if until <= now {
+        return Err(bad("`until` must be in the future"));
+    }
+    let id = app
+        .store
+        .add_silence(
+            NewSilence {
+                probe: b.probe.as_deref(),
+                component: b.component.as_deref(),
+                until,
+                comment: &b.comment,
+                author: &b.author,
+            },
+            now,
+        )
+        .await?;
+    tracing::info!(silence = id, author = %b.author, "silence created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": id, "until": until.to_rfc3339() })),
+    ))
+}
+
+/// `GET /api/admin/silences`: silences in force.
+pub async fn silences(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, WebError> {
+    authorize(&app, &headers)?;
+    let all = app.store.active_silences(chrono::Utc::now()).await?;
+    Ok(Json(json!(
+        all.iter()
+            .map(|s| json!({
+                "id": s.id,
+                "probe": s.probe,
+                "component": s.component,
+                "until": s.until.to_rfc3339(),
+                "comment": s.comment,
+                "author": s.author,
+            }))
+            .collect::<Vec<_>>()
+    )))
+}
+
+/// `DELETE /api/admin/silences/{id}`: ends a silence early.
+pub async fn end_silence(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+) -> Result<StatusCode, WebError> {
+    authorize(&app, &headers)?;
+    if app.store.end_silence(id, chrono::Utc::now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(WebError::NotFound)
+    }
 }

@@ -4,6 +4,7 @@
 mod ack;
 mod admin;
 mod api;
+mod hooks;
 mod pages;
 pub mod view;
 
@@ -39,6 +40,24 @@ pub fn router(state: AppState) -> Router {
         .route("/api/incidents/{id}/ack", post(ack::acknowledge_api))
         .route("/api/admin/incidents/{id}", get(admin::incident))
         .route("/api/admin/runs/leaked", get(admin::leaked_runs))
+        .route(
+            "/api/admin/maintenances",
+            get(admin::maintenances).post(admin::create_maintenance),
+        )
+        .route(
+            "/api/admin/maintenances/{id}",
+            axum::routing::delete(admin::cancel_maintenance),
+        )
+        .route(
+            "/api/admin/silences",
+            get(admin::silences).post(admin::create_silence),
+        )
+        .route(
+            "/api/admin/silences/{id}",
+            axum::routing::delete(admin::end_silence),
+        )
+        .route("/api/hooks/pagerduty", post(hooks::pagerduty))
+        .route("/api/hooks/ack", post(hooks::generic))
         .route("/api/v2/summary.json", get(api::summary))
         .route("/api/v2/status.json", get(api::status))
         .route("/static/style.css", get(style))

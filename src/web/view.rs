@@ -91,6 +91,7 @@ pub async fn page(
 ) -> crate::store::Result<PageView> {
     let now = Utc::now();
     let states = store.probe_states().await?;
+    let windows = crate::monitor::windows(config, store).await?;
     let components: Vec<ComponentView> = config
         .components
         .iter()
@@ -101,7 +102,7 @@ pub async fn page(
             description: c.description.clone(),
             group: c.group.clone(),
             position: i + 1,
-            status: crate::monitor::component_status(config, &states, &c.id, now),
+            status: crate::monitor::component_status(config, &states, &windows, &c.id, now),
         })
         .collect();
     let statuses: Vec<ComponentStatus> = components.iter().map(|c| c.status).collect();

@@ -131,6 +131,7 @@ const TOP_KEYS: &[&str] = &[
     "smtp",
     "escalation",
     "maintenance",
+    "connectivity",
 ];
 
 impl Ctx<'_> {
@@ -415,8 +416,14 @@ impl Ctx<'_> {
         };
         let maintenance = map
             .get_node("maintenance")
-            .map(|n| self.maintenance(n, &components))
+            .map(|n| self.maintenance(n, &components, page.time_zone))
             .unwrap_or_default();
+        let connectivity = map
+            .get_node("connectivity")
+            .and_then(|n| self.connectivity(n, &notifiers));
+        if let Some(n) = map.get_node("components") {
+            self.component_policies(n, &escalation);
+        }
         let admin = self.admin(map.get_node("admin"));
         let smtp = map.get_node("smtp").and_then(|n| self.smtp(n));
         Some(Config {
@@ -430,6 +437,7 @@ impl Ctx<'_> {
             escalation,
             maintenance,
             admin,
+            connectivity,
         })
     }
 
@@ -490,7 +498,11 @@ impl Ctx<'_> {
             let Some(map) = self.mapping(item, "a component") else {
                 continue;
             };
-            self.check_keys(map, &["id", "name", "description", "group"], "a component");
+            self.check_keys(
+                map,
+                &["id", "name", "description", "group", "escalation"],
+                "a component",
+            );
             let Some(id) = self
                 .required(map, "id", "a component")
                 .and_then(|n| self.string(n, "`id`"))
@@ -511,9 +523,43 @@ impl Ctx<'_> {
                 group: map
                     .get_node("group")
                     .and_then(|n| self.string(n, "`group`")),
+                escalation: map
+                    .get_node("escalation")
+                    .and_then(|n| self.string(n, "`escalation`")),
             });
         }
         out
+    }
+
+    /// Components are read before policies; their `escalation` names are
+    /// checked once the policies are known.
+    fn component_policies(
+        &mut self,
+        node: &Node,
+        escalation: &std::collections::BTreeMap<String, EscalationPolicy>,
+    ) {
+        let Some(items) = node.as_sequence() else {
+            return;
+        };
+        for item in items.iter() {
+            let Some(n) = item.as_mapping().and_then(|m| m.get_node("escalation")) else {
+                continue;
+            };
+            let Some(name) = n.as_scalar().map(|s| s.as_str().to_string()) else {
+                continue;
+            };
+            if !escalation.contains_key(&name) {
+                let label = match suggest(&name, escalation.keys().map(String::as_str)) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "define it under `escalation:`".into(),
+                };
+                self.error_at(
+                    n,
+                    format!("unknown escalation policy `{name}` in a component"),
+                    Some(label),
+                );
+            }
+        }
     }
 
     fn vars_section(&mut self, node: &Node) {

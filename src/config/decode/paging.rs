@@ -346,17 +346,27 @@ impl<'a> Ctx<'a> {
         })
     }
 
-    pub fn maintenance(&mut self, node: &Node, components: &[Component]) -> Vec<Maintenance> {
+    pub fn maintenance(
+        &mut self,
+        node: &Node,
+        components: &[Component],
+        tz: chrono_tz::Tz,
+    ) -> Vec<Maintenance> {
         let Some(items) = self.sequence(node, "`maintenance`") else {
             return vec![];
         };
         items
             .iter()
-            .filter_map(|i| self.window(i, components))
+            .filter_map(|i| self.window(i, components, tz))
             .collect()
     }
 
-    fn window(&mut self, node: &Node, components: &[Component]) -> Option<Maintenance> {
+    fn window(
+        &mut self,
+        node: &Node,
+        components: &[Component],
+        tz: chrono_tz::Tz,
+    ) -> Option<Maintenance> {
         let map = self.mapping(node, "a maintenance window")?;
         let name = self
             .required(map, "name", "a maintenance window")
@@ -364,7 +374,7 @@ impl<'a> Ctx<'a> {
         let ctx = format!("maintenance `{}`", name.as_deref().unwrap_or("?"));
         self.check_keys(
             map,
-            &["name", "components", "starts", "ends", "message"],
+            &["name", "components", "starts", "ends", "weekly", "message"],
             &ctx,
         );
         let list = self.required(map, "components", &ctx)?;
@@ -377,24 +387,148 @@ impl<'a> Ctx<'a> {
                 self.error_at(at, format!("unknown component `{id}` in {ctx}"), label);
             }
         }
-        let starts = self
-            .required(map, "starts", &ctx)
-            .and_then(|n| self.timestamp(n));
-        let ends_node = self.required(map, "ends", &ctx)?;
-        let ends = self.timestamp(ends_node);
-        if let (Some(s), Some(e)) = (starts, ends)
-            && e <= s
-        {
-            self.error_at(ends_node, format!("{ctx} ends before it starts"), None);
-        }
+        let window = match map.get_node("weekly") {
+            Some(w) => {
+                if let Some(n) = map.get_node("starts").or(map.get_node("ends")) {
+                    self.error_at(
+                        n,
+                        format!("{ctx} has both `weekly` and a fixed time"),
+                        Some("use either `starts`/`ends` or `weekly`".into()),
+                    );
+                }
+                self.weekly(w, &ctx, tz)?
+            }
+            None => {
+                let starts = self
+                    .required(map, "starts", &ctx)
+                    .and_then(|n| self.timestamp(n));
+                let ends_node = self.required(map, "ends", &ctx)?;
+                let ends = self.timestamp(ends_node);
+                if let (Some(s), Some(e)) = (starts, ends)
+                    && e <= s
+                {
+                    self.error_at(ends_node, format!("{ctx} ends before it starts"), None);
+                }
+                Window::Once {
+                    starts: starts?,
+                    ends: ends?,
+                }
+            }
+        };
         Some(Maintenance {
+            id: None,
             name: name?,
             components: ids,
-            starts: starts?,
-            ends: ends?,
+            window,
             message: map
                 .get_node("message")
                 .and_then(|n| self.string(n, "`message`")),
+        })
+    }
+
+    /// `weekly: { on: [sun], at: "02:30", for: 2h, time_zone: Europe/Berlin }`
+    fn weekly(&mut self, node: &Node, ctx: &str, tz: chrono_tz::Tz) -> Option<Window> {
+        let map = self.mapping(node, "`weekly`")?;
+        self.check_keys(
+            map,
+            &["on", "at", "for", "time_zone"],
+            &format!("`weekly` of {ctx}"),
+        );
+        let on = self.required(map, "on", ctx)?;
+        let days = match on.as_scalar() {
+            Some(_) => vec![self.string(on, "`on`")?],
+            None => self.strings(on, "`on`")?,
+        };
+        let mut weekdays = Vec::new();
+        for d in &days {
+            match d.parse::<chrono::Weekday>() {
+                Ok(w) => weekdays.push(w),
+                Err(_) => {
+                    let at = if on.as_scalar().is_some() {
+                        on
+                    } else {
+                        self.item(on, d)
+                    };
+                    self.error_at(
+                        at,
+                        format!("unknown weekday `{d}` in {ctx}"),
+                        Some("expected `mon`, `tue`, `wed`, `thu`, `fri`, `sat` or `sun`".into()),
+                    );
+                }
+            }
+        }
+        let at_node = self.required(map, "at", ctx)?;
+        let at_text = self.string(at_node, "`at`")?;
+        let at = chrono::NaiveTime::parse_from_str(&at_text, "%H:%M").ok();
+        if at.is_none() {
+            self.error_at(
+                at_node,
+                format!("invalid time of day `{at_text}` in {ctx}"),
+                Some("expected 24-hour `HH:MM`, like `02:30`".into()),
+            );
+        }
+        let length = self
+            .required(map, "for", ctx)
+            .and_then(|n| self.duration(n, "`for`"))?;
+        let zone = match map.get_node("time_zone") {
+            Some(n) => self.time_zone(n)?,
+            None => tz,
+        };
+        Some(Window::Weekly {
+            weekdays,
+            at: at?,
+            minutes: (length.as_secs() / 60).max(1) as u32,
+            time_zone: zone.name().to_string(),
+        })
+    }
+
+    /// `connectivity: { urls: [...], notify: [...], timeout: 5s }`
+    pub fn connectivity(
+        &mut self,
+        node: &Node,
+        notifiers: &BTreeMap<String, Notifier>,
+    ) -> Option<Connectivity> {
+        let map = self.mapping(node, "`connectivity`")?;
+        self.check_keys(map, &["urls", "notify", "timeout"], "`connectivity`");
+        let urls = self
+            .required(map, "urls", "`connectivity`")
+            .and_then(|n| self.strings(n, "`urls`"))?;
+        for u in &urls {
+            if url::Url::parse(u).is_err() {
+                let at = self.item(map.get_node("urls")?, u);
+                self.error_at(
+                    at,
+                    format!("invalid URL `{u}` in `connectivity`"),
+                    Some("expected an absolute URL like `https://1.1.1.1`".into()),
+                );
+            }
+        }
+        let notify = match map.get_node("notify") {
+            Some(list) => {
+                let names = self.strings(list, "`notify`")?;
+                for n in &names {
+                    if !notifiers.contains_key(n) {
+                        let label = suggest(n, notifiers.keys().map(String::as_str))
+                            .map(|s| format!("did you mean `{s}`?"));
+                        let at = self.item(list, n);
+                        self.error_at(
+                            at,
+                            format!("unknown notifier `{n}` in `connectivity`"),
+                            label,
+                        );
+                    }
+                }
+                names
+            }
+            None => vec![],
+        };
+        Some(Connectivity {
+            urls,
+            notify,
+            timeout: map
+                .get_node("timeout")
+                .and_then(|n| self.duration(n, "`timeout`"))
+                .unwrap_or(Duration::from_secs(5)),
         })
     }
 
@@ -415,7 +549,11 @@ impl<'a> Ctx<'a> {
         let Some(map) = node.and_then(|n| self.mapping(n, "`admin`")) else {
             return Admin::default();
         };
-        self.check_keys(map, &["token"], "`admin`");
+        self.check_keys(
+            map,
+            &["token", "pagerduty_webhook_secret", "ack_webhook_secret"],
+            "`admin`",
+        );
         let token = map
             .get_node("token")
             .and_then(|n| self.secret_value(n, "`admin`"));
@@ -428,6 +566,15 @@ impl<'a> Ctx<'a> {
                 Some("use at least 16 characters".into()),
             );
         }
-        Admin { token }
+        let ack_webhook_secret = map
+            .get_node("ack_webhook_secret")
+            .and_then(|n| self.secret_value(n, "`admin`"));
+        Admin {
+            token,
+            pagerduty_webhook_secret: map
+                .get_node("pagerduty_webhook_secret")
+                .and_then(|n| self.secret_value(n, "`admin`")),
+            ack_webhook_secret,
+        }
     }
 }

@@ -55,6 +55,7 @@ const PROBE_KEYS: &[&str] = &[
     "retry",
     "insecure_tls",
     "max_body",
+    "depends_on",
     "steps",
     "finally",
 ];
@@ -78,6 +79,7 @@ impl Ctx<'_> {
                 after: 2,
                 recover_after: 2,
                 escalation: None,
+                flapping: Flapping::default(),
             },
             jitter: Duration::ZERO,
             max_body: 10 * 1024 * 1024,
@@ -223,8 +225,15 @@ impl Ctx<'_> {
         escalation: &BTreeMap<String, EscalationPolicy>,
     ) -> Option<AlertRule> {
         let map = self.mapping(node, "`alert`")?;
-        self.check_keys(map, &["after", "recover_after", "escalation"], "`alert`");
+        self.check_keys(
+            map,
+            &["after", "recover_after", "escalation", "flapping"],
+            "`alert`",
+        );
         let mut a = base.clone();
+        if let Some(n) = map.get_node("flapping") {
+            a.flapping = self.flapping(n)?;
+        }
         if let Some(n) = map.get_node("after") {
             a.after = self.count(n, &["failures", "failure"], "`after`")?;
         }
@@ -291,7 +300,64 @@ impl Ctx<'_> {
             }
             out.push(p);
         }
+        self.check_dependencies(items, &out, known);
         out
+    }
+
+    /// `depends_on` names a probe or a component, never the probe itself.
+    fn check_dependencies(&mut self, items: &[Node], probes: &[Probe], known: &Known<'_>) {
+        for item in items {
+            let Some(map) = item.as_mapping() else {
+                continue;
+            };
+            let (Some(list), Some(name)) = (map.get_node("depends_on"), map.get_node("name"))
+            else {
+                continue;
+            };
+            let name = name.as_scalar().map(|s| s.as_str());
+            let Some(p) = probes.iter().find(|p| Some(p.name.as_str()) == name) else {
+                continue;
+            };
+            for d in &p.depends_on {
+                let is_probe = probes.iter().any(|o| &o.name == d && o.name != p.name);
+                let is_component = known.components.iter().any(|c| &c.id == d);
+                if is_probe || is_component {
+                    continue;
+                }
+                let at = self.item(list, d);
+                if d == &p.name {
+                    self.error_at(at, format!("probe `{d}` depends on itself"), None);
+                    continue;
+                }
+                let names = probes
+                    .iter()
+                    .map(|o| o.name.as_str())
+                    .chain(known.components.iter().map(|c| c.id.as_str()));
+                let label = suggest(d, names).map(|s| format!("did you mean `{s}`?"));
+                self.error_at(
+                    at,
+                    format!(
+                        "`depends_on` of probe `{}` names no probe or component `{d}`",
+                        p.name
+                    ),
+                    label.or(Some("name a probe or a component id".into())),
+                );
+            }
+        }
+    }
+
+    /// `flapping: { changes: 6, within: 1h }`
+    fn flapping(&mut self, node: &Node) -> Option<Flapping> {
+        let map = self.mapping(node, "`flapping`")?;
+        self.check_keys(map, &["changes", "within"], "`flapping`");
+        let mut f = Flapping::default();
+        if let Some(n) = map.get_node("changes") {
+            f.changes = self.count(n, &["changes", "change"], "`changes`")?.max(2);
+        }
+        if let Some(n) = map.get_node("within") {
+            f.within = self.duration(n, "`within`")?;
+        }
+        Some(f)
     }
 
     fn probe(&mut self, node: &Node, known: &Known<'_>) -> Option<Probe> {
@@ -308,9 +374,28 @@ impl Ctx<'_> {
         let schedule = self
             .schedule(map, known.time_zone)
             .unwrap_or_else(|| d.schedule.clone());
-        let alert = map
+        let mut alert = map
             .get_node("alert")
             .and_then(|n| self.alert(n, &d.alert, known.escalation));
+        // Precedence: the probe's own policy, then its component's, then
+        // the default.
+        let own_policy = map
+            .get_node("alert")
+            .and_then(|n| n.as_mapping())
+            .is_some_and(|m| m.get_node("escalation").is_some());
+        let component_policy = component
+            .as_ref()
+            .and_then(|c| known.components.iter().find(|k| &k.id == c))
+            .and_then(|c| c.escalation.clone())
+            .filter(|e| known.escalation.contains_key(e));
+        if let (false, Some(policy)) = (own_policy, component_policy) {
+            let a = alert.get_or_insert_with(|| d.alert.clone());
+            a.escalation = Some(policy);
+        }
+        let depends_on = match map.get_node("depends_on") {
+            Some(n) => self.strings(n, "`depends_on`").unwrap_or_default(),
+            None => vec![],
+        };
         let retry = map
             .get_node("retry")
             .and_then(|n| self.retry(n, &d.retry))
@@ -337,6 +422,7 @@ impl Ctx<'_> {
                 .get_node("max_body")
                 .and_then(|n| self.size(n))
                 .unwrap_or(d.max_body),
+            depends_on,
             pos: pos(node),
         })
     }
