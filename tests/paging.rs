@@ -1,0 +1,799 @@
+//! Paging that never pages for the wrong reason: maintenance, silences,
+//! dependencies, flapping, the prober's own connectivity; and the ways
+//! people acknowledge (PagerDuty v3 and signed webhooks, ack links), and
+//! failed pages escalating. Each runs the real service against the sample
+//! platform and a recording receiver on loopback.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+/// A service watching the platform's login with a webhook receiver; `extra`
+/// is appended to the YAML and `probe_extra` to the probe.
+struct Setup {
+    _dir: tempfile::TempDir,
+    platform: lookout::sample_platform::RunningPlatform,
+    receiver: Receiver,
+    app: Running,
+    http: reqwest::Client,
+}
+
+async fn listener() -> (tokio::net::TcpListener, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    (l, url)
+}
+
+async fn setup(component_extra: &str, probe_extra: &str, extra: &str, failing: bool) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    if failing {
+        fail_login(&platform);
+    }
+    let receiver = Receiver::default();
+    let (l, hook) = listener().await;
+    receiver.serve(l);
+    let yaml = format!(
+        r#"version: 1
+components:
+  - {{ id: api, name: API{component_extra} }}
+  - {{ id: web, name: Web }}
+secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }}, pw: {{ env: TEST_PROBE_PASSWORD }} }}
+admin:
+  token: "{{{{ secrets.admin }}}}"
+  pagerduty_webhook_secret: pd-webhook-secret
+  ack_webhook_secret: whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
+{probe_extra}
+    steps:
+      - id: login
+        post: "{platform}/login"
+        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
+        expect: {{ status: 200 }}
+notifiers:
+  hook: {{ type: webhook, url: "{hook}/hook" }}
+escalation:
+  on-call:
+    levels:
+      - notify: [hook]
+{extra}"#,
+        platform = platform.url
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+    Setup {
+        _dir: dir,
+        platform,
+        receiver,
+        app,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn fail_login(platform: &lookout::sample_platform::RunningPlatform) {
+    platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+}
+
+impl Setup {
+    async fn incident(&self) -> lookout::store::Incident {
+        eventually("an incident", WAIT, || async {
+            self.app
+                .store
+                .open_incidents()
+                .await
+                .ok()?
+                .into_iter()
+                .next()
+        })
+        .await
+    }
+
+    async fn timeline(&self, id: i64) -> Vec<String> {
+        let v: Value = self
+            .http
+            .get(format!("{}/api/admin/incidents/{id}", self.app.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["body"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
+    async fn wait_note(&self, id: i64, needle: &str) {
+        eventually(needle, WAIT, || async {
+            self.timeline(id)
+                .await
+                .iter()
+                .any(|b| b.contains(needle))
+                .then_some(())
+        })
+        .await
+    }
+
+    fn triggers(&self) -> usize {
+        self.receiver.of_type("incident.trigger").len()
+    }
+
+    async fn component_status(&self, id: &str) -> String {
+        let s = self.app.summary().await;
+        s["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == id)
+            .unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.app.url))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+/// Waits a few probe intervals and checks nothing paged meanwhile.
+async fn no_page_for(s: &Setup, secs: u64) {
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    assert_eq!(
+        s.triggers(),
+        0,
+        "nothing pages while held: {:?}",
+        s.receiver.all()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_from_the_file_holds_pages_until_the_window_ends() {
+    let ends = Utc::now() + chrono::Duration::seconds(6);
+    let extra = format!(
+        "maintenance:\n  - {{ name: Upgrade, components: [api], starts: \"{}\", ends: \"{}\" }}\n",
+        (Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(),
+        ends.to_rfc3339()
+    );
+    let s = setup("", "", &extra, true).await;
+    let inc = s.incident().await;
+    assert_eq!(s.component_status("api").await, "under_maintenance");
+    s.wait_note(inc.id, "Paging held: maintenance `Upgrade`")
+        .await;
+    assert_eq!(s.triggers(), 0, "no page during maintenance");
+    // Still failing when the window ends: paging starts normally.
+    eventually("a page after the window", WAIT, || async {
+        (s.triggers() > 0).then_some(())
+    })
+    .await;
+    assert!(Utc::now() >= ends, "paged only after the window ended");
+    s.wait_note(inc.id, "Hold ended; paging resumes").await;
+    assert_eq!(s.component_status("api").await, "major_outage");
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_from_the_admin_api_holds_pages_until_cancelled() {
+    let s = setup("", "", "", false).await;
+    let body = json!({
+        "name": "DB failover", "components": ["api"],
+        "starts": (Utc::now() - chrono::Duration::minutes(1)).to_rfc3339(),
+        "ends": (Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+        "by": "ana",
+    });
+    let anon = s
+        .http
+        .post(format!("{}/api/admin/maintenances", s.app.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anon.status(), StatusCode::UNAUTHORIZED);
+    let bad = s
+        .admin(reqwest::Method::POST, "/api/admin/maintenances", Some(json!({"name": "x", "components": ["nope"], "starts": Utc::now().to_rfc3339(), "ends": Utc::now().to_rfc3339()})))
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let made: Value = s
+        .admin(reqwest::Method::POST, "/api/admin/maintenances", Some(body))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(made["active"].is_object(), "{made}");
+    // A weekly window is accepted and reports its next start.
+    let weekly: Value = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/maintenances",
+            Some(json!({"name": "Backups", "components": ["web"],
+                "weekly": {"on": ["sun"], "at": "02:30", "for": "2h", "time_zone": "Europe/Berlin"}})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(weekly["next"]["starts"].is_string(), "{weekly}");
+    fail_login(&s.platform);
+    let inc = s.incident().await;
+    assert_eq!(s.component_status("api").await, "under_maintenance");
+    s.wait_note(inc.id, "Paging held: maintenance `DB failover`")
+        .await;
+    no_page_for(&s, 2).await;
+    let id = made["id"].as_i64().unwrap();
+    let del = s
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/api/admin/maintenances/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    eventually("a page once cancelled", WAIT, || async {
+        (s.triggers() > 0).then_some(())
+    })
+    .await;
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silence_holds_pages_until_it_ends() {
+    let s = setup("", "", "", false).await;
+    let missing = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/silences",
+            Some(json!({"component": "api", "for": "1h", "comment": "", "author": "ana"})),
+        )
+        .await;
+    assert_eq!(
+        missing.status(),
+        StatusCode::BAD_REQUEST,
+        "a comment is required"
+    );
+    let made: Value = s
+        .admin(
+            reqwest::Method::POST,
+            "/api/admin/silences",
+            Some(
+                json!({"probe": "login", "for": "1h", "comment": "known bug #12", "author": "ana"}),
+            ),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let listed: Value = s
+        .admin(reqwest::Method::GET, "/api/admin/silences", None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["comment"], "known bug #12");
+    fail_login(&s.platform);
+    let inc = s.incident().await;
+    s.wait_note(inc.id, "silenced by ana").await;
+    no_page_for(&s, 2).await;
+    let id = made["id"].as_i64().unwrap();
+    let del = s
+        .admin(
+            reqwest::Method::DELETE,
+            &format!("/api/admin/silences/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(del.status(), StatusCode::NO_CONTENT);
+    eventually("a page once the silence ended", WAIT, || async {
+        (s.triggers() > 0).then_some(())
+    })
+    .await;
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dependent_probe_joins_its_parents_incident_without_paging_separately() {
+    // `dashboard` (component web) logs in too, so it fails with `login`; it
+    // needs more failures, so its parent is already failing by then.
+    let extra = r#"  - name: dashboard
+    component: web
+    every: 1s
+    depends_on: [login]
+    alert: { after: 3 failures, escalation: on-call }
+    steps:
+      - id: login
+        post: "PLATFORM/login"
+        form: { user: prober, password: nope }
+        expect: { status: 200 }
+"#;
+    // The probe list continues after `login`'s steps: splice it in.
+    let s = setup_with_second_probe(extra).await;
+    let inc = s.incident().await;
+    eventually("the child to join", WAIT, || async {
+        let probes = s.app.store.incident_probes(inc.id).await.ok()?;
+        (probes.len() == 2).then_some(())
+    })
+    .await;
+    s.wait_note(inc.id, "depends on login").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let open = s.app.store.open_incidents().await.unwrap();
+    assert_eq!(open.len(), 1, "one incident for parent and child");
+    let triggers = s.receiver.of_type("incident.trigger");
+    assert!(
+        triggers.iter().all(|t| t.body["incident"]["id"] == inc.id),
+        "only the parent's incident paged: {triggers:?}"
+    );
+    assert_eq!(triggers.len(), 1);
+    s.app.stop().await;
+}
+
+/// Like `setup` with a second probe appended to `probes:`.
+async fn setup_with_second_probe(probe_yaml: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    fail_login(&platform);
+    let receiver = Receiver::default();
+    let (l, hook) = listener().await;
+    receiver.serve(l);
+    let yaml = format!(
+        r#"version: 1
+components: [{{ id: api, name: API }}, {{ id: web, name: Web }}]
+secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }} }}
+admin: {{ token: "{{{{ secrets.admin }}}}" }}
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures, escalation: on-call }}
+    steps:
+      - id: login
+        post: "{platform}/login"
+        form: {{ user: prober, password: nope }}
+        expect: {{ status: 200 }}
+{probe}notifiers:
+  hook: {{ type: webhook, url: "{hook}/hook" }}
+escalation:
+  on-call:
+    levels:
+      - notify: [hook]
+"#,
+        platform = platform.url,
+        probe = probe_yaml.replace("PLATFORM", &platform.url),
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+    Setup {
+        _dir: dir,
+        platform,
+        receiver,
+        app,
+        http: reqwest::Client::new(),
+    }
+}
+
+/// A target whose answer alternates 200/500 until `steady` is set, then 500.
+async fn flapping_target(steady: Arc<AtomicUsize>) -> String {
+    let (l, url) = listener().await;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || {
+            let hits = hits.clone();
+            let steady = steady.clone();
+            async move {
+                let n = hits.fetch_add(1, Ordering::SeqCst);
+                if steady.load(Ordering::SeqCst) == 1 || n.is_multiple_of(2) {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::OK
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_probe_pages_once_and_again_only_when_it_settles_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let steady = Arc::new(AtomicUsize::new(0));
+    let target = flapping_target(steady.clone()).await;
+    let receiver = Receiver::default();
+    let (l, hook) = listener().await;
+    receiver.serve(l);
+    let yaml = format!(
+        r#"version: 1
+components: [{{ id: api, name: API }}]
+probes:
+  - name: flaky
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call, flapping: {{ changes: 3, within: 5s }} }}
+    steps:
+      - {{ id: get, get: "{target}/", expect: {{ status: 200 }} }}
+notifiers:
+  hook: {{ type: webhook, url: "{hook}/hook" }}
+escalation:
+  on-call:
+    levels:
+      - notify: [hook]
+"#
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+    eventually("flapping", WAIT, || async {
+        let st = app.store.probe_state("flaky").await.ok()??;
+        st.health.flapping.then_some(())
+    })
+    .await;
+    let triggers = || receiver.of_type("incident.trigger").len();
+    assert_eq!(triggers(), 1, "the first failure paged once");
+    // Keeps flipping: nothing more pages.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        triggers(),
+        1,
+        "no page while flapping: {:?}",
+        receiver.all()
+    );
+    let inc = app.store.open_incidents().await.unwrap().pop().unwrap();
+    let notes = app.store.incident_updates(inc.id, true).await.unwrap();
+    assert!(
+        notes.iter().any(|u| u.body.contains("is flapping")),
+        "flapping is on the internal timeline"
+    );
+    assert!(
+        app.store
+            .incident_updates(inc.id, false)
+            .await
+            .unwrap()
+            .iter()
+            .all(|u| !u.body.contains("flapping")),
+        "but not on the public one"
+    );
+    // Now it fails steadily: once settled, paging resumes.
+    steady.store(1, Ordering::SeqCst);
+    eventually("a page once settled failing", WAIT, || async {
+        (triggers() == 2).then_some(())
+    })
+    .await;
+    let notes = app.store.incident_updates(inc.id, true).await.unwrap();
+    assert!(notes.iter().any(|u| u.body.contains("settled failing")));
+    app.stop().await;
+}
+
+fn pd_signature(secret: &str, body: &[u8]) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    m.update(body);
+    let hex: String = m
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("v1={hex}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_v3_acknowledges_and_forged_or_replayed_events_are_refused() {
+    let s = setup("", "", "", true).await;
+    let inc = s.incident().await;
+    let body = serde_json::to_vec(&json!({"event": {
+        "id": "01DEN4HPBQAAAG05V5QQYBRZMF",
+        "event_type": "incident.acknowledged",
+        "resource_type": "incident",
+        "occurred_at": Utc::now().to_rfc3339(),
+        "agent": {"id": "PLH1HKV", "summary": "Tenex Engineer", "type": "user_reference"},
+        "data": {"id": "PGR0VU2", "type": "incident", "status": "acknowledged",
+                 "incident_key": format!("lookout-incident-{}", inc.id)}
+    }}))
+    .unwrap();
+    let url = format!("{}/api/hooks/pagerduty", s.app.url);
+    let send = |sig: String| {
+        s.http
+            .post(&url)
+            .header("x-pagerduty-signature", sig)
+            .body(body.clone())
+            .send()
+    };
+    let forged = send(pd_signature("wrong-secret", &body)).await.unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let none = s.http.post(&url).body(body.clone()).send().await.unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        s.app
+            .store
+            .incident(inc.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .acknowledged_at
+            .is_none()
+    );
+    // During a rotation PagerDuty sends several signatures; one valid is enough.
+    let rotated = format!(
+        "{}, {}",
+        pd_signature("old", &body),
+        pd_signature("pd-webhook-secret", &body)
+    );
+    let ok = send(rotated.clone()).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let acked = s.app.store.incident(inc.id).await.unwrap().unwrap();
+    assert_eq!(
+        acked.acknowledged_by.as_deref(),
+        Some("Tenex Engineer (acknowledged in PagerDuty)")
+    );
+    let replay = send(rotated).await.unwrap();
+    assert_eq!(replay.status(), StatusCode::CONFLICT);
+    s.wait_note(inc.id, "Acknowledged by Tenex Engineer").await;
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_ack_webhook_acknowledges_once_and_stale_or_forged_ones_are_refused() {
+    let s = setup("", "", "", true).await;
+    let inc = s.incident().await;
+    let secret = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+    let body = serde_json::to_vec(&json!({"incident_id": inc.id, "by": "ana"})).unwrap();
+    let url = format!("{}/api/hooks/ack", s.app.url);
+    let send = |id: &str, ts: i64, secret: &str| {
+        let sig = lookout::notify::signing::sign(secret, id, ts, &body);
+        s.http
+            .post(&url)
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(body.clone())
+            .send()
+    };
+    let now = Utc::now().timestamp();
+    let stale = send("msg_1", now - 600, secret).await.unwrap();
+    assert_eq!(
+        stale.status(),
+        StatusCode::UNAUTHORIZED,
+        "older than five minutes"
+    );
+    let forged = send("msg_2", now, "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let empty = s
+        .http
+        .post(&url)
+        .header("webhook-id", "msg_3")
+        .header("webhook-timestamp", now.to_string())
+        .header("webhook-signature", "v1,")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        empty.status(),
+        StatusCode::UNAUTHORIZED,
+        "an empty signature never passes"
+    );
+    let ok = send("msg_4", now, secret).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let replay = send("msg_4", now, secret).await.unwrap();
+    assert_eq!(replay.status(), StatusCode::CONFLICT);
+    let acked = s.app.store.incident(inc.id).await.unwrap().unwrap();
+    assert_eq!(acked.acknowledged_by.as_deref(), Some("ana"));
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_links_survive_scanners_and_expire() {
+    let s = setup("", "", "", true).await;
+    let inc = s.incident().await;
+    let page = eventually("a page with an ack link", WAIT, || async {
+        s.receiver.of_type("incident.trigger").into_iter().next()
+    })
+    .await;
+    let link = page.body["ack_url"].as_str().unwrap().to_string();
+    // A mail scanner fetches with HEAD and GET: nothing changes.
+    let head = s.http.head(&link).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let get = s.http.get(&link).send().await.unwrap();
+    assert!(get.text().await.unwrap().contains("<form"));
+    assert!(
+        s.app
+            .store
+            .incident(inc.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .acknowledged_at
+            .is_none()
+    );
+    // An expired token, signed with the service's own key, is refused.
+    let key = s.app.store.setting("ack_key").await.unwrap().unwrap();
+    let key: Vec<u8> = (0..key.len() / 2)
+        .map(|i| u8::from_str_radix(&key[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let keys = lookout::ack::AckKeys::new(key);
+    let expired = keys.token(inc.id, "hook", Utc::now() - chrono::Duration::minutes(1));
+    let resp = s
+        .http
+        .post(format!("{}/ack/{expired}", s.app.url))
+        .form(&[("by", "ana")])
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    assert!(
+        s.app
+            .store
+            .incident(inc.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .acknowledged_at
+            .is_none()
+    );
+    // The real link, POSTed, acknowledges.
+    let resp = s
+        .http
+        .post(&link)
+        .form(&[("by", "ana")])
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert!(
+        s.app
+            .store
+            .incident(inc.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .acknowledged_at
+            .is_some()
+    );
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_that_fails_for_good_is_on_the_timeline_and_pages_the_next_level() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    fail_login(&platform);
+    // A receiver that is gone for good: 410.
+    let (gone_l, gone) = listener().await;
+    let gone_app =
+        axum::Router::new().route("/", axum::routing::post(|| async { StatusCode::GONE }));
+    tokio::spawn(async move {
+        let _ = axum::serve(gone_l, gone_app).await;
+    });
+    let receiver = Receiver::default();
+    let (l, hook) = listener().await;
+    receiver.serve(l);
+    let yaml = format!(
+        r#"version: 1
+components:
+  - {{ id: api, name: API, escalation: on-call }}
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures }}
+    steps:
+      - {{ id: login, post: "{platform}/login", expect: {{ status: 200 }} }}
+notifiers:
+  gone: {{ type: webhook, url: "{gone}/" }}
+  backup: {{ type: webhook, url: "{hook}/hook" }}
+escalation:
+  on-call:
+    levels:
+      - notify: [gone]
+      - after: 1h
+        notify: [backup]
+"#,
+        platform = platform.url
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    // The policy comes from the component: the probe names none.
+    let config = lookout::config::load(&path, &test_env).unwrap();
+    assert_eq!(
+        config.probes[0].alert.escalation.as_deref(),
+        Some("on-call")
+    );
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+    let page = eventually("the next level paged early", WAIT, || async {
+        receiver.of_type("incident.trigger").into_iter().next()
+    })
+    .await;
+    assert_eq!(page.body["incident"]["level"], 2, "{}", page.body);
+    let inc = app.store.open_incidents().await.unwrap().pop().unwrap();
+    assert_eq!(inc.policy.as_ref().unwrap().name, "on-call");
+    let notes = app.store.incident_updates(inc.id, true).await.unwrap();
+    assert!(
+        notes
+            .iter()
+            .any(|u| u.body.contains("Page to gone could not be delivered")),
+        "{notes:?}"
+    );
+    assert!(notes.iter().any(|u| u.body.contains("Escalating early")));
+    let stats = app.store.outbox_stats().await.unwrap();
+    assert_eq!(stats.failed, 1, "counted");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_prober_is_offline_runs_are_errors_and_only_a_self_alert_goes_out() {
+    let offline = format!("http://127.0.0.1:{}/", free_port());
+    let extra = format!("connectivity: {{ urls: [\"{offline}\"], notify: [hook], timeout: 1s }}\n");
+    let s = setup("", "", &extra, true).await;
+    let alert = eventually("a self-alert", WAIT, || async {
+        s.receiver.all().into_iter().find(|r| {
+            r.body["incident"]["title"]
+                .as_str()
+                .is_some_and(|t| t.contains("lost connectivity"))
+        })
+    })
+    .await;
+    assert_eq!(alert.body["type"], "incident.trigger");
+    let runs = s.app.store.recent_runs("login", 10).await.unwrap();
+    assert!(!runs.is_empty());
+    assert!(
+        runs.iter()
+            .all(|r| r.outcome == Some(lookout::journey::Outcome::Error)),
+        "failed runs are the prober's errors: {runs:?}"
+    );
+    assert!(
+        s.app.store.open_incidents().await.unwrap().is_empty(),
+        "no platform incident"
+    );
+    assert_eq!(s.component_status("api").await, "operational");
+    // Back online (the platform answers): the self-alert resolves.
+    s.platform.state.heal_all();
+    eventually("the self-alert resolved", WAIT, || async {
+        s.receiver.all().into_iter().find(|r| {
+            r.body["type"] == "incident.resolved"
+                && r.body["incident"]["title"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("reach the network"))
+        })
+    })
+    .await;
+    s.app.stop().await;
+}
