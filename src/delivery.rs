@@ -41,6 +41,37 @@ pub fn backoff(b: &Backoff, attempts: u32, jitter: f64, retry_after: Option<Dura
     retry_after.map_or(delay, |r| r.max(delay))
 }
 
+/// A test hook for crash-recovery tests: started with `LOOKOUT_CRASH_AT=<point>`,
+/// the process aborts (no destructors, no graceful stop, like SIGKILL) the
+/// first time it reaches that point. Points: `before_enqueue` and
+/// `after_enqueue` (pager, around the escalation transaction), `mid_delivery`
+/// (worker, row claimed but not yet sent) and `after_delivery` (sent, not yet
+/// marked delivered). Without the variable it does nothing.
+#[derive(Debug, Clone, Default)]
+pub struct CrashAt(Option<Arc<str>>);
+
+impl CrashAt {
+    pub const VAR: &str = "LOOKOUT_CRASH_AT";
+
+    /// Reads [`Self::VAR`] once; call where the component is built.
+    pub fn from_env() -> Self {
+        Self(
+            std::env::var(Self::VAR)
+                .ok()
+                .filter(|p| !p.is_empty())
+                .map(Arc::from),
+        )
+    }
+
+    /// Aborts the process if `point` is the configured crash point.
+    pub fn reached(&self, point: &str) {
+        if self.0.as_deref() == Some(point) {
+            eprintln!("{}={point}: aborting the process", Self::VAR);
+            std::process::abort();
+        }
+    }
+}
+
 /// What one step of the worker did, so tests can drain the queue exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -58,6 +89,7 @@ pub struct Worker {
     backoff: Backoff,
     wake: Arc<Notify>,
     pager: Option<crate::pager::Pager>,
+    crash: CrashAt,
 }
 
 /// How long a claimed row stays invisible to other claims; longer than any
@@ -79,6 +111,7 @@ impl Worker {
             backoff,
             wake,
             pager: None,
+            crash: CrashAt::from_env(),
         }
     }
 
@@ -125,10 +158,12 @@ impl Worker {
         let Some(row) = self.store.claim_due(now, LEASE).await? else {
             return Ok(Step::Empty);
         };
+        self.crash.reached("mid_delivery");
         let result = self.deliver(&row).await;
         let now = Utc::now();
         match result {
             Ok(()) => {
+                self.crash.reached("after_delivery");
                 self.store.mark_delivered(row.id, now).await?;
                 tracing::info!(notifier = %row.notifier, delivery = %row.delivery_id, "delivered");
                 Ok(Step::Delivered)

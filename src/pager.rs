@@ -9,6 +9,7 @@ use tokio::sync::Notify;
 
 use crate::ack::AckKeys;
 use crate::config::{Config, Notifier};
+use crate::delivery::CrashAt;
 use crate::escalation::{self, Action};
 use crate::hold::{self, Hold, Member};
 use crate::notify::{Message, MessageKind};
@@ -25,6 +26,7 @@ pub struct Pager {
     base_url: String,
     /// Wakes the outbox worker when rows were added.
     wake: Arc<Notify>,
+    crash: CrashAt,
 }
 
 impl Pager {
@@ -41,6 +43,7 @@ impl Pager {
             keys,
             base_url,
             wake,
+            crash: CrashAt::from_env(),
         }
     }
 
@@ -172,10 +175,12 @@ impl Pager {
             }
         }
         let next = escalation::advance(&inc.escalation, actions, now);
+        self.crash.reached("before_enqueue");
         let applied = self
             .store
             .apply_escalation(inc, &next, pages, &notes, &deliveries, now)
             .await?;
+        self.crash.reached("after_enqueue");
         Ok(if applied { deliveries.len() } else { 0 })
     }
 
