@@ -71,6 +71,8 @@ pub struct App {
     monitor: Monitor,
     worker: Worker,
     tuning: Tuning,
+    /// Heartbeat pings from the web layer, for the watcher.
+    pings: crate::heartbeat::watcher::Inbox,
 }
 
 impl App {
@@ -108,12 +110,25 @@ impl App {
             wake,
         )
         .with_pager(pager.clone());
-        let monitor = Monitor::new(store.clone(), config.clone(), pager.clone());
+        let metrics = crate::metrics::Metrics::new();
+        metrics.expect_notifiers(config.notifiers.keys());
+        let health = crate::health::Health::default();
+        let worker = worker.with_ops(metrics.clone(), health.clone());
+        let (heartbeats, pings) = crate::heartbeat::watcher::Heartbeats::new(&config);
+        let changes = crate::changes::Changes::default();
+        let monitor = Monitor::new(store.clone(), config.clone(), pager.clone())
+            .with_changes(changes.clone())
+            .with_metrics(metrics.clone());
         let state = AppState {
             config,
             store,
             pager,
             base_url,
+            changes,
+            cache: crate::web::cache::Cache::default(),
+            heartbeats,
+            health,
+            metrics,
         };
         Ok(Self {
             listener,
@@ -121,6 +136,7 @@ impl App {
             monitor,
             worker,
             tuning: opts.tuning,
+            pings,
         })
     }
 
@@ -142,8 +158,8 @@ impl App {
         &self.monitor
     }
 
-    /// Runs the scheduler, monitor, pager, outbox worker and web server until
-    /// `shutdown` resolves, then stops them in that order.
+    /// Runs the scheduler, heartbeat watcher, monitor, pager, outbox worker
+    /// and web server until `shutdown` resolves, then stops them.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -166,10 +182,19 @@ impl App {
                 self.state.pager.clone(),
             );
             let config = self.state.config.clone();
-            Some(Scheduler::start(config, runner, results_tx.clone(), connectivity).await?)
+            let (metrics, health) = (self.state.metrics.clone(), self.state.health.clone());
+            let results = results_tx.clone();
+            Some(Scheduler::start(config, runner, results, connectivity, metrics, health).await?)
         } else {
             None
         };
+        let watcher = crate::heartbeat::watcher::Watcher::new(
+            self.state.store.clone(),
+            self.state.config.clone(),
+            results_tx.clone(),
+            self.pings,
+        );
+        let watcher = tokio::spawn(watcher.run(stopped(stop_rx.clone())));
         drop(results_tx);
         let monitor = tokio::spawn(self.monitor.clone().run(results_rx));
         let pager = tokio::spawn(pager_loop(
@@ -178,6 +203,13 @@ impl App {
             stopped(stop_rx.clone()),
         ));
         let worker = tokio::spawn(self.worker.run(stopped(stop_rx.clone())));
+        let publisher = self.state.config.page.publish_dir.clone().map(|dir| {
+            tokio::spawn(crate::publish::run(
+                self.state.clone(),
+                dir,
+                stopped(stop_rx.clone()),
+            ))
+        });
         let router = web::router(self.state.clone());
         tracing::info!(url = %self.state.base_url, "serving the status page");
         let served = axum::serve(self.listener, router)
@@ -188,7 +220,10 @@ impl App {
             s.stop().await;
         }
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(pager, worker);
+        let _ = tokio::join!(pager, worker, watcher);
+        if let Some(p) = publisher {
+            let _ = p.await;
+        }
         // Results already handed over are stored before the database closes.
         if tokio::time::timeout(Duration::from_secs(5), monitor)
             .await

@@ -90,6 +90,9 @@ pub struct Worker {
     wake: Arc<Notify>,
     pager: Option<crate::pager::Pager>,
     crash: CrashAt,
+    metrics: crate::metrics::Metrics,
+    /// Told at each turn of the loop, so `/readyz` knows the worker lives.
+    health: crate::health::Health,
 }
 
 /// How long a claimed row stays invisible to other claims; longer than any
@@ -112,7 +115,20 @@ impl Worker {
             wake,
             pager: None,
             crash: CrashAt::from_env(),
+            metrics: crate::metrics::Metrics::default(),
+            health: crate::health::Health::default(),
         }
+    }
+
+    /// Where delivery failures are counted and liveness is reported.
+    pub fn with_ops(
+        mut self,
+        metrics: crate::metrics::Metrics,
+        health: crate::health::Health,
+    ) -> Self {
+        self.metrics = metrics;
+        self.health = health;
+        self
     }
 
     /// Lets the worker escalate when a page fails for good.
@@ -126,6 +142,7 @@ impl Worker {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            self.health.worker_ticked(Utc::now());
             let step = match self.step(Utc::now()).await {
                 Ok(s) => s,
                 Err(e) => {
@@ -177,6 +194,7 @@ impl Worker {
                 let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 tracing::warn!(notifier = %row.notifier, attempts = row.attempts, %reason,
                     retry_in = %crate::fmt::duration(delay), "delivery failed; will retry");
+                self.metrics.delivery_failed(&row.notifier);
                 self.store.mark_retry(row.id, next, &reason).await?;
                 Ok(Step::Retrying)
             }
@@ -184,6 +202,7 @@ impl Worker {
                 let reason = format!("gave up after {} attempts: {e}", row.attempts);
                 tracing::error!(notifier = %row.notifier, delivery = %row.delivery_id, %reason,
                     "delivery failed permanently");
+                self.metrics.delivery_failed(&row.notifier);
                 self.store.mark_failed(row.id, &reason).await?;
                 let is_page = matches!(row.kind.as_str(), "trigger" | "reminder");
                 if let (Some(pager), Some(incident), true) = (&self.pager, row.incident_id, is_page)
@@ -202,6 +221,13 @@ impl Worker {
     }
 
     async fn deliver(&self, row: &OutboxRow) -> Result<(), DeliveryError> {
+        if row.kind == crate::subscribers::KIND {
+            let mail: crate::notify::email::Mail =
+                serde_json::from_str(&row.payload).map_err(|e| DeliveryError::Permanent {
+                    reason: format!("stored mail is unreadable: {e}"),
+                })?;
+            return self.notifiers.mail(&mail, &row.delivery_id).await;
+        }
         let Some(notifier) = self.config.notifiers.get(&row.notifier) else {
             return Err(DeliveryError::Permanent {
                 reason: format!("notifier `{}` is no longer configured", row.notifier),

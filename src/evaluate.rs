@@ -135,6 +135,17 @@ impl ComponentStatus {
         }
     }
 
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "operational" => ComponentStatus::Operational,
+            "under_maintenance" => ComponentStatus::UnderMaintenance,
+            "degraded_performance" => ComponentStatus::DegradedPerformance,
+            "partial_outage" => ComponentStatus::PartialOutage,
+            "major_outage" => ComponentStatus::MajorOutage,
+            _ => return None,
+        })
+    }
+
     /// Words for people, shown beside the icon.
     pub fn label(self) -> &'static str {
         match self {
@@ -143,6 +154,17 @@ impl ComponentStatus {
             ComponentStatus::DegradedPerformance => "Degraded performance",
             ComponentStatus::PartialOutage => "Partial outage",
             ComponentStatus::MajorOutage => "Major outage",
+        }
+    }
+
+    /// Shape as well as colour, so a state never depends on colour alone.
+    pub fn icon(self) -> &'static str {
+        match self {
+            ComponentStatus::Operational => "✓",
+            ComponentStatus::UnderMaintenance => "⚒",
+            ComponentStatus::DegradedPerformance => "▲",
+            ComponentStatus::PartialOutage => "◆",
+            ComponentStatus::MajorOutage => "✕",
         }
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! probes.yaml ─▶ config ─▶ scheduler ─▶ journey (runner) ─▶ monitor ─▶ store
-//!                                                              │
+//! jobs ─▶ /ping/{token} ─▶ heartbeat (watcher) ──────────────▶ │
 //!                                         evaluate (pure) ◀────┤
 //!                                                              ▼
 //!               notify ◀── delivery (outbox worker) ◀── pager ◀── escalation (pure)
@@ -24,8 +24,13 @@
 //! - [`pager`]: turns escalation decisions, acks and resolutions into outbox rows.
 //! - [`delivery`]: the outbox worker, with backoff; [`notify`]: the receivers'
 //!   wire formats (webhook, PagerDuty, Slack, email).
+//! - [`heartbeat`]: passive probes its jobs ping (`/ping/{token}`); a missed
+//!   ping or an overrun becomes a failed run for the monitor, like any probe's.
+//! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus).
 //! - [`ack`]: signed acknowledgement links.
 //! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`).
+//! - [`uptime`]: the uptime history as pure functions: time in each state per
+//!   local day, uptime %, daily response time, from rollups the monitor keeps.
 //! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`.
 //! - [`app`]: builds the service and runs it until stopped.
 //! - [`sample_platform`]: the built-in target with fault injection (demo, tests).
@@ -33,6 +38,7 @@
 
 pub mod ack;
 pub mod app;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod connectivity;
@@ -40,14 +46,20 @@ pub mod delivery;
 pub mod escalation;
 pub mod evaluate;
 pub mod fmt;
+pub mod health;
+pub mod heartbeat;
 pub mod hold;
 pub mod journey;
 pub mod maintenance;
+pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod pager;
+pub mod publish;
 pub mod sample_platform;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;
+pub mod subscribers;
+pub mod uptime;
 pub mod web;

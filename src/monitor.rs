@@ -20,6 +20,8 @@ pub struct Monitor {
     store: Store,
     config: Arc<Config>,
     pager: Pager,
+    changes: crate::changes::Changes,
+    metrics: crate::metrics::Metrics,
 }
 
 impl Monitor {
@@ -28,7 +30,21 @@ impl Monitor {
             store,
             config,
             pager,
+            changes: crate::changes::Changes::default(),
+            metrics: crate::metrics::Metrics::default(),
         }
+    }
+
+    /// Where runs and write latency are counted.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Tells the public page when a run may have changed what it shows.
+    pub fn with_changes(mut self, changes: crate::changes::Changes) -> Self {
+        self.changes = changes;
+        self
     }
 
     /// Handles runs until the channel closes (all senders dropped).
@@ -41,7 +57,10 @@ impl Monitor {
     }
 
     pub async fn handle(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
+        let writing = std::time::Instant::now();
         self.store.record_run(run).await?;
+        self.metrics.sqlite_write("record_run", writing.elapsed());
+        self.metrics.run_finished(run);
         let Some(probe) = self.config.probe(&run.probe) else {
             return Ok(()); // removed from the configuration while it ran
         };
@@ -63,6 +82,20 @@ impl Monitor {
             last_failed_step: failed.map(|s| s.id.clone()),
         };
         self.store.save_probe_state(&row).await?;
+        // The uptime history; paging goes on even if it cannot be kept.
+        if let Err(e) = self.record_states(run, probe, now).await {
+            tracing::error!(probe = %run.probe, error = %e, "could not record the uptime history");
+        }
+        // Degraded and failing show on the page; a change of either is news.
+        let shown = |o: Option<crate::journey::Outcome>| {
+            o.is_some_and(|o| o == crate::journey::Outcome::Degraded)
+        };
+        if transition.is_some()
+            || flap.is_some()
+            || shown(prev.as_ref().and_then(|p| p.last_outcome)) != shown(Some(run.outcome))
+        {
+            self.changes.bump();
+        }
         match transition {
             Some(Transition::BecameFailing) => self.probe_failing(run, now).await?,
             // A flapping probe's recovery waits until it settles.
@@ -89,6 +122,54 @@ impl Monitor {
             Some(Flap::Settled { failing: false }) => self.probe_recovered(run, now).await?,
             None => {}
         }
+        Ok(())
+    }
+
+    /// Keeps the uptime history: the probe's outcome and its component's
+    /// public status (what the page shows: declared states only make it
+    /// worse) as state intervals. Maintenance that starts or ends between
+    /// runs shows from the next run.
+    async fn record_states(
+        &self,
+        run: &RunResult,
+        probe: &Probe,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        use crate::store::Subject;
+        use crate::uptime::stale_after;
+        let gap = stale_after(probe, now);
+        self.store
+            .observe_state(Subject::Probe(&run.probe), run.outcome.as_str(), now, gap)
+            .await?;
+        let states = self.store.probe_states().await?;
+        let windows = windows(&self.config, &self.store).await?;
+        let status = self
+            .store
+            .declared_component_states()
+            .await?
+            .iter()
+            .filter(|(id, _)| id == &run.component)
+            .filter_map(|(_, s)| ComponentStatus::parse(s))
+            .fold(
+                component_status(&self.config, &states, &windows, &run.component, now),
+                ComponentStatus::max,
+            );
+        let gap = self
+            .config
+            .probes
+            .iter()
+            .filter(|p| p.component == run.component)
+            .map(|p| stale_after(p, now))
+            .max()
+            .unwrap_or(gap);
+        self.store
+            .observe_state(
+                Subject::Component(&run.component),
+                status.as_str(),
+                now,
+                gap,
+            )
+            .await?;
         Ok(())
     }
 
@@ -127,6 +208,8 @@ impl Monitor {
             (Some(step), Some(reason)) => {
                 format!("Probe {} failing at step {}: {reason}", run.probe, step.id)
             }
+            // Heartbeats have no steps: the note says why.
+            (None, Some(reason)) => format!("Probe {} failing: {reason}", run.probe),
             _ => format!("Probe {} failing", run.probe),
         };
         // Failing again while flapping: still in its incident.
@@ -164,12 +247,16 @@ impl Monitor {
             .and_then(|name| self.config.escalation.get(name))
             .map(crate::escalation::Policy::from);
         let title = format!("{name} disrupted");
-        let public = format!("We are investigating problems with {name}.");
+        // Never the technical detail: that stays on the internal timeline.
+        let public = component
+            .and_then(|c| c.message.clone())
+            .unwrap_or_else(|| format!("We are investigating problems with {name}."));
         let impact = match self.component_status(&run.component).await? {
             ComponentStatus::MajorOutage => "major",
             _ => "minor",
         };
-        self.store
+        let id = self
+            .store
             .create_incident(NewIncident {
                 component: &run.component,
                 title: &title,
@@ -182,6 +269,7 @@ impl Monitor {
             })
             .await?;
         tracing::warn!(component = %run.component, probe = %run.probe, "incident opened");
+        self.announce(id, "investigating", &public, now).await;
         // Page at once rather than at the next escalation tick.
         self.pager.tick(now).await.map(|_| ())
     }
@@ -208,8 +296,27 @@ impl Monitor {
             .resolve_incident(inc.id, &body, now, &deliveries)
             .await?;
         tracing::info!(component = %inc.component, incident = inc.id, "incident resolved");
+        self.announce(inc.id, "resolved", &body, now).await;
         self.pager.wake_worker();
         Ok(())
+    }
+
+    /// Tells subscribers; a failure here is logged and never blocks paging.
+    async fn announce(&self, id: i64, status: &str, body: &str, now: DateTime<Utc>) {
+        let r = crate::subscribers::announce_update(
+            &self.store,
+            &self.config,
+            self.pager.base_url(),
+            id,
+            status,
+            body,
+            vec![],
+            now,
+        )
+        .await;
+        if let Err(e) = r {
+            tracing::error!(incident = id, error = %e, "could not enqueue subscriber mail");
+        }
     }
 
     /// The component's current status from its probes' stored states.

@@ -51,6 +51,10 @@ impl Pager {
         &self.keys
     }
 
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
     pub fn incident_url(&self, id: i64) -> String {
         format!("{}/incidents/{id}", self.base_url)
     }

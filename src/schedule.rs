@@ -35,12 +35,19 @@ pub fn next_runs(
             let Ok(cron) = parse_cron(expr) else {
                 return vec![];
             };
-            cron.iter_after(from.with_timezone(tz))
+            cron.iter_after(whole_second(from).with_timezone(tz))
                 .take(n)
                 .map(|t| t.with_timezone(&Utc))
                 .collect()
         }
     }
+}
+
+/// `t` without its fraction of a second. croner keeps the fraction of the
+/// instant it starts from, so cron searches start from whole seconds.
+pub fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::Timelike;
+    t.with_nanosecond(0).unwrap_or(t)
 }
 
 /// Parses a 6-field cron expression (seconds first) the way the scheduler does.

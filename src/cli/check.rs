@@ -1,4 +1,5 @@
-//! `lookout check`: validate, then list probes with their next runs in words.
+//! `lookout check`: validate, then list probes with their next runs in words
+//! (heartbeats with what they expect of their job).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -6,8 +7,8 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::OutputFormat;
-use crate::config;
-use crate::schedule;
+use crate::config::{self, Probe};
+use crate::{heartbeat, schedule};
 
 pub fn check(path: &Path, format: OutputFormat) -> ExitCode {
     let config = match config::load(path, &super::process_env) {
@@ -26,12 +27,14 @@ pub fn check(path: &Path, format: OutputFormat) -> ExitCode {
             .probes
             .iter()
             .map(|p| {
-                let next: Vec<String> = schedule::next_runs(&p.name, &p.schedule, now, 3)
-                    .iter()
-                    .map(|t| t.to_rfc3339())
-                    .collect();
-                serde_json::json!({ "probe": p.name, "component": p.component,
-                    "schedule": schedule::describe(&p.schedule), "next_runs": next })
+                let next: Vec<String> = next_runs(p, now).iter().map(|t| t.to_rfc3339()).collect();
+                let mut v = serde_json::json!({ "probe": p.name, "component": p.component,
+                    "schedule": schedule::describe(&p.schedule), "next_runs": next });
+                if let Some(hb) = &p.heartbeat {
+                    v["kind"] = "heartbeat".into();
+                    v["expects"] = heartbeat::describe(&p.schedule, hb).into();
+                }
+                v
             })
             .collect();
         println!("{}", serde_json::json!({ "ok": true, "probes": probes }));
@@ -39,7 +42,16 @@ pub fn check(path: &Path, format: OutputFormat) -> ExitCode {
     }
     println!("{}: ok, {} probes", path.display(), config.probes.len());
     for p in &config.probes {
-        let next: Vec<String> = schedule::next_runs(&p.name, &p.schedule, now, 3)
+        if let Some(hb) = &p.heartbeat {
+            println!(
+                "  {:<28} component {:<12} {}",
+                p.name,
+                p.component,
+                heartbeat::describe(&p.schedule, hb)
+            );
+            continue;
+        }
+        let next: Vec<String> = next_runs(p, now)
             .into_iter()
             .map(|t| {
                 let local = t.with_timezone(&config.page.time_zone);
@@ -59,4 +71,12 @@ pub fn check(path: &Path, format: OutputFormat) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// A journey's next three starts; heartbeats are never started.
+fn next_runs(p: &Probe, now: chrono::DateTime<Utc>) -> Vec<chrono::DateTime<Utc>> {
+    if p.is_heartbeat() {
+        return vec![];
+    }
+    schedule::next_runs(&p.name, &p.schedule, now, 3)
 }

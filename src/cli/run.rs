@@ -18,6 +18,13 @@ pub async fn run(path: &Path, name: &str) -> ExitCode {
         );
         return ExitCode::from(2);
     };
+    if probe.heartbeat.is_some() {
+        eprintln!(
+            "`{name}` is a heartbeat probe: it is passive and has nothing to run. \
+             Lookout waits for its job to call /ping/<token> (or /start, /fail, /<exit code>)."
+        );
+        return ExitCode::from(2);
+    }
     let result = Runner::new().run(&config, probe).await;
     print!("{}", trace(&result));
     match result.outcome {

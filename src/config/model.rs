@@ -53,6 +53,8 @@ pub struct Page {
     /// Defaults to the listen address when absent.
     pub url: Option<String>,
     pub time_zone: Tz,
+    /// `publish: { dir }`: where the rendered site is written on every change.
+    pub publish_dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +65,8 @@ pub struct Component {
     pub group: Option<String>,
     /// Escalation policy for probes of this component that name none.
     pub escalation: Option<String>,
+    /// The public message when probes open an incident on it.
+    pub message: Option<String>,
 }
 
 /// A secret value. `Debug` and `Display` never show it.
@@ -117,7 +121,28 @@ pub struct Probe {
     pub max_body_bytes: u64,
     /// Probe names or component ids whose failure this probe's joins.
     pub depends_on: Vec<String>,
+    /// `kind: heartbeat`: the probe is passive. It has no steps and is never
+    /// scheduled; its job pings Lookout, and `schedule` is how often the job
+    /// is expected to (`period` or `cron`).
+    pub heartbeat: Option<Heartbeat>,
     pub pos: Pos,
+}
+
+impl Probe {
+    pub fn is_heartbeat(&self) -> bool {
+        self.heartbeat.is_some()
+    }
+}
+
+/// What a heartbeat probe expects of its job besides the cadence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Heartbeat {
+    /// The secret path segment of `/ping/{token}`.
+    pub token: Secret,
+    /// How late a ping may be before the probe fails.
+    pub grace: Duration,
+    /// A job that said `/start` and has not finished after this long fails.
+    pub max_runtime: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

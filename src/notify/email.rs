@@ -105,3 +105,46 @@ pub async fn send(
         Err(e) => Err(DeliveryError::transient(format!("SMTP: {e}"))),
     }
 }
+
+/// A plain email to one status-page subscriber (confirmation, incident or
+/// maintenance update), with RFC 8058 one-click unsubscribe headers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    /// The one-click unsubscribe URL (answers POST), if this is a list mail.
+    pub unsubscribe: Option<String>,
+}
+
+pub async fn send_mail(smtp: &Smtp, mail: &Mail, id: &str) -> Result<(), DeliveryError> {
+    use lettre::message::header::{HeaderName, HeaderValue};
+    let bad = |what: &str, e: &dyn std::fmt::Display| {
+        DeliveryError::permanent(format!("invalid email {what}: {e}"))
+    };
+    let mut builder = lettre::Message::builder()
+        .from(smtp.from.parse().map_err(|e| bad("sender", &e))?)
+        .to(mail.to.parse().map_err(|e| bad("recipient", &e))?)
+        .subject(mail.subject.clone())
+        .message_id(Some(format!("<{id}@lookout>")))
+        .header(ContentType::TEXT_PLAIN);
+    if let Some(url) = &mail.unsubscribe {
+        builder = builder
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                format!("<{url}>"),
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".into(),
+            ));
+    }
+    let email = builder
+        .body(mail.body.clone())
+        .map_err(|e| bad("message", &e))?;
+    match transport(smtp)?.send(email).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_permanent() => Err(DeliveryError::permanent(format!("SMTP: {e}"))),
+        Err(e) => Err(DeliveryError::transient(format!("SMTP: {e}"))),
+    }
+}

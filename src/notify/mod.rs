@@ -2,7 +2,7 @@
 //! receiver's own wire format. One file per receiver; the outbox worker
 //! decides retries from the `DeliveryError` returned here.
 
-mod email;
+pub mod email;
 mod message;
 mod pagerduty;
 pub mod signing;
@@ -60,6 +60,16 @@ impl Notifiers {
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
         Self { http, smtp }
+    }
+
+    /// One attempt at a subscriber's email.
+    pub async fn mail(&self, mail: &email::Mail, delivery_id: &str) -> Result<(), DeliveryError> {
+        let Some(smtp) = &self.smtp else {
+            return Err(DeliveryError::permanent(
+                "subscriber email needs `smtp:` in probes.yaml",
+            ));
+        };
+        email::send_mail(smtp, mail, delivery_id).await
     }
 
     /// One attempt; `delivery_id` is stable across retries of the same page.

@@ -29,6 +29,9 @@ pub struct Incident {
     pub version: i64,
     /// Why paging is held right now, if it is.
     pub held: Option<String>,
+    pub postmortem: Option<String>,
+    /// Opened by an operator rather than by probes.
+    pub manual: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +71,25 @@ pub struct IncidentUpdate {
     pub status: String,
     pub body: String,
     pub public: bool,
+    /// Components the update declared affected, with their states.
+    pub affected: Vec<(String, String)>,
+}
+
+/// An operator's public update: a new status, text, and affected
+/// components with the state to show for each.
+pub struct PublicUpdate<'a> {
+    pub status: &'a str,
+    pub body: &'a str,
+    pub affected: &'a [(String, String)],
+    pub author: &'a str,
+}
+
+/// An incident opened by hand.
+pub struct ManualIncident<'a> {
+    pub title: &'a str,
+    pub impact: &'a str,
+    pub component: &'a str,
+    pub update: PublicUpdate<'a>,
 }
 
 pub struct NewIncident<'a> {
@@ -423,6 +445,133 @@ impl Store {
         Ok(())
     }
 
+    /// Posts an operator's public update; `resolved` resolves the incident
+    /// (its probes' states still show on the components until they recover).
+    pub async fn post_update(
+        &self,
+        id: i64,
+        u: &PublicUpdate<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        write_update(&mut tx, id, u, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Opens an incident by hand; returns its id.
+    pub async fn open_manual_incident(
+        &self,
+        m: &ManualIncident<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO incidents (component, title, status, impact, opened_at, updated_at,
+                esc_epoch, manual) VALUES (?, ?, ?, ?, ?, ?, ?, 1) RETURNING id",
+        )
+        .bind(m.component)
+        .bind(m.title)
+        .bind(m.update.status)
+        .bind(m.impact)
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        write_update(&mut tx, id, &m.update, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Edits the public title and impact.
+    pub async fn edit_incident(
+        &self,
+        id: i64,
+        title: Option<&str>,
+        impact: Option<&str>,
+        postmortem: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE incidents SET title = COALESCE(?, title), impact = COALESCE(?, impact),
+                postmortem = COALESCE(?, postmortem), updated_at = ?, version = version + 1
+             WHERE id = ?",
+        )
+        .bind(title)
+        .bind(impact)
+        .bind(postmortem)
+        .bind(ms(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Components operators declared affected by open incidents, with the
+    /// state to show.
+    pub async fn declared_component_states(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT c.component, c.status FROM incident_components c
+             JOIN incidents i ON i.id = c.incident_id WHERE i.resolved_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("component"), r.get("status")))
+            .collect())
+    }
+
+    /// The components an incident affects, declared or its own.
+    pub async fn incident_components(&self, id: i64) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT component, status FROM incident_components WHERE incident_id = ? ORDER BY component",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("component"), r.get("status")))
+            .collect())
+    }
+
+    /// Incidents opened in `[from, to)`, newest first (for history and feeds).
+    pub async fn incidents_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Incident>> {
+        let rows = sqlx::query(
+            "SELECT * FROM incidents WHERE opened_at >= ? AND opened_at < ?
+             ORDER BY opened_at DESC LIMIT ?",
+        )
+        .bind(ms(from))
+        .bind(ms(to))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(incident).collect()
+    }
+
+    /// The latest incidents, open or not, newest first.
+    pub async fn latest_incidents(&self, limit: i64) -> Result<Vec<Incident>> {
+        let rows = sqlx::query("SELECT * FROM incidents ORDER BY opened_at DESC, id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(incident).collect()
+    }
+
     /// An internal timeline note.
     pub async fn note(
         &self,
@@ -484,6 +633,10 @@ impl Store {
                 status: r.get("status"),
                 body: r.get("body"),
                 public: r.get("public"),
+                affected: r
+                    .get::<Option<String>, _>("affected")
+                    .and_then(|a| serde_json::from_str(&a).ok())
+                    .unwrap_or_default(),
             })
             .collect())
     }
@@ -511,6 +664,51 @@ impl Store {
                 .await?,
         )
     }
+}
+
+async fn write_update(
+    tx: &mut Tx<'_>,
+    id: i64,
+    u: &PublicUpdate<'_>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let affected = serde_json::to_string(u.affected).unwrap_or_else(|_| "[]".into());
+    sqlx::query(
+        "INSERT INTO incident_updates (incident_id, at, kind, status, body, public, affected)
+         VALUES (?, ?, 'status', ?, ?, 1, ?)",
+    )
+    .bind(id)
+    .bind(ms(now))
+    .bind(u.status)
+    .bind(u.body)
+    .bind(affected)
+    .execute(&mut **tx)
+    .await?;
+    let note = format!("Public update ({}) posted by {}", u.status, u.author);
+    add_update(tx, id, now, UpdateKind::Status, u.status, &note, false).await?;
+    for (component, status) in u.affected {
+        sqlx::query(
+            "INSERT INTO incident_components (incident_id, component, status) VALUES (?, ?, ?)
+             ON CONFLICT (incident_id, component) DO UPDATE SET status = excluded.status",
+        )
+        .bind(id)
+        .bind(component)
+        .bind(status)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let resolved = (u.status == "resolved").then(|| ms(now));
+    sqlx::query(
+        "UPDATE incidents SET status = ?, updated_at = ?,
+            resolved_at = COALESCE(resolved_at, ?) WHERE id = ?",
+    )
+    .bind(u.status)
+    .bind(ms(now))
+    .bind(resolved)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn join(tx: &mut Tx<'_>, id: i64, probe: &str, now: DateTime<Utc>) -> Result<()> {
@@ -554,5 +752,7 @@ fn incident(r: &SqliteRow) -> Result<Incident> {
         pages: r.get("pages"),
         version: r.get("version"),
         held: r.get("held"),
+        postmortem: r.get("postmortem"),
+        manual: r.get("manual"),
     })
 }

@@ -3,10 +3,13 @@
 //! SQLite today (one file, WAL); the methods speak in Lookout's types so a
 //! PostgreSQL implementation can stand behind the same interface later.
 
+mod heartbeats;
 mod holds;
 mod incidents;
 mod outbox;
+mod rollups;
 mod runs;
+mod subscribers;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -17,9 +20,13 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use holds::NewSilence;
-pub use incidents::{AckOutcome, Incident, IncidentUpdate, NewIncident, UpdateKind};
+pub use incidents::{
+    AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, PublicUpdate, UpdateKind,
+};
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
+pub use rollups::{StateInterval, Subject};
 pub use runs::{InterruptedRun, ProbeRow, RunRow};
+pub use subscribers::Subscriber;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,6 +83,18 @@ impl Store {
         self.setting(key)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("setting `{key}` vanished")))
+    }
+
+    /// A tiny write, for readiness: proves the database takes writes now.
+    pub async fn write_check(&self, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ('ready_check', ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(ms(now).to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     pub async fn close(&self) {

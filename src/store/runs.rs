@@ -98,6 +98,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        super::rollups::count_run(&mut tx, run).await?;
         tx.commit().await?;
         Ok(id)
     }

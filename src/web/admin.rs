@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, WebError, view};
 use crate::maintenance::{Maintenance, Window};
-use crate::store::NewSilence;
+use crate::store::{ManualIncident, NewSilence, PublicUpdate};
 
 /// Checks the bearer token against `admin.token`, in constant time.
 pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
@@ -198,6 +198,28 @@ pub async fn create_maintenance(
     let by = body.by.as_deref().unwrap_or("admin API");
     let now = chrono::Utc::now();
     let id = app.store.add_maintenance(&m, by, now).await?;
+    app.changes.bump();
+    let when = match m.window.active_at(now).or(m.window.next_after(now)) {
+        Some(o) => format!(
+            "{} – {}",
+            view::local(&o.starts, &app.config.page.time_zone),
+            view::local(&o.ends, &app.config.page.time_zone)
+        ),
+        None => String::new(),
+    };
+    let body = format!("{when}\n{}", m.message.as_deref().unwrap_or(""));
+    let a = crate::subscribers::Announcement {
+        key: format!("maint{id}"),
+        headline: format!("Scheduled maintenance: {}", m.name),
+        body: body.trim(),
+        link: format!("{}/#maintenance-m{id}", app.base_url),
+        components: m.components.clone(),
+    };
+    match crate::subscribers::announce(&app.store, &app.config, &app.base_url, &a, now).await {
+        Ok(n) if n > 0 => app.pager.wake_worker(),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "could not enqueue subscriber mail"),
+    }
     tracing::info!(maintenance = id, name = %m.name, by, "maintenance scheduled");
     let m = Maintenance { id: Some(id), ..m };
     Ok((StatusCode::CREATED, Json(maintenance_json(&m, now))))
@@ -226,6 +248,7 @@ pub async fn cancel_maintenance(
 ) -> Result<StatusCode, WebError> {
     authorize(&app, &headers)?;
     if app.store.cancel_maintenance(id, chrono::Utc::now()).await? {
+        app.changes.bump();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(WebError::NotFound)
@@ -328,4 +351,195 @@ pub async fn end_silence(
     } else {
         Err(WebError::NotFound)
     }
+}
+
+/// Tells subscribers about a public update; failures are logged.
+pub async fn announce(
+    app: &AppState,
+    id: i64,
+    u: &UpdateBody,
+    affected: &[(String, String)],
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let components = affected.iter().map(|(c, _)| c.clone()).collect();
+    let r = crate::subscribers::announce_update(
+        &app.store,
+        &app.config,
+        &app.base_url,
+        id,
+        &u.status,
+        &u.body,
+        components,
+        now,
+    )
+    .await;
+    match r {
+        Ok(n) if n > 0 => app.pager.wake_worker(),
+        Ok(_) => {}
+        Err(e) => tracing::error!(incident = id, error = %e, "could not enqueue subscriber mail"),
+    }
+}
+
+const STATUSES: &[&str] = &[
+    "investigating",
+    "identified",
+    "monitoring",
+    "resolved",
+    "postmortem",
+];
+const IMPACTS: &[&str] = &["none", "minor", "major", "critical"];
+
+#[derive(serde::Deserialize)]
+pub struct UpdateBody {
+    pub status: String,
+    pub body: String,
+    /// Affected components and the state to show for each.
+    #[serde(default)]
+    pub components: std::collections::BTreeMap<String, String>,
+    pub by: Option<String>,
+}
+
+/// Checks an update against the vocabularies; returns the affected list.
+pub fn check_update(app: &AppState, u: &UpdateBody) -> Result<Vec<(String, String)>, WebError> {
+    if !STATUSES.contains(&u.status.as_str()) {
+        return Err(bad(format!(
+            "unknown status `{}`; expected one of {}",
+            u.status,
+            STATUSES.join(", ")
+        )));
+    }
+    if u.body.trim().is_empty() {
+        return Err(bad("`body` is required"));
+    }
+    u.components
+        .iter()
+        .map(|(c, s)| {
+            if app.config.component(c).is_none() {
+                return Err(bad(format!("unknown component `{c}`")));
+            }
+            if crate::evaluate::ComponentStatus::parse(s).is_none() {
+                return Err(bad(format!("unknown component status `{s}`")));
+            }
+            Ok((c.clone(), s.clone()))
+        })
+        .collect()
+}
+
+/// `POST /api/admin/incidents/{id}/updates`: a public update.
+pub async fn post_update(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(u): Json<UpdateBody>,
+) -> Result<(StatusCode, Json<Value>), WebError> {
+    authorize(&app, &headers)?;
+    let affected = check_update(&app, &u)?;
+    let by = u.by.as_deref().unwrap_or("admin API");
+    let update = PublicUpdate {
+        status: &u.status,
+        body: &u.body,
+        affected: &affected,
+        author: by,
+    };
+    if !app
+        .store
+        .post_update(id, &update, chrono::Utc::now())
+        .await?
+    {
+        return Err(WebError::NotFound);
+    }
+    app.changes.bump();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "incident": id, "status": u.status })),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+pub struct OpenBody {
+    pub name: String,
+    pub impact: String,
+    #[serde(flatten)]
+    pub update: UpdateBody,
+}
+
+/// `POST /api/admin/incidents`: opens an incident by hand (no paging: the
+/// operator is already on it).
+pub async fn open_incident(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Json(b): Json<OpenBody>,
+) -> Result<(StatusCode, Json<Value>), WebError> {
+    authorize(&app, &headers)?;
+    let affected = check_update(&app, &b.update)?;
+    if b.name.trim().is_empty() || !IMPACTS.contains(&b.impact.as_str()) {
+        return Err(bad(format!(
+            "`name` is required and `impact` is one of {}",
+            IMPACTS.join(", ")
+        )));
+    }
+    let Some((component, _)) = affected.first() else {
+        return Err(bad("name at least one affected component"));
+    };
+    let by = b.update.by.as_deref().unwrap_or("admin API");
+    let id = app
+        .store
+        .open_manual_incident(
+            &ManualIncident {
+                title: &b.name,
+                impact: &b.impact,
+                component,
+                update: PublicUpdate {
+                    status: &b.update.status,
+                    body: &b.update.body,
+                    affected: &affected,
+                    author: by,
+                },
+            },
+            chrono::Utc::now(),
+        )
+        .await?;
+    app.changes.bump();
+    announce(&app, id, &b.update, &affected, chrono::Utc::now()).await;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
+}
+
+#[derive(serde::Deserialize)]
+pub struct EditBody {
+    pub name: Option<String>,
+    pub impact: Option<String>,
+    pub postmortem: Option<String>,
+}
+
+/// `PATCH /api/admin/incidents/{id}`: title, impact, postmortem.
+pub async fn edit_incident(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Json(b): Json<EditBody>,
+) -> Result<StatusCode, WebError> {
+    authorize(&app, &headers)?;
+    if let Some(i) = &b.impact
+        && !IMPACTS.contains(&i.as_str())
+    {
+        return Err(bad(format!("`impact` is one of {}", IMPACTS.join(", "))));
+    }
+    if b.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(bad("`name` cannot be empty"));
+    }
+    let done = app
+        .store
+        .edit_incident(
+            id,
+            b.name.as_deref(),
+            b.impact.as_deref(),
+            b.postmortem.as_deref(),
+            chrono::Utc::now(),
+        )
+        .await?;
+    if !done {
+        return Err(WebError::NotFound);
+    }
+    app.changes.bump();
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -3,9 +3,16 @@
 
 mod ack;
 mod admin;
+mod admin_page;
 mod api;
+mod badge;
+pub mod cache;
 mod hooks;
-mod pages;
+mod ops;
+mod ping;
+pub mod site;
+mod subscribe;
+pub mod uptime;
 pub mod view;
 
 use std::sync::Arc;
@@ -27,18 +34,77 @@ pub struct AppState {
     pub pager: Pager,
     /// Where the page is reachable, for links (no trailing slash).
     pub base_url: String,
+    /// Bumped when what the public sees may have changed.
+    pub changes: crate::changes::Changes,
+    /// Public documents rendered once per change.
+    pub cache: cache::Cache,
+    /// Takes heartbeat pings to the watcher.
+    pub heartbeats: crate::heartbeat::watcher::Heartbeats,
+    /// Liveness facts of the background tasks, for `/readyz`.
+    pub health: crate::health::Health,
+    pub metrics: crate::metrics::Metrics,
+}
+
+/// The stylesheet, embedded in the binary.
+pub const STYLE: &str = include_str!("../../static/style.css");
+/// The favicon, embedded in the binary.
+pub const ICON: &str = include_str!("../../static/icon.svg");
+
+/// Every public document comes from the cache.
+async fn public(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    cache::serve(&app, uri.path(), &headers).await
 }
 
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", get(pages::index))
-        .route("/incidents/{id}", get(pages::incident))
+        .route("/", get(public))
+        .route("/history", get(public))
+        .route("/uptime", get(public))
+        .route("/badge/{component}/status.svg", get(badge::serve))
+        .route("/badge/{component}/uptime.svg", get(badge::serve))
+        .route("/history.atom", get(public))
+        .route("/history.rss", get(public))
+        .route("/incidents/{id}", get(public))
+        .route("/api/v2/{*document}", get(public))
+        .route("/static/style.css", get(public))
+        .route("/static/icon.svg", get(public))
         .route(
             "/ack/{token}",
             get(ack::confirm).post(ack::acknowledge_link),
         )
         .route("/api/incidents/{id}/ack", post(ack::acknowledge_api))
-        .route("/api/admin/incidents/{id}", get(admin::incident))
+        .route(
+            "/subscribe",
+            get(subscribe::form).post(subscribe::subscribe),
+        )
+        .route(
+            "/subscribe/confirm/{token}",
+            get(subscribe::confirm_form).post(subscribe::confirm),
+        )
+        .route(
+            "/unsubscribe/{token}",
+            get(subscribe::unsubscribe_form).post(subscribe::unsubscribe),
+        )
+        .route("/admin", get(admin_page::index))
+        .route("/admin/login", post(admin_page::login))
+        .route("/admin/incidents", post(admin_page::open_incident))
+        .route(
+            "/admin/incidents/{id}/updates",
+            post(admin_page::post_update),
+        )
+        .route("/api/admin/incidents", post(admin::open_incident))
+        .route(
+            "/api/admin/incidents/{id}",
+            get(admin::incident).patch(admin::edit_incident),
+        )
+        .route(
+            "/api/admin/incidents/{id}/updates",
+            post(admin::post_update),
+        )
         .route("/api/admin/runs/leaked", get(admin::leaked_runs))
         .route(
             "/api/admin/maintenances",
@@ -58,22 +124,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/hooks/pagerduty", post(hooks::pagerduty))
         .route("/api/hooks/ack", post(hooks::generic))
-        .route("/api/v2/summary.json", get(api::summary))
-        .route("/api/v2/status.json", get(api::status))
-        .route("/static/style.css", get(style))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/ping/{token}", get(ping::success).post(ping::success))
+        .route(
+            "/ping/{token}/{signal}",
+            get(ping::signal).post(ping::signal),
+        )
         .with_state(state)
-}
-
-async fn style() -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
-        include_str!("../../static/style.css"),
-    )
-        .into_response()
 }
 
 /// The one error type of the web layer: a status and a short public message.

@@ -18,6 +18,108 @@ pub struct PageView {
     pub components: Vec<ComponentView>,
     pub open: Vec<IncidentView>,
     pub resolved: Vec<IncidentView>,
+    /// Active first, then upcoming, then completed one-off windows.
+    pub maintenances: Vec<MaintenanceView>,
+    /// Visitors can subscribe by email (SMTP is configured).
+    pub subscribe: bool,
+}
+
+impl PageView {
+    /// Components under their group headings, in configuration order; the
+    /// components without a group come first.
+    pub fn groups(&self) -> Vec<(Option<String>, Vec<&ComponentView>)> {
+        let mut out: Vec<(Option<String>, Vec<&ComponentView>)> = Vec::new();
+        for c in &self.components {
+            match out.iter_mut().find(|(g, _)| g == &c.group) {
+                Some((_, list)) => list.push(c),
+                None => out.push((c.group.clone(), vec![c])),
+            }
+        }
+        out.sort_by_key(|(g, _)| g.is_some());
+        out
+    }
+
+    pub fn active_maintenances(&self) -> impl Iterator<Item = &MaintenanceView> {
+        self.maintenances
+            .iter()
+            .filter(|m| m.status == "in_progress")
+    }
+
+    pub fn upcoming_maintenances(&self) -> impl Iterator<Item = &MaintenanceView> {
+        self.maintenances.iter().filter(|m| m.status == "scheduled")
+    }
+}
+
+/// One occurrence of a maintenance window, in Statuspage's terms.
+pub struct MaintenanceView {
+    /// `cfg-<name>` for probes.yaml windows, `m<id>` for admin-made ones.
+    pub id: String,
+    pub name: String,
+    pub message: Option<String>,
+    pub components: Vec<String>,
+    pub scheduled_for: DateTime<Utc>,
+    pub scheduled_until: DateTime<Utc>,
+    /// scheduled, in_progress or completed.
+    pub status: &'static str,
+    pub when: String,
+}
+
+/// The occurrence of each window to show at `now`: the active one, else the
+/// next one, else (one-off windows) the past one.
+pub fn maintenance_views(
+    windows: &[crate::maintenance::Maintenance],
+    tz: &Tz,
+    now: DateTime<Utc>,
+) -> Vec<MaintenanceView> {
+    use crate::maintenance::Window;
+    let mut out: Vec<MaintenanceView> = windows
+        .iter()
+        .filter_map(|m| {
+            let (occ, status) = if let Some(o) = m.window.active_at(now) {
+                (o, "in_progress")
+            } else if let Some(o) = m.window.next_after(now) {
+                (o, "scheduled")
+            } else if let Window::Once { starts, ends } = m.window {
+                (crate::maintenance::Occurrence { starts, ends }, "completed")
+            } else {
+                return None;
+            };
+            let id = match m.id {
+                Some(id) => format!("m{id}"),
+                None => format!("cfg-{}", slug(&m.name)),
+            };
+            Some(MaintenanceView {
+                id,
+                name: m.name.clone(),
+                message: m.message.clone(),
+                components: m.components.clone(),
+                scheduled_for: occ.starts,
+                scheduled_until: occ.ends,
+                status,
+                when: format!("{} – {}", local(&occ.starts, tz), local(&occ.ends, tz)),
+            })
+        })
+        .collect();
+    let rank = |s: &str| match s {
+        "in_progress" => 0,
+        "scheduled" => 1,
+        _ => 2,
+    };
+    out.sort_by_key(|m| (rank(m.status), m.scheduled_for));
+    out
+}
+
+/// A URL- and id-safe form of a name.
+pub fn slug(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 pub struct ComponentView {
@@ -63,8 +165,46 @@ pub struct IncidentView {
     pub acknowledged: Option<(String, DateTime<Utc>)>,
     /// When it started, in the page's time zone.
     pub started_local: String,
+    /// Affected component ids: its own, then any operators declared.
+    pub components: Vec<String>,
+    pub postmortem: Option<String>,
     /// Newest first.
     pub updates: Vec<UpdateView>,
+}
+
+impl IncidentView {
+    /// The public timeline as an HTML fragment for feed readers, which
+    /// interpret it as HTML: every text is escaped here, and the template
+    /// escapes the whole fragment once more for XML.
+    pub fn feed_html(&self) -> String {
+        self.updates
+            .iter()
+            .map(|u| {
+                format!(
+                    "<p><strong>{}</strong> ({}): {}</p>",
+                    escape(&u.status_label()),
+                    escape(&u.when),
+                    escape(&u.update.body)
+                )
+            })
+            .collect()
+    }
+}
+
+/// Minimal HTML text escaping, for fragments built outside templates.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// One timeline entry, with its time already in the page's time zone.
@@ -92,6 +232,7 @@ pub async fn page(
     let now = Utc::now();
     let states = store.probe_states().await?;
     let windows = crate::monitor::windows(config, store).await?;
+    let declared = store.declared_component_states().await?;
     let components: Vec<ComponentView> = config
         .components
         .iter()
@@ -102,7 +243,15 @@ pub async fn page(
             description: c.description.clone(),
             group: c.group.clone(),
             position: i + 1,
-            status: crate::monitor::component_status(config, &states, &windows, &c.id, now),
+            // What operators declared can only make it look worse, never better.
+            status: declared
+                .iter()
+                .filter(|(id, _)| id == &c.id)
+                .filter_map(|(_, s)| ComponentStatus::parse(s))
+                .fold(
+                    crate::monitor::component_status(config, &states, &windows, &c.id, now),
+                    ComponentStatus::max,
+                ),
         })
         .collect();
     let statuses: Vec<ComponentStatus> = components.iter().map(|c| c.status).collect();
@@ -126,6 +275,8 @@ pub async fn page(
         components,
         open,
         resolved,
+        maintenances: maintenance_views(&windows, &config.page.time_zone, now),
+        subscribe: config.smtp.is_some(),
     })
 }
 
@@ -148,6 +299,12 @@ pub async fn incident(
     let component_name = config
         .component(&inc.component)
         .map_or_else(|| inc.component.clone(), |c| c.name.clone());
+    let mut components = vec![inc.component.clone()];
+    for (c, _) in store.incident_components(inc.id).await? {
+        if !components.contains(&c) {
+            components.push(c);
+        }
+    }
     Ok(IncidentView {
         id: inc.id,
         name: inc.title,
@@ -160,6 +317,8 @@ pub async fn incident(
         resolved_at: inc.resolved_at,
         acknowledged: inc.acknowledged_by.zip(inc.acknowledged_at),
         started_local: local(&inc.opened_at, tz),
+        components,
+        postmortem: inc.postmortem,
         updates,
     })
 }

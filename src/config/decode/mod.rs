@@ -458,11 +458,22 @@ impl Ctx<'_> {
             title: "Status".into(),
             url: None,
             time_zone: chrono_tz::UTC,
+            publish_dir: None,
         };
         let Some(map) = node.and_then(|n| self.mapping(n, "`page`")) else {
             return page;
         };
-        self.check_keys(map, &["title", "url", "time_zone"], "`page`");
+        self.check_keys(map, &["title", "url", "time_zone", "publish"], "`page`");
+        if let Some(p) = map
+            .get_node("publish")
+            .and_then(|n| self.mapping(n, "`publish`"))
+        {
+            self.check_keys(p, &["dir"], "`publish`");
+            page.publish_dir = p
+                .get_node("dir")
+                .and_then(|n| self.string(n, "`dir`"))
+                .map(|d| self.base_dir.join(d));
+        }
         if let Some(t) = map
             .get_node("title")
             .and_then(|n| self.string(n, "`title`"))
@@ -500,7 +511,14 @@ impl Ctx<'_> {
             };
             self.check_keys(
                 map,
-                &["id", "name", "description", "group", "escalation"],
+                &[
+                    "id",
+                    "name",
+                    "description",
+                    "group",
+                    "escalation",
+                    "message",
+                ],
                 "a component",
             );
             let Some(id) = self
@@ -526,6 +544,9 @@ impl Ctx<'_> {
                 escalation: map
                     .get_node("escalation")
                     .and_then(|n| self.string(n, "`escalation`")),
+                message: map
+                    .get_node("message")
+                    .and_then(|n| self.string(n, "`message`")),
             });
         }
         out

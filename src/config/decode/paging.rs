@@ -93,7 +93,7 @@ impl<'a> Ctx<'a> {
         Some((text, secret))
     }
 
-    fn secret_value(&mut self, node: &Node, context: &str) -> Option<Secret> {
+    pub(super) fn secret_value(&mut self, node: &Node, context: &str) -> Option<Secret> {
         self.resolved(node, context).map(|(v, _)| Secret::new(v))
     }
 

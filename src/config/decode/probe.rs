@@ -44,6 +44,7 @@ const DEFAULT_KEYS: &[&str] = &[
 const PROBE_KEYS: &[&str] = &[
     "name",
     "component",
+    "kind",
     "every",
     "cron",
     "time_zone",
@@ -59,11 +60,33 @@ const PROBE_KEYS: &[&str] = &[
     "steps",
     "finally",
 ];
+const HEARTBEAT_KEYS: &[&str] = &[
+    "name",
+    "component",
+    "kind",
+    "token",
+    "period",
+    "cron",
+    "time_zone",
+    "grace",
+    "max_runtime",
+    "alert",
+    "depends_on",
+];
+/// Keys only a heartbeat takes: on a journey they are named as misplaced.
+const HEARTBEAT_ONLY: &[&str] = &["token", "period", "grace", "max_runtime"];
+const KINDS: &[&str] = &["journey", "heartbeat"];
 const STEP_KEYS: &[&str] = &[
     "id", "get", "post", "put", "patch", "delete", "head", "options", "headers", "json", "form",
     "body", "timeout", "expect", "capture", "retry", "poll", "critical", "if",
 ];
 const QUERIES: &[&str] = &["json", "header", "cookie", "body", "regex", "var", "status"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Journey,
+    Heartbeat,
+}
 
 impl Ctx<'_> {
     pub fn defaults(
@@ -135,25 +158,29 @@ impl Ctx<'_> {
                 }
                 Some(Schedule::Every(d))
             }
-            (None, Some(c)) => {
-                let expr = self.string(c, "`cron`")?;
-                let tz = match map.get_node("time_zone") {
-                    Some(n) => self.time_zone(n)?,
-                    None => tz,
-                };
-                if let Err(e) = crate::schedule::parse_cron(&expr) {
-                    let label = "expected 6 fields with seconds first, like `0 */10 * * * *`";
-                    self.error_at(
-                        c,
-                        format!("invalid cron expression: {e}"),
-                        Some(label.into()),
-                    );
-                    return None;
-                }
-                Some(Schedule::Cron { expr, tz })
-            }
+            (None, Some(c)) => self.cron(map, c, tz),
             (None, None) => None,
         }
+    }
+
+    /// `cron:` with the map's `time_zone` (else `tz`).
+    fn cron(&mut self, map: &MarkedMappingNode, c: &Node, tz: chrono_tz::Tz) -> Option<Schedule> {
+        let expr = self.string(c, "`cron`")?;
+        // Both are checked, so both problems show at once.
+        let tz = match map.get_node("time_zone") {
+            Some(n) => self.time_zone(n),
+            None => Some(tz),
+        };
+        if let Err(e) = crate::schedule::parse_cron(&expr) {
+            let label = "expected 6 fields with seconds first, like `0 */10 * * * *`";
+            self.error_at(
+                c,
+                format!("invalid cron expression: {e}"),
+                Some(label.into()),
+            );
+            return None;
+        }
+        Some(Schedule::Cron { expr, tz: tz? })
     }
 
     fn size(&mut self, node: &Node) -> Option<u64> {
@@ -301,7 +328,37 @@ impl Ctx<'_> {
             out.push(p);
         }
         self.check_dependencies(items, &out, known);
+        self.check_tokens(items, &out);
         out
+    }
+
+    /// Each heartbeat needs its own token: a ping names exactly one probe.
+    fn check_tokens(&mut self, items: &[Node], probes: &[Probe]) {
+        let mut seen: Vec<(&str, &Secret)> = Vec::new();
+        for item in items {
+            let Some(map) = item.as_mapping() else {
+                continue;
+            };
+            let name = map.get_scalar("name").map(|s| s.as_str());
+            let Some(p) = probes.iter().find(|p| Some(p.name.as_str()) == name) else {
+                continue;
+            };
+            let Some(hb) = &p.heartbeat else {
+                continue;
+            };
+            if let Some((first, _)) = seen.iter().find(|(_, t)| **t == hb.token) {
+                let at = map.get_node("token").unwrap_or(item);
+                self.error_at(
+                    at,
+                    format!(
+                        "heartbeat probe `{}` has the same token as `{first}`",
+                        p.name
+                    ),
+                    Some("each job needs its own token".into()),
+                );
+            }
+            seen.push((p.name.as_str(), &hb.token));
+        }
     }
 
     /// `depends_on` names a probe or a component, never the probe itself.
@@ -365,8 +422,16 @@ impl Ctx<'_> {
         let name = self
             .required(map, "name", "a probe")
             .and_then(|n| self.string(n, "`name`"));
+        if self.kind(map)? == Kind::Heartbeat {
+            return self.heartbeat_probe(node, map, name, known);
+        }
         let ctx = format!("probe `{}`", name.as_deref().unwrap_or("?"));
-        self.check_keys(map, PROBE_KEYS, &ctx);
+        self.probe_keys(map, PROBE_KEYS, HEARTBEAT_ONLY, &ctx, |key| {
+            (
+                format!("`{key}` applies only to heartbeat probes"),
+                "add `kind: heartbeat`, or remove it".into(),
+            )
+        });
         let component = self
             .required(map, "component", &ctx)
             .and_then(|n| self.component_ref(n, known));
@@ -374,28 +439,8 @@ impl Ctx<'_> {
         let schedule = self
             .schedule(map, known.time_zone)
             .unwrap_or_else(|| d.schedule.clone());
-        let mut alert = map
-            .get_node("alert")
-            .and_then(|n| self.alert(n, &d.alert, known.escalation));
-        // Precedence: the probe's own policy, then its component's, then
-        // the default.
-        let own_policy = map
-            .get_node("alert")
-            .and_then(|n| n.as_mapping())
-            .is_some_and(|m| m.get_node("escalation").is_some());
-        let component_policy = component
-            .as_ref()
-            .and_then(|c| known.components.iter().find(|k| &k.id == c))
-            .and_then(|c| c.escalation.clone())
-            .filter(|e| known.escalation.contains_key(e));
-        if let (false, Some(policy)) = (own_policy, component_policy) {
-            let a = alert.get_or_insert_with(|| d.alert.clone());
-            a.escalation = Some(policy);
-        }
-        let depends_on = match map.get_node("depends_on") {
-            Some(n) => self.strings(n, "`depends_on`").unwrap_or_default(),
-            None => vec![],
-        };
+        let alert = self.probe_alert(map, component.as_deref(), known, &d.alert);
+        let depends_on = self.depends_on(map);
         let retry = map
             .get_node("retry")
             .and_then(|n| self.retry(n, &d.retry))
@@ -411,7 +456,7 @@ impl Ctx<'_> {
             jitter: self.opt_duration(map, "jitter").unwrap_or(d.jitter),
             deadline: self.opt_duration(map, "deadline"),
             degraded_after,
-            alert: alert.unwrap_or_else(|| d.alert.clone()),
+            alert,
             steps,
             finally,
             insecure_tls: map
@@ -423,8 +468,218 @@ impl Ctx<'_> {
                 .and_then(|n| self.size(n))
                 .unwrap_or(d.max_body),
             depends_on,
+            heartbeat: None,
             pos: pos(node),
         })
+    }
+
+    /// `kind:` of a probe; `None` (reported) when it names no kind.
+    fn kind(&mut self, map: &MarkedMappingNode) -> Option<Kind> {
+        let Some(n) = map.get_node("kind") else {
+            return Some(Kind::Journey);
+        };
+        match self.string(n, "`kind`")?.as_str() {
+            "journey" => Some(Kind::Journey),
+            "heartbeat" => Some(Kind::Heartbeat),
+            other => {
+                let label = match suggest(other, KINDS.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => "expected `journey` (the default) or `heartbeat`".into(),
+                };
+                self.error_at(n, format!("unknown probe kind `{other}`"), Some(label));
+                None
+            }
+        }
+    }
+
+    /// Reports every key of `map` not in `own`. A key of the other kind of
+    /// probe is named as misplaced (`misplaced` gives message and hint);
+    /// any other is unknown, with a suggestion among `own` only.
+    fn probe_keys(
+        &mut self,
+        map: &MarkedMappingNode,
+        own: &[&str],
+        other: &[&str],
+        ctx: &str,
+        misplaced: impl Fn(&str) -> (String, String),
+    ) {
+        for key in map.keys() {
+            let k = key.as_str();
+            if own.contains(&k) {
+                continue;
+            }
+            let (message, label) = if other.contains(&k) {
+                misplaced(k)
+            } else {
+                let label = match suggest(k, own.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("expected one of: {}", own.join(", ")),
+                };
+                (format!("unknown key `{k}` in {ctx}"), label)
+            };
+            self.error(key_pos(key), k.chars().count(), message, Some(label));
+        }
+    }
+
+    /// The probe's `alert:` over `base`. The escalation policy comes from the
+    /// probe itself, then from its component, then from `base`.
+    fn probe_alert(
+        &mut self,
+        map: &MarkedMappingNode,
+        component: Option<&str>,
+        known: &Known<'_>,
+        base: &AlertRule,
+    ) -> AlertRule {
+        let mut alert = map
+            .get_node("alert")
+            .and_then(|n| self.alert(n, base, known.escalation))
+            .unwrap_or_else(|| base.clone());
+        let own_policy = map
+            .get_node("alert")
+            .and_then(|n| n.as_mapping())
+            .is_some_and(|m| m.get_node("escalation").is_some());
+        let component_policy = component
+            .and_then(|c| known.components.iter().find(|k| k.id == c))
+            .and_then(|c| c.escalation.clone())
+            .filter(|e| known.escalation.contains_key(e));
+        if let (false, Some(policy)) = (own_policy, component_policy) {
+            alert.escalation = Some(policy);
+        }
+        alert
+    }
+
+    fn depends_on(&mut self, map: &MarkedMappingNode) -> Vec<String> {
+        match map.get_node("depends_on") {
+            Some(n) => self.strings(n, "`depends_on`").unwrap_or_default(),
+            None => vec![],
+        }
+    }
+
+    /// `kind: heartbeat`: a passive probe its job pings. A missed ping fails
+    /// it at once (`after` and `recover_after` default to 1: the grace is
+    /// the tolerance); `defaults.alert` still gives policy and flapping.
+    fn heartbeat_probe(
+        &mut self,
+        node: &Node,
+        map: &MarkedMappingNode,
+        name: Option<String>,
+        known: &Known<'_>,
+    ) -> Option<Probe> {
+        let ctx = format!("heartbeat probe `{}`", name.as_deref().unwrap_or("?"));
+        let journey_only: Vec<&str> = PROBE_KEYS
+            .iter()
+            .copied()
+            .filter(|k| !HEARTBEAT_KEYS.contains(k))
+            .collect();
+        self.probe_keys(map, HEARTBEAT_KEYS, &journey_only, &ctx, |key| {
+            let hint = match key {
+                "steps" | "finally" => "a heartbeat has no steps: its job calls `/ping/<token>`",
+                "every" => "a heartbeat says how often its job runs with `period`",
+                _ => "a heartbeat sends no requests; remove it",
+            };
+            (format!("`{key}` does not apply to {ctx}"), hint.into())
+        });
+        let component = self
+            .required(map, "component", &ctx)
+            .and_then(|n| self.component_ref(n, known));
+        let token = self.heartbeat_token(map, &ctx);
+        let schedule = self.heartbeat_schedule(map, &ctx, known.time_zone);
+        let grace = self
+            .required(map, "grace", &ctx)
+            .and_then(|n| self.duration(n, "`grace`"));
+        let max_runtime = self.opt_duration(map, "max_runtime");
+        let base = AlertRule {
+            after: 1,
+            recover_after: 1,
+            ..known.defaults.alert.clone()
+        };
+        let alert = self.probe_alert(map, component.as_deref(), known, &base);
+        let depends_on = self.depends_on(map);
+        Some(Probe {
+            name: name?,
+            component: component?,
+            schedule: schedule?,
+            jitter: Duration::ZERO,
+            deadline: None,
+            degraded_after: None,
+            alert,
+            steps: vec![],
+            finally: vec![],
+            insecure_tls: false,
+            max_body_bytes: known.defaults.max_body,
+            depends_on,
+            heartbeat: Some(Heartbeat {
+                token: token?,
+                grace: grace?,
+                max_runtime,
+            }),
+            pos: pos(node),
+        })
+    }
+
+    /// The token is a path segment (`/ping/{token}`) and the only thing
+    /// that authenticates a ping: long, and URL-safe as written.
+    fn heartbeat_token(&mut self, map: &MarkedMappingNode, ctx: &str) -> Option<Secret> {
+        let node = self.required(map, "token", ctx)?;
+        let token = self.secret_value(node, ctx)?;
+        let text = token.expose();
+        let url_safe = |c: char| c.is_ascii_alphanumeric() || "-_.~".contains(c);
+        if text.chars().count() < 16 {
+            self.error_at(
+                node,
+                format!("the token of {ctx} is too short"),
+                Some("use at least 16 random characters, e.g. `openssl rand -hex 16`".into()),
+            );
+            return None;
+        }
+        if !text.chars().all(url_safe) {
+            self.error_at(
+                node,
+                format!("the token of {ctx} is not URL-safe"),
+                Some("use only letters, digits, `-`, `_`, `.` and `~`".into()),
+            );
+            return None;
+        }
+        Some(token)
+    }
+
+    /// How often the job runs: `period` or `cron` (+ `time_zone`).
+    fn heartbeat_schedule(
+        &mut self,
+        map: &MarkedMappingNode,
+        ctx: &str,
+        tz: chrono_tz::Tz,
+    ) -> Option<Schedule> {
+        match (map.get_node("period"), map.get_node("cron")) {
+            (Some(p), Some(_)) => {
+                self.error_at(
+                    p,
+                    "`period` and `cron` cannot both be set".into(),
+                    Some("keep one".into()),
+                );
+                None
+            }
+            (Some(p), None) => {
+                let d = self.duration(p, "`period`")?;
+                if d < Duration::from_secs(1) {
+                    self.error_at(p, "`period` must be at least 1s".into(), None);
+                    return None;
+                }
+                Some(Schedule::Every(d))
+            }
+            (None, Some(c)) => self.cron(map, c, tz),
+            (None, None) => {
+                let at = map.keys().next().map_or(Pos::default(), key_pos);
+                let label = "how often its job runs, e.g. `period: 1h` or `cron: \"0 0 3 * * *\"`";
+                self.error(
+                    at,
+                    1,
+                    format!("{ctx} needs `period` or `cron`"),
+                    Some(label.into()),
+                );
+                None
+            }
+        }
     }
 
     fn component_ref(&mut self, node: &Node, known: &Known<'_>) -> Option<String> {

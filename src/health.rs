@@ -1,0 +1,259 @@
+//! Readiness: is this instance doing its job, not just answering HTTP?
+//!
+//! The scheduler's clock job and the outbox worker note when they last
+//! ticked, and the scheduler notes how late runs start; [`assess`] turns
+//! those facts, the result of a tiny database write, and `now` into named
+//! checks (a pure function, so tests pick the instants). `/readyz` answers
+//! 200 when every check passes, 503 naming the ones that fail.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// How stale or late things may be before the instance is not ready.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The scheduler's clock job ticks every second.
+    pub scheduler_stale: Duration,
+    /// The worker ticks at least every second when idle; one delivery may
+    /// take up to its 20s timeout.
+    pub worker_stale: Duration,
+    /// The worst start lag of recent runs that is still acceptable.
+    pub max_schedule_lag: Duration,
+    /// How long a lag observation counts as recent.
+    pub lag_window: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            scheduler_stale: Duration::from_secs(5),
+            worker_stale: Duration::from_secs(60),
+            max_schedule_lag: Duration::from_secs(10),
+            lag_window: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Liveness facts the background tasks report; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Health {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Unix ms of the last tick; 0 until the first.
+    scheduler_tick: AtomicI64,
+    worker_tick: AtomicI64,
+    scheduler_enabled: AtomicBool,
+    /// The worst recent start lag and when it was seen.
+    worst_lag: Mutex<Option<(DateTime<Utc>, Duration)>>,
+}
+
+/// What [`Health`] knows at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub scheduler_enabled: bool,
+    pub scheduler_tick: Option<DateTime<Utc>>,
+    pub worker_tick: Option<DateTime<Utc>>,
+    pub worst_lag: Option<(DateTime<Utc>, Duration)>,
+}
+
+impl Health {
+    pub fn scheduler_started(&self) {
+        self.inner.scheduler_enabled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn scheduler_ticked(&self, now: DateTime<Utc>) {
+        let ms = now.timestamp_millis();
+        self.inner.scheduler_tick.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn worker_ticked(&self, now: DateTime<Utc>) {
+        let ms = now.timestamp_millis();
+        self.inner.worker_tick.store(ms, Ordering::Relaxed);
+    }
+
+    /// Notes how late a run started; the worst within the window is kept.
+    pub fn run_started_late(&self, lag: Duration, now: DateTime<Utc>, limits: &Limits) {
+        let mut worst = self
+            .inner
+            .worst_lag
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let keep = worst.is_some_and(|(at, w)| w >= lag && !expired(at, now, limits.lag_window));
+        if !keep {
+            *worst = Some((now, lag));
+        }
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        let at = |a: &AtomicI64| match a.load(Ordering::Relaxed) {
+            0 => None,
+            ms => DateTime::from_timestamp_millis(ms),
+        };
+        Snapshot {
+            scheduler_enabled: self.inner.scheduler_enabled.load(Ordering::Relaxed),
+            scheduler_tick: at(&self.inner.scheduler_tick),
+            worker_tick: at(&self.inner.worker_tick),
+            worst_lag: *self
+                .inner
+                .worst_lag
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+}
+
+fn expired(at: DateTime<Utc>, now: DateTime<Utc>, window: Duration) -> bool {
+    (now - at).to_std().unwrap_or_default() > window
+}
+
+/// One named readiness check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Every check, in a fixed order: `database`, `scheduler`, `worker`,
+/// `schedule_lag`. `database` is the outcome of a tiny write.
+pub fn assess(
+    snap: &Snapshot,
+    database: Result<(), String>,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Vec<Check> {
+    let check = |name, ok, detail: String| Check { name, ok, detail };
+    let ticking = |tick: Option<DateTime<Utc>>, stale: Duration| match tick {
+        None => (false, "has not ticked yet".to_string()),
+        Some(t) => {
+            let ago = (now - t).to_std().unwrap_or_default();
+            let words = format!("last tick {} ago", crate::fmt::duration(ago));
+            (ago <= stale, words)
+        }
+    };
+    let db = match database {
+        Ok(()) => check("database", true, "writable".into()),
+        Err(e) => check("database", false, format!("not writable: {e}")),
+    };
+    let scheduler = if snap.scheduler_enabled {
+        let (ok, words) = ticking(snap.scheduler_tick, limits.scheduler_stale);
+        check("scheduler", ok, words)
+    } else {
+        check("scheduler", true, "disabled".into())
+    };
+    let (ok, words) = ticking(snap.worker_tick, limits.worker_stale);
+    let worker = check("worker", ok, words);
+    let lag = match snap.worst_lag {
+        Some((at, lag)) if !expired(at, now, limits.lag_window) => check(
+            "schedule_lag",
+            lag <= limits.max_schedule_lag,
+            format!(
+                "worst recent start {} late (limit {})",
+                crate::fmt::duration(lag),
+                crate::fmt::duration(limits.max_schedule_lag)
+            ),
+        ),
+        _ => check("schedule_lag", true, "no late start recently".into()),
+    };
+    vec![db, scheduler, worker, lag]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn healthy(now: DateTime<Utc>) -> Snapshot {
+        Snapshot {
+            scheduler_enabled: true,
+            scheduler_tick: Some(now - chrono::Duration::seconds(1)),
+            worker_tick: Some(now),
+            worst_lag: Some((now, Duration::from_millis(300))),
+        }
+    }
+
+    fn failing(checks: &[Check]) -> Vec<&'static str> {
+        checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
+    }
+
+    #[test]
+    fn all_checks_pass_when_everything_ticks() {
+        let now = at("2026-07-01T10:00:00Z");
+        let checks = assess(&healthy(now), Ok(()), &Limits::default(), now);
+        assert_eq!(failing(&checks), Vec::<&str>::new());
+        assert_eq!(checks.len(), 4);
+    }
+
+    #[test]
+    fn each_failure_is_named() {
+        let now = at("2026-07-01T10:00:00Z");
+        let limits = Limits::default();
+        let db = assess(
+            &healthy(now),
+            Err("database is locked".into()),
+            &limits,
+            now,
+        );
+        assert_eq!(failing(&db), ["database"]);
+        assert!(db[0].detail.contains("database is locked"));
+
+        let mut s = healthy(now);
+        s.scheduler_tick = Some(now - chrono::Duration::seconds(6));
+        s.worker_tick = None;
+        assert_eq!(
+            failing(&assess(&s, Ok(()), &limits, now)),
+            ["scheduler", "worker"]
+        );
+
+        let mut s = healthy(now);
+        s.worst_lag = Some((now - chrono::Duration::seconds(30), Duration::from_secs(11)));
+        assert_eq!(failing(&assess(&s, Ok(()), &limits, now)), ["schedule_lag"]);
+        // An old lag no longer counts.
+        s.worst_lag = Some((
+            now - chrono::Duration::seconds(121),
+            Duration::from_secs(11),
+        ));
+        assert!(failing(&assess(&s, Ok(()), &limits, now)).is_empty());
+    }
+
+    #[test]
+    fn a_disabled_scheduler_is_not_a_failure() {
+        let now = at("2026-07-01T10:00:00Z");
+        let mut s = healthy(now);
+        s.scheduler_enabled = false;
+        s.scheduler_tick = None;
+        let checks = assess(&s, Ok(()), &Limits::default(), now);
+        assert!(checks.iter().all(|c| c.ok));
+        assert_eq!(checks[1].detail, "disabled");
+    }
+
+    #[test]
+    fn the_worst_recent_lag_is_kept_until_it_ages_out() {
+        let h = Health::default();
+        let limits = Limits::default();
+        let t0 = at("2026-07-01T10:00:00Z");
+        h.run_started_late(Duration::from_secs(12), t0, &limits);
+        h.run_started_late(
+            Duration::from_millis(100),
+            t0 + chrono::Duration::seconds(10),
+            &limits,
+        );
+        assert_eq!(h.snapshot().worst_lag, Some((t0, Duration::from_secs(12))));
+        let later = t0 + chrono::Duration::seconds(200);
+        h.run_started_late(Duration::from_millis(100), later, &limits);
+        assert_eq!(
+            h.snapshot().worst_lag,
+            Some((later, Duration::from_millis(100)))
+        );
+    }
+}

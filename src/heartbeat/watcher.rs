@@ -1,0 +1,333 @@
+//! The heartbeat watcher: the single writer of heartbeat memory. Pings come
+//! in from the web layer through [`Heartbeats`]; deadlines are checked at
+//! the next one (at least every second). Each ping that finishes a job, and
+//! each missed period or overrun, becomes a [`RunResult`] sent into the
+//! monitor's channel, so evaluation, incidents, holds and paging treat a
+//! heartbeat like any probe.
+//!
+//! Pings and deadline checks are handled one at a time in one task, so a
+//! ping and a missed deadline can never be judged against each other's
+//! stale state. Memory is written to the store before a run is sent or a
+//! ping is answered, so a restart forgets nothing and reports nothing twice.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Due, Memory};
+use crate::config::{Config, Probe, Secret};
+use crate::journey::{Outcome, RunResult};
+use crate::store::Store;
+
+/// The longest the watcher sleeps between deadline checks.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+/// How long a ping waits for the watcher before giving up.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a job reports: `/ping/{token}[/start|/fail|/{exit code}]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Success,
+    Start,
+    Fail,
+    /// 0 is success, anything else a failure.
+    Exit(u8),
+}
+
+impl Signal {
+    /// The path segment after the token: `start`, `fail` or `0`–`255`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "start" => Some(Signal::Start),
+            "fail" => Some(Signal::Fail),
+            code => code.parse::<u8>().ok().map(Signal::Exit),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PingError {
+    #[error("no heartbeat has this token")]
+    UnknownToken,
+    #[error("heartbeats are not being watched right now")]
+    Unavailable,
+    #[error("could not record the ping: {0}")]
+    Store(String),
+}
+
+struct Ping {
+    probe: String,
+    signal: Signal,
+    reply: oneshot::Sender<Result<(), String>>,
+}
+
+/// The web layer's handle: finds a heartbeat by token and hands the ping to
+/// the watcher. Cheap to clone.
+#[derive(Clone)]
+pub struct Heartbeats {
+    tx: mpsc::Sender<Ping>,
+    /// (token, probe name) of every heartbeat probe.
+    tokens: Arc<Vec<(Secret, String)>>,
+}
+
+/// The watcher's end of the ping channel, made with [`Heartbeats::new`].
+pub struct Inbox(mpsc::Receiver<Ping>);
+
+impl Heartbeats {
+    pub fn new(config: &Config) -> (Self, Inbox) {
+        let (tx, rx) = mpsc::channel(256);
+        let tokens = config
+            .probes
+            .iter()
+            .filter_map(|p| Some((p.heartbeat.as_ref()?.token.clone(), p.name.clone())))
+            .collect();
+        let handle = Self {
+            tx,
+            tokens: Arc::new(tokens),
+        };
+        (handle, Inbox(rx))
+    }
+
+    /// The heartbeat probe whose token is `token`. Every token is compared,
+    /// each in constant time, so timing tells nothing about them.
+    pub fn probe_for(&self, token: &str) -> Option<&str> {
+        let mut found = None;
+        for (t, probe) in self.tokens.iter() {
+            if same(t.expose().as_bytes(), token.as_bytes()) {
+                found = Some(probe.as_str());
+            }
+        }
+        found
+    }
+
+    /// Records a ping; returns once it is stored and its run handed on.
+    pub async fn ping(&self, token: &str, signal: Signal) -> Result<(), PingError> {
+        let probe = self
+            .probe_for(token)
+            .ok_or(PingError::UnknownToken)?
+            .to_string();
+        let (reply, answer) = oneshot::channel();
+        let ping = Ping {
+            probe,
+            signal,
+            reply,
+        };
+        let handled = async {
+            self.tx.send(ping).await.ok()?;
+            answer.await.ok()
+        };
+        match tokio::time::timeout(PING_TIMEOUT, handled).await {
+            Ok(Some(result)) => result.map_err(PingError::Store),
+            _ => Err(PingError::Unavailable),
+        }
+    }
+}
+
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub struct Watcher {
+    store: Store,
+    config: Arc<Config>,
+    results: mpsc::Sender<RunResult>,
+    inbox: Inbox,
+    /// Loaded from the store on first use, then kept in step with it.
+    memory: BTreeMap<String, Memory>,
+}
+
+impl Watcher {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        results: mpsc::Sender<RunResult>,
+        inbox: Inbox,
+    ) -> Self {
+        Self {
+            store,
+            config,
+            results,
+            inbox,
+            memory: BTreeMap::new(),
+        }
+    }
+
+    /// Handles pings and deadlines until `shutdown` resolves.
+    pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let now = Utc::now();
+            self.check(now).await;
+            let wait = self.next_wake(now);
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return,
+                Some(ping) = self.inbox.0.recv() => self.on_ping(ping).await,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Reports every missed period and overrun due at `now`, once each.
+    async fn check(&mut self, now: DateTime<Utc>) {
+        let config = self.config.clone();
+        for probe in &config.probes {
+            let Some(hb) = &probe.heartbeat else {
+                continue;
+            };
+            let Some(mut mem) = self.memory_of(&probe.name, now).await else {
+                continue;
+            };
+            let due = super::due(&probe.schedule, hb, &mem, now);
+            let mut runs = Vec::new();
+            for d in &due {
+                let note = match d {
+                    Due::Late { expected } => {
+                        super::late_reason(&probe.schedule, hb, &mem, *expected)
+                    }
+                    Due::Overrun { started } => super::overrun_reason(hb, *started, now),
+                };
+                tracing::warn!(probe = %probe.name, reason = %note, "heartbeat missed");
+                runs.push(run(probe, Outcome::Fail, now, now, Some(note)));
+                mem.reported(d);
+            }
+            if !runs.is_empty() && self.save(&probe.name, mem).await {
+                for r in runs {
+                    self.emit(r).await;
+                }
+            }
+        }
+    }
+
+    async fn on_ping(&mut self, ping: Ping) {
+        let now = Utc::now();
+        let config = self.config.clone();
+        let Some(probe) = config.probe(&ping.probe) else {
+            let _ = ping
+                .reply
+                .send(Err("the probe is no longer configured".into()));
+            return;
+        };
+        let Some(mut mem) = self.memory_of(&probe.name, now).await else {
+            let _ = ping.reply.send(Err("the database is unavailable".into()));
+            return;
+        };
+        let began = mem.running_since().unwrap_or(now);
+        let finished = |outcome, note: Option<String>| Some(run(probe, outcome, began, now, note));
+        let result = match ping.signal {
+            Signal::Start => {
+                mem.started(now);
+                None
+            }
+            Signal::Success | Signal::Exit(0) => finished(Outcome::Pass, None),
+            Signal::Fail => finished(Outcome::Fail, Some("job reported failure".into())),
+            Signal::Exit(code) => finished(
+                Outcome::Fail,
+                Some(format!("job reported exit code {code}")),
+            ),
+        };
+        if result.is_some() {
+            mem.pinged(now);
+        }
+        tracing::info!(probe = %probe.name, signal = ?ping.signal, "heartbeat ping");
+        if !self.save(&probe.name, mem).await {
+            let _ = ping.reply.send(Err("the database is unavailable".into()));
+            return;
+        }
+        if let Some(r) = result {
+            self.emit(r).await;
+        }
+        let _ = ping.reply.send(Ok(()));
+    }
+
+    /// The heartbeat's memory, from the store the first time.
+    async fn memory_of(&mut self, probe: &str, now: DateTime<Utc>) -> Option<Memory> {
+        if let Some(m) = self.memory.get(probe) {
+            return Some(m.clone());
+        }
+        match self.store.heartbeat(probe, now).await {
+            Ok(m) => {
+                self.memory.insert(probe.to_string(), m.clone());
+                Some(m)
+            }
+            Err(e) => {
+                tracing::error!(%probe, error = %e, "could not load heartbeat");
+                None
+            }
+        }
+    }
+
+    /// Stores `mem`, then keeps it; false (logged) when the store failed.
+    async fn save(&mut self, probe: &str, mem: Memory) -> bool {
+        match self.store.save_heartbeat(probe, &mem).await {
+            Ok(()) => {
+                self.memory.insert(probe.to_string(), mem);
+                true
+            }
+            Err(e) => {
+                tracing::error!(%probe, error = %e, "could not store heartbeat");
+                false
+            }
+        }
+    }
+
+    async fn emit(&self, run: RunResult) {
+        if self.results.send(run).await.is_err() {
+            tracing::warn!("monitor stopped; heartbeat result dropped");
+        }
+    }
+
+    /// Until the soonest deadline, at most [`MAX_WAIT`].
+    fn next_wake(&self, now: DateTime<Utc>) -> Duration {
+        self.config
+            .probes
+            .iter()
+            .filter_map(|p| {
+                let mem = self.memory.get(&p.name)?;
+                super::next_deadline(&p.schedule, p.heartbeat.as_ref()?, mem, now)
+            })
+            .min()
+            .map_or(MAX_WAIT, |t| {
+                (t - now).to_std().unwrap_or_default().min(MAX_WAIT)
+            })
+    }
+}
+
+fn run(
+    probe: &Probe,
+    outcome: Outcome,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    note: Option<String>,
+) -> RunResult {
+    RunResult {
+        run_uid: uuid::Uuid::now_v7().to_string(),
+        probe: probe.name.clone(),
+        component: probe.component.clone(),
+        started_at,
+        finished_at,
+        outcome,
+        leaked: false,
+        steps: vec![],
+        note,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_follow_healthchecks_paths() {
+        assert_eq!(Signal::parse("start"), Some(Signal::Start));
+        assert_eq!(Signal::parse("fail"), Some(Signal::Fail));
+        assert_eq!(Signal::parse("0"), Some(Signal::Exit(0)));
+        assert_eq!(Signal::parse("255"), Some(Signal::Exit(255)));
+        assert_eq!(Signal::parse("256"), None);
+        assert_eq!(Signal::parse("log"), None);
+        assert_eq!(Signal::parse("-1"), None);
+    }
+}

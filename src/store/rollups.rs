@@ -1,0 +1,224 @@
+//! Rollups for the uptime history: state intervals per probe and component,
+//! and hourly run counts and durations per probe. Together they hold all the
+//! uptime page and the badges read; raw runs are never scanned for them.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Row, SqliteConnection};
+
+use super::{Result, Store, ms, time};
+use crate::journey::{Outcome, RunResult};
+use crate::uptime::Hour;
+
+/// Whose state an interval records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject<'a> {
+    /// A probe; its states are run outcomes (`pass`, `degraded`, `fail`, `error`).
+    Probe(&'a str),
+    /// A component; its states are Statuspage component statuses.
+    Component(&'a str),
+}
+
+impl<'a> Subject<'a> {
+    fn parts(self) -> (&'static str, &'a str) {
+        match self {
+            Subject::Probe(p) => ("probe", p),
+            Subject::Component(c) => ("component", c),
+        }
+    }
+}
+
+/// A stored state interval; `ended_at` is `None` for the current state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateInterval {
+    pub state: String,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+const ONE_HOUR_MS: i64 = 3_600_000;
+
+/// Adds one finished run to its probe's hour, in the run's own transaction
+/// (one statement).
+pub(super) async fn count_run(conn: &mut SqliteConnection, run: &RunResult) -> Result<()> {
+    let start = ms(run.started_at);
+    let hour = start - start.rem_euclid(ONE_HOUR_MS);
+    let completed = matches!(run.outcome, Outcome::Pass | Outcome::Degraded);
+    let duration = completed.then(|| run.duration().as_millis() as i64);
+    let is = |o: Outcome| i64::from(run.outcome == o);
+    sqlx::query(
+        "INSERT INTO hourly (probe, hour, component, runs, passes, degraded, fails, errors,
+            duration_sum_ms, duration_min_ms, duration_max_ms)
+         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (probe, hour) DO UPDATE SET component = excluded.component,
+            runs = runs + 1, passes = passes + excluded.passes,
+            degraded = degraded + excluded.degraded, fails = fails + excluded.fails,
+            errors = errors + excluded.errors,
+            duration_sum_ms = duration_sum_ms + excluded.duration_sum_ms,
+            duration_min_ms = min(coalesce(duration_min_ms, excluded.duration_min_ms),
+                                  coalesce(excluded.duration_min_ms, duration_min_ms)),
+            duration_max_ms = max(coalesce(duration_max_ms, excluded.duration_max_ms),
+                                  coalesce(excluded.duration_max_ms, duration_max_ms))",
+    )
+    .bind(&run.probe)
+    .bind(hour)
+    .bind(&run.component)
+    .bind(is(Outcome::Pass))
+    .bind(is(Outcome::Degraded))
+    .bind(is(Outcome::Fail))
+    .bind(is(Outcome::Error))
+    .bind(duration.unwrap_or(0))
+    .bind(duration)
+    .bind(duration)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// Records that `subject` is in `state` at `at` (only the monitor calls
+    /// this, so the read and the write need no lock against other writers).
+    /// Continues the current interval when the state is the same and the
+    /// subject was seen within `stale_after`; otherwise closes it (at `at`,
+    /// or at its last sighting after a silence, which then reads as no data)
+    /// and opens a new one. Returns whether the state changed.
+    pub async fn observe_state(
+        &self,
+        subject: Subject<'_>,
+        state: &str,
+        at: DateTime<Utc>,
+        stale_after: std::time::Duration,
+    ) -> Result<bool> {
+        let (kind, id) = subject.parts();
+        let at_ms = ms(at);
+        let stale_ms = stale_after.as_millis() as i64;
+        let current = sqlx::query(
+            "SELECT id, state, started_at, last_seen_at FROM state_intervals
+             WHERE kind = ? AND subject = ? AND ended_at IS NULL",
+        )
+        .bind(kind)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(current) = current else {
+            self.open_interval(kind, id, state, at_ms, None).await?;
+            return Ok(true);
+        };
+        let row_id: i64 = current.get("id");
+        let same = current.get::<String, _>("state") == state;
+        let last_seen: i64 = current.get("last_seen_at");
+        let silent = at_ms - last_seen > stale_ms;
+        if same && !silent {
+            sqlx::query(
+                "UPDATE state_intervals SET last_seen_at = max(last_seen_at, ?) WHERE id = ?",
+            )
+            .bind(at_ms)
+            .bind(row_id)
+            .execute(&self.pool)
+            .await?;
+            return Ok(false);
+        }
+        let started: i64 = current.get("started_at");
+        let end = if silent { last_seen } else { at_ms }.max(started);
+        self.open_interval(kind, id, state, at_ms, Some((row_id, end)))
+            .await?;
+        Ok(!same)
+    }
+
+    /// Closes interval `close.0` at `close.1` (if given) and opens a new one,
+    /// in one transaction that starts by writing.
+    async fn open_interval(
+        &self,
+        kind: &str,
+        id: &str,
+        state: &str,
+        at_ms: i64,
+        close: Option<(i64, i64)>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if let Some((row, end)) = close {
+            sqlx::query("UPDATE state_intervals SET ended_at = ? WHERE id = ?")
+                .bind(end)
+                .bind(row)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO state_intervals (kind, subject, state, started_at, last_seen_at)
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(state)
+        .bind(at_ms)
+        .bind(at_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The intervals of `subject` that end after `from` (the current one
+    /// included), oldest first. Reads only those rows (index on the end).
+    pub async fn state_intervals(
+        &self,
+        subject: Subject<'_>,
+        from: DateTime<Utc>,
+    ) -> Result<Vec<StateInterval>> {
+        let (kind, id) = subject.parts();
+        let rows = sqlx::query(
+            "SELECT state, started_at, ended_at, last_seen_at FROM state_intervals
+             WHERE kind = ?1 AND subject = ?2 AND ended_at > ?3
+             UNION ALL
+             SELECT state, started_at, ended_at, last_seen_at FROM state_intervals
+             WHERE kind = ?1 AND subject = ?2 AND ended_at IS NULL
+             ORDER BY started_at",
+        )
+        .bind(kind)
+        .bind(id)
+        .bind(ms(from))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| StateInterval {
+                state: r.get("state"),
+                started_at: time(r.get("started_at")),
+                ended_at: r.get::<Option<i64>, _>("ended_at").map(time),
+                last_seen_at: time(r.get("last_seen_at")),
+            })
+            .collect())
+    }
+
+    /// A component's runs per UTC hour since `from`, summed over its probes:
+    /// at most 24 rows a day, however often the probes run.
+    pub async fn component_hours(&self, component: &str, from: DateTime<Utc>) -> Result<Vec<Hour>> {
+        let from = ms(from);
+        let rows = sqlx::query(
+            "SELECT hour, sum(runs) AS runs, sum(passes) AS passes, sum(degraded) AS degraded,
+                sum(fails) AS fails, sum(errors) AS errors,
+                sum(duration_sum_ms) AS duration_sum_ms,
+                min(duration_min_ms) AS duration_min_ms, max(duration_max_ms) AS duration_max_ms
+             FROM hourly WHERE component = ? AND hour >= ?
+             GROUP BY hour ORDER BY hour",
+        )
+        .bind(component)
+        .bind(from - from.rem_euclid(ONE_HOUR_MS))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Hour {
+                start: time(r.get("hour")),
+                runs: r.get("runs"),
+                passes: r.get("passes"),
+                degraded: r.get("degraded"),
+                fails: r.get("fails"),
+                errors: r.get("errors"),
+                duration_sum_ms: r.get("duration_sum_ms"),
+                duration_min_ms: r.get("duration_min_ms"),
+                duration_max_ms: r.get("duration_max_ms"),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,133 @@
+//! Status-page subscribers: visitors who asked, by email, to hear about
+//! incidents and maintenance of some (or all) components. Their mails go
+//! through the same outbox as pages, so they are retried and never lost.
+//!
+//! Subscribing is double opt-in: the first mail only asks to confirm, and
+//! both the confirmation and the one-click unsubscribe (RFC 8058) act only
+//! on POST, so mail scanners that open links change nothing.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::notify::email::Mail;
+use crate::store::{NewDelivery, Result, Store, Subscriber};
+
+/// The outbox `kind` of subscriber mail.
+pub const KIND: &str = "subscriber";
+/// The outbox `notifier` name of subscriber mail (not a configured notifier).
+pub const NOTIFIER: &str = "subscribers";
+
+/// A random token for confirmation and unsubscribe links.
+pub fn new_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn delivery(id: String, mail: &Mail) -> NewDelivery {
+    NewDelivery {
+        delivery_id: id,
+        incident_id: None,
+        notifier: NOTIFIER.into(),
+        kind: KIND.into(),
+        payload: serde_json::to_string(mail).unwrap_or_default(),
+    }
+}
+
+/// The mail asking a new subscriber to confirm.
+pub fn confirmation(config: &Config, base_url: &str, s: &Subscriber) -> NewDelivery {
+    let title = &config.page.title;
+    let mail = Mail {
+        to: s.email.clone(),
+        subject: format!("Confirm your subscription to {title}"),
+        body: format!(
+            "Someone (hopefully you) asked to receive updates from {title}.\n\n\
+             To confirm, open this link and press the button:\n{base_url}/subscribe/confirm/{}\n\n\
+             If this was not you, ignore this mail: nothing will be sent.\n",
+            s.token
+        ),
+        unsubscribe: None,
+    };
+    delivery(
+        format!("sub{}-confirm-{}", s.id, Utc::now().timestamp_millis()),
+        &mail,
+    )
+}
+
+/// One public event subscribers hear about.
+pub struct Announcement<'a> {
+    /// Unique per event: part of each delivery id.
+    pub key: String,
+    /// "Investigating: API disrupted", "Scheduled maintenance: DB upgrade".
+    pub headline: String,
+    pub body: &'a str,
+    pub link: String,
+    pub components: Vec<String>,
+}
+
+/// Enqueues the announcement for every confirmed subscriber who wants it.
+pub async fn announce(
+    store: &Store,
+    config: &Config,
+    base_url: &str,
+    a: &Announcement<'_>,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let title = &config.page.title;
+    let deliveries: Vec<NewDelivery> = store
+        .confirmed_subscribers()
+        .await?
+        .into_iter()
+        .filter(|s| s.wants(&a.components))
+        .map(|s| {
+            let unsubscribe = format!("{base_url}/unsubscribe/{}", s.token);
+            let mail = Mail {
+                to: s.email.clone(),
+                subject: format!("[{title}] {}", a.headline),
+                body: format!(
+                    "{}\n\n{}\n\nDetails: {}\n\n--\nYou receive this because you subscribed to {title}.\nUnsubscribe: {unsubscribe}\n",
+                    a.headline, a.body, a.link
+                ),
+                unsubscribe: Some(unsubscribe),
+            };
+            delivery(format!("sub{}-{}", s.id, a.key), &mail)
+        })
+        .collect();
+    if deliveries.is_empty() {
+        return Ok(0);
+    }
+    store.enqueue(&deliveries, now).await?;
+    Ok(deliveries.len())
+}
+
+/// Announces a public update of incident `id` (`status` as in Statuspage).
+#[allow(clippy::too_many_arguments)]
+pub async fn announce_update(
+    store: &Store,
+    config: &Config,
+    base_url: &str,
+    id: i64,
+    status: &str,
+    body: &str,
+    components: Vec<String>,
+    now: DateTime<Utc>,
+) -> Result<usize> {
+    let Some(inc) = store.incident(id).await? else {
+        return Ok(0);
+    };
+    let mut label = status.to_string();
+    if let Some(first) = label.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    let mut components = components;
+    if !components.contains(&inc.component) {
+        components.push(inc.component.clone());
+    }
+    let a = Announcement {
+        key: format!("inc{id}-{status}-{}", now.timestamp_millis()),
+        headline: format!("{label}: {}", inc.title),
+        body,
+        link: format!("{base_url}/incidents/{id}"),
+        components,
+    };
+    announce(store, config, base_url, &a, now).await
+}

@@ -1,0 +1,321 @@
+//! The small admin page: log in with the admin token, then post public
+//! updates, open incidents by hand and edit them through plain HTML forms.
+//!
+//! The session is a signed, expiring cookie (HttpOnly, SameSite=Strict);
+//! every form carries a CSRF token bound to the session, so a page on
+//! another site cannot make an operator's browser post here.
+
+use std::collections::BTreeMap;
+
+use askama::Template;
+use axum::extract::{Form, Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::admin::{UpdateBody, check_update};
+use super::view::{self, IncidentView};
+use super::{AppState, WebError, html};
+use crate::store::{ManualIncident, PublicUpdate};
+
+const COOKIE: &str = "lookout_admin";
+const SESSION_HOURS: i64 = 12;
+
+fn mac(app: &AppState, msg: &str) -> Option<String> {
+    let key = app.config.admin.token.as_ref()?;
+    let mut m = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).ok()?;
+    m.update(msg.as_bytes());
+    Some(
+        m.finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A new session value: `<expiry>.<hmac>`.
+fn new_session(app: &AppState) -> Option<String> {
+    let expires = (Utc::now() + chrono::Duration::hours(SESSION_HOURS)).timestamp();
+    Some(format!(
+        "{expires}.{}",
+        mac(app, &format!("session.{expires}"))?
+    ))
+}
+
+/// The valid session of the request, if any.
+fn session(app: &AppState, headers: &HeaderMap) -> Option<String> {
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    let value = cookies
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)?
+        .1;
+    let (expires, sig) = value.split_once('.')?;
+    let expires: i64 = expires.parse().ok()?;
+    if expires < Utc::now().timestamp() {
+        return None;
+    }
+    same(sig, &mac(app, &format!("session.{expires}"))?).then(|| value.to_string())
+}
+
+fn csrf_for(app: &AppState, session: &str) -> String {
+    mac(app, &format!("csrf.{session}")).unwrap_or_default()
+}
+
+/// The session, if the form's CSRF token belongs to it.
+fn authorized_form(
+    app: &AppState,
+    headers: &HeaderMap,
+    csrf: Option<&str>,
+) -> Result<String, Box<Response>> {
+    let Some(s) = session(app, headers) else {
+        return Err(Box::new(login_page(app, StatusCode::UNAUTHORIZED, None)));
+    };
+    match csrf {
+        Some(t) if same(t, &csrf_for(app, &s)) => Ok(s),
+        _ => {
+            tracing::warn!("admin form refused: missing or wrong CSRF token");
+            Err(Box::new(
+                (StatusCode::FORBIDDEN, "invalid CSRF token; reload the page").into_response(),
+            ))
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_login.html")]
+struct LoginPage<'a> {
+    title: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage<'a> {
+    title: &'a str,
+    csrf: &'a str,
+    open: &'a [IncidentView],
+    components: Vec<(String, String)>,
+    notice: Option<&'a str>,
+}
+
+impl AdminPage<'_> {
+    fn statuses(&self) -> &'static [&'static str] {
+        &["investigating", "identified", "monitoring", "resolved"]
+    }
+
+    fn component_states(&self) -> &'static [&'static str] {
+        &[
+            "operational",
+            "degraded_performance",
+            "partial_outage",
+            "major_outage",
+            "under_maintenance",
+        ]
+    }
+}
+
+fn login_page(app: &AppState, status: StatusCode, error: Option<&str>) -> Response {
+    let body = LoginPage {
+        title: &app.config.page.title,
+        error,
+    }
+    .render();
+    match body {
+        Ok(b) => (status, html(b)).into_response(),
+        Err(e) => WebError::from(e).into_response(),
+    }
+}
+
+/// `GET /admin`: the login form, or the operators' page.
+pub async fn index(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(s) = session(&app, &headers) else {
+        return login_page(&app, StatusCode::UNAUTHORIZED, None);
+    };
+    match render(&app, &s, None).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<Response, WebError> {
+    let mut open = Vec::new();
+    for inc in app.store.open_incidents().await? {
+        open.push(view::incident(&app.config, &app.store, inc, true).await?);
+    }
+    let page = AdminPage {
+        title: &app.config.page.title,
+        csrf: &csrf_for(app, session),
+        open: &open,
+        components: app
+            .config
+            .components
+            .iter()
+            .map(|c| (c.id.clone(), c.name.clone()))
+            .collect(),
+        notice,
+    };
+    let mut resp = html(page.render()?);
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+#[derive(serde::Deserialize)]
+pub struct LoginForm {
+    token: String,
+}
+
+/// `POST /admin/login`: trades the admin token for a session cookie.
+pub async fn login(State(app): State<AppState>, Form(f): Form<LoginForm>) -> Response {
+    let ok = app
+        .config
+        .admin
+        .token
+        .as_ref()
+        .is_some_and(|t| same(t.expose(), f.token.trim()));
+    if !ok {
+        tracing::warn!("admin login refused");
+        return login_page(
+            &app,
+            StatusCode::UNAUTHORIZED,
+            Some("That token is not valid."),
+        );
+    }
+    let Some(value) = new_session(&app) else {
+        return login_page(&app, StatusCode::UNAUTHORIZED, None);
+    };
+    let secure = if app.base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        SESSION_HOURS * 3600
+    );
+    let mut resp = Redirect::to("/admin").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+/// Form fields: `csrf`, `status`, `body`, and `c_<component>` = state or "".
+type Fields = BTreeMap<String, String>;
+
+fn update_from(fields: &Fields) -> UpdateBody {
+    UpdateBody {
+        status: fields.get("status").cloned().unwrap_or_default(),
+        body: fields.get("body").cloned().unwrap_or_default(),
+        components: fields
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix("c_")?.to_string(), v.clone())))
+            .filter(|(_, v)| !v.is_empty())
+            .collect(),
+        by: Some("admin page".into()),
+    }
+}
+
+/// `POST /admin/incidents/{id}/updates`.
+pub async fn post_update(
+    State(app): State<AppState>,
+    Path(id): Path<i64>,
+    headers: HeaderMap,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let s = match authorized_form(&app, &headers, fields.get("csrf").map(String::as_str)) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let u = update_from(&fields);
+    let result = async {
+        let affected = check_update(&app, &u)?;
+        let update = PublicUpdate {
+            status: &u.status,
+            body: &u.body,
+            affected: &affected,
+            author: "admin page",
+        };
+        if !app.store.post_update(id, &update, Utc::now()).await? {
+            return Err(WebError::NotFound);
+        }
+        app.changes.bump();
+        super::admin::announce(&app, id, &u, &affected, Utc::now()).await;
+        Ok(())
+    }
+    .await;
+    finish(&app, &s, result).await
+}
+
+/// `POST /admin/incidents`: opens an incident by hand.
+pub async fn open_incident(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(fields): Form<Fields>,
+) -> Response {
+    let s = match authorized_form(&app, &headers, fields.get("csrf").map(String::as_str)) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    let u = update_from(&fields);
+    let name = fields.get("name").cloned().unwrap_or_default();
+    let impact = fields.get("impact").cloned().unwrap_or_default();
+    let result = async {
+        let affected = check_update(&app, &u)?;
+        let Some((component, _)) = affected.first() else {
+            return Err(WebError::BadRequest(
+                "choose at least one affected component".into(),
+            ));
+        };
+        if name.trim().is_empty()
+            || !["none", "minor", "major", "critical"].contains(&impact.as_str())
+        {
+            return Err(WebError::BadRequest(
+                "a title and an impact are required".into(),
+            ));
+        }
+        let m = ManualIncident {
+            title: &name,
+            impact: &impact,
+            component,
+            update: PublicUpdate {
+                status: &u.status,
+                body: &u.body,
+                affected: &affected,
+                author: "admin page",
+            },
+        };
+        let id = app.store.open_manual_incident(&m, Utc::now()).await?;
+        app.changes.bump();
+        super::admin::announce(&app, id, &u, &affected, Utc::now()).await;
+        Ok(())
+    }
+    .await;
+    finish(&app, &s, result).await
+}
+
+async fn finish(app: &AppState, session: &str, result: Result<(), WebError>) -> Response {
+    match result {
+        Ok(()) => Redirect::to("/admin").into_response(),
+        Err(WebError::BadRequest(msg)) => match render(app, session, Some(&msg)).await {
+            Ok(mut r) => {
+                *r.status_mut() = StatusCode::BAD_REQUEST;
+                r
+            }
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}

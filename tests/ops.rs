@@ -1,0 +1,279 @@
+//! Operating Lookout: `/readyz` says whether the instance does its job (and
+//! which check fails when not), `/metrics` exposes Prometheus metrics. The
+//! service watches the sample platform and pages a receiver that is down.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Connection;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    db: PathBuf,
+    platform: lookout::sample_platform::RunningPlatform,
+    app: Running,
+    http: reqwest::Client,
+}
+
+/// A login probe every second; its pages go to a port nobody listens on.
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    let dead_hook = format!("http://127.0.0.1:{}/hook", free_port());
+    let yaml = format!(
+        r#"version: 1
+components:
+  - {{ id: api, name: API }}
+secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
+    steps:
+      - id: login
+        post: "{platform}/login"
+        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
+        expect: {{ status: 200 }}
+notifiers:
+  hook: {{ type: webhook, url: "{dead_hook}" }}
+escalation:
+  on-call:
+    levels:
+      - notify: [hook]
+"#,
+        platform = platform.url
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let db = dir.path().join("l.db");
+    let app = Running::start(&path, &db).await;
+    Setup {
+        _dir: dir,
+        db,
+        platform,
+        app,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl Setup {
+    async fn readyz(&self) -> (StatusCode, Value) {
+        let r = self
+            .http
+            .get(format!("{}/readyz", self.app.url))
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.json().await.unwrap())
+    }
+
+    /// Waits until `/readyz` answers `status`; returns its body.
+    async fn readyz_becomes(&self, status: StatusCode) -> Value {
+        eventually(&format!("/readyz {status}"), WAIT, || async {
+            let (got, body) = self.readyz().await;
+            (got == status).then_some(body)
+        })
+        .await
+    }
+
+    async fn metrics(&self) -> Samples {
+        let r = self
+            .http
+            .get(format!("{}/metrics", self.app.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(
+            content_type.starts_with("application/openmetrics-text"),
+            "{content_type}"
+        );
+        Samples::parse(&r.text().await.unwrap())
+    }
+}
+
+/// The samples of one scrape: (name, labels) → value.
+struct Samples {
+    text: String,
+    samples: Vec<(String, BTreeMap<String, String>, f64)>,
+}
+
+impl Samples {
+    fn parse(text: &str) -> Self {
+        let mut samples = Vec::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (series, value) = line.rsplit_once(' ').expect("`series value`");
+            let (name, labels) = match series.split_once('{') {
+                Some((name, rest)) => (name, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split(',')
+                .filter(|l| !l.is_empty())
+                .map(|l| {
+                    let (k, v) = l.split_once('=').expect("label=value");
+                    (k.to_string(), v.trim_matches('"').to_string())
+                })
+                .collect();
+            let value = value.parse().unwrap_or_else(|_| panic!("a number: {line}"));
+            samples.push((name.to_string(), labels, value));
+        }
+        Self {
+            text: text.to_string(),
+            samples,
+        }
+    }
+
+    /// The value of the sample named `name` carrying all of `labels`.
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.samples
+            .iter()
+            .find(|(n, l, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).is_some_and(|x| x == v))
+            })
+            .map(|(_, _, v)| *v)
+    }
+
+    fn family(&self, name: &str, kind: &str) -> bool {
+        self.text.contains(&format!("# TYPE {name} {kind}\n"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_200_when_healthy_and_503_naming_the_database_when_it_cannot_write() {
+    let s = setup().await;
+    let body = s.readyz_becomes(StatusCode::OK).await;
+    assert_eq!(body["status"], "ready");
+    assert_eq!(body["failing"], json!([]));
+    let names: Vec<&str> = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["database", "scheduler", "worker", "schedule_lag"]);
+
+    // Another process takes the write lock: Lookout can read but not write.
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&s.db)
+        .busy_timeout(Duration::from_secs(20));
+    let mut locker = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    let body = s.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(body["status"], "not_ready");
+    assert_eq!(body["failing"], json!(["database"]));
+    let db = &body["checks"][0];
+    assert_eq!(db["ok"], false);
+    assert!(
+        db["detail"].as_str().unwrap().starts_with("not writable"),
+        "{db}"
+    );
+    // Liveness is another question: the process still answers.
+    let healthz = s.app.page("/healthz").await;
+    assert_eq!(healthz, "ok");
+
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    locker.close().await.unwrap();
+    s.readyz_becomes(StatusCode::OK).await;
+    s.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_expose_runs_steps_lag_outbox_deliveries_writes_and_incidents() {
+    let s = setup().await;
+    let passes = |m: &Samples| {
+        m.get(
+            "lookout_runs_total",
+            &[("probe", "login"), ("outcome", "pass")],
+        )
+    };
+    let first = eventually("a passing run counted", WAIT, || async {
+        passes(&s.metrics().await).filter(|n| *n >= 1.0)
+    })
+    .await;
+    let m = eventually("more passing runs counted", WAIT, || async {
+        let m = s.metrics().await;
+        (passes(&m)? > first).then_some(m)
+    })
+    .await;
+    let runs = passes(&m).unwrap();
+    for (name, kind) in [
+        ("lookout_runs", "counter"),
+        ("lookout_step_duration_seconds", "histogram"),
+        ("lookout_schedule_lag_seconds", "histogram"),
+        ("lookout_delivery_failures", "counter"),
+        ("lookout_sqlite_write_duration_seconds", "histogram"),
+        ("lookout_outbox_depth", "gauge"),
+        ("lookout_outbox_oldest_pending_age_seconds", "gauge"),
+        ("lookout_open_incidents", "gauge"),
+    ] {
+        assert!(m.family(name, kind), "{name} {kind} in\n{}", m.text);
+    }
+    let step = [("probe", "login"), ("step", "login")];
+    let steps = m.get("lookout_step_duration_seconds_count", &step).unwrap();
+    assert!(steps >= runs, "every run's step timed: {steps} < {runs}");
+    let inf = [("probe", "login"), ("step", "login"), ("le", "+Inf")];
+    assert_eq!(
+        m.get("lookout_step_duration_seconds_bucket", &inf),
+        Some(steps)
+    );
+    let lag = m.get("lookout_schedule_lag_seconds_count", &[]).unwrap();
+    assert!(
+        lag >= runs,
+        "every scheduled start measured: {lag} < {runs}"
+    );
+    let writes = m
+        .get(
+            "lookout_sqlite_write_duration_seconds_count",
+            &[("op", "record_run")],
+        )
+        .unwrap();
+    assert!(writes >= runs, "{writes} < {runs}");
+    assert_eq!(m.get("lookout_open_incidents", &[]), Some(0.0));
+    assert_eq!(m.get("lookout_outbox_depth", &[]), Some(0.0));
+    let hook = [("notifier", "hook")];
+    assert_eq!(m.get("lookout_delivery_failures_total", &hook), Some(0.0));
+
+    // Login breaks: an incident opens and its page cannot be delivered.
+    s.platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    let m = eventually("a failed delivery counted", WAIT, || async {
+        let m = s.metrics().await;
+        let failures = m.get("lookout_delivery_failures_total", &[("notifier", "hook")])?;
+        (failures >= 2.0).then_some(m)
+    })
+    .await;
+    let fails = [("probe", "login"), ("outcome", "fail")];
+    assert!(m.get("lookout_runs_total", &fails).unwrap() >= 1.0);
+    assert_eq!(m.get("lookout_open_incidents", &[]), Some(1.0));
+    assert!(m.get("lookout_outbox_depth", &[]).unwrap() >= 1.0);
+    let age = m
+        .get("lookout_outbox_oldest_pending_age_seconds", &[])
+        .unwrap();
+    assert!(age > 0.0, "the undelivered page is {age}s old");
+    s.app.stop().await;
+}
