@@ -86,6 +86,7 @@ impl App {
         let addr = listener.local_addr().map_err(AppError::Serve)?;
         let store = Store::open(&opts.database).await?;
         let keys = AckKeys::new(ack_key(&store).await?);
+        store.release_claims().await?;
         let config = Arc::new(opts.config);
         let base_url = config
             .page

@@ -35,9 +35,6 @@ const REMIND_EVERY: Duration = Duration::from_secs(3);
 /// incident's opening. Level 2 falls due after the restart, so a clock
 /// restarted at the restart would page it at least this much too late.
 const DOWN_UNTIL: Duration = Duration::from_secs(5);
-/// The worker's claim lease (`delivery::LEASE`): a row claimed by the
-/// process that died is invisible to the next one until it runs out.
-const LEASE: Duration = Duration::from_secs(60);
 const WAIT: Duration = Duration::from_secs(60);
 
 fn login_error() -> FaultSpec {
@@ -217,7 +214,7 @@ impl Crash {
     }
 
     /// Whether the first page's row was claimed when the process died, so
-    /// the next process must wait out the lease before sending it.
+    /// its attempt count shows it was tried once.
     fn leaves_a_claim(self) -> bool {
         !matches!(
             self,
@@ -305,14 +302,9 @@ async fn crash_and_restart(crash: Crash) {
     }
     let restarted_at = Utc::now();
     let mut child = serve(dir.path(), &config, &db, &logs.paths[1], None);
-    // Level 1 after the lease of the dead process' claim (if any), level 2
+    // Level 1 (a claim of the dead process is released at start), level 2
     // and a reminder: all delivered and marked.
-    let limit = WAIT
-        + if crash.leaves_a_claim() {
-            LEASE
-        } else {
-            Duration::ZERO
-        };
+    let limit = WAIT;
     let rows = support::eventually("the pages after the restart", limit, || async {
         let rows = store.outbox_rows(inc.id).await.ok()?;
         let delivered = |n: u32| {

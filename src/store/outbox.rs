@@ -73,6 +73,16 @@ impl Store {
     /// Claims the next due delivery for `lease`. A row waits while an older
     /// row for the same incident and notifier is still pending, so each
     /// receiver hears about an incident in order.
+    /// Releases every claim: called once at start, when no delivery of this
+    /// database can be in flight (one service per database), so pages a
+    /// killed process had claimed go out at once rather than after the lease.
+    pub async fn release_claims(&self) -> Result<u64> {
+        let r = sqlx::query("UPDATE outbox SET claimed_until = 0 WHERE status = 'pending'")
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
