@@ -13,6 +13,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-10}
 CONNS=64
 work=$(mktemp -d)
+chmod 755 "$work" # nginx workers run as nobody
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
@@ -66,9 +67,9 @@ for n in 10 1000; do
   "$bin" serve --config "$work/probes-$n.yaml" --listen 127.0.0.1:$lp --database "$work/l-$n.db" >"$work/lookout-$n.log" 2>&1 &
   lpid=$!
   pids+=($lpid)
-  until curl -sf "http://127.0.0.1:$lp/healthz" >/dev/null; do sleep 0.2; done
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$lp/healthz" >/dev/null && break; sleep 0.2; done
   sleep 12 # every probe has run at least once
-  mkdir -p "$work/site-$n"
+  mkdir -p "$work/site-$n" && chmod 755 "$work/site-$n"
   curl -sf "http://127.0.0.1:$lp/" -o "$work/site-$n/index.html"
   curl -sf "http://127.0.0.1:$lp/api/v2/summary.json" -o "$work/site-$n/summary.json"
   np=$(port)
@@ -76,7 +77,7 @@ for n in 10 1000; do
   nginx -c "$work/nginx.conf" -g 'daemon off;' &
   npid=$!
   pids+=($npid)
-  until curl -sf "http://127.0.0.1:$np/index.html" >/dev/null; do sleep 0.2; done
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$np/index.html" >/dev/null && break; sleep 0.2; done
   for doc in "/:index.html" "/api/v2/summary.json:summary.json"; do
     path=${doc%%:*}; file=${doc##*:}
     size=$(stat -c %s "$work/site-$n/$file")
