@@ -204,6 +204,11 @@ impl App {
             stopped(stop_rx.clone()),
         ));
         let worker = tokio::spawn(self.worker.run(stopped(stop_rx.clone())));
+        let retention = tokio::spawn(crate::retention::run(
+            self.state.store.clone(),
+            self.state.config.retention,
+            stopped(stop_rx.clone()),
+        ));
         let publisher = self.state.config.page.publish_dir.clone().map(|dir| {
             tokio::spawn(crate::publish::run(
                 self.state.clone(),
@@ -221,7 +226,7 @@ impl App {
             s.stop().await;
         }
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(pager, worker, watcher);
+        let _ = tokio::join!(pager, worker, watcher, retention);
         if let Some(p) = publisher {
             let _ = p.await;
         }

@@ -56,6 +56,7 @@ pub mod monitor;
 pub mod notify;
 pub mod pager;
 pub mod publish;
+pub mod retention;
 pub mod sample_platform;
 pub mod schedule;
 pub mod scheduler;

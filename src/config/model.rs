@@ -34,6 +34,25 @@ pub struct Config {
     pub maintenance: Vec<Maintenance>,
     pub admin: Admin,
     pub connectivity: Option<Connectivity>,
+    pub retention: Retention,
+}
+
+/// How long data is kept (`retention:`); incidents are kept forever.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Retention {
+    /// Raw runs and their steps.
+    pub runs: Duration,
+    /// Hourly rollups and state intervals (at least 400 days).
+    pub rollups: Duration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            runs: Duration::from_secs(30 * 86_400),
+            rollups: Duration::from_secs(400 * 86_400),
+        }
+    }
 }
 
 impl Config {

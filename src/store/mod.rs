@@ -7,6 +7,7 @@ mod heartbeats;
 mod holds;
 mod incidents;
 mod outbox;
+mod retention;
 mod rollups;
 mod runs;
 mod subscribers;

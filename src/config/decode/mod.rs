@@ -132,6 +132,7 @@ const TOP_KEYS: &[&str] = &[
     "escalation",
     "maintenance",
     "connectivity",
+    "retention",
 ];
 
 impl Ctx<'_> {
@@ -418,6 +419,7 @@ impl Ctx<'_> {
             .get_node("maintenance")
             .map(|n| self.maintenance(n, &components, page.time_zone))
             .unwrap_or_default();
+        let retention = self.retention(map.get_node("retention"));
         let connectivity = map
             .get_node("connectivity")
             .and_then(|n| self.connectivity(n, &notifiers));
@@ -438,7 +440,36 @@ impl Ctx<'_> {
             maintenance,
             admin,
             connectivity,
+            retention,
         })
+    }
+
+    /// `retention: { runs: 30d, rollups: 400d }`
+    fn retention(&mut self, node: Option<&Node>) -> Retention {
+        let mut r = Retention::default();
+        let Some(map) = node.and_then(|n| self.mapping(n, "`retention`")) else {
+            return r;
+        };
+        self.check_keys(map, &["runs", "rollups"], "`retention`");
+        if let Some(d) = map
+            .get_node("runs")
+            .and_then(|n| self.duration(n, "`runs`"))
+        {
+            r.runs = d;
+        }
+        if let Some(n) = map.get_node("rollups")
+            && let Some(d) = self.duration(n, "`rollups`")
+        {
+            if d < Retention::default().rollups {
+                self.error_at(
+                    n,
+                    "`rollups` must be kept at least 400 days".into(),
+                    Some("the uptime page shows up to a year; use `400d` or more".into()),
+                );
+            }
+            r.rollups = d;
+        }
+        r
     }
 
     fn version(&mut self, map: &MarkedMappingNode) {
