@@ -263,7 +263,7 @@ async fn pager_loop(
 /// database so links in pages already sent stay valid across restarts.
 async fn ack_key(store: &Store) -> Result<Vec<u8>, crate::store::StoreError> {
     let fresh: [u8; 32] = rand::random();
-    let hex: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::fmt::hex(&fresh);
     let stored = store.setting_or_insert("ack_key", &hex).await?;
     Ok((0..stored.len() / 2)
         .filter_map(|i| u8::from_str_radix(stored.get(2 * i..2 * i + 2)?, 16).ok())

@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+/// Lowercase hex, for tokens, digests and ids.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `850ms`, `2.5s`, `3m 20s`, `2h 5m`: short and unambiguous.
 pub fn duration(d: Duration) -> String {
     let ms = d.as_millis();

@@ -20,7 +20,7 @@ pub const NOTIFIER: &str = "subscribers";
 /// A random token for confirmation and unsubscribe links.
 pub fn new_token() -> String {
     let bytes: [u8; 24] = rand::random();
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::fmt::hex(&bytes)
 }
 
 fn delivery(id: String, mail: &Mail) -> NewDelivery {

@@ -47,7 +47,7 @@ async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         std::env::var("LOOKOUT_SAMPLE_PASSWORD").unwrap_or_else(|_| "demo-password".into());
     let admin_token = std::env::var("LOOKOUT_ADMIN_TOKEN").unwrap_or_else(|_| {
         let bytes: [u8; 12] = rand::random();
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+        crate::fmt::hex(&bytes)
     });
     // The demo provisions the credentials the default probes.yaml reads.
     let env = |name: &str| match name {

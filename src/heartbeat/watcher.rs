@@ -96,7 +96,7 @@ impl Heartbeats {
     pub fn probe_for(&self, token: &str) -> Option<&str> {
         let mut found = None;
         for (t, probe) in self.tokens.iter() {
-            if same(t.expose().as_bytes(), token.as_bytes()) {
+            if crate::notify::signing::same_bytes(t.expose().as_bytes(), token.as_bytes()) {
                 found = Some(probe.as_str());
             }
         }
@@ -124,10 +124,6 @@ impl Heartbeats {
             _ => Err(PingError::Unavailable),
         }
     }
-}
-
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 pub struct Watcher {

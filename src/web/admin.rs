@@ -21,9 +21,7 @@ pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(WebError::Unauthorized)?;
-    let (a, b) = (given.as_bytes(), expected.expose().as_bytes());
-    let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
-    if same {
+    if crate::notify::signing::same_bytes(given.as_bytes(), expected.expose().as_bytes()) {
         Ok(())
     } else {
         Err(WebError::Unauthorized)

@@ -27,21 +27,11 @@ fn mac(app: &AppState, msg: &str) -> Option<String> {
     let key = app.config.admin.token.as_ref()?;
     let mut m = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).ok()?;
     m.update(msg.as_bytes());
-    Some(
-        m.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(crate::fmt::hex(&m.finalize().into_bytes()))
 }
 
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    crate::notify::signing::same_bytes(a.as_bytes(), b.as_bytes())
 }
 
 /// A new session value: `<expiry>.<hmac>`.

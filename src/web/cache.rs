@@ -73,13 +73,7 @@ impl Cache {
 
 fn entry(r: Rendered, generation: u64) -> Entry {
     let digest = Sha256::digest(&r.body);
-    let etag = format!(
-        "\"{}\"",
-        digest[..12]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    );
+    let etag = format!("\"{}\"", crate::fmt::hex(&digest[..12]));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let gzip = gz
         .write_all(&r.body)
