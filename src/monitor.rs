@@ -141,19 +141,18 @@ impl Monitor {
         self.store
             .observe_state(Subject::Probe(&run.probe), run.outcome.as_str(), now, gap)
             .await?;
-        let states = self.store.probe_states().await?;
+        // Only this component's probes: this runs after every stored run.
+        let states = self.store.probe_states_of(&run.component).await?;
         let windows = windows(&self.config, &self.store).await?;
-        let status = self
-            .store
-            .declared_component_states()
-            .await?
-            .iter()
-            .filter(|(id, _)| id == &run.component)
-            .filter_map(|(_, s)| ComponentStatus::parse(s))
-            .fold(
-                component_status(&self.config, &states, &windows, &run.component, now),
-                ComponentStatus::max,
-            );
+        let declared = self.store.declared_component_states().await?;
+        let status = shown_status(
+            &self.config,
+            &states,
+            &windows,
+            &declared,
+            &run.component,
+            now,
+        );
         let gap = self
             .config
             .probes
@@ -385,6 +384,26 @@ pub async fn windows(config: &Config, store: &Store) -> Result<Vec<Maintenance>>
     let mut all = config.maintenance.clone();
     all.extend(store.maintenances().await?);
     Ok(all)
+}
+
+/// What the page shows for a component: its probes' status, made worse by
+/// any state operators declared on an open incident (never better).
+pub fn shown_status(
+    config: &Config,
+    states: &[ProbeRow],
+    windows: &[Maintenance],
+    declared: &[(String, String)],
+    component: &str,
+    now: DateTime<Utc>,
+) -> ComponentStatus {
+    declared
+        .iter()
+        .filter(|(id, _)| id == component)
+        .filter_map(|(_, s)| ComponentStatus::parse(s))
+        .fold(
+            component_status(config, states, windows, component, now),
+            ComponentStatus::max,
+        )
 }
 
 /// A component's status from the stored probe states and maintenance windows.

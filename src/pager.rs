@@ -18,6 +18,13 @@ use crate::store::{AckOutcome, Incident, NewDelivery, Store, UpdateKind};
 /// How long an ack link in a page stays valid.
 const ACK_LINK_TTL: chrono::Duration = chrono::Duration::days(7);
 
+/// What decides holds, read once per tick.
+struct HoldContext {
+    states: Vec<crate::store::ProbeRow>,
+    windows: Vec<crate::maintenance::Maintenance>,
+    silences: Vec<crate::hold::Silence>,
+}
+
 #[derive(Clone)]
 pub struct Pager {
     store: Store,
@@ -66,9 +73,19 @@ impl Pager {
 
     /// Pages whatever is due on every open incident. Returns pages enqueued.
     pub async fn tick(&self, now: DateTime<Utc>) -> crate::store::Result<usize> {
+        let open = self.store.open_incidents().await?;
+        if open.is_empty() {
+            return Ok(0);
+        }
+        // What holds pages is read once per tick, not once per incident.
+        let ctx = HoldContext {
+            states: self.store.probe_states().await?,
+            windows: crate::monitor::windows(&self.config, &self.store).await?,
+            silences: self.store.active_silences(now).await?,
+        };
         let mut enqueued = 0;
-        for inc in self.store.open_incidents().await? {
-            enqueued += self.escalate(&inc, now).await?;
+        for inc in open {
+            enqueued += self.escalate(&inc, &ctx, now).await?;
         }
         if enqueued > 0 {
             self.wake.notify_one();
@@ -77,17 +94,17 @@ impl Pager {
     }
 
     /// Why the incident must not page now, if anything holds it.
-    pub async fn hold(
+    async fn hold(
         &self,
         inc: &Incident,
+        ctx: &HoldContext,
         now: DateTime<Utc>,
     ) -> crate::store::Result<Option<Hold>> {
         let probes = self.store.incident_probes(inc.id).await?;
-        let states = self.store.probe_states().await?;
         let members: Vec<Member> = probes
             .into_iter()
             .map(|(probe, failing)| {
-                let state = states.iter().find(|s| s.probe == probe);
+                let state = ctx.states.iter().find(|s| s.probe == probe);
                 Member {
                     component: state.map_or_else(|| inc.component.clone(), |s| s.component.clone()),
                     flapping: state.is_some_and(|s| s.health.flapping),
@@ -96,22 +113,25 @@ impl Pager {
                 }
             })
             .collect();
-        let windows = crate::monitor::windows(&self.config, &self.store).await?;
-        let silences = self.store.active_silences(now).await?;
         Ok(hold::incident_hold(
             &inc.component,
             &members,
-            &windows,
-            &silences,
+            &ctx.windows,
+            &ctx.silences,
             now,
         ))
     }
 
-    async fn escalate(&self, inc: &Incident, now: DateTime<Utc>) -> crate::store::Result<usize> {
+    async fn escalate(
+        &self,
+        inc: &Incident,
+        ctx: &HoldContext,
+        now: DateTime<Utc>,
+    ) -> crate::store::Result<usize> {
         let Some(policy) = &inc.policy else {
             return Ok(0);
         };
-        let held = self.hold(inc, now).await?.map(|h| h.to_string());
+        let held = self.hold(inc, ctx, now).await?.map(|h| h.to_string());
         if held != inc.held {
             let note = match &held {
                 Some(h) => format!("Paging held: {h}"),
@@ -128,7 +148,7 @@ impl Pager {
             }
             // Released: page from the fresh row at once.
             return match self.store.incident(inc.id).await? {
-                Some(fresh) => Box::pin(self.escalate(&fresh, now)).await,
+                Some(fresh) => Box::pin(self.escalate(&fresh, ctx, now)).await,
                 None => Ok(0),
             };
         }

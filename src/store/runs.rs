@@ -197,6 +197,15 @@ impl Store {
         Ok(rows.iter().map(probe_row).collect())
     }
 
+    /// The states of one component's probes.
+    pub async fn probe_states_of(&self, component: &str) -> Result<Vec<ProbeRow>> {
+        let rows = sqlx::query("SELECT * FROM probe_states WHERE component = ? ORDER BY probe")
+            .bind(component)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(probe_row).collect())
+    }
+
     pub async fn save_probe_state(&self, p: &ProbeRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO probe_states (probe, component, failing, consecutive_failures,

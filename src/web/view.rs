@@ -243,15 +243,7 @@ pub async fn page(
             description: c.description.clone(),
             group: c.group.clone(),
             position: i + 1,
-            // What operators declared can only make it look worse, never better.
-            status: declared
-                .iter()
-                .filter(|(id, _)| id == &c.id)
-                .filter_map(|(_, s)| ComponentStatus::parse(s))
-                .fold(
-                    crate::monitor::component_status(config, &states, &windows, &c.id, now),
-                    ComponentStatus::max,
-                ),
+            status: crate::monitor::shown_status(config, &states, &windows, &declared, &c.id, now),
         })
         .collect();
     let statuses: Vec<ComponentStatus> = components.iter().map(|c| c.status).collect();
