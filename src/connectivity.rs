@@ -126,7 +126,7 @@ impl Connectivity {
                     opened_at: started,
                     sent_at: now,
                     level: 0,
-                    incident_url: self.pager.incident_url(0).replace("/incidents/0", "/"),
+                    incident_url: format!("{}/", self.pager.base_url()),
                     ack_url: None,
                     acknowledged_by: None,
                 };
