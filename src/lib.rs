@@ -16,7 +16,11 @@
 //!
 //! - [`config`]: probes.yaml → validated, typed [`config::Config`], with
 //!   file:line:column diagnostics.
-//! - [`schedule`] / [`scheduler`]: when probes run (tokio-cron-scheduler).
+//! - [`schedule`] / [`scheduler`]: when probes run (a grid per `every:`,
+//!   croner for `cron:`), on the scheduler's own thread, bounded by
+//!   [`pressure`] (journeys at once overall and per host; skipped starts).
+//! - [`reload`]: hot reload on SIGHUP or file change; the configuration in
+//!   force is a [`config::Live`] every task reads per operation.
 //! - [`journey`]: runs one probe's steps over HTTP; results are data.
 //! - [`monitor`]: the single writer: stores runs, applies [`evaluate`], opens,
 //!   joins and resolves incidents.
@@ -55,7 +59,9 @@ pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod pager;
+pub mod pressure;
 pub mod publish;
+pub mod reload;
 pub mod retention;
 pub mod sample_platform;
 pub mod schedule;

@@ -42,6 +42,11 @@ struct NotifierLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
     op: String,
 }
@@ -55,6 +60,8 @@ pub struct Metrics {
     runs: Family<RunLabels, Counter>,
     step_seconds: Histograms<StepLabels>,
     schedule_lag: Histogram,
+    skipped: Family<ReasonLabels, Counter>,
+    running: Gauge,
     delivery_failures: Family<NotifierLabels, Counter>,
     write_seconds: Histograms<OpLabels>,
     outbox_depth: Gauge,
@@ -100,6 +107,18 @@ impl Metrics {
             "How late a scheduled run started, jitter excluded",
             schedule_lag.clone(),
         );
+        let skipped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "lookout_starts_skipped",
+            "Planned starts skipped rather than queued, by reason",
+            skipped.clone(),
+        );
+        let running = Gauge::default();
+        registry.register(
+            "lookout_journeys_running",
+            "Journeys running now (bounded by `limits:`)",
+            running.clone(),
+        );
         let delivery_failures = Family::<NotifierLabels, Counter>::default();
         registry.register(
             "lookout_delivery_failures",
@@ -135,6 +154,8 @@ impl Metrics {
             runs,
             step_seconds,
             schedule_lag,
+            skipped,
+            running,
             delivery_failures,
             write_seconds,
             outbox_depth,
@@ -163,6 +184,18 @@ impl Metrics {
 
     pub fn schedule_lag(&self, lag: Duration) {
         self.schedule_lag.observe(lag.as_secs_f64());
+    }
+
+    pub fn starts_skipped(&self, reason: &str, count: u64) {
+        self.skipped
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc_by(count);
+    }
+
+    pub fn journeys_running(&self, n: usize) {
+        self.running.set(n as i64);
     }
 
     /// Starts each notifier's failure count at zero, so the series exists

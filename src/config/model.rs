@@ -35,6 +35,30 @@ pub struct Config {
     pub admin: Admin,
     pub connectivity: Option<Connectivity>,
     pub retention: Retention,
+    pub limits: Limits,
+}
+
+/// How hard Lookout may push (`limits:`), so the prober never floods the
+/// platform it watches and stops within a bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Journeys running at once, over all probes.
+    pub journeys: usize,
+    /// Journeys running at once against one target host.
+    pub per_host: usize,
+    /// On shutdown, how long running journeys may take to finish before
+    /// they are interrupted and their cleanup runs.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            journeys: 256,
+            per_host: 32,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
 }
 
 /// How long data is kept (`retention:`); incidents are kept forever.

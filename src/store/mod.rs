@@ -10,6 +10,7 @@ mod outbox;
 mod retention;
 mod rollups;
 mod runs;
+mod skips;
 mod subscribers;
 
 use std::path::Path;
@@ -27,6 +28,7 @@ pub use incidents::{
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use rollups::{StateInterval, Subject};
 pub use runs::{InterruptedRun, ProbeRow, RunRow};
+pub use skips::SkipRow;
 pub use subscribers::Subscriber;
 
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use crate::store::{ManualIncident, NewSilence, PublicUpdate};
 
 /// Checks the bearer token against `admin.token`, in constant time.
 pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
-    let Some(expected) = &app.config.admin.token else {
+    let Some(expected) = &app.config.get().admin.token else {
         return Err(WebError::Unauthorized);
     };
     let given = headers
@@ -43,7 +43,7 @@ pub async fn incident(
         .acknowledged_at
         .map(|t| (t - inc.opened_at).num_seconds());
     let ttr = inc.resolved_at.map(|t| (t - inc.opened_at).num_seconds());
-    let v = view::incident(&app.config, &app.store, inc, true).await?;
+    let v = view::incident(&app.config.get(), &app.store, inc, true).await?;
     Ok(Json(json!({
         "id": v.id,
         "name": v.name,
@@ -138,7 +138,7 @@ fn window(app: &AppState, b: &MaintenanceBody) -> Result<Window, WebError> {
                 Some(t) => t
                     .parse::<chrono_tz::Tz>()
                     .map_err(|_| bad(format!("unknown time zone `{t}`")))?,
-                None => app.config.page.time_zone,
+                None => app.config.get().page.time_zone,
             };
             Ok(Window::Weekly {
                 weekdays,
@@ -182,7 +182,7 @@ pub async fn create_maintenance(
     if let Some(c) = body
         .components
         .iter()
-        .find(|c| app.config.component(c).is_none())
+        .find(|c| app.config.get().component(c).is_none())
     {
         return Err(bad(format!("unknown component `{c}`")));
     }
@@ -200,8 +200,8 @@ pub async fn create_maintenance(
     let when = match m.window.active_at(now).or(m.window.next_after(now)) {
         Some(o) => format!(
             "{} – {}",
-            view::local(&o.starts, &app.config.page.time_zone),
-            view::local(&o.ends, &app.config.page.time_zone)
+            view::local(&o.starts, &app.config.get().page.time_zone),
+            view::local(&o.ends, &app.config.get().page.time_zone)
         ),
         None => String::new(),
     };
@@ -213,7 +213,8 @@ pub async fn create_maintenance(
         link: format!("{}/#maintenance-m{id}", app.base_url),
         components: m.components.clone(),
     };
-    match crate::subscribers::announce(&app.store, &app.config, &app.base_url, &a, now).await {
+    match crate::subscribers::announce(&app.store, &app.config.get(), &app.base_url, &a, now).await
+    {
         Ok(n) if n > 0 => app.pager.wake_worker(),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not enqueue subscriber mail"),
@@ -230,7 +231,7 @@ pub async fn maintenances(
 ) -> Result<Json<Value>, WebError> {
     authorize(&app, &headers)?;
     let now = chrono::Utc::now();
-    let all = crate::monitor::windows(&app.config, &app.store).await?;
+    let all = crate::monitor::windows(&app.config.get(), &app.store).await?;
     Ok(Json(json!(
         all.iter()
             .map(|m| maintenance_json(m, now))
@@ -275,8 +276,8 @@ pub async fn create_silence(
     authorize(&app, &headers)?;
     let now = chrono::Utc::now();
     match (&b.probe, &b.component) {
-        (Some(p), None) if app.config.probe(p).is_some() => {}
-        (None, Some(c)) if app.config.component(c).is_some() => {}
+        (Some(p), None) if app.config.get().probe(p).is_some() => {}
+        (None, Some(c)) if app.config.get().component(c).is_some() => {}
         (Some(p), None) => return Err(bad(format!("unknown probe `{p}`"))),
         (None, Some(c)) => return Err(bad(format!("unknown component `{c}`"))),
         _ => return Err(bad("give exactly one of `probe` or `component`")),
@@ -362,7 +363,7 @@ pub async fn announce(
     let components = affected.iter().map(|(c, _)| c.clone()).collect();
     let r = crate::subscribers::announce_update(
         &app.store,
-        &app.config,
+        &app.config.get(),
         &app.base_url,
         id,
         &u.status,
@@ -412,7 +413,7 @@ pub fn check_update(app: &AppState, u: &UpdateBody) -> Result<Vec<(String, Strin
     u.components
         .iter()
         .map(|(c, s)| {
-            if app.config.component(c).is_none() {
+            if app.config.get().component(c).is_none() {
                 return Err(bad(format!("unknown component `{c}`")));
             }
             if crate::evaluate::ComponentStatus::parse(s).is_none() {

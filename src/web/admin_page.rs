@@ -24,7 +24,8 @@ const COOKIE: &str = "lookout_admin";
 const SESSION_HOURS: i64 = 12;
 
 fn mac(app: &AppState, msg: &str) -> Option<String> {
-    let key = app.config.admin.token.as_ref()?;
+    let config = app.config.get();
+    let key = config.admin.token.as_ref()?;
     let mut m = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).ok()?;
     m.update(msg.as_bytes());
     Some(crate::fmt::hex(&m.finalize().into_bytes()))
@@ -118,7 +119,7 @@ impl AdminPage<'_> {
 
 fn login_page(app: &AppState, status: StatusCode, error: Option<&str>) -> Response {
     let body = LoginPage {
-        title: &app.config.page.title,
+        title: &app.config.get().page.title,
         error,
     }
     .render();
@@ -142,14 +143,15 @@ pub async fn index(State(app): State<AppState>, headers: HeaderMap) -> Response 
 async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<Response, WebError> {
     let mut open = Vec::new();
     for inc in app.store.open_incidents().await? {
-        open.push(view::incident(&app.config, &app.store, inc, true).await?);
+        open.push(view::incident(&app.config.get(), &app.store, inc, true).await?);
     }
     let page = AdminPage {
-        title: &app.config.page.title,
+        title: &app.config.get().page.title,
         csrf: &csrf_for(app, session),
         open: &open,
         components: app
             .config
+            .get()
             .components
             .iter()
             .map(|c| (c.id.clone(), c.name.clone()))
@@ -171,6 +173,7 @@ pub struct LoginForm {
 pub async fn login(State(app): State<AppState>, Form(f): Form<LoginForm>) -> Response {
     let ok = app
         .config
+        .get()
         .admin
         .token
         .as_ref()

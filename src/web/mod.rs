@@ -15,21 +15,22 @@ mod subscribe;
 pub mod uptime;
 pub mod view;
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::config::Config;
+use crate::config::Live;
 use crate::pager::Pager;
 use crate::store::Store;
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The configuration in force (hot reload swaps it).
+    pub config: Live,
+    /// What hot reload did last (shown to operators).
+    pub reloads: crate::reload::Reloads,
     pub store: Store,
     pub pager: Pager,
     /// Where the page is reachable, for links (no trailing slash).

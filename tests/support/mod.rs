@@ -216,6 +216,7 @@ pub fn fast_tuning() -> Tuning {
             give_up_after: Duration::from_secs(3600),
         },
         schedule: true,
+        reload_poll: Duration::from_millis(200),
     }
 }
 
@@ -236,6 +237,10 @@ impl Running {
             database: database.to_path_buf(),
             listen: "127.0.0.1:0".parse().unwrap(),
             tuning: fast_tuning(),
+            source: Some(lookout::reload::Source {
+                path: config_path.to_path_buf(),
+                env: std::sync::Arc::new(test_env),
+            }),
         })
         .await
         .expect("app builds");
