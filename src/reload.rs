@@ -93,6 +93,11 @@ pub fn reload_once(
 ) -> Outcome {
     let version = source.fingerprint();
     if version.is_some() && version == reloads.status().version {
+        // Back to the file in force (say, a bad edit undone).
+        reloads.update(|s| {
+            s.error = None;
+            s.error_at = None;
+        });
         return Outcome::Unchanged;
     }
     match source.load() {
@@ -132,32 +137,37 @@ pub fn started(source: &Source, reloads: &Reloads) {
 }
 
 /// Reloads on SIGHUP and whenever the file's bytes change, until `stop`.
-pub async fn run(
+/// The SIGHUP handler is installed at the call, before the returned future
+/// first runs, so a SIGHUP sent as soon as the service answers never meets
+/// the default action (which would end the process).
+pub fn run(
     source: Source,
     live: Live,
     reloads: Reloads,
     apply: impl Fn(Arc<Config>) + Send + 'static,
     every: Duration,
-    stop: impl std::future::Future<Output = ()>,
-) {
-    tokio::pin!(stop);
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let mut hup = hangups();
-    let mut poll = tokio::time::interval(every);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut last_seen = source.fingerprint();
-    loop {
-        tokio::select! {
-            () = &mut stop => return,
-            Some(()) = hup.recv() => {
-                tracing::info!("SIGHUP: reloading the configuration");
-                reload_once(&source, &live, &reloads, &apply);
-            }
-            _ = poll.tick() => {
-                let seen = source.fingerprint();
-                // Reload once per change, not on every tick while invalid.
-                if seen.is_some() && seen != last_seen {
-                    last_seen = seen;
+    async move {
+        tokio::pin!(stop);
+        let mut poll = tokio::time::interval(every);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut last_seen = source.fingerprint();
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                Some(()) = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
                     reload_once(&source, &live, &reloads, &apply);
+                }
+                _ = poll.tick() => {
+                    let seen = source.fingerprint();
+                    // Reload once per change, not on every tick while invalid.
+                    if seen.is_some() && seen != last_seen {
+                        last_seen = seen;
+                        reload_once(&source, &live, &reloads, &apply);
+                    }
                 }
             }
         }
@@ -183,4 +193,57 @@ fn hangups() -> tokio::sync::mpsc::Receiver<()> {
     #[cfg(not(unix))]
     drop(tx);
     rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "version: 1\ncomponents: [{ id: api, name: API }]\nprobes:\n  - name: a\n    component: api\n    steps: [{ id: s, get: \"http://127.0.0.1:9/\" }]\n";
+
+    #[test]
+    fn a_bad_edit_is_rejected_and_undoing_it_clears_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probes.yaml");
+        std::fs::write(&path, GOOD).unwrap();
+        let source = Source::new(path.clone());
+        let live = Live::new(source.load().unwrap());
+        let reloads = Reloads::default();
+        started(&source, &reloads);
+        let applied = std::sync::atomic::AtomicUsize::new(0);
+        let apply = |_: Arc<Config>| {
+            applied.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        };
+        assert_eq!(
+            reload_once(&source, &live, &reloads, &apply),
+            Outcome::Unchanged
+        );
+
+        std::fs::write(&path, GOOD.replace("version: 1", "version: 1\nbogus: true")).unwrap();
+        let Outcome::Rejected(e) = reload_once(&source, &live, &reloads, &apply) else {
+            panic!("an unknown key is rejected");
+        };
+        assert!(e.contains("probes.yaml:2:1"), "{e}");
+        assert!(reloads.status().error.is_some());
+        assert_eq!(
+            live.get().probes[0].name,
+            "a",
+            "the running configuration stays"
+        );
+
+        std::fs::write(&path, GOOD).unwrap();
+        assert_eq!(
+            reload_once(&source, &live, &reloads, &apply),
+            Outcome::Unchanged
+        );
+        assert!(reloads.status().error.is_none());
+
+        std::fs::write(&path, GOOD.replace("name: a", "name: b")).unwrap();
+        assert_eq!(
+            reload_once(&source, &live, &reloads, &apply),
+            Outcome::Applied
+        );
+        assert_eq!(live.get().probes[0].name, "b");
+        assert_eq!(applied.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }

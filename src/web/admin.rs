@@ -95,6 +95,36 @@ pub async fn leaked_runs(
     )))
 }
 
+/// `GET /api/admin/runs/skipped`: starts skipped in the last day (previous
+/// run still in flight, no room under `limits:`, Lookout fell behind).
+pub async fn skipped_starts(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, WebError> {
+    authorize(&app, &headers)?;
+    let since = chrono::Utc::now() - chrono::Duration::days(1);
+    Ok(Json(json!(app.store.skips_since(since).await?)))
+}
+
+/// `GET /api/admin/config`: the configuration in force and the last
+/// rejected reload, if the file is currently invalid.
+pub async fn config_status(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, WebError> {
+    authorize(&app, &headers)?;
+    let config = app.config.get();
+    Ok(Json(json!({
+        "reload": app.reloads.status(),
+        "probes": config.probes.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        "limits": {
+            "journeys": config.limits.journeys,
+            "per_host": config.limits.per_host,
+            "shutdown_grace_seconds": config.limits.shutdown_grace.as_secs_f64(),
+        },
+    })))
+}
+
 fn bad(msg: impl Into<String>) -> WebError {
     WebError::BadRequest(msg.into())
 }

@@ -99,6 +99,8 @@ struct AdminPage<'a> {
     open: &'a [IncidentView],
     components: Vec<(String, String)>,
     notice: Option<&'a str>,
+    /// The last rejected probes.yaml, while the running one stays.
+    rejected: Option<(String, String)>,
 }
 
 impl AdminPage<'_> {
@@ -157,6 +159,13 @@ async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<R
             .map(|c| (c.id.clone(), c.name.clone()))
             .collect(),
         notice,
+        rejected: {
+            let s = app.reloads.status();
+            s.error.zip(s.error_at).map(|(e, at)| {
+                let tz = app.config.get().page.time_zone;
+                (e, view::local(&at, &tz))
+            })
+        },
     };
     let mut resp = html(page.render()?);
     resp.headers_mut()

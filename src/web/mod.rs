@@ -107,6 +107,8 @@ pub fn router(state: AppState) -> Router {
             post(admin::post_update),
         )
         .route("/api/admin/runs/leaked", get(admin::leaked_runs))
+        .route("/api/admin/runs/skipped", get(admin::skipped_starts))
+        .route("/api/admin/config", get(admin::config_status))
         .route(
             "/api/admin/maintenances",
             get(admin::maintenances).post(admin::create_maintenance),

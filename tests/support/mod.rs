@@ -272,6 +272,14 @@ impl Running {
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
     }
 
+    /// Graceful stop; whether the service finished within `limit`.
+    pub async fn stop_within(mut self, limit: Duration) -> bool {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(limit, &mut self.task).await.is_ok()
+    }
+
     pub async fn summary(&self) -> serde_json::Value {
         reqwest::get(format!("{}/api/v2/summary.json", self.url))
             .await
