@@ -274,15 +274,9 @@ impl Clock {
         due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        let mut next = next_due(&probe.name, &probe.schedule, due);
-        let mut missed = 0;
-        while let Some(n) = next.filter(|n| *n <= now) {
-            missed += 1;
-            if missed > MAX_MISSED {
-                return next_due(&probe.name, &probe.schedule, now);
-            }
-            self.skips.note(&probe.name, SkipReason::FellBehind, n);
-            next = next_due(&probe.name, &probe.schedule, n);
+        let (missed, next) = catch_up(probe, due, now);
+        for m in missed {
+            self.skips.note(&probe.name, SkipReason::FellBehind, m);
         }
         next
     }
@@ -362,6 +356,25 @@ impl Clock {
     }
 }
 
+/// After a start planned at `due` was made at `now`: the planned starts
+/// already past (to skip; at most [`MAX_MISSED`] listed) and the next one.
+pub fn catch_up(
+    probe: &Probe,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let mut missed = Vec::new();
+    let mut next = next_due(&probe.name, &probe.schedule, due);
+    while let Some(n) = next.filter(|n| *n <= now) {
+        if missed.len() == MAX_MISSED {
+            return (missed, next_due(&probe.name, &probe.schedule, now));
+        }
+        missed.push(n);
+        next = next_due(&probe.name, &probe.schedule, n);
+    }
+    (missed, next)
+}
+
 /// Resolves when the clock asks journeys to stop (never, if it is gone).
 async fn stopped(mut stopping: watch::Receiver<bool>) {
     if stopping.wait_for(|s| *s).await.is_err() {
@@ -433,5 +446,45 @@ impl Start {
             tracing::warn!(probe = %name, "monitor stopped; run result dropped");
         }
         drop(self.busy);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Schedule;
+
+    fn probe(every: u64) -> Probe {
+        let yaml = format!(
+            "version: 1\ncomponents: [{{ id: a, name: A }}]\nprobes:\n  - {{ name: p, component: a, every: {every}s, steps: [{{ id: s, get: \"http://127.0.0.1:9/\" }}] }}\n"
+        );
+        let config = crate::config::parse(&yaml, "t.yaml", std::path::Path::new("."), &|_| None)
+            .expect("test config loads");
+        config.probes[0].clone()
+    }
+
+    #[test]
+    fn on_time_there_is_nothing_to_catch_up() {
+        let p = probe(10);
+        let due = next_due(&p.name, &p.schedule, Utc::now()).unwrap();
+        let (missed, next) = catch_up(&p, due, due + chrono::Duration::milliseconds(3));
+        assert!(missed.is_empty());
+        assert_eq!(next, Some(due + chrono::Duration::seconds(10)));
+    }
+
+    #[test]
+    fn starts_missed_while_stalled_are_skipped_not_piled_up() {
+        let p = probe(10);
+        assert_eq!(p.schedule, Schedule::Every(Duration::from_secs(10)));
+        let due = next_due(&p.name, &p.schedule, Utc::now()).unwrap();
+        // Stalled for 35 s: the starts at +10, +20 and +30 s are gone.
+        let now = due + chrono::Duration::seconds(35);
+        let (missed, next) = catch_up(&p, due, now);
+        assert_eq!(missed.len(), 3);
+        assert_eq!(next, Some(due + chrono::Duration::seconds(40)));
+        // Stalled for a very long time: a bounded list, then the next start.
+        let (missed, next) = catch_up(&p, due, due + chrono::Duration::days(3));
+        assert_eq!(missed.len(), MAX_MISSED);
+        assert!(next.unwrap() > due + chrono::Duration::days(3));
     }
 }
