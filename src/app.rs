@@ -216,6 +216,15 @@ impl App {
                 stopped(stop_rx.clone()),
             ))
         });
+        let watchdog = self.state.config.watchdog.clone().map(|w| {
+            let w = crate::watchdog::Watchdog::new(
+                w,
+                self.state.store.clone(),
+                self.state.health.clone(),
+                self.state.metrics.clone(),
+            );
+            tokio::spawn(w.run(stopped(stop_rx.clone())))
+        });
         let router = web::router(self.state.clone());
         tracing::info!(url = %self.state.base_url, "serving the status page");
         let served = axum::serve(self.listener, router)
@@ -227,8 +236,8 @@ impl App {
         }
         let _ = stop_tx.send(true);
         let _ = tokio::join!(pager, worker, watcher, retention);
-        if let Some(p) = publisher {
-            let _ = p.await;
+        for task in [publisher, watchdog].into_iter().flatten() {
+            let _ = task.await;
         }
         // Results already handed over are stored before the database closes.
         if tokio::time::timeout(Duration::from_secs(5), monitor)

@@ -26,7 +26,8 @@
 //!   wire formats (webhook, PagerDuty, Slack, email).
 //! - [`heartbeat`]: passive probes its jobs ping (`/ping/{token}`); a missed
 //!   ping or an overrun becomes a failed run for the monitor, like any probe's.
-//! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus).
+//! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus);
+//!   [`watchdog`]: pings an external dead man's switch while healthy.
 //! - [`ack`]: signed acknowledgement links.
 //! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`).
 //! - [`uptime`]: the uptime history as pure functions: time in each state per
@@ -63,4 +64,5 @@ pub mod scheduler;
 pub mod store;
 pub mod subscribers;
 pub mod uptime;
+pub mod watchdog;
 pub mod web;

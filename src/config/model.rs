@@ -35,6 +35,30 @@ pub struct Config {
     pub admin: Admin,
     pub connectivity: Option<Connectivity>,
     pub retention: Retention,
+    /// `watchdog:`: an outbound heartbeat to a dead man's switch.
+    pub watchdog: Option<Watchdog>,
+    /// `report:`: the weekly digest by email.
+    pub report: Option<ReportDigest>,
+}
+
+/// An outbound heartbeat (`watchdog:`): while Lookout is healthy it pings
+/// `url` every `every`, so an external dead man's switch (Healthchecks.io
+/// and the like) notices when Lookout itself is down or wedged.
+#[derive(Debug, Clone)]
+pub struct Watchdog {
+    /// The rendered URL; a secret, since it usually embeds the check's id.
+    pub url: Secret,
+    pub every: Duration,
+    pub timeout: Duration,
+}
+
+/// When the weekly report goes out by email (`report:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportDigest {
+    pub email: Vec<String>,
+    /// The weekday and local time (page time zone) it is sent at.
+    pub weekday: chrono::Weekday,
+    pub at: chrono::NaiveTime,
 }
 
 /// How long data is kept (`retention:`); incidents are kept forever.
