@@ -225,6 +225,20 @@ impl App {
             );
             tokio::spawn(w.run(stopped(stop_rx.clone())))
         });
+        let digest = self.state.config.report.clone().map(|settings| {
+            let digest = crate::report::digest::Digest {
+                store: self.state.store.clone(),
+                config: self.state.config.clone(),
+                settings,
+                base_url: self.state.base_url.clone(),
+            };
+            let pager = self.state.pager.clone();
+            tokio::spawn(crate::report::digest::run(
+                digest,
+                pager,
+                stopped(stop_rx.clone()),
+            ))
+        });
         let router = web::router(self.state.clone());
         tracing::info!(url = %self.state.base_url, "serving the status page");
         let served = axum::serve(self.listener, router)
@@ -236,7 +250,7 @@ impl App {
         }
         let _ = stop_tx.send(true);
         let _ = tokio::join!(pager, worker, watcher, retention);
-        for task in [publisher, watchdog].into_iter().flatten() {
+        for task in [publisher, watchdog, digest].into_iter().flatten() {
             let _ = task.await;
         }
         // Results already handed over are stored before the database closes.

@@ -28,6 +28,8 @@
 //!   ping or an overrun becomes a failed run for the monitor, like any probe's.
 //! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus);
 //!   [`watchdog`]: pings an external dead man's switch while healthy.
+//! - [`report`]: the weekly report (uptime, incidents, TTA/TTR, slowest
+//!   steps, leaked cleanups) for `/admin/report` and the email digest.
 //! - [`ack`]: signed acknowledgement links.
 //! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`).
 //! - [`uptime`]: the uptime history as pure functions: time in each state per
@@ -57,6 +59,7 @@ pub mod monitor;
 pub mod notify;
 pub mod pager;
 pub mod publish;
+pub mod report;
 pub mod retention;
 pub mod sample_platform;
 pub mod schedule;

@@ -10,6 +10,7 @@ pub mod cache;
 mod hooks;
 mod ops;
 mod ping;
+mod report;
 pub mod site;
 mod subscribe;
 pub mod uptime;
@@ -106,6 +107,8 @@ pub fn router(state: AppState) -> Router {
             post(admin::post_update),
         )
         .route("/api/admin/runs/leaked", get(admin::leaked_runs))
+        .route("/admin/report", get(report::page))
+        .route("/api/admin/report", get(report::json))
         .route(
             "/api/admin/maintenances",
             get(admin::maintenances).post(admin::create_maintenance),
