@@ -1,6 +1,7 @@
 //! The outbound dead man's switch: a running Lookout pings a real receiver
-//! on loopback every period with the secret rendered into the URL, and a
-//! switch that cannot be reached is counted in `/metrics`, never fatal.
+//! on loopback every period with the secret rendered into the URL, goes
+//! silent while its database cannot write, and a switch that cannot be
+//! reached is counted in `/metrics`, never fatal.
 
 mod support;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
+use sqlx::Connection;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -73,7 +75,7 @@ async fn watchdog_count(app: &Running, result: &str) -> f64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_healthy_lookout_pings_the_switch_every_period_with_the_secret_in_the_url() {
+async fn a_healthy_lookout_pings_the_switch_with_the_secret_and_goes_silent_when_wedged() {
     let dir = tempfile::tempdir().unwrap();
     let (switch, url) = switch().await;
     let path = config(
@@ -94,6 +96,43 @@ async fn a_healthy_lookout_pings_the_switch_every_period_with_the_secret_in_the_
     );
     assert!(watchdog_count(&app, "sent").await >= 3.0);
     assert_eq!(watchdog_count(&app, "failed").await, 0.0);
+
+    // Another process takes the write lock: Lookout is not ready, so the
+    // switch hears nothing (and would fire) until the lock goes.
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("l.db"))
+        .busy_timeout(Duration::from_secs(20));
+    let mut locker = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    // Attempts run one at a time: once one is skipped under the lock, no
+    // ping from before it can still be on its way.
+    let before = watchdog_count(&app, "skipped").await;
+    let skipped = eventually("a skipped ping", WAIT, || async {
+        let n = watchdog_count(&app, "skipped").await;
+        (n > before).then_some(n)
+    })
+    .await;
+    let silent_from = switch.pings.lock().unwrap().len();
+    eventually("two more skipped pings", WAIT, || async {
+        (watchdog_count(&app, "skipped").await >= skipped + 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        switch.pings.lock().unwrap().len(),
+        silent_from,
+        "no ping while the database cannot write"
+    );
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    locker.close().await.unwrap();
+    eventually("pings again once healthy", WAIT, || async {
+        (switch.pings.lock().unwrap().len() > silent_from).then_some(())
+    })
+    .await;
     app.stop().await;
 }
 
