@@ -41,7 +41,7 @@ pub fn decide(
     checks: &[Check],
     now: DateTime<Utc>,
 ) -> Decision {
-    if let Some(next) = last.map(|l| l + chrono::Duration::from_std(every).unwrap_or_default())
+    if let Some(next) = last.map(|l| next_attempt(l, every))
         && next > now
     {
         return Decision::Wait(next);
@@ -56,6 +56,15 @@ pub fn decide(
     } else {
         Decision::Silent(failing.join("; "))
     }
+}
+
+/// When the attempt after one made at `last` is due.
+pub fn next_attempt(last: DateTime<Utc>, every: Duration) -> DateTime<Utc> {
+    // An absurd period (`every: 1000000y`) means "never", not a panic.
+    chrono::Duration::from_std(every)
+        .ok()
+        .and_then(|d| last.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// The watchdog task's parts.
@@ -101,19 +110,17 @@ impl Watchdog {
             "watchdog: pinging the dead man's switch while healthy");
         let mut last = Utc::now();
         loop {
-            let checks = match decide(Some(last), self.settings.every, &[], Utc::now()) {
-                Decision::Wait(next) => {
-                    let wait = (next - Utc::now()).to_std().unwrap_or_default();
-                    tokio::select! {
-                        _ = &mut shutdown => return,
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    continue;
-                }
-                _ => crate::health::readiness(&self.store, &self.health, Utc::now()).await,
-            };
+            let wait = (next_attempt(last, self.settings.every) - Utc::now())
+                .to_std()
+                .unwrap_or_default();
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            let checks = crate::health::readiness(&self.store, &self.health, Utc::now()).await;
             let now = Utc::now();
             match decide(Some(last), self.settings.every, &checks, now) {
+                // Woke a little early: sleep the rest.
                 Decision::Wait(_) => continue,
                 Decision::Silent(why) => {
                     tracing::warn!(%host, reason = %why, "watchdog: not healthy, ping skipped");

@@ -9,9 +9,10 @@ use chrono_tz::Tz;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Week {
     /// The ISO week-numbering year (differs from the calendar year around
-    /// New Year: 2026-12-31 is in 2026-W53, 2027-01-01 too).
-    pub year: i32,
-    pub week: u32,
+    /// New Year: 2026-12-31 is in 2026-W53, 2027-01-01 too). Private, so
+    /// every `Week` comes from a date or a checked string.
+    year: i32,
+    week: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,7 +40,6 @@ impl Week {
     }
 
     pub fn monday(self) -> NaiveDate {
-        // Weeks are only built from dates or checked by `parse`.
         NaiveDate::from_isoywd_opt(self.year, self.week, Weekday::Mon)
             .expect("a week built from a date or checked by parse")
     }
@@ -105,7 +105,11 @@ mod tests {
         );
         assert_eq!(w.to_string(), "2026-W47");
         assert_eq!("2026-w3".parse::<Week>().unwrap().to_string(), "2026-W03");
-        assert_eq!("2026-W53".parse::<Week>().unwrap().week, 53);
+        assert_eq!(
+            "2026-W53".parse::<Week>().unwrap().week,
+            53,
+            "2026 has 53 weeks"
+        );
         for bad in [
             "2026-W54", "2025-W53", "2026W47", "2026-47", "W47", "x-W1", "",
         ] {
