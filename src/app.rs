@@ -264,6 +264,29 @@ impl App {
                 stopped(stop_rx.clone()),
             ))
         });
+        let watchdog = config.watchdog.clone().map(|w| {
+            let w = crate::watchdog::Watchdog::new(
+                w,
+                self.state.store.clone(),
+                self.state.health.clone(),
+                self.state.metrics.clone(),
+            );
+            tokio::spawn(w.run(stopped(stop_rx.clone())))
+        });
+        let digest = config.report.clone().map(|settings| {
+            let digest = crate::report::digest::Digest {
+                store: self.state.store.clone(),
+                config: self.state.config.get(),
+                settings,
+                base_url: self.state.base_url.clone(),
+            };
+            let pager = self.state.pager.clone();
+            tokio::spawn(crate::report::digest::run(
+                digest,
+                pager,
+                stopped(stop_rx.clone()),
+            ))
+        });
         let router = web::router(self.state.clone());
         tracing::info!(url = %self.state.base_url, "serving the status page");
         // The page stays up while journeys finish: the web server stops
@@ -292,8 +315,8 @@ impl App {
         };
         let _ = stop_tx.send(true);
         let _ = tokio::join!(pager, worker, watcher, retention);
-        if let Some(p) = publisher {
-            let _ = p.await;
+        for task in [publisher, watchdog, digest].into_iter().flatten() {
+            let _ = task.await;
         }
         if let Some(r) = reloader {
             let _ = r.await;

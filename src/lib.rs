@@ -30,7 +30,10 @@
 //!   wire formats (webhook, PagerDuty, Slack, email).
 //! - [`heartbeat`]: passive probes its jobs ping (`/ping/{token}`); a missed
 //!   ping or an overrun becomes a failed run for the monitor, like any probe's.
-//! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus).
+//! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus);
+//!   [`watchdog`]: pings an external dead man's switch while healthy.
+//! - [`report`]: the weekly report (uptime, incidents, TTA/TTR, slowest
+//!   steps, leaked cleanups) for `/admin/report` and the email digest.
 //! - [`ack`]: signed acknowledgement links.
 //! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`).
 //! - [`uptime`]: the uptime history as pure functions: time in each state per
@@ -62,6 +65,7 @@ pub mod pager;
 pub mod pressure;
 pub mod publish;
 pub mod reload;
+pub mod report;
 pub mod retention;
 pub mod sample_platform;
 pub mod schedule;
@@ -69,4 +73,5 @@ pub mod scheduler;
 pub mod store;
 pub mod subscribers;
 pub mod uptime;
+pub mod watchdog;
 pub mod web;

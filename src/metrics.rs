@@ -47,6 +47,11 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
     op: String,
 }
@@ -67,6 +72,7 @@ pub struct Metrics {
     outbox_depth: Gauge,
     outbox_oldest: Gauge<f64, AtomicU64>,
     open_incidents: Gauge,
+    watchdog_pings: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -149,6 +155,12 @@ impl Metrics {
             "Incidents not yet resolved",
             open_incidents.clone(),
         );
+        let watchdog_pings = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "lookout_watchdog_pings",
+            "Outbound dead man's switch pings by result: sent, failed (the URL did not answer 2xx), skipped (Lookout not healthy)",
+            watchdog_pings.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             runs,
@@ -161,6 +173,7 @@ impl Metrics {
             outbox_depth,
             outbox_oldest,
             open_incidents,
+            watchdog_pings,
         }
     }
 
@@ -215,6 +228,25 @@ impl Metrics {
                 notifier: notifier.to_string(),
             })
             .inc();
+    }
+
+    /// Counts one watchdog attempt: `sent`, `failed` or `skipped`.
+    pub fn watchdog_ping(&self, result: &str) {
+        self.watchdog_pings
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Starts the watchdog's counts at zero, so a failure rate can be
+    /// computed before the first failure.
+    pub fn expect_watchdog(&self) {
+        for result in ["sent", "failed", "skipped"] {
+            drop(self.watchdog_pings.get_or_create(&ResultLabels {
+                result: result.to_string(),
+            }));
+        }
     }
 
     /// Records how long a write (`op`, e.g. `record_run`) took.

@@ -117,10 +117,21 @@ pub fn window_start(tz: &Tz, now: DateTime<Utc>, n: usize) -> DateTime<Utc> {
 /// covers is no data, and the rest of today (after `now`) is not counted.
 pub fn days(spans: &[Span], tz: &Tz, now: DateTime<Utc>, n: usize) -> Vec<Day> {
     let today = now.with_timezone(tz).date_naive();
+    days_from(spans, tz, today - Duration::days(n as i64 - 1), n, now)
+}
+
+/// Like [`days`], for the `n` local days from `first` (a past week for the
+/// weekly report); days after `now` have no length and no data.
+pub fn days_from(
+    spans: &[Span],
+    tz: &Tz,
+    first: NaiveDate,
+    n: usize,
+    now: DateTime<Utc>,
+) -> Vec<Day> {
     (0..n)
-        .rev()
-        .map(|back| {
-            let date = today - Duration::days(back as i64);
+        .map(|i| {
+            let date = first + Duration::days(i as i64);
             let start = local_midnight(tz, date);
             let end = local_midnight(tz, date + Duration::days(1)).min(now);
             // Milliseconds first: truncating each piece to whole seconds

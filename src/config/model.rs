@@ -36,6 +36,10 @@ pub struct Config {
     pub connectivity: Option<Connectivity>,
     pub retention: Retention,
     pub limits: Limits,
+    /// `watchdog:`: an outbound heartbeat to a dead man's switch.
+    pub watchdog: Option<Watchdog>,
+    /// `report:`: the weekly digest by email.
+    pub report: Option<ReportDigest>,
 }
 
 /// How hard Lookout may push (`limits:`), so the prober never floods the
@@ -59,6 +63,26 @@ impl Default for Limits {
             shutdown_grace: Duration::from_secs(10),
         }
     }
+}
+
+/// An outbound heartbeat (`watchdog:`): while Lookout is healthy it pings
+/// `url` every `every`, so an external dead man's switch (Healthchecks.io
+/// and the like) notices when Lookout itself is down or wedged.
+#[derive(Debug, Clone)]
+pub struct Watchdog {
+    /// The rendered URL; a secret, since it usually embeds the check's id.
+    pub url: Secret,
+    pub every: Duration,
+    pub timeout: Duration,
+}
+
+/// When the weekly report goes out by email (`report:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportDigest {
+    pub email: Vec<String>,
+    /// The weekday and local time (page time zone) it is sent at.
+    pub weekday: chrono::Weekday,
+    pub at: chrono::NaiveTime,
 }
 
 /// How long data is kept (`retention:`); incidents are kept forever.

@@ -7,6 +7,7 @@ mod heartbeats;
 mod holds;
 mod incidents;
 mod outbox;
+mod reports;
 mod retention;
 mod rollups;
 mod runs;
@@ -26,6 +27,7 @@ pub use incidents::{
     AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, PublicUpdate, UpdateKind,
 };
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
+pub use reports::{LeakedRun, StepDuration};
 pub use rollups::{StateInterval, Subject};
 pub use runs::{InterruptedRun, ProbeRow, RunRow};
 pub use skips::SkipRow;

@@ -39,10 +39,8 @@ pub async fn incident(
     let probes = app.store.incident_probes(id).await?;
     let deliveries = app.store.outbox_rows(id).await?;
     let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
-    let tta = inc
-        .acknowledged_at
-        .map(|t| (t - inc.opened_at).num_seconds());
-    let ttr = inc.resolved_at.map(|t| (t - inc.opened_at).num_seconds());
+    let tta = inc.time_to_acknowledge().map(|d| d.num_seconds());
+    let ttr = inc.time_to_resolve().map(|d| d.num_seconds());
     let v = view::incident(&app.config.get(), &app.store, inc, true).await?;
     Ok(Json(json!({
         "id": v.id,

@@ -45,7 +45,7 @@ fn new_session(app: &AppState) -> Option<String> {
 }
 
 /// The valid session of the request, if any.
-fn session(app: &AppState, headers: &HeaderMap) -> Option<String> {
+pub(super) fn session(app: &AppState, headers: &HeaderMap) -> Option<String> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
     let value = cookies
         .split(';')
@@ -119,7 +119,7 @@ impl AdminPage<'_> {
     }
 }
 
-fn login_page(app: &AppState, status: StatusCode, error: Option<&str>) -> Response {
+pub(super) fn login_page(app: &AppState, status: StatusCode, error: Option<&str>) -> Response {
     let body = LoginPage {
         title: &app.config.get().page.title,
         error,

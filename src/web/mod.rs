@@ -10,6 +10,7 @@ pub mod cache;
 mod hooks;
 mod ops;
 mod ping;
+mod report;
 pub mod site;
 mod subscribe;
 pub mod uptime;
@@ -109,6 +110,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/admin/runs/leaked", get(admin::leaked_runs))
         .route("/api/admin/runs/skipped", get(admin::skipped_starts))
         .route("/api/admin/config", get(admin::config_status))
+        .route("/admin/report", get(report::page))
+        .route("/api/admin/report", get(report::json))
         .route(
             "/api/admin/maintenances",
             get(admin::maintenances).post(admin::create_maintenance),

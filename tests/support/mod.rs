@@ -119,7 +119,14 @@ impl mailin_embedded::Handler for Smtp {
 impl Smtp {
     /// Starts the server on a free loopback port; returns the port.
     pub fn start(&self) -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        self.start_at(0)
+    }
+
+    /// Starts the server on `port` (0: any free one), e.g. one from
+    /// [`free_port`] that Lookout was already told about ("the SMTP server
+    /// was down, then comes back"); returns the port.
+    pub fn start_at(&self, port: u16) -> u16 {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut server = mailin_embedded::Server::new(self.clone());
         server.with_name("test.smtp").with_tcp_listener(listener);

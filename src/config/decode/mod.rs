@@ -4,6 +4,7 @@
 mod names;
 mod paging;
 mod probe;
+mod service;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -134,6 +135,8 @@ const TOP_KEYS: &[&str] = &[
     "connectivity",
     "retention",
     "limits",
+    "watchdog",
+    "report",
 ];
 
 impl Ctx<'_> {
@@ -430,6 +433,11 @@ impl Ctx<'_> {
         }
         let admin = self.admin(map.get_node("admin"));
         let smtp = map.get_node("smtp").and_then(|n| self.smtp(n));
+        let watchdog = map.get_node("watchdog").and_then(|n| self.watchdog(n));
+        let has_smtp = map.get_node("smtp").is_some();
+        let report = map
+            .get_node("report")
+            .and_then(|n| self.report(n, has_smtp));
         Some(Config {
             page,
             components,
@@ -444,6 +452,8 @@ impl Ctx<'_> {
             connectivity,
             retention,
             limits,
+            watchdog,
+            report,
         })
     }
 
