@@ -86,9 +86,11 @@ fn main() {
     let env = |n: &str| (n == "PW").then(|| "bench-pass".to_string());
     let yaml = JOURNEY.replace("URL", &url);
     let config = lookout::config::parse(&yaml, "bench.yaml", Path::new("."), &env).unwrap();
-    let probe = &config.probes[0];
     let runner = lookout::journey::Runner::new();
-    rt.block_on(async {
+    // The loop runs as a task on the runtime's worker, as scheduled runs do
+    // in the service, not on the thread that blocks on it.
+    let bench = async move {
+        let probe = &config.probes[0];
         for _ in 0..200 {
             if reqwest::get(format!("{url}/healthz")).await.is_ok() {
                 break;
@@ -100,28 +102,35 @@ fn main() {
             let r = runner.run(&config, probe).await;
             assert_eq!(r.outcome, lookout::journey::Outcome::Pass, "{r:#?}");
         }
-        let n = 2000;
-        let cpu0 = cpu_time();
+        // Several rounds: on a shared machine one round can be unlucky, so
+        // the median and the best round are both shown.
+        let (n, rounds) = (2000, 5);
+        let mut per_step = Vec::new();
         let wall0 = Instant::now();
-        for _ in 0..n {
-            runner.run(&config, probe).await;
+        for _ in 0..rounds {
+            let cpu0 = cpu_time();
+            for _ in 0..n {
+                runner.run(&config, probe).await;
+            }
+            let cpu = cpu_time() - cpu0;
+            per_step.push(cpu.as_secs_f64() * 1000.0 / (n * 5) as f64);
         }
-        let cpu = cpu_time() - cpu0;
         let wall = wall0.elapsed();
-        println!("sequential: {n} journeys of 5 steps in {wall:?}");
+        per_step.sort_by(f64::total_cmp);
+        let shown: Vec<String> = per_step.iter().map(|c| format!("{c:.3}")).collect();
+        println!("sequential: {rounds} rounds of {n} journeys of 5 steps in {wall:?}");
+        println!("  CPU per step, each round (ms): {}", shown.join(" "));
+        println!("  CPU per step:    {:.3} ms (median)", per_step[rounds / 2]);
         println!(
-            "  CPU per journey: {:.3} ms",
-            cpu.as_secs_f64() * 1000.0 / n as f64
-        );
-        println!(
-            "  CPU per step:    {:.3} ms",
-            cpu.as_secs_f64() * 1000.0 / (n * 5) as f64
+            "  CPU per journey: {:.3} ms (median)",
+            per_step[rounds / 2] * 5.0
         );
         println!(
             "  wall per journey: {:.3} ms",
-            wall.as_secs_f64() * 1000.0 / n as f64
+            wall.as_secs_f64() * 1000.0 / (n * rounds) as f64
         );
-    });
+    };
+    rt.block_on(rt.spawn(bench)).unwrap();
     let _ = platform.kill();
     let _ = platform.wait();
 }

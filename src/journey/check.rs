@@ -140,17 +140,20 @@ fn check_assertion(
     scope: &dyn Scope,
 ) -> Option<AssertionFailure> {
     let actual = query(&a.query, resp, scope);
-    let name = format!(
-        "{} {}{}",
-        a.query.describe(),
-        if a.negate { "not_" } else { "" },
-        a.op.as_str()
-    );
+    // Named only when it fails: most assertions hold.
+    let name = || {
+        format!(
+            "{} {}{}",
+            a.query.describe(),
+            if a.negate { "not_" } else { "" },
+            a.op.as_str()
+        )
+    };
     let expected = match a.expected.render(scope) {
         Ok(v) => v,
         Err(e) => {
             return Some(AssertionFailure {
-                check: name,
+                check: name(),
                 expected: format!("(could not render: {e})"),
                 actual: show(actual.as_ref()),
             });
@@ -158,7 +161,7 @@ fn check_assertion(
     };
     let holds = predicate(a, actual.as_ref(), &expected) != a.negate;
     (!holds).then(|| AssertionFailure {
-        check: name,
+        check: name(),
         expected: show(Some(&expected)),
         actual: show(actual.as_ref()),
     })

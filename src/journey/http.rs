@@ -73,23 +73,26 @@ impl std::fmt::Display for TransportError {
     }
 }
 
-/// Sends `req` and reads at most `max_body` bytes, all within `timeout`.
+/// Sends `req` (to `url`, its URL already parsed, when it parses) and
+/// reads at most `max_body` bytes, all within `timeout`.
 pub async fn send(
     client: &reqwest::Client,
     req: &Request,
+    url: Option<&reqwest::Url>,
     cookies: Option<HeaderValue>,
     timeout: Duration,
     max_body: u64,
 ) -> Result<Exchange, TransportError> {
     let started = Instant::now();
     let work = async {
-        let response = build(client, req, cookies)?
+        let mut response = build(client, req, url, cookies)?
             .send()
             .await
             .map_err(classify)?;
         let ttfb = started.elapsed();
         let status = response.status().as_u16();
-        let headers = response.headers().clone();
+        // Taken, not copied: the body is read from the stream, not the headers.
+        let headers = std::mem::take(response.headers_mut());
         let body = read_capped(response, max_body).await?;
         Ok((status, headers, body, ttfb))
     };
@@ -115,11 +118,15 @@ pub async fn send(
 fn build(
     client: &reqwest::Client,
     req: &Request,
+    url: Option<&reqwest::Url>,
     cookies: Option<HeaderValue>,
 ) -> Result<reqwest::RequestBuilder, TransportError> {
     let method = reqwest::Method::from_bytes(req.method.as_str().as_bytes())
         .map_err(|e| TransportError::Other(e.to_string()))?;
-    let mut builder = client.request(method, &req.url);
+    let mut builder = match url {
+        Some(url) => client.request(method, url.clone()),
+        None => client.request(method, &req.url),
+    };
     for (name, value) in &req.headers {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| TransportError::Other(format!("invalid header name `{name}`")))?;

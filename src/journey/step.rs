@@ -196,11 +196,14 @@ impl RunCtx<'_> {
                 failures: vec![],
             };
         }
+        // Parsed once for the cookie jar and the client alike; a URL that
+        // does not parse goes to the client as text, which reports why.
         let url = reqwest::Url::parse(&request.url);
         let cookies = url.as_ref().ok().and_then(|u| self.cookies.cookies(u));
         let result = http::send(
             self.http,
             request,
+            url.as_ref().ok(),
             cookies,
             timeout,
             self.probe.max_body_bytes,
