@@ -78,6 +78,7 @@ for n in 10 1000; do
   npid=$!
   pids+=($npid)
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$np/index.html" >/dev/null && break; sleep 0.2; done
+  curl -sf "http://127.0.0.1:$lp/metrics" >"$work/metrics-before-$n.txt"
   for doc in "/:index.html" "/api/v2/summary.json:summary.json"; do
     path=${doc%%:*}; file=${doc##*:}
     size=$(stat -c %s "$work/site-$n/$file")
@@ -87,11 +88,28 @@ for n in 10 1000; do
     echo "| $n | \`$path\` | $size B | $lr | $lpp | $nr | $npp | $ratio |" >>"$results"
   done
   kill $npid; wait $npid 2>/dev/null || true
-  lag=$(curl -sf "http://127.0.0.1:$lp/metrics" | grep -E '^lookout_schedule_lag' | head -20 || true)
+  curl -sf "http://127.0.0.1:$lp/metrics" >"$work/metrics-after-$n.txt"
   failed=$(grep -ci "could not record run" "$work/lookout-$n.log" || true)
-  runs=$(grep -c '"run finished"\|run finished' "$work/lookout-$n.log" || true)
-  echo "probes=$n: runs finished during the test: $runs, failed writes: $failed" >>"$work/notes.txt"
-  [ -n "$lag" ] && echo "$lag" | sed "s/^/probes=$n: /" >>"$work/notes.txt"
+  # Schedule lag of the starts made while the floods ran: the difference of
+  # the lag histogram between a scrape before the first flood and one after
+  # the last, so start-up is not counted.
+  python3 - "$work/metrics-before-$n.txt" "$work/metrics-after-$n.txt" "$n" "$failed" >>"$work/notes.txt" <<'PY'
+import re, sys
+def buckets(path):
+    b = {}
+    for line in open(path):
+        m = re.match(r'lookout_schedule_lag_seconds_bucket\{le="([^"]+)"\} (\d+)', line)
+        if m:
+            b[m.group(1)] = int(m.group(2))
+    return b
+before, after = buckets(sys.argv[1]), buckets(sys.argv[2])
+d = {k: after[k] - before.get(k, 0) for k in after}
+total = d.get("+Inf", 0)
+share = lambda le: 100.0 * d.get(le, 0) / total if total else 0.0
+print(f"probes={sys.argv[3]}: {total} starts during the floods, failed writes: {sys.argv[4]}; "
+      f"started within 10 ms: {share('0.01'):.2f} %, 50 ms: {share('0.05'):.2f} %, "
+      f"100 ms: {share('0.1'):.2f} %, 250 ms: {share('0.25'):.2f} %")
+PY
   kill $lpid; wait $lpid 2>/dev/null || true
 done
 cat "$results"

@@ -28,6 +28,9 @@ pub struct AppOptions {
     pub database: PathBuf,
     pub listen: SocketAddr,
     pub tuning: Tuning,
+    /// The file `config` came from, to reload on SIGHUP or change
+    /// (none: the configuration is fixed for the process's life).
+    pub source: Option<crate::reload::Source>,
 }
 
 /// Timings tests shrink so escalations and retries play out in seconds.
@@ -38,6 +41,8 @@ pub struct Tuning {
     pub backoff: Backoff,
     /// Whether to start the scheduler (tests may drive runs themselves).
     pub schedule: bool,
+    /// How often the configuration file is checked for changes.
+    pub reload_poll: Duration,
 }
 
 impl Default for Tuning {
@@ -46,6 +51,7 @@ impl Default for Tuning {
             escalation_tick: Duration::from_secs(1),
             backoff: Backoff::default(),
             schedule: true,
+            reload_poll: Duration::from_secs(2),
         }
     }
 }
@@ -59,8 +65,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error("scheduler: {0}")]
-    Scheduler(#[from] tokio_cron_scheduler::JobSchedulerError),
+    #[error("cannot start the scheduler's thread: {0}")]
+    Scheduler(std::io::Error),
     #[error("web server: {0}")]
     Serve(std::io::Error),
 }
@@ -73,6 +79,7 @@ pub struct App {
     tuning: Tuning,
     /// Heartbeat pings from the web layer, for the watcher.
     pings: crate::heartbeat::watcher::Inbox,
+    source: Option<crate::reload::Source>,
 }
 
 impl App {
@@ -87,7 +94,8 @@ impl App {
         let store = Store::open(&opts.database).await?;
         let keys = AckKeys::new(ack_key(&store).await?);
         store.release_claims().await?;
-        let config = Arc::new(opts.config);
+        let live = crate::config::Live::new(opts.config);
+        let config = live.get();
         let base_url = config
             .page
             .url
@@ -97,7 +105,7 @@ impl App {
         let wake = Arc::new(Notify::new());
         let pager = Pager::new(
             store.clone(),
-            config.clone(),
+            live.clone(),
             keys,
             base_url.clone(),
             wake.clone(),
@@ -105,7 +113,7 @@ impl App {
         let notifiers = Arc::new(Notifiers::new(config.smtp.clone()));
         let worker = Worker::new(
             store.clone(),
-            config.clone(),
+            live.clone(),
             notifiers,
             opts.tuning.backoff,
             wake,
@@ -115,13 +123,18 @@ impl App {
         metrics.expect_notifiers(config.notifiers.keys());
         let health = crate::health::Health::default();
         let worker = worker.with_ops(metrics.clone(), health.clone());
-        let (heartbeats, pings) = crate::heartbeat::watcher::Heartbeats::new(&config);
+        let (heartbeats, pings) = crate::heartbeat::watcher::Heartbeats::new(live.clone());
         let changes = crate::changes::Changes::default();
-        let monitor = Monitor::new(store.clone(), config.clone(), pager.clone())
+        let monitor = Monitor::new(store.clone(), live.clone(), pager.clone())
             .with_changes(changes.clone())
             .with_metrics(metrics.clone());
+        let reloads = crate::reload::Reloads::default();
+        if let Some(source) = &opts.source {
+            crate::reload::started(source, &reloads);
+        }
         let state = AppState {
-            config,
+            config: live,
+            reloads,
             store,
             pager,
             base_url,
@@ -138,6 +151,7 @@ impl App {
             worker,
             tuning: opts.tuning,
             pings,
+            source: opts.source,
         })
     }
 
@@ -159,8 +173,14 @@ impl App {
         &self.monitor
     }
 
-    /// Runs the scheduler, heartbeat watcher, monitor, pager, outbox worker
-    /// and web server until `shutdown` resolves, then stops them.
+    /// Runs the scheduler, heartbeat watcher, monitor, pager, outbox worker,
+    /// reloader and web server until `shutdown` resolves, then stops them:
+    /// first the scheduler (running journeys get `limits.shutdown_grace`,
+    /// then are interrupted and cleaned up), then the web server (after its
+    /// in-flight requests), then the background tasks; the monitor stores
+    /// every result handed over before the database closes. Outbox rows
+    /// being delivered are either marked or released by their lease, so the
+    /// outbox stays consistent.
     pub async fn run_until_stopped(
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -169,26 +189,54 @@ impl App {
         let stopped = |mut rx: watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let config = self.state.config.get();
         let (results_tx, results_rx) = mpsc::channel(1024);
         let runner = Runner::new().with_journal(self.state.store.clone());
         tokio::spawn(crate::monitor::clean_up_interrupted(
             self.state.store.clone(),
-            self.state.config.clone(),
+            config.clone(),
             runner.clone(),
         ));
         let scheduler = if self.tuning.schedule {
             let connectivity = crate::connectivity::Connectivity::new(
-                self.state.config.connectivity.clone(),
+                config.connectivity.clone(),
                 self.state.store.clone(),
                 self.state.pager.clone(),
             );
-            let config = self.state.config.clone();
-            let (metrics, health) = (self.state.metrics.clone(), self.state.health.clone());
-            let results = results_tx.clone();
-            Some(Scheduler::start(config, runner, results, connectivity, metrics, health).await?)
+            let deps = crate::scheduler::Deps {
+                runner,
+                results: results_tx.clone(),
+                connectivity,
+                metrics: self.state.metrics.clone(),
+                health: self.state.health.clone(),
+                store: self.state.store.clone(),
+            };
+            Some(Scheduler::start(config.clone(), deps).map_err(AppError::Scheduler)?)
         } else {
             None
         };
+        let reloader = self.source.clone().map(|source| {
+            let planner = scheduler.as_ref().map(Scheduler::planner);
+            let (monitor, metrics) = (self.monitor.clone(), self.state.metrics.clone());
+            let changes = self.state.changes.clone();
+            let apply = move |config: Arc<crate::config::Config>| {
+                if let Some(p) = &planner {
+                    p.reload(config.clone());
+                }
+                metrics.expect_notifiers(config.notifiers.keys());
+                let monitor = monitor.clone();
+                tokio::spawn(async move { monitor.forget_removed_probes(Utc::now()).await });
+                changes.bump();
+            };
+            tokio::spawn(crate::reload::run(
+                source,
+                self.state.config.clone(),
+                self.state.reloads.clone(),
+                apply,
+                self.tuning.reload_poll,
+                stopped(stop_rx.clone()),
+            ))
+        });
         let watcher = crate::heartbeat::watcher::Watcher::new(
             self.state.store.clone(),
             self.state.config.clone(),
@@ -206,29 +254,72 @@ impl App {
         let worker = tokio::spawn(self.worker.run(stopped(stop_rx.clone())));
         let retention = tokio::spawn(crate::retention::run(
             self.state.store.clone(),
-            self.state.config.retention,
+            config.retention,
             stopped(stop_rx.clone()),
         ));
-        let publisher = self.state.config.page.publish_dir.clone().map(|dir| {
+        let publisher = config.page.publish_dir.clone().map(|dir| {
             tokio::spawn(crate::publish::run(
                 self.state.clone(),
                 dir,
                 stopped(stop_rx.clone()),
             ))
         });
+        let watchdog = config.watchdog.clone().map(|w| {
+            let w = crate::watchdog::Watchdog::new(
+                w,
+                self.state.store.clone(),
+                self.state.health.clone(),
+                self.state.metrics.clone(),
+            );
+            tokio::spawn(w.run(stopped(stop_rx.clone())))
+        });
+        let digest = config.report.clone().map(|settings| {
+            let digest = crate::report::digest::Digest {
+                store: self.state.store.clone(),
+                config: self.state.config.get(),
+                settings,
+                base_url: self.state.base_url.clone(),
+            };
+            let pager = self.state.pager.clone();
+            tokio::spawn(crate::report::digest::run(
+                digest,
+                pager,
+                stopped(stop_rx.clone()),
+            ))
+        });
         let router = web::router(self.state.clone());
         tracing::info!(url = %self.state.base_url, "serving the status page");
-        let served = axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(AppError::Serve);
+        // The page stays up while journeys finish: the web server stops
+        // after the scheduler.
+        let (web_stop_tx, web_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut server = tokio::spawn(
+            axum::serve(self.listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = web_stop_rx.await;
+                })
+                .into_future(),
+        );
+        tokio::pin!(shutdown);
+        let early = tokio::select! {
+            () = &mut shutdown => None,
+            r = &mut server => Some(r),
+        };
+        tracing::info!("stopping: no new runs");
         if let Some(s) = scheduler {
             s.stop().await;
         }
+        let _ = web_stop_tx.send(());
+        let served = match early {
+            Some(r) => r,
+            None => server.await,
+        };
         let _ = stop_tx.send(true);
         let _ = tokio::join!(pager, worker, watcher, retention);
-        if let Some(p) = publisher {
-            let _ = p.await;
+        for task in [publisher, watchdog, digest].into_iter().flatten() {
+            let _ = task.await;
+        }
+        if let Some(r) = reloader {
+            let _ = r.await;
         }
         // Results already handed over are stored before the database closes.
         if tokio::time::timeout(Duration::from_secs(5), monitor)
@@ -238,7 +329,10 @@ impl App {
             tracing::warn!("monitor did not finish storing runs in time");
         }
         self.state.store.close().await;
-        served
+        match served {
+            Ok(r) => r.map_err(AppError::Serve),
+            Err(e) => Err(AppError::Serve(std::io::Error::other(e))),
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
-use crate::config::Config;
+use crate::config::Live;
 use crate::notify::{DeliveryError, Message, Notifiers};
 use crate::store::{OutboxRow, Store};
 
@@ -84,7 +84,7 @@ pub enum Step {
 #[derive(Clone)]
 pub struct Worker {
     store: Store,
-    config: Arc<Config>,
+    config: Live,
     notifiers: Arc<Notifiers>,
     backoff: Backoff,
     wake: Arc<Notify>,
@@ -102,7 +102,7 @@ const LEASE: chrono::Duration = chrono::Duration::seconds(60);
 impl Worker {
     pub fn new(
         store: Store,
-        config: Arc<Config>,
+        config: Live,
         notifiers: Arc<Notifiers>,
         backoff: Backoff,
         wake: Arc<Notify>,
@@ -228,7 +228,8 @@ impl Worker {
                 })?;
             return self.notifiers.mail(&mail, &row.delivery_id).await;
         }
-        let Some(notifier) = self.config.notifiers.get(&row.notifier) else {
+        let config = self.config.get();
+        let Some(notifier) = config.notifiers.get(&row.notifier) else {
             return Err(DeliveryError::Permanent {
                 reason: format!("notifier `{}` is no longer configured", row.notifier),
             });

@@ -165,6 +165,29 @@ pub fn assess(
     vec![db, scheduler, worker, lag]
 }
 
+/// A write slower than this counts as failed: readiness must answer fast.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The whole readiness assessment at `now`: a tiny database write (bounded
+/// by [`WRITE_TIMEOUT`]) and what the background tasks reported, judged by
+/// [`assess`] with the default limits. `/readyz` and the outbound watchdog
+/// both ask this, so they never disagree about whether Lookout is healthy.
+pub async fn readiness(
+    store: &crate::store::Store,
+    health: &Health,
+    now: DateTime<Utc>,
+) -> Vec<Check> {
+    let database = match tokio::time::timeout(WRITE_TIMEOUT, store.write_check(now)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "a write took longer than {}",
+            crate::fmt::duration(WRITE_TIMEOUT)
+        )),
+    };
+    assess(&health.snapshot(), database, &Limits::default(), now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

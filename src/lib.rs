@@ -16,7 +16,11 @@
 //!
 //! - [`config`]: probes.yaml → validated, typed [`config::Config`], with
 //!   file:line:column diagnostics.
-//! - [`schedule`] / [`scheduler`]: when probes run (tokio-cron-scheduler).
+//! - [`schedule`] / [`scheduler`]: when probes run (a grid per `every:`,
+//!   croner for `cron:`), on the scheduler's own thread, bounded by
+//!   [`pressure`] (journeys at once overall and per host; skipped starts).
+//! - [`reload`]: hot reload on SIGHUP or file change; the configuration in
+//!   force is a [`config::Live`] every task reads per operation.
 //! - [`journey`]: runs one probe's steps over HTTP; results are data.
 //! - [`monitor`]: the single writer: stores runs, applies [`evaluate`], opens,
 //!   joins and resolves incidents.
@@ -26,7 +30,10 @@
 //!   wire formats (webhook, PagerDuty, Slack, email).
 //! - [`heartbeat`]: passive probes its jobs ping (`/ping/{token}`); a missed
 //!   ping or an overrun becomes a failed run for the monitor, like any probe's.
-//! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus).
+//! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus);
+//!   [`watchdog`]: pings an external dead man's switch while healthy.
+//! - [`report`]: the weekly report (uptime, incidents, TTA/TTR, slowest
+//!   steps, leaked cleanups) for `/admin/report` and the email digest.
 //! - [`ack`]: signed acknowledgement links.
 //! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`).
 //! - [`uptime`]: the uptime history as pure functions: time in each state per
@@ -55,7 +62,10 @@ pub mod metrics;
 pub mod monitor;
 pub mod notify;
 pub mod pager;
+pub mod pressure;
 pub mod publish;
+pub mod reload;
+pub mod report;
 pub mod retention;
 pub mod sample_platform;
 pub mod schedule;
@@ -63,4 +73,5 @@ pub mod scheduler;
 pub mod store;
 pub mod subscribers;
 pub mod uptime;
+pub mod watchdog;
 pub mod web;

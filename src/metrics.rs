@@ -42,6 +42,16 @@ struct NotifierLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OpLabels {
     op: String,
 }
@@ -55,11 +65,14 @@ pub struct Metrics {
     runs: Family<RunLabels, Counter>,
     step_seconds: Histograms<StepLabels>,
     schedule_lag: Histogram,
+    skipped: Family<ReasonLabels, Counter>,
+    running: Gauge,
     delivery_failures: Family<NotifierLabels, Counter>,
     write_seconds: Histograms<OpLabels>,
     outbox_depth: Gauge,
     outbox_oldest: Gauge<f64, AtomicU64>,
     open_incidents: Gauge,
+    watchdog_pings: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -100,6 +113,18 @@ impl Metrics {
             "How late a scheduled run started, jitter excluded",
             schedule_lag.clone(),
         );
+        let skipped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "lookout_starts_skipped",
+            "Planned starts skipped rather than queued, by reason",
+            skipped.clone(),
+        );
+        let running = Gauge::default();
+        registry.register(
+            "lookout_journeys_running",
+            "Journeys running now (bounded by `limits:`)",
+            running.clone(),
+        );
         let delivery_failures = Family::<NotifierLabels, Counter>::default();
         registry.register(
             "lookout_delivery_failures",
@@ -130,16 +155,25 @@ impl Metrics {
             "Incidents not yet resolved",
             open_incidents.clone(),
         );
+        let watchdog_pings = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "lookout_watchdog_pings",
+            "Outbound dead man's switch pings by result: sent, failed (the URL did not answer 2xx), skipped (Lookout not healthy)",
+            watchdog_pings.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             runs,
             step_seconds,
             schedule_lag,
+            skipped,
+            running,
             delivery_failures,
             write_seconds,
             outbox_depth,
             outbox_oldest,
             open_incidents,
+            watchdog_pings,
         }
     }
 
@@ -165,6 +199,18 @@ impl Metrics {
         self.schedule_lag.observe(lag.as_secs_f64());
     }
 
+    pub fn starts_skipped(&self, reason: &str, count: u64) {
+        self.skipped
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc_by(count);
+    }
+
+    pub fn journeys_running(&self, n: usize) {
+        self.running.set(n as i64);
+    }
+
     /// Starts each notifier's failure count at zero, so the series exists
     /// (and `rate()` works) before the first failure.
     pub fn expect_notifiers<'a>(&self, names: impl IntoIterator<Item = &'a String>) {
@@ -182,6 +228,25 @@ impl Metrics {
                 notifier: notifier.to_string(),
             })
             .inc();
+    }
+
+    /// Counts one watchdog attempt: `sent`, `failed` or `skipped`.
+    pub fn watchdog_ping(&self, result: &str) {
+        self.watchdog_pings
+            .get_or_create(&ResultLabels {
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// Starts the watchdog's counts at zero, so a failure rate can be
+    /// computed before the first failure.
+    pub fn expect_watchdog(&self) {
+        for result in ["sent", "failed", "skipped"] {
+            drop(self.watchdog_pings.get_or_create(&ResultLabels {
+                result: result.to_string(),
+            }));
+        }
     }
 
     /// Records how long a write (`op`, e.g. `record_run`) took.

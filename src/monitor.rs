@@ -9,7 +9,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, Maintenance, Probe};
+use crate::config::{Config, Live, Maintenance, Probe};
 use crate::evaluate::{self, ComponentStatus, Flap, ProbeHealth, ProbeView, Transition};
 use crate::journey::{RunResult, Runner};
 use crate::pager::Pager;
@@ -18,14 +18,14 @@ use crate::store::{Incident, NewIncident, ProbeRow, Result, Store, UpdateKind};
 #[derive(Clone)]
 pub struct Monitor {
     store: Store,
-    config: Arc<Config>,
+    config: Live,
     pager: Pager,
     changes: crate::changes::Changes,
     metrics: crate::metrics::Metrics,
 }
 
 impl Monitor {
-    pub fn new(store: Store, config: Arc<Config>, pager: Pager) -> Self {
+    pub fn new(store: Store, config: Live, pager: Pager) -> Self {
         Self {
             store,
             config,
@@ -61,7 +61,8 @@ impl Monitor {
         self.store.record_run(run).await?;
         self.metrics.sqlite_write("record_run", writing.elapsed());
         self.metrics.run_finished(run);
-        let Some(probe) = self.config.probe(&run.probe) else {
+        let config = self.config.get();
+        let Some(probe) = config.probe(&run.probe) else {
             return Ok(()); // removed from the configuration while it ran
         };
         let prev = self.store.probe_state(&run.probe).await?;
@@ -143,10 +144,10 @@ impl Monitor {
             .await?;
         // Only this component's probes: this runs after every stored run.
         let states = self.store.probe_states_of(&run.component).await?;
-        let windows = windows(&self.config, &self.store).await?;
+        let windows = windows(&self.config.get(), &self.store).await?;
         let declared = self.store.declared_component_states().await?;
         let status = shown_status(
-            &self.config,
+            &self.config.get(),
             &states,
             &windows,
             &declared,
@@ -155,6 +156,7 @@ impl Monitor {
         );
         let gap = self
             .config
+            .get()
             .probes
             .iter()
             .filter(|p| p.component == run.component)
@@ -187,7 +189,7 @@ impl Monitor {
     /// The open incident of a failing parent named in `depends_on`.
     async fn parent_incident(&self, probe: &Probe) -> Result<Option<(String, Incident)>> {
         for dep in &probe.depends_on {
-            let inc = if self.config.probe(dep).is_some() {
+            let inc = if self.config.get().probe(dep).is_some() {
                 match self.store.probe_state(dep).await? {
                     Some(s) if s.health.failing => self.store.open_incident_for_probe(dep).await?,
                     _ => None,
@@ -218,8 +220,8 @@ impl Monitor {
                 .join_incident(inc.id, &run.probe, &detail, now)
                 .await;
         }
-        if let Some(probe) = self.config.probe(&run.probe)
-            && let Some((parent, inc)) = self.parent_incident(probe).await?
+        if let Some(probe) = self.config.get().probe(&run.probe).cloned()
+            && let Some((parent, inc)) = self.parent_incident(&probe).await?
         {
             let detail = format!("{detail} (joined: depends on {parent}, which is failing)");
             return self
@@ -237,13 +239,15 @@ impl Monitor {
                 .join_incident(inc.id, &run.probe, &detail, now)
                 .await;
         }
-        let component = self.config.component(&run.component);
+        let config = self.config.get();
+        let component = config.component(&run.component);
         let name = component.map_or(run.component.as_str(), |c| c.name.as_str());
         let policy = self
             .config
+            .get()
             .probe(&run.probe)
             .and_then(|p| p.alert.escalation.as_ref())
-            .and_then(|name| self.config.escalation.get(name))
+            .and_then(|name| config.escalation.get(name))
             .map(crate::escalation::Policy::from);
         let title = format!("{name} disrupted");
         // Never the technical detail: that stays on the internal timeline.
@@ -274,19 +278,22 @@ impl Monitor {
     }
 
     async fn probe_recovered(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
-        let Some(inc) = self.store.open_incident_for_probe(&run.probe).await? else {
+        let body = format!("Probe {} recovered", run.probe);
+        self.probe_cleared(&run.probe, &body, now).await
+    }
+
+    /// Takes the probe off its open incident, resolving the incident (and
+    /// its pages) when no probe of it still fails.
+    async fn probe_cleared(&self, probe: &str, body: &str, now: DateTime<Utc>) -> Result<()> {
+        let Some(inc) = self.store.open_incident_for_probe(probe).await? else {
             return Ok(());
         };
-        let body = format!("Probe {} recovered", run.probe);
-        let left = self
-            .store
-            .probe_recovered(inc.id, &run.probe, &body, now)
-            .await?;
+        let left = self.store.probe_recovered(inc.id, probe, body, now).await?;
         if left > 0 {
             return Ok(());
         }
-        let name = self
-            .config
+        let config = self.config.get();
+        let name = config
             .component(&inc.component)
             .map_or(inc.component.as_str(), |c| c.name.as_str());
         let deliveries = self.pager.resolved_deliveries(&inc, now).await?;
@@ -300,11 +307,38 @@ impl Monitor {
         Ok(())
     }
 
+    /// After a reload: probes no longer configured leave their incidents
+    /// (an incident left with none is resolved, so nobody is paged for
+    /// something no longer watched) and the page.
+    pub async fn forget_removed_probes(&self, now: DateTime<Utc>) {
+        if let Err(e) = self.try_forget_removed_probes(now).await {
+            tracing::error!(error = %e, "could not retire removed probes");
+        }
+    }
+
+    async fn try_forget_removed_probes(&self, now: DateTime<Utc>) -> Result<()> {
+        let config = self.config.get();
+        for state in self.store.probe_states().await? {
+            if config.probe(&state.probe).is_some() {
+                continue;
+            }
+            let body = format!(
+                "Probe {} was removed from the configuration, so it no longer counts",
+                state.probe
+            );
+            self.probe_cleared(&state.probe, &body, now).await?;
+            self.store.forget_probe_state(&state.probe).await?;
+            self.changes.bump();
+            tracing::info!(probe = %state.probe, "removed probe retired");
+        }
+        Ok(())
+    }
+
     /// Tells subscribers; a failure here is logged and never blocks paging.
     async fn announce(&self, id: i64, status: &str, body: &str, now: DateTime<Utc>) {
         let r = crate::subscribers::announce_update(
             &self.store,
-            &self.config,
+            &self.config.get(),
             self.pager.base_url(),
             id,
             status,
@@ -321,9 +355,9 @@ impl Monitor {
     /// The component's current status from its probes' stored states.
     pub async fn component_status(&self, component: &str) -> Result<ComponentStatus> {
         let states = self.store.probe_states().await?;
-        let windows = windows(&self.config, &self.store).await?;
+        let windows = windows(&self.config.get(), &self.store).await?;
         Ok(component_status(
-            &self.config,
+            &self.config.get(),
             &states,
             &windows,
             component,

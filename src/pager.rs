@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::ack::AckKeys;
-use crate::config::{Config, Notifier};
+use crate::config::{Live, Notifier};
 use crate::delivery::CrashAt;
 use crate::escalation::{self, Action};
 use crate::hold::{self, Hold, Member};
@@ -28,7 +28,7 @@ struct HoldContext {
 #[derive(Clone)]
 pub struct Pager {
     store: Store,
-    config: Arc<Config>,
+    config: Live,
     keys: AckKeys,
     base_url: String,
     /// Wakes the outbox worker when rows were added.
@@ -39,7 +39,7 @@ pub struct Pager {
 impl Pager {
     pub fn new(
         store: Store,
-        config: Arc<Config>,
+        config: Live,
         keys: AckKeys,
         base_url: String,
         wake: Arc<Notify>,
@@ -80,7 +80,7 @@ impl Pager {
         // What holds pages is read once per tick, not once per incident.
         let ctx = HoldContext {
             states: self.store.probe_states().await?,
-            windows: crate::monitor::windows(&self.config, &self.store).await?,
+            windows: crate::monitor::windows(&self.config.get(), &self.store).await?,
             silences: self.store.active_silences(now).await?,
         };
         let mut enqueued = 0;
@@ -265,7 +265,7 @@ impl Pager {
         let mut deliveries = Vec::new();
         for name in self.store.paged_notifiers(id).await? {
             if matches!(
-                self.config.notifiers.get(&name),
+                self.config.get().notifiers.get(&name),
                 Some(Notifier::PagerDuty { .. })
             ) {
                 let did = format!("inc{id}-ack{}-{name}", now.timestamp_millis());
@@ -340,6 +340,7 @@ impl Pager {
         };
         let component_name = self
             .config
+            .get()
             .component(&inc.component)
             .map_or_else(|| inc.component.clone(), |c| c.name.clone());
         let wants_ack = matches!(kind, MessageKind::Trigger | MessageKind::Reminder);

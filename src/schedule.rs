@@ -17,28 +17,39 @@ pub fn phase(name: &str, every: Duration) -> Duration {
     Duration::from_millis(h.finish() % ms)
 }
 
-/// The next `n` start times after `from` (for `every:`, counted from a
-/// service started at `from`).
+/// The next `n` planned starts after `from`.
 pub fn next_runs(
     name: &str,
     schedule: &Schedule,
     from: DateTime<Utc>,
     n: usize,
 ) -> Vec<DateTime<Utc>> {
+    std::iter::successors(next_due(name, schedule, from), |t| {
+        next_due(name, schedule, *t)
+    })
+    .take(n)
+    .collect()
+}
+
+/// The first planned start strictly after `after`. An `every:` probe's
+/// starts sit on a fixed grid (its phase plus whole intervals since the
+/// Unix epoch), so a restart picks up the same cadence rather than
+/// starting over. A cron probe's next occurrence is found in its time
+/// zone with the real offset at that instant, so runs stay put across DST.
+pub fn next_due(name: &str, schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match schedule {
         Schedule::Every(every) => {
-            let first = from + chrono::Duration::from_std(phase(name, *every)).unwrap_or_default();
-            let step = chrono::Duration::from_std(*every).unwrap_or_default();
-            (0..n as i32).map(|i| first + step * i).collect()
+            let every_ms = (every.as_millis() as i64).max(1);
+            let phase_ms = phase(name, *every).as_millis() as i64;
+            let since = after.timestamp_millis() - phase_ms;
+            let next = (since.div_euclid(every_ms) + 1) * every_ms + phase_ms;
+            DateTime::from_timestamp_millis(next)
         }
         Schedule::Cron { expr, tz } => {
-            let Ok(cron) = parse_cron(expr) else {
-                return vec![];
-            };
-            cron.iter_after(whole_second(from).with_timezone(tz))
-                .take(n)
+            let cron = parse_cron(expr).ok()?;
+            cron.find_next_occurrence(&whole_second(after).with_timezone(tz), false)
+                .ok()
                 .map(|t| t.with_timezone(&Utc))
-                .collect()
         }
     }
 }
@@ -93,6 +104,30 @@ mod tests {
             distinct.len() > 10,
             "probes should not share one start time"
         );
+    }
+
+    #[test]
+    fn every_starts_sit_on_one_grid_whenever_lookout_starts() {
+        let every = Duration::from_secs(30);
+        let schedule = Schedule::Every(every);
+        let t0: DateTime<Utc> = "2026-11-23T10:00:00.250Z".parse().unwrap();
+        let first = next_due("login", &schedule, t0).unwrap();
+        assert!(first > t0 && first <= t0 + chrono::Duration::seconds(30));
+        // A restart 7.3 s later plans the same grid.
+        let later = next_due(
+            "login",
+            &schedule,
+            t0 + chrono::Duration::milliseconds(7_300),
+        );
+        let grid = |t: DateTime<Utc>| (t - first).num_milliseconds().rem_euclid(30_000);
+        assert_eq!(grid(later.unwrap()), 0);
+        // Strictly after: asking at a planned start gives the next one.
+        assert_eq!(
+            next_due("login", &schedule, first),
+            Some(first + chrono::Duration::seconds(30))
+        );
+        let runs = next_runs("login", &schedule, t0, 3);
+        assert_eq!(runs[2] - runs[0], chrono::Duration::seconds(60));
     }
 
     #[test]

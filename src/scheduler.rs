@@ -1,193 +1,490 @@
 //! The scheduler: starts each probe's journey on its `every:` or `cron:`
-//! schedule (tokio-cron-scheduler), never overlapping a probe with itself,
-//! and hands each result to the monitor. Heartbeat probes are passive and
-//! never scheduled. Each start's lag behind its plan is measured, and a
-//! one-second clock job shows `/readyz` that the scheduler ticks.
+//! plan and hands each result to the monitor.
+//!
+//! It runs on its own thread and runtime, so page traffic on the web
+//! runtime never delays a start or stretches a step's timing. Planned
+//! starts sit in one heap under one timer; a start that cannot happen is
+//! skipped and tallied (previous run still in flight, no room under
+//! `limits:`, Lookout fell behind) rather than queued. A new configuration
+//! replaces the plan without touching runs in flight. On stop, running
+//! journeys get `limits.shutdown_grace` to finish; then they are
+//! interrupted, which runs their cleanup, and get as long again for it.
+//!
+//! Why not tokio-cron-scheduler (the first version used it): its loop
+//! wakes every 500 ms and walks every job, so starts lagged by up to half
+//! a second and the walk grows with the probe count. Cron expressions are
+//! still read by croner (`schedule::next_due`).
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Mutex, mpsc};
-use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 
-use crate::config::{Config, Probe, Schedule};
+use crate::config::{Config, Probe};
 use crate::connectivity::Connectivity;
-use crate::health::{Health, Limits};
+use crate::health::Health;
 use crate::journey::{RunResult, Runner};
 use crate::metrics::Metrics;
+use crate::pressure::{Gates, SkipReason, SkipTally};
+use crate::schedule::next_due;
+use crate::store::Store;
 
-/// What each scheduled job needs to run its probe.
+/// What the scheduler hands work to and reports through.
 #[derive(Clone)]
-struct ProbeJob {
-    config: Arc<Config>,
-    probe: Arc<Probe>,
-    runner: Runner,
-    results: mpsc::Sender<RunResult>,
-    connectivity: Connectivity,
-    /// Held while a run is in flight: a probe never overlaps itself.
-    running: Arc<Mutex<()>>,
-    metrics: Metrics,
-    health: Health,
+pub struct Deps {
+    pub runner: Runner,
+    pub results: mpsc::Sender<RunResult>,
+    pub connectivity: Connectivity,
+    pub metrics: Metrics,
+    pub health: Health,
+    /// Where skipped starts are recorded.
+    pub store: Store,
 }
 
-impl ProbeJob {
-    /// Runs the probe for its start planned at `due`.
-    async fn fire(self, due: DateTime<Utc>) {
+enum Command {
+    Reload(Arc<Config>),
+    Stop(oneshot::Sender<()>),
+}
+
+/// The handle to the scheduler's thread.
+pub struct Scheduler {
+    commands: mpsc::UnboundedSender<Command>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Scheduler {
+    /// Plans every journey probe of `config` and starts the clock.
+    pub fn start(config: Arc<Config>, deps: Deps) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (commands, rx) = mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("lookout-probes".into())
+            .spawn(move || runtime.block_on(Clock::new(config, deps).run(rx)))?;
+        Ok(Self { commands, thread })
+    }
+
+    /// A handle that replaces the plan (for hot reload).
+    pub fn planner(&self) -> Planner {
+        Planner(self.commands.clone())
+    }
+
+    /// Stops planning and waits for running journeys (bounded; see the
+    /// module documentation).
+    pub async fn stop(self) {
+        let (done, finished) = oneshot::channel();
+        if self.commands.send(Command::Stop(done)).is_ok() {
+            let _ = finished.await;
+        }
+        let thread = self.thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+/// Replaces the scheduler's plan.
+#[derive(Clone)]
+pub struct Planner(mpsc::UnboundedSender<Command>);
+
+impl Planner {
+    /// New probes are planned, removed ones dropped, changed ones use
+    /// their new definition from their next start; runs in flight finish
+    /// as they began.
+    pub fn reload(&self, config: Arc<Config>) {
+        let _ = self.0.send(Command::Reload(config));
+    }
+}
+
+/// One probe in the plan.
+struct Slot {
+    probe: Arc<Probe>,
+    hosts: Arc<[String]>,
+    /// Which of the probe's planned starts are current: a reload that
+    /// changes its schedule plans anew and the old entry is ignored.
+    generation: u64,
+    /// Set while a run is waiting for room or running.
+    busy: Arc<AtomicBool>,
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Planned {
+    due: DateTime<Utc>,
+    probe: String,
+    generation: u64,
+}
+
+/// How many missed starts are tallied one by one before the plan simply
+/// moves to the next start after now.
+const MAX_MISSED: usize = 1_000;
+
+struct Clock {
+    config: Arc<Config>,
+    deps: Deps,
+    slots: HashMap<String, Slot>,
+    plan: BinaryHeap<Reverse<Planned>>,
+    generation: u64,
+    gates: Arc<Gates>,
+    skips: SkipTally,
+    runs: JoinSet<()>,
+    stopping: watch::Sender<bool>,
+}
+
+impl Clock {
+    fn new(config: Arc<Config>, deps: Deps) -> Self {
+        let mut clock = Self {
+            gates: Arc::new(Gates::new(&config.limits)),
+            config: config.clone(),
+            deps,
+            slots: HashMap::new(),
+            plan: BinaryHeap::new(),
+            generation: 0,
+            skips: SkipTally::default(),
+            runs: JoinSet::new(),
+            stopping: watch::channel(false).0,
+        };
+        clock.reload(config);
+        clock
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let health = self.deps.health.clone();
+        health.scheduler_started();
+        health.scheduler_ticked(Utc::now());
+        let mut second = tokio::time::interval(Duration::from_secs(1));
+        second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let next = self.plan.peek().map(|Reverse(p)| p.due);
+            let wake = async move {
+                match next {
+                    Some(due) => tokio::time::sleep_until(instant_of(due)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                command = commands.recv() => match command {
+                    Some(Command::Reload(config)) => self.reload(config),
+                    Some(Command::Stop(done)) => {
+                        self.stop().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    None => return self.stop().await,
+                },
+                () = wake => self.start_due(Utc::now()),
+                Some(_) = self.runs.join_next(), if !self.runs.is_empty() => {}
+                _ = second.tick() => {
+                    health.scheduler_ticked(Utc::now());
+                    self.deps.metrics.journeys_running(self.gates.running(&self.config.limits));
+                    self.flush_skips();
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self, config: Arc<Config>) {
         let now = Utc::now();
-        let lag = (now - due).to_std().unwrap_or_default();
-        self.metrics.schedule_lag(lag);
-        self.health.run_started_late(lag, now, &Limits::default());
-        let Ok(_guard) = self.running.clone().try_lock_owned() else {
-            tracing::warn!(probe = %self.probe.name, "skipped: previous run still in flight");
+        if config.limits != self.config.limits {
+            // Runs in flight keep their room under the old gates.
+            self.gates = Arc::new(Gates::new(&config.limits));
+        }
+        let mut kept = HashMap::new();
+        for probe in config.probes.iter().filter(|p| !p.is_heartbeat()) {
+            let hosts: Arc<[String]> = crate::pressure::hosts_of(&config, probe).into();
+            let old = self.slots.remove(&probe.name);
+            let replan = old.as_ref().is_none_or(|s| {
+                s.probe.schedule != probe.schedule
+                    || s.hosts != hosts
+                    || s.probe.jitter != probe.jitter
+            });
+            let slot = match old {
+                Some(s) if !replan => Slot {
+                    probe: Arc::new(probe.clone()),
+                    ..s
+                },
+                old => {
+                    self.generation += 1;
+                    if let Some(due) = next_due(&probe.name, &probe.schedule, now) {
+                        self.plan.push(Reverse(Planned {
+                            due,
+                            probe: probe.name.clone(),
+                            generation: self.generation,
+                        }));
+                    }
+                    Slot {
+                        probe: Arc::new(probe.clone()),
+                        hosts,
+                        generation: self.generation,
+                        // A run in flight still keeps the probe from overlapping.
+                        busy: old.map_or_else(Default::default, |s| s.busy),
+                    }
+                }
+            };
+            kept.insert(probe.name.clone(), slot);
+        }
+        // Removed probes' planned starts are dropped as they come due.
+        self.slots = kept;
+        self.config = config;
+        tracing::info!(probes = self.slots.len(), "schedule planned");
+    }
+
+    /// Starts every probe whose planned start has come, and plans its next.
+    fn start_due(&mut self, now: DateTime<Utc>) {
+        while let Some(Reverse(p)) = self.plan.peek() {
+            if p.due > now {
+                break;
+            }
+            let Some(Reverse(p)) = self.plan.pop() else {
+                break;
+            };
+            let Some(slot) = self
+                .slots
+                .get(&p.probe)
+                .filter(|s| s.generation == p.generation)
+            else {
+                continue;
+            };
+            let lag = (now - p.due).to_std().unwrap_or_default();
+            self.deps.metrics.schedule_lag(lag);
+            self.deps
+                .health
+                .run_started_late(lag, now, &crate::health::Limits::default());
+            let next = self.next_after(&slot.probe, p.due, now);
+            if let Some(due) = next {
+                self.plan.push(Reverse(Planned {
+                    due,
+                    probe: p.probe.clone(),
+                    generation: p.generation,
+                }));
+            }
+            self.launch(&p.probe, p.due, next);
+        }
+    }
+
+    /// The start after `due`. Starts already past (Lookout was stalled for
+    /// longer than an interval) are skipped and tallied, not piled up.
+    fn next_after(
+        &self,
+        probe: &Probe,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        let (missed, next) = catch_up(probe, due, now);
+        for m in missed {
+            self.skips.note(&probe.name, SkipReason::FellBehind, m);
+        }
+        next
+    }
+
+    fn launch(&mut self, name: &str, due: DateTime<Utc>, next: Option<DateTime<Utc>>) {
+        let Some(slot) = self.slots.get(name) else {
             return;
+        };
+        if slot.busy.swap(true, Ordering::AcqRel) {
+            self.skips.note(name, SkipReason::StillRunning, due);
+            return;
+        }
+        let start = Start {
+            config: self.config.clone(),
+            probe: slot.probe.clone(),
+            hosts: slot.hosts.clone(),
+            busy: Busy(slot.busy.clone()),
+            gates: self.gates.clone(),
+            skips: self.skips.clone(),
+            deps: self.deps.clone(),
+            stopping: self.stopping.subscribe(),
+            room_until: next,
+        };
+        self.runs.spawn(start.run(due));
+    }
+
+    fn flush_skips(&self) {
+        let skips = self.skips.take();
+        if skips.is_empty() {
+            return;
+        }
+        for s in &skips {
+            self.deps.metrics.starts_skipped(s.reason.label(), s.count);
+        }
+        let store = self.deps.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.record_skips(&skips).await {
+                tracing::error!(error = %e, "could not record skipped starts");
+            }
+        });
+    }
+
+    async fn stop(&mut self) {
+        self.plan.clear();
+        self.flush_skips();
+        let grace = self.config.limits.shutdown_grace;
+        if self.runs.is_empty() {
+            return;
+        }
+        tracing::info!(running = self.runs.len(), grace = %humantime::format_duration(grace),
+            "waiting for running journeys to finish");
+        if tokio::time::timeout(grace, drain(&mut self.runs))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tracing::warn!(
+            running = self.runs.len(),
+            "journeys still running after the shutdown grace: interrupting them and running their cleanup"
+        );
+        let _ = self.stopping.send(true);
+        if tokio::time::timeout(grace, drain(&mut self.runs))
+            .await
+            .is_err()
+        {
+            // Their journal entries make the next start clean them up.
+            tracing::warn!(
+                running = self.runs.len(),
+                "cleanup did not finish in time; left for the next start"
+            );
+            self.runs.abort_all();
+            drain(&mut self.runs).await;
+        }
+        // Skips noted by journeys that gave up waiting for room.
+        self.flush_skips();
+    }
+}
+
+/// After a start planned at `due` was made at `now`: the planned starts
+/// already past (to skip; at most [`MAX_MISSED`] listed) and the next one.
+pub fn catch_up(
+    probe: &Probe,
+    due: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> (Vec<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let mut missed = Vec::new();
+    let mut next = next_due(&probe.name, &probe.schedule, due);
+    while let Some(n) = next.filter(|n| *n <= now) {
+        if missed.len() == MAX_MISSED {
+            return (missed, next_due(&probe.name, &probe.schedule, now));
+        }
+        missed.push(n);
+        next = next_due(&probe.name, &probe.schedule, n);
+    }
+    (missed, next)
+}
+
+/// Resolves when the clock asks journeys to stop (never, if it is gone).
+async fn stopped(mut stopping: watch::Receiver<bool>) {
+    if stopping.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn drain(runs: &mut JoinSet<()>) {
+    while runs.join_next().await.is_some() {}
+}
+
+/// Tokio's clock for a wall-clock instant (now, if it has passed).
+fn instant_of(due: DateTime<Utc>) -> tokio::time::Instant {
+    tokio::time::Instant::now() + (due - Utc::now()).to_std().unwrap_or_default()
+}
+
+/// Marks the probe free again however its run ends.
+struct Busy(Arc<AtomicBool>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+/// One planned start on its way to becoming a run.
+struct Start {
+    config: Arc<Config>,
+    probe: Arc<Probe>,
+    hosts: Arc<[String]>,
+    busy: Busy,
+    gates: Arc<Gates>,
+    skips: SkipTally,
+    deps: Deps,
+    stopping: watch::Receiver<bool>,
+    /// Waiting for room past the probe's next start would queue work.
+    room_until: Option<DateTime<Utc>>,
+}
+
+impl Start {
+    async fn run(self, due: DateTime<Utc>) {
+        let name = self.probe.name.as_str();
+        let room = self.gates.enter(&self.hosts);
+        let wait = self.room_until.map_or(Duration::MAX, |t| {
+            (t - Utc::now()).to_std().unwrap_or_default()
+        });
+        let pass = tokio::select! {
+            r = tokio::time::timeout(wait, room) => match r {
+                Ok(pass) => pass,
+                Err(_) => return self.skips.note(name, SkipReason::NoRoom, due),
+            },
+            () = stopped(self.stopping.clone()) => return,
         };
         if !self.probe.jitter.is_zero() {
             let ms = rand::random_range(0..=self.probe.jitter.as_millis() as u64);
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
-        let result = self.runner.run(&self.config, &self.probe).await;
-        let result = self.connectivity.vet(result).await;
+        let interrupt = stopped(self.stopping.clone());
+        let result = self
+            .deps
+            .runner
+            .run_until(&self.config, &self.probe, interrupt)
+            .await;
+        drop(pass);
+        let result = self.deps.connectivity.vet(result).await;
         tracing::info!(probe = %result.probe, outcome = result.outcome.as_str(),
             took = %crate::fmt::duration(result.duration()), "run finished");
-        if self.results.send(result).await.is_err() {
-            tracing::warn!(probe = %self.probe.name, "monitor stopped; run result dropped");
+        if self.deps.results.send(result).await.is_err() {
+            tracing::warn!(probe = %name, "monitor stopped; run result dropped");
         }
+        drop(self.busy);
     }
 }
 
-pub struct Scheduler {
-    inner: JobScheduler,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Schedule;
 
-impl Scheduler {
-    /// Schedules every journey probe of `config` and starts ticking.
-    pub async fn start(
-        config: Arc<Config>,
-        runner: Runner,
-        results: mpsc::Sender<RunResult>,
-        connectivity: Connectivity,
-        metrics: Metrics,
-        health: Health,
-    ) -> Result<Self, JobSchedulerError> {
-        let inner = JobScheduler::new().await?;
-        for probe in config.probes.iter().filter(|p| !p.is_heartbeat()) {
-            let job = ProbeJob {
-                config: config.clone(),
-                probe: Arc::new(probe.clone()),
-                runner: runner.clone(),
-                results: results.clone(),
-                connectivity: connectivity.clone(),
-                running: Arc::new(Mutex::new(())),
-                metrics: metrics.clone(),
-                health: health.clone(),
-            };
-            inner.add(first_job(job)?).await?;
-        }
-        health.scheduler_started();
-        health.scheduler_ticked(Utc::now());
-        inner.add(clock(health)?).await?;
-        inner.start().await?;
-        Ok(Self { inner })
+    fn probe(every: u64) -> Probe {
+        let yaml = format!(
+            "version: 1\ncomponents: [{{ id: a, name: A }}]\nprobes:\n  - {{ name: p, component: a, every: {every}s, steps: [{{ id: s, get: \"http://127.0.0.1:9/\" }}] }}\n"
+        );
+        let config = crate::config::parse(&yaml, "t.yaml", std::path::Path::new("."), &|_| None)
+            .expect("test config loads");
+        config.probes[0].clone()
     }
 
-    pub async fn stop(mut self) {
-        if let Err(e) = self.inner.shutdown().await {
-            tracing::warn!(error = %e, "scheduler shutdown");
-        }
+    #[test]
+    fn on_time_there_is_nothing_to_catch_up() {
+        let p = probe(10);
+        let due = next_due(&p.name, &p.schedule, Utc::now()).unwrap();
+        let (missed, next) = catch_up(&p, due, due + chrono::Duration::milliseconds(3));
+        assert!(missed.is_empty());
+        assert_eq!(next, Some(due + chrono::Duration::seconds(10)));
     }
-}
 
-/// A one-second job that shows the scheduler ticks (for `/readyz`).
-fn clock(health: Health) -> Result<Job, JobSchedulerError> {
-    Job::new_repeated_async(Duration::from_secs(1), move |_id, _sched| {
-        let health = health.clone();
-        Box::pin(async move { health.scheduler_ticked(Utc::now()) })
-    })
-}
-
-/// For `every:`, a one-shot at the probe's phase that runs it and then adds
-/// the repeating job, spreading probes with the same interval over it. For
-/// `cron:`, the cron job itself.
-fn first_job(job: ProbeJob) -> Result<Job, JobSchedulerError> {
-    match job.probe.schedule.clone() {
-        Schedule::Every(every) => {
-            let phase = crate::schedule::phase(&job.probe.name, every);
-            let due = Utc::now() + chrono::Duration::from_std(phase).unwrap_or_default();
-            Job::new_one_shot_async(phase, move |_id, sched| {
-                let job = job.clone();
-                Box::pin(async move {
-                    match repeating(job.clone(), every) {
-                        Ok(repeat) => {
-                            if let Err(e) = sched.add(repeat).await {
-                                tracing::error!(probe = %job.probe.name, error = %e, "could not schedule");
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(probe = %job.probe.name, error = %e, "could not schedule")
-                        }
-                    }
-                    tokio::spawn(job.fire(due));
-                })
-            })
-        }
-        Schedule::Cron { .. } => next_cron_job(job),
+    #[test]
+    fn starts_missed_while_stalled_are_skipped_not_piled_up() {
+        let p = probe(10);
+        assert_eq!(p.schedule, Schedule::Every(Duration::from_secs(10)));
+        let due = next_due(&p.name, &p.schedule, Utc::now()).unwrap();
+        // Stalled for 35 s: the starts at +10, +20 and +30 s are gone.
+        let now = due + chrono::Duration::seconds(35);
+        let (missed, next) = catch_up(&p, due, now);
+        assert_eq!(missed.len(), 3);
+        assert_eq!(next, Some(due + chrono::Duration::seconds(40)));
+        // Stalled for a very long time: a bounded list, then the next start.
+        let (missed, next) = catch_up(&p, due, due + chrono::Duration::days(3));
+        assert_eq!(missed.len(), MAX_MISSED);
+        assert!(next.unwrap() > due + chrono::Duration::days(3));
     }
-}
-
-/// The next occurrence of a cron probe, as a one-shot that schedules the
-/// one after it. Each occurrence is computed in the probe's time zone with
-/// its real offset at that instant, so runs stay put across DST changes
-/// (a fixed offset taken at start-up would drift by an hour).
-fn next_cron_job(job: ProbeJob) -> Result<Job, JobSchedulerError> {
-    let Schedule::Cron { expr, tz } = &job.probe.schedule else {
-        return Err(JobSchedulerError::ParseSchedule);
-    };
-    let cron = crate::schedule::parse_cron(expr).map_err(|_| JobSchedulerError::ParseSchedule)?;
-    let now = chrono::Utc::now();
-    let next = cron
-        .find_next_occurrence(&now.with_timezone(tz), false)
-        .map_err(|_| JobSchedulerError::ParseSchedule)?;
-    let due = next.with_timezone(&Utc);
-    let wait = (due - now).to_std().unwrap_or_default();
-    Job::new_one_shot_at_instant_async(std::time::Instant::now() + wait, move |_id, sched| {
-        let job = job.clone();
-        Box::pin(async move {
-            match next_cron_job(job.clone()) {
-                Ok(next) => {
-                    if let Err(e) = sched.add(next).await {
-                        tracing::error!(probe = %job.probe.name, error = %e, "could not schedule");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(probe = %job.probe.name, error = %e, "could not schedule")
-                }
-            }
-            tokio::spawn(job.fire(due));
-        })
-    })
-}
-
-/// The repeating job of an `every:` probe. Its plan is a tick every `every`
-/// from when it was added; ticks the scheduler skipped restart the plan
-/// from now rather than piling up as lag.
-fn repeating(job: ProbeJob, every: Duration) -> Result<Job, JobSchedulerError> {
-    let step = chrono::Duration::from_std(every).unwrap_or_default();
-    let next_due = Arc::new(std::sync::Mutex::new(Utc::now() + step));
-    Job::new_repeated_async(every, move |_id, _sched| {
-        let job = job.clone();
-        let now = Utc::now();
-        let mut next = next_due.lock().unwrap_or_else(|e| e.into_inner());
-        let due = *next;
-        *next = if now - due > step {
-            now + step
-        } else {
-            due + step
-        };
-        drop(next);
-        Box::pin(async move {
-            // Runs are spawned so a slow journey never delays the scheduler.
-            tokio::spawn(job.fire(due));
-        })
-    })
 }

@@ -117,22 +117,36 @@ pub fn window_start(tz: &Tz, now: DateTime<Utc>, n: usize) -> DateTime<Utc> {
 /// covers is no data, and the rest of today (after `now`) is not counted.
 pub fn days(spans: &[Span], tz: &Tz, now: DateTime<Utc>, n: usize) -> Vec<Day> {
     let today = now.with_timezone(tz).date_naive();
+    days_from(spans, tz, today - Duration::days(n as i64 - 1), n, now)
+}
+
+/// Like [`days`], for the `n` local days from `first` (a past week for the
+/// weekly report); days after `now` have no length and no data.
+pub fn days_from(
+    spans: &[Span],
+    tz: &Tz,
+    first: NaiveDate,
+    n: usize,
+    now: DateTime<Utc>,
+) -> Vec<Day> {
     (0..n)
-        .rev()
-        .map(|back| {
-            let date = today - Duration::days(back as i64);
+        .map(|i| {
+            let date = first + Duration::days(i as i64);
             let start = local_midnight(tz, date);
             let end = local_midnight(tz, date + Duration::days(1)).min(now);
-            let mut seconds = [0i64; 5];
+            // Milliseconds first: truncating each piece to whole seconds
+            // lost up to a second wherever a span crossed midnight.
+            let mut millis = [0i64; 5];
             for span in spans {
                 let from = span.start.max(start);
                 let to = span.end.unwrap_or(now).min(end);
                 if to > from
                     && let Some(i) = STATES.iter().position(|s| *s == span.state)
                 {
-                    seconds[i] += (to - from).num_seconds();
+                    millis[i] += (to - from).num_milliseconds();
                 }
             }
+            let seconds = millis.map(|ms| (ms + 500).div_euclid(1000));
             let covered: i64 = seconds.iter().sum();
             let length = (end - start).num_seconds().max(0);
             Day {
@@ -275,6 +289,21 @@ mod tests {
 
     fn date(s: &str) -> NaiveDate {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_span_across_midnight_keeps_its_fractions_of_a_second() {
+        let tz = chrono_tz::UTC;
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        // Two hours of outage from 23:00:00.600, crossing midnight.
+        let spans = [Span {
+            state: ComponentStatus::MajorOutage,
+            start: t("2026-03-10T23:00:00.600Z"),
+            end: Some(t("2026-03-11T01:00:00.600Z")),
+        }];
+        let days = days(&spans, &tz, t("2026-03-12T12:00:00Z"), 3);
+        let down: i64 = days.iter().map(Day::down).sum();
+        assert_eq!(down, 7200);
     }
 
     #[test]

@@ -331,6 +331,42 @@ probes:
             panic!("{path} does not validate:\n{problems}");
         }
     }
+    // The operators' pages validate too (they are reached with a session).
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/admin/login", app.url))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("login sets a session cookie")
+        .to_string();
+    for (name, path, mark) in [
+        ("admin", "/admin", "Open incidents"),
+        ("report", "/admin/report", "Weekly report"),
+    ] {
+        let html = reqwest::Client::new()
+            .get(format!("{}{path}", app.url))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains(mark), "{path} shows the operators' view");
+        assert!(!html.contains(XSS), "{path} escapes hostile text");
+        if let Some(problems) = validate(validate_bin.as_ref().unwrap(), name, &html) {
+            panic!("{path} does not validate:\n{problems}");
+        }
+    }
     let _ = browser.child.kill().await;
     app.stop().await;
 }

@@ -151,7 +151,7 @@ fn serve(dir: &Path, config: &Path, db: &Path, log: &Path, crash_at: Option<&str
         // An aborted process may leave a core file in its working directory.
         .current_dir(dir)
         .env("TEST_PROBE_PASSWORD", support::PASSWORD)
-        .env("RUST_LOG", "info,sqlx=warn,tokio_cron_scheduler=warn")
+        .env("RUST_LOG", "info,sqlx=warn")
         .env_remove(CrashAt::VAR)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())

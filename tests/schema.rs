@@ -33,6 +33,8 @@ fn unknown_keys_and_wrong_shapes_do_not_validate() {
         "tests/config/broken/two_methods.yaml",
         "tests/config/broken/unknown_notifier_key.yaml",
         "tests/config/broken/wrong_type_steps_map.yaml",
+        "tests/config/broken/watchdog_bad_url_and_missing_every.yaml",
+        "tests/config/broken/report_bad_send_and_no_smtp.yaml",
     ] {
         assert!(!v.is_valid(&document(rel)), "{rel} should not validate");
     }

@@ -87,6 +87,7 @@ escalation:
         database: db.clone(),
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning: fast_tuning(),
+        source: None,
     })
     .await
     .unwrap();

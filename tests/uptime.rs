@@ -191,10 +191,9 @@ async fn the_history_reads_rollups_not_runs() {
     let db = dir.path().join("l.db");
     let store = Store::open(&db).await.unwrap();
     let tz = chrono_tz::Europe::Berlin;
-    // A whole hour: with seconds in `now`, one outage read 9 s short at some
-    // times of day (to be investigated in the uptime day-splitting).
-    let now = chrono::DurationRound::duration_trunc(Utc::now(), chrono::Duration::hours(1))
-        .expect("an hour divides a day");
+    // Any instant, fractions of a second included: outages that cross a
+    // local midnight are split between two days without losing time.
+    let now = Utc::now();
     let start = now - chrono::Duration::days(90);
     let per_day = 144;
     let stale = Duration::from_secs(30 * 60);

@@ -50,9 +50,10 @@ async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         crate::fmt::hex(&bytes)
     });
     // The demo provisions the credentials the default probes.yaml reads.
-    let env = |name: &str| match name {
-        "LOOKOUT_SAMPLE_PASSWORD" => Some(password.clone()),
-        "LOOKOUT_ADMIN_TOKEN" => Some(admin_token.clone()),
+    let (pw, token) = (password.clone(), admin_token.clone());
+    let env = move |name: &str| match name {
+        "LOOKOUT_SAMPLE_PASSWORD" => Some(pw.clone()),
+        "LOOKOUT_ADMIN_TOKEN" => Some(token.clone()),
         other => std::env::var(other).ok(),
     };
     let config = match super::load(&args.config, &env) {
@@ -80,6 +81,10 @@ async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         database,
         listen: args.listen,
         tuning: Tuning::default(),
+        source: Some(crate::reload::Source {
+            path: args.config.clone(),
+            env: std::sync::Arc::new(env),
+        }),
     })
     .await?;
     print_banner(&app.url(), &platform.url, &receiver_url, &admin_token);

@@ -83,7 +83,7 @@ pub enum Command {
 
 pub fn init_logging(cli: &Cli) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn,tokio_cron_scheduler=warn".into());
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -139,15 +139,22 @@ async fn serve(path: &Path, listen: SocketAddr, database: Option<PathBuf>) -> Ex
         Err(code) => return code,
     };
     let database = database.unwrap_or_else(|| default_database(path));
-    serve_config(config, listen, database).await
+    let source = crate::reload::Source::new(path.to_path_buf());
+    serve_config(config, listen, database, source).await
 }
 
-async fn serve_config(config: Config, listen: SocketAddr, database: PathBuf) -> ExitCode {
+async fn serve_config(
+    config: Config,
+    listen: SocketAddr,
+    database: PathBuf,
+    source: crate::reload::Source,
+) -> ExitCode {
     let opts = AppOptions {
         config,
         database,
         listen,
         tuning: Tuning::default(),
+        source: Some(source),
     };
     let app = match App::build(opts).await {
         Ok(app) => app,

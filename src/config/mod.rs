@@ -6,12 +6,14 @@
 
 mod decode;
 pub mod diagnostic;
+pub mod live;
 pub mod model;
 pub mod template;
 
 use std::path::Path;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
+pub use live::Live;
 pub use model::*;
 
 /// Loads `path`. Secrets' `env:` values come through `env`, so tests and the

@@ -35,6 +35,54 @@ pub struct Config {
     pub admin: Admin,
     pub connectivity: Option<Connectivity>,
     pub retention: Retention,
+    pub limits: Limits,
+    /// `watchdog:`: an outbound heartbeat to a dead man's switch.
+    pub watchdog: Option<Watchdog>,
+    /// `report:`: the weekly digest by email.
+    pub report: Option<ReportDigest>,
+}
+
+/// How hard Lookout may push (`limits:`), so the prober never floods the
+/// platform it watches and stops within a bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// Journeys running at once, over all probes.
+    pub journeys: usize,
+    /// Journeys running at once against one target host.
+    pub per_host: usize,
+    /// On shutdown, how long running journeys may take to finish before
+    /// they are interrupted and their cleanup runs.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            journeys: 256,
+            per_host: 32,
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// An outbound heartbeat (`watchdog:`): while Lookout is healthy it pings
+/// `url` every `every`, so an external dead man's switch (Healthchecks.io
+/// and the like) notices when Lookout itself is down or wedged.
+#[derive(Debug, Clone)]
+pub struct Watchdog {
+    /// The rendered URL; a secret, since it usually embeds the check's id.
+    pub url: Secret,
+    pub every: Duration,
+    pub timeout: Duration,
+}
+
+/// When the weekly report goes out by email (`report:`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportDigest {
+    pub email: Vec<String>,
+    /// The weekday and local time (page time zone) it is sent at.
+    pub weekday: chrono::Weekday,
+    pub at: chrono::NaiveTime,
 }
 
 /// How long data is kept (`retention:`); incidents are kept forever.

@@ -11,14 +11,13 @@
 //! ping is answered, so a restart forgets nothing and reports nothing twice.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Due, Memory};
-use crate::config::{Config, Probe, Secret};
+use crate::config::{Live, Probe};
 use crate::journey::{Outcome, RunResult};
 use crate::store::Store;
 
@@ -69,35 +68,28 @@ struct Ping {
 #[derive(Clone)]
 pub struct Heartbeats {
     tx: mpsc::Sender<Ping>,
-    /// (token, probe name) of every heartbeat probe.
-    tokens: Arc<Vec<(Secret, String)>>,
+    /// The configuration in force: its heartbeat probes' tokens.
+    config: Live,
 }
 
 /// The watcher's end of the ping channel, made with [`Heartbeats::new`].
 pub struct Inbox(mpsc::Receiver<Ping>);
 
 impl Heartbeats {
-    pub fn new(config: &Config) -> (Self, Inbox) {
+    pub fn new(config: Live) -> (Self, Inbox) {
         let (tx, rx) = mpsc::channel(256);
-        let tokens = config
-            .probes
-            .iter()
-            .filter_map(|p| Some((p.heartbeat.as_ref()?.token.clone(), p.name.clone())))
-            .collect();
-        let handle = Self {
-            tx,
-            tokens: Arc::new(tokens),
-        };
-        (handle, Inbox(rx))
+        (Self { tx, config }, Inbox(rx))
     }
 
     /// The heartbeat probe whose token is `token`. Every token is compared,
     /// each in constant time, so timing tells nothing about them.
-    pub fn probe_for(&self, token: &str) -> Option<&str> {
+    pub fn probe_for(&self, token: &str) -> Option<String> {
+        let config = self.config.get();
         let mut found = None;
-        for (t, probe) in self.tokens.iter() {
-            if crate::notify::signing::same_bytes(t.expose().as_bytes(), token.as_bytes()) {
-                found = Some(probe.as_str());
+        for p in &config.probes {
+            let Some(hb) = &p.heartbeat else { continue };
+            if crate::notify::signing::same_bytes(hb.token.expose().as_bytes(), token.as_bytes()) {
+                found = Some(p.name.clone());
             }
         }
         found
@@ -105,10 +97,7 @@ impl Heartbeats {
 
     /// Records a ping; returns once it is stored and its run handed on.
     pub async fn ping(&self, token: &str, signal: Signal) -> Result<(), PingError> {
-        let probe = self
-            .probe_for(token)
-            .ok_or(PingError::UnknownToken)?
-            .to_string();
+        let probe = self.probe_for(token).ok_or(PingError::UnknownToken)?;
         let (reply, answer) = oneshot::channel();
         let ping = Ping {
             probe,
@@ -128,7 +117,7 @@ impl Heartbeats {
 
 pub struct Watcher {
     store: Store,
-    config: Arc<Config>,
+    config: Live,
     results: mpsc::Sender<RunResult>,
     inbox: Inbox,
     /// Loaded from the store on first use, then kept in step with it.
@@ -136,12 +125,7 @@ pub struct Watcher {
 }
 
 impl Watcher {
-    pub fn new(
-        store: Store,
-        config: Arc<Config>,
-        results: mpsc::Sender<RunResult>,
-        inbox: Inbox,
-    ) -> Self {
+    pub fn new(store: Store, config: Live, results: mpsc::Sender<RunResult>, inbox: Inbox) -> Self {
         Self {
             store,
             config,
@@ -169,7 +153,7 @@ impl Watcher {
 
     /// Reports every missed period and overrun due at `now`, once each.
     async fn check(&mut self, now: DateTime<Utc>) {
-        let config = self.config.clone();
+        let config = self.config.get();
         for probe in &config.probes {
             let Some(hb) = &probe.heartbeat else {
                 continue;
@@ -200,7 +184,7 @@ impl Watcher {
 
     async fn on_ping(&mut self, ping: Ping) {
         let now = Utc::now();
-        let config = self.config.clone();
+        let config = self.config.get();
         let Some(probe) = config.probe(&ping.probe) else {
             let _ = ping
                 .reply
@@ -279,6 +263,7 @@ impl Watcher {
     /// Until the soonest deadline, at most [`MAX_WAIT`].
     fn next_wake(&self, now: DateTime<Utc>) -> Duration {
         self.config
+            .get()
             .probes
             .iter()
             .filter_map(|p| {

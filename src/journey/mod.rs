@@ -51,7 +51,20 @@ impl Runner {
 
     /// Runs `probe` once with a fresh run id.
     pub async fn run(&self, config: &Config, probe: &Probe) -> RunResult {
-        self.run_with_id(config, probe, uuid::Uuid::now_v7().to_string())
+        self.run_until(config, probe, std::future::pending()).await
+    }
+
+    /// Runs `probe` once, unless `interrupt` resolves first: then its
+    /// remaining steps are abandoned, its cleanup runs, and the run counts
+    /// as the prober's `error`, marked interrupted.
+    pub async fn run_until(
+        &self,
+        config: &Config,
+        probe: &Probe,
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> RunResult {
+        let run_uid = uuid::Uuid::now_v7().to_string();
+        self.run_with_id_until(config, probe, run_uid, interrupt)
             .await
     }
 
@@ -72,6 +85,17 @@ impl Runner {
     }
 
     pub async fn run_with_id(&self, config: &Config, probe: &Probe, run_uid: String) -> RunResult {
+        self.run_with_id_until(config, probe, run_uid, std::future::pending())
+            .await
+    }
+
+    async fn run_with_id_until(
+        &self,
+        config: &Config,
+        probe: &Probe,
+        run_uid: String,
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> RunResult {
         let started_at = Utc::now();
         let clock = Instant::now();
         let mut run = self.ctx(config, probe, &run_uid);
@@ -85,34 +109,49 @@ impl Runner {
             }
         }
         let mut steps = Vec::new();
-        let mut failed = false;
-        for s in &probe.steps {
-            let r = if failed {
-                step::skipped(s, Phase::Steps, &run)
-            } else {
-                run.execute(s, Phase::Steps).await
+        let interrupted = {
+            let main = async {
+                let mut failed = false;
+                for s in &probe.steps {
+                    let r = if failed {
+                        step::skipped(s, Phase::Steps, &run)
+                    } else {
+                        run.execute(s, Phase::Steps).await
+                    };
+                    failed |= r.outcome == StepOutcome::Fail && r.critical;
+                    steps.push(r);
+                    if let Some(store) = journal
+                        && s.capture.iter().any(|c| needed.contains(&c.name))
+                    {
+                        journal_captures(store, &run_uid, probe, &run, &needed).await;
+                    }
+                }
             };
-            failed |= r.outcome == StepOutcome::Fail && r.critical;
-            steps.push(r);
-            if let Some(store) = journal
-                && s.capture.iter().any(|c| needed.contains(&c.name))
-            {
-                journal_captures(store, &run_uid, probe, &run, &needed).await;
+            tokio::select! {
+                () = main => false,
+                () = interrupt => true,
             }
-        }
+        };
         let main_took = clock.elapsed();
         let (finally, leaked) = cleanup(&mut run, probe).await;
         steps.extend(finally);
+        let (outcome, note) = if interrupted {
+            let note =
+                "interrupted: Lookout was stopping, so the run was cut short and its cleanup ran";
+            (Outcome::Error, Some(note.to_string()))
+        } else {
+            (outcome(probe, &steps, main_took, run.prober_error), None)
+        };
         RunResult {
             run_uid,
             probe: probe.name.clone(),
             component: probe.component.clone(),
             started_at,
             finished_at: Utc::now(),
-            outcome: outcome(probe, &steps, main_took, run.prober_error),
+            outcome,
             leaked,
             steps,
-            note: None,
+            note,
         }
     }
 

@@ -34,6 +34,18 @@ pub struct Incident {
     pub manual: bool,
 }
 
+impl Incident {
+    /// Time to acknowledge: from opening to the (first) acknowledgement.
+    pub fn time_to_acknowledge(&self) -> Option<chrono::Duration> {
+        self.acknowledged_at.map(|t| t - self.opened_at)
+    }
+
+    /// Time to resolve: from opening to resolution.
+    pub fn time_to_resolve(&self) -> Option<chrono::Duration> {
+        self.resolved_at.map(|t| t - self.opened_at)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateKind {
     /// Public status change (investigating, resolved, …).

@@ -7,9 +7,11 @@ mod heartbeats;
 mod holds;
 mod incidents;
 mod outbox;
+mod reports;
 mod retention;
 mod rollups;
 mod runs;
+mod skips;
 mod subscribers;
 
 use std::path::Path;
@@ -25,8 +27,10 @@ pub use incidents::{
     AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, PublicUpdate, UpdateKind,
 };
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
+pub use reports::{LeakedRun, StepDuration};
 pub use rollups::{StateInterval, Subject};
 pub use runs::{InterruptedRun, ProbeRow, RunRow};
+pub use skips::SkipRow;
 pub use subscribers::Subscriber;
 
 #[derive(Debug, thiserror::Error)]

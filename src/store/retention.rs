@@ -18,7 +18,15 @@ impl Store {
         .bind(batch)
         .execute(&self.pool)
         .await?;
-        Ok(r.rows_affected())
+        let skips = sqlx::query(
+            "DELETE FROM skipped_starts WHERE id IN (
+                SELECT id FROM skipped_starts WHERE last_at < ? LIMIT ?)",
+        )
+        .bind(ms(cutoff))
+        .bind(batch)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() + skips.rows_affected())
     }
 
     /// Deletes up to `batch` hourly rollups and ended state intervals older

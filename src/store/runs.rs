@@ -206,6 +206,15 @@ impl Store {
         Ok(rows.iter().map(probe_row).collect())
     }
 
+    /// Drops a removed probe's state (its runs stay until retention).
+    pub async fn forget_probe_state(&self, probe: &str) -> Result<()> {
+        sqlx::query("DELETE FROM probe_states WHERE probe = ?")
+            .bind(probe)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn save_probe_state(&self, p: &ProbeRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO probe_states (probe, component, failing, consecutive_failures,

@@ -33,13 +33,13 @@ fn page(
     inc: Option<&Incident>,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let tz = &app.config.page.time_zone;
+    let tz = &app.config.get().page.time_zone;
     let acknowledged = inc.and_then(|i| {
         let at = i.acknowledged_at?;
         Some((i.acknowledged_by.clone()?, view::local(&at, tz)))
     });
     let body = AckPage {
-        title: &app.config.page.title,
+        title: &app.config.get().page.title,
         incident: inc,
         acknowledged,
         error,

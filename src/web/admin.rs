@@ -13,7 +13,7 @@ use crate::store::{ManualIncident, NewSilence, PublicUpdate};
 
 /// Checks the bearer token against `admin.token`, in constant time.
 pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
-    let Some(expected) = &app.config.admin.token else {
+    let Some(expected) = &app.config.get().admin.token else {
         return Err(WebError::Unauthorized);
     };
     let given = headers
@@ -39,11 +39,9 @@ pub async fn incident(
     let probes = app.store.incident_probes(id).await?;
     let deliveries = app.store.outbox_rows(id).await?;
     let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
-    let tta = inc
-        .acknowledged_at
-        .map(|t| (t - inc.opened_at).num_seconds());
-    let ttr = inc.resolved_at.map(|t| (t - inc.opened_at).num_seconds());
-    let v = view::incident(&app.config, &app.store, inc, true).await?;
+    let tta = inc.time_to_acknowledge().map(|d| d.num_seconds());
+    let ttr = inc.time_to_resolve().map(|d| d.num_seconds());
+    let v = view::incident(&app.config.get(), &app.store, inc, true).await?;
     Ok(Json(json!({
         "id": v.id,
         "name": v.name,
@@ -95,6 +93,36 @@ pub async fn leaked_runs(
     )))
 }
 
+/// `GET /api/admin/runs/skipped`: starts skipped in the last day (previous
+/// run still in flight, no room under `limits:`, Lookout fell behind).
+pub async fn skipped_starts(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, WebError> {
+    authorize(&app, &headers)?;
+    let since = chrono::Utc::now() - chrono::Duration::days(1);
+    Ok(Json(json!(app.store.skips_since(since).await?)))
+}
+
+/// `GET /api/admin/config`: the configuration in force and the last
+/// rejected reload, if the file is currently invalid.
+pub async fn config_status(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, WebError> {
+    authorize(&app, &headers)?;
+    let config = app.config.get();
+    Ok(Json(json!({
+        "reload": app.reloads.status(),
+        "probes": config.probes.iter().map(|p| &p.name).collect::<Vec<_>>(),
+        "limits": {
+            "journeys": config.limits.journeys,
+            "per_host": config.limits.per_host,
+            "shutdown_grace_seconds": config.limits.shutdown_grace.as_secs_f64(),
+        },
+    })))
+}
+
 fn bad(msg: impl Into<String>) -> WebError {
     WebError::BadRequest(msg.into())
 }
@@ -138,7 +166,7 @@ fn window(app: &AppState, b: &MaintenanceBody) -> Result<Window, WebError> {
                 Some(t) => t
                     .parse::<chrono_tz::Tz>()
                     .map_err(|_| bad(format!("unknown time zone `{t}`")))?,
-                None => app.config.page.time_zone,
+                None => app.config.get().page.time_zone,
             };
             Ok(Window::Weekly {
                 weekdays,
@@ -182,7 +210,7 @@ pub async fn create_maintenance(
     if let Some(c) = body
         .components
         .iter()
-        .find(|c| app.config.component(c).is_none())
+        .find(|c| app.config.get().component(c).is_none())
     {
         return Err(bad(format!("unknown component `{c}`")));
     }
@@ -200,8 +228,8 @@ pub async fn create_maintenance(
     let when = match m.window.active_at(now).or(m.window.next_after(now)) {
         Some(o) => format!(
             "{} – {}",
-            view::local(&o.starts, &app.config.page.time_zone),
-            view::local(&o.ends, &app.config.page.time_zone)
+            view::local(&o.starts, &app.config.get().page.time_zone),
+            view::local(&o.ends, &app.config.get().page.time_zone)
         ),
         None => String::new(),
     };
@@ -213,7 +241,8 @@ pub async fn create_maintenance(
         link: format!("{}/#maintenance-m{id}", app.base_url),
         components: m.components.clone(),
     };
-    match crate::subscribers::announce(&app.store, &app.config, &app.base_url, &a, now).await {
+    match crate::subscribers::announce(&app.store, &app.config.get(), &app.base_url, &a, now).await
+    {
         Ok(n) if n > 0 => app.pager.wake_worker(),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not enqueue subscriber mail"),
@@ -230,7 +259,7 @@ pub async fn maintenances(
 ) -> Result<Json<Value>, WebError> {
     authorize(&app, &headers)?;
     let now = chrono::Utc::now();
-    let all = crate::monitor::windows(&app.config, &app.store).await?;
+    let all = crate::monitor::windows(&app.config.get(), &app.store).await?;
     Ok(Json(json!(
         all.iter()
             .map(|m| maintenance_json(m, now))
@@ -275,8 +304,8 @@ pub async fn create_silence(
     authorize(&app, &headers)?;
     let now = chrono::Utc::now();
     match (&b.probe, &b.component) {
-        (Some(p), None) if app.config.probe(p).is_some() => {}
-        (None, Some(c)) if app.config.component(c).is_some() => {}
+        (Some(p), None) if app.config.get().probe(p).is_some() => {}
+        (None, Some(c)) if app.config.get().component(c).is_some() => {}
         (Some(p), None) => return Err(bad(format!("unknown probe `{p}`"))),
         (None, Some(c)) => return Err(bad(format!("unknown component `{c}`"))),
         _ => return Err(bad("give exactly one of `probe` or `component`")),
@@ -362,7 +391,7 @@ pub async fn announce(
     let components = affected.iter().map(|(c, _)| c.clone()).collect();
     let r = crate::subscribers::announce_update(
         &app.store,
-        &app.config,
+        &app.config.get(),
         &app.base_url,
         id,
         &u.status,
@@ -412,7 +441,7 @@ pub fn check_update(app: &AppState, u: &UpdateBody) -> Result<Vec<(String, Strin
     u.components
         .iter()
         .map(|(c, s)| {
-            if app.config.component(c).is_none() {
+            if app.config.get().component(c).is_none() {
                 return Err(bad(format!("unknown component `{c}`")));
             }
             if crate::evaluate::ComponentStatus::parse(s).is_none() {

@@ -24,7 +24,8 @@ const COOKIE: &str = "lookout_admin";
 const SESSION_HOURS: i64 = 12;
 
 fn mac(app: &AppState, msg: &str) -> Option<String> {
-    let key = app.config.admin.token.as_ref()?;
+    let config = app.config.get();
+    let key = config.admin.token.as_ref()?;
     let mut m = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).ok()?;
     m.update(msg.as_bytes());
     Some(crate::fmt::hex(&m.finalize().into_bytes()))
@@ -44,7 +45,7 @@ fn new_session(app: &AppState) -> Option<String> {
 }
 
 /// The valid session of the request, if any.
-fn session(app: &AppState, headers: &HeaderMap) -> Option<String> {
+pub(super) fn session(app: &AppState, headers: &HeaderMap) -> Option<String> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
     let value = cookies
         .split(';')
@@ -98,6 +99,8 @@ struct AdminPage<'a> {
     open: &'a [IncidentView],
     components: Vec<(String, String)>,
     notice: Option<&'a str>,
+    /// The last rejected probes.yaml, while the running one stays.
+    rejected: Option<(String, String)>,
 }
 
 impl AdminPage<'_> {
@@ -116,9 +119,9 @@ impl AdminPage<'_> {
     }
 }
 
-fn login_page(app: &AppState, status: StatusCode, error: Option<&str>) -> Response {
+pub(super) fn login_page(app: &AppState, status: StatusCode, error: Option<&str>) -> Response {
     let body = LoginPage {
-        title: &app.config.page.title,
+        title: &app.config.get().page.title,
         error,
     }
     .render();
@@ -142,19 +145,27 @@ pub async fn index(State(app): State<AppState>, headers: HeaderMap) -> Response 
 async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<Response, WebError> {
     let mut open = Vec::new();
     for inc in app.store.open_incidents().await? {
-        open.push(view::incident(&app.config, &app.store, inc, true).await?);
+        open.push(view::incident(&app.config.get(), &app.store, inc, true).await?);
     }
     let page = AdminPage {
-        title: &app.config.page.title,
+        title: &app.config.get().page.title,
         csrf: &csrf_for(app, session),
         open: &open,
         components: app
             .config
+            .get()
             .components
             .iter()
             .map(|c| (c.id.clone(), c.name.clone()))
             .collect(),
         notice,
+        rejected: {
+            let s = app.reloads.status();
+            s.error.zip(s.error_at).map(|(e, at)| {
+                let tz = app.config.get().page.time_zone;
+                (e, view::local(&at, &tz))
+            })
+        },
     };
     let mut resp = html(page.render()?);
     resp.headers_mut()
@@ -171,6 +182,7 @@ pub struct LoginForm {
 pub async fn login(State(app): State<AppState>, Form(f): Form<LoginForm>) -> Response {
     let ok = app
         .config
+        .get()
         .admin
         .token
         .as_ref()

@@ -129,7 +129,7 @@ pub async fn render(
             status_color(c.status),
         ),
         "uptime.svg" => {
-            let tz = app.config.page.time_zone;
+            let tz = app.config.get().page.time_zone;
             let u = super::uptime::uptime_of(&app.store, &c.id, &tz, Utc::now()).await?;
             Badge::new(&c.name, uptime::percent_text(u), uptime_color(u))
         }

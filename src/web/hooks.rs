@@ -53,7 +53,7 @@ struct PdIncident {
 /// ignored, as PagerDuty expects.
 pub async fn pagerduty(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     const SOURCE: &str = "pagerduty";
-    let Some(secret) = &app.config.admin.pagerduty_webhook_secret else {
+    let Some(secret) = &app.config.get().admin.pagerduty_webhook_secret else {
         return refuse(
             StatusCode::NOT_FOUND,
             SOURCE,
@@ -119,7 +119,7 @@ struct GenericAck {
 /// within five minutes and each `webhook-id` is accepted once.
 pub async fn generic(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     const SOURCE: &str = "ack-webhook";
-    let Some(secret) = &app.config.admin.ack_webhook_secret else {
+    let Some(secret) = &app.config.get().admin.ack_webhook_secret else {
         return refuse(
             StatusCode::NOT_FOUND,
             SOURCE,

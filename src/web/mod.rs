@@ -10,26 +10,28 @@ pub mod cache;
 mod hooks;
 mod ops;
 mod ping;
+mod report;
 pub mod site;
 mod subscribe;
 pub mod uptime;
 pub mod view;
-
-use std::sync::Arc;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
-use crate::config::Config;
+use crate::config::Live;
 use crate::pager::Pager;
 use crate::store::Store;
 
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
-    pub config: Arc<Config>,
+    /// The configuration in force (hot reload swaps it).
+    pub config: Live,
+    /// What hot reload did last (shown to operators).
+    pub reloads: crate::reload::Reloads,
     pub store: Store,
     pub pager: Pager,
     /// Where the page is reachable, for links (no trailing slash).
@@ -106,6 +108,10 @@ pub fn router(state: AppState) -> Router {
             post(admin::post_update),
         )
         .route("/api/admin/runs/leaked", get(admin::leaked_runs))
+        .route("/api/admin/runs/skipped", get(admin::skipped_starts))
+        .route("/api/admin/config", get(admin::config_status))
+        .route("/admin/report", get(report::page))
+        .route("/api/admin/report", get(report::json))
         .route(
             "/api/admin/maintenances",
             get(admin::maintenances).post(admin::create_maintenance),

@@ -1,8 +1,6 @@
 //! Endpoints for operators' tooling: `/readyz` (readiness, with the failing
 //! checks named) and `/metrics` (Prometheus, OpenMetrics text).
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -11,24 +9,12 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::{AppState, WebError};
-use crate::health::{self, Limits};
-
-/// A write slower than this counts as failed: readiness must answer fast.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+use crate::health;
 
 /// `GET /readyz`: 200 when the database takes a write, the scheduler ticks,
 /// the outbox worker is alive and runs start on time; otherwise 503.
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    let now = Utc::now();
-    let database = match tokio::time::timeout(WRITE_TIMEOUT, app.store.write_check(now)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!(
-            "a write took longer than {}",
-            crate::fmt::duration(WRITE_TIMEOUT)
-        )),
-    };
-    let checks = health::assess(&app.health.snapshot(), database, &Limits::default(), now);
+    let checks = health::readiness(&app.store, &app.health, Utc::now()).await;
     let failing: Vec<&str> = checks.iter().filter(|c| !c.ok).map(|c| c.name).collect();
     let status = if failing.is_empty() {
         StatusCode::OK

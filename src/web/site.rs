@@ -61,7 +61,7 @@ const LATEST: i64 = 50;
 async fn latest(app: &AppState) -> Result<Vec<IncidentView>, WebError> {
     let mut out = Vec::new();
     for inc in app.store.latest_incidents(LATEST).await? {
-        out.push(view::incident(&app.config, &app.store, inc, false).await?);
+        out.push(view::incident(&app.config.get(), &app.store, inc, false).await?);
     }
     Ok(out)
 }
@@ -87,18 +87,18 @@ pub async fn render(app: &AppState, path: &str) -> Result<Option<Rendered>, WebE
             body: super::ICON.as_bytes().to_vec(),
         }));
     }
-    let page = view::page(&app.config, &app.store, &app.base_url).await?;
+    let page = view::page(&app.config.get(), &app.store, &app.base_url).await?;
     match path {
         "/" => html(IndexPage { page: &page }),
         "/history" => {
             let now = Utc::now();
-            let tz = app.config.page.time_zone;
+            let tz = app.config.get().page.time_zone;
             let from = now - chrono::Duration::days(HISTORY_DAYS);
             let mut months: Vec<(String, Vec<IncidentView>)> = Vec::new();
             for inc in app.store.incidents_between(from, now, 1000).await? {
                 let local = inc.opened_at.with_timezone(&tz);
                 let label = format!("{} {}", month_name(local.month()), local.year());
-                let v = view::incident(&app.config, &app.store, inc, false).await?;
+                let v = view::incident(&app.config.get(), &app.store, inc, false).await?;
                 match months.last_mut() {
                     Some((m, list)) if *m == label => list.push(v),
                     _ => months.push((label, vec![v])),
@@ -152,7 +152,7 @@ pub async fn render(app: &AppState, path: &str) -> Result<Option<Rendered>, WebE
                 let Some(inc) = app.store.incident(id).await? else {
                     return Ok(None);
                 };
-                let incident = view::incident(&app.config, &app.store, inc, false).await?;
+                let incident = view::incident(&app.config.get(), &app.store, inc, false).await?;
                 return html(IncidentPage {
                     page: &page,
                     incident: &incident,
@@ -190,7 +190,7 @@ pub async fn paths(app: &AppState) -> Result<Vec<String>, WebError> {
     .collect();
     out.extend(api::DOCUMENTS.iter().map(|d| format!("/api/v2/{d}")));
     out.push("/uptime".into());
-    out.extend(super::badge::paths(&app.config));
+    out.extend(super::badge::paths(&app.config.get()));
     for inc in app
         .store
         .incidents_between(

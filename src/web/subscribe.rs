@@ -24,10 +24,11 @@ struct SubscribePage<'a> {
 
 fn page(app: &AppState, status: StatusCode, state: &str, error: Option<&str>) -> Response {
     let body = SubscribePage {
-        title: &app.config.page.title,
+        title: &app.config.get().page.title,
         state,
         components: app
             .config
+            .get()
             .components
             .iter()
             .map(|c| (c.id.clone(), c.name.clone()))
@@ -43,7 +44,7 @@ fn page(app: &AppState, status: StatusCode, state: &str, error: Option<&str>) ->
 
 /// Subscribing needs somewhere to send mail from.
 fn available(app: &AppState) -> bool {
-    app.config.smtp.is_some()
+    app.config.get().smtp.is_some()
 }
 
 pub async fn form(State(app): State<AppState>) -> Response {
@@ -75,7 +76,7 @@ pub async fn subscribe(
     let components: Vec<String> = fields
         .keys()
         .filter_map(|k| k.strip_prefix("c_"))
-        .filter(|c| app.config.component(c).is_some())
+        .filter(|c| app.config.get().component(c).is_some())
         .map(str::to_string)
         .collect();
     let now = Utc::now();
@@ -85,7 +86,7 @@ pub async fn subscribe(
             .subscribe(email, &components, &subscribers::new_token(), now)
             .await?;
         if !s.confirmed {
-            let mail = subscribers::confirmation(&app.config, &app.base_url, &s);
+            let mail = subscribers::confirmation(&app.config.get(), &app.base_url, &s);
             app.store.enqueue(&[mail], now).await?;
             app.pager.wake_worker();
         }

@@ -138,7 +138,7 @@ impl ComponentUptime {
 /// Renders `/uptime`.
 pub async fn page(app: &AppState, page: &PageView) -> Result<Rendered, WebError> {
     let now = Utc::now();
-    let tz = app.config.page.time_zone;
+    let tz = app.config.get().page.time_zone;
     let mut components = Vec::new();
     for c in &page.components {
         let h = history(&app.store, &c.id, &tz, now).await?;

@@ -119,7 +119,14 @@ impl mailin_embedded::Handler for Smtp {
 impl Smtp {
     /// Starts the server on a free loopback port; returns the port.
     pub fn start(&self) -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        self.start_at(0)
+    }
+
+    /// Starts the server on `port` (0: any free one), e.g. one from
+    /// [`free_port`] that Lookout was already told about ("the SMTP server
+    /// was down, then comes back"); returns the port.
+    pub fn start_at(&self, port: u16) -> u16 {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let mut server = mailin_embedded::Server::new(self.clone());
         server.with_name("test.smtp").with_tcp_listener(listener);
@@ -216,6 +223,7 @@ pub fn fast_tuning() -> Tuning {
             give_up_after: Duration::from_secs(3600),
         },
         schedule: true,
+        reload_poll: Duration::from_millis(200),
     }
 }
 
@@ -236,6 +244,10 @@ impl Running {
             database: database.to_path_buf(),
             listen: "127.0.0.1:0".parse().unwrap(),
             tuning: fast_tuning(),
+            source: Some(lookout::reload::Source {
+                path: config_path.to_path_buf(),
+                env: std::sync::Arc::new(test_env),
+            }),
         })
         .await
         .expect("app builds");
@@ -265,6 +277,14 @@ impl Running {
             let _ = s.send(());
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+
+    /// Graceful stop; whether the service finished within `limit`.
+    pub async fn stop_within(mut self, limit: Duration) -> bool {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(limit, &mut self.task).await.is_ok()
     }
 
     pub async fn summary(&self) -> serde_json::Value {

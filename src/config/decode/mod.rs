@@ -4,6 +4,7 @@
 mod names;
 mod paging;
 mod probe;
+mod service;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -133,6 +134,9 @@ const TOP_KEYS: &[&str] = &[
     "maintenance",
     "connectivity",
     "retention",
+    "limits",
+    "watchdog",
+    "report",
 ];
 
 impl Ctx<'_> {
@@ -420,6 +424,7 @@ impl Ctx<'_> {
             .map(|n| self.maintenance(n, &components, page.time_zone))
             .unwrap_or_default();
         let retention = self.retention(map.get_node("retention"));
+        let limits = self.limits(map.get_node("limits"));
         let connectivity = map
             .get_node("connectivity")
             .and_then(|n| self.connectivity(n, &notifiers));
@@ -428,6 +433,11 @@ impl Ctx<'_> {
         }
         let admin = self.admin(map.get_node("admin"));
         let smtp = map.get_node("smtp").and_then(|n| self.smtp(n));
+        let watchdog = map.get_node("watchdog").and_then(|n| self.watchdog(n));
+        let has_smtp = map.get_node("smtp").is_some();
+        let report = map
+            .get_node("report")
+            .and_then(|n| self.report(n, has_smtp));
         Some(Config {
             page,
             components,
@@ -441,7 +451,38 @@ impl Ctx<'_> {
             admin,
             connectivity,
             retention,
+            limits,
+            watchdog,
+            report,
         })
+    }
+
+    /// `limits: { journeys: 256, per_host: 32, shutdown_grace: 10s }`
+    fn limits(&mut self, node: Option<&Node>) -> Limits {
+        let mut l = Limits::default();
+        let Some(map) = node.and_then(|n| self.mapping(n, "`limits`")) else {
+            return l;
+        };
+        self.check_keys(map, &["journeys", "per_host", "shutdown_grace"], "`limits`");
+        for (key, slot) in [("journeys", &mut l.journeys), ("per_host", &mut l.per_host)] {
+            let Some(n) = map.get_node(key) else { continue };
+            match self.number(n, &format!("`{key}`")) {
+                Some(0) => self.error_at(
+                    n,
+                    format!("`{key}` must be at least 1"),
+                    Some("it is how many journeys may run at once".into()),
+                ),
+                Some(v) => *slot = v as usize,
+                None => {}
+            }
+        }
+        if let Some(d) = map
+            .get_node("shutdown_grace")
+            .and_then(|n| self.duration(n, "`shutdown_grace`"))
+        {
+            l.shutdown_grace = d;
+        }
+        l
     }
 
     /// `retention: { runs: 30d, rollups: 400d }`

@@ -1,0 +1,159 @@
+//! The outbound dead man's switch: a running Lookout pings a real receiver
+//! on loopback every period with the secret rendered into the URL, goes
+//! silent while its database cannot write, and a switch that cannot be
+//! reached is counted in `/metrics`, never fatal.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use sqlx::Connection;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(40);
+
+/// Paths the switch was pinged at.
+#[derive(Clone, Default)]
+struct Switch {
+    pings: Arc<Mutex<Vec<String>>>,
+}
+
+async fn ping(State(s): State<Switch>, Path(id): Path<String>) -> &'static str {
+    s.pings.lock().unwrap().push(id);
+    "OK"
+}
+
+/// A receiver with `/ping/{id}` (the switch) and `/ok` (what the probe checks).
+async fn switch() -> (Switch, String) {
+    let s = Switch::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route("/ping/{id}", get(ping))
+        .route("/ok", get(|| async { "ok" }))
+        .with_state(s.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (s, url)
+}
+
+fn config(dir: &std::path::Path, target: &str, watchdog_url: &str) -> std::path::PathBuf {
+    let yaml = format!(
+        r#"version: 1
+components: [{{ id: api, name: API }}]
+secrets: {{ hc: {{ env: TEST_PROBE_PASSWORD }} }}
+watchdog:
+  url: "{watchdog_url}"
+  every: 1s
+  timeout: 2s
+probes:
+  - name: ok
+    component: api
+    every: 1s
+    steps:
+      - id: ok
+        get: "{target}/ok"
+"#
+    );
+    let path = dir.join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+async fn watchdog_count(app: &Running, result: &str) -> f64 {
+    let text = app.page("/metrics").await;
+    let series = format!("lookout_watchdog_pings_total{{result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_lookout_pings_the_switch_with_the_secret_and_goes_silent_when_wedged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (switch, url) = switch().await;
+    let path = config(
+        dir.path(),
+        &url,
+        &format!("{url}/ping/{{{{ secrets.hc }}}}"),
+    );
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+
+    let pings = eventually("three pings", WAIT, || async {
+        let p = switch.pings.lock().unwrap().clone();
+        (p.len() >= 3).then_some(p)
+    })
+    .await;
+    assert!(
+        pings.iter().all(|p| p == PASSWORD),
+        "every ping carries the rendered secret: {pings:?}"
+    );
+    assert!(watchdog_count(&app, "sent").await >= 3.0);
+    assert_eq!(watchdog_count(&app, "failed").await, 0.0);
+
+    // Another process takes the write lock: Lookout is not ready, so the
+    // switch hears nothing (and would fire) until the lock goes.
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("l.db"))
+        .busy_timeout(Duration::from_secs(20));
+    let mut locker = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .unwrap();
+    // Attempts run one at a time: once one is skipped under the lock, no
+    // ping from before it can still be on its way.
+    let before = watchdog_count(&app, "skipped").await;
+    let skipped = eventually("a skipped ping", WAIT, || async {
+        let n = watchdog_count(&app, "skipped").await;
+        (n > before).then_some(n)
+    })
+    .await;
+    let silent_from = switch.pings.lock().unwrap().len();
+    eventually("two more skipped pings", WAIT, || async {
+        (watchdog_count(&app, "skipped").await >= skipped + 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        switch.pings.lock().unwrap().len(),
+        silent_from,
+        "no ping while the database cannot write"
+    );
+    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
+    locker.close().await.unwrap();
+    eventually("pings again once healthy", WAIT, || async {
+        (switch.pings.lock().unwrap().len() > silent_from).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_switch_is_counted_and_lookout_stays_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_switch, url) = switch().await;
+    let dead = format!("http://127.0.0.1:{}/ping/{{{{ secrets.hc }}}}", free_port());
+    let path = config(dir.path(), &url, &dead);
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+
+    eventually("two failed pings counted", WAIT, || async {
+        (watchdog_count(&app, "failed").await >= 2.0).then_some(())
+    })
+    .await;
+    let ready = reqwest::get(format!("{}/readyz", app.url)).await.unwrap();
+    assert_eq!(
+        ready.status(),
+        200,
+        "a down switch is not Lookout's failure"
+    );
+    assert_eq!(watchdog_count(&app, "sent").await, 0.0);
+    app.stop().await;
+}
