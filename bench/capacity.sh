@@ -19,7 +19,7 @@
 # fault API. Lag is read from `lookout_schedule_lag_seconds` as the delta
 # between two /metrics scrapes (start-up excluded); CPU from
 # /proc/PID/stat (utime + stime) over the same window; steps stored from the
-# record_run write count, checked against `SELECT count(*) FROM steps`.
+# runs counted stored (lookout_runs_total) × steps per run, checked against `SELECT count(*) FROM steps`.
 #
 # Needs: nginx (Debian nginx-light), python3, curl.
 # Usage: bench/capacity.sh [PHASE...]   (default: all five, ~12 minutes)

@@ -2,7 +2,7 @@
 """Small analyses for bench/capacity.sh.
 
   report.py window SCRAPE1 SCRAPE2 SECONDS STEPS_PER_RUN CPU_TICKS
-      Between two /metrics scrapes: runs stored (record_run writes), steps
+      Between two /metrics scrapes: runs stored (lookout_runs_total), steps
       stored, schedule lag (share of starts within 100 ms and the p99
       bucket), outcomes, and CPU per stored step. Prints one JSON object.
   report.py pages EVENTS DB FAULT_AT AFTER EVERY_S
@@ -52,9 +52,13 @@ def lag_buckets(rows) -> dict[float, float]:
 
 def window(s1, s2, secs, steps_per_run, ticks) -> dict:
     a, b = scrape(s1), scrape(s2)
-    runs = total(b, "lookout_sqlite_write_duration_seconds_count", op="record_run") - total(
-        a, "lookout_sqlite_write_duration_seconds_count", op="record_run"
-    )
+    # Counted once a run is stored (whatever the write path batches).
+    runs = total(b, "lookout_runs_total") - total(a, "lookout_runs_total")
+    skipped = {
+        l["reason"]: v - total(a, "lookout_starts_skipped_total", reason=l["reason"])
+        for n, l, v in b
+        if n == "lookout_starts_skipped_total"
+    }
     starts = total(b, "lookout_schedule_lag_seconds_count") - total(
         a, "lookout_schedule_lag_seconds_count"
     )
@@ -77,6 +81,7 @@ def window(s1, s2, secs, steps_per_run, ticks) -> dict:
         "within_250ms": round(within.get(0.25, 0) / starts, 4) if starts else None,
         "lag_p99_le_s": p99,
         "outcomes": {k: int(v) for k, v in outcomes.items()},
+        "starts_skipped": {k: int(v) for k, v in skipped.items() if v},
         "cpu_s": cpu_s,
         "cpu_cores": round(cpu_s / secs, 3),
         "cpu_ms_per_step": round(cpu_s * 1000 / steps, 4) if steps else None,
