@@ -25,6 +25,9 @@
 # Usage: bench/capacity.sh [PHASE...]   (default: all five, ~12 minutes)
 # Env:   WINDOW=15 (seconds measured per capacity level)
 #        RESULTS=FILE (JSON lines, one per measurement; default in /tmp)
+#        PERF=DIR (record each capacity window with perf into DIR; profiling
+#        costs Lookout CPU, so CPU figures of such a run are not the ones)
+#        LEVELS="1000:1:1 10000:1:10" (probes:steps:every, instead of the ramp)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PHASES=${*:-capacity memory restart page storage}
@@ -113,7 +116,13 @@ level() { # $1 probes, $2 steps, $3 every (seconds), $4 label
   local t1 w1 t2
   t1=$(ticks "$lpid")
   w1=$(date +%s.%N)
-  sleep "$WINDOW"
+  if [ -n "${PERF:-}" ]; then # profile the window (costs Lookout some CPU)
+    perf record -q -F 499 -g -p "$lpid" -o "$PERF/perf-$tag.data" -- sleep "$WINDOW" 2>/dev/null
+    perf report -i "$PERF/perf-$tag.data" --no-children --sort dso,symbol --stdio 2>/dev/null |
+      grep -E '^ +[0-9]' | head -40 >"$PERF/perf-$tag.txt"
+  else
+    sleep "$WINDOW"
+  fi
   t2=$(ticks "$lpid")
   local secs
   secs=$(python3 -c "import time; print(round(time.time() - $w1, 3))")
@@ -144,8 +153,12 @@ PY
 
 if [[ " $PHASES " == *" capacity "* ]]; then
   echo "== capacity (window ${WINDOW}s a level; a level is kept when lag p99 < 100 ms, 0 failed writes, >= 95 % stored)"
-  for k in 1 2 5 8 10; do level 1000 "$k" 1 cap || break; done
-  for e in 10 4 2 1; do level 10000 1 "$e" cap || break; done
+  if [ -n "${LEVELS:-}" ]; then
+    for l in $LEVELS; do IFS=: read -r n k e <<<"$l"; level "$n" "$k" "$e" cap || true; done
+  else
+    for k in 1 2 5 8 10; do level 1000 "$k" 1 cap || break; done
+    for e in 10 4 2 1; do level 10000 1 "$e" cap || break; done
+  fi
 fi
 
 if [[ " $PHASES " == *" memory "* ]]; then
