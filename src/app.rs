@@ -38,6 +38,8 @@ pub struct Tuning {
     pub backoff: Backoff,
     /// Whether to start the scheduler (tests may drive runs themselves).
     pub schedule: bool,
+    /// How long runs may fail to be stored before operators are told.
+    pub store_alert_after: Duration,
 }
 
 impl Default for Tuning {
@@ -46,6 +48,7 @@ impl Default for Tuning {
             escalation_tick: Duration::from_secs(1),
             backoff: Backoff::default(),
             schedule: true,
+            store_alert_after: crate::monitor::DEFAULT_ALERT_AFTER,
         }
     }
 }
@@ -106,7 +109,7 @@ impl App {
         let worker = Worker::new(
             store.clone(),
             config.clone(),
-            notifiers,
+            notifiers.clone(),
             opts.tuning.backoff,
             wake,
         )
@@ -119,7 +122,9 @@ impl App {
         let changes = crate::changes::Changes::default();
         let monitor = Monitor::new(store.clone(), config.clone(), pager.clone())
             .with_changes(changes.clone())
-            .with_metrics(metrics.clone());
+            .with_metrics(metrics.clone())
+            .with_health(health.clone())
+            .with_self_alert(notifiers, opts.tuning.store_alert_after);
         let state = AppState {
             config,
             store,

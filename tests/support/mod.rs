@@ -216,6 +216,7 @@ pub fn fast_tuning() -> Tuning {
             give_up_after: Duration::from_secs(3600),
         },
         schedule: true,
+        store_alert_after: Duration::from_secs(1),
     }
 }
 
