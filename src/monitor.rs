@@ -31,14 +31,29 @@ use crate::journey::{RunResult, Runner};
 use crate::pager::Pager;
 use crate::store::{Incident, NewIncident, ProbeRow, Result, Store, UpdateKind};
 
-pub use alarm::{Alarm, decide as alarm_decision, recipients as alarm_recipients};
+pub use backlog::DEFAULT_LIMIT as BACKLOG_LIMIT;
 use backlog::Inbox;
-pub use backlog::{Backlog, DEFAULT_LIMIT as BACKLOG_LIMIT};
 use memory::{Change, Context, Memory};
 
 /// Runs stored in one transaction at most: big enough that a burst costs a
 /// few statements, small enough that one transaction stays short.
 pub const BATCH: usize = 512;
+
+/// Under a steady flow, at most one write this often: each write costs a
+/// few round trips to SQLite's thread whatever its size, so batching runs
+/// that arrive within this long divides that cost among them.
+const COMMIT_EVERY: Duration = Duration::from_millis(50);
+
+/// How long maintenance windows and declared states read for planning are
+/// trusted when nothing says they changed.
+const CONTEXT_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// What [`Monitor::context`] read, and when.
+struct Cached {
+    ctx: Context,
+    generation: u64,
+    read: std::time::Instant,
+}
 
 /// After writes fail, the first retry waits this long, doubling up to
 /// [`RETRY_MAX`].
@@ -155,11 +170,13 @@ impl Monitor {
     /// work of what it stored, in order, retrying after failures.
     async fn write(&self, inbox: &Inbox<RunResult>) {
         let mut memory = self.load().await;
+        let mut context = None;
         // Incident work of a stored run that failed and must be retried
         // before later runs are evaluated.
         let mut pending: Option<(RunResult, Change)> = None;
         let mut failures = 0u32;
         let mut closed_at: Option<std::time::Instant> = None;
+        let mut last_write = std::time::Instant::now() - COMMIT_EVERY;
         loop {
             let step = match pending.take() {
                 Some((run, change)) => {
@@ -171,10 +188,14 @@ impl Monitor {
                         })
                 }
                 None => {
-                    let Some(runs) = inbox.take(BATCH).await else {
+                    let Some(runs) = self.next_batch(inbox, last_write).await else {
                         return;
                     };
-                    match self.store_runs(&mut memory, runs, inbox).await {
+                    last_write = std::time::Instant::now();
+                    match self
+                        .store_runs(&mut memory, &mut context, runs, inbox)
+                        .await
+                    {
                         Ok(change) => {
                             pending = change;
                             Ok(())
@@ -219,6 +240,25 @@ impl Monitor {
         }
     }
 
+    /// The runs to store next: whatever waits, as soon as one does. When the
+    /// previous write started less than [`COMMIT_EVERY`] ago (runs keep
+    /// coming), waits out the rest of that interval first, so a steady flow
+    /// is stored in batches rather than run by run; an idle monitor stores
+    /// a run the moment it arrives.
+    async fn next_batch(
+        &self,
+        inbox: &Inbox<RunResult>,
+        last_write: std::time::Instant,
+    ) -> Option<Vec<RunResult>> {
+        let mut runs = inbox.take(BATCH).await?;
+        let wait = COMMIT_EVERY.saturating_sub(last_write.elapsed());
+        if runs.len() < BATCH && !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+            runs.extend(inbox.with(|b| b.take(BATCH - runs.len())));
+        }
+        Some(runs)
+    }
+
     /// Probe states and current intervals, read once: the monitor is their
     /// only writer. Retried until the database answers.
     async fn load(&self) -> Memory {
@@ -246,13 +286,14 @@ impl Monitor {
     async fn store_runs(
         &self,
         memory: &mut Memory,
+        context: &mut Option<Cached>,
         mut runs: Vec<RunResult>,
         inbox: &Inbox<RunResult>,
     ) -> std::result::Result<Option<(RunResult, Change)>, crate::store::StoreError> {
         // A database that hangs shows as trouble from here (see `health`).
         let now = Utc::now();
         self.health.storage(|s| s.writing_since = Some(now));
-        let ctx = match self.context().await {
+        let ctx = match self.context(context).await {
             Ok(ctx) => ctx,
             Err(e) => {
                 self.health.storage(|s| s.writing_since = None);
@@ -260,7 +301,7 @@ impl Monitor {
                 return Err(e);
             }
         };
-        let plan = memory.plan(&self.config, &ctx, &runs);
+        let plan = memory.plan(&self.config, ctx, &runs);
         self.give_back(inbox, runs.split_off(plan.len));
         let writing = std::time::Instant::now();
         let written = self.store.write_batch(&plan.batch(&runs)).await;
@@ -305,12 +346,30 @@ impl Monitor {
         }
     }
 
-    /// Maintenance windows and declared states, read once per batch.
-    async fn context(&self) -> Result<Context> {
-        Ok(Context {
-            windows: windows(&self.config, &self.store).await?,
-            declared: self.store.declared_component_states().await?,
-        })
+    /// Maintenance windows and declared states: read again after a change
+    /// of what the public sees (operators' edits bump it) and at least
+    /// every [`CONTEXT_MAX_AGE`], not for every batch.
+    async fn context<'a>(&self, cache: &'a mut Option<Cached>) -> Result<&'a Context> {
+        let generation = self.changes.generation();
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|c| c.generation == generation && c.read.elapsed() < CONTEXT_MAX_AGE);
+        if !fresh {
+            let ctx = Context {
+                windows: windows(&self.config, &self.store).await?,
+                declared: self.store.declared_component_states().await?,
+            };
+            let read = std::time::Instant::now();
+            *cache = Some(Cached {
+                ctx,
+                generation,
+                read,
+            });
+        }
+        match cache {
+            Some(c) => Ok(&c.ctx),
+            None => unreachable!("filled above"),
+        }
     }
 
     /// The incident work of a stored run. On failure, returns what is left

@@ -270,3 +270,142 @@ impl Plan {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journey::Outcome::{Fail, Pass};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn config() -> Config {
+        let yaml = r#"version: 1
+components: [{ id: api, name: API }]
+probes:
+  - name: a
+    component: api
+    every: 10s
+    alert: { after: 2 failures, recover_after: 1 passes }
+    steps: [{ id: s, get: "http://127.0.0.1:9/" }]
+  - name: b
+    component: api
+    every: 10s
+    steps: [{ id: s, get: "http://127.0.0.1:9/" }]
+"#;
+        let env = |_: &str| None;
+        crate::config::parse(yaml, "t.yaml", std::path::Path::new("."), &env).unwrap()
+    }
+
+    fn run(probe: &str, outcome: Outcome, finished: &str) -> RunResult {
+        RunResult {
+            run_uid: format!("{probe}-{finished}"),
+            probe: probe.into(),
+            component: "api".into(),
+            started_at: at(finished),
+            finished_at: at(finished),
+            outcome,
+            leaked: false,
+            steps: vec![],
+            note: None,
+        }
+    }
+
+    fn ctx() -> Context {
+        Context {
+            windows: vec![],
+            declared: vec![],
+        }
+    }
+
+    #[test]
+    fn a_plan_ends_after_the_run_that_changes_health() {
+        let config = config();
+        let memory = Memory::default();
+        let runs = [
+            run("a", Pass, "2026-07-01T10:00:00Z"),
+            run("a", Fail, "2026-07-01T10:00:10Z"),
+            run("b", Pass, "2026-07-01T10:00:11Z"),
+            run("a", Fail, "2026-07-01T10:00:20Z"),
+            run("a", Fail, "2026-07-01T10:00:30Z"),
+        ];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        assert_eq!(plan.len, 4);
+        assert_eq!(
+            plan.change,
+            Some(Change {
+                transition: Some(Transition::BecameFailing),
+                flap: None,
+                flapping: false,
+            })
+        );
+        let batch = plan.batch(&runs);
+        assert_eq!(batch.runs.len(), 4);
+        // One state per probe: where the plan left it.
+        assert_eq!(batch.probe_states.len(), 2);
+        let a = batch.probe_states.iter().find(|p| p.probe == "a").unwrap();
+        assert!(a.health.failing);
+        assert_eq!(a.health.consecutive_failures, 2);
+        // Intervals: a pass, then fail (the outcome, at once); b pass; the
+        // component operational until a is failing (after two failures).
+        let opened: Vec<(String, &str)> = batch
+            .switches
+            .iter()
+            .map(|s| (format!("{:?}", s.subject), s.state))
+            .collect();
+        assert_eq!(opened[0], ("Probe(\"a\")".into(), "pass"));
+        assert_eq!(opened[1], ("Component(\"api\")".into(), "operational"));
+        assert_eq!(opened[2], ("Probe(\"a\")".into(), "fail"));
+        assert_eq!(opened[3], ("Probe(\"b\")".into(), "pass"));
+        assert_eq!(opened[4].0, "Component(\"api\")");
+        assert_ne!(opened[4].1, "operational");
+        assert_eq!(opened.len(), 5, "{opened:?}");
+        assert!(plan.news);
+    }
+
+    #[test]
+    fn the_same_state_extends_the_interval_and_a_silence_closes_it_at_the_last_sighting() {
+        let config = config();
+        let mut memory = Memory::default();
+        let runs = [run("b", Pass, "2026-07-01T10:00:00Z")];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        memory.commit(plan);
+        // Seen again 10s later: nothing opens, the sighting is written.
+        let runs = [run("b", Pass, "2026-07-01T10:00:10Z")];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        let batch = plan.batch(&runs);
+        assert!(batch.switches.is_empty());
+        assert_eq!(batch.seen.len(), 2);
+        assert!(
+            batch
+                .seen
+                .iter()
+                .all(|s| s.at == at("2026-07-01T10:00:10Z"))
+        );
+        assert!(!plan.news);
+        memory.commit(plan);
+        // After an hour of silence (the service was down) the old
+        // intervals end at their last sighting: the gap reads as no data.
+        let runs = [run("b", Pass, "2026-07-01T11:00:10Z")];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        let batch = plan.batch(&runs);
+        assert_eq!(batch.switches.len(), 2);
+        for s in &batch.switches {
+            let last = at("2026-07-01T10:00:10Z");
+            assert_eq!(s.close, Some((last, last)));
+            assert_eq!(s.at, at("2026-07-01T11:00:10Z"));
+        }
+    }
+
+    #[test]
+    fn runs_of_removed_probes_are_stored_without_evaluation() {
+        let config = config();
+        let memory = Memory::default();
+        let runs = [run("gone", Fail, "2026-07-01T10:00:00Z")];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        let batch = plan.batch(&runs);
+        assert_eq!(batch.runs.len(), 1);
+        assert!(batch.probe_states.is_empty() && batch.switches.is_empty());
+    }
+}
