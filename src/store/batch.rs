@@ -381,3 +381,207 @@ async fn see(conn: &mut SqliteConnection, seen: &[Seen<'_>]) -> Result<()> {
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::Row;
+
+    use super::*;
+    use crate::evaluate::ProbeHealth;
+    use crate::journey::result::AssertionFailure;
+    use crate::journey::{Phase, StepOutcome, StepResult};
+    use crate::store::StateInterval;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn step(id: &str, outcome: StepOutcome) -> StepResult {
+        StepResult {
+            id: id.into(),
+            phase: Phase::Steps,
+            method: "POST".into(),
+            url: "http://127.0.0.1:9/login?token=%2A%2A%2A".into(),
+            status: Some(503),
+            outcome,
+            started_at: at("2026-07-01T10:00:00Z"),
+            duration: Duration::from_millis(12),
+            attempts: 2,
+            error: None,
+            failures: vec![AssertionFailure {
+                check: "status".into(),
+                expected: "200".into(),
+                actual: "503 \"é\"".into(),
+            }],
+            captures: vec![("token".into(), "***".into())],
+            critical: true,
+            timings: crate::journey::timing::Timings {
+                dns_ms: None,
+                connect_ms: Some(1),
+                ttfb_ms: Some(10),
+                total_ms: Some(12),
+            },
+        }
+    }
+
+    fn run(uid: &str, start: &str, ms: i64, outcome: Outcome) -> RunResult {
+        let started_at = at(start);
+        RunResult {
+            run_uid: uid.into(),
+            probe: "login".into(),
+            component: "api".into(),
+            started_at,
+            finished_at: started_at + chrono::Duration::milliseconds(ms),
+            outcome,
+            leaked: false,
+            steps: vec![step("a", StepOutcome::Pass), step("b", StepOutcome::Fail)],
+            note: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_stores_runs_steps_hours_states_and_intervals_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let runs = [
+            run("r1", "2026-07-01T10:00:00Z", 100, Outcome::Pass),
+            run("r2", "2026-07-01T10:10:00Z", 300, Outcome::Degraded),
+            run("r3", "2026-07-01T10:20:00Z", 900, Outcome::Fail),
+            run("r4", "2026-07-01T11:00:00Z", 50, Outcome::Pass),
+        ];
+        let state = ProbeRow {
+            probe: "login".into(),
+            component: "api".into(),
+            health: ProbeHealth {
+                failing: true,
+                consecutive_failures: 2,
+                consecutive_passes: 0,
+                since: at("2026-07-01T10:20:00Z"),
+                flips: vec![at("2026-07-01T10:20:00Z")],
+                flapping: false,
+            },
+            last_run_at: Some(at("2026-07-01T11:00:00Z")),
+            last_outcome: Some(Outcome::Fail),
+            last_reason: Some("status: expected 200".into()),
+            last_failed_step: Some("b".into()),
+        };
+        let subject = Subject::Probe("login");
+        let batch = RunBatch {
+            runs: &runs,
+            probe_states: vec![&state],
+            switches: vec![
+                Switch {
+                    subject,
+                    close: None,
+                    state: "pass",
+                    at: at("2026-07-01T10:00:00Z"),
+                },
+                Switch {
+                    subject,
+                    close: Some((at("2026-07-01T10:20:00Z"), at("2026-07-01T10:10:00Z"))),
+                    state: "fail",
+                    at: at("2026-07-01T10:20:00Z"),
+                },
+            ],
+            seen: vec![Seen {
+                subject,
+                at: at("2026-07-01T11:00:00Z"),
+            }],
+        };
+        store.write_batch(&batch).await.unwrap();
+        // Stored twice (a retry after an unclear failure): no step doubles.
+        store
+            .write_batch(&RunBatch {
+                runs: &runs,
+                ..RunBatch::default()
+            })
+            .await
+            .unwrap();
+
+        assert_eq!(store.count_runs().await.unwrap(), 4);
+        let rows = sqlx::query(
+            "SELECT s.* FROM steps s JOIN runs r ON r.id = s.run_id
+             WHERE r.run_uid = 'r1' ORDER BY s.seq",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        let s = &runs[0].steps[1];
+        let r = &rows[1];
+        assert_eq!(r.get::<String, _>("step_id"), "b");
+        assert_eq!(r.get::<i64, _>("seq"), 1);
+        assert_eq!(r.get::<String, _>("outcome"), "fail");
+        assert_eq!(r.get::<String, _>("url"), s.url);
+        assert_eq!(r.get::<Option<i64>, _>("status"), Some(503));
+        assert_eq!(r.get::<i64, _>("attempts"), 2);
+        assert_eq!(r.get::<i64, _>("duration_ms"), 12);
+        assert_eq!(r.get::<Option<String>, _>("error"), None);
+        // Nested JSON is stored as the one-run path stored it.
+        assert_eq!(
+            r.get::<String, _>("failures"),
+            serde_json::to_string(&s.failures).unwrap()
+        );
+        assert_eq!(
+            r.get::<String, _>("captures"),
+            serde_json::to_string(&s.captures).unwrap()
+        );
+        assert_eq!(
+            r.get::<Option<String>, _>("timings"),
+            Some(serde_json::to_string(&s.timings).unwrap())
+        );
+        let recent = store.recent_runs("login", 10).await.unwrap();
+        let r3 = recent.iter().find(|r| r.run_uid == "r3").unwrap();
+        assert_eq!(r3.outcome, Some(Outcome::Fail));
+        assert_eq!(r3.failed_step.as_deref(), Some("b"));
+        assert_eq!(r3.duration_ms, 900);
+
+        let hours = store
+            .component_hours("api", at("2026-07-01T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(hours.len(), 2);
+        // Twice the batch: twice each count (rollups are not idempotent).
+        let h = &hours[0];
+        assert_eq!((h.runs, h.passes, h.degraded, h.fails), (6, 2, 2, 2));
+        assert_eq!(h.duration_sum_ms, 2 * (100 + 300));
+        assert_eq!(
+            (h.duration_min_ms, h.duration_max_ms),
+            (Some(100), Some(300))
+        );
+
+        let got = store.probe_state("login").await.unwrap().unwrap();
+        assert_eq!(got.health, state.health);
+        assert_eq!(got.last_run_at, state.last_run_at);
+        assert_eq!(got.last_outcome, state.last_outcome);
+        assert_eq!(got.last_reason, state.last_reason);
+        assert_eq!(got.last_failed_step, state.last_failed_step);
+
+        let intervals = store
+            .state_intervals(subject, at("2026-07-01T00:00:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(
+            intervals,
+            [
+                StateInterval {
+                    state: "pass".into(),
+                    started_at: at("2026-07-01T10:00:00Z"),
+                    ended_at: Some(at("2026-07-01T10:20:00Z")),
+                    last_seen_at: at("2026-07-01T10:10:00Z"),
+                },
+                StateInterval {
+                    state: "fail".into(),
+                    started_at: at("2026-07-01T10:20:00Z"),
+                    ended_at: None,
+                    last_seen_at: at("2026-07-01T11:00:00Z"),
+                },
+            ]
+        );
+        let current = store.current_intervals().await.unwrap();
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0].0, crate::store::SubjectId::Probe("login".into()));
+    }
+}
