@@ -43,6 +43,8 @@ pub struct Tuning {
     pub schedule: bool,
     /// How often the configuration file is checked for changes.
     pub reload_poll: Duration,
+    /// How long runs may fail to be stored before operators are told.
+    pub store_alert_after: Duration,
 }
 
 impl Default for Tuning {
@@ -52,6 +54,7 @@ impl Default for Tuning {
             backoff: Backoff::default(),
             schedule: true,
             reload_poll: Duration::from_secs(2),
+            store_alert_after: crate::monitor::DEFAULT_ALERT_AFTER,
         }
     }
 }
@@ -114,7 +117,7 @@ impl App {
         let worker = Worker::new(
             store.clone(),
             live.clone(),
-            notifiers,
+            notifiers.clone(),
             opts.tuning.backoff,
             wake,
         )
@@ -127,7 +130,9 @@ impl App {
         let changes = crate::changes::Changes::default();
         let monitor = Monitor::new(store.clone(), live.clone(), pager.clone())
             .with_changes(changes.clone())
-            .with_metrics(metrics.clone());
+            .with_metrics(metrics.clone())
+            .with_health(health.clone())
+            .with_self_alert(notifiers, opts.tuning.store_alert_after);
         let reloads = crate::reload::Reloads::default();
         if let Some(source) = &opts.source {
             crate::reload::started(source, &reloads);

@@ -4,7 +4,9 @@
 //! ticked, and the scheduler notes how late runs start; [`assess`] turns
 //! those facts, the result of a tiny database write, and `now` into named
 //! checks (a pure function, so tests pick the instants). `/readyz` answers
-//! 200 when every check passes, 503 naming the ones that fail.
+//! 200 when every check passes, 503 naming the ones that fail. The monitor
+//! reports how storing runs goes ([`Storage`]): runs held in memory because
+//! writes fail make the `database` check fail too.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,6 +54,50 @@ struct Inner {
     scheduler_enabled: AtomicBool,
     /// The worst recent start lag and when it was seen.
     worst_lag: Mutex<Option<(DateTime<Utc>, Duration)>>,
+    storage: Mutex<Storage>,
+}
+
+/// How storing runs goes, as the monitor reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Storage {
+    /// Runs received and not yet stored (held in memory).
+    pub buffered: usize,
+    /// Runs dropped since the start because the memory bound was reached.
+    pub dropped: u64,
+    /// Since when writes have been failing, if they are.
+    pub failing_since: Option<DateTime<Utc>>,
+    /// Since when the write now in progress has been running, if one is.
+    pub writing_since: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+/// A write still running after this long counts as failing: with SQLite's
+/// busy timeout a locked database blocks each attempt for seconds.
+pub const SLOW_WRITE: Duration = Duration::from_secs(1);
+
+impl Storage {
+    /// Since when storing has been in trouble at `now`: writes fail, or one
+    /// has been running longer than [`SLOW_WRITE`].
+    pub fn trouble_since(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.failing_since
+            .or(self.writing_since.filter(|t| expired(*t, now, SLOW_WRITE)))
+    }
+
+    /// The trouble in words, for `/readyz` and the self-alert.
+    pub fn describe(&self, now: DateTime<Utc>) -> Option<String> {
+        let since = self.trouble_since(now)?;
+        let ago = (now - since).to_std().unwrap_or_default();
+        let error = self
+            .last_error
+            .as_deref()
+            .map_or_else(|| "a write is hanging".to_string(), |e| e.to_string());
+        Some(format!(
+            "runs not stored for {}: {error}; {} runs held in memory, {} dropped",
+            crate::fmt::duration(ago),
+            self.buffered,
+            self.dropped
+        ))
+    }
 }
 
 /// What [`Health`] knows at one instant.
@@ -61,6 +107,7 @@ pub struct Snapshot {
     pub scheduler_tick: Option<DateTime<Utc>>,
     pub worker_tick: Option<DateTime<Utc>>,
     pub worst_lag: Option<(DateTime<Utc>, Duration)>,
+    pub storage: Storage,
 }
 
 impl Health {
@@ -91,6 +138,11 @@ impl Health {
         }
     }
 
+    /// Changes what the monitor reports about storing runs.
+    pub fn storage(&self, change: impl FnOnce(&mut Storage)) {
+        change(&mut self.inner.storage.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let at = |a: &AtomicI64| match a.load(Ordering::Relaxed) {
             0 => None,
@@ -105,6 +157,12 @@ impl Health {
                 .worst_lag
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
+            storage: self
+                .inner
+                .storage
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -122,7 +180,8 @@ pub struct Check {
 }
 
 /// Every check, in a fixed order: `database`, `scheduler`, `worker`,
-/// `schedule_lag`. `database` is the outcome of a tiny write.
+/// `schedule_lag`. `database` is the outcome of a tiny write, and fails too
+/// while the monitor cannot store runs (it holds them in memory).
 pub fn assess(
     snap: &Snapshot,
     database: Result<(), String>,
@@ -138,9 +197,12 @@ pub fn assess(
             (ago <= stale, words)
         }
     };
-    let db = match database {
-        Ok(()) => check("database", true, "writable".into()),
-        Err(e) => check("database", false, format!("not writable: {e}")),
+    let held = snap.storage.describe(now);
+    let db = match (database, held) {
+        (Ok(()), None) => check("database", true, "writable".into()),
+        (Ok(()), Some(held)) => check("database", false, format!("not writable: {held}")),
+        (Err(e), None) => check("database", false, format!("not writable: {e}")),
+        (Err(e), Some(held)) => check("database", false, format!("not writable: {e}; {held}")),
     };
     let scheduler = if snap.scheduler_enabled {
         let (ok, words) = ticking(snap.scheduler_tick, limits.scheduler_stale);
@@ -202,6 +264,7 @@ mod tests {
             scheduler_tick: Some(now - chrono::Duration::seconds(1)),
             worker_tick: Some(now),
             worst_lag: Some((now, Duration::from_millis(300))),
+            storage: Storage::default(),
         }
     }
 
@@ -247,6 +310,37 @@ mod tests {
             Duration::from_secs(11),
         ));
         assert!(failing(&assess(&s, Ok(()), &limits, now)).is_empty());
+    }
+
+    #[test]
+    fn runs_held_in_memory_fail_the_database_check_with_the_reason() {
+        let now = at("2026-07-01T10:00:00Z");
+        let mut s = healthy(now);
+        s.storage = Storage {
+            buffered: 42,
+            dropped: 0,
+            failing_since: Some(now - chrono::Duration::seconds(12)),
+            writing_since: None,
+            last_error: Some("database is locked".into()),
+        };
+        let checks = assess(&s, Ok(()), &Limits::default(), now);
+        assert_eq!(failing(&checks), ["database"]);
+        assert_eq!(
+            checks[0].detail,
+            "not writable: runs not stored for 12s: database is locked; \
+             42 runs held in memory, 0 dropped"
+        );
+        // A write that has run for a moment is normal; one that hangs is not.
+        s.storage.failing_since = None;
+        s.storage.last_error = None;
+        s.storage.writing_since = Some(now - chrono::Duration::milliseconds(200));
+        assert!(failing(&assess(&s, Ok(()), &Limits::default(), now)).is_empty());
+        s.storage.writing_since = Some(now - chrono::Duration::seconds(3));
+        let checks = assess(&s, Ok(()), &Limits::default(), now);
+        assert!(
+            checks[0].detail.contains("a write is hanging"),
+            "{checks:?}"
+        );
     }
 
     #[test]

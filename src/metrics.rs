@@ -73,6 +73,9 @@ pub struct Metrics {
     outbox_oldest: Gauge<f64, AtomicU64>,
     open_incidents: Gauge,
     watchdog_pings: Family<ResultLabels, Counter>,
+    runs_buffered: Gauge,
+    runs_dropped: Counter,
+    store_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -161,6 +164,24 @@ impl Metrics {
             "Outbound dead man's switch pings by result: sent, failed (the URL did not answer 2xx), skipped (Lookout not healthy)",
             watchdog_pings.clone(),
         );
+        let runs_buffered = Gauge::default();
+        registry.register(
+            "lookout_runs_buffered",
+            "Finished runs held in memory, not yet stored",
+            runs_buffered.clone(),
+        );
+        let runs_dropped = Counter::default();
+        registry.register(
+            "lookout_runs_dropped",
+            "Finished runs dropped unstored because the memory bound was reached",
+            runs_dropped.clone(),
+        );
+        let store_failures = Counter::default();
+        registry.register(
+            "lookout_store_write_failures",
+            "Failed attempts to store runs (retried with the runs held in memory)",
+            store_failures.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             runs,
@@ -174,6 +195,9 @@ impl Metrics {
             outbox_oldest,
             open_incidents,
             watchdog_pings,
+            runs_buffered,
+            runs_dropped,
+            store_failures,
         }
     }
 
@@ -254,6 +278,18 @@ impl Metrics {
         self.write_seconds
             .get_or_create(&OpLabels { op: op.to_string() })
             .observe(took.as_secs_f64());
+    }
+
+    /// Runs held in memory now, and runs just dropped for the bound.
+    pub fn runs_buffered(&self, held: usize, dropped: usize) {
+        self.runs_buffered.set(held as i64);
+        if dropped > 0 {
+            self.runs_dropped.inc_by(dropped as u64);
+        }
+    }
+
+    pub fn store_failed(&self) {
+        self.store_failures.inc();
     }
 
     /// Sets the gauges read from the store at scrape time.

@@ -1,19 +1,71 @@
 //! The monitor: the single writer that takes each finished run, stores it,
 //! evaluates the probe's health, and opens, joins or resolves incidents.
 //!
-//! Runs arrive over a channel and are handled one at a time, so two probes
-//! of one component failing together cannot open two incidents.
+//! Runs arrive over a channel. An intake task moves them at once into a
+//! bounded in-memory backlog ([`backlog`]), so the scheduler never waits for
+//! storage. The writer takes whatever is waiting (up to [`BATCH`] runs) and
+//! stores it as one transaction (group commit), evaluating against probe
+//! states and state intervals it keeps in memory ([`memory`]); a batch ends
+//! after a run that changes a probe's health, and that run's incident work
+//! follows its commit. Runs are handled in order by one writer, so two
+//! probes of one component failing together cannot open two incidents.
+//!
+//! When a write fails (disk full, database locked) the runs stay in the
+//! backlog and the writer retries with backoff; they are evaluated once
+//! stored, so an incident opens late rather than never. `/readyz` and
+//! `/metrics` show the trouble, and [`alarm`] tells the operators directly.
+
+mod alarm;
+mod backlog;
+mod memory;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::config::{Config, Live, Maintenance, Probe};
-use crate::evaluate::{self, ComponentStatus, Flap, ProbeHealth, ProbeView, Transition};
+use crate::evaluate::{self, ComponentStatus, Flap, ProbeView, Transition};
 use crate::journey::{RunResult, Runner};
 use crate::pager::Pager;
 use crate::store::{Incident, NewIncident, ProbeRow, Result, Store, UpdateKind};
+
+pub use backlog::DEFAULT_LIMIT as BACKLOG_LIMIT;
+use backlog::Inbox;
+use memory::{Change, Context, Memory};
+
+/// Runs stored in one transaction at most: big enough that a burst costs a
+/// few statements, small enough that one transaction stays short.
+pub const BATCH: usize = 512;
+
+/// Under a steady flow, at most one write this often: each write costs a
+/// few round trips to SQLite's thread whatever its size, so batching runs
+/// that arrive within this long divides that cost among them.
+const COMMIT_EVERY: Duration = Duration::from_millis(50);
+
+/// How long maintenance windows and declared states read for planning are
+/// trusted when nothing says they changed.
+const CONTEXT_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// What [`Monitor::context`] read, and when.
+struct Cached {
+    ctx: Context,
+    generation: u64,
+    read: std::time::Instant,
+}
+
+/// After writes fail, the first retry waits this long, doubling up to
+/// [`RETRY_MAX`].
+const RETRY_MIN: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Once the senders are gone (shutdown), failing writes are retried this
+/// long before the runs still held are given up.
+const FLUSH_WAIT: Duration = Duration::from_secs(4);
+
+/// How long a write may go on failing before operators are told.
+pub const DEFAULT_ALERT_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct Monitor {
@@ -22,6 +74,16 @@ pub struct Monitor {
     pager: Pager,
     changes: crate::changes::Changes,
     metrics: crate::metrics::Metrics,
+    health: crate::health::Health,
+    /// Where the storage self-alert goes, when set (see [`alarm`]).
+    alert: Option<(Arc<crate::notify::Notifiers>, Duration)>,
+    limit: usize,
+}
+
+/// The wait before retry number `failures` (1 for the first).
+pub fn retry_delay(failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+    RETRY_MIN.saturating_mul(factor).min(RETRY_MAX)
 }
 
 impl Monitor {
@@ -32,6 +94,9 @@ impl Monitor {
             pager,
             changes: crate::changes::Changes::default(),
             metrics: crate::metrics::Metrics::default(),
+            health: crate::health::Health::default(),
+            alert: None,
+            limit: backlog::DEFAULT_LIMIT,
         }
     }
 
@@ -47,63 +112,291 @@ impl Monitor {
         self
     }
 
-    /// Handles runs until the channel closes (all senders dropped).
-    pub async fn run(self, mut runs: mpsc::Receiver<RunResult>) {
-        while let Some(run) = runs.recv().await {
-            if let Err(e) = self.handle(&run, Utc::now()).await {
-                tracing::error!(probe = %run.probe, error = %e, "could not record run");
+    /// Where runs held in memory and failing writes are reported (`/readyz`).
+    pub fn with_health(mut self, health: crate::health::Health) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// Tells operators through `notifiers` when runs could not be stored
+    /// for `after`, and again when all are stored.
+    pub fn with_self_alert(
+        mut self,
+        notifiers: Arc<crate::notify::Notifiers>,
+        after: Duration,
+    ) -> Self {
+        self.alert = Some((notifiers, after));
+        self
+    }
+
+    /// How many runs may wait in memory (default [`BACKLOG_LIMIT`]).
+    pub fn with_backlog_limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Handles runs until the channel closes (all senders dropped) and
+    /// every run received is stored, or could not be within [`FLUSH_WAIT`].
+    pub async fn run(self, runs: mpsc::Receiver<RunResult>) {
+        let inbox = Inbox::new(self.limit);
+        let intake = tokio::spawn(intake(
+            runs,
+            inbox.clone(),
+            self.metrics.clone(),
+            self.health.clone(),
+        ));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let alarm = self.alert.clone().map(|(notifiers, after)| {
+            let sender = alarm::Sender {
+                config: self.config.clone(),
+                notifiers,
+                health: self.health.clone(),
+                base_url: self.pager.base_url().to_string(),
+                after,
+            };
+            tokio::spawn(sender.run(async {
+                let _ = stopped.await;
+            }))
+        });
+        self.write(&inbox).await;
+        let _ = intake.await;
+        let _ = stop.send(());
+        if let Some(a) = alarm {
+            let _ = a.await;
+        }
+    }
+
+    /// The writer: stores what waits in the inbox, then does the incident
+    /// work of what it stored, in order, retrying after failures.
+    async fn write(&self, inbox: &Inbox<RunResult>) {
+        let mut memory = self.load().await;
+        let mut context = None;
+        // Incident work of a stored run that failed and must be retried
+        // before later runs are evaluated.
+        let mut pending: Option<(RunResult, Change)> = None;
+        let mut failures = 0u32;
+        let mut closed_at: Option<std::time::Instant> = None;
+        let mut last_write = std::time::Instant::now() - COMMIT_EVERY;
+        loop {
+            let step = match pending.take() {
+                Some((run, change)) => {
+                    self.react(&memory, &run, change)
+                        .await
+                        .map_err(|(left, e)| {
+                            pending = Some((run, left));
+                            e
+                        })
+                }
+                None => {
+                    let Some(runs) = self.next_batch(inbox, last_write).await else {
+                        return;
+                    };
+                    last_write = std::time::Instant::now();
+                    match self
+                        .store_runs(&mut memory, &mut context, runs, inbox)
+                        .await
+                    {
+                        Ok(change) => {
+                            pending = change;
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            match step {
+                Ok(()) if failures > 0 => {
+                    failures = 0;
+                    tracing::warn!("storing runs again");
+                    self.health.storage(|s| {
+                        s.failing_since = None;
+                        s.last_error = None;
+                    });
+                }
+                Ok(()) => {}
+                Err(e) => {
+                    failures += 1;
+                    self.metrics.store_failed();
+                    let now = Utc::now();
+                    self.health.storage(|s| {
+                        s.failing_since.get_or_insert(now);
+                        s.last_error = Some(e.to_string());
+                    });
+                    let held = inbox.with(|b| b.held());
+                    tracing::error!(error = %e, held, failures, "could not store runs; retrying");
+                    if inbox.is_closed() {
+                        let since = *closed_at.get_or_insert_with(std::time::Instant::now);
+                        if since.elapsed() >= FLUSH_WAIT {
+                            tracing::error!(
+                                lost = held,
+                                "stopping with runs that could not be stored"
+                            );
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(retry_delay(failures)).await;
+                }
             }
         }
     }
 
-    pub async fn handle(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
-        let writing = std::time::Instant::now();
-        self.store.record_run(run).await?;
-        self.metrics.sqlite_write("record_run", writing.elapsed());
-        self.metrics.run_finished(run);
-        let config = self.config.get();
-        let Some(probe) = config.probe(&run.probe) else {
-            return Ok(()); // removed from the configuration while it ran
-        };
-        let prev = self.store.probe_state(&run.probe).await?;
-        let health = prev
-            .as_ref()
-            .map_or_else(|| ProbeHealth::new(now), |p| p.health.clone());
-        let (health, transition) = evaluate::apply(&health, run.outcome, &probe.alert, now);
-        let (health, flap) = evaluate::flapping(&health, transition, &probe.alert, now);
-        let flapping = health.flapping;
-        let failed = run.failed_step();
-        let row = ProbeRow {
-            probe: run.probe.clone(),
-            component: run.component.clone(),
-            health,
-            last_run_at: Some(run.finished_at),
-            last_outcome: Some(run.outcome),
-            last_reason: run.reason(),
-            last_failed_step: failed.map(|s| s.id.clone()),
-        };
-        self.store.save_probe_state(&row).await?;
-        // The uptime history; paging goes on even if it cannot be kept.
-        if let Err(e) = self.record_states(run, probe, now).await {
-            tracing::error!(probe = %run.probe, error = %e, "could not record the uptime history");
+    /// The runs to store next: whatever waits, as soon as one does. When the
+    /// previous write started less than [`COMMIT_EVERY`] ago (runs keep
+    /// coming), waits out the rest of that interval first, so a steady flow
+    /// is stored in batches rather than run by run; an idle monitor stores
+    /// a run the moment it arrives.
+    async fn next_batch(
+        &self,
+        inbox: &Inbox<RunResult>,
+        last_write: std::time::Instant,
+    ) -> Option<Vec<RunResult>> {
+        let mut runs = inbox.take(BATCH).await?;
+        let wait = COMMIT_EVERY.saturating_sub(last_write.elapsed());
+        if runs.len() < BATCH && !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+            runs.extend(inbox.with(|b| b.take(BATCH - runs.len())));
         }
-        // Degraded and failing show on the page; a change of either is news.
-        let shown = |o: Option<crate::journey::Outcome>| {
-            o.is_some_and(|o| o == crate::journey::Outcome::Degraded)
+        Some(runs)
+    }
+
+    /// Probe states and current intervals, read once: the monitor is their
+    /// only writer. Retried until the database answers.
+    async fn load(&self) -> Memory {
+        let mut failures = 0;
+        loop {
+            let read = async {
+                let probes = self.store.probe_states().await?;
+                let intervals = self.store.current_intervals().await?;
+                Ok::<_, crate::store::StoreError>(Memory::new(probes, intervals))
+            };
+            match read.await {
+                Ok(m) => return m,
+                Err(e) => {
+                    failures += 1;
+                    tracing::error!(error = %e, "could not read probe states; retrying");
+                    tokio::time::sleep(retry_delay(failures)).await;
+                }
+            }
+        }
+    }
+
+    /// Plans and stores the first runs of `runs` (up to the first that
+    /// changes a probe's health); the rest go back to the inbox. On failure
+    /// all go back and the memory is unchanged.
+    async fn store_runs(
+        &self,
+        memory: &mut Memory,
+        context: &mut Option<Cached>,
+        mut runs: Vec<RunResult>,
+        inbox: &Inbox<RunResult>,
+    ) -> std::result::Result<Option<(RunResult, Change)>, crate::store::StoreError> {
+        // A database that hangs shows as trouble from here (see `health`).
+        let now = Utc::now();
+        self.health.storage(|s| s.writing_since = Some(now));
+        let ctx = match self.context(context).await {
+            Ok(ctx) => ctx,
+            Err(e) => {
+                self.health.storage(|s| s.writing_since = None);
+                self.give_back(inbox, runs);
+                return Err(e);
+            }
         };
-        if transition.is_some()
-            || flap.is_some()
-            || shown(prev.as_ref().and_then(|p| p.last_outcome)) != shown(Some(run.outcome))
-        {
+        let plan = memory.plan(&self.config.get(), ctx, &runs);
+        self.give_back(inbox, runs.split_off(plan.len));
+        let writing = std::time::Instant::now();
+        let written = self.store.write_batch(&plan.batch(&runs)).await;
+        self.health.storage(|s| s.writing_since = None);
+        if let Err(e) = written {
+            self.give_back(inbox, runs);
+            return Err(e);
+        }
+        self.metrics.sqlite_write("store_runs", writing.elapsed());
+        if plan.news {
             self.changes.bump();
         }
-        match transition {
-            Some(Transition::BecameFailing) => self.probe_failing(run, now).await?,
-            // A flapping probe's recovery waits until it settles.
-            Some(Transition::Recovered) if !flapping => self.probe_recovered(run, now).await?,
-            _ => {}
+        let change = plan.change;
+        memory.commit(plan);
+        let held = inbox.with(|b| {
+            b.done(runs.len());
+            b.held()
+        });
+        self.metrics.runs_buffered(held, 0);
+        self.health.storage(|s| s.buffered = held);
+        Ok(change.and_then(|c| Some((runs.pop()?, c))))
+    }
+
+    fn give_back(&self, inbox: &Inbox<RunResult>, runs: Vec<RunResult>) {
+        if runs.is_empty() {
+            return;
         }
-        match flap {
+        let (dropped, held, total) = inbox.with(|b| {
+            let dropped = b.restore(runs);
+            (dropped, b.held(), b.dropped())
+        });
+        self.metrics.runs_buffered(held, dropped);
+        self.health.storage(|s| {
+            s.buffered = held;
+            s.dropped = total;
+        });
+        if dropped > 0 {
+            tracing::error!(
+                dropped,
+                "memory bound reached: oldest unstored runs dropped"
+            );
+        }
+    }
+
+    /// Maintenance windows and declared states: read again after a change
+    /// of what the public sees (operators' edits bump it) and at least
+    /// every [`CONTEXT_MAX_AGE`], not for every batch.
+    async fn context<'a>(&self, cache: &'a mut Option<Cached>) -> Result<&'a Context> {
+        let generation = self.changes.generation();
+        let fresh = cache
+            .as_ref()
+            .is_some_and(|c| c.generation == generation && c.read.elapsed() < CONTEXT_MAX_AGE);
+        if !fresh {
+            let ctx = Context {
+                windows: windows(&self.config.get(), &self.store).await?,
+                declared: self.store.declared_component_states().await?,
+            };
+            let read = std::time::Instant::now();
+            *cache = Some(Cached {
+                ctx,
+                generation,
+                read,
+            });
+        }
+        match cache {
+            Some(c) => Ok(&c.ctx),
+            None => unreachable!("filled above"),
+        }
+    }
+
+    /// The incident work of a stored run. On failure, returns what is left
+    /// to do (a part done is not done twice).
+    async fn react(
+        &self,
+        memory: &Memory,
+        run: &RunResult,
+        change: Change,
+    ) -> std::result::Result<(), (Change, crate::store::StoreError)> {
+        let now = Utc::now();
+        let config = self.config.get();
+        let Some(probe) = config.probe(&run.probe) else {
+            return Ok(());
+        };
+        let transition = match change.transition {
+            Some(Transition::BecameFailing) => self.probe_failing(memory, run, now).await,
+            // A flapping probe's recovery waits until it settles.
+            Some(Transition::Recovered) if !change.flapping => self.probe_recovered(run, now).await,
+            _ => Ok(()),
+        };
+        transition.map_err(|e| (change, e))?;
+        let left = Change {
+            transition: None,
+            ..change
+        };
+        let flap = match change.flap {
             Some(Flap::Started) => {
                 let f = probe.alert.flapping;
                 let body = format!(
@@ -112,66 +405,29 @@ impl Monitor {
                     f.changes,
                     humantime::format_duration(f.within)
                 );
-                self.note_on_probe_incident(&run.probe, &body, now).await?;
                 tracing::warn!(probe = %run.probe, "flapping");
+                self.note_on_probe_incident(&run.probe, &body, now).await
             }
             Some(Flap::Settled { failing: true }) => {
                 let body = format!("Probe {} settled failing", run.probe);
-                self.note_on_probe_incident(&run.probe, &body, now).await?;
-                self.pager.tick(now).await?;
+                let noted = self.note_on_probe_incident(&run.probe, &body, now).await;
+                if noted.is_ok() {
+                    self.page_now(now).await;
+                }
+                noted
             }
-            Some(Flap::Settled { failing: false }) => self.probe_recovered(run, now).await?,
-            None => {}
-        }
-        Ok(())
+            Some(Flap::Settled { failing: false }) => self.probe_recovered(run, now).await,
+            None => Ok(()),
+        };
+        flap.map_err(|e| (left, e))
     }
 
-    /// Keeps the uptime history: the probe's outcome and its component's
-    /// public status (what the page shows: declared states only make it
-    /// worse) as state intervals. Maintenance that starts or ends between
-    /// runs shows from the next run.
-    async fn record_states(
-        &self,
-        run: &RunResult,
-        probe: &Probe,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        use crate::store::Subject;
-        use crate::uptime::stale_after;
-        let gap = stale_after(probe, now);
-        self.store
-            .observe_state(Subject::Probe(&run.probe), run.outcome.as_str(), now, gap)
-            .await?;
-        // Only this component's probes: this runs after every stored run.
-        let states = self.store.probe_states_of(&run.component).await?;
-        let windows = windows(&self.config.get(), &self.store).await?;
-        let declared = self.store.declared_component_states().await?;
-        let status = shown_status(
-            &self.config.get(),
-            &states,
-            &windows,
-            &declared,
-            &run.component,
-            now,
-        );
-        let gap = self
-            .config
-            .get()
-            .probes
-            .iter()
-            .filter(|p| p.component == run.component)
-            .map(|p| stale_after(p, now))
-            .max()
-            .unwrap_or(gap);
-        self.store
-            .observe_state(
-                Subject::Component(&run.component),
-                status.as_str(),
-                now,
-                gap,
-            )
-            .await?;
-        Ok(())
+    /// Pages at once rather than at the next escalation tick; if this
+    /// fails, the pager's own tick pages a moment later.
+    async fn page_now(&self, now: DateTime<Utc>) {
+        if let Err(e) = self.pager.tick(now).await {
+            tracing::warn!(error = %e, "escalation after a change failed; the next tick retries");
+        }
     }
 
     async fn note_on_probe_incident(
@@ -187,10 +443,14 @@ impl Monitor {
     }
 
     /// The open incident of a failing parent named in `depends_on`.
-    async fn parent_incident(&self, probe: &Probe) -> Result<Option<(String, Incident)>> {
+    async fn parent_incident(
+        &self,
+        memory: &Memory,
+        probe: &Probe,
+    ) -> Result<Option<(String, Incident)>> {
         for dep in &probe.depends_on {
             let inc = if self.config.get().probe(dep).is_some() {
-                match self.store.probe_state(dep).await? {
+                match memory.probe(dep) {
                     Some(s) if s.health.failing => self.store.open_incident_for_probe(dep).await?,
                     _ => None,
                 }
@@ -204,7 +464,12 @@ impl Monitor {
         Ok(None)
     }
 
-    async fn probe_failing(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
+    async fn probe_failing(
+        &self,
+        memory: &Memory,
+        run: &RunResult,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let detail = match (run.failed_step(), run.reason()) {
             (Some(step), Some(reason)) => {
                 format!("Probe {} failing at step {}: {reason}", run.probe, step.id)
@@ -221,7 +486,7 @@ impl Monitor {
                 .await;
         }
         if let Some(probe) = self.config.get().probe(&run.probe).cloned()
-            && let Some((parent, inc)) = self.parent_incident(&probe).await?
+            && let Some((parent, inc)) = self.parent_incident(memory, &probe).await?
         {
             let detail = format!("{detail} (joined: depends on {parent}, which is failing)");
             return self
@@ -254,7 +519,10 @@ impl Monitor {
         let public = component
             .and_then(|c| c.message.clone())
             .unwrap_or_else(|| format!("We are investigating problems with {name}."));
-        let impact = match self.component_status(&run.component).await? {
+        let windows = windows(&self.config.get(), &self.store).await?;
+        let lookup = |name: &str| memory.probe(name);
+        let status = component_status_by(&self.config.get(), lookup, &windows, &run.component, now);
+        let impact = match status {
             ComponentStatus::MajorOutage => "major",
             _ => "minor",
         };
@@ -273,8 +541,8 @@ impl Monitor {
             .await?;
         tracing::warn!(component = %run.component, probe = %run.probe, "incident opened");
         self.announce(id, "investigating", &public, now).await;
-        // Page at once rather than at the next escalation tick.
-        self.pager.tick(now).await.map(|_| ())
+        self.page_now(now).await;
+        Ok(())
     }
 
     async fn probe_recovered(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
@@ -430,12 +698,25 @@ pub fn shown_status(
     component: &str,
     now: DateTime<Utc>,
 ) -> ComponentStatus {
+    let lookup = |name: &str| states.iter().find(|s| s.probe == name);
+    shown_status_by(config, lookup, windows, declared, component, now)
+}
+
+/// [`shown_status`] with each probe's state looked up by name.
+pub fn shown_status_by<'a>(
+    config: &Config,
+    state: impl Fn(&str) -> Option<&'a ProbeRow>,
+    windows: &[Maintenance],
+    declared: &[(String, String)],
+    component: &str,
+    now: DateTime<Utc>,
+) -> ComponentStatus {
     declared
         .iter()
         .filter(|(id, _)| id == component)
         .filter_map(|(_, s)| ComponentStatus::parse(s))
         .fold(
-            component_status(config, states, windows, component, now),
+            component_status_by(config, state, windows, component, now),
             ComponentStatus::max,
         )
 }
@@ -448,12 +729,24 @@ pub fn component_status(
     component: &str,
     now: DateTime<Utc>,
 ) -> ComponentStatus {
+    let lookup = |name: &str| states.iter().find(|s| s.probe == name);
+    component_status_by(config, lookup, windows, component, now)
+}
+
+/// [`component_status`] with each probe's state looked up by name.
+pub fn component_status_by<'a>(
+    config: &Config,
+    state: impl Fn(&str) -> Option<&'a ProbeRow>,
+    windows: &[Maintenance],
+    component: &str,
+    now: DateTime<Utc>,
+) -> ComponentStatus {
     let views: Vec<ProbeView> = config
         .probes
         .iter()
         .filter(|p| p.component == component)
         .map(|p| {
-            let s = states.iter().find(|s| s.probe == p.name);
+            let s = state(&p.name);
             ProbeView {
                 failing: s.is_some_and(|s| s.health.failing),
                 last_outcome: s.and_then(|s| s.last_outcome),
@@ -462,4 +755,45 @@ pub fn component_status(
         .collect();
     let in_maintenance = crate::maintenance::active_for(windows, component, now).is_some();
     evaluate::component_status(&views, in_maintenance)
+}
+
+/// Moves runs from the channel into the inbox as they come, counting each.
+async fn intake(
+    mut runs: mpsc::Receiver<RunResult>,
+    inbox: Inbox<RunResult>,
+    metrics: crate::metrics::Metrics,
+    health: crate::health::Health,
+) {
+    while let Some(run) = runs.recv().await {
+        metrics.run_finished(&run);
+        let (dropped, held, total) = inbox.with(|b| {
+            let dropped = b.push(run);
+            (dropped, b.held(), b.dropped())
+        });
+        inbox.notify();
+        metrics.runs_buffered(held, dropped);
+        if dropped > 0 {
+            tracing::error!(
+                dropped,
+                "memory bound reached: oldest unstored runs dropped"
+            );
+        }
+        health.storage(|s| {
+            s.buffered = held;
+            s.dropped = total;
+        });
+    }
+    inbox.close();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_100ms_to_5s() {
+        let waits: Vec<u128> = (1..=8).map(|n| retry_delay(n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+    }
 }

@@ -228,6 +228,9 @@ async fn metrics_expose_runs_steps_lag_outbox_deliveries_writes_and_incidents() 
         ("lookout_outbox_depth", "gauge"),
         ("lookout_outbox_oldest_pending_age_seconds", "gauge"),
         ("lookout_open_incidents", "gauge"),
+        ("lookout_runs_buffered", "gauge"),
+        ("lookout_runs_dropped", "counter"),
+        ("lookout_store_write_failures", "counter"),
     ] {
         assert!(m.family(name, kind), "{name} {kind} in\n{}", m.text);
     }
@@ -244,13 +247,16 @@ async fn metrics_expose_runs_steps_lag_outbox_deliveries_writes_and_incidents() 
         lag >= runs,
         "every scheduled start measured: {lag} < {runs}"
     );
+    // Runs are stored in batches: at least one write, never more than runs.
     let writes = m
         .get(
             "lookout_sqlite_write_duration_seconds_count",
-            &[("op", "record_run")],
+            &[("op", "store_runs")],
         )
         .unwrap();
-    assert!(writes >= runs, "{writes} < {runs}");
+    assert!(writes >= 1.0, "{writes}");
+    assert_eq!(m.get("lookout_runs_dropped_total", &[]), Some(0.0));
+    assert_eq!(m.get("lookout_store_write_failures_total", &[]), Some(0.0));
     assert_eq!(m.get("lookout_open_incidents", &[]), Some(0.0));
     assert_eq!(m.get("lookout_outbox_depth", &[]), Some(0.0));
     let hook = [("notifier", "hook")];

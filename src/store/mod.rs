@@ -3,6 +3,7 @@
 //! SQLite today (one file, WAL); the methods speak in Lookout's types so a
 //! PostgreSQL implementation can stand behind the same interface later.
 
+mod batch;
 mod heartbeats;
 mod holds;
 mod incidents;
@@ -22,13 +23,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use batch::{RunBatch, Seen, Switch};
 pub use holds::NewSilence;
 pub use incidents::{
     AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, PublicUpdate, UpdateKind,
 };
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use reports::{LeakedRun, StepDuration};
-pub use rollups::{StateInterval, Subject};
+pub use rollups::{StateInterval, Subject, SubjectId};
 pub use runs::{InterruptedRun, ProbeRow, RunRow};
 pub use skips::SkipRow;
 pub use subscribers::Subscriber;
@@ -45,6 +47,9 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// How long a write waits for another connection's lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -60,9 +65,11 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(BUSY_TIMEOUT);
+        // Writers wait for each other (the busy timeout) on their own
+        // connection; enough connections stay for readers meanwhile.
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(8)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
@@ -91,14 +98,26 @@ impl Store {
     }
 
     /// A tiny write, for readiness: proves the database takes writes now.
+    /// It waits for a lock at most 500ms, so a locked
+    /// database answers with its reason instead of keeping a connection
+    /// busy for the whole busy timeout after readiness gave up.
     pub async fn write_check(&self, now: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
+        let mut conn = self.pool.acquire().await?;
+        sqlx::raw_sql("PRAGMA busy_timeout = 500")
+            .execute(&mut *conn)
+            .await?;
+        let written = sqlx::query(
             "INSERT INTO settings (key, value) VALUES ('ready_check', ?)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(ms(now).to_string())
-        .execute(&self.pool)
-        .await?;
+        .execute(&mut *conn)
+        .await;
+        // Back to the pool's `BUSY_TIMEOUT` for whoever uses it next.
+        sqlx::raw_sql("PRAGMA busy_timeout = 5000")
+            .execute(&mut *conn)
+            .await?;
+        written?;
         Ok(())
     }
 

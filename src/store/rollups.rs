@@ -3,10 +3,9 @@
 //! uptime page and the badges read; raw runs are never scanned for them.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
 use super::{Result, Store, ms, time};
-use crate::journey::{Outcome, RunResult};
 use crate::uptime::Hour;
 
 /// Whose state an interval records.
@@ -19,10 +18,26 @@ pub enum Subject<'a> {
 }
 
 impl<'a> Subject<'a> {
-    fn parts(self) -> (&'static str, &'a str) {
+    pub(super) fn parts(self) -> (&'static str, &'a str) {
         match self {
             Subject::Probe(p) => ("probe", p),
             Subject::Component(c) => ("component", c),
+        }
+    }
+}
+
+/// Whose state an interval records, owned.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SubjectId {
+    Probe(String),
+    Component(String),
+}
+
+impl SubjectId {
+    pub fn as_subject(&self) -> Subject<'_> {
+        match self {
+            SubjectId::Probe(p) => Subject::Probe(p),
+            SubjectId::Component(c) => Subject::Component(c),
         }
     }
 }
@@ -37,43 +52,6 @@ pub struct StateInterval {
 }
 
 const ONE_HOUR_MS: i64 = 3_600_000;
-
-/// Adds one finished run to its probe's hour, in the run's own transaction
-/// (one statement).
-pub(super) async fn count_run(conn: &mut SqliteConnection, run: &RunResult) -> Result<()> {
-    let start = ms(run.started_at);
-    let hour = start - start.rem_euclid(ONE_HOUR_MS);
-    let completed = matches!(run.outcome, Outcome::Pass | Outcome::Degraded);
-    let duration = completed.then(|| run.duration().as_millis() as i64);
-    let is = |o: Outcome| i64::from(run.outcome == o);
-    sqlx::query(
-        "INSERT INTO hourly (probe, hour, component, runs, passes, degraded, fails, errors,
-            duration_sum_ms, duration_min_ms, duration_max_ms)
-         VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (probe, hour) DO UPDATE SET component = excluded.component,
-            runs = runs + 1, passes = passes + excluded.passes,
-            degraded = degraded + excluded.degraded, fails = fails + excluded.fails,
-            errors = errors + excluded.errors,
-            duration_sum_ms = duration_sum_ms + excluded.duration_sum_ms,
-            duration_min_ms = min(coalesce(duration_min_ms, excluded.duration_min_ms),
-                                  coalesce(excluded.duration_min_ms, duration_min_ms)),
-            duration_max_ms = max(coalesce(duration_max_ms, excluded.duration_max_ms),
-                                  coalesce(excluded.duration_max_ms, duration_max_ms))",
-    )
-    .bind(&run.probe)
-    .bind(hour)
-    .bind(&run.component)
-    .bind(is(Outcome::Pass))
-    .bind(is(Outcome::Degraded))
-    .bind(is(Outcome::Fail))
-    .bind(is(Outcome::Error))
-    .bind(duration.unwrap_or(0))
-    .bind(duration)
-    .bind(duration)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
 
 impl Store {
     /// Records that `subject` is in `state` at `at` (only the monitor calls
@@ -156,6 +134,34 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Every subject's current interval (the monitor's memory at start).
+    pub async fn current_intervals(&self) -> Result<Vec<(SubjectId, StateInterval)>> {
+        let rows = sqlx::query(
+            "SELECT kind, subject, state, started_at, last_seen_at FROM state_intervals
+             WHERE ended_at IS NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let subject: String = r.get("subject");
+                let id = match r.get::<String, _>("kind").as_str() {
+                    "probe" => SubjectId::Probe(subject),
+                    "component" => SubjectId::Component(subject),
+                    _ => return None,
+                };
+                let interval = StateInterval {
+                    state: r.get("state"),
+                    started_at: time(r.get("started_at")),
+                    ended_at: None,
+                    last_seen_at: time(r.get("last_seen_at")),
+                };
+                Some((id, interval))
+            })
+            .collect())
     }
 
     /// The intervals of `subject` that end after `from` (the current one

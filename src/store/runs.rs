@@ -43,64 +43,18 @@ pub struct ProbeRow {
 }
 
 impl Store {
-    /// Stores a finished run and all its steps in one transaction.
+    /// Stores a finished run and all its steps in one transaction (outside
+    /// the monitor: cleanups of interrupted runs, tests).
     pub async fn record_run(&self, run: &RunResult) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
-        let failed = run.failed_step();
-        // A journaled run already has a row; finishing it replaces its contents.
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO runs (run_uid, probe, component, started_at, finished_at,
-                duration_ms, outcome, leaked, failed_step, reason)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (run_uid) DO UPDATE SET finished_at = excluded.finished_at,
-                duration_ms = excluded.duration_ms, outcome = excluded.outcome,
-                leaked = excluded.leaked, failed_step = excluded.failed_step,
-                reason = excluded.reason, pending_captures = NULL
-             RETURNING id",
-        )
-        .bind(&run.run_uid)
-        .bind(&run.probe)
-        .bind(&run.component)
-        .bind(ms(run.started_at))
-        .bind(ms(run.finished_at))
-        .bind(run.duration().as_millis() as i64)
-        .bind(run.outcome.as_str())
-        .bind(run.leaked)
-        .bind(failed.map(|s| s.id.as_str()))
-        .bind(run.reason())
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM steps WHERE run_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        for (seq, s) in run.steps.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO steps (run_id, seq, step_id, phase, method, url, status, outcome,
-                    started_at, duration_ms, attempts, error, failures, captures, timings)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(id)
-            .bind(seq as i64)
-            .bind(&s.id)
-            .bind(s.phase.as_str())
-            .bind(&s.method)
-            .bind(&s.url)
-            .bind(s.status.map(i64::from))
-            .bind(s.outcome.as_str())
-            .bind(ms(s.started_at))
-            .bind(s.duration.as_millis() as i64)
-            .bind(i64::from(s.attempts))
-            .bind(&s.error)
-            .bind(serde_json::to_string(&s.failures).unwrap_or_default())
-            .bind(serde_json::to_string(&s.captures).unwrap_or_default())
-            .bind(serde_json::to_string(&s.timings).unwrap_or_default())
-            .execute(&mut *tx)
-            .await?;
-        }
-        super::rollups::count_run(&mut tx, run).await?;
-        tx.commit().await?;
-        Ok(id)
+        let batch = super::RunBatch {
+            runs: std::slice::from_ref(run),
+            ..Default::default()
+        };
+        self.write_batch(&batch).await?;
+        Ok(sqlx::query_scalar("SELECT id FROM runs WHERE run_uid = ?")
+            .bind(&run.run_uid)
+            .fetch_one(&self.pool)
+            .await?)
     }
 
     /// Notes a run as in flight (outcome NULL) before its first step.
@@ -212,39 +166,6 @@ impl Store {
             .bind(probe)
             .execute(&self.pool)
             .await?;
-        Ok(())
-    }
-
-    pub async fn save_probe_state(&self, p: &ProbeRow) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO probe_states (probe, component, failing, consecutive_failures,
-                consecutive_passes, since, last_run_at, last_outcome, last_reason, last_failed_step,
-                flips, flapping)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (probe) DO UPDATE SET component = excluded.component,
-                failing = excluded.failing, consecutive_failures = excluded.consecutive_failures,
-                consecutive_passes = excluded.consecutive_passes, since = excluded.since,
-                last_run_at = excluded.last_run_at, last_outcome = excluded.last_outcome,
-                last_reason = excluded.last_reason, last_failed_step = excluded.last_failed_step,
-                flips = excluded.flips, flapping = excluded.flapping",
-        )
-        .bind(&p.probe)
-        .bind(&p.component)
-        .bind(p.health.failing)
-        .bind(i64::from(p.health.consecutive_failures))
-        .bind(i64::from(p.health.consecutive_passes))
-        .bind(ms(p.health.since))
-        .bind(p.last_run_at.map(ms))
-        .bind(p.last_outcome.map(|o| o.as_str()))
-        .bind(&p.last_reason)
-        .bind(&p.last_failed_step)
-        .bind(
-            serde_json::to_string(&p.health.flips.iter().map(|t| ms(*t)).collect::<Vec<_>>())
-                .unwrap_or_default(),
-        )
-        .bind(p.health.flapping)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 }

@@ -224,6 +224,7 @@ pub fn fast_tuning() -> Tuning {
         },
         schedule: true,
         reload_poll: Duration::from_millis(200),
+        store_alert_after: Duration::from_secs(1),
     }
 }
 

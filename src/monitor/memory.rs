@@ -1,0 +1,411 @@
+//! The monitor's memory and what a batch of runs does to it.
+//!
+//! The monitor is the only writer of probe states and state intervals, so
+//! it loads them once at start and keeps them here instead of reading them
+//! back for every run. [`Memory::plan`] evaluates runs in order against
+//! that memory without touching it (pure, given the configuration, the
+//! maintenance windows, the declared states and the runs), and says what to
+//! write; [`Memory::commit`] takes the plan once it is stored. A failed
+//! write leaves the memory as it was, so the same runs can be planned again.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::{Config, Maintenance};
+use crate::evaluate::{self, ComponentStatus, Flap, ProbeHealth, Transition};
+use crate::journey::{Outcome, RunResult};
+use crate::store::{ProbeRow, RunBatch, Seen, StateInterval, SubjectId, Switch};
+
+/// A subject's current state interval, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Current {
+    state: String,
+    started_at: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    /// `last_seen` as the database has it.
+    stored_seen: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+pub struct Memory {
+    probes: HashMap<String, ProbeRow>,
+    intervals: HashMap<SubjectId, Current>,
+}
+
+/// What a run changed that incidents must react to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Change {
+    pub transition: Option<Transition>,
+    pub flap: Option<Flap>,
+    /// Whether the probe is flapping after the run.
+    pub flapping: bool,
+}
+
+/// What the maintenance windows and operators' declared states are while a
+/// batch is planned (read once per batch).
+pub struct Context {
+    pub windows: Vec<Maintenance>,
+    pub declared: Vec<(String, String)>,
+}
+
+/// A new interval: the subject, how its previous one closed (end, last
+/// sighting), the new state and when it started.
+type Opened = (
+    SubjectId,
+    Option<(DateTime<Utc>, DateTime<Utc>)>,
+    String,
+    DateTime<Utc>,
+);
+
+/// The writes and consequences of the first `len` runs of a batch.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// How many runs the plan covers: it ends after a run that changes a
+    /// probe's health, so incidents are decided on exactly the state that
+    /// run left (as when runs were stored one by one).
+    pub len: usize,
+    probes: HashMap<String, ProbeRow>,
+    intervals: HashMap<SubjectId, Current>,
+    switches: Vec<Opened>,
+    /// Whether what the public page shows may have changed.
+    pub news: bool,
+    /// What the plan's last run changed, if incidents must react.
+    pub change: Option<Change>,
+}
+
+impl Memory {
+    pub fn new(probes: Vec<ProbeRow>, intervals: Vec<(SubjectId, StateInterval)>) -> Self {
+        Self {
+            probes: probes.into_iter().map(|p| (p.probe.clone(), p)).collect(),
+            intervals: intervals
+                .into_iter()
+                .map(|(id, i)| {
+                    let current = Current {
+                        state: i.state,
+                        started_at: i.started_at,
+                        last_seen: i.last_seen_at,
+                        stored_seen: i.last_seen_at,
+                    };
+                    (id, current)
+                })
+                .collect(),
+        }
+    }
+
+    pub fn probe(&self, name: &str) -> Option<&ProbeRow> {
+        self.probes.get(name)
+    }
+
+    /// Evaluates `runs` in order, up to and including the first that
+    /// changes a probe's health or flapping.
+    pub fn plan(&self, config: &Config, ctx: &Context, runs: &[RunResult]) -> Plan {
+        let mut plan = Plan::default();
+        // Components whose status was worked out in this plan: (status, gap).
+        let mut shown: HashMap<&str, (ComponentStatus, Duration)> = HashMap::new();
+        let mut fresh: HashSet<&str> = HashSet::new();
+        for (i, run) in runs.iter().enumerate() {
+            plan.len = i + 1;
+            // A probe removed from the configuration while it ran: stored only.
+            let Some(probe) = config.probe(&run.probe) else {
+                continue;
+            };
+            let at = run.finished_at;
+            let prev = plan.probe(self, &run.probe);
+            let health = prev.map_or_else(|| ProbeHealth::new(at), |p| p.health.clone());
+            let (health, transition) = evaluate::apply(&health, run.outcome, &probe.alert, at);
+            let (health, flap) = evaluate::flapping(&health, transition, &probe.alert, at);
+            let before = prev.map(|p| (p.health.failing, p.last_outcome));
+            let degraded = |o: Option<Outcome>| o == Some(Outcome::Degraded);
+            let was_degraded = degraded(prev.and_then(|p| p.last_outcome));
+            let row = ProbeRow {
+                probe: run.probe.clone(),
+                component: run.component.clone(),
+                health,
+                last_run_at: Some(run.finished_at),
+                last_outcome: Some(run.outcome),
+                last_reason: run.reason(),
+                last_failed_step: run.failed_step().map(|s| s.id.clone()),
+            };
+            let flapping = row.health.flapping;
+            let view_changed = before != Some((row.health.failing, row.last_outcome));
+            plan.probes.insert(run.probe.clone(), row);
+
+            let gap = crate::uptime::stale_after(probe, at);
+            let subject = SubjectId::Probe(run.probe.clone());
+            plan.observe(self, subject, run.outcome.as_str(), at, gap);
+            // The component's status only moves when one of its probes'
+            // views does (or maintenance and declared states, read per batch).
+            let component = run.component.as_str();
+            if view_changed || fresh.insert(component) {
+                let lookup = |name: &str| plan.probe(self, name);
+                let status = crate::monitor::shown_status_by(
+                    config,
+                    lookup,
+                    &ctx.windows,
+                    &ctx.declared,
+                    component,
+                    at,
+                );
+                let gap = config
+                    .probes
+                    .iter()
+                    .filter(|p| p.component == component)
+                    .map(|p| crate::uptime::stale_after(p, at))
+                    .max()
+                    .unwrap_or(gap);
+                shown.insert(component, (status, gap));
+            }
+            let (status, gap) = shown[component];
+            let subject = SubjectId::Component(run.component.clone());
+            plan.observe(self, subject, status.as_str(), at, gap);
+
+            plan.news |= transition.is_some()
+                || flap.is_some()
+                || was_degraded != degraded(Some(run.outcome));
+            if transition.is_some() || flap.is_some() {
+                plan.change = Some(Change {
+                    transition,
+                    flap,
+                    flapping,
+                });
+                break;
+            }
+        }
+        plan
+    }
+
+    /// Takes a plan whose writes are stored.
+    pub fn commit(&mut self, plan: Plan) {
+        self.probes.extend(plan.probes);
+        for (id, mut current) in plan.intervals {
+            current.stored_seen = current.last_seen;
+            self.intervals.insert(id, current);
+        }
+    }
+}
+
+impl Plan {
+    fn probe<'a>(&'a self, memory: &'a Memory, name: &str) -> Option<&'a ProbeRow> {
+        self.probes.get(name).or_else(|| memory.probes.get(name))
+    }
+
+    /// Records that `subject` is in `state` at `at`: the current interval
+    /// goes on when the state is the same and it was seen within
+    /// `stale_after`; otherwise it is closed (at `at`, or at its last
+    /// sighting after a silence, which then reads as no data) and a new
+    /// one opens.
+    fn observe(
+        &mut self,
+        memory: &Memory,
+        subject: SubjectId,
+        state: &str,
+        at: DateTime<Utc>,
+        stale_after: Duration,
+    ) {
+        let current = self
+            .intervals
+            .get(&subject)
+            .or_else(|| memory.intervals.get(&subject))
+            .cloned();
+        let Some(mut current) = current else {
+            self.open(subject, None, state, at);
+            return;
+        };
+        // Runs of different probes may arrive slightly out of order.
+        let at = at.max(current.last_seen);
+        let silent = (at - current.last_seen).to_std().unwrap_or_default() > stale_after;
+        if current.state == state && !silent {
+            current.last_seen = at;
+            self.intervals.insert(subject, current);
+            return;
+        }
+        let end = if silent { current.last_seen } else { at }.max(current.started_at);
+        self.open(subject, Some((end, current.last_seen)), state, at);
+    }
+
+    fn open(
+        &mut self,
+        subject: SubjectId,
+        close: Option<(DateTime<Utc>, DateTime<Utc>)>,
+        state: &str,
+        at: DateTime<Utc>,
+    ) {
+        let current = Current {
+            state: state.to_string(),
+            started_at: at,
+            last_seen: at,
+            stored_seen: at,
+        };
+        self.switches
+            .push((subject.clone(), close, state.to_string(), at));
+        self.intervals.insert(subject, current);
+    }
+
+    /// The writes, for the plan's runs.
+    pub fn batch<'a>(&'a self, runs: &'a [RunResult]) -> RunBatch<'a> {
+        RunBatch {
+            runs: &runs[..self.len],
+            probe_states: self.probes.values().collect(),
+            switches: self
+                .switches
+                .iter()
+                .map(|(subject, close, state, at)| Switch {
+                    subject: subject.as_subject(),
+                    close: *close,
+                    state,
+                    at: *at,
+                })
+                .collect(),
+            seen: self
+                .intervals
+                .iter()
+                .filter(|(_, c)| c.last_seen > c.stored_seen)
+                .map(|(subject, c)| Seen {
+                    subject: subject.as_subject(),
+                    at: c.last_seen,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journey::Outcome::{Fail, Pass};
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn config() -> Config {
+        let yaml = r#"version: 1
+components: [{ id: api, name: API }]
+probes:
+  - name: a
+    component: api
+    every: 10s
+    alert: { after: 2 failures, recover_after: 1 passes }
+    steps: [{ id: s, get: "http://127.0.0.1:9/" }]
+  - name: b
+    component: api
+    every: 10s
+    steps: [{ id: s, get: "http://127.0.0.1:9/" }]
+"#;
+        let env = |_: &str| None;
+        crate::config::parse(yaml, "t.yaml", std::path::Path::new("."), &env).unwrap()
+    }
+
+    fn run(probe: &str, outcome: Outcome, finished: &str) -> RunResult {
+        RunResult {
+            run_uid: format!("{probe}-{finished}"),
+            probe: probe.into(),
+            component: "api".into(),
+            started_at: at(finished),
+            finished_at: at(finished),
+            outcome,
+            leaked: false,
+            steps: vec![],
+            note: None,
+        }
+    }
+
+    fn ctx() -> Context {
+        Context {
+            windows: vec![],
+            declared: vec![],
+        }
+    }
+
+    #[test]
+    fn a_plan_ends_after_the_run_that_changes_health() {
+        let config = config();
+        let memory = Memory::default();
+        let runs = [
+            run("a", Pass, "2026-07-01T10:00:00Z"),
+            run("a", Fail, "2026-07-01T10:00:10Z"),
+            run("b", Pass, "2026-07-01T10:00:11Z"),
+            run("a", Fail, "2026-07-01T10:00:20Z"),
+            run("a", Fail, "2026-07-01T10:00:30Z"),
+        ];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        assert_eq!(plan.len, 4);
+        assert_eq!(
+            plan.change,
+            Some(Change {
+                transition: Some(Transition::BecameFailing),
+                flap: None,
+                flapping: false,
+            })
+        );
+        let batch = plan.batch(&runs);
+        assert_eq!(batch.runs.len(), 4);
+        // One state per probe: where the plan left it.
+        assert_eq!(batch.probe_states.len(), 2);
+        let a = batch.probe_states.iter().find(|p| p.probe == "a").unwrap();
+        assert!(a.health.failing);
+        assert_eq!(a.health.consecutive_failures, 2);
+        // Intervals: a pass, then fail (the outcome, at once); b pass; the
+        // component operational until a is failing (after two failures).
+        let opened: Vec<(String, &str)> = batch
+            .switches
+            .iter()
+            .map(|s| (format!("{:?}", s.subject), s.state))
+            .collect();
+        assert_eq!(opened[0], ("Probe(\"a\")".into(), "pass"));
+        assert_eq!(opened[1], ("Component(\"api\")".into(), "operational"));
+        assert_eq!(opened[2], ("Probe(\"a\")".into(), "fail"));
+        assert_eq!(opened[3], ("Probe(\"b\")".into(), "pass"));
+        assert_eq!(opened[4].0, "Component(\"api\")");
+        assert_ne!(opened[4].1, "operational");
+        assert_eq!(opened.len(), 5, "{opened:?}");
+        assert!(plan.news);
+    }
+
+    #[test]
+    fn the_same_state_extends_the_interval_and_a_silence_closes_it_at_the_last_sighting() {
+        let config = config();
+        let mut memory = Memory::default();
+        let runs = [run("b", Pass, "2026-07-01T10:00:00Z")];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        memory.commit(plan);
+        // Seen again 10s later: nothing opens, the sighting is written.
+        let runs = [run("b", Pass, "2026-07-01T10:00:10Z")];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        let batch = plan.batch(&runs);
+        assert!(batch.switches.is_empty());
+        assert_eq!(batch.seen.len(), 2);
+        assert!(
+            batch
+                .seen
+                .iter()
+                .all(|s| s.at == at("2026-07-01T10:00:10Z"))
+        );
+        assert!(!plan.news);
+        memory.commit(plan);
+        // After an hour of silence (the service was down) the old
+        // intervals end at their last sighting: the gap reads as no data.
+        let runs = [run("b", Pass, "2026-07-01T11:00:10Z")];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        let batch = plan.batch(&runs);
+        assert_eq!(batch.switches.len(), 2);
+        for s in &batch.switches {
+            let last = at("2026-07-01T10:00:10Z");
+            assert_eq!(s.close, Some((last, last)));
+            assert_eq!(s.at, at("2026-07-01T11:00:10Z"));
+        }
+    }
+
+    #[test]
+    fn runs_of_removed_probes_are_stored_without_evaluation() {
+        let config = config();
+        let memory = Memory::default();
+        let runs = [run("gone", Fail, "2026-07-01T10:00:00Z")];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        let batch = plan.batch(&runs);
+        assert_eq!(batch.runs.len(), 1);
+        assert!(batch.probe_states.is_empty() && batch.switches.is_empty());
+    }
+}
