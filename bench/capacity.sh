@@ -10,8 +10,8 @@
 #   page      detection to page: a fault injected into the sample platform,
 #             time until the webhook POST reaches a local receiver, against
 #             every × alert.after
-#   storage   bytes per run and per step; database size after 30 simulated
-#             days of 100 probes every minute (examples/storage_sim.rs)
+#   storage   bytes per run and per step; database size over 35 simulated
+#             days of 100 probes every minute, 30 days kept (examples/storage_sim.rs)
 #
 # The target of capacity, memory and restart is nginx (one worker) serving
 # a 3-byte static file: it costs less CPU than the sample platform, and the
@@ -22,7 +22,7 @@
 # runs counted stored (lookout_runs_total) × steps per run, checked against `SELECT count(*) FROM steps`.
 #
 # Needs: nginx (Debian nginx-light), python3, curl.
-# Usage: bench/capacity.sh [PHASE...]   (default: all five, ~12 minutes)
+# Usage: bench/capacity.sh [PHASE...]   (default: all five, ~15 minutes)
 # Env:   WINDOW=15 (seconds measured per capacity level)
 #        RESULTS=FILE (JSON lines, one per measurement; default in /tmp)
 #        PERF=DIR (record each capacity window with perf into DIR; profiling
@@ -218,7 +218,7 @@ if [[ " $PHASES " == *" page "* ]]; then
 fi
 
 if [[ " $PHASES " == *" storage "* ]]; then
-  echo "== storage (100 probes every minute for ${DAYS:-40} simulated days through the real Store, retention.runs ${RETENTION_DAYS:-30}d)"
+  echo "== storage (100 probes every minute for ${DAYS:-35} simulated days through the real Store, retention.runs ${RETENTION_DAYS:-30}d)"
   cargo build --release --quiet --example storage_sim
   target/release/examples/storage_sim "$work/storage.db" | tee -a "$RESULTS"
 fi

@@ -4,14 +4,15 @@
 //!    five steps, each into a fresh database; the difference gives a step's
 //!    cost, the rest a run's.
 //! 2. 100 one-step probes every minute for `DAYS` simulated days (default
-//!    40), timestamps spread over those days, pruned every simulated hour
+//!    35), each simulated minute's runs in one `Store::write_batch` (the
+//!    monitor's group commit), pruned every simulated hour
 //!    with the default retention (`retention.runs` 30 days) by the same
 //!    statements the hourly pruner runs (without its pauses between
 //!    batches, which only make room for live writes). Prints the file size
 //!    each simulated five days: it grows until day 30, then stays put.
 //!
 //! Usage: `cargo run --release --example storage_sim -- DB_PATH`; the
-//! environment may shorten it: `DAYS` (40), `RETENTION_DAYS` (30),
+//! environment may shorten it: `DAYS` (35), `RETENTION_DAYS` (30),
 //! `REPORT_DAYS` (5). Prints JSON lines.
 
 use std::path::{Path, PathBuf};
@@ -21,7 +22,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use lookout::config::Retention;
 use lookout::journey::timing::Timings;
 use lookout::journey::{Outcome, Phase, RunResult, StepOutcome, StepResult};
-use lookout::store::Store;
+use lookout::store::{RunBatch, Store};
 use sqlx::{Connection, SqliteConnection};
 
 const PROBES: usize = 100;
@@ -117,7 +118,7 @@ async fn main() {
             .and_then(|d| d.parse().ok())
             .unwrap_or(default)
     };
-    let days = env("DAYS", 40);
+    let days = env("DAYS", 35);
     let every = env("REPORT_DAYS", 5) * 24 * 60;
 
     let n = 5000;
@@ -140,12 +141,19 @@ async fn main() {
     let mut stored = 0u64;
     for minute in 0..days * 24 * 60 {
         let now = t0 + chrono::Duration::minutes(minute);
-        for p in 0..PROBES {
-            // Each probe at its own second of the minute, as phases spread them.
-            let at = now + chrono::Duration::milliseconds((p * 600) as i64);
-            store.record_run(&run(p, 1, at)).await.unwrap();
-            stored += 1;
-        }
+        // Each probe at its own second of the minute, as phases spread them;
+        // the minute's runs in one group commit, as the monitor batches them.
+        let runs: Vec<RunResult> = (0..PROBES)
+            .map(|p| run(p, 1, now + chrono::Duration::milliseconds((p * 600) as i64)))
+            .collect();
+        let batch = RunBatch {
+            runs: &runs,
+            probe_states: vec![],
+            switches: vec![],
+            seen: vec![],
+        };
+        store.write_batch(&batch).await.unwrap();
+        stored += runs.len() as u64;
         if minute % 60 == 59 {
             let (runs, rollups) = lookout::retention::cutoffs(&retention, now);
             while store
