@@ -21,7 +21,7 @@
 # /proc/PID/stat (utime + stime) over the same window; steps stored from the
 # runs counted stored (lookout_runs_total) × steps per run, checked against `SELECT count(*) FROM steps`.
 #
-# Needs: nginx (Debian nginx-light), python3, curl.
+# Needs: nginx (Debian nginx-light), python3, curl, sqlite3; perf for PERF=.
 # Usage: bench/capacity.sh [PHASE...]   (default: all five, ~15 minutes)
 # Env:   WINDOW=15 (seconds measured per capacity level)
 #        RESULTS=FILE (JSON lines, one per measurement; default in /tmp)
