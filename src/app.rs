@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
@@ -31,6 +31,10 @@ pub struct AppOptions {
     /// The file `config` came from, to reload on SIGHUP or change
     /// (none: the configuration is fixed for the process's life).
     pub source: Option<crate::reload::Source>,
+    /// When the process began (before loading the configuration); the
+    /// schedule's first starts are planned from here. None: when `build`
+    /// begins.
+    pub started: Option<DateTime<Utc>>,
 }
 
 /// Timings tests shrink so escalations and retries play out in seconds.
@@ -83,10 +87,13 @@ pub struct App {
     /// Heartbeat pings from the web layer, for the watcher.
     pings: crate::heartbeat::watcher::Inbox,
     source: Option<crate::reload::Source>,
+    /// When `build` began: the scheduler's plan starts here.
+    started: DateTime<Utc>,
 }
 
 impl App {
     pub async fn build(opts: AppOptions) -> Result<Self, AppError> {
+        let started = opts.started.unwrap_or_else(Utc::now);
         let listener = TcpListener::bind(opts.listen)
             .await
             .map_err(|source| AppError::Listen {
@@ -157,6 +164,7 @@ impl App {
             tuning: opts.tuning,
             pings,
             source: opts.source,
+            started,
         })
     }
 
@@ -216,7 +224,10 @@ impl App {
                 health: self.state.health.clone(),
                 store: self.state.store.clone(),
             };
-            Some(Scheduler::start(config.clone(), deps).map_err(AppError::Scheduler)?)
+            Some(
+                Scheduler::start(config.clone(), deps, self.started)
+                    .map_err(AppError::Scheduler)?,
+            )
         } else {
             None
         };

@@ -58,15 +58,19 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Plans every journey probe of `config` and starts the clock.
-    pub fn start(config: Arc<Config>, deps: Deps) -> std::io::Result<Self> {
+    /// Plans every journey probe of `config` and starts the clock. The
+    /// plan begins at `since` (when the process started), so starts that
+    /// fell due while the app was still opening its database are made at
+    /// once rather than waiting a whole interval: after a restart every
+    /// probe is back on its grid within one interval of the process start.
+    pub fn start(config: Arc<Config>, deps: Deps, since: DateTime<Utc>) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         let (commands, rx) = mpsc::unbounded_channel();
         let thread = std::thread::Builder::new()
             .name("lookout-probes".into())
-            .spawn(move || runtime.block_on(Clock::new(config, deps).run(rx)))?;
+            .spawn(move || runtime.block_on(Clock::new(config, deps, since).run(rx)))?;
         Ok(Self { commands, thread })
     }
 
@@ -135,7 +139,7 @@ struct Clock {
 }
 
 impl Clock {
-    fn new(config: Arc<Config>, deps: Deps) -> Self {
+    fn new(config: Arc<Config>, deps: Deps, since: DateTime<Utc>) -> Self {
         let mut clock = Self {
             gates: Arc::new(Gates::new(&config.limits)),
             config: config.clone(),
@@ -147,7 +151,7 @@ impl Clock {
             runs: JoinSet::new(),
             stopping: watch::channel(false).0,
         };
-        clock.reload(config);
+        clock.reload(config, since.min(Utc::now()));
         clock
     }
 
@@ -168,7 +172,7 @@ impl Clock {
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
-                    Some(Command::Reload(config)) => self.reload(config),
+                    Some(Command::Reload(config)) => self.reload(config, Utc::now()),
                     Some(Command::Stop(done)) => {
                         self.stop().await;
                         let _ = done.send(());
@@ -187,8 +191,9 @@ impl Clock {
         }
     }
 
-    fn reload(&mut self, config: Arc<Config>) {
-        let now = Utc::now();
+    /// Replaces the plan; new or rescheduled probes get their first start
+    /// after `now`.
+    fn reload(&mut self, config: Arc<Config>, now: DateTime<Utc>) {
         if config.limits != self.config.limits {
             // Runs in flight keep their room under the old gates.
             self.gates = Arc::new(Gates::new(&config.limits));
@@ -440,8 +445,14 @@ impl Start {
             .await;
         drop(pass);
         let result = self.deps.connectivity.vet(result).await;
-        tracing::info!(probe = %result.probe, outcome = result.outcome.as_str(),
-            took = %crate::fmt::duration(result.duration()), "run finished");
+        // A passing run is routine (thousands a second on a busy prober):
+        // only the others are worth a line at the default level.
+        if result.outcome == crate::journey::Outcome::Pass {
+            tracing::debug!(probe = %result.probe, took = %crate::fmt::duration(result.duration()), "run passed");
+        } else {
+            tracing::info!(probe = %result.probe, outcome = result.outcome.as_str(),
+                took = %crate::fmt::duration(result.duration()), "run finished");
+        }
         if self.deps.results.send(result).await.is_err() {
             tracing::warn!(probe = %name, "monitor stopped; run result dropped");
         }

@@ -88,6 +88,7 @@ escalation:
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning: fast_tuning(),
         source: None,
+        started: None,
     })
     .await
     .unwrap();

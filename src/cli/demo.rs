@@ -85,6 +85,7 @@ async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
             path: args.config.clone(),
             env: std::sync::Arc::new(env),
         }),
+        started: None,
     })
     .await?;
     print_banner(&app.url(), &platform.url, &receiver_url, &admin_token);

@@ -134,13 +134,14 @@ pub fn default_database(config: &Path) -> PathBuf {
 }
 
 async fn serve(path: &Path, listen: SocketAddr, database: Option<PathBuf>) -> ExitCode {
+    let started = chrono::Utc::now();
     let config = match load(path, &process_env) {
         Ok(c) => c,
         Err(code) => return code,
     };
     let database = database.unwrap_or_else(|| default_database(path));
     let source = crate::reload::Source::new(path.to_path_buf());
-    serve_config(config, listen, database, source).await
+    serve_config(config, listen, database, source, started).await
 }
 
 async fn serve_config(
@@ -148,6 +149,7 @@ async fn serve_config(
     listen: SocketAddr,
     database: PathBuf,
     source: crate::reload::Source,
+    started: chrono::DateTime<chrono::Utc>,
 ) -> ExitCode {
     let opts = AppOptions {
         config,
@@ -155,6 +157,7 @@ async fn serve_config(
         listen,
         tuning: Tuning::default(),
         source: Some(source),
+        started: Some(started),
     };
     let app = match App::build(opts).await {
         Ok(app) => app,

@@ -249,6 +249,7 @@ impl Running {
                 path: config_path.to_path_buf(),
                 env: std::sync::Arc::new(test_env),
             }),
+            started: None,
         })
         .await
         .expect("app builds");
