@@ -19,6 +19,7 @@ mod alarm;
 mod backlog;
 mod memory;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -358,6 +359,7 @@ impl Monitor {
             let ctx = Context {
                 windows: windows(&self.config.get(), &self.store).await?,
                 declared: self.store.declared_component_states().await?,
+                version: cache.as_ref().map_or(0, |c| c.ctx.version + 1),
             };
             let read = std::time::Instant::now();
             *cache = Some(Cached {
@@ -698,7 +700,10 @@ pub fn shown_status(
     component: &str,
     now: DateTime<Utc>,
 ) -> ComponentStatus {
-    let lookup = |name: &str| states.iter().find(|s| s.probe == name);
+    // By name, not a scan per probe: with 10,000 probes a scan made each
+    // page render quadratic.
+    let by_name: HashMap<&str, &ProbeRow> = states.iter().map(|s| (s.probe.as_str(), s)).collect();
+    let lookup = |name: &str| by_name.get(name).copied();
     shown_status_by(config, lookup, windows, declared, component, now)
 }
 
@@ -729,7 +734,8 @@ pub fn component_status(
     component: &str,
     now: DateTime<Utc>,
 ) -> ComponentStatus {
-    let lookup = |name: &str| states.iter().find(|s| s.probe == name);
+    let by_name: HashMap<&str, &ProbeRow> = states.iter().map(|s| (s.probe.as_str(), s)).collect();
+    let lookup = |name: &str| by_name.get(name).copied();
     component_status_by(config, lookup, windows, component, now)
 }
 
@@ -742,9 +748,7 @@ pub fn component_status_by<'a>(
     now: DateTime<Utc>,
 ) -> ComponentStatus {
     let views: Vec<ProbeView> = config
-        .probes
-        .iter()
-        .filter(|p| p.component == component)
+        .probes_of(component)
         .map(|p| {
             let s = state(&p.name);
             ProbeView {

@@ -3,7 +3,7 @@
 //! Everything here has already passed every check in `decode`, so the rest of
 //! Lookout trusts these values without re-validating them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -40,6 +40,38 @@ pub struct Config {
     pub watchdog: Option<Watchdog>,
     /// `report:`: the weekly digest by email.
     pub report: Option<ReportDigest>,
+    /// Where each probe sits in `probes`, by name and by component: the
+    /// monitor looks probes up for every run, and a linear scan of 10,000
+    /// probes per run was most of its CPU.
+    pub(crate) index: ProbeIndex,
+}
+
+/// Positions in [`Config::probes`], built by the decoder (nothing changes
+/// `probes` afterwards). Lookups still check what they find, so an index
+/// that did go stale falls back to a scan rather than give a wrong probe.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ProbeIndex {
+    by_name: HashMap<String, usize>,
+    by_component: HashMap<String, Vec<usize>>,
+    len: usize,
+}
+
+impl ProbeIndex {
+    pub(crate) fn new(probes: &[Probe]) -> Self {
+        let mut index = Self {
+            len: probes.len(),
+            ..Self::default()
+        };
+        for (i, p) in probes.iter().enumerate() {
+            index.by_name.insert(p.name.clone(), i);
+            index
+                .by_component
+                .entry(p.component.clone())
+                .or_default()
+                .push(i);
+        }
+        index
+    }
 }
 
 /// How hard Lookout may push (`limits:`), so the prober never floods the
@@ -105,7 +137,28 @@ impl Default for Retention {
 
 impl Config {
     pub fn probe(&self, name: &str) -> Option<&Probe> {
-        self.probes.iter().find(|p| p.name == name)
+        match self.index.by_name.get(name).map(|&i| self.probes.get(i)) {
+            Some(Some(p)) if p.name == name => Some(p),
+            _ => self.probes.iter().find(|p| p.name == name),
+        }
+    }
+
+    /// The probes of component `id`, in configuration order.
+    pub fn probes_of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Probe> + 'a {
+        let indexed = (self.index.len == self.probes.len()).then(|| {
+            let at = self
+                .index
+                .by_component
+                .get(id)
+                .map_or(&[][..], Vec::as_slice);
+            at.iter().filter_map(|&i| self.probes.get(i))
+        });
+        let scanned = indexed.is_none().then(|| self.probes.iter());
+        indexed
+            .into_iter()
+            .flatten()
+            .chain(scanned.into_iter().flatten())
+            .filter(move |p| p.component == id)
     }
 
     pub fn component(&self, id: &str) -> Option<&Component> {
@@ -524,5 +577,47 @@ impl Default for Flapping {
             changes: 6,
             within: Duration::from_secs(3600),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn config() -> super::Config {
+        let mut yaml = String::from(
+            "version: 1\ncomponents: [{ id: a, name: A }, { id: b, name: B }]\nprobes:\n",
+        );
+        for i in 0..6 {
+            let c = if i % 3 == 0 { "b" } else { "a" };
+            yaml.push_str(&format!(
+                "  - {{ name: p{i}, component: {c}, every: 10s, steps: [{{ id: s, get: \"http://127.0.0.1:9/\" }}] }}\n"
+            ));
+        }
+        crate::config::parse(&yaml, "t.yaml", std::path::Path::new("."), &|_| None)
+            .expect("test config loads")
+    }
+
+    fn names<'a>(probes: impl Iterator<Item = &'a super::Probe>) -> Vec<&'a str> {
+        probes.map(|p| p.name.as_str()).collect()
+    }
+
+    #[test]
+    fn probes_are_found_by_name_and_by_component_in_order() {
+        let config = config();
+        assert_eq!(config.probe("p4").map(|p| p.component.as_str()), Some("a"));
+        assert!(config.probe("p6").is_none());
+        assert_eq!(names(config.probes_of("a")), ["p1", "p2", "p4", "p5"]);
+        assert_eq!(names(config.probes_of("b")), ["p0", "p3"]);
+        assert_eq!(names(config.probes_of("c")), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn a_stale_index_falls_back_to_a_scan() {
+        let mut config = config();
+        config.probes.swap(0, 5);
+        config.probes.pop();
+        assert_eq!(config.probe("p5").map(|p| p.name.as_str()), Some("p5"));
+        assert!(config.probe("p0").is_none());
+        assert_eq!(names(config.probes_of("a")), ["p5", "p1", "p2", "p4"]);
+        assert_eq!(names(config.probes_of("b")), ["p3"]);
     }
 }

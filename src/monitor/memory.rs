@@ -8,7 +8,7 @@
 //! write; [`Memory::commit`] takes the plan once it is stored. A failed
 //! write leaves the memory as it was, so the same runs can be planned again.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -32,7 +32,27 @@ struct Current {
 pub struct Memory {
     probes: HashMap<String, ProbeRow>,
     intervals: HashMap<SubjectId, Current>,
+    /// Each component's status as last worked out, reused while none of
+    /// its probes' views moved (see [`Shown`]).
+    shown: HashMap<String, Shown>,
 }
+
+/// A component's status and silence bound, worked out at `at` under the
+/// context `version`. Working it out walks all of the component's probes,
+/// which with thousands of probes per component cost more than the rest
+/// of a batch; so it is reused until one of its probes' views moves, the
+/// context is read again, or [`SHOWN_FOR`] has passed (maintenance
+/// windows start and end by the clock; a reload may move probes).
+#[derive(Debug, Clone, Copy)]
+struct Shown {
+    status: ComponentStatus,
+    gap: Duration,
+    at: DateTime<Utc>,
+    version: u64,
+}
+
+/// How long a component's worked-out status is reused at most.
+const SHOWN_FOR: Duration = Duration::from_secs(1);
 
 /// What a run changed that incidents must react to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +68,8 @@ pub struct Change {
 pub struct Context {
     pub windows: Vec<Maintenance>,
     pub declared: Vec<(String, String)>,
+    /// Changes whenever the context is read again.
+    pub version: u64,
 }
 
 /// A new interval: the subject, how its previous one closed (end, last
@@ -69,6 +91,7 @@ pub struct Plan {
     probes: HashMap<String, ProbeRow>,
     intervals: HashMap<SubjectId, Current>,
     switches: Vec<Opened>,
+    shown: HashMap<String, Shown>,
     /// Whether what the public page shows may have changed.
     pub news: bool,
     /// What the plan's last run changed, if incidents must react.
@@ -91,6 +114,7 @@ impl Memory {
                     (id, current)
                 })
                 .collect(),
+            shown: HashMap::new(),
         }
     }
 
@@ -102,9 +126,6 @@ impl Memory {
     /// changes a probe's health or flapping.
     pub fn plan(&self, config: &Config, ctx: &Context, runs: &[RunResult]) -> Plan {
         let mut plan = Plan::default();
-        // Components whose status was worked out in this plan: (status, gap).
-        let mut shown: HashMap<&str, (ComponentStatus, Duration)> = HashMap::new();
-        let mut fresh: HashSet<&str> = HashSet::new();
         for (i, run) in runs.iter().enumerate() {
             plan.len = i + 1;
             // A probe removed from the configuration while it ran: stored only.
@@ -138,26 +159,43 @@ impl Memory {
             // The component's status only moves when one of its probes'
             // views does (or maintenance and declared states, read per batch).
             let component = run.component.as_str();
-            if view_changed || fresh.insert(component) {
-                let lookup = |name: &str| plan.probe(self, name);
-                let status = crate::monitor::shown_status_by(
-                    config,
-                    lookup,
-                    &ctx.windows,
-                    &ctx.declared,
-                    component,
-                    at,
-                );
-                let gap = config
-                    .probes
-                    .iter()
-                    .filter(|p| p.component == component)
-                    .map(|p| crate::uptime::stale_after(p, at))
-                    .max()
-                    .unwrap_or(gap);
-                shown.insert(component, (status, gap));
-            }
-            let (status, gap) = shown[component];
+            let reusable = plan
+                .shown
+                .get(component)
+                .or_else(|| self.shown.get(component))
+                .filter(|s| {
+                    s.version == ctx.version
+                        && (at - s.at).abs().to_std().is_ok_and(|d| d < SHOWN_FOR)
+                })
+                .copied();
+            let shown = match reusable {
+                Some(s) if !view_changed => s,
+                _ => {
+                    let lookup = |name: &str| plan.probe(self, name);
+                    let status = crate::monitor::shown_status_by(
+                        config,
+                        lookup,
+                        &ctx.windows,
+                        &ctx.declared,
+                        component,
+                        at,
+                    );
+                    let gap = config
+                        .probes_of(component)
+                        .map(|p| crate::uptime::stale_after(p, at))
+                        .max()
+                        .unwrap_or(gap);
+                    let s = Shown {
+                        status,
+                        gap,
+                        at,
+                        version: ctx.version,
+                    };
+                    plan.shown.insert(run.component.clone(), s);
+                    s
+                }
+            };
+            let Shown { status, gap, .. } = shown;
             let subject = SubjectId::Component(run.component.clone());
             plan.observe(self, subject, status.as_str(), at, gap);
 
@@ -179,6 +217,7 @@ impl Memory {
     /// Takes a plan whose writes are stored.
     pub fn commit(&mut self, plan: Plan) {
         self.probes.extend(plan.probes);
+        self.shown.extend(plan.shown);
         for (id, mut current) in plan.intervals {
             current.stored_seen = current.last_seen;
             self.intervals.insert(id, current);
@@ -316,6 +355,7 @@ probes:
         Context {
             windows: vec![],
             declared: vec![],
+            version: 0,
         }
     }
 
@@ -396,6 +436,50 @@ probes:
             assert_eq!(s.close, Some((last, last)));
             assert_eq!(s.at, at("2026-07-01T11:00:10Z"));
         }
+    }
+
+    #[test]
+    fn a_component_status_is_reused_for_at_most_a_second_or_until_the_context_is_read_again() {
+        let config = config();
+        let mut memory = Memory::default();
+        let window = Maintenance {
+            id: None,
+            name: "upgrade".into(),
+            components: vec!["api".into()],
+            window: crate::maintenance::Window::Once {
+                starts: at("2026-07-01T10:00:00.500Z"),
+                ends: at("2026-07-01T11:00:00Z"),
+            },
+            message: None,
+        };
+        let during = |version| Context {
+            windows: vec![window.clone()],
+            declared: vec![],
+            version,
+        };
+        let component_switches = |plan: &Plan, runs: &[RunResult]| -> Vec<String> {
+            plan.batch(runs)
+                .switches
+                .iter()
+                .filter(|s| format!("{:?}", s.subject).starts_with("Component"))
+                .map(|s| s.state.to_string())
+                .collect()
+        };
+        let runs = [run("b", Pass, "2026-07-01T10:00:00Z")];
+        let plan = memory.plan(&config, &during(0), &runs);
+        assert_eq!(component_switches(&plan, &runs), ["operational"]);
+        memory.commit(plan);
+        // The window began 0.1 s ago: the status worked out 0.6 s ago stands.
+        let runs = [run("b", Pass, "2026-07-01T10:00:00.600Z")];
+        let plan = memory.plan(&config, &during(0), &runs);
+        assert!(component_switches(&plan, &runs).is_empty());
+        // Read again, the context says so at once...
+        let plan = memory.plan(&config, &during(1), &runs);
+        assert_eq!(component_switches(&plan, &runs), ["under_maintenance"]);
+        // ...and without a new read it shows within a second.
+        let runs = [run("b", Pass, "2026-07-01T10:00:01.100Z")];
+        let plan = memory.plan(&config, &during(0), &runs);
+        assert_eq!(component_switches(&plan, &runs), ["under_maintenance"]);
     }
 
     #[test]

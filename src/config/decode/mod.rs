@@ -439,6 +439,7 @@ impl Ctx<'_> {
             .get_node("report")
             .and_then(|n| self.report(n, has_smtp));
         Some(Config {
+            index: crate::config::model::ProbeIndex::new(&probes),
             page,
             components,
             secrets: std::mem::take(&mut self.secrets),
