@@ -148,9 +148,7 @@ async fn main() {
             .collect();
         let batch = RunBatch {
             runs: &runs,
-            probe_states: vec![],
-            switches: vec![],
-            seen: vec![],
+            ..RunBatch::default()
         };
         store.write_batch(&batch).await.unwrap();
         stored += runs.len() as u64;

@@ -87,7 +87,8 @@ pub struct App {
     /// Heartbeat pings from the web layer, for the watcher.
     pings: crate::heartbeat::watcher::Inbox,
     source: Option<crate::reload::Source>,
-    /// When `build` began: the scheduler's plan starts here.
+    /// `AppOptions::started`, or when `build` began: the scheduler's plan
+    /// starts here.
     started: DateTime<Utc>,
 }
 

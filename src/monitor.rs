@@ -690,24 +690,14 @@ pub async fn windows(config: &Config, store: &Store) -> Result<Vec<Maintenance>>
     Ok(all)
 }
 
-/// What the page shows for a component: its probes' status, made worse by
-/// any state operators declared on an open incident (never better).
-pub fn shown_status(
-    config: &Config,
-    states: &[ProbeRow],
-    windows: &[Maintenance],
-    declared: &[(String, String)],
-    component: &str,
-    now: DateTime<Utc>,
-) -> ComponentStatus {
-    // By name, not a scan per probe: with 10,000 probes a scan made each
-    // page render quadratic.
-    let by_name: HashMap<&str, &ProbeRow> = states.iter().map(|s| (s.probe.as_str(), s)).collect();
-    let lookup = |name: &str| by_name.get(name).copied();
-    shown_status_by(config, lookup, windows, declared, component, now)
+/// Probe states by probe name, for the `state` lookups below: built once,
+/// not a scan per probe (with 10,000 probes a scan made a page quadratic).
+pub fn states_by_name(states: &[ProbeRow]) -> HashMap<&str, &ProbeRow> {
+    states.iter().map(|s| (s.probe.as_str(), s)).collect()
 }
 
-/// [`shown_status`] with each probe's state looked up by name.
+/// What the page shows for a component: its probes' status, made worse by
+/// any state operators declared on an open incident (never better).
 pub fn shown_status_by<'a>(
     config: &Config,
     state: impl Fn(&str) -> Option<&'a ProbeRow>,
@@ -734,9 +724,14 @@ pub fn component_status(
     component: &str,
     now: DateTime<Utc>,
 ) -> ComponentStatus {
-    let by_name: HashMap<&str, &ProbeRow> = states.iter().map(|s| (s.probe.as_str(), s)).collect();
-    let lookup = |name: &str| by_name.get(name).copied();
-    component_status_by(config, lookup, windows, component, now)
+    let by_name = states_by_name(states);
+    component_status_by(
+        config,
+        |name| by_name.get(name).copied(),
+        windows,
+        component,
+        now,
+    )
 }
 
 /// [`component_status`] with each probe's state looked up by name.

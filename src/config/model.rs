@@ -145,19 +145,16 @@ impl Config {
 
     /// The probes of component `id`, in configuration order.
     pub fn probes_of<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Probe> + 'a {
-        let indexed = (self.index.len == self.probes.len()).then(|| {
-            let at = self
-                .index
-                .by_component
-                .get(id)
-                .map_or(&[][..], Vec::as_slice);
-            at.iter().filter_map(|&i| self.probes.get(i))
-        });
-        let scanned = indexed.is_none().then(|| self.probes.iter());
+        let stale = self.index.len != self.probes.len();
+        let indexed = match self.index.by_component.get(id) {
+            Some(at) if !stale => at.as_slice(),
+            _ => &[],
+        };
+        let scanned = if stale { &self.probes[..] } else { &[] };
         indexed
-            .into_iter()
-            .flatten()
-            .chain(scanned.into_iter().flatten())
+            .iter()
+            .filter_map(|&i| self.probes.get(i))
+            .chain(scanned)
             .filter(move |p| p.component == id)
     }
 

@@ -157,7 +157,7 @@ impl Memory {
             let subject = SubjectId::Probe(run.probe.clone());
             plan.observe(self, subject, run.outcome.as_str(), at, gap);
             // The component's status only moves when one of its probes'
-            // views does (or maintenance and declared states, read per batch).
+            // views does, or with maintenance and declared states (see `Shown`).
             let component = run.component.as_str();
             let reusable = plan
                 .shown

@@ -233,6 +233,7 @@ pub async fn page(
     let states = store.probe_states().await?;
     let windows = crate::monitor::windows(config, store).await?;
     let declared = store.declared_component_states().await?;
+    let by_name = crate::monitor::states_by_name(&states);
     let components: Vec<ComponentView> = config
         .components
         .iter()
@@ -243,7 +244,14 @@ pub async fn page(
             description: c.description.clone(),
             group: c.group.clone(),
             position: i + 1,
-            status: crate::monitor::shown_status(config, &states, &windows, &declared, &c.id, now),
+            status: crate::monitor::shown_status_by(
+                config,
+                |name| by_name.get(name).copied(),
+                &windows,
+                &declared,
+                &c.id,
+                now,
+            ),
         })
         .collect();
     let statuses: Vec<ComponentStatus> = components.iter().map(|c| c.status).collect();
