@@ -40,7 +40,6 @@
 //!   local day, uptime %, daily response time, from rollups the monitor keeps.
 //! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`.
 //! - [`app`]: builds the service and runs it until stopped.
-//! - [`sample_platform`]: the built-in target with fault injection (demo, tests).
 //! - [`cli`]: the `lookout` commands.
 
 pub mod ack;
@@ -67,7 +66,6 @@ pub mod publish;
 pub mod reload;
 pub mod report;
 pub mod retention;
-pub mod sample_platform;
 pub mod schedule;
 pub mod scheduler;
 pub mod store;

@@ -24,6 +24,7 @@ fn main() -> ExitCode {
 /// against 96 MB with two arenas (BENCHMARKS.md). An operator's own
 /// `MALLOC_ARENA_MAX` wins.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // the one FFI call in the binary; see SAFETY below
 fn limit_malloc_arenas() {
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt only tunes the allocator, and runs before any

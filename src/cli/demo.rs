@@ -5,12 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::routing::post;
-
 use crate::app::{App, AppOptions, Tuning};
-use crate::sample_platform::{self, FaultSpec, PlatformOptions};
+use sample_platform::{FaultSpec, PlatformOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -69,10 +65,7 @@ async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let platform = sample_platform::start(platform_listener, opts).await?;
     let receiver = tokio::net::TcpListener::bind(args.receiver_listen).await?;
     let receiver_url = format!("http://{}", receiver.local_addr()?);
-    tokio::spawn(async move {
-        let app = Router::new().route("/hook", post(print_page));
-        let _ = axum::serve(receiver, app).await;
-    });
+    tokio::spawn(sample_platform::receiver::serve(receiver));
     let database = args
         .database
         .unwrap_or_else(|| super::default_database(&args.config));
@@ -138,17 +131,4 @@ fn print_banner(page: &str, platform: &str, receiver: &str, token: &str) {
          Heal everything:       curl -X DELETE {platform}/_faults\n\
          Acknowledge by API:    curl -X POST {page}/api/incidents/1/ack -H 'authorization: Bearer {token}'\n"
     );
-}
-
-/// Prints each page the demo receives: type, title and the ack link.
-async fn print_page(body: Bytes) -> &'static str {
-    let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-    let kind = v["type"].as_str().unwrap_or("page");
-    let title = v["incident"]["title"].as_str().unwrap_or("");
-    let reason = v["incident"]["reason"].as_str().unwrap_or("");
-    println!("📟 {kind}: {title} — {reason}");
-    if let Some(ack) = v["ack_url"].as_str() {
-        println!("   acknowledge: {ack}");
-    }
-    "ok"
 }

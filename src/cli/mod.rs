@@ -74,7 +74,7 @@ pub enum Command {
         listen: SocketAddr,
         /// Start with a fault injected, e.g. `login=error`.
         #[arg(long = "fault")]
-        faults: Vec<crate::sample_platform::FaultSpec>,
+        faults: Vec<sample_platform::FaultSpec>,
         /// How long a new app stays `deploying`.
         #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
         deploy_delay: std::time::Duration,

@@ -8,7 +8,7 @@
 //! state. A receiver that is down for a long stretch gets every page, in
 //! order, once it is back.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +24,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use lookout::delivery::CrashAt;
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
 use lookout::store::{OutboxRow, Store};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 
 /// `after` of the second escalation level in the crash scenarios.
 const LEVEL_2_AFTER: Duration = Duration::from_secs(10);

@@ -1,8 +1,6 @@
 //! Retention: old raw runs and their steps go, recent and leaked runs and
 //! incidents stay, rollups are kept for 400 days; pruning works in batches.
 
-mod support;
-
 use chrono::{Duration, Utc};
 use lookout::config::Retention;
 use lookout::journey::RunResult;

@@ -4,7 +4,7 @@
 //! failed pages escalating. Each runs the real service against the sample
 //! platform and a recording receiver on loopback.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use chrono::Utc;
 use hmac::{Hmac, Mac};
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use support::*;
@@ -24,7 +24,7 @@ const WAIT: Duration = Duration::from_secs(40);
 /// is appended to the YAML and `probe_extra` to the probe.
 struct Setup {
     _dir: tempfile::TempDir,
-    platform: lookout::sample_platform::RunningPlatform,
+    platform: sample_platform::RunningPlatform,
     receiver: Receiver,
     app: Running,
     http: reqwest::Client,
@@ -87,7 +87,7 @@ escalation:
     }
 }
 
-fn fail_login(platform: &lookout::sample_platform::RunningPlatform) {
+fn fail_login(platform: &sample_platform::RunningPlatform) {
     platform.state.inject(FaultSpec {
         endpoint: Endpoint::Login,
         mode: FaultMode::Error { status: 503 },

@@ -1,11 +1,11 @@
 //! The scheduler against the sample platform: cron probes fire, and a slow
 //! probe never overlaps itself.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 
 fn config(dir: &std::path::Path, platform: &str, schedule: &str) -> std::path::PathBuf {
     let yaml = format!(

@@ -2,8 +2,8 @@
 //! write a record, read it back, delete the app) with fault injection, so
 //! `lookout demo` shows the whole loop and tests have a real target.
 //!
-//! It is not part of the product: nothing outside `cli::demo` and the tests
-//! uses it.
+//! It is not part of the product: a crate of its own that `lookout demo`,
+//! `lookout platform` and the tests use; [`receiver`] prints the demo's pages.
 //!
 //! | endpoint | route |
 //! |---|---|
@@ -19,6 +19,7 @@
 //! `DELETE /_faults`, `GET /_faults`, or `--fault login=error` on `lookout demo`.
 
 mod fault;
+pub mod receiver;
 mod routes;
 
 use std::collections::{HashMap, HashSet};

@@ -7,12 +7,12 @@
 //! incident its failures should have opened opens late, and the self-alert
 //! is resolved.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
 use reqwest::StatusCode;
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use serde_json::Value;
 use sqlx::Connection;
 use support::*;

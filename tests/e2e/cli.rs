@@ -1,11 +1,11 @@
 //! The `lookout` binary as a user runs it: `check` and `run`.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Output;
 
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 
 async fn lookout(args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))

@@ -4,7 +4,7 @@
 //! receiver, and a good ping resolves it. The service runs on loopback with
 //! a real SQLite file; the token comes from a secret file.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,13 +1,13 @@
 //! A run cut short by a crash is cleaned up at the next start: the real
 //! binary is killed with SIGKILL mid-journey and started again.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
 use lookout::store::Store;
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 
 fn write_config(dir: &Path, platform: &str) -> std::path::PathBuf {
     let yaml = format!(

@@ -2,12 +2,12 @@
 //! page or API response, not in a page sent to a receiver, in any of the
 //! encodings it would travel in.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
 use base64::Engine;
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use support::*;
 
 const SECRET: &str = "p@ss w0rd/with+specials";

@@ -1,11 +1,11 @@
 //! Status-page subscribers over a real SMTP server: double opt-in, updates
 //! for the components they chose, RFC 8058 one-click unsubscribe.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use serde_json::json;
 use support::*;
 

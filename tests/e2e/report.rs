@@ -6,7 +6,7 @@
 //! delivered exactly once however often the digest task runs and across a
 //! restart.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! silent while its database cannot write, and a switch that cannot be
 //! reached is counted in `/metrics`, never fatal.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -2,14 +2,14 @@
 //! `/uptime` page with 90 daily bars per component, the SVG badges, and a
 //! bound on what the history reads however many runs there were.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lookout::journey::{Outcome, RunResult};
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
 use lookout::store::{StateInterval, Store, Subject};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(40);

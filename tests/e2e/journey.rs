@@ -1,14 +1,14 @@
 //! The journey runner against real servers: the shipped deploy journey on
 //! the sample platform, a fault in each of its steps, and hostile targets.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lookout::config::Config;
 use lookout::journey::{Outcome, Phase, RunResult, Runner, StepOutcome};
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

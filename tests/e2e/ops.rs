@@ -2,14 +2,14 @@
 //! which check fails when not), `/metrics` exposes Prometheus metrics. The
 //! service watches the sample platform and pages a receiver that is down.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
 use reqwest::StatusCode;
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use support::*;
@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(40);
 struct Setup {
     _dir: tempfile::TempDir,
     db: PathBuf,
-    platform: lookout::sample_platform::RunningPlatform,
+    platform: sample_platform::RunningPlatform,
     app: Running,
     http: reqwest::Client,
 }

@@ -2,12 +2,12 @@
 //! public updates, history and feeds, caching with ETags, the published
 //! static site, and escaping of hostile text.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
 use chrono::Utc;
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use serde_json::{Value, json};
 use support::*;
 
@@ -17,7 +17,7 @@ const XSS: &str = "<script>alert(1)</script>";
 struct Page {
     _dir: tempfile::TempDir,
     site: std::path::PathBuf,
-    platform: lookout::sample_platform::RunningPlatform,
+    platform: sample_platform::RunningPlatform,
     app: Running,
     http: reqwest::Client,
 }

@@ -3,7 +3,7 @@
 //! real SMTP server. Drives `Notifiers::deliver` directly, one attempt per
 //! call, so the outbox worker's retry decisions are visible as data.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};

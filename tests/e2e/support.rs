@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use lookout::app::{App, AppOptions, Tuning};
 use lookout::delivery::Backoff;
-use lookout::sample_platform::{self, PlatformOptions, RunningPlatform};
+use sample_platform::{self, PlatformOptions, RunningPlatform};
 use tokio::sync::oneshot;
 
 pub const PASSWORD: &str = "s3cret-demo-pass";

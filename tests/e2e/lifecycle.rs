@@ -3,7 +3,7 @@
 //! the limits that keep the prober from flooding its target. Each test runs
 //! the real service against a real HTTP target on loopback.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -1,11 +1,11 @@
 //! The operators' API: bearer token required; internal timeline and leaked
 //! runs visible to operators only; acknowledgement by API.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use support::*;
 
 fn config(dir: &std::path::Path, platform: &str) -> std::path::PathBuf {

@@ -1,11 +1,11 @@
 //! End to end through every real part: sample platform → probes → SQLite →
 //! incident → webhook and email pages → reminders → ack link → resolution.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use support::*;
 
 const LONG: Duration = Duration::from_secs(30);

@@ -8,7 +8,7 @@
 //! Where chromium (or the validator) is absent the test says so and skips;
 //! under `CI=true` absence is a failure, since `.ci/run` installs both.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use futures_util::{SinkExt, StreamExt};
-use lookout::sample_platform::{Endpoint, FaultMode, FaultSpec};
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use serde_json::{Value, json};
 use support::*;
 use tokio::io::{AsyncBufReadExt, BufReader};
