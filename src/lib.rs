@@ -35,6 +35,8 @@
 //! - [`report`]: the weekly report (uptime, incidents, TTA/TTR, slowest
 //!   steps, leaked cleanups) for `/admin/report` and the email digest.
 //! - [`ack`]: signed acknowledgement links.
+//! - [`installation`]: the random identity kept in the database that every
+//!   outgoing id (webhook-id, dedup_key, Message-ID) carries.
 //! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`).
 //! - [`uptime`]: the uptime history as pure functions: time in each state per
 //!   local day, uptime %, daily response time, from rollups the monitor keeps.
@@ -55,6 +57,7 @@ pub mod fmt;
 pub mod health;
 pub mod heartbeat;
 pub mod hold;
+pub mod installation;
 pub mod journey;
 pub mod maintenance;
 pub mod metrics;
