@@ -13,6 +13,7 @@ mod retention;
 mod rollups;
 mod runs;
 mod skips;
+mod seen;
 mod subscribers;
 
 use std::path::Path;
@@ -33,7 +34,7 @@ pub use reports::{LeakedRun, StepDuration};
 pub use rollups::{StateInterval, Subject, SubjectId};
 pub use runs::{InterruptedRun, ProbeRow, RunRow};
 pub use skips::SkipRow;
-pub use subscribers::Subscriber;
+pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

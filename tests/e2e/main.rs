@@ -12,6 +12,7 @@ mod crash;
 mod heartbeat;
 mod journey;
 mod lifecycle;
+mod mail;
 mod notifiers;
 mod ops;
 mod paging;
