@@ -62,6 +62,11 @@ pub struct MaintenanceView {
     /// scheduled, in_progress or completed.
     pub status: &'static str,
     pub when: String,
+    /// When it was made (admin API) or first seen (probes.yaml).
+    pub created_at: DateTime<Utc>,
+    /// Its last public change: made, started or ended, whichever is last
+    /// and past.
+    pub updated_at: DateTime<Utc>,
 }
 
 /// The occurrence of each window to show at `now`: the active one, else the
@@ -97,6 +102,9 @@ pub fn maintenance_views(
                 scheduled_until: occ.ends,
                 status,
                 when: format!("{} – {}", local(&occ.starts, tz), local(&occ.ends, tz)),
+                // Filled from the store by `page`; the start until then.
+                created_at: occ.starts.min(now),
+                updated_at: occ.starts.min(now),
             })
         })
         .collect();
@@ -129,6 +137,10 @@ pub struct ComponentView {
     pub group: Option<String>,
     pub position: usize,
     pub status: ComponentStatus,
+    /// When it first appeared on this page.
+    pub created_at: DateTime<Utc>,
+    /// Since when it has shown `status` (its creation if no change since).
+    pub updated_at: DateTime<Utc>,
 }
 
 impl ComponentView {
@@ -234,6 +246,9 @@ pub async fn page(
     let windows = crate::monitor::windows(config, store).await?;
     let declared = store.declared_component_states().await?;
     let by_name = crate::monitor::states_by_name(&states);
+    let ids: Vec<String> = config.components.iter().map(|c| c.id.clone()).collect();
+    let created = store.first_seen("component", &ids, now).await?;
+    let changed = store.component_changes().await?;
     let components: Vec<ComponentView> = config
         .components
         .iter()
@@ -252,6 +267,12 @@ pub async fn page(
                 &c.id,
                 now,
             ),
+            created_at: created.get(&c.id).copied().unwrap_or(now),
+            updated_at: changed
+                .get(&c.id)
+                .copied()
+                .max(created.get(&c.id).copied())
+                .unwrap_or(now),
         })
         .collect();
     let statuses: Vec<ComponentStatus> = components.iter().map(|c| c.status).collect();
@@ -264,7 +285,37 @@ pub async fn page(
     for inc in store.resolved_incidents(10).await? {
         resolved.push(incident(config, store, inc, false).await?);
     }
-    let updated_at = open.iter().chain(&resolved).map(|i| i.updated_at).max();
+    let mut maintenances = maintenance_views(&windows, &config.page.time_zone, now);
+    let from_file: Vec<String> = maintenances
+        .iter()
+        .filter(|m| m.id.starts_with("cfg-"))
+        .map(|m| m.id.clone())
+        .collect();
+    let seen = store.first_seen("maintenance", &from_file, now).await?;
+    let made = store.maintenance_created().await?;
+    for m in &mut maintenances {
+        let created = match m.id.strip_prefix('m').and_then(|n| n.parse::<i64>().ok()) {
+            Some(n) => made.get(&n).copied(),
+            None => seen.get(&m.id).copied(),
+        };
+        if let Some(created) = created {
+            m.created_at = created;
+        }
+        m.updated_at = [m.created_at, m.scheduled_for, m.scheduled_until]
+            .into_iter()
+            .filter(|t| *t <= now)
+            .max()
+            .unwrap_or(m.created_at);
+    }
+    // The page changed last when anything the public sees did: an
+    // incident, a component's state, a maintenance made, started or ended.
+    let updated_at = open
+        .iter()
+        .chain(&resolved)
+        .map(|i| i.updated_at)
+        .chain(components.iter().map(|c| c.updated_at))
+        .chain(maintenances.iter().map(|m| m.updated_at))
+        .max();
     Ok(PageView {
         title: config.page.title.clone(),
         url: base_url.to_string(),
@@ -275,7 +326,7 @@ pub async fn page(
         components,
         open,
         resolved,
-        maintenances: maintenance_views(&windows, &config.page.time_zone, now),
+        maintenances,
         subscribe: config.smtp.is_some(),
     })
 }
