@@ -400,7 +400,10 @@ pub fn text(ctx: &MailContext, msg: &Message) -> String {
 /// not decode them; so the part is passed as it is. Quoted-printable only
 /// for a line over 998 bytes.
 fn body(text: String) -> Body {
-    let text = text.replace("\r\n", "\n").replace('\r', "").replace('\n', "\r\n");
+    let text = text
+        .replace("\r\n", "\n")
+        .replace('\r', "")
+        .replace('\n', "\r\n");
     let fits = text.split("\r\n").all(|l| l.len() <= 998) && !text.contains('\0');
     if !fits {
         return Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable)

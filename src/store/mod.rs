@@ -12,8 +12,8 @@ mod reports;
 mod retention;
 mod rollups;
 mod runs;
-mod skips;
 mod seen;
+mod skips;
 mod subscribers;
 
 use std::path::Path;

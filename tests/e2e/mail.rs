@@ -192,7 +192,13 @@ async fn page_mails_are_mime_with_both_parts_and_ids_no_two_installations_share(
     // Same incident number, same delivery id in both installations, yet
     // no id and no thread in common.
     let installation = |id: &str| {
-        id.split('@').next().unwrap().rsplit('.').next().unwrap().to_string()
+        id.split('@')
+            .next()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .to_string()
     };
     let (ida, roota) = &ids[0];
     let (idb, rootb) = &ids[1];
@@ -221,7 +227,10 @@ async fn page_mails_are_mime_with_both_parts_and_ids_no_two_installations_share(
             confirmations += 1;
         }
     }
-    assert_eq!(confirmations, 1, "the link opens its installation's confirmation page");
+    assert_eq!(
+        confirmations, 1,
+        "the link opens its installation's confirmation page"
+    );
     assert!(
         a.store.open_incidents().await.unwrap()[0]
             .acknowledged_at
@@ -288,6 +297,9 @@ smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example }}
         .clone();
     let detail = check["detail"].as_str().unwrap();
     assert!(detail.contains("does not offer STARTTLS"), "{detail}");
-    assert!(detail.contains("tls: none"), "says what to change: {detail}");
+    assert!(
+        detail.contains("tls: none"),
+        "says what to change: {detail}"
+    );
     app.stop().await;
 }

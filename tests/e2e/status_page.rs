@@ -714,11 +714,19 @@ async fn public_documents_answer_any_origin_and_admin_endpoints_none() {
     ];
     for path in public {
         let url = format!("{}{path}", p.app.url);
-        let r = p.http.get(&url).header("origin", origin).send().await.unwrap();
+        let r = p
+            .http
+            .get(&url)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(r.headers()["access-control-allow-origin"], "*", "{path}");
         assert!(
-            r.headers().get("access-control-allow-credentials").is_none(),
+            r.headers()
+                .get("access-control-allow-credentials")
+                .is_none(),
             "{path}: never with credentials"
         );
         // The preflight a browser sends before a non-simple request.

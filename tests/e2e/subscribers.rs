@@ -263,7 +263,11 @@ smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: status@test.example, tls: non
     // Subscribe to api and confirm.
     assert_eq!(post(vec![("email", ana), ("c_api", "on")]).await, 200);
     let first = confirmations(1).await;
-    assert_eq!(subscription(&app, ana).await, None, "nothing before confirming");
+    assert_eq!(
+        subscription(&app, ana).await,
+        None,
+        "nothing before confirming"
+    );
     assert_eq!(http.post(&first).send().await.unwrap().status(), 200);
     assert_eq!(subscription(&app, ana).await, Some(vec!["api".to_string()]));
     // A used link is spent.
@@ -276,7 +280,10 @@ smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: status@test.example, tls: non
     assert_ne!(second, first);
     assert_eq!(subscription(&app, ana).await, Some(vec!["api".to_string()]));
     assert_eq!(http.post(&second).send().await.unwrap().status(), 200);
-    assert_eq!(subscription(&app, ana).await, Some(vec!["docs".to_string()]));
+    assert_eq!(
+        subscription(&app, ana).await,
+        Some(vec!["docs".to_string()])
+    );
 
     // Unsubscribed, then an anonymous re-subscribe: still unsubscribed.
     let token = app
@@ -315,7 +322,11 @@ smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: status@test.example, tls: non
     );
     assert_eq!(subscription(&app, ana).await, None);
     assert_eq!(http.post(&third).send().await.unwrap().status(), 200);
-    assert_eq!(subscription(&app, ana).await, Some(vec![]), "all components");
+    assert_eq!(
+        subscription(&app, ana).await,
+        Some(vec![]),
+        "all components"
+    );
 
     // The tokened preferences page shows the components and an
     // unsubscribe button; saving other components asks for confirmation.
