@@ -23,3 +23,10 @@ CREATE TABLE first_seen (
     at    INTEGER NOT NULL,
     PRIMARY KEY (kind, id)
 );
+
+-- An incident probes open while its component is in a maintenance window
+-- is withheld from the public (the maintenance is what the public sees):
+-- `published_at` stays NULL until the window ends with the incident still
+-- open. Incidents made before this column were all public.
+ALTER TABLE incidents ADD COLUMN published_at INTEGER;
+UPDATE incidents SET published_at = opened_at;

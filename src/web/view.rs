@@ -69,6 +69,38 @@ pub struct MaintenanceView {
     pub updated_at: DateTime<Utc>,
 }
 
+impl MaintenanceView {
+    /// "Scheduled", "In progress", "Completed": Statuspage's words.
+    pub fn status_label(&self) -> &'static str {
+        match self.status {
+            "in_progress" => "In progress",
+            "scheduled" => "Scheduled",
+            "verifying" => "Verifying",
+            _ => "Completed",
+        }
+    }
+
+    /// A feed entry id unique per occurrence (a weekly window's next
+    /// occurrence is a new entry).
+    pub fn feed_id(&self) -> String {
+        format!("maintenance-{}-{}", self.id, self.scheduled_for.timestamp())
+    }
+
+    /// The entry as an HTML fragment for feed readers (every text escaped
+    /// here; the feed template escapes the fragment again for XML).
+    pub fn feed_html(&self) -> String {
+        let mut out = format!(
+            "<p><strong>{}</strong>: {}</p>",
+            escape(self.status_label()),
+            escape(&self.when)
+        );
+        if let Some(m) = &self.message {
+            out.push_str(&format!("<p>{}</p>", escape(m)));
+        }
+        out
+    }
+}
+
 /// The occurrence of each window to show at `now`: the active one, else the
 /// next one, else (one-off windows) the past one.
 pub fn maintenance_views(
@@ -278,8 +310,12 @@ pub async fn page(
     let statuses: Vec<ComponentStatus> = components.iter().map(|c| c.status).collect();
     let (indicator, description) = evaluate::overall(&statuses);
     let mut open = Vec::new();
+    // Incidents withheld while their component is in maintenance are not
+    // the public's (the maintenance is what it sees).
     for inc in store.open_incidents().await? {
-        open.push(incident(config, store, inc, false).await?);
+        if inc.published_at.is_some() {
+            open.push(incident(config, store, inc, false).await?);
+        }
     }
     let mut resolved = Vec::new();
     for inc in store.resolved_incidents(10).await? {
@@ -363,7 +399,13 @@ pub async fn incident(
         impact: inc.impact,
         component_id: inc.component,
         component_name,
-        created_at: inc.opened_at,
+        // The public saw it from when it was published (later than its
+        // opening when maintenance withheld it); operators from the start.
+        created_at: if internal {
+            inc.opened_at
+        } else {
+            inc.published_at.unwrap_or(inc.opened_at)
+        },
         updated_at: inc.updated_at,
         resolved_at: inc.resolved_at,
         acknowledged: inc.acknowledged_by.zip(inc.acknowledged_at),

@@ -13,6 +13,7 @@ mod heartbeat;
 mod journey;
 mod lifecycle;
 mod mail;
+mod maintenance;
 mod notifiers;
 mod ops;
 mod paging;
