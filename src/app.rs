@@ -135,8 +135,9 @@ impl App {
             wake,
         )
         .with_pager(pager.clone());
-        let metrics = crate::metrics::Metrics::new();
+        let metrics = crate::metrics::Metrics::with_step_histograms(config.metrics.step_histograms);
         metrics.expect_notifiers(config.notifiers.keys());
+        metrics.expect_skips(crate::pressure::SkipReason::ALL.map(|r| r.label()));
         let health = crate::health::Health::default();
         let worker = worker.with_ops(metrics.clone(), health.clone());
         let (heartbeats, pings) = crate::heartbeat::watcher::Heartbeats::new(live.clone());
