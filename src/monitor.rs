@@ -270,6 +270,9 @@ impl Monitor {
         let mut failures = 0;
         loop {
             let read = async {
+                // Nothing was seen while Lookout was stopped: that time is
+                // no data, not the state before the stop.
+                self.store.close_intervals_at_last_sighting().await?;
                 let probes = self.store.probe_states().await?;
                 let intervals = self.store.current_intervals().await?;
                 Ok::<_, crate::store::StoreError>(Memory::new(probes, intervals))
