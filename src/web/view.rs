@@ -235,6 +235,34 @@ impl IncidentView {
     }
 }
 
+/// The public words for a Statuspage enum value: "degraded_performance"
+/// → "Degraded performance", "in_progress" → "In progress", "major" →
+/// "Major" (impacts, incident, maintenance and component statuses).
+pub fn label(value: &str) -> String {
+    if let Some(status) = ComponentStatus::parse(value) {
+        return status.label().to_string();
+    }
+    let words = value.replace('_', " ");
+    let mut c = words.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+impl IncidentView {
+    /// "Minor", "Major", "Critical", "None": the public impact words.
+    pub fn impact_label(&self) -> String {
+        label(&self.impact)
+    }
+
+    /// How long it lasted, once resolved ("2h 5m").
+    pub fn lasted(&self) -> Option<String> {
+        let end = self.resolved_at?;
+        let secs = (end - self.created_at).num_seconds().max(0) as u64;
+        Some(crate::fmt::duration(std::time::Duration::from_secs(secs)))
+    }
+}
+
 /// Minimal HTML text escaping, for fragments built outside templates.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
