@@ -299,6 +299,7 @@ mod tests {
                     status: ComponentStatus::Operational,
                     created_at: t,
                     updated_at: t,
+                    observed: true,
                 })
                 .collect(),
             open: vec![],

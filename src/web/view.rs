@@ -173,6 +173,10 @@ pub struct ComponentView {
     pub created_at: DateTime<Utc>,
     /// Since when it has shown `status` (its creation if no change since).
     pub updated_at: DateTime<Utc>,
+    /// Whether anything tells its state: a probe, an operator's declared
+    /// state or a maintenance window. Without, the page says "No data"
+    /// rather than claim it is operational.
+    pub observed: bool,
 }
 
 impl ComponentView {
@@ -181,11 +185,26 @@ impl ComponentView {
     }
 
     pub fn label(&self) -> &'static str {
+        if !self.observed {
+            return "No data";
+        }
         self.status.label()
+    }
+
+    /// The CSS state class: `no-data` for a component nothing observes.
+    pub fn css(&self) -> &'static str {
+        if self.observed {
+            self.status_str()
+        } else {
+            "no-data"
+        }
     }
 
     /// Shape as well as colour, so state never depends on colour alone.
     pub fn icon(&self) -> &'static str {
+        if !self.observed {
+            return "–";
+        }
         match self.status {
             ComponentStatus::Operational => "✓",
             ComponentStatus::UnderMaintenance => "⚒",
@@ -327,6 +346,9 @@ pub async fn page(
                 &c.id,
                 now,
             ),
+            observed: config.probes_of(&c.id).next().is_some()
+                || declared.iter().any(|(id, _)| id == &c.id)
+                || windows.iter().any(|m| m.covers(&c.id, now)),
             created_at: created.get(&c.id).copied().unwrap_or(now),
             updated_at: changed
                 .get(&c.id)
