@@ -21,6 +21,16 @@ const JSON: &str = "application/json";
 #[template(path = "index.html")]
 struct IndexPage<'a> {
     page: &'a PageView,
+    /// Per component (same order as `page.components`): 90 daily bars and
+    /// the uptime figure, as on `/uptime`.
+    uptime: Vec<super::uptime::ComponentUptime>,
+}
+
+impl IndexPage<'_> {
+    /// The uptime of the component at `position` (1-based).
+    fn uptime_of(&self, position: &usize) -> Option<&super::uptime::ComponentUptime> {
+        self.uptime.get(position.checked_sub(1)?)
+    }
 }
 
 #[derive(Template)]
@@ -89,7 +99,13 @@ pub async fn render(app: &AppState, path: &str) -> Result<Option<Rendered>, WebE
     }
     let page = view::page(&app.config.get(), &app.store, &app.base_url).await?;
     match path {
-        "/" => html(IndexPage { page: &page }),
+        "/" => {
+            let uptime = super::uptime::components(app, &page).await?;
+            html(IndexPage {
+                page: &page,
+                uptime,
+            })
+        }
         "/history" => {
             let now = Utc::now();
             let tz = app.config.get().page.time_zone;

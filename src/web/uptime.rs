@@ -96,22 +96,22 @@ struct UptimePage<'a> {
     components: Vec<ComponentUptime>,
 }
 
-struct ComponentUptime {
-    anchor: String,
-    name: String,
+pub(super) struct ComponentUptime {
+    pub(super) anchor: String,
+    pub(super) name: String,
     /// (CSS class, icon, words) of its current state ("No data" when
     /// nothing observes it).
-    state: (&'static str, &'static str, &'static str),
-    uptime_text: String,
+    pub(super) state: (&'static str, &'static str, &'static str),
+    pub(super) uptime_text: String,
     /// "over 90 days", or "since Nov 30" when monitoring began within them.
-    period: String,
+    pub(super) period: String,
     /// The figure for machines (`data-uptime`), empty without data.
-    uptime_value: String,
-    bars: Vec<Bar>,
+    pub(super) uptime_value: String,
+    pub(super) bars: Vec<Bar>,
     /// Days with anything but "operational", newest first, in words.
-    disruptions: Vec<String>,
-    first_day: String,
-    chart: Chart,
+    pub(super) disruptions: Vec<String>,
+    pub(super) first_day: String,
+    pub(super) chart: Chart,
 }
 
 /// Bar geometry in SVG user units (the SVG stretches to the page width).
@@ -119,26 +119,45 @@ const BAR_WIDTH: u32 = 8;
 const BAR_STEP: u32 = 10;
 const BAR_HEIGHT: f64 = 34.0;
 
-struct Bar {
-    x: u32,
-    title: String,
-    segments: Vec<Segment>,
+pub(super) struct Bar {
+    pub(super) x: u32,
+    pub(super) title: String,
+    pub(super) segments: Vec<Segment>,
 }
 
-struct Segment {
-    y: String,
-    height: String,
-    class: &'static str,
+pub(super) struct Segment {
+    pub(super) y: String,
+    pub(super) height: String,
+    pub(super) class: &'static str,
 }
 
 impl ComponentUptime {
-    fn bars_width(&self) -> u32 {
+    pub(super) fn bars_width(&self) -> u32 {
         (self.bars.len() as u32 * BAR_STEP).saturating_sub(BAR_STEP - BAR_WIDTH)
     }
 }
 
 /// Renders `/uptime`.
 pub async fn page(app: &AppState, page: &PageView) -> Result<Rendered, WebError> {
+    let components = components(app, page).await?;
+    let body = UptimePage {
+        page,
+        days: DAYS,
+        components,
+    }
+    .render()?;
+    Ok(Rendered {
+        content_type: "text/html; charset=utf-8",
+        body: body.into_bytes(),
+    })
+}
+
+/// Every component's bars, figure and chart (for `/uptime`, and the bars
+/// and figure on `/`).
+pub(super) async fn components(
+    app: &AppState,
+    page: &PageView,
+) -> Result<Vec<ComponentUptime>, WebError> {
     let now = Utc::now();
     let tz = app.config.get().page.time_zone;
     let mut components = Vec::new();
@@ -161,16 +180,7 @@ pub async fn page(app: &AppState, page: &PageView) -> Result<Rendered, WebError>
             chart: chart(&h.days, &h.response),
         });
     }
-    let body = UptimePage {
-        page,
-        days: DAYS,
-        components,
-    }
-    .render()?;
-    Ok(Rendered {
-        content_type: "text/html; charset=utf-8",
-        body: body.into_bytes(),
-    })
+    Ok(components)
 }
 
 /// "over 90 days" when there is data from the window's first day; "since
@@ -263,7 +273,7 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 34.0;
 
-struct Chart {
+pub(super) struct Chart {
     /// `d` of the line: one subpath per run of days with data.
     path: String,
     points: Vec<Point>,

@@ -782,3 +782,31 @@ async fn public_documents_answer_any_origin_and_admin_endpoints_none() {
     }
     p.app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_page_has_bars_uptime_groups_and_a_subscribe_button() {
+    let p = start().await;
+    eventually("a run recorded", WAIT, || async {
+        let html = p.app.page("/").await;
+        html.contains("uptime since").then_some(())
+    })
+    .await;
+    let html = p.app.page("/").await;
+    // Each component row has 90 daily bars and a figure linking /uptime.
+    let rows = html.matches(r#"<li class="component "#).count();
+    assert_eq!(rows, 3, "{html}");
+    assert_eq!(html.matches(r#"<svg class="bars""#).count(), 3);
+    assert_eq!(html.matches(r#"<g class="bar">"#).count(), 3 * 90);
+    assert!(html.contains(r#"href="/uptime#uptime-api""#));
+    // Groups collapse; the subscribe menu offers every way to follow.
+    assert!(
+        html.contains(
+            r#"<details class="component-group" open><summary><h3 class="group">Core</h3>"#
+        )
+    );
+    assert!(html.contains("<summary>Subscribe to updates</summary>"));
+    for link in ["/history.atom", "/history.rss", "/api/v2/summary.json"] {
+        assert!(html.contains(&format!(r#"href="{link}""#)), "{link}");
+    }
+    p.app.stop().await;
+}
