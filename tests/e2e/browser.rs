@@ -592,3 +592,133 @@ escalation:
     let _ = browser.child.kill().await;
     app.stop().await;
 }
+
+/// The widget as its README says to load it (`dist/index.js`).
+fn widget_source() -> Option<String> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tools/node_modules/@statuspage/status-widget/dist/index.js");
+    std::fs::read_to_string(p).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atlassians_status_widget_renders_lookout_from_another_origin() {
+    let chromium = find_chromium();
+    let widget = widget_source();
+    if chromium.is_none() || widget.is_none() {
+        let missing = format!("chromium: {chromium:?}, widget: {}", widget.is_some());
+        assert!(!ci(), "CI must run the widget test; missing {missing}");
+        eprintln!(
+            "SKIPPED: widget test needs Debian's chromium and tests/tools (npm ci); {missing}"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    let yaml = format!(
+        r#"version: 1
+page: {{ title: Acme Cloud Status }}
+components: [{{ id: api, name: API }}]
+secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures }}
+    steps:
+      - id: login
+        post: "{url}/login"
+        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
+        expect: {{ status: 200 }}
+"#,
+        url = platform.url
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+    platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    eventually("an incident", Duration::from_secs(40), || async {
+        let s = app.summary().await;
+        (s["status"]["indicator"] != "none").then_some(())
+    })
+    .await;
+    let description = app.summary().await["status"]["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Another origin (another port) embeds the widget, as a customer's
+    // site would.
+    let host = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><title>Embed</title></head><body>\
+         <statuspage-widget src=\"{}\" appearance=\"badge\"></statuspage-widget>\
+         <script src=\"/shim.js\"></script><script src=\"/widget.js\"></script></body></html>",
+        app.url
+    );
+    let js = widget.unwrap();
+    let site = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(move || {
+                let host = host.clone();
+                async move { axum::response::Html(host) }
+            }),
+        )
+        .route("/favicon.ico", axum::routing::get(|| async { "" }))
+        // The bundle is strict-mode code that assigns the undeclared
+        // global `parcelRequire` (the widget's own bug, as on any site):
+        // the host page declares it.
+        .route(
+            "/shim.js",
+            axum::routing::get(|| async {
+                (
+                    [("content-type", "application/javascript")],
+                    "var parcelRequire;",
+                )
+            }),
+        )
+        .route(
+            "/widget.js",
+            axum::routing::get(move || {
+                let js = js.clone();
+                async move { ([("content-type", "application/javascript")], js) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, site).await;
+    });
+    assert_ne!(site_url, app.url, "a different origin");
+
+    let mut browser = Browser::launch(&chromium.unwrap()).await;
+    let errors = browser.visit(&format!("{site_url}/")).await;
+    assert!(errors.is_empty(), "{errors:#?}");
+    let read = "(() => { const w = document.querySelector('statuspage-widget'); \
+                const r = w && (w.shadowRoot || w); return r ? r.textContent : ''; })()";
+    let mut shown = String::new();
+    for _ in 0..100 {
+        let v = browser
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": read, "returnByValue": true }),
+            )
+            .await;
+        shown = v["result"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if shown.contains(&description) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        shown.contains(&description),
+        "the widget shows Lookout's status ({description}); it shows {shown:?}"
+    );
+    browser.screenshot(&artifacts().join("widget.png")).await;
+    let _ = browser.child.kill().await;
+    app.stop().await;
+}

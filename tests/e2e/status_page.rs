@@ -810,3 +810,82 @@ async fn the_front_page_has_bars_uptime_groups_and_a_subscribe_button() {
     }
     p.app.stop().await;
 }
+
+/// feedparser (PyPI, installed by `.ci/run`) reads a feed: bozo (malformed)
+/// flag, feed author, entry titles.
+fn feedparser(xml: &str) -> Option<Value> {
+    let script = r#"
+import json, sys, feedparser
+d = feedparser.parse(sys.stdin.read())
+print(json.dumps({
+  "bozo": int(d.bozo), "error": str(d.get("bozo_exception", "")),
+  "version": d.version, "author": d.feed.get("author", ""),
+  "titles": [e.get("title", "") for e in d.entries],
+}))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(xml.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("No module named 'feedparser'"),
+            "feedparser failed: {err}"
+        );
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedparser_reads_both_feeds_with_incidents_and_maintenance() {
+    let p = start().await;
+    p.platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    eventually("an incident in the feed", WAIT, || async {
+        p.app
+            .page("/history.atom")
+            .await
+            .contains("/incidents/")
+            .then_some(())
+    })
+    .await;
+    for (feed, version) in [("/history.atom", "atom10"), ("/history.rss", "rss20")] {
+        let xml = p.app.page(feed).await;
+        let Some(d) = feedparser(&xml) else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI must have feedparser (.ci/run installs it)"
+            );
+            eprintln!("SKIPPED: feedparser (pip) is not installed");
+            p.app.stop().await;
+            return;
+        };
+        assert_eq!(d["bozo"], 0, "{feed}: {}", d["error"]);
+        assert_eq!(d["version"], version);
+        let titles: Vec<&str> = d["titles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
+        assert!(titles.iter().any(|t| t.contains("disrupted")), "{titles:?}");
+        assert!(
+            titles.iter().any(|t| t.contains("maintenance: DB upgrade")),
+            "{titles:?}"
+        );
+        if version == "atom10" {
+            assert!(!d["author"].as_str().unwrap().is_empty(), "RFC 4287 author");
+        }
+    }
+    p.app.stop().await;
+}
