@@ -56,6 +56,22 @@ probes:
             assert_eq!(r.status(), 201);
         }
     };
+    let status = |path: &'static str| {
+        let url = format!("{}{path}", app.url);
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    let before = at(&status("/api/v2/status.json").await["page"]["updated_at"]);
+    let component_created =
+        status("/api/v2/components.json").await["components"][0]["created_at"].clone();
+    tokio::time::sleep(Duration::from_millis(20)).await;
     let now = Utc::now();
     // A window in progress for a few seconds, and one tomorrow.
     admin(json!({"name": "Login rework", "components": ["api"],
@@ -66,6 +82,23 @@ probes:
         "starts": (now + chrono::Duration::days(1)).to_rfc3339(),
         "ends": (now + chrono::Duration::days(1) + chrono::Duration::hours(1)).to_rfc3339()}))
     .await;
+    // Statuspage's fields: a maintenance was created now, not when it is
+    // scheduled for; the page changed; a component keeps its creation.
+    let upcoming = status("/api/v2/scheduled-maintenances/upcoming.json").await;
+    let m = &upcoming["scheduled_maintenances"][0];
+    assert_eq!(m["name"], "Tomorrow's upgrade");
+    assert!(at(&m["created_at"]) < at(&m["scheduled_for"]), "{m}");
+    assert!(at(&m["created_at"]) <= Utc::now(), "{m}");
+    assert_eq!(m["page_id"], "lookout");
+    let after = at(&status("/api/v2/status.json").await["page"]["updated_at"]);
+    assert!(
+        after > before,
+        "page.updated_at moves with a new maintenance: {before} → {after}"
+    );
+    assert_eq!(
+        status("/api/v2/components.json").await["components"][0]["created_at"],
+        component_created
+    );
     for feed in ["/history.atom", "/history.rss", "/history"] {
         let text = app.page(feed).await;
         assert!(
