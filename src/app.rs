@@ -121,7 +121,12 @@ impl App {
             base_url.clone(),
             wake.clone(),
         );
-        let notifiers = Arc::new(Notifiers::new(config.smtp.clone()));
+        let installation = crate::installation::Installation::load(&store).await?;
+        let notifiers = Arc::new(Notifiers::new(config.smtp.clone()).with_mail(
+            installation,
+            live.clone(),
+            base_url.clone(),
+        ));
         let worker = Worker::new(
             store.clone(),
             live.clone(),
@@ -130,8 +135,9 @@ impl App {
             wake,
         )
         .with_pager(pager.clone());
-        let metrics = crate::metrics::Metrics::new();
+        let metrics = crate::metrics::Metrics::with_step_histograms(config.metrics.step_histograms);
         metrics.expect_notifiers(config.notifiers.keys());
+        metrics.expect_skips(crate::pressure::SkipReason::ALL.map(|r| r.label()));
         let health = crate::health::Health::default();
         let worker = worker.with_ops(metrics.clone(), health.clone());
         let (heartbeats, pings) = crate::heartbeat::watcher::Heartbeats::new(live.clone());
@@ -304,6 +310,16 @@ impl App {
                 stopped(stop_rx.clone()),
             ))
         });
+        if let Some(smtp) = config.smtp.clone() {
+            let health = self.state.health.clone();
+            tokio::spawn(async move {
+                let verdict = crate::notify::email::check_server(&smtp).await;
+                if let Err(problem) = &verdict {
+                    tracing::error!(%problem, "mail cannot be sent");
+                }
+                health.smtp_checked(verdict);
+            });
+        }
         let router = web::router(self.state.clone());
         tracing::info!(url = %self.state.base_url, "serving the status page");
         // The page stays up while journeys finish: the web server stops

@@ -129,6 +129,7 @@ impl Connectivity {
                     incident_url: format!("{}/", self.pager.base_url()),
                     ack_url: None,
                     acknowledged_by: None,
+                    resolved_at: None,
                 };
                 NewDelivery {
                     delivery_id: format!(

@@ -7,9 +7,19 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `850ms`, `2.5s`, `3m 20s`, `2h 5m`: short and unambiguous.
+/// `0.4ms`, `850ms`, `2.5s`, `3m 20s`, `2h 5m`: short and unambiguous.
+/// Under a millisecond the tenths show (`0.4ms`, `<0.1ms`), never `0ms`
+/// for something that took time; only zero itself is `0ms`.
 pub fn duration(d: Duration) -> String {
     let ms = d.as_millis();
+    if ms == 0 && !d.is_zero() {
+        let tenths = d.as_micros() / 100;
+        return if tenths == 0 {
+            "<0.1ms".into()
+        } else {
+            format!("0.{tenths}ms")
+        };
+    }
     if ms < 1_000 {
         return format!("{ms}ms");
     }
@@ -48,6 +58,10 @@ mod tests {
     #[test]
     fn renders_durations_for_people() {
         assert_eq!(duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(duration(Duration::from_micros(400)), "0.4ms");
+        assert_eq!(duration(Duration::from_micros(999)), "0.9ms");
+        assert_eq!(duration(Duration::from_nanos(30_000)), "<0.1ms");
+        assert_eq!(duration(Duration::ZERO), "0ms");
         assert_eq!(duration(Duration::from_millis(2500)), "2.5s");
         assert_eq!(duration(Duration::from_secs(2)), "2s");
         assert_eq!(duration(Duration::from_secs(200)), "3m 20s");

@@ -55,6 +55,9 @@ struct Inner {
     /// The worst recent start lag and when it was seen.
     worst_lag: Mutex<Option<(DateTime<Utc>, Duration)>>,
     storage: Mutex<Storage>,
+    /// The start-up check of the SMTP server (`None`: no `smtp:` or not
+    /// checked yet).
+    smtp: Mutex<Option<Result<(), String>>>,
 }
 
 /// How storing runs goes, as the monitor reports it.
@@ -108,6 +111,8 @@ pub struct Snapshot {
     pub worker_tick: Option<DateTime<Utc>>,
     pub worst_lag: Option<(DateTime<Utc>, Duration)>,
     pub storage: Storage,
+    /// What the start-up check found about the SMTP server, if it ran.
+    pub smtp: Option<Result<(), String>>,
 }
 
 impl Health {
@@ -143,6 +148,12 @@ impl Health {
         change(&mut self.inner.storage.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
+    /// Records the start-up check of the SMTP server
+    /// (`notify::email::check_server`).
+    pub fn smtp_checked(&self, verdict: Result<(), String>) {
+        *self.inner.smtp.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let at = |a: &AtomicI64| match a.load(Ordering::Relaxed) {
             0 => None,
@@ -163,6 +174,12 @@ impl Health {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            smtp: self
+                .inner
+                .smtp
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }
@@ -180,7 +197,9 @@ pub struct Check {
 }
 
 /// Every check, in a fixed order: `database`, `scheduler`, `worker`,
-/// `schedule_lag`. `database` is the outcome of a tiny write, and fails too
+/// `schedule_lag`, then `smtp` once the start-up check of the SMTP server
+/// ran (it fails when the server cannot be used as configured, e.g. it
+/// offers no STARTTLS while `smtp.tls` asks for it). `database` is the outcome of a tiny write, and fails too
 /// while the monitor cannot store runs (it holds them in memory).
 pub fn assess(
     snap: &Snapshot,
@@ -224,7 +243,14 @@ pub fn assess(
         ),
         _ => check("schedule_lag", true, "no late start recently".into()),
     };
-    vec![db, scheduler, worker, lag]
+    let mut checks = vec![db, scheduler, worker, lag];
+    if let Some(verdict) = &snap.smtp {
+        checks.push(match verdict {
+            Ok(()) => check("smtp", true, "server accepts the configured `tls`".into()),
+            Err(problem) => check("smtp", false, problem.clone()),
+        });
+    }
+    checks
 }
 
 /// A write slower than this counts as failed: readiness must answer fast.
@@ -265,7 +291,22 @@ mod tests {
             worker_tick: Some(now),
             worst_lag: Some((now, Duration::from_millis(300))),
             storage: Storage::default(),
+            smtp: None,
         }
+    }
+
+    #[test]
+    fn an_smtp_server_without_starttls_fails_readiness_once_checked() {
+        let now = at("2026-07-01T10:00:00Z");
+        let limits = Limits::default();
+        let mut s = healthy(now);
+        assert_eq!(assess(&s, Ok(()), &limits, now).len(), 4);
+        s.smtp = Some(Err("does not offer STARTTLS".into()));
+        let checks = assess(&s, Ok(()), &limits, now);
+        assert_eq!(failing(&checks), ["smtp"]);
+        assert!(checks[4].detail.contains("STARTTLS"));
+        s.smtp = Some(Ok(()));
+        assert!(failing(&assess(&s, Ok(()), &limits, now)).is_empty());
     }
 
     fn failing(checks: &[Check]) -> Vec<&'static str> {

@@ -18,6 +18,7 @@
 mod alarm;
 mod backlog;
 mod memory;
+mod withheld;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -79,6 +80,8 @@ pub struct Monitor {
     /// Where the storage self-alert goes, when set (see [`alarm`]).
     alert: Option<(Arc<crate::notify::Notifiers>, Duration)>,
     limit: usize,
+    /// Whether incidents opened in maintenance may wait to be published.
+    withheld: withheld::Withheld,
 }
 
 /// The wait before retry number `failures` (1 for the first).
@@ -98,6 +101,7 @@ impl Monitor {
             health: crate::health::Health::default(),
             alert: None,
             limit: backlog::DEFAULT_LIMIT,
+            withheld: withheld::Withheld::default(),
         }
     }
 
@@ -266,6 +270,9 @@ impl Monitor {
         let mut failures = 0;
         loop {
             let read = async {
+                // Nothing was seen while Lookout was stopped: that time is
+                // no data, not the state before the stop.
+                self.store.close_intervals_at_last_sighting().await?;
                 let probes = self.store.probe_states().await?;
                 let intervals = self.store.current_intervals().await?;
                 Ok::<_, crate::store::StoreError>(Memory::new(probes, intervals))
@@ -317,6 +324,11 @@ impl Monitor {
         }
         let change = plan.change;
         memory.commit(plan);
+        // A maintenance that ended with its component still failing:
+        // the incident it withheld goes public now.
+        if let Err(e) = self.publish_due(now).await {
+            tracing::warn!(error = %e, "could not publish incidents withheld by maintenance; retrying");
+        }
         let held = inbox.with(|b| {
             b.done(runs.len());
             b.held()
@@ -518,10 +530,10 @@ impl Monitor {
             .map(crate::escalation::Policy::from);
         let title = format!("{name} disrupted");
         // Never the technical detail: that stays on the internal timeline.
-        let public = component
-            .and_then(|c| c.message.clone())
-            .unwrap_or_else(|| format!("We are investigating problems with {name}."));
+        let public = withheld::public_message(&config, &run.component);
         let windows = windows(&self.config.get(), &self.store).await?;
+        // In maintenance the incident stays internal until the window ends.
+        let in_public = withheld::public_at(&windows, &run.component, now);
         let lookup = |name: &str| memory.probe(name);
         let status = component_status_by(&self.config.get(), lookup, &windows, &run.component, now);
         let impact = match status {
@@ -539,10 +551,15 @@ impl Monitor {
                 internal_body: &detail,
                 policy: policy.as_ref(),
                 now,
+                public: in_public,
             })
             .await?;
-        tracing::warn!(component = %run.component, probe = %run.probe, "incident opened");
-        self.announce(id, "investigating", &public, now).await;
+        tracing::warn!(component = %run.component, probe = %run.probe, public = in_public, "incident opened");
+        if in_public {
+            self.announce(id, "investigating", &public, now).await;
+        } else {
+            self.withheld.set();
+        }
         self.page_now(now).await;
         Ok(())
     }
@@ -572,7 +589,11 @@ impl Monitor {
             .resolve_incident(inc.id, &body, now, &deliveries)
             .await?;
         tracing::info!(component = %inc.component, incident = inc.id, "incident resolved");
-        self.announce(inc.id, "resolved", &body, now).await;
+        // One withheld by maintenance and over before it ended: the public
+        // never saw it and hears nothing of it.
+        if inc.published_at.is_some() {
+            self.announce(inc.id, "resolved", &body, now).await;
+        }
         self.pager.wake_worker();
         Ok(())
     }

@@ -359,6 +359,7 @@ impl Pager {
             incident_url: self.incident_url(inc.id),
             ack_url: wants_ack.then(|| self.ack_url(inc.id, notifier, now)),
             acknowledged_by: inc.acknowledged_by.clone(),
+            resolved_at: (kind == MessageKind::Resolved).then(|| inc.resolved_at.unwrap_or(now)),
         })
     }
 }

@@ -3,6 +3,7 @@
 //! of starts skipped for want of room, so nothing queues without bound.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -17,12 +18,25 @@ pub struct Gates {
     all: Arc<Semaphore>,
     per_host: usize,
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Journeys past every gate (running), not those still waiting for a
+    /// host's room while holding an overall one.
+    running: Arc<AtomicUsize>,
+}
+
+/// Counts a journey as running while it lives.
+struct Running(Arc<AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Room for one journey; dropping it makes room for the next.
 pub struct Pass {
     _all: OwnedSemaphorePermit,
     _hosts: Vec<OwnedSemaphorePermit>,
+    _running: Running,
 }
 
 impl Gates {
@@ -31,6 +45,7 @@ impl Gates {
             all: Arc::new(Semaphore::new(limits.journeys)),
             per_host: limits.per_host,
             hosts: Mutex::new(HashMap::new()),
+            running: Arc::new(AtomicUsize::new(0)),
         }
     }
 
@@ -56,15 +71,17 @@ impl Gates {
                 held.push(p);
             }
         }
+        self.running.fetch_add(1, Ordering::Relaxed);
         Pass {
             _all: all.expect("the journey semaphore is never closed"),
             _hosts: held,
+            _running: Running(self.running.clone()),
         }
     }
 
-    /// Journeys running now.
-    pub fn running(&self, limits: &Limits) -> usize {
-        limits.journeys - self.all.available_permits().min(limits.journeys)
+    /// Journeys running now: past every gate, not waiting for room.
+    pub fn running(&self, _limits: &Limits) -> usize {
+        self.running.load(Ordering::Relaxed)
     }
 }
 
@@ -111,6 +128,13 @@ pub enum SkipReason {
 }
 
 impl SkipReason {
+    /// Every reason, e.g. to start each count at zero.
+    pub const ALL: [SkipReason; 3] = [
+        SkipReason::StillRunning,
+        SkipReason::NoRoom,
+        SkipReason::FellBehind,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             SkipReason::StillRunning => "previous run still in flight",
@@ -185,6 +209,25 @@ mod tests {
         let _two = gates.enter(&h).await;
         let third = tokio::time::timeout(std::time::Duration::from_millis(50), gates.enter(&h));
         assert!(third.await.is_err(), "a third journey to one host waits");
+        // One waiting for its host's room (holding an overall one) is not
+        // running.
+        let limits = Limits {
+            journeys: 10,
+            per_host: 2,
+            ..Limits::default()
+        };
+        let waiting = {
+            let gates = &gates;
+            let h = h.clone();
+            async move { gates.enter(&h).await }
+        };
+        tokio::pin!(waiting);
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), &mut waiting)
+                .await
+                .is_err()
+        );
+        assert_eq!(gates.running(&limits), 2);
         let other = vec!["b:80".to_string()];
         let fourth = tokio::time::timeout(std::time::Duration::from_secs(5), gates.enter(&other));
         assert!(fourth.await.is_ok(), "another host still has room");

@@ -33,24 +33,48 @@ fn delivery(id: String, mail: &Mail) -> NewDelivery {
     }
 }
 
-/// The mail asking a new subscriber to confirm.
-pub fn confirmation(config: &Config, base_url: &str, s: &Subscriber) -> NewDelivery {
+/// The mail asking the address itself to confirm a change to its
+/// subscription (new, re-subscribe, other components): nothing changes
+/// until the link's button is pressed. `components` are the ids asked for
+/// (empty: all).
+pub fn confirmation(
+    config: &Config,
+    base_url: &str,
+    s: &Subscriber,
+    request_token: &str,
+    components: &[String],
+    now: DateTime<Utc>,
+) -> NewDelivery {
     let title = &config.page.title;
+    let names = if components.is_empty() {
+        "every component".to_string()
+    } else {
+        components
+            .iter()
+            .map(|c| config.component(c).map_or(c.as_str(), |c| c.name.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let mail = Mail {
         to: s.email.clone(),
         subject: format!("Confirm your subscription to {title}"),
         body: format!(
-            "Someone (hopefully you) asked to receive updates from {title}.\n\n\
-             To confirm, open this link and press the button:\n{base_url}/subscribe/confirm/{}\n\n\
-             If this was not you, ignore this mail: nothing will be sent.\n",
-            s.token
+            "Someone (hopefully you) asked to receive updates from {title} about {names}.\n\n\
+             To confirm, open this link and press the button:\n{base_url}/subscribe/confirm/{request_token}\n\n\
+             If this was not you, ignore this mail: nothing changes.\n"
         ),
         unsubscribe: None,
+        thread: None,
     };
     delivery(
-        format!("sub{}-confirm-{}", s.id, Utc::now().timestamp_millis()),
+        format!("sub{}-confirm-{}", s.id, now.timestamp_millis()),
         &mail,
     )
+}
+
+/// The subscriber's preferences page (components, unsubscribe).
+pub fn preferences_url(base_url: &str, s: &Subscriber) -> String {
+    format!("{base_url}/subscribe/manage/{}", s.token)
 }
 
 /// One public event subscribers hear about.
@@ -62,6 +86,8 @@ pub struct Announcement<'a> {
     pub body: &'a str,
     pub link: String,
     pub components: Vec<String>,
+    /// Mails with the same thread key form one thread (`incident-7`).
+    pub thread: Option<String>,
 }
 
 /// Enqueues the announcement for every confirmed subscriber who wants it.
@@ -84,10 +110,14 @@ pub async fn announce(
                 to: s.email.clone(),
                 subject: format!("[{title}] {}", a.headline),
                 body: format!(
-                    "{}\n\n{}\n\nDetails: {}\n\n--\nYou receive this because you subscribed to {title}.\nUnsubscribe: {unsubscribe}\n",
-                    a.headline, a.body, a.link
+                    "{}\n\n{}\n\nDetails: {}\n\n--\nYou receive this because you subscribed to {title}.\nPreferences: {}\nUnsubscribe: {unsubscribe}\n",
+                    a.headline,
+                    a.body,
+                    a.link,
+                    preferences_url(base_url, &s)
                 ),
                 unsubscribe: Some(unsubscribe),
+                thread: a.thread.clone(),
             };
             delivery(format!("sub{}-{}", s.id, a.key), &mail)
         })
@@ -128,6 +158,7 @@ pub async fn announce_update(
         body,
         link: format!("{base_url}/incidents/{id}"),
         components,
+        thread: Some(format!("incident-{id}")),
     };
     announce(store, config, base_url, &a, now).await
 }

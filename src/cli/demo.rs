@@ -63,6 +63,9 @@ async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
         ..PlatformOptions::default()
     };
     let platform = sample_platform::start(platform_listener, opts).await?;
+    for warning in target_mismatch(&config, &platform.url) {
+        eprintln!("warning: {warning}");
+    }
     let receiver = tokio::net::TcpListener::bind(args.receiver_listen).await?;
     let receiver_url = format!("http://{}", receiver.local_addr()?);
     tokio::spawn(sample_platform::receiver::serve(receiver));
@@ -120,6 +123,38 @@ pub async fn platform_only(
     }
 }
 
+/// Warnings when the configuration's probes do not aim at the sample
+/// platform the demo started (another `--platform-listen`, an edited
+/// `vars.api`): the demo would then watch something else.
+pub fn target_mismatch(config: &crate::config::Config, platform_url: &str) -> Vec<String> {
+    let Ok(platform) = url::Url::parse(platform_url) else {
+        return vec![];
+    };
+    let here = format!(
+        "{}:{}",
+        platform.host_str().unwrap_or_default(),
+        platform.port_or_known_default().unwrap_or_default()
+    );
+    let mut elsewhere: Vec<String> = config
+        .probes
+        .iter()
+        .filter(|p| !p.steps.is_empty())
+        .flat_map(|p| crate::pressure::hosts_of(config, p))
+        .filter(|h| *h != here)
+        .collect();
+    elsewhere.sort();
+    elsewhere.dedup();
+    elsewhere
+        .into_iter()
+        .map(|t| {
+            format!(
+                "the configuration probes {t}, but the sample platform listens on {platform_url}: \
+                 the demo will not watch it (check `vars` in the configuration or --platform-listen)"
+            )
+        })
+        .collect()
+}
+
 fn print_banner(page: &str, platform: &str, receiver: &str, token: &str) {
     println!(
         "\nLookout demo\n\
@@ -131,4 +166,33 @@ fn print_banner(page: &str, platform: &str, receiver: &str, token: &str) {
          Heal everything:       curl -X DELETE {platform}/_faults\n\
          Acknowledge by API:    curl -X POST {page}/api/incidents/1/ack -H 'authorization: Bearer {token}'\n"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(api: &str) -> crate::config::Config {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("probes.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "version: 1\npage: {{ title: T }}\ncomponents: [{{ id: api, name: API }}]\n\
+                 vars: {{ api: \"{api}\" }}\nprobes:\n  - name: health\n    component: api\n    every: 1m\n    \
+                 steps:\n      - {{ id: h, get: \"{{{{ api }}}}/healthz\" }}\n"
+            ),
+        )
+        .unwrap();
+        crate::config::load(&path, &|_| None).unwrap()
+    }
+
+    #[test]
+    fn warns_when_the_configuration_aims_elsewhere_than_the_platform() {
+        let c = config("http://127.0.0.1:8081");
+        assert!(target_mismatch(&c, "http://127.0.0.1:8081").is_empty());
+        let w = target_mismatch(&c, "http://127.0.0.1:9091");
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("127.0.0.1:8081") && w[0].contains("127.0.0.1:9091"));
+    }
 }

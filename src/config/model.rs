@@ -40,10 +40,21 @@ pub struct Config {
     pub watchdog: Option<Watchdog>,
     /// `report:`: the weekly digest by email.
     pub report: Option<ReportDigest>,
+    /// `metrics:`: what `/metrics` exposes beyond the default.
+    pub metrics: MetricsSettings,
     /// Where each probe sits in `probes`, by name and by component: the
     /// monitor looks probes up for every run, and a linear scan of 10,000
     /// probes per run was most of its CPU.
     pub(crate) index: ProbeIndex,
+}
+
+/// `metrics: { step_histograms: true }`: read at start only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// A histogram (14 buckets) per probe and step,
+    /// `lookout_step_duration_seconds{probe,step}`; off by default because
+    /// it makes the scrape grow by about 1.7 kB per step.
+    pub step_histograms: bool,
 }
 
 /// Positions in [`Config::probes`], built by the decoder (nothing changes

@@ -152,6 +152,7 @@ impl Sender {
                 incident_url: format!("{}/", self.base_url),
                 ack_url: None,
                 acknowledged_by: None,
+                resolved_at: None,
             };
             let delivery_id = format!(
                 "self-store-{}-{}-{name}",

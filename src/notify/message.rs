@@ -55,4 +55,8 @@ pub struct Message {
     pub ack_url: Option<String>,
     /// Who acknowledged, for `Acknowledged` messages.
     pub acknowledged_by: Option<String>,
+    /// When the incident was resolved, for `Resolved` messages (absent in
+    /// messages stored before this field existed: `sent_at` stands in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
 }

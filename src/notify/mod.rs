@@ -48,6 +48,22 @@ impl DeliveryError {
 pub struct Notifiers {
     http: reqwest::Client,
     smtp: Option<Smtp>,
+    /// Where mail ids and times come from; see [`Notifiers::with_mail`].
+    mail: MailSource,
+}
+
+/// What mails are made with: the installation identity, and the page
+/// configuration in force (its `url` gives the ids' domain, its
+/// `time_zone` the times), read at each delivery so a reload applies.
+enum MailSource {
+    Live {
+        installation: crate::installation::Installation,
+        config: crate::config::Live,
+        base_url: String,
+    },
+    /// Without a configuration (tools, tests): a random identity made
+    /// for this `Notifiers`, `localhost`, UTC.
+    Fixed(email::MailContext),
 }
 
 impl Notifiers {
@@ -59,7 +75,43 @@ impl Notifiers {
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { http, smtp }
+        let fresh: [u8; 8] = rand::random();
+        let mail = MailSource::Fixed(email::MailContext {
+            installation: crate::installation::Installation::from_hex(&crate::fmt::hex(&fresh)),
+            domain: "localhost".into(),
+            time_zone: chrono_tz::UTC,
+            page_title: "Lookout".into(),
+        });
+        Self { http, smtp, mail }
+    }
+
+    /// Mails carry `installation` in their ids, and take the ids' domain
+    /// and the time zone from the page configuration in force (`page.url`,
+    /// else `base_url`; `page.time_zone`).
+    pub fn with_mail(
+        mut self,
+        installation: crate::installation::Installation,
+        config: crate::config::Live,
+        base_url: String,
+    ) -> Self {
+        self.mail = MailSource::Live {
+            installation,
+            config,
+            base_url,
+        };
+        self
+    }
+
+    /// The mail context for a delivery now.
+    pub fn mail_context(&self) -> email::MailContext {
+        match &self.mail {
+            MailSource::Live {
+                installation,
+                config,
+                base_url,
+            } => email::MailContext::new(installation, &config.get().page, base_url),
+            MailSource::Fixed(ctx) => ctx.clone(),
+        }
     }
 
     /// One attempt at a subscriber's email.
@@ -69,7 +121,7 @@ impl Notifiers {
                 "subscriber email needs `smtp:` in probes.yaml",
             ));
         };
-        email::send_mail(smtp, mail, delivery_id).await
+        email::send_mail(&self.mail_context(), smtp, mail, delivery_id).await
     }
 
     /// One attempt; `delivery_id` is stable across retries of the same page.
@@ -99,7 +151,7 @@ impl Notifiers {
                         "notifier `{name}` sends email but no `smtp:` is configured"
                     )));
                 };
-                email::send(smtp, to, msg, delivery_id).await
+                email::send(&self.mail_context(), smtp, to, msg, delivery_id).await
             }
         }
     }

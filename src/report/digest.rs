@@ -186,6 +186,7 @@ impl Digest {
                     subject: format!("[{title}] Weekly report {week}"),
                     body: body.clone(),
                     unsubscribe: None,
+                    thread: None,
                 };
                 NewDelivery {
                     delivery_id: delivery_id(week, to),

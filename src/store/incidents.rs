@@ -32,6 +32,9 @@ pub struct Incident {
     pub postmortem: Option<String>,
     /// Opened by an operator rather than by probes.
     pub manual: bool,
+    /// When the public could first see it; `None` while withheld because
+    /// its component was in maintenance when probes opened it.
+    pub published_at: Option<DateTime<Utc>>,
 }
 
 impl Incident {
@@ -115,6 +118,9 @@ pub struct NewIncident<'a> {
     pub internal_body: &'a str,
     pub policy: Option<&'a Policy>,
     pub now: DateTime<Utc>,
+    /// False while the component is in maintenance: the incident and its
+    /// `public_body` stay internal until [`Store::publish_incident`].
+    pub public: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -177,7 +183,8 @@ impl Store {
             .unwrap_or(None);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (component, title, status, impact, opened_at, updated_at,
-                policy, esc_epoch) VALUES (?, ?, 'investigating', ?, ?, ?, ?, ?) RETURNING id",
+                policy, esc_epoch, published_at)
+             VALUES (?, ?, 'investigating', ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(n.component)
         .bind(n.title)
@@ -186,6 +193,7 @@ impl Store {
         .bind(ms(n.now))
         .bind(policy)
         .bind(ms(n.now))
+        .bind(n.public.then(|| ms(n.now)))
         .fetch_one(&mut *tx)
         .await?;
         join(&mut tx, id, n.probe, n.now).await?;
@@ -196,7 +204,7 @@ impl Store {
             UpdateKind::Status,
             "investigating",
             n.public_body,
-            true,
+            n.public,
         )
         .await?;
         let kind = UpdateKind::ProbeFailing;
@@ -487,12 +495,13 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (component, title, status, impact, opened_at, updated_at,
-                esc_epoch, manual) VALUES (?, ?, ?, ?, ?, ?, ?, 1) RETURNING id",
+                esc_epoch, manual, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) RETURNING id",
         )
         .bind(m.component)
         .bind(m.title)
         .bind(m.update.status)
         .bind(m.impact)
+        .bind(ms(now))
         .bind(ms(now))
         .bind(ms(now))
         .bind(ms(now))
@@ -575,12 +584,15 @@ impl Store {
         rows.iter().map(incident).collect()
     }
 
-    /// The latest incidents, open or not, newest first.
+    /// The latest public incidents, open or not, newest first.
     pub async fn latest_incidents(&self, limit: i64) -> Result<Vec<Incident>> {
-        let rows = sqlx::query("SELECT * FROM incidents ORDER BY opened_at DESC, id DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM incidents WHERE published_at IS NOT NULL
+             ORDER BY opened_at DESC, id DESC LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(incident).collect()
     }
 
@@ -607,6 +619,47 @@ impl Store {
         row.map(|r| incident(&r)).transpose()
     }
 
+    /// Makes a withheld incident public at `now` with the public update
+    /// `body` ("investigating"), if it is still open and withheld; true
+    /// when it did.
+    pub async fn publish_incident(&self, id: i64, body: &str, now: DateTime<Utc>) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE incidents SET published_at = ?, updated_at = ?
+             WHERE id = ? AND published_at IS NULL AND resolved_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(ms(now))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        add_update(
+            &mut tx,
+            id,
+            now,
+            UpdateKind::Status,
+            "investigating",
+            body,
+            true,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Open incidents withheld from the public (opened in maintenance).
+    pub async fn withheld_incidents(&self) -> Result<Vec<Incident>> {
+        let rows = sqlx::query(
+            "SELECT * FROM incidents WHERE resolved_at IS NULL AND published_at IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(incident).collect()
+    }
+
     pub async fn open_incidents(&self) -> Result<Vec<Incident>> {
         let rows = sqlx::query("SELECT * FROM incidents WHERE resolved_at IS NULL ORDER BY id")
             .fetch_all(&self.pool)
@@ -616,7 +669,7 @@ impl Store {
 
     pub async fn resolved_incidents(&self, limit: i64) -> Result<Vec<Incident>> {
         let rows = sqlx::query(
-            "SELECT * FROM incidents WHERE resolved_at IS NOT NULL
+            "SELECT * FROM incidents WHERE resolved_at IS NOT NULL AND published_at IS NOT NULL
              ORDER BY resolved_at DESC LIMIT ?",
         )
         .bind(limit)
@@ -766,5 +819,6 @@ fn incident(r: &SqliteRow) -> Result<Incident> {
         held: r.get("held"),
         postmortem: r.get("postmortem"),
         manual: r.get("manual"),
+        published_at: r.get::<Option<i64>, _>("published_at").map(time),
     })
 }

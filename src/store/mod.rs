@@ -12,6 +12,7 @@ mod reports;
 mod retention;
 mod rollups;
 mod runs;
+mod seen;
 mod skips;
 mod subscribers;
 
@@ -33,7 +34,7 @@ pub use reports::{LeakedRun, StepDuration};
 pub use rollups::{StateInterval, Subject, SubjectId};
 pub use runs::{InterruptedRun, ProbeRow, RunRow};
 pub use skips::SkipRow;
-pub use subscribers::Subscriber;
+pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -137,6 +137,21 @@ impl Store {
     }
 
     /// Every subject's current interval (the monitor's memory at start).
+    /// Closes every open state interval at its last sighting: called when
+    /// Lookout starts, because nothing was observed while it was stopped,
+    /// so that time reads as no data rather than as the state before the
+    /// stop (the first run after the start opens a new interval). Returns
+    /// how many were closed.
+    pub async fn close_intervals_at_last_sighting(&self) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE state_intervals SET ended_at = MAX(last_seen_at, started_at)
+             WHERE ended_at IS NULL",
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub async fn current_intervals(&self) -> Result<Vec<(SubjectId, StateInterval)>> {
         let rows = sqlx::query(
             "SELECT kind, subject, state, started_at, last_seen_at FROM state_intervals

@@ -31,11 +31,29 @@ fn subscriber(r: &sqlx::sqlite::SqliteRow) -> Subscriber {
     }
 }
 
+/// A change to a subscription waiting for the address to confirm it.
+#[derive(Debug, Clone)]
+pub struct SubscriptionRequest {
+    /// The secret in the confirmation link.
+    pub token: String,
+    /// Who it is for (as the subscription stands now).
+    pub subscriber: Subscriber,
+    /// The components it would set (empty: every component).
+    pub components: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How long a confirmation link stays valid.
+pub const REQUEST_VALID_FOR: chrono::Duration = chrono::Duration::days(7);
+
 impl Store {
-    /// Adds (or renews) a pending subscription; returns the subscriber, whose
-    /// token goes into the confirmation link. A confirmed subscriber keeps
-    /// being confirmed and only changes components after a new confirmation.
-    pub async fn subscribe(
+    /// Records a request to subscribe `email` to `components` (empty: all),
+    /// to be confirmed with `token`. Changes nothing about the subscription
+    /// itself: a new address is added unconfirmed; an existing one (pending,
+    /// confirmed or unsubscribed) keeps its state and components until the
+    /// request is confirmed ([`Store::confirm_request`]). Returns the
+    /// subscriber as it stands.
+    pub async fn request_subscription(
         &self,
         email: &str,
         components: &[String],
@@ -43,19 +61,101 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Subscriber> {
         let comps = serde_json::to_string(components).unwrap_or_else(|_| "[]".into());
-        let row = sqlx::query(
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
             "INSERT INTO subscribers (email, components, token, created_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (email) DO UPDATE SET unsubscribed_at = NULL,
-                components = CASE WHEN confirmed_at IS NULL THEN excluded.components ELSE components END
-             RETURNING *",
+             ON CONFLICT (email) DO NOTHING",
         )
         .bind(email)
-        .bind(comps)
-        .bind(token)
+        .bind(&comps)
+        .bind(crate::subscribers::new_token())
         .bind(ms(now))
-        .fetch_one(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(subscriber(&row))
+        let row = sqlx::query("SELECT * FROM subscribers WHERE email = ?")
+            .bind(email)
+            .fetch_one(&mut *tx)
+            .await?;
+        let s = subscriber(&row);
+        sqlx::query(
+            "INSERT INTO subscription_requests (token, subscriber_id, components, created_at)
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(token)
+        .bind(s.id)
+        .bind(&comps)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+
+    /// The unconfirmed, unexpired request with this token.
+    pub async fn subscription_request(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SubscriptionRequest>> {
+        let row = sqlx::query(
+            "SELECT r.token AS r_token, r.components AS r_components, r.created_at AS r_created,
+                    s.*
+             FROM subscription_requests r JOIN subscribers s ON s.id = r.subscriber_id
+             WHERE r.token = ? AND r.confirmed_at IS NULL AND r.created_at > ?",
+        )
+        .bind(token)
+        .bind(ms(now - REQUEST_VALID_FOR))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| SubscriptionRequest {
+            token: r.get("r_token"),
+            subscriber: subscriber(&r),
+            components: serde_json::from_str(r.get("r_components")).unwrap_or_default(),
+            created_at: super::time(r.get("r_created")),
+        }))
+    }
+
+    /// Confirms the request: the subscription takes its components and is
+    /// active (again), whatever it was. False when the token is unknown,
+    /// used or expired. Older requests of the same subscriber lapse.
+    pub async fn confirm_request(&self, token: &str, now: DateTime<Utc>) -> Result<bool> {
+        let Some(req) = self.subscription_request(token, now).await? else {
+            return Ok(false);
+        };
+        let comps = serde_json::to_string(&req.components).unwrap_or_else(|_| "[]".into());
+        let mut tx = self.pool.begin().await?;
+        let used = sqlx::query(
+            "UPDATE subscription_requests SET confirmed_at = ?
+             WHERE token = ? AND confirmed_at IS NULL",
+        )
+        .bind(ms(now))
+        .bind(token)
+        .execute(&mut *tx)
+        .await?;
+        if used.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE subscribers SET components = ?, confirmed_at = ?, unsubscribed_at = NULL
+             WHERE id = ?",
+        )
+        .bind(comps)
+        .bind(ms(now))
+        .bind(req.subscriber.id)
+        .execute(&mut *tx)
+        .await?;
+        // A request made earlier must not undo this one when confirmed later.
+        sqlx::query(
+            "UPDATE subscription_requests SET confirmed_at = ?
+             WHERE subscriber_id = ? AND confirmed_at IS NULL AND created_at <= ?",
+        )
+        .bind(ms(now))
+        .bind(req.subscriber.id)
+        .bind(ms(req.created_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn subscriber_by_token(&self, token: &str) -> Result<Option<Subscriber>> {
@@ -65,19 +165,6 @@ impl Store {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.as_ref().map(subscriber))
-    }
-
-    /// Confirms; false if the token is unknown or unsubscribed.
-    pub async fn confirm_subscriber(&self, token: &str, now: DateTime<Utc>) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE subscribers SET confirmed_at = COALESCE(confirmed_at, ?)
-             WHERE token = ? AND unsubscribed_at IS NULL",
-        )
-        .bind(ms(now))
-        .bind(token)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
     }
 
     pub async fn unsubscribe(&self, token: &str, now: DateTime<Utc>) -> Result<bool> {

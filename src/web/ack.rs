@@ -26,9 +26,41 @@ struct AckPage<'a> {
     /// The problem with the link, if any.
     error: Option<String>,
     resolved: bool,
+    /// (label, value) facts: when it started, the component, the cause.
+    facts: Vec<(&'static str, String)>,
 }
 
-fn page(
+/// What the person acknowledging should know: when it started (in the
+/// page's zone), the component, and the cause as the latest failing probe
+/// reported it (the link is signed for a paged person: detail is fine).
+async fn facts(app: &AppState, inc: &Incident) -> Vec<(&'static str, String)> {
+    let config = app.config.get();
+    let component = config
+        .component(&inc.component)
+        .map_or_else(|| inc.component.clone(), |c| c.name.clone());
+    let mut out = vec![
+        (
+            "Started",
+            view::local(&inc.opened_at, &config.page.time_zone),
+        ),
+        ("Component", component),
+    ];
+    let cause = app
+        .store
+        .incident_updates(inc.id, true)
+        .await
+        .ok()
+        .and_then(|list| {
+            list.into_iter()
+                .find(|u| u.kind == crate::store::UpdateKind::ProbeFailing.as_str())
+        });
+    if let Some(u) = cause {
+        out.push(("Cause", u.body));
+    }
+    out
+}
+
+async fn page(
     app: &AppState,
     inc: Option<&Incident>,
     error: Option<String>,
@@ -38,12 +70,17 @@ fn page(
         let at = i.acknowledged_at?;
         Some((i.acknowledged_by.clone()?, view::local(&at, tz)))
     });
+    let facts = match inc {
+        Some(i) => facts(app, i).await,
+        None => vec![],
+    };
     let body = AckPage {
         title: &app.config.get().page.title,
         incident: inc,
         acknowledged,
         error,
         resolved: inc.is_some_and(|i| i.resolved_at.is_some()),
+        facts,
     }
     .render()?;
     Ok(html(body))
@@ -68,8 +105,8 @@ async fn claim(app: &AppState, token: &str) -> Result<(AckClaim, Incident), (Web
 /// GET (and HEAD) never change anything: mail scanners open every link.
 pub async fn confirm(State(app): State<AppState>, Path(token): Path<String>) -> Response {
     match claim(&app, &token).await {
-        Ok((_, inc)) => page(&app, Some(&inc), None).into_response(),
-        Err((status, msg)) => error_page(&app, status, msg),
+        Ok((_, inc)) => page(&app, Some(&inc), None).await.into_response(),
+        Err((status, msg)) => error_page(&app, status, msg).await,
     }
 }
 
@@ -86,7 +123,7 @@ pub async fn acknowledge_link(
 ) -> Response {
     let (claim, _) = match claim(&app, &token).await {
         Ok(c) => c,
-        Err((status, msg)) => return error_page(&app, status, msg),
+        Err((status, msg)) => return error_page(&app, status, msg).await,
     };
     let name = form.by.trim();
     let actor = if name.is_empty() {
@@ -107,12 +144,12 @@ pub async fn acknowledge_link(
         (Err(e), _) | (_, Err(e)) => return WebError::from(e).into_response(),
         (_, Ok(None)) => return WebError::NotFound.into_response(),
     };
-    page(&app, Some(&inc), None).into_response()
+    page(&app, Some(&inc), None).await.into_response()
 }
 
-fn error_page(app: &AppState, status: WebError, msg: String) -> Response {
+async fn error_page(app: &AppState, status: WebError, msg: String) -> Response {
     let code = status.into_response().status();
-    match page(app, None, Some(msg)) {
+    match page(app, None, Some(msg)).await {
         Ok(mut resp) => {
             *resp.status_mut() = code;
             resp

@@ -240,6 +240,7 @@ pub async fn create_maintenance(
         body: body.trim(),
         link: format!("{}/#maintenance-m{id}", app.base_url),
         components: m.components.clone(),
+        thread: Some(format!("maintenance-{id}")),
     };
     match crate::subscribers::announce(&app.store, &app.config.get(), &app.base_url, &a, now).await
     {

@@ -61,17 +61,39 @@ async fn public(
     cache::serve(&app, uri.path(), &headers).await
 }
 
-pub fn router(state: AppState) -> Router {
+/// CORS for the documents other sites read from a browser (Atlassian's
+/// embeddable status widget, dashboards): any origin may `GET` them, and a
+/// preflight `OPTIONS` is answered (Fetch standard, "CORS protocol").
+/// Credentials are never allowed, so no cookie or admin session leaks; the
+/// admin endpoints are outside this layer and never send CORS headers.
+pub fn cors() -> tower_http::cors::CorsLayer {
+    use axum::http::Method;
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers(tower_http::cors::Any)
+        .expose_headers([header::ETAG, header::CACHE_CONTROL])
+        .max_age(std::time::Duration::from_secs(86_400))
+}
+
+/// The public API, feeds and badges: readable from any origin.
+fn shared() -> Router<AppState> {
     Router::new()
-        .route("/", get(public))
-        .route("/history", get(public))
-        .route("/uptime", get(public))
         .route("/badge/{component}/status.svg", get(badge::serve))
         .route("/badge/{component}/uptime.svg", get(badge::serve))
         .route("/history.atom", get(public))
         .route("/history.rss", get(public))
-        .route("/incidents/{id}", get(public))
         .route("/api/v2/{*document}", get(public))
+        .layer(cors())
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(shared())
+        .route("/", get(public))
+        .route("/history", get(public))
+        .route("/uptime", get(public))
+        .route("/incidents/{id}", get(public))
         .route("/static/style.css", get(public))
         .route("/static/icon.svg", get(public))
         .route(
@@ -86,6 +108,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/subscribe/confirm/{token}",
             get(subscribe::confirm_form).post(subscribe::confirm),
+        )
+        .route(
+            "/subscribe/manage/{token}",
+            get(subscribe::manage_form).post(subscribe::manage),
         )
         .route(
             "/unsubscribe/{token}",

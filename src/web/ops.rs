@@ -31,10 +31,16 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 }
 
 /// `GET /metrics`: every metric, with the store's gauges read now.
-pub async fn metrics(State(app): State<AppState>) -> Result<Response, WebError> {
+/// `GET /metrics`: OpenMetrics, or the classic text format 0.0.4 when the
+/// `Accept` header prefers it (`metrics::negotiate`).
+pub async fn metrics(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, WebError> {
     let outbox = app.store.outbox_stats().await?;
     let open = app.store.open_incidents().await?.len();
     app.metrics.observe_store(&outbox, open, Utc::now());
-    let body = app.metrics.encode();
-    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], body).into_response())
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = app.metrics.encode_as(crate::metrics::negotiate(accept));
+    Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
 }

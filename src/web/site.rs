@@ -21,6 +21,16 @@ const JSON: &str = "application/json";
 #[template(path = "index.html")]
 struct IndexPage<'a> {
     page: &'a PageView,
+    /// Per component (same order as `page.components`): 90 daily bars and
+    /// the uptime figure, as on `/uptime`.
+    uptime: Vec<super::uptime::ComponentUptime>,
+}
+
+impl IndexPage<'_> {
+    /// The uptime of the component at `position` (1-based).
+    fn uptime_of(&self, position: &usize) -> Option<&super::uptime::ComponentUptime> {
+        self.uptime.get(position.checked_sub(1)?)
+    }
 }
 
 #[derive(Template)]
@@ -89,13 +99,20 @@ pub async fn render(app: &AppState, path: &str) -> Result<Option<Rendered>, WebE
     }
     let page = view::page(&app.config.get(), &app.store, &app.base_url).await?;
     match path {
-        "/" => html(IndexPage { page: &page }),
+        "/" => {
+            let uptime = super::uptime::components(app, &page).await?;
+            html(IndexPage {
+                page: &page,
+                uptime,
+            })
+        }
         "/history" => {
             let now = Utc::now();
             let tz = app.config.get().page.time_zone;
             let from = now - chrono::Duration::days(HISTORY_DAYS);
             let mut months: Vec<(String, Vec<IncidentView>)> = Vec::new();
-            for inc in app.store.incidents_between(from, now, 1000).await? {
+            let public = app.store.incidents_between(from, now, 1000).await?;
+            for inc in public.into_iter().filter(|i| i.published_at.is_some()) {
                 let local = inc.opened_at.with_timezone(&tz);
                 let label = format!("{} {}", month_name(local.month()), local.year());
                 let v = view::incident(&app.config.get(), &app.store, inc, false).await?;
@@ -111,9 +128,11 @@ pub async fn render(app: &AppState, path: &str) -> Result<Option<Rendered>, WebE
         }
         "/history.atom" => {
             let incidents = latest(app).await?;
+            // Incidents and maintenances are entries: the later change.
             let updated = incidents
                 .iter()
                 .map(|i| i.updated_at)
+                .chain([page.updated_at])
                 .max()
                 .unwrap_or(page.updated_at)
                 .to_rfc3339();
@@ -149,7 +168,12 @@ pub async fn render(app: &AppState, path: &str) -> Result<Option<Rendered>, WebE
                 .strip_prefix("/incidents/")
                 .and_then(|n| n.parse::<i64>().ok())
             {
-                let Some(inc) = app.store.incident(id).await? else {
+                let Some(inc) = app
+                    .store
+                    .incident(id)
+                    .await?
+                    .filter(|i| i.published_at.is_some())
+                else {
                     return Ok(None);
                 };
                 let incident = view::incident(&app.config.get(), &app.store, inc, false).await?;
@@ -199,6 +223,8 @@ pub async fn paths(app: &AppState) -> Result<Vec<String>, WebError> {
             1000,
         )
         .await?
+        .into_iter()
+        .filter(|i| i.published_at.is_some())
     {
         out.push(format!("/incidents/{}", inc.id));
     }

@@ -1,5 +1,9 @@
-//! Subscribing to updates by email: a form, double opt-in, and one-click
-//! unsubscribe (RFC 8058). GET only ever shows a page; POST acts.
+//! Subscribing to updates by email: a form, double opt-in, a tokened
+//! preferences page, and one-click unsubscribe (RFC 8058). GET only ever
+//! shows a page; POST acts. Every change to a subscription (a new address,
+//! re-subscribing after unsubscribing, other components) is only a request
+//! until the address confirms it through the link mailed to it, so nobody
+//! can subscribe, re-subscribe or re-route someone else's address.
 
 use std::collections::BTreeMap;
 
@@ -16,24 +20,41 @@ use crate::subscribers;
 #[template(path = "subscribe.html")]
 struct SubscribePage<'a> {
     title: &'a str,
-    /// `form`, `sent`, `confirm`, `confirmed`, `unsubscribe`, `unsubscribed`, `invalid`.
+    /// `form`, `sent`, `confirm`, `confirmed`, `manage`, `unsubscribe`,
+    /// `unsubscribed`, `invalid`.
     state: &'a str,
-    components: Vec<(String, String)>,
+    /// (id, name, chosen) of every component.
+    components: Vec<(String, String, bool)>,
     error: Option<&'a str>,
+    /// On `manage`: the subscriber's address and token.
+    manage: Option<(String, String)>,
 }
 
 fn page(app: &AppState, status: StatusCode, state: &str, error: Option<&str>) -> Response {
+    render(app, status, state, error, None)
+}
+
+fn render(
+    app: &AppState,
+    status: StatusCode,
+    state: &str,
+    error: Option<&str>,
+    subscriber: Option<&crate::store::Subscriber>,
+) -> Response {
+    let config = app.config.get();
     let body = SubscribePage {
-        title: &app.config.get().page.title,
+        title: &config.page.title,
         state,
-        components: app
-            .config
-            .get()
+        components: config
             .components
             .iter()
-            .map(|c| (c.id.clone(), c.name.clone()))
+            .map(|c| {
+                let chosen = subscriber.is_some_and(|s| s.components.contains(&c.id));
+                (c.id.clone(), c.name.clone(), chosen)
+            })
             .collect(),
         error,
+        manage: subscriber.map(|s| (s.email.clone(), s.token.clone())),
     }
     .render();
     match body {
@@ -73,30 +94,40 @@ pub async fn subscribe(
             Some("Please enter a valid email address."),
         );
     }
-    let components: Vec<String> = fields
+    let components = chosen(&app, &fields);
+    match request(&app, email, &components).await {
+        Ok(()) => page(&app, StatusCode::OK, "sent", None),
+        Err(e) => WebError::from(e).into_response(),
+    }
+}
+
+/// The component ids ticked in a form (`c_<id>=on`), known ones only.
+fn chosen(app: &AppState, fields: &BTreeMap<String, String>) -> Vec<String> {
+    fields
         .keys()
         .filter_map(|k| k.strip_prefix("c_"))
         .filter(|c| app.config.get().component(c).is_some())
         .map(str::to_string)
-        .collect();
+        .collect()
+}
+
+/// Records a request for `email` and mails the confirmation link to it.
+async fn request(
+    app: &AppState,
+    email: &str,
+    components: &[String],
+) -> Result<(), crate::store::StoreError> {
     let now = Utc::now();
-    let result = async {
-        let s = app
-            .store
-            .subscribe(email, &components, &subscribers::new_token(), now)
-            .await?;
-        if !s.confirmed {
-            let mail = subscribers::confirmation(&app.config.get(), &app.base_url, &s);
-            app.store.enqueue(&[mail], now).await?;
-            app.pager.wake_worker();
-        }
-        Ok::<_, crate::store::StoreError>(())
-    }
-    .await;
-    match result {
-        Ok(()) => page(&app, StatusCode::OK, "sent", None),
-        Err(e) => WebError::from(e).into_response(),
-    }
+    let token = subscribers::new_token();
+    let s = app
+        .store
+        .request_subscription(email, components, &token, now)
+        .await?;
+    let config = app.config.get();
+    let mail = subscribers::confirmation(&config, &app.base_url, &s, &token, components, now);
+    app.store.enqueue(&[mail], now).await?;
+    app.pager.wake_worker();
+    Ok(())
 }
 
 async fn token_page(app: &AppState, token: &str, state: &str) -> Response {
@@ -108,13 +139,47 @@ async fn token_page(app: &AppState, token: &str, state: &str) -> Response {
 }
 
 pub async fn confirm_form(State(app): State<AppState>, Path(token): Path<String>) -> Response {
-    token_page(&app, &token, "confirm").await
+    match app.store.subscription_request(&token, Utc::now()).await {
+        Ok(Some(_)) => page(&app, StatusCode::OK, "confirm", None),
+        Ok(None) => page(&app, StatusCode::NOT_FOUND, "invalid", None),
+        Err(e) => WebError::from(e).into_response(),
+    }
 }
 
 pub async fn confirm(State(app): State<AppState>, Path(token): Path<String>) -> Response {
-    match app.store.confirm_subscriber(&token, Utc::now()).await {
+    match app.store.confirm_request(&token, Utc::now()).await {
         Ok(true) => page(&app, StatusCode::OK, "confirmed", None),
         Ok(false) => page(&app, StatusCode::NOT_FOUND, "invalid", None),
+        Err(e) => WebError::from(e).into_response(),
+    }
+}
+
+/// `GET /subscribe/manage/{token}`: the subscriber's preferences (the
+/// token is the one in every mail's unsubscribe link).
+pub async fn manage_form(State(app): State<AppState>, Path(token): Path<String>) -> Response {
+    match app.store.subscriber_by_token(&token).await {
+        Ok(Some(s)) => render(&app, StatusCode::OK, "manage", None, Some(&s)),
+        Ok(None) => page(&app, StatusCode::NOT_FOUND, "invalid", None),
+        Err(e) => WebError::from(e).into_response(),
+    }
+}
+
+/// `POST /subscribe/manage/{token}`: other components, as a request that
+/// the address confirms through a new mail (a forwarded mail's link alone
+/// cannot re-route a subscription).
+pub async fn manage(
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+    Form(fields): Form<BTreeMap<String, String>>,
+) -> Response {
+    let s = match app.store.subscriber_by_token(&token).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return page(&app, StatusCode::NOT_FOUND, "invalid", None),
+        Err(e) => return WebError::from(e).into_response(),
+    };
+    let components = chosen(&app, &fields);
+    match request(&app, &s.email, &components).await {
+        Ok(()) => page(&app, StatusCode::OK, "sent", None),
         Err(e) => WebError::from(e).into_response(),
     }
 }

@@ -96,47 +96,68 @@ struct UptimePage<'a> {
     components: Vec<ComponentUptime>,
 }
 
-struct ComponentUptime {
-    anchor: String,
-    name: String,
-    status: ComponentStatus,
-    uptime_text: String,
+pub(super) struct ComponentUptime {
+    pub(super) anchor: String,
+    pub(super) name: String,
+    /// (CSS class, icon, words) of its current state ("No data" when
+    /// nothing observes it).
+    pub(super) state: (&'static str, &'static str, &'static str),
+    pub(super) uptime_text: String,
+    /// "over 90 days", or "since Nov 30" when monitoring began within them.
+    pub(super) period: String,
     /// The figure for machines (`data-uptime`), empty without data.
-    uptime_value: String,
-    bars: Vec<Bar>,
+    pub(super) uptime_value: String,
+    pub(super) bars: Vec<Bar>,
     /// Days with anything but "operational", newest first, in words.
-    disruptions: Vec<String>,
-    first_day: String,
-    chart: Chart,
+    pub(super) disruptions: Vec<String>,
+    pub(super) first_day: String,
+    pub(super) chart: Chart,
 }
 
 /// Bar geometry in SVG user units (the SVG stretches to the page width).
 const BAR_WIDTH: u32 = 8;
 const BAR_STEP: u32 = 10;
 const BAR_HEIGHT: f64 = 34.0;
-/// A disruption gets at least this much of a bar, however short it was.
-const MIN_SEGMENT: f64 = 4.0;
 
-struct Bar {
-    x: u32,
-    title: String,
-    segments: Vec<Segment>,
+pub(super) struct Bar {
+    pub(super) x: u32,
+    pub(super) title: String,
+    pub(super) segments: Vec<Segment>,
 }
 
-struct Segment {
-    y: String,
-    height: String,
-    class: &'static str,
+pub(super) struct Segment {
+    pub(super) y: String,
+    pub(super) height: String,
+    pub(super) class: &'static str,
 }
 
 impl ComponentUptime {
-    fn bars_width(&self) -> u32 {
+    pub(super) fn bars_width(&self) -> u32 {
         (self.bars.len() as u32 * BAR_STEP).saturating_sub(BAR_STEP - BAR_WIDTH)
     }
 }
 
 /// Renders `/uptime`.
 pub async fn page(app: &AppState, page: &PageView) -> Result<Rendered, WebError> {
+    let components = components(app, page).await?;
+    let body = UptimePage {
+        page,
+        days: DAYS,
+        components,
+    }
+    .render()?;
+    Ok(Rendered {
+        content_type: "text/html; charset=utf-8",
+        body: body.into_bytes(),
+    })
+}
+
+/// Every component's bars, figure and chart (for `/uptime`, and the bars
+/// and figure on `/`).
+pub(super) async fn components(
+    app: &AppState,
+    page: &PageView,
+) -> Result<Vec<ComponentUptime>, WebError> {
     let now = Utc::now();
     let tz = app.config.get().page.time_zone;
     let mut components = Vec::new();
@@ -145,8 +166,9 @@ pub async fn page(app: &AppState, page: &PageView) -> Result<Rendered, WebError>
         components.push(ComponentUptime {
             anchor: slug(&c.id),
             name: c.name.clone(),
-            status: c.status,
+            state: (c.css(), c.icon(), c.label()),
             uptime_text: uptime::percent_text(h.uptime),
+            period: period(&h.days),
             uptime_value: h.uptime.map(|u| format!("{u:.4}")).unwrap_or_default(),
             bars: h.days.iter().enumerate().map(|(i, d)| bar(i, d)).collect(),
             disruptions: h.days.iter().rev().filter_map(disruption).collect(),
@@ -158,16 +180,18 @@ pub async fn page(app: &AppState, page: &PageView) -> Result<Rendered, WebError>
             chart: chart(&h.days, &h.response),
         });
     }
-    let body = UptimePage {
-        page,
-        days: DAYS,
-        components,
+    Ok(components)
+}
+
+/// "over 90 days" when there is data from the window's first day; "since
+/// Nov 30" when the first data came later (a new install, a new
+/// component); "over 90 days" without any data (the figure then says "no
+/// data").
+fn period(days: &[Day]) -> String {
+    match days.iter().position(Day::has_data) {
+        Some(i) if i > 0 => format!("since {}", days[i].date.format("%b %-d")),
+        _ => format!("over {} days", days.len()),
     }
-    .render()?;
-    Ok(Rendered {
-        content_type: "text/html; charset=utf-8",
-        body: body.into_bytes(),
-    })
 }
 
 fn class(state: Option<ComponentStatus>) -> &'static str {
@@ -223,52 +247,16 @@ fn bar(i: usize, d: &Day) -> Bar {
     }
 }
 
-/// The bar's stack, most severe on top, each state's height its share of
-/// the day; a disruption is never thinner than `MIN_SEGMENT`.
+/// The bar: the whole day in the colour of its worst state, as Statuspage
+/// draws it (a 7-minute major outage makes a red bar, not a grey one with a
+/// sliver); the minutes in each state are in the bar's tooltip. Grey only
+/// for a day with no data at all.
 fn segments(d: &Day) -> Vec<Segment> {
-    let mut parts: Vec<(Option<ComponentStatus>, f64)> = STATES
-        .iter()
-        .rev()
-        .map(|s| (Some(*s), d.in_state(*s) as f64))
-        .chain([(None, d.no_data as f64)])
-        .filter(|(_, s)| *s > 0.0)
-        .collect();
-    let total: f64 = parts.iter().map(|(_, s)| s).sum();
-    if total <= 0.0 {
-        parts = vec![(None, 1.0)];
-    }
-    let total: f64 = parts.iter().map(|(_, s)| s).sum();
-    let notable = |s: Option<ComponentStatus>| s.is_some_and(|s| s != ComponentStatus::Operational);
-    let mut heights: Vec<f64> = parts
-        .iter()
-        .map(|(s, secs)| {
-            let h = BAR_HEIGHT * secs / total;
-            if notable(*s) { h.max(MIN_SEGMENT) } else { h }
-        })
-        .collect();
-    // What the minimum added comes off the tallest segment.
-    let excess = heights.iter().sum::<f64>() - BAR_HEIGHT;
-    if excess > 0.0
-        && let Some(tallest) = heights
-            .iter_mut()
-            .max_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal))
-    {
-        *tallest = (*tallest - excess).max(0.0);
-    }
-    let mut y = 0.0;
-    parts
-        .iter()
-        .zip(heights)
-        .map(|((s, _), h)| {
-            let seg = Segment {
-                y: format!("{y:.2}"),
-                height: format!("{h:.2}"),
-                class: class(*s),
-            };
-            y += h;
-            seg
-        })
-        .collect()
+    vec![Segment {
+        y: "0.00".into(),
+        height: format!("{BAR_HEIGHT:.2}"),
+        class: class(d.worst()),
+    }]
 }
 
 fn disruption(d: &Day) -> Option<String> {
@@ -285,7 +273,7 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
 const BOTTOM: f64 = 34.0;
 
-struct Chart {
+pub(super) struct Chart {
     /// `d` of the line: one subpath per run of days with data.
     path: String,
     points: Vec<Point>,
@@ -342,6 +330,16 @@ fn ms_label(ms: i64) -> String {
     crate::fmt::duration(std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
+/// A measured time in whole milliseconds (the rollups' unit): `0` was
+/// under a millisecond, never "0ms".
+fn measured(ms: i64) -> String {
+    if ms <= 0 {
+        "under 1ms".into()
+    } else {
+        ms_label(ms)
+    }
+}
+
 fn chart(days: &[Day], response: &[DayResponse]) -> Chart {
     let plot_w = CHART_W - LEFT - RIGHT;
     let plot_h = CHART_H - TOP - BOTTOM;
@@ -365,7 +363,7 @@ fn chart(days: &[Day], response: &[DayResponse]) -> Chart {
         pen_down = true;
         let spread = match (r.min_ms, r.max_ms) {
             (Some(lo), Some(hi)) => {
-                format!(" (fastest {}, slowest {})", ms_label(lo), ms_label(hi))
+                format!(" (fastest {}, slowest {})", measured(lo), measured(hi))
             }
             _ => String::new(),
         };
@@ -375,7 +373,7 @@ fn chart(days: &[Day], response: &[DayResponse]) -> Chart {
             title: format!(
                 "{}: mean {}{spread}; {} of {} journeys completed",
                 day_label(d),
-                ms_label(mean),
+                measured(mean),
                 r.completed,
                 r.runs
             ),
@@ -418,7 +416,7 @@ fn chart(days: &[Day], response: &[DayResponse]) -> Chart {
         format!(
             "Mean response time over the last {} days: {}, over {completed} completed journeys.",
             days.len(),
-            ms_label(sum / completed)
+            measured(sum / completed)
         )
     } else {
         format!(
@@ -477,11 +475,20 @@ mod tests {
             },
         ];
         let d = uptime::days(&spans, &chrono_tz::UTC, t(48), 2);
+        // One minute of major outage makes the whole day's bar red; the
+        // tooltip gives the minutes.
         let segs = segments(&d[0]);
+        assert_eq!(segs.len(), 1);
         assert_eq!(segs[0].class, "major_outage");
-        assert_eq!(segs[0].height, "4.00");
-        let total: f64 = segs.iter().map(|s| s.height.parse::<f64>().unwrap()).sum();
-        assert!((total - BAR_HEIGHT).abs() < 0.05, "{total}");
-        assert!(bar(0, &d[0]).title.contains("Major outage 1 min"));
+        assert_eq!(segs[0].height, format!("{BAR_HEIGHT:.2}"));
+        assert!(
+            bar(0, &d[0]).title.contains("Major outage 1 min"),
+            "{}",
+            bar(0, &d[0]).title
+        );
+        let calm = uptime::days(&spans[..1], &chrono_tz::UTC, t(23), 1);
+        assert_eq!(segments(&calm[0])[0].class, "operational");
+        let empty = uptime::days(&[], &chrono_tz::UTC, t(48), 1);
+        assert_eq!(segments(&empty[0])[0].class, "no-data");
     }
 }

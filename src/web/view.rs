@@ -62,6 +62,43 @@ pub struct MaintenanceView {
     /// scheduled, in_progress or completed.
     pub status: &'static str,
     pub when: String,
+    /// When it was made (admin API) or first seen (probes.yaml).
+    pub created_at: DateTime<Utc>,
+    /// Its last public change: made, started or ended, whichever is last
+    /// and past.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl MaintenanceView {
+    /// "Scheduled", "In progress", "Completed": Statuspage's words.
+    pub fn status_label(&self) -> &'static str {
+        match self.status {
+            "in_progress" => "In progress",
+            "scheduled" => "Scheduled",
+            "verifying" => "Verifying",
+            _ => "Completed",
+        }
+    }
+
+    /// A feed entry id unique per occurrence (a weekly window's next
+    /// occurrence is a new entry).
+    pub fn feed_id(&self) -> String {
+        format!("maintenance-{}-{}", self.id, self.scheduled_for.timestamp())
+    }
+
+    /// The entry as an HTML fragment for feed readers (every text escaped
+    /// here; the feed template escapes the fragment again for XML).
+    pub fn feed_html(&self) -> String {
+        let mut out = format!(
+            "<p><strong>{}</strong>: {}</p>",
+            escape(self.status_label()),
+            escape(&self.when)
+        );
+        if let Some(m) = &self.message {
+            out.push_str(&format!("<p>{}</p>", escape(m)));
+        }
+        out
+    }
 }
 
 /// The occurrence of each window to show at `now`: the active one, else the
@@ -97,6 +134,9 @@ pub fn maintenance_views(
                 scheduled_until: occ.ends,
                 status,
                 when: format!("{} – {}", local(&occ.starts, tz), local(&occ.ends, tz)),
+                // Filled from the store by `page`; the start until then.
+                created_at: occ.starts.min(now),
+                updated_at: occ.starts.min(now),
             })
         })
         .collect();
@@ -129,6 +169,14 @@ pub struct ComponentView {
     pub group: Option<String>,
     pub position: usize,
     pub status: ComponentStatus,
+    /// When it first appeared on this page.
+    pub created_at: DateTime<Utc>,
+    /// Since when it has shown `status` (its creation if no change since).
+    pub updated_at: DateTime<Utc>,
+    /// Whether anything tells its state: a probe, an operator's declared
+    /// state or a maintenance window. Without, the page says "No data"
+    /// rather than claim it is operational.
+    pub observed: bool,
 }
 
 impl ComponentView {
@@ -137,11 +185,26 @@ impl ComponentView {
     }
 
     pub fn label(&self) -> &'static str {
+        if !self.observed {
+            return "No data";
+        }
         self.status.label()
+    }
+
+    /// The CSS state class: `no-data` for a component nothing observes.
+    pub fn css(&self) -> &'static str {
+        if self.observed {
+            self.status_str()
+        } else {
+            "no-data"
+        }
     }
 
     /// Shape as well as colour, so state never depends on colour alone.
     pub fn icon(&self) -> &'static str {
+        if !self.observed {
+            return "–";
+        }
         match self.status {
             ComponentStatus::Operational => "✓",
             ComponentStatus::UnderMaintenance => "⚒",
@@ -191,6 +254,34 @@ impl IncidentView {
     }
 }
 
+/// The public words for a Statuspage enum value: "degraded_performance"
+/// → "Degraded performance", "in_progress" → "In progress", "major" →
+/// "Major" (impacts, incident, maintenance and component statuses).
+pub fn label(value: &str) -> String {
+    if let Some(status) = ComponentStatus::parse(value) {
+        return status.label().to_string();
+    }
+    let words = value.replace('_', " ");
+    let mut c = words.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+impl IncidentView {
+    /// "Minor", "Major", "Critical", "None": the public impact words.
+    pub fn impact_label(&self) -> String {
+        label(&self.impact)
+    }
+
+    /// How long it lasted, once resolved ("2h 5m").
+    pub fn lasted(&self) -> Option<String> {
+        let end = self.resolved_at?;
+        let secs = (end - self.created_at).num_seconds().max(0) as u64;
+        Some(crate::fmt::duration(std::time::Duration::from_secs(secs)))
+    }
+}
+
 /// Minimal HTML text escaping, for fragments built outside templates.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -234,6 +325,9 @@ pub async fn page(
     let windows = crate::monitor::windows(config, store).await?;
     let declared = store.declared_component_states().await?;
     let by_name = crate::monitor::states_by_name(&states);
+    let ids: Vec<String> = config.components.iter().map(|c| c.id.clone()).collect();
+    let created = store.first_seen("component", &ids, now).await?;
+    let changed = store.component_changes().await?;
     let components: Vec<ComponentView> = config
         .components
         .iter()
@@ -252,19 +346,62 @@ pub async fn page(
                 &c.id,
                 now,
             ),
+            observed: config.probes_of(&c.id).next().is_some()
+                || declared.iter().any(|(id, _)| id == &c.id)
+                || windows.iter().any(|m| m.covers(&c.id, now)),
+            created_at: created.get(&c.id).copied().unwrap_or(now),
+            updated_at: changed
+                .get(&c.id)
+                .copied()
+                .max(created.get(&c.id).copied())
+                .unwrap_or(now),
         })
         .collect();
     let statuses: Vec<ComponentStatus> = components.iter().map(|c| c.status).collect();
     let (indicator, description) = evaluate::overall(&statuses);
     let mut open = Vec::new();
+    // Incidents withheld while their component is in maintenance are not
+    // the public's (the maintenance is what it sees).
     for inc in store.open_incidents().await? {
-        open.push(incident(config, store, inc, false).await?);
+        if inc.published_at.is_some() {
+            open.push(incident(config, store, inc, false).await?);
+        }
     }
     let mut resolved = Vec::new();
     for inc in store.resolved_incidents(10).await? {
         resolved.push(incident(config, store, inc, false).await?);
     }
-    let updated_at = open.iter().chain(&resolved).map(|i| i.updated_at).max();
+    let mut maintenances = maintenance_views(&windows, &config.page.time_zone, now);
+    let from_file: Vec<String> = maintenances
+        .iter()
+        .filter(|m| m.id.starts_with("cfg-"))
+        .map(|m| m.id.clone())
+        .collect();
+    let seen = store.first_seen("maintenance", &from_file, now).await?;
+    let made = store.maintenance_created().await?;
+    for m in &mut maintenances {
+        let created = match m.id.strip_prefix('m').and_then(|n| n.parse::<i64>().ok()) {
+            Some(n) => made.get(&n).copied(),
+            None => seen.get(&m.id).copied(),
+        };
+        if let Some(created) = created {
+            m.created_at = created;
+        }
+        m.updated_at = [m.created_at, m.scheduled_for, m.scheduled_until]
+            .into_iter()
+            .filter(|t| *t <= now)
+            .max()
+            .unwrap_or(m.created_at);
+    }
+    // The page changed last when anything the public sees did: an
+    // incident, a component's state, a maintenance made, started or ended.
+    let updated_at = open
+        .iter()
+        .chain(&resolved)
+        .map(|i| i.updated_at)
+        .chain(components.iter().map(|c| c.updated_at))
+        .chain(maintenances.iter().map(|m| m.updated_at))
+        .max();
     Ok(PageView {
         title: config.page.title.clone(),
         url: base_url.to_string(),
@@ -275,7 +412,7 @@ pub async fn page(
         components,
         open,
         resolved,
-        maintenances: maintenance_views(&windows, &config.page.time_zone, now),
+        maintenances,
         subscribe: config.smtp.is_some(),
     })
 }
@@ -312,7 +449,13 @@ pub async fn incident(
         impact: inc.impact,
         component_id: inc.component,
         component_name,
-        created_at: inc.opened_at,
+        // The public saw it from when it was published (later than its
+        // opening when maintenance withheld it); operators from the start.
+        created_at: if internal {
+            inc.opened_at
+        } else {
+            inc.published_at.unwrap_or(inc.opened_at)
+        },
         updated_at: inc.updated_at,
         resolved_at: inc.resolved_at,
         acknowledged: inc.acknowledged_by.zip(inc.acknowledged_at),

@@ -370,3 +370,355 @@ probes:
     let _ = browser.child.kill().await;
     app.stop().await;
 }
+
+fn axe_source() -> Option<String> {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/node_modules/axe-core/axe.min.js");
+    std::fs::read_to_string(p).ok()
+}
+
+impl Browser {
+    /// Emulates `prefers-color-scheme: dark` (or light).
+    async fn scheme(&mut self, dark: bool) {
+        let value = if dark { "dark" } else { "light" };
+        self.call(
+            "Emulation.setEmulatedMedia",
+            json!({ "features": [ { "name": "prefers-color-scheme", "value": value } ] }),
+        )
+        .await;
+    }
+
+    /// Runs axe-core (WCAG 2.0/2.1 A and AA, and best practices) on the
+    /// loaded page; returns each violation with the elements it names.
+    async fn axe(&mut self, source: &str) -> Vec<String> {
+        self.call(
+            "Runtime.evaluate",
+            json!({ "expression": source, "returnByValue": true }),
+        )
+        .await;
+        let run = r#"axe.run(document, { runOnly: { type: 'tag', values:
+              ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } })
+            .then(r => JSON.stringify(r.violations.map(v =>
+              v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ') + ' — ' + n.failureSummary).join(' | '))))"#;
+        let out = self
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": run, "awaitPromise": true, "returnByValue": true }),
+            )
+            .await;
+        let text = out["result"]["value"]
+            .as_str()
+            .unwrap_or_else(|| panic!("axe ran: {out}"));
+        serde_json::from_str(text).unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_has_no_axe_violations_in_light_and_dark() {
+    let chromium = find_chromium();
+    let axe = axe_source();
+    if chromium.is_none() || axe.is_none() {
+        let missing = format!("chromium: {chromium:?}, axe-core: {}", axe.is_some());
+        assert!(
+            !ci(),
+            "CI must run the accessibility test; missing {missing}"
+        );
+        eprintln!("SKIPPED: axe test needs Debian's chromium and tests/tools (npm ci); {missing}");
+        return;
+    }
+    let axe = axe.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    let smtp = Smtp::default();
+    let smtp_port = smtp.start();
+    let yaml = format!(
+        r#"version: 1
+page: {{ title: Acme Cloud Status, time_zone: Europe/Paris }}
+components:
+  - {{ id: api, name: Dashboard & API, group: Core, description: Logging in and the API, message: "Logins fail for some customers." }}
+  - {{ id: web, name: Website, group: Core }}
+  - {{ id: data, name: Data storage }}
+secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }}, pw: {{ env: TEST_PROBE_PASSWORD }} }}
+admin: {{ token: "{{{{ secrets.admin }}}}" }}
+smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: status@acme.test, tls: none }}
+maintenance:
+  - {{ name: Database upgrade, components: [data], starts: "{m_start}", ends: "{m_end}", message: Writes pause for a few minutes. }}
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures, escalation: on-call }}
+    steps:
+      - id: login
+        post: "{url}/login"
+        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
+        expect: {{ status: 200 }}
+  - name: website
+    component: web
+    every: 1s
+    steps:
+      - {{ id: home, get: "{url}/healthz", expect: {{ status: 200 }} }}
+notifiers:
+  mail: {{ type: email, to: [oncall@acme.test] }}
+escalation:
+  on-call:
+    levels: [{{ notify: [mail] }}]
+"#,
+        url = platform.url,
+        m_start = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339(),
+        m_end = (chrono::Utc::now() + chrono::Duration::days(2) + chrono::Duration::hours(1))
+            .to_rfc3339(),
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+    platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    let id = eventually("an incident", Duration::from_secs(40), || async {
+        app.store.open_incidents().await.ok()?.first().map(|i| i.id)
+    })
+    .await;
+    let ack = eventually("the page's ack link", Duration::from_secs(40), || async {
+        let mails = smtp.mails.lock().unwrap().clone();
+        mails.iter().find_map(|m| {
+            let start = m.find(&format!("{}/ack/", app.url))?;
+            Some(m[start..].split_whitespace().next()?.to_string())
+        })
+    })
+    .await;
+    let ack_path = ack.trim_start_matches(app.url.as_str()).to_string();
+    // On a box shared with the rest of the suite a write can meet a busy
+    // database (a 500 after SQLite's busy timeout): try again.
+    eventually("an operator's update", Duration::from_secs(40), || async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/admin/incidents/{id}/updates", app.url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({"status": "identified", "body": "A configuration change broke logins; rolling back."}))
+            .send()
+            .await
+            .ok()?;
+        (r.status() == 201).then_some(())
+    })
+    .await;
+    // A resolved incident too, for its permalink.
+    platform.state.heal_all();
+    eventually("resolved", Duration::from_secs(40), || async {
+        app.store.incident(id).await.ok()??.resolved_at.map(|_| ())
+    })
+    .await;
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/admin/login", app.url))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("login sets a session cookie")
+        .to_string();
+    let (cookie_name, cookie_value) = cookie.split_once('=').unwrap();
+
+    let mut browser = Browser::launch(&chromium.unwrap()).await;
+    let docs = std::env::var("LOOKOUT_DOCS_SCREENSHOTS").is_ok_and(|v| v == "1");
+    let shots = if docs {
+        let d = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    } else {
+        artifacts()
+    };
+    let public = [
+        ("status", "/".to_string()),
+        ("incident", format!("/incidents/{id}")),
+        ("uptime", "/uptime".to_string()),
+        ("history", "/history".to_string()),
+        ("subscribe", "/subscribe".to_string()),
+        (
+            "subscribe-link",
+            "/subscribe/confirm/not-a-token".to_string(),
+        ),
+        ("ack", ack_path.clone()),
+        ("admin-login", "/admin".to_string()),
+    ];
+    let mut failures = Vec::new();
+    for dark in [false, true] {
+        browser.scheme(dark).await;
+        let scheme = if dark { "dark" } else { "light" };
+        for (name, path) in &public {
+            let mut errors = browser.visit(&format!("{}{path}", app.url)).await;
+            // A spent or unknown link is a 404 page, on purpose.
+            // So is the log-in page answering an anonymous /admin (401).
+            if *name == "subscribe-link" || *name == "admin-login" {
+                errors.retain(|e| !e.contains("status of 404") && !e.contains("status of 401"));
+            }
+            assert!(errors.is_empty(), "{path}: {errors:#?}");
+            for v in browser.axe(&axe).await {
+                failures.push(format!("{path} ({scheme}): {v}"));
+            }
+            if ["status", "incident", "uptime"].contains(name) {
+                browser
+                    .screenshot(&shots.join(format!("{name}-{scheme}.png")))
+                    .await;
+            }
+        }
+        browser
+            .call(
+                "Network.setCookie",
+                json!({ "name": cookie_name, "value": cookie_value, "url": app.url }),
+            )
+            .await;
+        for path in ["/admin", "/admin/report"] {
+            let errors = browser.visit(&format!("{}{path}", app.url)).await;
+            assert!(errors.is_empty(), "{path}: {errors:#?}");
+            for v in browser.axe(&axe).await {
+                failures.push(format!("{path} ({scheme}): {v}"));
+            }
+        }
+        browser.call("Network.clearBrowserCookies", json!({})).await;
+    }
+    assert!(
+        failures.is_empty(),
+        "axe-core violations:\n{}",
+        failures.join("\n")
+    );
+    let _ = browser.child.kill().await;
+    app.stop().await;
+}
+
+/// The widget as its README says to load it (`dist/index.js`).
+fn widget_source() -> Option<String> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/tools/node_modules/@statuspage/status-widget/dist/index.js");
+    std::fs::read_to_string(p).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atlassians_status_widget_renders_lookout_from_another_origin() {
+    let chromium = find_chromium();
+    let widget = widget_source();
+    if chromium.is_none() || widget.is_none() {
+        let missing = format!("chromium: {chromium:?}, widget: {}", widget.is_some());
+        assert!(!ci(), "CI must run the widget test; missing {missing}");
+        eprintln!(
+            "SKIPPED: widget test needs Debian's chromium and tests/tools (npm ci); {missing}"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    let yaml = format!(
+        r#"version: 1
+page: {{ title: Acme Cloud Status }}
+components: [{{ id: api, name: API }}]
+secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures }}
+    steps:
+      - id: login
+        post: "{url}/login"
+        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
+        expect: {{ status: 200 }}
+"#,
+        url = platform.url
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+    platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    eventually("an incident", Duration::from_secs(40), || async {
+        let s = app.summary().await;
+        (s["status"]["indicator"] != "none").then_some(())
+    })
+    .await;
+    let description = app.summary().await["status"]["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Another origin (another port) embeds the widget, as a customer's
+    // site would.
+    let host = format!(
+        "<!DOCTYPE html><html lang=\"en\"><head><title>Embed</title></head><body>\
+         <statuspage-widget src=\"{}\" appearance=\"badge\"></statuspage-widget>\
+         <script src=\"/shim.js\"></script><script src=\"/widget.js\"></script></body></html>",
+        app.url
+    );
+    let js = widget.unwrap();
+    let site = axum::Router::new()
+        .route(
+            "/",
+            axum::routing::get(move || {
+                let host = host.clone();
+                async move { axum::response::Html(host) }
+            }),
+        )
+        .route("/favicon.ico", axum::routing::get(|| async { "" }))
+        // The bundle is strict-mode code that assigns the undeclared
+        // global `parcelRequire` (the widget's own bug, as on any site):
+        // the host page declares it.
+        .route(
+            "/shim.js",
+            axum::routing::get(|| async {
+                (
+                    [("content-type", "application/javascript")],
+                    "var parcelRequire;",
+                )
+            }),
+        )
+        .route(
+            "/widget.js",
+            axum::routing::get(move || {
+                let js = js.clone();
+                async move { ([("content-type", "application/javascript")], js) }
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let site_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, site).await;
+    });
+    assert_ne!(site_url, app.url, "a different origin");
+
+    let mut browser = Browser::launch(&chromium.unwrap()).await;
+    let errors = browser.visit(&format!("{site_url}/")).await;
+    assert!(errors.is_empty(), "{errors:#?}");
+    let read = "(() => { const w = document.querySelector('statuspage-widget'); \
+                const r = w && (w.shadowRoot || w); return r ? r.textContent : ''; })()";
+    let mut shown = String::new();
+    for _ in 0..100 {
+        let v = browser
+            .call(
+                "Runtime.evaluate",
+                json!({ "expression": read, "returnByValue": true }),
+            )
+            .await;
+        shown = v["result"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if shown.contains(&description) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        shown.contains(&description),
+        "the widget shows Lookout's status ({description}); it shows {shown:?}"
+    );
+    browser.screenshot(&artifacts().join("widget.png")).await;
+    let _ = browser.child.kill().await;
+    app.stop().await;
+}

@@ -94,3 +94,41 @@ async fn run_prints_a_trace_and_exits_by_outcome() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no probe named `nope`"));
 }
+
+/// Logs written to a file or pipe carry no ANSI colour codes (a journal
+/// or log file shows them as `^[[2m…`).
+#[tokio::test]
+async fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("probes.yaml");
+    std::fs::write(
+        &config,
+        "version: 1\ncomponents: [{ id: api, name: API }]\nprobes:\n  - name: nightly\n    kind: heartbeat\n    component: api\n    token: quiet-heartbeat-token-0001\n    period: 1d\n    grace: 1d\n",
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("serving the status page") {
+                return line;
+            }
+        }
+        panic!("lookout exited before serving");
+    })
+    .await
+    .expect("lookout logs that it serves");
+    assert!(!line.contains('\u{1b}'), "colour codes in {line:?}");
+    assert!(line.contains("INFO"), "{line}");
+    let _ = child.kill().await;
+}

@@ -12,6 +12,8 @@ mod crash;
 mod heartbeat;
 mod journey;
 mod lifecycle;
+mod mail;
+mod maintenance;
 mod notifiers;
 mod ops;
 mod paging;

@@ -157,13 +157,14 @@ fn message(kind: MessageKind, incident_id: i64) -> Message {
         component_name: "Dashboard & API".into(),
         probes: vec!["login".into(), "deploy".into()],
         failing_step: Some("login".into()),
-        reason: Some("status 503, expected 200".into()),
+        reason: Some("status: expected 200, got 503".into()),
         opened_at: opened(),
         sent_at: opened() + chrono::Duration::seconds(42),
         level: 0,
         incident_url: format!("http://status.test/incidents/{incident_id}"),
         ack_url: wants_ack.then(|| format!("http://status.test/ack/tok-{incident_id}-abc.def")),
         acknowledged_by: (kind == MessageKind::Acknowledged).then(|| "alice".to_string()),
+        resolved_at: None,
     }
 }
 
@@ -271,7 +272,7 @@ async fn webhook_sends_the_incident_and_signs_it_per_standard_webhooks() {
     assert_eq!(inc["component"]["name"], "Dashboard & API");
     assert_eq!(inc["probes"], serde_json::json!(["login", "deploy"]));
     assert_eq!(inc["failing_step"], "login");
-    assert_eq!(inc["reason"], "status 503, expected 200");
+    assert_eq!(inc["reason"], "status: expected 200, got 503");
     assert_eq!(inc["url"], "http://status.test/incidents/7");
     assert_eq!(inc["level"], 1, "levels are 1-based on the wire");
     let opened_at = DateTime::parse_from_rfc3339(inc["opened_at"].as_str().unwrap()).unwrap();
@@ -763,7 +764,8 @@ async fn email_pages_form_one_thread_with_the_ack_link() {
     for m in &mails {
         assert!(m.must("from").contains("lookout@test.example"));
         assert!(m.must("to").contains("oncall@test.example"));
-        assert!(m.must("content-type").starts_with("text/plain"));
+        assert!(m.must("content-type").starts_with("multipart/alternative"));
+        assert_eq!(m.must("mime-version"), "1.0");
     }
 
     // Subjects users recognise, around one stable stem.
@@ -771,9 +773,13 @@ async fn email_pages_form_one_thread_with_the_ack_link() {
     assert!(subjects[0].starts_with("[FIRING"), "{}", subjects[0]);
     assert!(subjects[1].starts_with("[FIRING"), "{}", subjects[1]);
     assert!(subjects[2].starts_with("[RESOLVED]"), "{}", subjects[2]);
-    assert_eq!(stem(subjects[0]), "Dashboard & API disrupted");
+    // The title, then (while firing) the kind of failure.
+    assert_eq!(
+        stem(subjects[0]),
+        "Dashboard & API disrupted: status 503 at step login"
+    );
     assert_eq!(stem(subjects[1]), stem(subjects[0]));
-    assert_eq!(stem(subjects[2]), stem(subjects[0]));
+    assert_eq!(stem(subjects[2]), "Dashboard & API disrupted");
 
     // One thread: every mail of the incident names the same parent in both
     // In-Reply-To and References; each mail has its own Message-ID.

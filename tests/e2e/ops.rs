@@ -34,6 +34,7 @@ async fn setup() -> Setup {
 components:
   - {{ id: api, name: API }}
 secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
+metrics: {{ step_histograms: true }}
 probes:
   - name: login
     component: api
@@ -231,6 +232,7 @@ async fn metrics_expose_runs_steps_lag_outbox_deliveries_writes_and_incidents() 
         ("lookout_runs_buffered", "gauge"),
         ("lookout_runs_dropped", "counter"),
         ("lookout_store_write_failures", "counter"),
+        ("lookout_run_duration_seconds", "gauge"),
     ] {
         assert!(m.family(name, kind), "{name} {kind} in\n{}", m.text);
     }
@@ -281,5 +283,106 @@ async fn metrics_expose_runs_steps_lag_outbox_deliveries_writes_and_incidents() 
         .get("lookout_outbox_oldest_pending_age_seconds", &[])
         .unwrap();
     assert!(age > 0.0, "the undelivered page is {age}s old");
+    s.app.stop().await;
+}
+
+/// The metric names README.md's metrics table lists, with whether they
+/// need an opt-in (`metrics.step_histograms`).
+fn readme_metrics() -> Vec<(String, bool)> {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    readme
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `lookout_"))
+        .map(|rest| {
+            let name = format!("lookout_{}", rest.split('`').next().unwrap());
+            (name, rest.contains("step_histograms: true"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_negotiate_the_format_and_pass_promtool() {
+    let s = setup().await;
+    eventually("a run counted", WAIT, || async {
+        s.metrics().await.get(
+            "lookout_runs_total",
+            &[("probe", "login"), ("outcome", "pass")],
+        )
+    })
+    .await;
+    let scrape = |accept: Option<&'static str>| {
+        let http = s.http.clone();
+        let url = format!("{}/metrics", s.app.url);
+        async move {
+            let mut r = http.get(url);
+            if let Some(a) = accept {
+                r = r.header("accept", a);
+            }
+            let r = r.send().await.unwrap();
+            let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+            (ct, r.text().await.unwrap())
+        }
+    };
+    // Prometheus' own Accept header when it prefers OpenMetrics.
+    let (ct, open) = scrape(Some(
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+    ))
+    .await;
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
+    assert!(open.ends_with("# EOF\n"));
+    let (ct, classic) = scrape(Some("text/plain;version=0.0.4")).await;
+    assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
+    assert!(!classic.contains("# EOF"));
+    // Every metric README lists has its HELP and TYPE, in both formats.
+    for (name, opt_in) in readme_metrics() {
+        let family = name.strip_suffix("_total").unwrap_or(&name);
+        assert!(
+            open.contains(&format!("# TYPE {family} ")),
+            "{name} missing (opt-in: {opt_in})"
+        );
+        assert!(
+            classic.contains(&format!("# HELP {name} "))
+                && classic.contains(&format!("# TYPE {name} ")),
+            "{name} has no HELP/TYPE in the classic format"
+        );
+    }
+    // promtool (Debian's prometheus package, installed by .ci/run).
+    let Some(promtool) = ["/usr/bin/promtool", "/usr/local/bin/promtool"]
+        .iter()
+        .map(std::path::Path::new)
+        .find(|p| p.exists())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI must have promtool (.ci/run installs prometheus)"
+        );
+        eprintln!("SKIPPED: promtool check metrics needs Debian's prometheus");
+        s.app.stop().await;
+        return;
+    };
+    use std::io::Write;
+    let mut child = std::process::Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(classic.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "promtool: {said}\n{classic}");
+    assert!(said.trim().is_empty(), "promtool found problems: {said}");
     s.app.stop().await;
 }

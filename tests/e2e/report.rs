@@ -79,6 +79,7 @@ async fn incident(store: &Store, component: &str, opened: DateTime<Utc>) -> i64 
             internal_body: "step create failed",
             policy: None,
             now: opened,
+            public: true,
         })
         .await
         .unwrap()

@@ -123,9 +123,19 @@ fn check_component(c: &Value) {
         "only_show_if_degraded",
         "showcase",
         "start_date",
+        "page_id",
     ];
     for k in keys {
         assert!(c.get(k).is_some(), "component.{k} missing: {c}");
+    }
+    assert!(is_iso(&c["created_at"]) && is_iso(&c["updated_at"]), "{c}");
+    assert!(c["group"].is_boolean());
+    if c["group"] == true {
+        // A group is a component listing its members' ids.
+        assert!(c["components"].is_array(), "{c}");
+        assert!(c["group_id"].is_null(), "{c}");
+    } else {
+        assert!(c.get("components").is_none(), "{c}");
     }
     assert!(
         [
@@ -149,12 +159,17 @@ fn check_incident(i: &Value, maintenance: bool) {
         "impact",
         "created_at",
         "updated_at",
+        "monitoring_at",
+        "resolved_at",
+        "started_at",
         "shortlink",
+        "page_id",
         "incident_updates",
         "components",
     ] {
         assert!(i.get(k).is_some(), "incident.{k} missing: {i}");
     }
+    assert_eq!(i["page_id"], "lookout");
     for k in ["started_at", "monitoring_at", "resolved_at"] {
         assert!(i[k].is_null() || is_iso(&i[k]), "{k}: {i}");
     }
@@ -194,8 +209,19 @@ fn check_incident(i: &Value, maintenance: bool) {
             "updated_at",
             "display_at",
             "affected_components",
+            "deliver_notifications",
+            "custom_tweet",
+            "tweet_id",
         ] {
             assert!(u.get(k).is_some(), "update.{k} missing: {u}");
+        }
+        assert!(u["deliver_notifications"].is_boolean());
+        // Which components the update touched, and the state it gave them.
+        let affected = u["affected_components"].as_array().expect("a list");
+        assert!(!affected.is_empty(), "{u}");
+        for a in affected {
+            assert!(a["code"].is_string() && a["name"].is_string(), "{a}");
+            assert!(a["new_status"].is_string(), "{a}");
         }
     }
     // Newest first.
@@ -246,7 +272,24 @@ async fn every_api_document_has_statuspage_shapes() {
             .contains(&status["status"]["indicator"].as_str().unwrap())
     );
     let components = p.json("/api/v2/components.json").await;
-    assert_eq!(components["components"].as_array().unwrap().len(), 3);
+    let list = components["components"].as_array().unwrap();
+    // Three components and their group, as Statuspage shows groups.
+    assert_eq!(list.len(), 4, "{list:?}");
+    let group = list.iter().find(|c| c["group"] == true).unwrap();
+    assert_eq!(group["name"], "Core");
+    assert_eq!(group["components"], json!(["api", "web"]));
+    assert_eq!(group["status"], "major_outage", "the worst of its members");
+    for member in list.iter().filter(|c| c["group_id"] == group["id"]) {
+        assert!(["api", "web"].contains(&member["id"].as_str().unwrap()));
+    }
+    assert_eq!(
+        list.iter().filter(|c| c["group_id"] == group["id"]).count(),
+        2
+    );
+    for c in list {
+        check_component(c);
+        assert_eq!(c["page_id"], "lookout");
+    }
     for doc in ["incidents.json", "incidents/unresolved.json"] {
         let d = p.json(&format!("/api/v2/{doc}")).await;
         check_page(&d["page"]);
@@ -651,5 +694,198 @@ async fn the_admin_page_needs_a_session_and_a_csrf_token() {
     assert_eq!(update.status(), 303);
     let public = p.app.page(&format!("/incidents/{id}")).await;
     assert!(public.contains("A fix is deployed."));
+    p.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_documents_answer_any_origin_and_admin_endpoints_none() {
+    let p = start().await;
+    let origin = "https://dashboard.elsewhere.test";
+    let public = [
+        "/api/v2/summary.json",
+        "/api/v2/status.json",
+        "/api/v2/components.json",
+        "/api/v2/incidents/unresolved.json",
+        "/api/v2/scheduled-maintenances/upcoming.json",
+        "/history.atom",
+        "/history.rss",
+        "/badge/api/status.svg",
+        "/badge/api/uptime.svg",
+    ];
+    for path in public {
+        let url = format!("{}{path}", p.app.url);
+        let r = p
+            .http
+            .get(&url)
+            .header("origin", origin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*", "{path}");
+        assert!(
+            r.headers()
+                .get("access-control-allow-credentials")
+                .is_none(),
+            "{path}: never with credentials"
+        );
+        // The preflight a browser sends before a non-simple request.
+        let pre = p
+            .http
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "if-none-match")
+            .send()
+            .await
+            .unwrap();
+        assert!(pre.status().is_success(), "{path}: {}", pre.status());
+        assert_eq!(pre.headers()["access-control-allow-origin"], "*", "{path}");
+        let methods = pre.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .to_ascii_uppercase();
+        assert!(methods.contains("GET"), "{path}: {methods}");
+    }
+    for (method, path) in [
+        (reqwest::Method::GET, "/api/admin/config"),
+        (reqwest::Method::POST, "/api/admin/incidents"),
+        (reqwest::Method::GET, "/admin"),
+        (reqwest::Method::POST, "/api/incidents/1/ack"),
+        (reqwest::Method::GET, "/metrics"),
+    ] {
+        let url = format!("{}{path}", p.app.url);
+        let r = p
+            .http
+            .request(method, &url)
+            .header("origin", origin)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.headers().get("access-control-allow-origin").is_none(),
+            "{path} must not allow other origins"
+        );
+        let pre = p
+            .http
+            .request(reqwest::Method::OPTIONS, &url)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            pre.headers().get("access-control-allow-origin").is_none(),
+            "{path}: no preflight for admin endpoints"
+        );
+    }
+    p.app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_front_page_has_bars_uptime_groups_and_a_subscribe_button() {
+    let p = start().await;
+    eventually("a run recorded", WAIT, || async {
+        let html = p.app.page("/").await;
+        html.contains("uptime since").then_some(())
+    })
+    .await;
+    let html = p.app.page("/").await;
+    // Each component row has 90 daily bars and a figure linking /uptime.
+    let rows = html.matches(r#"<li class="component "#).count();
+    assert_eq!(rows, 3, "{html}");
+    assert_eq!(html.matches(r#"<svg class="bars""#).count(), 3);
+    assert_eq!(html.matches(r#"<g class="bar">"#).count(), 3 * 90);
+    assert!(html.contains(r#"href="/uptime#uptime-api""#));
+    // Groups collapse; the subscribe menu offers every way to follow.
+    assert!(
+        html.contains(
+            r#"<details class="component-group" open><summary><h3 class="group">Core</h3>"#
+        )
+    );
+    assert!(html.contains("<summary>Subscribe to updates</summary>"));
+    for link in ["/history.atom", "/history.rss", "/api/v2/summary.json"] {
+        assert!(html.contains(&format!(r#"href="{link}""#)), "{link}");
+    }
+    p.app.stop().await;
+}
+
+/// feedparser (PyPI, installed by `.ci/run`) reads a feed: bozo (malformed)
+/// flag, feed author, entry titles.
+fn feedparser(xml: &str) -> Option<Value> {
+    let script = r#"
+import json, sys, feedparser
+d = feedparser.parse(sys.stdin.read())
+print(json.dumps({
+  "bozo": int(d.bozo), "error": str(d.get("bozo_exception", "")),
+  "version": d.version, "author": d.feed.get("author", ""),
+  "titles": [e.get("title", "") for e in d.entries],
+}))
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(xml.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("No module named 'feedparser'"),
+            "feedparser failed: {err}"
+        );
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedparser_reads_both_feeds_with_incidents_and_maintenance() {
+    let p = start().await;
+    p.platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    eventually("an incident in the feed", WAIT, || async {
+        p.app
+            .page("/history.atom")
+            .await
+            .contains("/incidents/")
+            .then_some(())
+    })
+    .await;
+    for (feed, version) in [("/history.atom", "atom10"), ("/history.rss", "rss20")] {
+        let xml = p.app.page(feed).await;
+        let Some(d) = feedparser(&xml) else {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI must have feedparser (.ci/run installs it)"
+            );
+            eprintln!("SKIPPED: feedparser (pip) is not installed");
+            p.app.stop().await;
+            return;
+        };
+        assert_eq!(d["bozo"], 0, "{feed}: {}", d["error"]);
+        assert_eq!(d["version"], version);
+        let titles: Vec<&str> = d["titles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t.as_str())
+            .collect();
+        assert!(titles.iter().any(|t| t.contains("disrupted")), "{titles:?}");
+        assert!(
+            titles.iter().any(|t| t.contains("maintenance: DB upgrade")),
+            "{titles:?}"
+        );
+        if version == "atom10" {
+            assert!(!d["author"].as_str().unwrap().is_empty(), "RFC 4287 author");
+        }
+    }
     p.app.stop().await;
 }

@@ -148,6 +148,10 @@ probes:
     })
     .await;
     assert!(update.contains("Subject: [Test Cloud] Investigating: API disrupted"));
+    assert!(
+        update.contains("/subscribe/manage/"),
+        "each subscriber mail links to its preferences page"
+    );
     assert!(update.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
     let unsubscribe = update
         .lines()
@@ -204,5 +208,150 @@ probes:
         before,
         "nothing after unsubscribing"
     );
+    app.stop().await;
+}
+
+/// What the subscription of `email` is now: (active, components).
+async fn subscription(app: &Running, email: &str) -> Option<Vec<String>> {
+    app.store
+        .confirmed_subscribers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.email == email)
+        .map(|s| s.components)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_change_to_a_subscription_without_a_confirmation_mailed_to_the_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::default();
+    let smtp_port = smtp.start();
+    let yaml = format!(
+        r#"version: 1
+page: {{ title: Test Cloud }}
+components: [{{ id: api, name: API }}, {{ id: docs, name: Docs }}]
+smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: status@test.example, tls: none }}
+{quiet}"#,
+        quiet = crate::mail::QUIET
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", app.url);
+    let ana = "ana@test.example";
+    let confirmations = |n: usize| {
+        let smtp = smtp.clone();
+        async move {
+            eventually("a confirmation mail", WAIT, || async {
+                let all: Vec<String> = mails_to(&smtp, ana)
+                    .into_iter()
+                    .filter(|m| m.contains("Confirm your subscription"))
+                    .collect();
+                (all.len() >= n).then(|| link_after(&all[n - 1], "press the button:"))
+            })
+            .await
+        }
+    };
+    let post = |fields: Vec<(&'static str, &'static str)>| {
+        let http = http.clone();
+        let to = url("/subscribe");
+        async move { http.post(to).form(&fields).send().await.unwrap().status() }
+    };
+
+    // Subscribe to api and confirm.
+    assert_eq!(post(vec![("email", ana), ("c_api", "on")]).await, 200);
+    let first = confirmations(1).await;
+    assert_eq!(
+        subscription(&app, ana).await,
+        None,
+        "nothing before confirming"
+    );
+    assert_eq!(http.post(&first).send().await.unwrap().status(), 200);
+    assert_eq!(subscription(&app, ana).await, Some(vec!["api".to_string()]));
+    // A used link is spent.
+    assert_eq!(http.post(&first).send().await.unwrap().status(), 404);
+
+    // Anyone can post the form for ana's address with other components:
+    // nothing changes until ana confirms through a new mail.
+    assert_eq!(post(vec![("email", ana), ("c_docs", "on")]).await, 200);
+    let second = confirmations(2).await;
+    assert_ne!(second, first);
+    assert_eq!(subscription(&app, ana).await, Some(vec!["api".to_string()]));
+    assert_eq!(http.post(&second).send().await.unwrap().status(), 200);
+    assert_eq!(
+        subscription(&app, ana).await,
+        Some(vec!["docs".to_string()])
+    );
+
+    // Unsubscribed, then an anonymous re-subscribe: still unsubscribed.
+    let token = app
+        .store
+        .confirmed_subscribers()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.email == ana)
+        .unwrap()
+        .token;
+    let r = http
+        .post(url(&format!("/unsubscribe/{token}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(subscription(&app, ana).await, None);
+    assert_eq!(post(vec![("email", ana)]).await, 200);
+    let third = confirmations(3).await;
+    assert_eq!(
+        subscription(&app, ana).await,
+        None,
+        "an anonymous POST does not reactivate an unsubscribed address"
+    );
+    // A GET (a mail scanner) confirms nothing either.
+    assert!(
+        http.get(&third)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .contains("Confirm my subscription")
+    );
+    assert_eq!(subscription(&app, ana).await, None);
+    assert_eq!(http.post(&third).send().await.unwrap().status(), 200);
+    assert_eq!(
+        subscription(&app, ana).await,
+        Some(vec![]),
+        "all components"
+    );
+
+    // The tokened preferences page shows the components and an
+    // unsubscribe button; saving other components asks for confirmation.
+    let prefs = url(&format!("/subscribe/manage/{token}"));
+    let page = http.get(&prefs).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains(ana));
+    assert!(page.contains("name=\"c_api\""));
+    assert!(page.contains(&format!("action=\"/unsubscribe/{token}\"")));
+    let r = http
+        .post(&prefs)
+        .form(&[("c_api", "on")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let fourth = confirmations(4).await;
+    assert_eq!(subscription(&app, ana).await, Some(vec![]));
+    assert_eq!(http.post(&fourth).send().await.unwrap().status(), 200);
+    assert_eq!(subscription(&app, ana).await, Some(vec!["api".to_string()]));
+    // An unknown token shows no preferences.
+    let r = http
+        .get(url("/subscribe/manage/not-a-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
     app.stop().await;
 }

@@ -97,17 +97,19 @@ async fn record(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> S
 #[derive(Clone, Default)]
 pub struct Smtp {
     pub mails: Arc<Mutex<Vec<String>>>,
-    current: Arc<Mutex<Vec<u8>>>,
+    /// The message being received on this connection (each connection
+    /// has its own clone of the handler, so concurrent senders never mix).
+    current: Vec<u8>,
 }
 
 impl mailin_embedded::Handler for Smtp {
     fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.current.lock().unwrap().extend_from_slice(buf);
+        self.current.extend_from_slice(buf);
         Ok(())
     }
 
     fn data_end(&mut self) -> mailin_embedded::Response {
-        let raw = std::mem::take(&mut *self.current.lock().unwrap());
+        let raw = std::mem::take(&mut self.current);
         self.mails
             .lock()
             .unwrap()

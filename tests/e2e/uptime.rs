@@ -273,3 +273,153 @@ async fn the_history_reads_rollups_not_runs() {
     assert_eq!(again.response, history.response);
     assert_eq!(again.uptime, history.uptime);
 }
+
+/// Starts the real `lookout serve` on `port` against `db`.
+fn serve(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    db: &std::path::Path,
+    port: u16,
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(config)
+        .arg("--database")
+        .arg(db)
+        .current_dir(dir)
+        .env("TEST_PROBE_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// The uptime figure a badge shows, in percent.
+async fn badge_percent(url: &str) -> Option<f64> {
+    let svg = reqwest::get(format!("{url}/badge/api/uptime.svg"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    svg_text(&svg)
+        .split('|')
+        .find_map(|t| t.strip_suffix('%')?.parse::<f64>().ok())
+}
+
+/// Passing runs counted by the running binary's `/metrics`.
+async fn count(url: &str, outcome: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{url}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let series = format!(r#"lookout_runs_total{{probe="login",outcome="{outcome}"}} "#);
+    text.lines()
+        .find_map(|l| l.strip_prefix(series.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_lookout_was_stopped_is_no_data_not_the_state_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    let yaml = format!(
+        r#"version: 1
+page: {{ title: Stop Test }}
+components: [{{ id: api, name: API }}]
+secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures, recover_after: 1 passes }}
+    steps:
+      - id: login
+        post: "{url}/login"
+        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
+        expect: {{ status: 200 }}
+"#,
+        url = platform.url
+    );
+    let config = dir.path().join("probes.yaml");
+    std::fs::write(&config, yaml).unwrap();
+    let db = dir.path().join("l.db");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+
+    // Passing for a while, then failing for a while, then stopped.
+    let mut first = serve(dir.path(), &config, &db, port);
+    eventually("4 passing runs", WAIT, || async {
+        count(&url, "pass").await.filter(|n| *n >= 4.0)
+    })
+    .await;
+    platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    eventually("2 failing runs", WAIT, || async {
+        count(&url, "fail").await.filter(|n| *n >= 2.0)
+    })
+    .await;
+    let pid = first.id().unwrap().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let stopped = tokio::time::timeout(Duration::from_secs(30), first.wait())
+        .await
+        .expect("SIGTERM stops Lookout")
+        .unwrap();
+    assert!(stopped.success(), "{stopped}");
+    let stopped_at = Utc::now();
+    // While Lookout is stopped the platform heals, and nobody sees it.
+    platform.state.heal_all();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let restarted_at = Utc::now();
+    let _second = serve(dir.path(), &config, &db, port);
+    eventually("4 passing runs after the restart", WAIT, || async {
+        count(&url, "pass").await.filter(|n| *n >= 4.0)
+    })
+    .await;
+
+    // The stored history has a hole where Lookout was stopped.
+    let store = Store::open(&db).await.unwrap();
+    let list = intervals(&store, Subject::Component("api")).await;
+    let gap_mid = stopped_at + (restarted_at - stopped_at) / 2;
+    assert!(
+        !list
+            .iter()
+            .any(|i| i.started_at <= gap_mid && i.ended_at.is_none_or(|e| e > gap_mid)),
+        "no state is credited while Lookout was stopped: {list:#?}"
+    );
+    assert_eq!(states(&list).last(), Some(&"operational"));
+    // About 8 s up against about 2 s down: well over half. Crediting the
+    // 10 s stop to the major outage before it (the fault) would make it
+    // well under half.
+    let badge = eventually("the badge's uptime", WAIT, || badge_percent(&url)).await;
+    assert!(badge > 50.0 && badge < 100.0, "badge {badge}%");
+    let page = reqwest::get(format!("{url}/uptime"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&lookout::uptime::percent_text(Some(badge))),
+        "/uptime shows the badge's figure"
+    );
+    let components: serde_json::Value = reqwest::get(format!("{url}/api/v2/components.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(components["components"][0]["status"], "operational");
+}

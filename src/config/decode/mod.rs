@@ -137,6 +137,7 @@ const TOP_KEYS: &[&str] = &[
     "limits",
     "watchdog",
     "report",
+    "metrics",
 ];
 
 impl Ctx<'_> {
@@ -434,6 +435,7 @@ impl Ctx<'_> {
         let admin = self.admin(map.get_node("admin"));
         let smtp = map.get_node("smtp").and_then(|n| self.smtp(n));
         let watchdog = map.get_node("watchdog").and_then(|n| self.watchdog(n));
+        let metrics = self.metrics(map.get_node("metrics"));
         let has_smtp = map.get_node("smtp").is_some();
         let report = map
             .get_node("report")
@@ -455,7 +457,24 @@ impl Ctx<'_> {
             limits,
             watchdog,
             report,
+            metrics,
         })
+    }
+
+    /// `metrics: { step_histograms: true }`
+    fn metrics(&mut self, node: Option<&Node>) -> crate::config::model::MetricsSettings {
+        let mut m = crate::config::model::MetricsSettings::default();
+        let Some(map) = node.and_then(|n| self.mapping(n, "`metrics`")) else {
+            return m;
+        };
+        self.check_keys(map, &["step_histograms"], "`metrics`");
+        if let Some(b) = map
+            .get_node("step_histograms")
+            .and_then(|n| self.boolean(n, "`step_histograms`"))
+        {
+            m.step_histograms = b;
+        }
+        m
     }
 
     /// `limits: { journeys: 256, per_host: 32, shutdown_grace: 10s }`
