@@ -1,5 +1,11 @@
 //! The outbox worker: claims due notifications, delivers them, records the
 //! outcome, and reschedules failures with exponential backoff and jitter.
+//!
+//! Deliveries run in lanes, one per notifier: each lane has at most one
+//! delivery in flight (so a receiver hears about an incident in order),
+//! lanes run side by side up to [`IN_FLIGHT`], and pages are claimed before
+//! subscriber mail and digests. A receiver that hangs (up to the 20 s
+//! request timeout per try) or is down delays only its own lane.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,6 +105,12 @@ pub struct Worker {
 /// single delivery attempt can take.
 const LEASE: chrono::Duration = chrono::Duration::seconds(60);
 
+/// Deliveries in flight at once, each to a different notifier (lane).
+pub const IN_FLIGHT: usize = 16;
+
+/// How long deliveries in flight may finish after shutdown is asked.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 impl Worker {
     pub fn new(
         store: Store,
@@ -137,28 +149,72 @@ impl Worker {
         self
     }
 
-    /// Delivers until `shutdown` resolves; sleeps until the next row is due
-    /// or the pager wakes it.
+    /// Delivers until `shutdown` resolves, in lanes: one delivery in flight
+    /// per notifier (so each receiver hears about an incident in order) and
+    /// at most [`IN_FLIGHT`] at once, so a slow or dead receiver delays only
+    /// its own lane. Pages are claimed before subscriber mail and digests
+    /// (see `Store::claim_due`). Sleeps until the next row is due or the
+    /// pager wakes it. On shutdown, deliveries in flight get [`STOP_GRACE`]
+    /// to finish; a row still unmarked then is picked up at the next start
+    /// (with the same id).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut flying: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
+        let mut busy: Vec<String> = Vec::new();
         loop {
             self.health.worker_ticked(Utc::now());
-            let step = match self.step(Utc::now()).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox worker: database error");
-                    Step::Empty
-                }
-            };
-            if step != Step::Empty {
-                continue;
-            }
+            self.fill(&mut flying, &mut busy).await;
             let wait = self.idle_wait().await;
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
+                Some(done) = flying.join_next(), if !flying.is_empty() => {
+                    if let Ok(lane) = done {
+                        busy.retain(|l| *l != lane);
+                    }
+                }
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+            // Lanes of tasks that ended while we were away.
+            while let Some(done) = flying.try_join_next() {
+                if let Ok(lane) = done {
+                    busy.retain(|l| *l != lane);
+                }
+            }
+        }
+        let drained = tokio::time::timeout(STOP_GRACE, async {
+            while flying.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            tracing::warn!(
+                in_flight = flying.len(),
+                "deliveries still in flight at shutdown; they are retried at the next start"
+            );
+            flying.abort_all();
+        }
+    }
+
+    /// Starts deliveries on free lanes until [`IN_FLIGHT`] run or nothing
+    /// more is due.
+    async fn fill(&self, flying: &mut tokio::task::JoinSet<String>, busy: &mut Vec<String>) {
+        while flying.len() < IN_FLIGHT {
+            let row = match self.store.claim_due(Utc::now(), LEASE, busy).await {
+                Ok(Some(row)) => row,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox worker: database error");
+                    return;
+                }
+            };
+            busy.push(row.notifier.clone());
+            let worker = self.clone();
+            flying.spawn(async move {
+                let lane = row.notifier.clone();
+                if let Err(e) = worker.finish(row).await {
+                    tracing::error!(error = %e, "outbox worker: database error");
+                }
+                lane
+            });
         }
     }
 
@@ -170,11 +226,17 @@ impl Worker {
         }
     }
 
-    /// Claims and delivers at most one notification.
+    /// Claims and delivers at most one notification (any lane), so tests
+    /// can drain the queue one row at a time.
     pub async fn step(&self, now: DateTime<Utc>) -> crate::store::Result<Step> {
-        let Some(row) = self.store.claim_due(now, LEASE).await? else {
+        let Some(row) = self.store.claim_due(now, LEASE, &[]).await? else {
             return Ok(Step::Empty);
         };
+        self.finish(row).await
+    }
+
+    /// Delivers a claimed row and records the outcome.
+    async fn finish(&self, row: OutboxRow) -> crate::store::Result<Step> {
         self.crash.reached("mid_delivery");
         let result = self.deliver(&row).await;
         let now = Utc::now();

@@ -70,9 +70,6 @@ impl Store {
         Ok(())
     }
 
-    /// Claims the next due delivery for `lease`. A row waits while an older
-    /// row for the same incident and notifier is still pending, so each
-    /// receiver hears about an incident in order.
     /// Releases every claim: called once at start, when no delivery of this
     /// database can be in flight (one service per database), so pages a
     /// killed process had claimed go out at once rather than after the lease.
@@ -83,27 +80,61 @@ impl Store {
         Ok(r.rows_affected())
     }
 
+    /// Claims the next due delivery for `lease`, skipping rows of the
+    /// notifiers in `busy` (the worker's lanes with a delivery in flight).
+    /// Pages (every kind but subscriber mail and digests) go first: mail is
+    /// claimed only when no page is due. A row waits while an older row for
+    /// the same incident and notifier is still pending, so each receiver
+    /// hears about an incident in order.
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
         lease: chrono::Duration,
+        busy: &[String],
     ) -> Result<Option<OutboxRow>> {
-        let row = sqlx::query(
+        if let Some(row) = self.claim_kind(now, lease, busy, true).await? {
+            return Ok(Some(row));
+        }
+        self.claim_kind(now, lease, busy, false).await
+    }
+
+    /// One claim among pages (`pages`) or among mail (the rest).
+    async fn claim_kind(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        busy: &[String],
+        pages: bool,
+    ) -> Result<Option<OutboxRow>> {
+        let kinds = if pages { "o.kind IN" } else { "o.kind NOT IN" };
+        let mail = crate::subscribers::KIND;
+        // Plain placeholders (no SQLite-only functions), one per busy lane.
+        let skip = if busy.is_empty() {
+            String::new()
+        } else {
+            format!(" AND o.notifier NOT IN ({})", vec!["?"; busy.len()].join(", "))
+        };
+        let sql = format!(
             "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1
              WHERE id = (
                 SELECT o.id FROM outbox o
-                WHERE o.status = 'pending' AND o.next_attempt_at <= ? AND o.claimed_until <= ?
+                WHERE o.status = 'pending' AND {kinds} ('{mail}')
+                  AND o.next_attempt_at <= ? AND o.claimed_until <= ?{skip}
                   AND NOT EXISTS (
                     SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.id < o.id
                       AND e.notifier = o.notifier AND e.incident_id IS o.incident_id)
                 ORDER BY o.next_attempt_at, o.id LIMIT 1)
-             RETURNING *",
-        )
-        .bind(ms(now + lease))
-        .bind(ms(now))
-        .bind(ms(now))
-        .fetch_optional(&self.pool)
-        .await?;
+             RETURNING *"
+        );
+        // Built only from constants and placeholders: nothing user-given.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ms(now + lease))
+            .bind(ms(now))
+            .bind(ms(now));
+        for lane in busy {
+            query = query.bind(lane);
+        }
+        let row = query.fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(outbox_row))
     }
 
