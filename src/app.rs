@@ -104,6 +104,7 @@ impl App {
         let addr = listener.local_addr().map_err(AppError::Serve)?;
         let store = Store::open(&opts.database).await?;
         let keys = AckKeys::new(ack_key(&store).await?);
+        let installation = crate::installation::Installation::load(&store).await?;
         store.release_claims().await?;
         let live = crate::config::Live::new(opts.config);
         let config = live.get();
@@ -120,8 +121,9 @@ impl App {
             keys,
             base_url.clone(),
             wake.clone(),
+            installation.clone(),
         );
-        let notifiers = Arc::new(Notifiers::new(config.smtp.clone()));
+        let notifiers = Arc::new(Notifiers::new(config.smtp.clone(), installation));
         let worker = Worker::new(
             store.clone(),
             live.clone(),

@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::ack::AckKeys;
-use crate::config::{Live, Notifier};
+use crate::config::Live;
 use crate::delivery::CrashAt;
 use crate::escalation::{self, Action};
 use crate::hold::{self, Hold, Member};
+use crate::installation::Installation;
 use crate::notify::{Message, MessageKind};
 use crate::store::{AckOutcome, Incident, NewDelivery, Store, UpdateKind};
 
@@ -34,6 +35,8 @@ pub struct Pager {
     /// Wakes the outbox worker when rows were added.
     wake: Arc<Notify>,
     crash: CrashAt,
+    /// This database's identity, which every outgoing id carries.
+    installation: Installation,
 }
 
 impl Pager {
@@ -43,6 +46,7 @@ impl Pager {
         keys: AckKeys,
         base_url: String,
         wake: Arc<Notify>,
+        installation: Installation,
     ) -> Self {
         Self {
             store,
@@ -51,7 +55,14 @@ impl Pager {
             base_url,
             wake,
             crash: CrashAt::from_env(),
+            installation,
         }
+    }
+
+    /// The identity outgoing ids carry (inbound PagerDuty webhooks name
+    /// incidents by the `dedup_key` made from it).
+    pub fn installation(&self) -> &Installation {
+        &self.installation
     }
 
     pub fn keys(&self) -> &AckKeys {
@@ -174,9 +185,22 @@ impl Pager {
         }
         let mut deliveries = Vec::new();
         let mut pages = inc.pages;
+        // Pages after an expired ack must not claim it is acknowledged.
+        let mut inc = std::borrow::Cow::Borrowed(inc);
         for action in actions {
             match action {
-                Action::AckExpired { .. } => {
+                Action::AckExpired { at } => {
+                    // Everyone already paged hears it first (in order per
+                    // receiver: these rows precede the new pages).
+                    let kind = MessageKind::AckExpired;
+                    for name in self.store.paged_notifiers(inc.id).await? {
+                        let id = format!("inc{}-ackexp{}-{name}", inc.id, at.timestamp_millis());
+                        let level = inc.escalation.level.unwrap_or(0);
+                        deliveries.push(self.delivery(&inc, kind, level, &name, id, now).await?);
+                    }
+                    let expired = inc.to_mut();
+                    expired.acknowledged_at = None;
+                    expired.acknowledged_by = None;
                     notes.push("Acknowledgement expired while still failing; paging again".into())
                 }
                 Action::Page {
@@ -187,7 +211,7 @@ impl Pager {
                     pages += 1;
                     for name in notify {
                         let id = format!("inc{}-p{pages}-{}-{name}", inc.id, kind.as_str());
-                        deliveries.push(self.delivery(inc, *kind, *level, name, id, now).await?);
+                        deliveries.push(self.delivery(&inc, *kind, *level, name, id, now).await?);
                     }
                     let verb = if *kind == MessageKind::Reminder {
                         "Reminded"
@@ -198,6 +222,7 @@ impl Pager {
                 }
             }
         }
+        let inc: &Incident = &inc;
         let next = escalation::advance(&inc.escalation, actions, now);
         self.crash.reached("before_enqueue");
         let applied = self
@@ -247,7 +272,8 @@ impl Pager {
         Ok(())
     }
 
-    /// Acknowledges for `by`; receivers that track state (PagerDuty) are told.
+    /// Acknowledges for `by`; every receiver already paged for the incident
+    /// is told, through the outbox like any page.
     pub async fn acknowledge(
         &self,
         id: i64,
@@ -263,15 +289,11 @@ impl Pager {
             ..inc
         };
         let mut deliveries = Vec::new();
+        let level = acked.escalation.level.unwrap_or(0);
         for name in self.store.paged_notifiers(id).await? {
-            if matches!(
-                self.config.get().notifiers.get(&name),
-                Some(Notifier::PagerDuty { .. })
-            ) {
-                let did = format!("inc{id}-ack{}-{name}", now.timestamp_millis());
-                let kind = MessageKind::Acknowledged;
-                deliveries.push(self.delivery(&acked, kind, 0, &name, did, now).await?);
-            }
+            let did = format!("inc{id}-ack{}-{name}", now.timestamp_millis());
+            let kind = MessageKind::Acknowledged;
+            deliveries.push(self.delivery(&acked, kind, level, &name, did, now).await?);
         }
         let outcome = self.store.acknowledge(id, by, now, &deliveries).await?;
         self.wake.notify_one();
@@ -288,10 +310,12 @@ impl Pager {
             return Ok(vec![]);
         }
         let mut out = Vec::new();
+        // The resolve names the highest level that was paged.
+        let level = inc.escalation.level.unwrap_or(0);
         for name in self.store.paged_notifiers(inc.id).await? {
             let id = format!("inc{}-resolved-{name}", inc.id);
             out.push(
-                self.delivery(inc, MessageKind::Resolved, 0, &name, id, now)
+                self.delivery(inc, MessageKind::Resolved, level, &name, id, now)
                     .await?,
             );
         }
@@ -358,7 +382,9 @@ impl Pager {
             level,
             incident_url: self.incident_url(inc.id),
             ack_url: wants_ack.then(|| self.ack_url(inc.id, notifier, now)),
-            acknowledged_by: inc.acknowledged_by.clone(),
+            acknowledged_by: matches!(kind, MessageKind::Acknowledged | MessageKind::Resolved)
+                .then(|| inc.acknowledged_by.clone())
+                .flatten(),
         })
     }
 }

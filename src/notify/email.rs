@@ -14,6 +14,7 @@ pub fn subject(msg: &Message) -> String {
     match msg.kind {
         MessageKind::Trigger | MessageKind::Reminder => format!("[FIRING:1] {}", msg.title),
         MessageKind::Acknowledged => format!("[ACKNOWLEDGED] {}", msg.title),
+        MessageKind::AckExpired => format!("[ACK EXPIRED] {}", msg.title),
         MessageKind::Resolved => format!("[RESOLVED] {}", msg.title),
     }
 }
@@ -24,6 +25,9 @@ pub fn text(msg: &Message) -> String {
         MessageKind::Trigger => "An incident is open and nobody has acknowledged it yet.",
         MessageKind::Reminder => "Reminder: this incident is still open and unacknowledged.",
         MessageKind::Acknowledged => "This incident was acknowledged.",
+        MessageKind::AckExpired => {
+            "The acknowledgement expired and the incident still fails: paging starts again."
+        }
         MessageKind::Resolved => "This incident is resolved.",
     };
     out.push_str(lead);

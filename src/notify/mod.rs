@@ -4,7 +4,7 @@
 
 pub mod email;
 mod message;
-mod pagerduty;
+pub mod pagerduty;
 pub mod signing;
 mod slack;
 mod webhook;
@@ -14,6 +14,7 @@ use std::time::Duration;
 pub use message::{Message, MessageKind};
 
 use crate::config::model::{Notifier, Smtp};
+use crate::installation::Installation;
 
 /// Why a delivery attempt failed, as data for the outbox worker.
 #[derive(Debug, thiserror::Error)]
@@ -45,13 +46,20 @@ impl DeliveryError {
     }
 }
 
+/// Delivers to receivers. Every id that leaves through here (`webhook-id`,
+/// mail `Message-ID`, PagerDuty `dedup_key`) carries the installation
+/// identity ([`Installation::scoped`]): this is the one place all
+/// deliveries pass through, the outbox worker's and the storage
+/// self-alert's alike.
 pub struct Notifiers {
     http: reqwest::Client,
     smtp: Option<Smtp>,
+    installation: Installation,
 }
 
 impl Notifiers {
-    pub fn new(smtp: Option<Smtp>) -> Self {
+    /// `installation` is this database's identity (see [`Installation::load`]).
+    pub fn new(smtp: Option<Smtp>, installation: Installation) -> Self {
         let http = reqwest::Client::builder()
             .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
             // Standard Webhooks: senders do not follow redirects.
@@ -59,7 +67,17 @@ impl Notifiers {
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Self { http, smtp }
+        Self {
+            http,
+            smtp,
+            installation,
+        }
+    }
+
+    /// The identity every outgoing id carries (for the mail notifier's
+    /// `Message-ID`/`References` as well).
+    pub fn installation(&self) -> &Installation {
+        &self.installation
     }
 
     /// One attempt at a subscriber's email.
@@ -69,7 +87,8 @@ impl Notifiers {
                 "subscriber email needs `smtp:` in probes.yaml",
             ));
         };
-        email::send_mail(smtp, mail, delivery_id).await
+        let id = self.installation.scoped(delivery_id);
+        email::send_mail(smtp, mail, &id).await
     }
 
     /// One attempt; `delivery_id` is stable across retries of the same page.
@@ -80,6 +99,7 @@ impl Notifiers {
         msg: &Message,
         delivery_id: &str,
     ) -> Result<(), DeliveryError> {
+        let delivery_id = &self.installation.scoped(delivery_id);
         match notifier {
             Notifier::Webhook {
                 url,
@@ -90,7 +110,8 @@ impl Notifiers {
                 webhook::send(&self.http, url, secret, headers, msg, delivery_id).await
             }
             Notifier::PagerDuty { routing_key, url } => {
-                pagerduty::send(&self.http, url, routing_key.expose(), msg).await
+                let key = pagerduty::dedup_key(&self.installation, msg.incident_id);
+                pagerduty::send(&self.http, url, routing_key.expose(), &key, msg).await
             }
             Notifier::Slack { url } => slack::send(&self.http, url.expose(), msg).await,
             Notifier::Email { to } => {

@@ -1,7 +1,7 @@
 //! Generic webhook: JSON, signed per Standard Webhooks when a secret is set.
 //!
 //! Body: `{"type": "incident.trigger" | "incident.reminder" |
-//! "incident.acknowledged" | "incident.resolved", "incident": {id, title,
+//! "incident.acknowledged" | "incident.ack_expired" | "incident.resolved", "incident": {id, title,
 //! component: {id, name}, probes, failing_step, reason, opened_at, level,
 //! url}, "ack_url", "acknowledged_by", "sent_at"}`. Headers: `webhook-id`
 //! (the same for every retry of one page: receivers deduplicate on it),

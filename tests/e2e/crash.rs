@@ -90,9 +90,25 @@ fn two_levels() -> String {
     )
 }
 
+/// Splits a `webhook-id` into the installation identity (16 hex digits)
+/// and the outbox's delivery id it scopes.
+fn unscoped(webhook_id: &str) -> (String, String) {
+    let (installation, id) = webhook_id
+        .split_once('-')
+        .unwrap_or_else(|| panic!("no installation in `{webhook_id}`"));
+    assert!(
+        installation.len() == 16 && installation.bytes().all(|b| b.is_ascii_hexdigit()),
+        "`{webhook_id}` does not start with an installation id"
+    );
+    (installation.to_string(), id.to_string())
+}
+
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
 struct Hit {
+    /// The installation the `webhook-id` names.
+    installation: String,
+    /// The `webhook-id` without the installation: the outbox's delivery id.
     id: String,
     body: serde_json::Value,
     at: DateTime<Utc>,
@@ -125,14 +141,19 @@ impl Hooks {
 }
 
 async fn hook(State(h): State<Hooks>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let id = headers
+    let webhook_id = headers
         .get("webhook-id")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+        .unwrap_or_default();
+    let (installation, id) = unscoped(webhook_id);
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let at = Utc::now();
-    h.hits.lock().unwrap().push(Hit { id, body, at });
+    h.hits.lock().unwrap().push(Hit {
+        installation,
+        id,
+        body,
+        at,
+    });
     if h.hang_once.swap(false, Ordering::SeqCst) {
         std::future::pending::<()>().await;
     }
@@ -394,6 +415,13 @@ fn check_pages(label: &str, incident: i64, rows: &[OutboxRow], hits: &[Hit], p1_
         );
     }
 
+    let installations: std::collections::BTreeSet<&str> =
+        hits.iter().map(|h| h.installation.as_str()).collect();
+    assert_eq!(
+        installations.len(),
+        1,
+        "{label}: one installation id across restarts: {installations:?}"
+    );
     let mut by_id: BTreeMap<&str, Vec<&Hit>> = BTreeMap::new();
     for h in hits {
         by_id.entry(h.id.as_str()).or_default().push(h);
@@ -502,7 +530,7 @@ async fn a_receiver_down_for_long_gets_every_page_in_order_when_back() {
     let ids = |r: &support::Receiver| -> Vec<String> {
         r.all()
             .iter()
-            .map(|h| h.headers["webhook-id"].to_str().unwrap().to_string())
+            .map(|h| unscoped(h.headers["webhook-id"].to_str().unwrap()).1)
             .collect()
     };
     support::eventually("every queued page", WAIT, || async {
