@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, Live, Maintenance, Probe};
 use crate::evaluate::{self, ComponentStatus, Flap, ProbeView, Transition};
+use crate::join;
 use crate::journey::{RunResult, Runner};
 use crate::pager::Pager;
 use crate::store::{Incident, NewIncident, ProbeRow, Result, Store, UpdateKind};
@@ -444,12 +445,13 @@ impl Monitor {
         Ok(())
     }
 
-    /// The open incident of a failing parent named in `depends_on`.
-    async fn parent_incident(
+    /// The open incidents of failing parents named in `depends_on`.
+    async fn parent_incidents(
         &self,
         memory: &Memory,
         probe: &Probe,
-    ) -> Result<Option<(String, Incident)>> {
+    ) -> Result<Vec<(String, Incident)>> {
+        let mut out = Vec::new();
         for dep in &probe.depends_on {
             let inc = if self.config.get().probe(dep).is_some() {
                 match memory.probe(dep) {
@@ -460,10 +462,49 @@ impl Monitor {
                 self.store.open_incident_for_component(dep).await?
             };
             if let Some(inc) = inc {
-                return Ok(Some((dep.clone(), inc)));
+                out.push((dep.clone(), inc));
             }
         }
-        Ok(None)
+        Ok(out)
+    }
+
+    /// The open incidents a failing probe could join, for [`join::choose`].
+    async fn candidates(
+        &self,
+        memory: &Memory,
+        run: &RunResult,
+    ) -> Result<join::Candidates> {
+        let as_candidate = |i: &Incident| join::Candidate {
+            id: i.id,
+            policy: i.policy.as_ref().map(|p| p.name.clone()),
+        };
+        let member_of = self.store.open_incident_for_probe(&run.probe).await?;
+        let parents = match self.config.get().probe(&run.probe).cloned() {
+            Some(probe) => self.parent_incidents(memory, &probe).await?,
+            None => vec![],
+        };
+        let component = self
+            .store
+            .open_incidents_for_component(&run.component)
+            .await?;
+        Ok(join::Candidates {
+            member_of: member_of.as_ref().map(as_candidate),
+            parents: parents
+                .iter()
+                .map(|(p, i)| (p.clone(), as_candidate(i)))
+                .collect(),
+            component: component.iter().map(as_candidate).collect(),
+        })
+    }
+
+    /// The escalation policy `probe` pages under, from the configuration.
+    fn policy_of(&self, probe: &str) -> Option<crate::escalation::Policy> {
+        let config = self.config.get();
+        let name = config.probe(probe)?.alert.escalation.as_ref()?;
+        config
+            .escalation
+            .get(name)
+            .map(crate::escalation::Policy::from)
     }
 
     async fn probe_failing(
@@ -480,42 +521,61 @@ impl Monitor {
             (None, Some(reason)) => format!("Probe {} failing: {reason}", run.probe),
             _ => format!("Probe {} failing", run.probe),
         };
-        // Failing again while flapping: still in its incident.
-        if let Some(inc) = self.store.open_incident_for_probe(&run.probe).await? {
-            return self
-                .store
-                .join_incident(inc.id, &run.probe, &detail, now)
-                .await;
+        let policy = self.policy_of(&run.probe);
+        let candidates = self.candidates(memory, run).await?;
+        let decision = join::choose(policy.as_ref().map(|p| p.name.as_str()), &candidates, now);
+        let why = |via: &join::Via| match via {
+            join::Via::Parent(parent) => {
+                format!("{detail} (joined: depends on {parent}, which is failing)")
+            }
+            _ => detail.clone(),
+        };
+        match (decision, &policy) {
+            (join::Decision::Join { incident, via }, _) => {
+                self.store
+                    .join_incident(incident, &run.probe, &why(&via), now)
+                    .await
+            }
+            (join::Decision::Adopt { incident, via, epoch }, Some(policy)) => {
+                let body = format!(
+                    "{}; this incident paged nobody, so it pages under `{}` from now",
+                    why(&via),
+                    policy.name
+                );
+                if self
+                    .store
+                    .adopt_incident(incident, &run.probe, policy, &body, epoch)
+                    .await?
+                {
+                    tracing::warn!(incident, probe = %run.probe, policy = %policy.name,
+                        "failing probe joined an incident that paged nobody; paging starts");
+                    self.page_now(now).await;
+                    return Ok(());
+                }
+                // It changed meanwhile (an operator resolved it, or another
+                // probe's policy was adopted): decide again from fresh rows.
+                tracing::info!(incident, "incident changed before adoption; deciding again");
+                Box::pin(self.probe_failing(memory, run, now)).await
+            }
+            (join::Decision::Adopt { .. }, None) | (join::Decision::Open, _) => {
+                self.open_incident(memory, run, &detail, policy.as_ref(), now)
+                    .await
+            }
         }
-        if let Some(probe) = self.config.get().probe(&run.probe).cloned()
-            && let Some((parent, inc)) = self.parent_incident(memory, &probe).await?
-        {
-            let detail = format!("{detail} (joined: depends on {parent}, which is failing)");
-            return self
-                .store
-                .join_incident(inc.id, &run.probe, &detail, now)
-                .await;
-        }
-        if let Some(inc) = self
-            .store
-            .open_incident_for_component(&run.component)
-            .await?
-        {
-            return self
-                .store
-                .join_incident(inc.id, &run.probe, &detail, now)
-                .await;
-        }
+    }
+
+    /// Opens an incident for the run's component, paged under `policy`.
+    async fn open_incident(
+        &self,
+        memory: &Memory,
+        run: &RunResult,
+        detail: &str,
+        policy: Option<&crate::escalation::Policy>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let config = self.config.get();
         let component = config.component(&run.component);
         let name = component.map_or(run.component.as_str(), |c| c.name.as_str());
-        let policy = self
-            .config
-            .get()
-            .probe(&run.probe)
-            .and_then(|p| p.alert.escalation.as_ref())
-            .and_then(|name| config.escalation.get(name))
-            .map(crate::escalation::Policy::from);
         let title = format!("{name} disrupted");
         // Never the technical detail: that stays on the internal timeline.
         let public = component
@@ -536,8 +596,8 @@ impl Monitor {
                 impact,
                 probe: &run.probe,
                 public_body: &public,
-                internal_body: &detail,
-                policy: policy.as_ref(),
+                internal_body: detail,
+                policy,
                 now,
             })
             .await?;

@@ -15,6 +15,7 @@ mod lifecycle;
 mod notifiers;
 mod ops;
 mod paging;
+mod paging_safety;
 mod recovery;
 mod report;
 mod retention;
