@@ -49,6 +49,10 @@ pub struct Tuning {
     pub reload_poll: Duration,
     /// How long runs may fail to be stored before operators are told.
     pub store_alert_after: Duration,
+    /// Connections, header and request deadlines of the web server.
+    pub server: crate::web::hardening::ServerLimits,
+    /// Rate limits on subscriptions and refused credentials.
+    pub budgets: crate::web::throttle::Budgets,
 }
 
 impl Default for Tuning {
@@ -59,6 +63,8 @@ impl Default for Tuning {
             schedule: true,
             reload_poll: Duration::from_secs(2),
             store_alert_after: crate::monitor::DEFAULT_ALERT_AFTER,
+            server: crate::web::hardening::ServerLimits::default(),
+            budgets: crate::web::throttle::Budgets::default(),
         }
     }
 }
@@ -306,18 +312,24 @@ impl App {
                 stopped(stop_rx.clone()),
             ))
         });
-        let router = web::router(self.state.clone());
+        let router = web::hardening::layers(
+            web::router(self.state.clone()),
+            self.tuning.server,
+            web::throttle::Throttle::new(self.tuning.budgets),
+        );
         tracing::info!(url = %self.state.base_url, "serving the status page");
         // The page stays up while journeys finish: the web server stops
         // after the scheduler.
         let (web_stop_tx, web_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut server = tokio::spawn(
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = web_stop_rx.await;
-                })
-                .into_future(),
-        );
+        let mut server = tokio::spawn(web::hardening::serve(
+            self.listener,
+            router,
+            self.tuning.server,
+            Duration::from_secs(10),
+            async move {
+                let _ = web_stop_rx.await;
+            },
+        ));
         tokio::pin!(shutdown);
         let early = tokio::select! {
             () = &mut shutdown => None,

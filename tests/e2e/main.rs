@@ -10,6 +10,7 @@ mod config_corpus;
 mod config_fuzz;
 mod crash;
 mod heartbeat;
+mod hostile_clients;
 mod journey;
 mod lifecycle;
 mod notifiers;

@@ -225,6 +225,8 @@ pub fn fast_tuning() -> Tuning {
         schedule: true,
         reload_poll: Duration::from_millis(200),
         store_alert_after: Duration::from_secs(1),
+        server: lookout::web::hardening::ServerLimits::default(),
+        budgets: lookout::web::throttle::Budgets::default(),
     }
 }
 
