@@ -180,7 +180,9 @@ fn window(app: &AppState, b: &MaintenanceBody) -> Result<Window, WebError> {
             Ok(Window::Weekly {
                 weekdays,
                 at,
-                minutes: (length.as_secs() / 60).max(1) as u32,
+                minutes: u32::try_from(length.as_secs() / 60)
+                    .unwrap_or(u32::MAX)
+                    .max(1),
                 time_zone: tz.name().to_string(),
             })
         }
