@@ -47,6 +47,19 @@ impl From<&EscalationPolicy> for Policy {
     }
 }
 
+impl Policy {
+    /// The policy with reminders `factor` times further apart (flapping
+    /// slows them: see `hold::reminder_factor`).
+    pub fn reminding_slower(&self, factor: u32) -> Policy {
+        Policy {
+            remind_every_ms: self
+                .remind_every_ms
+                .map(|ms| ms.saturating_mul(u64::from(factor.max(1)))),
+            ..self.clone()
+        }
+    }
+}
+
 /// Where an incident's paging stands.
 #[derive(Debug, Clone, PartialEq)]
 pub struct State {

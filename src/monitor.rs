@@ -390,9 +390,9 @@ impl Monitor {
         };
         let transition = match change.transition {
             Some(Transition::BecameFailing) => self.probe_failing(memory, run, now).await,
-            // A flapping probe's recovery waits until it settles.
-            Some(Transition::Recovered) if !change.flapping => self.probe_recovered(run, now).await,
-            _ => Ok(()),
+            // Flapping or not: `recover_after` passes in a row recover.
+            Some(Transition::Recovered) => self.probe_recovered(run, now).await,
+            None => Ok(()),
         };
         transition.map_err(|e| (change, e))?;
         let left = Change {
@@ -403,7 +403,7 @@ impl Monitor {
             Some(Flap::Started) => {
                 let f = probe.alert.flapping;
                 let body = format!(
-                    "Probe {} is flapping ({} state changes within {}); paging waits until it settles",
+                    "Probe {} is flapping ({} state changes within {}); each outage still pages, reminders come half as often",
                     run.probe,
                     f.changes,
                     humantime::format_duration(f.within)

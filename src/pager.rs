@@ -104,13 +104,14 @@ impl Pager {
         Ok(enqueued)
     }
 
-    /// Why the incident must not page now, if anything holds it.
+    /// Why the incident must not page now, if anything holds it, and how
+    /// much slower it reminds (flapping).
     async fn hold(
         &self,
         inc: &Incident,
         ctx: &HoldContext,
         now: DateTime<Utc>,
-    ) -> crate::store::Result<Option<Hold>> {
+    ) -> crate::store::Result<(Option<Hold>, u32)> {
         let probes = self.store.incident_probes(inc.id).await?;
         let members: Vec<Member> = probes
             .into_iter()
@@ -124,13 +125,8 @@ impl Pager {
                 }
             })
             .collect();
-        Ok(hold::incident_hold(
-            &inc.component,
-            &members,
-            &ctx.windows,
-            &ctx.silences,
-            now,
-        ))
+        let held = hold::incident_hold(&inc.component, &members, &ctx.windows, &ctx.silences, now);
+        Ok((held, hold::reminder_factor(&members)))
     }
 
     async fn escalate(
@@ -142,7 +138,8 @@ impl Pager {
         let Some(policy) = &inc.policy else {
             return Ok(0);
         };
-        let held = self.hold(inc, ctx, now).await?.map(|h| h.to_string());
+        let (held, slower) = self.hold(inc, ctx, now).await?;
+        let held = held.map(|h| h.to_string());
         if held != inc.held {
             let note = match &held {
                 Some(h) => format!("Paging held: {h}"),
@@ -167,7 +164,7 @@ impl Pager {
             self.store.hold_epoch(inc, now).await?;
             return Ok(0);
         }
-        let actions = escalation::due(policy, &inc.escalation, now);
+        let actions = escalation::due(&policy.reminding_slower(slower), &inc.escalation, now);
         self.carry_out(inc, &actions, vec![], now).await
     }
 
@@ -362,11 +359,32 @@ impl Pager {
             Some((p, _)) => self.store.probe_state(p).await?,
             None => None,
         };
-        let component_name = self
-            .config
-            .get()
+        let config = self.config.get();
+        let component_name = config
             .component(&inc.component)
             .map_or_else(|| inc.component.clone(), |c| c.name.clone());
+        // A page between a heal and the recovery (`recover_after` passes
+        // not reached yet) says so, beside the failure's reason.
+        let healing = state.as_ref().filter(|s| {
+            s.health.failing
+                && matches!(
+                    s.last_outcome,
+                    Some(crate::journey::Outcome::Pass | crate::journey::Outcome::Degraded)
+                )
+        });
+        let reason = match healing {
+            Some(s) if matches!(kind, MessageKind::Trigger | MessageKind::Reminder) => {
+                let needed = config
+                    .probe(&s.probe)
+                    .map_or(1, |p| p.alert.recover_after.max(1));
+                let why = s.last_reason.as_deref().unwrap_or("it failed");
+                Some(format!(
+                    "{why} (still failing: the last run passed, {} of {needed} passing runs needed to recover)",
+                    s.health.consecutive_passes
+                ))
+            }
+            _ => state.as_ref().and_then(|s| s.last_reason.clone()),
+        };
         let wants_ack = matches!(kind, MessageKind::Trigger | MessageKind::Reminder);
         Ok(Message {
             kind,
@@ -376,7 +394,7 @@ impl Pager {
             component_name,
             probes: probes.into_iter().map(|(p, _)| p).collect(),
             failing_step: state.as_ref().and_then(|s| s.last_failed_step.clone()),
-            reason: state.and_then(|s| s.last_reason),
+            reason,
             opened_at: inc.opened_at,
             sent_at: now,
             level,

@@ -140,14 +140,22 @@ impl Memory {
             let before = prev.map(|p| (p.health.failing, p.last_outcome));
             let degraded = |o: Option<Outcome>| o == Some(Outcome::Degraded);
             let was_degraded = degraded(prev.and_then(|p| p.last_outcome));
+            // While it still counts as failing, a passing run keeps the
+            // failure's reason and step: pages sent then say why.
+            let kept = |field: fn(&ProbeRow) -> Option<String>| {
+                prev.filter(|_| health.failing).and_then(field)
+            };
             let row = ProbeRow {
                 probe: run.probe.clone(),
                 component: run.component.clone(),
-                health,
                 last_run_at: Some(run.finished_at),
                 last_outcome: Some(run.outcome),
-                last_reason: run.reason(),
-                last_failed_step: run.failed_step().map(|s| s.id.clone()),
+                last_reason: run.reason().or_else(|| kept(|p| p.last_reason.clone())),
+                last_failed_step: run
+                    .failed_step()
+                    .map(|s| s.id.clone())
+                    .or_else(|| kept(|p| p.last_failed_step.clone())),
+                health,
             };
             let flapping = row.health.flapping;
             let view_changed = before != Some((row.health.failing, row.last_outcome));

@@ -23,6 +23,9 @@ pub fn body(msg: &Message) -> Value {
     if let Some(reason) = &msg.reason {
         detail.push_str(&format!("\n*Reason:* {reason}"));
     }
+    if msg.kind == MessageKind::Resolved {
+        detail.push_str(&format!("\n*Highest level paged:* {}", msg.level + 1));
+    }
     if let Some(by) = &msg.acknowledged_by {
         detail.push_str(&format!("\n*Acknowledged by:* {by}"));
     }
