@@ -160,9 +160,13 @@ impl Monitor {
                 let _ = stopped.await;
             }))
         });
+        let (done, watching) = tokio::sync::watch::channel(false);
+        let file_watch = tokio::spawn(watch_file(self.store.clone(), self.health.clone(), watching));
         self.write(&inbox).await;
         let _ = intake.await;
         let _ = stop.send(());
+        let _ = done.send(true);
+        let _ = file_watch.await;
         if let Some(a) = alarm {
             let _ = a.await;
         }
@@ -323,7 +327,10 @@ impl Monitor {
             b.held()
         });
         self.metrics.runs_buffered(held, 0);
-        self.health.storage(|s| s.buffered = held);
+        self.health.storage(|s| {
+            s.buffered = held;
+            s.stored += runs.len() as u64;
+        });
         Ok(change.and_then(|c| Some((runs.pop()?, c))))
     }
 
@@ -814,6 +821,34 @@ pub fn component_status_by<'a>(
         .collect();
     let in_maintenance = crate::maintenance::active_for(windows, component, now).is_some();
     evaluate::component_status(&views, in_maintenance)
+}
+
+/// How often the database file is looked at (deleted or replaced?).
+const FILE_CHECK: Duration = Duration::from_secs(1);
+
+/// Looks at the database file every [`FILE_CHECK`] until `done`, and
+/// reports a file deleted or replaced under the service as storage trouble
+/// (readiness fails; the self-alert goes out after its delay).
+async fn watch_file(
+    store: Store,
+    health: crate::health::Health,
+    mut done: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let problem = store.file_problem();
+        health.storage(|s| match (&problem, &s.file_problem) {
+            (Some(p), Some((_, known))) if p == known => {}
+            (Some(p), _) => {
+                tracing::error!(problem = %p, "database file trouble");
+                s.file_problem = Some((Utc::now(), p.clone()));
+            }
+            (None, _) => s.file_problem = None,
+        });
+        tokio::select! {
+            _ = done.wait_for(|d| *d) => return,
+            _ = tokio::time::sleep(FILE_CHECK) => {}
+        }
+    }
 }
 
 /// Moves runs from the channel into the inbox as they come, counting each.

@@ -9,6 +9,7 @@ mod cli;
 mod config_corpus;
 mod config_fuzz;
 mod crash;
+mod disk_faults;
 mod extreme_values;
 mod heartbeat;
 mod hostile_clients;
