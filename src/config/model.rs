@@ -488,6 +488,9 @@ pub enum Notifier {
         /// Standard Webhooks secret (`whsec_<base64>`), signs when present.
         secret: Option<Secret>,
         headers: Vec<(String, String)>,
+        /// `body:` (with `content_type:`, default `application/json`): the
+        /// receiver's own format instead of Lookout's JSON.
+        body: Option<crate::notify::template::BodyTemplate>,
     },
     Email {
         to: Vec<String>,

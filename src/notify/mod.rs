@@ -7,6 +7,7 @@ mod message;
 pub mod pagerduty;
 pub mod signing;
 mod slack;
+pub mod template;
 mod webhook;
 
 use std::time::Duration;
@@ -105,9 +106,16 @@ impl Notifiers {
                 url,
                 secret,
                 headers,
+                body,
             } => {
                 let secret = secret.as_ref().map(|s| s.expose());
-                webhook::send(&self.http, url, secret, headers, msg, delivery_id).await
+                let to = webhook::Target {
+                    url,
+                    secret,
+                    headers,
+                    body: body.as_ref(),
+                };
+                webhook::send(&self.http, &to, msg, delivery_id).await
             }
             Notifier::PagerDuty { routing_key, url } => {
                 let key = pagerduty::dedup_key(&self.installation, msg.incident_id);

@@ -175,6 +175,7 @@ fn message(kind: MessageKind, incident_id: i64) -> Message {
 
 fn webhook(url: String, secret: Option<&str>) -> Notifier {
     Notifier::Webhook {
+        body: None,
         url,
         secret: secret.map(Secret::new),
         headers: vec![("X-Tenant".into(), "acme".into())],
