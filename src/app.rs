@@ -244,13 +244,16 @@ impl App {
             let planner = scheduler.as_ref().map(Scheduler::planner);
             let (monitor, metrics) = (self.monitor.clone(), self.state.metrics.clone());
             let changes = self.state.changes.clone();
+            // The configuration before each reload, to see what it moved.
+            let previous = std::sync::Mutex::new(config.clone());
             let apply = move |config: Arc<crate::config::Config>| {
                 if let Some(p) = &planner {
                     p.reload(config.clone());
                 }
                 metrics.expect_notifiers(config.notifiers.keys());
-                let monitor = monitor.clone();
-                tokio::spawn(async move { monitor.forget_removed_probes(Utc::now()).await });
+                let mut old = previous.lock().unwrap_or_else(|e| e.into_inner());
+                monitor.reconfigured(&old, &config);
+                *old = config;
                 changes.bump();
             };
             tokio::spawn(crate::reload::run(

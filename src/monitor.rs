@@ -18,6 +18,7 @@
 mod alarm;
 mod backlog;
 mod memory;
+pub mod moves;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -80,6 +81,29 @@ pub struct Monitor {
     /// Where the storage self-alert goes, when set (see [`alarm`]).
     alert: Option<(Arc<crate::notify::Notifiers>, Duration)>,
     limit: usize,
+    /// Reloads the writer has yet to carry out.
+    reconfig: Arc<Reconfig>,
+}
+
+/// What reloads left for the writer: probes renamed or moved (`None`:
+/// nothing since the last time), and a wake-up for an idle writer.
+#[derive(Default)]
+struct Reconfig {
+    moves: std::sync::Mutex<Option<Vec<moves::Move>>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Reconfig {
+    fn take(&self) -> Option<Vec<moves::Move>> {
+        self.moves.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Puts back work that failed, before anything queued since.
+    fn put_back(&self, mut earlier: Vec<moves::Move>) {
+        let mut queued = self.moves.lock().unwrap_or_else(|e| e.into_inner());
+        earlier.extend(queued.take().unwrap_or_default());
+        *queued = Some(earlier);
+    }
 }
 
 /// The wait before retry number `failures` (1 for the first).
@@ -99,7 +123,27 @@ impl Monitor {
             health: crate::health::Health::default(),
             alert: None,
             limit: backlog::DEFAULT_LIMIT,
+            reconfig: Arc::default(),
         }
+    }
+
+    /// After a reload from `old` to `new`: the writer carries the state of
+    /// every probe renamed or moved (same `id`) over, recomputes the
+    /// components, then retires the probes removed (see
+    /// [`moves::moves`]). Returns at once; the work is the writer's, in
+    /// order with the runs.
+    pub fn reconfigured(&self, old: &Config, new: &Config) {
+        let found = moves::moves(old, new);
+        if !found.is_empty() {
+            tracing::info!(moves = ?found, "reload renamed or moved probes");
+        }
+        self.reconfig
+            .moves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Vec::new)
+            .extend(found);
+        self.reconfig.wake.notify_one();
     }
 
     /// Where runs and write latency are counted.
@@ -193,10 +237,21 @@ impl Monitor {
                             e
                         })
                 }
+                None if let Some(moves) = self.reconfig.take() => {
+                    let applied = self.apply_moves(&mut memory, &moves, Utc::now()).await;
+                    if applied.is_err() {
+                        self.reconfig.put_back(moves);
+                    }
+                    applied
+                }
                 None => {
                     let Some(runs) = self.next_batch(inbox, last_write).await else {
                         return;
                     };
+                    if runs.is_empty() {
+                        // Woken by a reload: its work comes first.
+                        continue;
+                    }
                     last_write = std::time::Instant::now();
                     match self
                         .store_runs(&mut memory, &mut context, runs, inbox)
@@ -256,7 +311,10 @@ impl Monitor {
         inbox: &Inbox<RunResult>,
         last_write: std::time::Instant,
     ) -> Option<Vec<RunResult>> {
-        let mut runs = inbox.take(BATCH).await?;
+        let mut runs = tokio::select! {
+            runs = inbox.take(BATCH) => runs?,
+            () = self.reconfig.wake.notified() => return Some(vec![]),
+        };
         let wait = COMMIT_EVERY.saturating_sub(last_write.elapsed());
         if runs.len() < BATCH && !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -479,21 +537,19 @@ impl Monitor {
     async fn candidates(
         &self,
         memory: &Memory,
-        run: &RunResult,
+        probe: &str,
+        component: &str,
     ) -> Result<join::Candidates> {
         let as_candidate = |i: &Incident| join::Candidate {
             id: i.id,
             policy: i.policy.as_ref().map(|p| p.name.clone()),
         };
-        let member_of = self.store.open_incident_for_probe(&run.probe).await?;
-        let parents = match self.config.get().probe(&run.probe).cloned() {
+        let member_of = self.store.open_incident_for_probe(probe).await?;
+        let parents = match self.config.get().probe(probe).cloned() {
             Some(probe) => self.parent_incidents(memory, &probe).await?,
             None => vec![],
         };
-        let component = self
-            .store
-            .open_incidents_for_component(&run.component)
-            .await?;
+        let component = self.store.open_incidents_for_component(component).await?;
         Ok(join::Candidates {
             member_of: member_of.as_ref().map(as_candidate),
             parents: parents
@@ -528,19 +584,36 @@ impl Monitor {
             (None, Some(reason)) => format!("Probe {} failing: {reason}", run.probe),
             _ => format!("Probe {} failing", run.probe),
         };
-        let policy = self.policy_of(&run.probe);
-        let candidates = self.candidates(memory, run).await?;
+        let failing = Failing {
+            probe: &run.probe,
+            component: &run.component,
+            detail,
+        };
+        self.failing_as(memory, &failing, now).await
+    }
+
+    /// The incident work of a probe that starts failing (or, after a
+    /// reload moved it, fails on another component): join, adopt or open.
+    async fn failing_as(
+        &self,
+        memory: &Memory,
+        f: &Failing<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let detail = &f.detail;
+        let policy = self.policy_of(f.probe);
+        let candidates = self.candidates(memory, f.probe, f.component).await?;
         let decision = join::choose(policy.as_ref().map(|p| p.name.as_str()), &candidates, now);
         let why = |via: &join::Via| match via {
             join::Via::Parent(parent) => {
                 format!("{detail} (joined: depends on {parent}, which is failing)")
             }
-            _ => detail.clone(),
+            _ => detail.to_string(),
         };
         match (decision, &policy) {
             (join::Decision::Join { incident, via }, _) => {
                 self.store
-                    .join_incident(incident, &run.probe, &why(&via), now)
+                    .join_incident(incident, f.probe, &why(&via), now)
                     .await
             }
             (join::Decision::Adopt { incident, via, epoch }, Some(policy)) => {
@@ -551,10 +624,10 @@ impl Monitor {
                 );
                 if self
                     .store
-                    .adopt_incident(incident, &run.probe, policy, &body, epoch)
+                    .adopt_incident(incident, f.probe, policy, &body, epoch)
                     .await?
                 {
-                    tracing::warn!(incident, probe = %run.probe, policy = %policy.name,
+                    tracing::warn!(incident, probe = %f.probe, policy = %policy.name,
                         "failing probe joined an incident that paged nobody; paging starts");
                     self.page_now(now).await;
                     return Ok(());
@@ -562,27 +635,25 @@ impl Monitor {
                 // It changed meanwhile (an operator resolved it, or another
                 // probe's policy was adopted): decide again from fresh rows.
                 tracing::info!(incident, "incident changed before adoption; deciding again");
-                Box::pin(self.probe_failing(memory, run, now)).await
+                Box::pin(self.failing_as(memory, f, now)).await
             }
             (join::Decision::Adopt { .. }, None) | (join::Decision::Open, _) => {
-                self.open_incident(memory, run, &detail, policy.as_ref(), now)
-                    .await
+                self.open_incident(memory, f, policy.as_ref(), now).await
             }
         }
     }
 
-    /// Opens an incident for the run's component, paged under `policy`.
+    /// Opens an incident for the failing probe's component, paged under `policy`.
     async fn open_incident(
         &self,
         memory: &Memory,
-        run: &RunResult,
-        detail: &str,
+        f: &Failing<'_>,
         policy: Option<&crate::escalation::Policy>,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let config = self.config.get();
-        let component = config.component(&run.component);
-        let name = component.map_or(run.component.as_str(), |c| c.name.as_str());
+        let component = config.component(f.component);
+        let name = component.map_or(f.component, |c| c.name.as_str());
         let title = format!("{name} disrupted");
         // Never the technical detail: that stays on the internal timeline.
         let public = component
@@ -590,7 +661,7 @@ impl Monitor {
             .unwrap_or_else(|| format!("We are investigating problems with {name}."));
         let windows = windows(&self.config.get(), &self.store).await?;
         let lookup = |name: &str| memory.probe(name);
-        let status = component_status_by(&self.config.get(), lookup, &windows, &run.component, now);
+        let status = component_status_by(&self.config.get(), lookup, &windows, f.component, now);
         let impact = match status {
             ComponentStatus::MajorOutage => "major",
             _ => "minor",
@@ -598,17 +669,17 @@ impl Monitor {
         let id = self
             .store
             .create_incident(NewIncident {
-                component: &run.component,
+                component: f.component,
                 title: &title,
                 impact,
-                probe: &run.probe,
+                probe: f.probe,
                 public_body: &public,
-                internal_body: detail,
+                internal_body: &f.detail,
                 policy,
                 now,
             })
             .await?;
-        tracing::warn!(component = %run.component, probe = %run.probe, "incident opened");
+        tracing::warn!(component = %f.component, probe = %f.probe, "incident opened");
         self.announce(id, "investigating", &public, now).await;
         self.page_now(now).await;
         Ok(())
@@ -616,12 +687,20 @@ impl Monitor {
 
     async fn probe_recovered(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
         let body = format!("Probe {} recovered", run.probe);
-        self.probe_cleared(&run.probe, &body, now).await
+        self.probe_cleared(&run.probe, &body, Closing::Recovered, now)
+            .await
     }
 
     /// Takes the probe off its open incident, resolving the incident (and
-    /// its pages) when no probe of it still fails.
-    async fn probe_cleared(&self, probe: &str, body: &str, now: DateTime<Utc>) -> Result<()> {
+    /// its pages) when no probe of it still fails. The public text says
+    /// the service recovered only when `why` is an observed recovery.
+    async fn probe_cleared(
+        &self,
+        probe: &str,
+        body: &str,
+        why: Closing,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let Some(inc) = self.store.open_incident_for_probe(probe).await? else {
             return Ok(());
         };
@@ -634,7 +713,16 @@ impl Monitor {
             .component(&inc.component)
             .map_or(inc.component.as_str(), |c| c.name.as_str());
         let deliveries = self.pager.resolved_deliveries(&inc, now).await?;
-        let body = format!("{name} is operating normally again.");
+        let body = match why {
+            Closing::Recovered => format!("{name} is operating normally again."),
+            Closing::Unwatched => format!(
+                "The check that reported this problem with {name} is no longer run, so this incident is closed; no recovery was observed."
+            ),
+            Closing::MovedTo(to) => {
+                let to = config.component(&to).map_or(to.clone(), |c| c.name.clone());
+                format!("This problem is now tracked under {to}.")
+            }
+        };
         self.store
             .resolve_incident(inc.id, &body, now, &deliveries)
             .await?;
@@ -644,16 +732,94 @@ impl Monitor {
         Ok(())
     }
 
-    /// After a reload: probes no longer configured leave their incidents
-    /// (an incident left with none is resolved, so nobody is paged for
-    /// something no longer watched) and the page.
-    pub async fn forget_removed_probes(&self, now: DateTime<Utc>) {
-        if let Err(e) = self.try_forget_removed_probes(now).await {
-            tracing::error!(error = %e, "could not retire removed probes");
+    /// A reload's work, in the writer: each probe renamed or moved takes
+    /// its state along (stored, then in memory), its incident follows it
+    /// to its new component, and probes no longer configured are retired.
+    /// A step done is not redone when the rest is retried.
+    async fn apply_moves(
+        &self,
+        memory: &mut Memory,
+        moves: &[moves::Move],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for m in moves {
+            let pending = memory
+                .probe(&m.from)
+                .is_some_and(|s| m.renamed() || s.component != m.to_component);
+            if pending {
+                self.store.move_probe(&m.from, &m.to, &m.to_component).await?;
+                memory.rename(&m.from, &m.to, &m.to_component);
+                tracing::info!(from = %m.from, to = %m.to, component = %m.to_component,
+                    "probe state carried over");
+            }
+            if m.moved() {
+                self.follow_moved_probe(memory, m, now).await?;
+            }
+            self.changes.bump();
         }
+        self.forget_removed_probes(now).await
     }
 
-    async fn try_forget_removed_probes(&self, now: DateTime<Utc>) -> Result<()> {
+    /// The incident of a failing probe a reload moved to another
+    /// component follows it: alone in its incident, with nothing open on
+    /// the new component, the incident moves along; otherwise the probe
+    /// leaves it and joins (or opens) one there, and an incident it leaves
+    /// with nothing failing closes without claiming a recovery.
+    async fn follow_moved_probe(
+        &self,
+        memory: &Memory,
+        m: &moves::Move,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(inc) = self.store.open_incident_for_probe(&m.to).await? else {
+            return Ok(());
+        };
+        if inc.component != m.from_component {
+            // Joined through `depends_on`, or already followed.
+            return Ok(());
+        }
+        let others = self
+            .store
+            .incident_probes(inc.id)
+            .await?
+            .into_iter()
+            .any(|(p, failing)| failing && p != m.to);
+        let there = self.store.open_incidents_for_component(&m.to_component).await?;
+        if !others && there.is_empty() {
+            let note = format!(
+                "Probe {} moved from component {} to {} with the configuration; this incident moves with it",
+                m.to, m.from_component, m.to_component
+            );
+            return self
+                .store
+                .rehome_incident(inc.id, &m.to_component, &note, now)
+                .await;
+        }
+        let note = format!(
+            "Probe {} moved to component {} with the configuration; it is followed there",
+            m.to, m.to_component
+        );
+        self.probe_cleared(&m.to, &note, Closing::MovedTo(m.to_component.clone()), now)
+            .await?;
+        let failing = memory.probe(&m.to).is_some_and(|s| s.health.failing);
+        if failing {
+            let f = Failing {
+                probe: &m.to,
+                component: &m.to_component,
+                detail: format!(
+                    "Probe {} failing (moved here from component {})",
+                    m.to, m.from_component
+                ),
+            };
+            self.failing_as(memory, &f, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Probes no longer configured leave their incidents (an incident left
+    /// with none is closed, so nobody is paged for something no longer
+    /// watched, without claiming it recovered) and the page.
+    async fn forget_removed_probes(&self, now: DateTime<Utc>) -> Result<()> {
         let config = self.config.get();
         for state in self.store.probe_states().await? {
             if config.probe(&state.probe).is_some() {
@@ -663,7 +829,8 @@ impl Monitor {
                 "Probe {} was removed from the configuration, so it no longer counts",
                 state.probe
             );
-            self.probe_cleared(&state.probe, &body, now).await?;
+            self.probe_cleared(&state.probe, &body, Closing::Unwatched, now)
+                .await?;
             self.store.forget_probe_state(&state.probe).await?;
             self.changes.bump();
             tracing::info!(probe = %state.probe, "removed probe retired");
@@ -701,6 +868,25 @@ impl Monitor {
             Utc::now(),
         ))
     }
+}
+
+/// A probe that starts failing, as the incident work sees it.
+struct Failing<'a> {
+    probe: &'a str,
+    component: &'a str,
+    /// The internal timeline note: step and reason.
+    detail: String,
+}
+
+/// Why an incident closes when its last failing probe leaves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Closing {
+    /// The probes passed again: a recovery was observed.
+    Recovered,
+    /// The probe was removed from the configuration: nothing was observed.
+    Unwatched,
+    /// A reload moved the probe to this component; it is followed there.
+    MovedTo(String),
 }
 
 /// Runs the cleanup of every run a crash cut short, with the captures it

@@ -221,6 +221,10 @@ pub struct Admin {
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub name: String,
+    /// `id:`, a stable identity that survives renames (default: the
+    /// name). A reload that gives a probe of the same id another name or
+    /// component carries its failing state and incident over.
+    pub id: String,
     pub component: String,
     pub schedule: Schedule,
     /// Extra random delay added to each scheduled start, at most this long.

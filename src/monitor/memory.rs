@@ -122,6 +122,21 @@ impl Memory {
         self.probes.get(name)
     }
 
+    /// Carries probe `from`'s state and current interval to name `to` on
+    /// `component` (stored already by `Store::move_probe`); every
+    /// component's status is worked out afresh.
+    pub fn rename(&mut self, from: &str, to: &str, component: &str) {
+        if let Some(mut row) = self.probes.remove(from) {
+            row.probe = to.to_string();
+            row.component = component.to_string();
+            self.probes.insert(to.to_string(), row);
+        }
+        if let Some(current) = self.intervals.remove(&SubjectId::Probe(from.to_string())) {
+            self.intervals.insert(SubjectId::Probe(to.to_string()), current);
+        }
+        self.shown.clear();
+    }
+
     /// Evaluates `runs` in order, up to and including the first that
     /// changes a probe's health or flapping.
     pub fn plan(&self, config: &Config, ctx: &Context, runs: &[RunResult]) -> Plan {

@@ -168,6 +168,27 @@ impl Store {
         row.map(|r| incident(&r)).transpose()
     }
 
+    /// Moves an open incident to another component (its only failing probe
+    /// was moved there by a reload), with a note for operators.
+    pub async fn rehome_incident(
+        &self,
+        id: i64,
+        component: &str,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE incidents SET component = ? WHERE id = ? AND resolved_at IS NULL")
+            .bind(component)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let status = self.status_in(&mut tx, id).await?;
+        add_update(&mut tx, id, now, UpdateKind::ProbeFailing, &status, note, false).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Every open incident of `component`, oldest first.
     pub async fn open_incidents_for_component(&self, component: &str) -> Result<Vec<Incident>> {
         let rows = sqlx::query(

@@ -21,6 +21,7 @@ mod ops;
 mod paging;
 mod paging_safety;
 mod recovery;
+mod reload_moves;
 mod report;
 mod retention;
 mod schedule;
