@@ -271,3 +271,103 @@ async fn two_databases_paging_one_receiver_never_share_an_id() {
     let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
     assert_eq!(distinct.len(), all.len(), "no id twice: {all:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_flood_during_an_incident_does_not_delay_its_pages() {
+    const SUBSCRIBERS: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    let smtp = support::Smtp::default();
+    let port = smtp.start();
+    // The receiver notes how many subscriber mails had gone out when each
+    // page arrived: the event order, not a stopwatch.
+    let mails_at_page: Arc<std::sync::Mutex<Vec<usize>>> = Arc::default();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let (seen, sent) = (mails_at_page.clone(), smtp.mails.clone());
+    let app_hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let (seen, sent) = (seen.clone(), sent.clone());
+            async move {
+                let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+                if v["type"] == "incident.trigger" {
+                    seen.lock().unwrap().push(sent.lock().unwrap().len());
+                }
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app_hook).await;
+    });
+    let notifiers = format!(
+        "  hook: {{ type: webhook, url: \"{url}\" }}
+smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}"
+    );
+    support::add_subscribers(&dir.path().join("lookout.db"), SUBSCRIBERS).await;
+    let app = start(dir.path(), &config(&platform.url, &notifiers, "hook", "")).await;
+    // Anonymous posts to /subscribe keep coming all along.
+    let flood = {
+        let url = format!("{}/subscribe", app.url);
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut answered = 0;
+            for i in 0..3_000 {
+                let r = http
+                    .post(&url)
+                    .form(&[("email", format!("anon{i}@flood.test"))])
+                    .send()
+                    .await;
+                answered += usize::from(r.is_ok());
+            }
+            answered
+        })
+    };
+    // An operator's public update puts 3,000 mails in the outbox first...
+    let posted = reqwest::Client::new()
+        .post(format!("{}/api/admin/incidents", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "name": "Slow deploys", "impact": "minor", "status": "investigating",
+            "body": "We are looking into slow deploys.",
+            "components": { "api": "degraded_performance" }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+    eventually("the announcement queued", WAIT, || async {
+        let s = app.store.outbox_stats().await.ok()?;
+        (s.pending + s.delivered >= SUBSCRIBERS as i64).then_some(())
+    })
+    .await;
+    // ...then the probe fails: its page must not wait behind them.
+    platform.state.inject(login_error());
+    eventually("the page", WAIT, || async {
+        (!mails_at_page.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    let at_page = mails_at_page.lock().unwrap()[0];
+    let inc = app.store.open_incidents().await.unwrap().remove(0);
+    assert!(
+        at_page < SUBSCRIBERS / 2,
+        "the page waited for {at_page} of {SUBSCRIBERS} subscriber mails"
+    );
+    // Reminders keep overtaking the mail still queued.
+    eventually("a reminder", WAIT, || async {
+        (mails_at_page.lock().unwrap().len() + app
+            .store
+            .outbox_rows(inc.id)
+            .await
+            .ok()?
+            .iter()
+            .filter(|r| r.kind == "reminder" && r.status == "delivered")
+            .count()
+            >= 2)
+            .then_some(())
+    })
+    .await;
+    assert!(flood.await.unwrap() > 0);
+    app.stop().await;
+}

@@ -309,3 +309,27 @@ impl Running {
             .unwrap()
     }
 }
+
+/// Adds `n` confirmed subscribers to all components (`sub{i}@flood.test`)
+/// straight into the database at `db` (created and migrated if needed), in
+/// one transaction: an incident then enqueues `n` subscriber mails.
+pub async fn add_subscribers(db: &Path, n: usize) {
+    use sqlx::Connection;
+    lookout::store::Store::open(db).await.unwrap().close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    for i in 0..n {
+        sqlx::query(
+            "INSERT INTO subscribers (email, components, token, created_at, confirmed_at)
+             VALUES (?, '[]', ?, 0, 0)",
+        )
+        .bind(format!("sub{i}@flood.test"))
+        .bind(format!("flood-token-{i}"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
