@@ -251,7 +251,21 @@ impl Crash {
 }
 
 async fn crash_and_restart(crash: Crash) {
-    let label = crash.label();
+    crash_and_restart_with(crash, 0).await;
+}
+
+/// How many confirmed subscribers the flood scenario has: the incident's
+/// announcement puts this many mails in the outbox beside the pages.
+const FLOOD: usize = 600;
+
+/// [`crash_and_restart`], with `subscribers` confirmed subscribers whose
+/// mails (the incident's announcement) flood the outbox while it pages.
+async fn crash_and_restart_with(crash: Crash, subscribers: usize) {
+    let label = if subscribers > 0 {
+        "SIGKILL in flight during a subscriber flood"
+    } else {
+        crash.label()
+    };
     let dir = tempfile::tempdir().unwrap();
     let logs = Logs {
         label: label.to_string(),
@@ -266,6 +280,16 @@ async fn crash_and_restart(crash: Crash) {
     let url = hooks.start().await;
     let config = write_config(dir.path(), &platform.url, &url, &two_levels());
     let db = dir.path().join("lookout.db");
+    let smtp = support::Smtp::default();
+    if subscribers > 0 {
+        let port = smtp.start();
+        let mut yaml = std::fs::read_to_string(&config).unwrap();
+        yaml.push_str(&format!(
+            "smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}\n"
+        ));
+        std::fs::write(&config, yaml).unwrap();
+        support::add_subscribers(&db, subscribers).await;
+    }
 
     // First life: dies at the crash point.
     let crash_env = match crash {
@@ -284,7 +308,8 @@ async fn crash_and_restart(crash: Crash) {
         }
         Crash::KillInFlight => {
             support::eventually("the first page in flight", WAIT, || async {
-                (!hooks.hits().is_empty()).then_some(())
+                let flooding = subscribers == 0 || !smtp.mails.lock().unwrap().is_empty();
+                (!hooks.hits().is_empty() && flooding).then_some(())
             })
             .await;
             child.kill().await.unwrap();
@@ -335,7 +360,27 @@ async fn crash_and_restart(crash: Crash) {
         (delivered(1) && delivered(2) && delivered(3)).then_some(rows)
     })
     .await;
+    if subscribers > 0 {
+        // Every subscriber hears of the incident (at least once: a mail in
+        // flight at the kill may go twice), none is lost.
+        let told = support::eventually("every subscriber's mail", WAIT, || async {
+            let mails = smtp.mails.lock().unwrap().clone();
+            let told: std::collections::BTreeSet<String> = mails
+                .iter()
+                .filter_map(|m| {
+                    m.lines()
+                        .find_map(|l| l.strip_prefix("To: "))
+                        .map(|t| t.trim().to_string())
+                })
+                .collect();
+            (told.len() >= subscribers).then_some(told)
+        })
+        .await;
+        assert_eq!(told.len(), subscribers, "{label}");
+    }
     child.kill().await.unwrap();
+    // What the dead process left, so rows and hits describe the same end.
+    let rows = store.outbox_rows(inc.id).await.unwrap();
     let hits = hooks.hits();
     check_pages(label, inc.id, &rows, &hits, crash.delivered_before_crash());
 
@@ -556,4 +601,9 @@ async fn a_receiver_down_for_long_gets_every_page_in_order_when_back() {
     let rows = app.store.outbox_rows(incident).await.unwrap();
     assert!(rows.iter().all(|r| r.status != "failed"), "{rows:?}");
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_a_subscriber_flood_loses_and_repeats_no_page() {
+    crash_and_restart_with(Crash::KillInFlight, FLOOD).await;
 }
