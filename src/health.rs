@@ -338,7 +338,11 @@ mod tests {
         s.storage.file_problem = Some((now - chrono::Duration::seconds(2), problem));
         let checks = assess(&s, Ok(()), &Limits::default(), now);
         assert_eq!(failing(&checks), ["database"]);
-        assert!(checks[0].detail.contains("deleted or replaced"), "{}", checks[0].detail);
+        assert!(
+            checks[0].detail.contains("deleted or replaced"),
+            "{}",
+            checks[0].detail
+        );
         assert_eq!(
             s.storage.trouble_since(now),
             Some(now - chrono::Duration::seconds(2))

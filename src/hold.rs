@@ -268,7 +268,11 @@ mod soak {
         let (mut triggers, mut resolves, mut flapped) = (vec![], vec![], false);
         for s in (0..3600).step_by(every) {
             let now = t0 + chrono::Duration::seconds(s);
-            let outcome = if s % 300 < 120 { Outcome::Fail } else { Outcome::Pass };
+            let outcome = if s % 300 < 120 {
+                Outcome::Fail
+            } else {
+                Outcome::Pass
+            };
             let (h, t) = evaluate::apply(&health, outcome, &rule, now);
             let (h, _) = evaluate::flapping(&h, t, &rule, now);
             health = h;
@@ -288,7 +292,10 @@ mod soak {
                     });
                 }
                 Some(Transition::Recovered) => {
-                    assert!(incident.take().is_some(), "recovered at {s}s with no incident");
+                    assert!(
+                        incident.take().is_some(),
+                        "recovered at {s}s with no incident"
+                    );
                     resolves.push(s);
                 }
                 None => {}
@@ -315,15 +322,15 @@ mod soak {
                 *state = escalation::advance(state, &actions, now);
             }
         }
-        assert!(flapped, "the default rule (6 changes in 1h) sees it flapping");
+        assert!(
+            flapped,
+            "the default rule (6 changes in 1h) sees it flapping"
+        );
         // Each of the twelve outages pages once its third failed run is in
         // (20 s after the fault: the rule's `after: 3` at 10 s), flapping
         // or not; each heal resolves after two passes (130 s into the cycle).
         let outages: Vec<i64> = (0..12).map(|i| i * 300).collect();
-        assert_eq!(
-            triggers,
-            outages.iter().map(|o| o + 20).collect::<Vec<_>>()
-        );
+        assert_eq!(triggers, outages.iter().map(|o| o + 20).collect::<Vec<_>>());
         assert_eq!(
             resolves,
             outages.iter().map(|o| o + 130).collect::<Vec<_>>()

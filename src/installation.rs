@@ -77,7 +77,10 @@ mod tests {
         let b = Store::open(&dir.path().join("b.db")).await.unwrap();
         let second = Installation::load(&b).await.unwrap();
         assert_ne!(second, first);
-        assert_ne!(second.scoped("inc1-p1-trigger-hook"), first.scoped("inc1-p1-trigger-hook"));
+        assert_ne!(
+            second.scoped("inc1-p1-trigger-hook"),
+            first.scoped("inc1-p1-trigger-hook")
+        );
         assert_eq!(first.scoped("x"), format!("{first}-x"));
     }
 }

@@ -73,7 +73,10 @@ pub fn choose(policy: Option<&str>, open: &Candidates, now: DateTime<Utc>) -> De
             via,
             epoch: now,
         },
-        _ => Decision::Join { incident: c.id, via },
+        _ => Decision::Join {
+            incident: c.id,
+            via,
+        },
     };
     if let Some(c) = &open.member_of {
         return join(c, Via::Member);
@@ -155,7 +158,11 @@ mod tests {
         let open = component(vec![inc(3, Some("team-a"))]);
         assert_eq!(choose(Some("team-b"), &open, now()), Decision::Open);
         // ...but one of its own policy, or one paging nobody, is preferred.
-        let open = component(vec![inc(3, Some("team-a")), inc(4, None), inc(5, Some("team-b"))]);
+        let open = component(vec![
+            inc(3, Some("team-a")),
+            inc(4, None),
+            inc(5, Some("team-b")),
+        ]);
         assert_eq!(
             choose(Some("team-b"), &open, now()),
             Decision::Join {
@@ -231,12 +238,20 @@ mod tests {
                 let open = component(vec![inc(1, first), inc(2, second)]);
                 let d = choose(Some("a"), &open, now());
                 let paged_as = match &d {
-                    Decision::Join { incident, .. } => {
-                        open.component.iter().find(|c| c.id == *incident).unwrap().policy.clone()
-                    }
+                    Decision::Join { incident, .. } => open
+                        .component
+                        .iter()
+                        .find(|c| c.id == *incident)
+                        .unwrap()
+                        .policy
+                        .clone(),
                     Decision::Adopt { .. } | Decision::Open => Some("a".into()),
                 };
-                assert_eq!(paged_as.as_deref(), Some("a"), "{first:?} {second:?}: {d:?}");
+                assert_eq!(
+                    paged_as.as_deref(),
+                    Some("a"),
+                    "{first:?} {second:?}: {d:?}"
+                );
             }
         }
     }

@@ -108,9 +108,7 @@ impl Window {
 fn local_date(now: DateTime<Utc>, tz: &chrono_tz::Tz) -> Option<chrono::NaiveDate> {
     use chrono::Offset;
     let offset = tz.offset_from_utc_datetime(&now.naive_utc()).fix();
-    now.naive_utc()
-        .checked_add_offset(offset)
-        .map(|t| t.date())
+    now.naive_utc().checked_add_offset(offset).map(|t| t.date())
 }
 
 /// A named window over some components, from probes.yaml or the admin API.

@@ -205,7 +205,11 @@ impl Monitor {
             }))
         });
         let (done, watching) = tokio::sync::watch::channel(false);
-        let file_watch = tokio::spawn(watch_file(self.store.clone(), self.health.clone(), watching));
+        let file_watch = tokio::spawn(watch_file(
+            self.store.clone(),
+            self.health.clone(),
+            watching,
+        ));
         self.write(&inbox).await;
         let _ = intake.await;
         let _ = stop.send(());
@@ -594,12 +598,7 @@ impl Monitor {
 
     /// The incident work of a probe that starts failing (or, after a
     /// reload moved it, fails on another component): join, adopt or open.
-    async fn failing_as(
-        &self,
-        memory: &Memory,
-        f: &Failing<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
+    async fn failing_as(&self, memory: &Memory, f: &Failing<'_>, now: DateTime<Utc>) -> Result<()> {
         let detail = &f.detail;
         let policy = self.policy_of(f.probe);
         let candidates = self.candidates(memory, f.probe, f.component).await?;
@@ -616,7 +615,14 @@ impl Monitor {
                     .join_incident(incident, f.probe, &why(&via), now)
                     .await
             }
-            (join::Decision::Adopt { incident, via, epoch }, Some(policy)) => {
+            (
+                join::Decision::Adopt {
+                    incident,
+                    via,
+                    epoch,
+                },
+                Some(policy),
+            ) => {
                 let body = format!(
                     "{}; this incident paged nobody, so it pages under `{}` from now",
                     why(&via),
@@ -680,8 +686,9 @@ impl Monitor {
             })
             .await?;
         tracing::warn!(component = %f.component, probe = %f.probe, "incident opened");
-        self.announce(id, "investigating", &public, now).await;
+        // Pages first: subscriber mail (thousands of rows) never delays them.
         self.page_now(now).await;
+        self.announce(id, "investigating", &public, now).await;
         Ok(())
     }
 
@@ -727,8 +734,8 @@ impl Monitor {
             .resolve_incident(inc.id, &body, now, &deliveries)
             .await?;
         tracing::info!(component = %inc.component, incident = inc.id, "incident resolved");
-        self.announce(inc.id, "resolved", &body, now).await;
         self.pager.wake_worker();
+        self.announce(inc.id, "resolved", &body, now).await;
         Ok(())
     }
 
@@ -747,7 +754,9 @@ impl Monitor {
                 .probe(&m.from)
                 .is_some_and(|s| m.renamed() || s.component != m.to_component);
             if pending {
-                self.store.move_probe(&m.from, &m.to, &m.to_component).await?;
+                self.store
+                    .move_probe(&m.from, &m.to, &m.to_component)
+                    .await?;
                 memory.rename(&m.from, &m.to, &m.to_component);
                 tracing::info!(from = %m.from, to = %m.to, component = %m.to_component,
                     "probe state carried over");
@@ -784,7 +793,10 @@ impl Monitor {
             .await?
             .into_iter()
             .any(|(p, failing)| failing && p != m.to);
-        let there = self.store.open_incidents_for_component(&m.to_component).await?;
+        let there = self
+            .store
+            .open_incidents_for_component(&m.to_component)
+            .await?;
         if !others && there.is_empty() {
             let note = format!(
                 "Probe {} moved from component {} to {} with the configuration; this incident moves with it",

@@ -151,7 +151,11 @@ impl Sender {
                 (MessageKind::Trigger, since, title, reason)
             }
             Alarm::Clear(since) => {
-                tracing::warn!(stored, dropped, "runs are stored again; the storage alert is resolved");
+                tracing::warn!(
+                    stored,
+                    dropped,
+                    "runs are stored again; the storage alert is resolved"
+                );
                 let reason = all_clear(stored, dropped);
                 let title = "Lookout stores its results again";
                 (MessageKind::Resolved, since, title, reason)

@@ -132,7 +132,8 @@ impl Memory {
             self.probes.insert(to.to_string(), row);
         }
         if let Some(current) = self.intervals.remove(&SubjectId::Probe(from.to_string())) {
-            self.intervals.insert(SubjectId::Probe(to.to_string()), current);
+            self.intervals
+                .insert(SubjectId::Probe(to.to_string()), current);
         }
         self.shown.clear();
     }

@@ -19,15 +19,24 @@ pub const FIELDS: [(&str, &str); 17] = [
     ("incident.level", "the escalation level paged, 1-based"),
     ("component.id", "the component's id"),
     ("component.name", "the component's name"),
-    ("event", "`trigger`, `reminder`, `acknowledged`, `ack_expired` or `resolved`"),
+    (
+        "event",
+        "`trigger`, `reminder`, `acknowledged`, `ack_expired` or `resolved`",
+    ),
     ("status", "`firing`, `acknowledged` or `resolved`"),
     ("headline", "e.g. `[FIRING] Dashboard & API disrupted`"),
     ("reason", "why it fails (empty when not known)"),
-    ("failing_step", "the step that failed (empty when not known)"),
+    (
+        "failing_step",
+        "the step that failed (empty when not known)",
+    ),
     ("probes", "the incident's probes, comma-separated"),
     ("acknowledged_by", "who acknowledged (empty if nobody)"),
     ("links.incident", "same as `incident.url`"),
-    ("links.ack", "the acknowledgement link (empty when there is none)"),
+    (
+        "links.ack",
+        "the acknowledgement link (empty when there is none)",
+    ),
     ("sent_at", "RFC 3339"),
 ];
 
@@ -284,13 +293,30 @@ mod tests {
     #[test]
     fn values_are_escaped_for_the_content_type() {
         let msg = sample();
-        let json = BodyTemplate::parse(r#"{"t": "{{ incident.title }}: {{ reason }}"}"#, "application/json").unwrap();
+        let json = BodyTemplate::parse(
+            r#"{"t": "{{ incident.title }}: {{ reason }}"}"#,
+            "application/json",
+        )
+        .unwrap();
         let v: serde_json::Value = serde_json::from_str(&json.render(&msg)).unwrap();
-        assert_eq!(v["t"], format!("{}: {}", msg.title, msg.reason.clone().unwrap()));
-        let form = BodyTemplate::parse("text={{ component.name }}", "application/x-www-form-urlencoded").unwrap();
+        assert_eq!(
+            v["t"],
+            format!("{}: {}", msg.title, msg.reason.clone().unwrap())
+        );
+        let form = BodyTemplate::parse(
+            "text={{ component.name }}",
+            "application/x-www-form-urlencoded",
+        )
+        .unwrap();
         assert_eq!(form.render(&msg), "text=Dashboard+%26+API");
         let plain = BodyTemplate::parse("{{ headline }} ({{ status }})", "text/plain").unwrap();
-        assert_eq!(plain.render(&msg), format!("[FIRING] {} (firing)", msg.title));
-        assert_eq!(Escape::for_content_type("application/vnd.api+json; charset=utf-8"), Escape::Json);
+        assert_eq!(
+            plain.render(&msg),
+            format!("[FIRING] {} (firing)", msg.title)
+        );
+        assert_eq!(
+            Escape::for_content_type("application/vnd.api+json; charset=utf-8"),
+            Escape::Json
+        );
     }
 }

@@ -184,7 +184,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let status = self.status_in(&mut tx, id).await?;
-        add_update(&mut tx, id, now, UpdateKind::ProbeFailing, &status, note, false).await?;
+        add_update(
+            &mut tx,
+            id,
+            now,
+            UpdateKind::ProbeFailing,
+            &status,
+            note,
+            false,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -121,7 +121,10 @@ impl Store {
                 "the database file {} was deleted or replaced: what is written now is lost at the next start",
                 file.path.display()
             )),
-            Err(e) => Some(format!("the database file {} cannot be read: {e}", file.path.display())),
+            Err(e) => Some(format!(
+                "the database file {} cannot be read: {e}",
+                file.path.display()
+            )),
             Ok(id) if id != file.id => Some(format!(
                 "the database file {} was deleted or replaced by another file: what is written now is lost at the next start",
                 file.path.display()

@@ -112,7 +112,10 @@ impl Store {
         let skip = if busy.is_empty() {
             String::new()
         } else {
-            format!(" AND o.notifier NOT IN ({})", vec!["?"; busy.len()].join(", "))
+            format!(
+                " AND o.notifier NOT IN ({})",
+                vec!["?"; busy.len()].join(", ")
+            )
         };
         let sql = format!(
             "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1

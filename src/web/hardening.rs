@@ -56,9 +56,15 @@ pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data
 /// Paths whose URLs carry a secret or serve operators: they send no
 /// `Referer` at all (an ack token in a link must not leak to another site).
 fn private_path(path: &str) -> bool {
-    ["/ack/", "/admin", "/api/admin", "/subscribe/confirm/", "/unsubscribe/"]
-        .iter()
-        .any(|p| path.starts_with(p))
+    [
+        "/ack/",
+        "/admin",
+        "/api/admin",
+        "/subscribe/confirm/",
+        "/unsubscribe/",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
 }
 
 /// Sets the security headers on every response (unless a handler set its
@@ -165,7 +171,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the drain time; closing them");
     }
     Ok(())

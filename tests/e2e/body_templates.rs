@@ -181,7 +181,10 @@ async fn teams_discord_and_ntfy_bodies_match_each_receivers_documented_shape() {
     let v = jsonschema::validator_for(&teams_schema()).unwrap();
     assert!(v.is_valid(&teams), "{teams:#}");
     let card = &teams["attachments"][0]["content"];
-    assert_eq!(card["body"][0]["text"], "[FIRING] Dashboard & API disrupted");
+    assert_eq!(
+        card["body"][0]["text"],
+        "[FIRING] Dashboard & API disrupted"
+    );
     assert_eq!(
         card["body"][1]["text"],
         format!("Dashboard & API: {}", msg.reason.clone().unwrap())
@@ -192,7 +195,10 @@ async fn teams_discord_and_ntfy_bodies_match_each_receivers_documented_shape() {
     let discord: Value = serde_json::from_slice(&discord).expect("Discord body is JSON");
     let v = jsonschema::validator_for(&discord_schema()).unwrap();
     assert!(v.is_valid(&discord), "{discord:#}");
-    assert_eq!(discord["embeds"][0]["description"], msg.reason.clone().unwrap());
+    assert_eq!(
+        discord["embeds"][0]["description"],
+        msg.reason.clone().unwrap()
+    );
     assert_eq!(discord["embeds"][0]["fields"][1]["value"], "firing");
     // Standard Webhooks headers go with a templated body as well.
     assert!(h.contains_key("webhook-id") && h.contains_key("webhook-timestamp"));

@@ -47,7 +47,12 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn probe_with(every: Duration, jitter: Duration, deadline: Duration, grace: Duration) -> lookout::config::Probe {
+fn probe_with(
+    every: Duration,
+    jitter: Duration,
+    deadline: Duration,
+    grace: Duration,
+) -> lookout::config::Probe {
     let yaml = r#"version: 1
 components: [{ id: api, name: API }]
 probes:
@@ -56,7 +61,8 @@ probes:
     every: 1s
     steps: [{ id: s, get: "http://127.0.0.1:9/" }]
 "#;
-    let config = lookout::config::parse(yaml, "t.yaml", std::path::Path::new("."), &|_| None).unwrap();
+    let config =
+        lookout::config::parse(yaml, "t.yaml", std::path::Path::new("."), &|_| None).unwrap();
     let mut p = config.probes[0].clone();
     p.schedule = Schedule::Every(every);
     p.jitter = jitter;

@@ -234,8 +234,17 @@ async fn bearer_is_case_insensitive_and_refused_tokens_are_throttled() {
     let throttled = statuses.iter().filter(|s| **s == 429).count();
     assert!(refused <= 11, "{statuses:?}");
     assert_eq!(refused + throttled, 40, "{statuses:?}");
-    let resp = http.get(&config).bearer_auth(ADMIN_TOKEN).send().await.unwrap();
-    assert_eq!(resp.status(), 429, "a throttled client's guesses are not checked");
+    let resp = http
+        .get(&config)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        429,
+        "a throttled client's guesses are not checked"
+    );
     assert!(resp.headers().contains_key("retry-after"));
     // The public page is not affected.
     let resp = http.get(format!("{}/", svc.url)).send().await.unwrap();
@@ -258,7 +267,11 @@ async fn subscribe_is_rate_limited_per_client_and_per_address() {
     // Fifty posts for one address: two confirmation mails, no more.
     let mut statuses = Vec::new();
     for i in 0..50 {
-        let email = if i % 2 == 0 { "Victim@Test.Example" } else { "victim@test.example " };
+        let email = if i % 2 == 0 {
+            "Victim@Test.Example"
+        } else {
+            "victim@test.example "
+        };
         statuses.push(post(email).await.unwrap().status().as_u16());
     }
     assert_eq!(statuses[..2], [200, 200], "{statuses:?}");

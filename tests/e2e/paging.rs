@@ -456,7 +456,6 @@ async fn a_flapping_probe_is_paged_at_each_outage_and_resolves_at_each_heal() {
     s.app.stop().await;
 }
 
-
 fn pd_signature(secret: &str, body: &[u8]) -> String {
     let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     m.update(body);

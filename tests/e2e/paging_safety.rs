@@ -191,7 +191,11 @@ smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}
         slack
             .all()
             .iter()
-            .any(|r| r.body["text"].as_str().is_some_and(|t| t.contains("ACKNOWLEDGED")))
+            .any(|r| {
+                r.body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("ACKNOWLEDGED"))
+            })
             .then_some(())
     })
     .await;
@@ -217,11 +221,20 @@ async fn a_hanging_receiver_does_not_delay_another_receivers_pages() {
   hook: {{ type: webhook, url: \"{hook_url}\" }}"
     );
     // `stuck` is listed first: its page is enqueued before `hook`'s.
-    let app = start(dir.path(), &config(&platform.url, &notifiers, "stuck, hook", "")).await;
-    eventually("the trigger and two reminders at the live receiver", WAIT, || async {
-        let pages = hook.of_type("incident.trigger").len() + hook.of_type("incident.reminder").len();
-        (pages >= 3).then_some(())
-    })
+    let app = start(
+        dir.path(),
+        &config(&platform.url, &notifiers, "stuck, hook", ""),
+    )
+    .await;
+    eventually(
+        "the trigger and two reminders at the live receiver",
+        WAIT,
+        || async {
+            let pages =
+                hook.of_type("incident.trigger").len() + hook.of_type("incident.reminder").len();
+            (pages >= 3).then_some(())
+        },
+    )
     .await;
     // Meanwhile the hanging receiver holds its first request open (a try
     // lasts 20 s): the other receiver's pages went out in the meantime.
@@ -250,7 +263,11 @@ async fn two_databases_paging_one_receiver_never_share_an_id() {
             .collect()
     };
     eventually("the first pages of both", WAIT, || async {
-        (ids().iter().filter(|id| id.ends_with("-inc1-p1-trigger-hook")).count() == 2)
+        (ids()
+            .iter()
+            .filter(|id| id.ends_with("-inc1-p1-trigger-hook"))
+            .count()
+            == 2)
             .then_some(())
     })
     .await;
@@ -356,14 +373,15 @@ smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}
     );
     // Reminders keep overtaking the mail still queued.
     eventually("a reminder", WAIT, || async {
-        (mails_at_page.lock().unwrap().len() + app
-            .store
-            .outbox_rows(inc.id)
-            .await
-            .ok()?
-            .iter()
-            .filter(|r| r.kind == "reminder" && r.status == "delivered")
-            .count()
+        (mails_at_page.lock().unwrap().len()
+            + app
+                .store
+                .outbox_rows(inc.id)
+                .await
+                .ok()?
+                .iter()
+                .filter(|r| r.kind == "reminder" && r.status == "delivered")
+                .count()
             >= 2)
             .then_some(())
     })

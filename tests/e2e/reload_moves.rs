@@ -62,7 +62,10 @@ async fn reloads(app: &Running) -> u64 {
 /// renamed probe has run twice since.
 async fn reload_to(app: &Running, path: &Path, yaml: &str, probe: &str, n: u64) {
     std::fs::write(path, yaml).unwrap();
-    eventually("the reload", WAIT, || async { (reloads(app).await >= n).then_some(()) }).await;
+    eventually("the reload", WAIT, || async {
+        (reloads(app).await >= n).then_some(())
+    })
+    .await;
     let before = app.store.recent_runs(probe, 1000).await.unwrap().len();
     eventually("two runs under the new configuration", WAIT, || async {
         (app.store.recent_runs(probe, 1000).await.ok()?.len() >= before + 2).then_some(())
@@ -107,12 +110,22 @@ async fn renaming_and_moving_a_failing_probe_publishes_no_recovery() {
 
     // Renamed, keeping its id: same incident, still failing, no recovery.
     let renamed = "  - name: sign-in\n    id: login\n    component: api";
-    reload_to(&app, &path, &yaml(&platform.url, &url, renamed), "sign-in", 1).await;
+    reload_to(
+        &app,
+        &path,
+        &yaml(&platform.url, &url, renamed),
+        "sign-in",
+        1,
+    )
+    .await;
     let open = app.store.open_incidents().await.unwrap();
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0].id, incident);
     let probes = app.store.incident_probes(incident).await.unwrap();
-    assert!(probes.contains(&("sign-in".to_string(), true)), "{probes:?}");
+    assert!(
+        probes.contains(&("sign-in".to_string(), true)),
+        "{probes:?}"
+    );
     assert_eq!(status(&app, "api").await, "major_outage");
 
     // Moved to another component: the incident follows, both components
@@ -130,15 +143,23 @@ async fn renaming_and_moving_a_failing_probe_publishes_no_recovery() {
     .await;
     // Nothing resolved, nobody was told it works again, and paging goes on
     // for the same incident.
-    assert!(hook.of_type("incident.resolved").is_empty(), "{:?}", hook.all());
+    assert!(
+        hook.of_type("incident.resolved").is_empty(),
+        "{:?}",
+        hook.all()
+    );
     let public = app.store.incident_updates(incident, false).await.unwrap();
     assert!(
-        public.iter().all(|u| !u.body.contains("operating normally")),
+        public
+            .iter()
+            .all(|u| !u.body.contains("operating normally")),
         "{public:?}"
     );
     let triggers = hook.of_type("incident.trigger");
     assert!(
-        triggers.iter().all(|t| t.body["incident"]["id"] == incident),
+        triggers
+            .iter()
+            .all(|t| t.body["incident"]["id"] == incident),
         "no new incident: {triggers:?}"
     );
     let reminders = hook.of_type("incident.reminder").len();
