@@ -39,6 +39,10 @@ pub struct OutboxStats {
     pub oldest_pending: Option<DateTime<Utc>>,
 }
 
+/// The outbox kinds that are pages (everything else is mail: subscriber
+/// updates and digests).
+const PAGE_KINDS: [&str; 5] = ["trigger", "reminder", "acknowledged", "ack_expired", "resolved"];
+
 pub(super) async fn insert_deliveries(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     deliveries: &[NewDelivery],
@@ -106,8 +110,15 @@ impl Store {
         busy: &[String],
         pages: bool,
     ) -> Result<Option<OutboxRow>> {
+        // Pages are the message kinds (trigger, reminder, acknowledged,
+        // ack_expired, resolved): listed, so the kind index finds them among
+        // thousands of queued mails at once.
         let kinds = if pages { "o.kind IN" } else { "o.kind NOT IN" };
-        let mail = crate::subscribers::KIND;
+        let page_kinds = PAGE_KINDS
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
         // Plain placeholders (no SQLite-only functions), one per busy lane.
         let skip = if busy.is_empty() {
             String::new()
@@ -121,7 +132,7 @@ impl Store {
             "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1
              WHERE id = (
                 SELECT o.id FROM outbox o
-                WHERE o.status = 'pending' AND {kinds} ('{mail}')
+                WHERE o.status = 'pending' AND {kinds} ({page_kinds})
                   AND o.next_attempt_at <= ? AND o.claimed_until <= ?{skip}
                   AND NOT EXISTS (
                     SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.id < o.id
@@ -237,5 +248,49 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> OutboxRow {
         status: r.get("status"),
         last_error: r.get("last_error"),
         created_at: time(r.get("created_at")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, kind: &str, notifier: &str) -> NewDelivery {
+        NewDelivery {
+            delivery_id: id.into(),
+            incident_id: None,
+            notifier: notifier.into(),
+            kind: kind.into(),
+            payload: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_are_claimed_before_mail_queued_earlier_and_busy_lanes_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("o.db")).await.unwrap();
+        let t0 = Utc::now();
+        let mail: Vec<NewDelivery> = (0..50)
+            .map(|i| row(&format!("sub{i}"), crate::subscribers::KIND, "subscribers"))
+            .collect();
+        store.enqueue(&mail, t0).await.unwrap();
+        let later = t0 + chrono::Duration::seconds(1);
+        store
+            .enqueue(&[row("p1", "trigger", "hook"), row("p2", "trigger", "slow")], later)
+            .await
+            .unwrap();
+        let lease = chrono::Duration::seconds(60);
+        let now = later + chrono::Duration::seconds(1);
+        let first = store.claim_due(now, lease, &[]).await.unwrap().unwrap();
+        assert_eq!(first.delivery_id, "p1", "the page first, though queued last");
+        // `hook` is busy: the next page on another lane, then mail.
+        let busy = ["hook".to_string()];
+        let second = store.claim_due(now, lease, &busy).await.unwrap().unwrap();
+        assert_eq!(second.delivery_id, "p2");
+        let busy = ["hook".to_string(), "slow".to_string()];
+        let third = store.claim_due(now, lease, &busy).await.unwrap().unwrap();
+        assert_eq!(third.delivery_id, "sub0");
+        let busy = ["hook".to_string(), "slow".to_string(), "subscribers".to_string()];
+        assert!(store.claim_due(now, lease, &busy).await.unwrap().is_none());
     }
 }
