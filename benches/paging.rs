@@ -17,8 +17,11 @@ use lookout::app::{App, AppOptions, Tuning};
 const ROUNDS: usize = 8;
 const SUBSCRIBERS: usize = 2_000;
 
+/// What a receiver got: each request's `type` and arrival time.
+type Arrivals = Arc<Mutex<Vec<(String, DateTime<Utc>)>>>;
+
 #[derive(Clone, Default)]
-struct Hook(Arc<Mutex<Vec<(String, DateTime<Utc>)>>>);
+struct Hook(Arrivals);
 
 impl Hook {
     async fn start(&self) -> String {

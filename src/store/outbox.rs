@@ -41,7 +41,13 @@ pub struct OutboxStats {
 
 /// The outbox kinds that are pages (everything else is mail: subscriber
 /// updates and digests).
-const PAGE_KINDS: [&str; 5] = ["trigger", "reminder", "acknowledged", "ack_expired", "resolved"];
+const PAGE_KINDS: [&str; 5] = [
+    "trigger",
+    "reminder",
+    "acknowledged",
+    "ack_expired",
+    "resolved",
+];
 
 pub(super) async fn insert_deliveries(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
@@ -276,13 +282,19 @@ mod tests {
         store.enqueue(&mail, t0).await.unwrap();
         let later = t0 + chrono::Duration::seconds(1);
         store
-            .enqueue(&[row("p1", "trigger", "hook"), row("p2", "trigger", "slow")], later)
+            .enqueue(
+                &[row("p1", "trigger", "hook"), row("p2", "trigger", "slow")],
+                later,
+            )
             .await
             .unwrap();
         let lease = chrono::Duration::seconds(60);
         let now = later + chrono::Duration::seconds(1);
         let first = store.claim_due(now, lease, &[]).await.unwrap().unwrap();
-        assert_eq!(first.delivery_id, "p1", "the page first, though queued last");
+        assert_eq!(
+            first.delivery_id, "p1",
+            "the page first, though queued last"
+        );
         // `hook` is busy: the next page on another lane, then mail.
         let busy = ["hook".to_string()];
         let second = store.claim_due(now, lease, &busy).await.unwrap().unwrap();
@@ -290,7 +302,11 @@ mod tests {
         let busy = ["hook".to_string(), "slow".to_string()];
         let third = store.claim_due(now, lease, &busy).await.unwrap().unwrap();
         assert_eq!(third.delivery_id, "sub0");
-        let busy = ["hook".to_string(), "slow".to_string(), "subscribers".to_string()];
+        let busy = [
+            "hook".to_string(),
+            "slow".to_string(),
+            "subscribers".to_string(),
+        ];
         assert!(store.claim_due(now, lease, &busy).await.unwrap().is_none());
     }
 }

@@ -373,16 +373,9 @@ smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}
     );
     // Reminders keep overtaking the mail still queued.
     eventually("a reminder", WAIT, || async {
-        (mails_at_page.lock().unwrap().len()
-            + app
-                .store
-                .outbox_rows(inc.id)
-                .await
-                .ok()?
-                .iter()
-                .filter(|r| r.kind == "reminder" && r.status == "delivered")
-                .count()
-            >= 2)
+        let rows = app.store.outbox_rows(inc.id).await.ok()?;
+        rows.iter()
+            .any(|r| r.kind == "reminder" && r.status == "delivered")
             .then_some(())
     })
     .await;
