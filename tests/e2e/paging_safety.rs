@@ -382,3 +382,50 @@ smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}
     assert!(flood.await.unwrap() > 0);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_ack_is_told_to_everyone_paged_and_the_next_page_is_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    platform.state.inject(login_error());
+    let (hook, url) = receiver().await;
+    let notifiers = format!("  hook: {{ type: webhook, url: \"{url}\" }}");
+    let yaml =
+        config(&platform.url, &notifiers, "hook", "").replace("ack_timeout: 1h", "ack_timeout: 2s");
+    let app = start(dir.path(), &yaml).await;
+    let page = eventually("the page", WAIT, || async {
+        hook.of_type("incident.trigger").into_iter().next()
+    })
+    .await;
+    let id = page.body["incident"]["id"].as_i64().unwrap();
+    let acked = reqwest::Client::new()
+        .post(format!("{}/api/incidents/{id}/ack", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "by": "ana" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status(), 200);
+    let expired = eventually("the expired ack", WAIT, || async {
+        hook.of_type("incident.ack_expired").into_iter().next()
+    })
+    .await;
+    assert_eq!(expired.body["incident"]["id"], id);
+    // Told in order: acknowledged, then expired, then paged again.
+    let kinds: Vec<String> = hook
+        .all()
+        .iter()
+        .map(|r| r.body["type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let at = |k: &str| kinds.iter().position(|x| x == k).unwrap();
+    assert!(
+        at("incident.acknowledged") < at("incident.ack_expired"),
+        "{kinds:?}"
+    );
+    let again = eventually("the page after the expiry", WAIT, || async {
+        hook.of_type("incident.trigger").into_iter().nth(1)
+    })
+    .await;
+    assert!(again.body["acknowledged_by"].is_null(), "{:?}", again.body);
+    app.stop().await;
+}
