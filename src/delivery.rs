@@ -78,6 +78,31 @@ impl CrashAt {
     }
 }
 
+/// Deliveries in flight and the lane (notifier) each one holds. A lane is
+/// freed however its task ends, a panic included.
+#[derive(Default)]
+struct Lanes {
+    set: tokio::task::JoinSet<()>,
+    lanes: std::collections::HashMap<tokio::task::Id, String>,
+}
+
+impl Lanes {
+    fn busy(&self) -> Vec<String> {
+        self.lanes.values().cloned().collect()
+    }
+
+    fn ended(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match done {
+            Ok((id, ())) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "a delivery task failed; its row is retried after its lease");
+                e.id()
+            }
+        };
+        self.lanes.remove(&id);
+    }
+}
+
 /// What one step of the worker did, so tests can drain the queue exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -159,29 +184,25 @@ impl Worker {
     /// (with the same id).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut flying: tokio::task::JoinSet<String> = tokio::task::JoinSet::new();
-        let mut busy: Vec<String> = Vec::new();
+        let mut flying = Lanes::default();
         loop {
             self.health.worker_ticked(Utc::now());
-            self.fill(&mut flying, &mut busy).await;
+            self.fill(&mut flying).await;
             let wait = self.idle_wait().await;
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some(done) = flying.join_next(), if !flying.is_empty() => {
-                    if let Ok(lane) = done {
-                        busy.retain(|l| *l != lane);
-                    }
+                Some(done) = flying.set.join_next_with_id(), if !flying.set.is_empty() => {
+                    flying.ended(done);
                 }
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
             // Lanes of tasks that ended while we were away.
-            while let Some(done) = flying.try_join_next() {
-                if let Ok(lane) = done {
-                    busy.retain(|l| *l != lane);
-                }
+            while let Some(done) = flying.set.try_join_next_with_id() {
+                flying.ended(done);
             }
         }
+        let mut flying = flying.set;
         let drained = tokio::time::timeout(STOP_GRACE, async {
             while flying.join_next().await.is_some() {}
         });
@@ -196,9 +217,13 @@ impl Worker {
 
     /// Starts deliveries on free lanes until [`IN_FLIGHT`] run or nothing
     /// more is due.
-    async fn fill(&self, flying: &mut tokio::task::JoinSet<String>, busy: &mut Vec<String>) {
-        while flying.len() < IN_FLIGHT {
-            let row = match self.store.claim_due(Utc::now(), LEASE, busy).await {
+    async fn fill(&self, flying: &mut Lanes) {
+        while flying.set.len() < IN_FLIGHT {
+            let row = match self
+                .store
+                .claim_due(Utc::now(), LEASE, &flying.busy())
+                .await
+            {
                 Ok(Some(row)) => row,
                 Ok(None) => return,
                 Err(e) => {
@@ -206,15 +231,14 @@ impl Worker {
                     return;
                 }
             };
-            busy.push(row.notifier.clone());
+            let lane = row.notifier.clone();
             let worker = self.clone();
-            flying.spawn(async move {
-                let lane = row.notifier.clone();
+            let task = flying.set.spawn(async move {
                 if let Err(e) = worker.finish(row).await {
                     tracing::error!(error = %e, "outbox worker: database error");
                 }
-                lane
             });
+            flying.lanes.insert(task.id(), lane);
         }
     }
 
