@@ -144,8 +144,9 @@ async fn add_subscribers(db: &Path, n: usize) {
 }
 
 /// Milliseconds from each round's first failing run (its `finished_at`) to
-/// the page at the live receiver.
-async fn measure(flood: bool) -> Vec<i64> {
+/// the page at the live receiver, and where they went: run stored and
+/// incident opened, page enqueued, page delivered.
+async fn measure(flood: bool) -> (Vec<i64>, Vec<[i64; 3]>) {
     let dir = tempfile::tempdir().unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let opts = sample_platform::PlatformOptions {
@@ -199,6 +200,7 @@ async fn measure(flood: bool) -> Vec<i64> {
         })
     });
     let mut out = Vec::new();
+    let mut parts = Vec::new();
     for round in 0..ROUNDS {
         tokio::time::sleep(Duration::from_secs(2)).await;
         let injected = Utc::now();
@@ -217,6 +219,17 @@ async fn measure(flood: bool) -> Vec<i64> {
             .min()
             .expect("the failing run is stored");
         out.push((paged - failed).num_milliseconds());
+        let inc = store.latest_incidents(1).await.unwrap().remove(0);
+        let rows = store.outbox_rows(inc.id).await.unwrap();
+        let enqueued = rows
+            .iter()
+            .find(|r| r.notifier == "hook" && r.kind == "trigger")
+            .map_or(paged, |r| r.created_at);
+        parts.push([
+            (inc.opened_at - failed).num_milliseconds(),
+            (enqueued - inc.opened_at).num_milliseconds(),
+            (paged - enqueued).num_milliseconds(),
+        ]);
         platform.state.heal_all();
         wait(|| hook.count("incident.resolved") > round).await;
     }
@@ -225,7 +238,7 @@ async fn measure(flood: bool) -> Vec<i64> {
     }
     let _ = stop.send(());
     let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
-    out
+    (out, parts)
 }
 
 async fn wait(mut done: impl FnMut() -> bool) {
@@ -248,8 +261,8 @@ fn main() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let quiet = measure(false).await;
-        let flooded = measure(true).await;
+        let (quiet, quiet_parts) = measure(false).await;
+        let (flooded, flooded_parts) = measure(true).await;
         let (q, f) = (median(&quiet), median(&flooded));
         let max = |v: &[i64]| v.iter().copied().max().unwrap_or(0);
         println!("failing run -> page, {ROUNDS} incidents each");
@@ -266,5 +279,8 @@ fn main() {
             f as f64 / q.max(1) as f64,
             max(&flooded) as f64 / max(&quiet).max(1) as f64
         );
+        println!("[stored+opened, enqueued, delivered] ms per round:");
+        println!("  reference: {quiet_parts:?}");
+        println!("  flood:     {flooded_parts:?}");
     });
 }

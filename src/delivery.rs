@@ -242,10 +242,14 @@ impl Worker {
         }
     }
 
+    /// How long to sleep when nothing more can be claimed: until the next
+    /// retry falls due, a second at most (a delivery ending or the pager's
+    /// wake-up cut it short).
     async fn idle_wait(&self) -> Duration {
         let max = Duration::from_secs(1);
-        match self.store.next_due().await {
-            Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().min(max),
+        let now = Utc::now();
+        match self.store.next_due(now).await {
+            Ok(Some(at)) => (at - now).to_std().unwrap_or_default().min(max),
             _ => max,
         }
     }

@@ -102,20 +102,36 @@ impl Store {
         lease: chrono::Duration,
         busy: &[String],
     ) -> Result<Option<OutboxRow>> {
-        if let Some(row) = self.claim_kind(now, lease, busy, true).await? {
+        if let Some(row) = self.claim_kind(now, lease, busy, None).await? {
             return Ok(Some(row));
         }
-        self.claim_kind(now, lease, busy, false).await
+        // Mail has its own lanes, each looked up by the lane index: a busy
+        // lane costs nothing however many mails wait in it.
+        let mail_lanes = [
+            crate::subscribers::NOTIFIER,
+            crate::report::digest::NOTIFIER,
+        ];
+        for lane in mail_lanes {
+            if busy.iter().any(|b| b == lane) {
+                continue;
+            }
+            if let Some(row) = self.claim_kind(now, lease, &[], Some(lane)).await? {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
     }
 
-    /// One claim among pages (`pages`) or among mail (the rest).
+    /// One claim among pages (`lane` `None`, skipping the `busy` lanes) or
+    /// among the mail of one mail lane.
     async fn claim_kind(
         &self,
         now: DateTime<Utc>,
         lease: chrono::Duration,
         busy: &[String],
-        pages: bool,
+        lane: Option<&str>,
     ) -> Result<Option<OutboxRow>> {
+        let pages = lane.is_none();
         // Pages are the message kinds (trigger, reminder, acknowledged,
         // ack_expired, resolved): listed, so the kind index finds them among
         // thousands of queued mails at once.
@@ -126,7 +142,9 @@ impl Store {
             .collect::<Vec<_>>()
             .join(", ");
         // Plain placeholders (no SQLite-only functions), one per busy lane.
-        let skip = if busy.is_empty() {
+        let skip = if lane.is_some() {
+            " AND o.notifier = ?".to_string()
+        } else if busy.is_empty() {
             String::new()
         } else {
             format!(
@@ -151,7 +169,10 @@ impl Store {
             .bind(ms(now + lease))
             .bind(ms(now))
             .bind(ms(now));
-        for lane in busy {
+        for skipped in busy {
+            query = query.bind(skipped);
+        }
+        if let Some(lane) = lane {
             query = query.bind(lane);
         }
         let row = query.fetch_optional(&self.pool).await?;
@@ -193,12 +214,18 @@ impl Store {
         Ok(())
     }
 
-    /// Earliest time a pending row becomes due, so the worker can sleep until then.
-    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+    /// The earliest retry of a pending row after `now`, so the worker can
+    /// sleep until then. Rows already due but not claimable (their lane is
+    /// busy, or an older row of theirs is pending) are not counted: they
+    /// become claimable when a delivery ends, which wakes the worker anyway.
+    /// One step along the `outbox_due` index, however long the queue.
+    pub async fn next_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         let at: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(MAX(next_attempt_at, claimed_until)) FROM outbox WHERE status = 'pending'",
+            "SELECT next_attempt_at FROM outbox WHERE status = 'pending' AND next_attempt_at > ?
+             ORDER BY next_attempt_at LIMIT 1",
         )
-        .fetch_one(&self.pool)
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
         .await?;
         Ok(at.map(time))
     }
