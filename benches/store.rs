@@ -209,6 +209,7 @@ async fn feed(runs: Vec<RunResult>, per_second: Option<f64>) -> Measured {
         lookout::ack::AckKeys::new(vec![7; 32]),
         "http://127.0.0.1:9".into(),
         Arc::new(tokio::sync::Notify::new()),
+        lookout::installation::Installation::from_hex("0123456789abcdef"),
     );
     // Everything queued at once must fit the backlog: the flood measures
     // throughput, not the bound.

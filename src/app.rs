@@ -49,6 +49,10 @@ pub struct Tuning {
     pub reload_poll: Duration,
     /// How long runs may fail to be stored before operators are told.
     pub store_alert_after: Duration,
+    /// Connections, header and request deadlines of the web server.
+    pub server: crate::web::hardening::ServerLimits,
+    /// Rate limits on subscriptions and refused credentials.
+    pub budgets: crate::web::throttle::Budgets,
 }
 
 impl Default for Tuning {
@@ -59,6 +63,8 @@ impl Default for Tuning {
             schedule: true,
             reload_poll: Duration::from_secs(2),
             store_alert_after: crate::monitor::DEFAULT_ALERT_AFTER,
+            server: crate::web::hardening::ServerLimits::default(),
+            budgets: crate::web::throttle::Budgets::default(),
         }
     }
 }
@@ -104,6 +110,7 @@ impl App {
         let addr = listener.local_addr().map_err(AppError::Serve)?;
         let store = Store::open(&opts.database).await?;
         let keys = AckKeys::new(ack_key(&store).await?);
+        let installation = crate::installation::Installation::load(&store).await?;
         store.release_claims().await?;
         let live = crate::config::Live::new(opts.config);
         let config = live.get();
@@ -120,13 +127,12 @@ impl App {
             keys,
             base_url.clone(),
             wake.clone(),
+            installation.clone(),
         );
-        let installation = crate::installation::Installation::load(&store).await?;
-        let notifiers = Arc::new(Notifiers::new(config.smtp.clone()).with_mail(
-            installation,
-            live.clone(),
-            base_url.clone(),
-        ));
+        let notifiers = Arc::new(
+            Notifiers::new(config.smtp.clone(), installation)
+                .with_mail(live.clone(), base_url.clone()),
+        );
         let worker = Worker::new(
             store.clone(),
             live.clone(),
@@ -242,13 +248,16 @@ impl App {
             let planner = scheduler.as_ref().map(Scheduler::planner);
             let (monitor, metrics) = (self.monitor.clone(), self.state.metrics.clone());
             let changes = self.state.changes.clone();
+            // The configuration before each reload, to see what it moved.
+            let previous = std::sync::Mutex::new(config.clone());
             let apply = move |config: Arc<crate::config::Config>| {
                 if let Some(p) = &planner {
                     p.reload(config.clone());
                 }
                 metrics.expect_notifiers(config.notifiers.keys());
-                let monitor = monitor.clone();
-                tokio::spawn(async move { monitor.forget_removed_probes(Utc::now()).await });
+                let mut old = previous.lock().unwrap_or_else(|e| e.into_inner());
+                monitor.reconfigured(&old, &config);
+                *old = config;
                 changes.bump();
             };
             tokio::spawn(crate::reload::run(
@@ -320,18 +329,24 @@ impl App {
                 health.smtp_checked(verdict);
             });
         }
-        let router = web::router(self.state.clone());
+        let router = web::hardening::layers(
+            web::router(self.state.clone()),
+            self.tuning.server,
+            web::throttle::Throttle::new(self.tuning.budgets),
+        );
         tracing::info!(url = %self.state.base_url, "serving the status page");
         // The page stays up while journeys finish: the web server stops
         // after the scheduler.
         let (web_stop_tx, web_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut server = tokio::spawn(
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = web_stop_rx.await;
-                })
-                .into_future(),
-        );
+        let mut server = tokio::spawn(web::hardening::serve(
+            self.listener,
+            router,
+            self.tuning.server,
+            Duration::from_secs(10),
+            async move {
+                let _ = web_stop_rx.await;
+            },
+        ));
         tokio::pin!(shutdown);
         let early = tokio::select! {
             () = &mut shutdown => None,

@@ -1,5 +1,11 @@
 //! The outbox worker: claims due notifications, delivers them, records the
 //! outcome, and reschedules failures with exponential backoff and jitter.
+//!
+//! Deliveries run in lanes, one per notifier: each lane has at most one
+//! delivery in flight (so a receiver hears about an incident in order),
+//! lanes run side by side up to [`IN_FLIGHT`], and pages are claimed before
+//! subscriber mail and digests. A receiver that hangs (up to the 20 s
+//! request timeout per try) or is down delays only its own lane.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -72,6 +78,31 @@ impl CrashAt {
     }
 }
 
+/// Deliveries in flight and the lane (notifier) each one holds. A lane is
+/// freed however its task ends, a panic included.
+#[derive(Default)]
+struct Lanes {
+    set: tokio::task::JoinSet<()>,
+    lanes: std::collections::HashMap<tokio::task::Id, String>,
+}
+
+impl Lanes {
+    fn busy(&self) -> Vec<String> {
+        self.lanes.values().cloned().collect()
+    }
+
+    fn ended(&mut self, done: Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+        let id = match done {
+            Ok((id, ())) => id,
+            Err(e) => {
+                tracing::error!(error = %e, "a delivery task failed; its row is retried after its lease");
+                e.id()
+            }
+        };
+        self.lanes.remove(&id);
+    }
+}
+
 /// What one step of the worker did, so tests can drain the queue exactly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -98,6 +129,12 @@ pub struct Worker {
 /// How long a claimed row stays invisible to other claims; longer than any
 /// single delivery attempt can take.
 const LEASE: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Deliveries in flight at once, each to a different notifier (lane).
+pub const IN_FLIGHT: usize = 16;
+
+/// How long deliveries in flight may finish after shutdown is asked.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 impl Worker {
     pub fn new(
@@ -137,44 +174,97 @@ impl Worker {
         self
     }
 
-    /// Delivers until `shutdown` resolves; sleeps until the next row is due
-    /// or the pager wakes it.
+    /// Delivers until `shutdown` resolves, in lanes: one delivery in flight
+    /// per notifier (so each receiver hears about an incident in order) and
+    /// at most [`IN_FLIGHT`] at once, so a slow or dead receiver delays only
+    /// its own lane. Pages are claimed before subscriber mail and digests
+    /// (see `Store::claim_due`). Sleeps until the next row is due or the
+    /// pager wakes it. On shutdown, deliveries in flight get [`STOP_GRACE`]
+    /// to finish; a row still unmarked then is picked up at the next start
+    /// (with the same id).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut flying = Lanes::default();
         loop {
             self.health.worker_ticked(Utc::now());
-            let step = match self.step(Utc::now()).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "outbox worker: database error");
-                    Step::Empty
-                }
-            };
-            if step != Step::Empty {
-                continue;
-            }
+            self.fill(&mut flying).await;
             let wait = self.idle_wait().await;
             tokio::select! {
-                _ = &mut shutdown => return,
+                _ = &mut shutdown => break,
+                Some(done) = flying.set.join_next_with_id(), if !flying.set.is_empty() => {
+                    flying.ended(done);
+                }
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+            // Lanes of tasks that ended while we were away.
+            while let Some(done) = flying.set.try_join_next_with_id() {
+                flying.ended(done);
+            }
+        }
+        let mut flying = flying.set;
+        let drained = tokio::time::timeout(STOP_GRACE, async {
+            while flying.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            tracing::warn!(
+                in_flight = flying.len(),
+                "deliveries still in flight at shutdown; they are retried at the next start"
+            );
+            flying.abort_all();
         }
     }
 
+    /// Starts deliveries on free lanes until [`IN_FLIGHT`] run or nothing
+    /// more is due.
+    async fn fill(&self, flying: &mut Lanes) {
+        while flying.set.len() < IN_FLIGHT {
+            let row = match self
+                .store
+                .claim_due(Utc::now(), LEASE, &flying.busy())
+                .await
+            {
+                Ok(Some(row)) => row,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox worker: database error");
+                    return;
+                }
+            };
+            let lane = row.notifier.clone();
+            let worker = self.clone();
+            let task = flying.set.spawn(async move {
+                if let Err(e) = worker.finish(row).await {
+                    tracing::error!(error = %e, "outbox worker: database error");
+                }
+            });
+            flying.lanes.insert(task.id(), lane);
+        }
+    }
+
+    /// How long to sleep when nothing more can be claimed: until the next
+    /// retry falls due, a second at most (a delivery ending or the pager's
+    /// wake-up cut it short).
     async fn idle_wait(&self) -> Duration {
         let max = Duration::from_secs(1);
-        match self.store.next_due().await {
-            Ok(Some(at)) => (at - Utc::now()).to_std().unwrap_or_default().min(max),
+        let now = Utc::now();
+        match self.store.next_due(now).await {
+            Ok(Some(at)) => (at - now).to_std().unwrap_or_default().min(max),
             _ => max,
         }
     }
 
-    /// Claims and delivers at most one notification.
+    /// Claims and delivers at most one notification (any lane), so tests
+    /// can drain the queue one row at a time.
     pub async fn step(&self, now: DateTime<Utc>) -> crate::store::Result<Step> {
-        let Some(row) = self.store.claim_due(now, LEASE).await? else {
+        let Some(row) = self.store.claim_due(now, LEASE, &[]).await? else {
             return Ok(Step::Empty);
         };
+        self.finish(row).await
+    }
+
+    /// Delivers a claimed row and records the outcome.
+    async fn finish(&self, row: OutboxRow) -> crate::store::Result<Step> {
         self.crash.reached("mid_delivery");
         let result = self.deliver(&row).await;
         let now = Utc::now();

@@ -29,7 +29,7 @@ pub struct Level {
 
 impl From<&EscalationPolicy> for Policy {
     fn from(p: &EscalationPolicy) -> Self {
-        let ms = |d: Duration| d.as_millis() as u64;
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
         Self {
             name: p.name.clone(),
             levels: p
@@ -43,6 +43,19 @@ impl From<&EscalationPolicy> for Policy {
             remind_every_ms: p.remind_every.map(ms),
             ack_timeout_ms: p.ack_timeout.map(ms),
             notify_on_resolve: p.notify_on_resolve,
+        }
+    }
+}
+
+impl Policy {
+    /// The policy with reminders `factor` times further apart (flapping
+    /// slows them: see `hold::reminder_factor`).
+    pub fn reminding_slower(&self, factor: u32) -> Policy {
+        Policy {
+            remind_every_ms: self
+                .remind_every_ms
+                .map(|ms| ms.saturating_mul(u64::from(factor.max(1)))),
+            ..self.clone()
         }
     }
 }
@@ -70,17 +83,28 @@ pub enum Action {
     AckExpired { at: DateTime<Utc> },
 }
 
-fn after(ms: u64) -> chrono::Duration {
-    chrono::Duration::milliseconds(ms as i64)
+/// The shortest reminder interval honoured: a `remind_every` below it
+/// (0 s slipped past the loader) reminds this often, not every tick.
+pub const MIN_REMIND: Duration = Duration::from_secs(1);
+
+/// `t` plus `ms` milliseconds; `None` ("never") past representable time,
+/// so no configured value can panic or wrap into the past.
+fn plus(t: DateTime<Utc>, ms: u64) -> Option<DateTime<Utc>> {
+    let ms = i64::try_from(ms).ok()?;
+    t.checked_add_signed(chrono::Duration::try_milliseconds(ms)?)
 }
 
-/// What is due now, in order.
+/// What is due now, in order. Pure and total: any policy values (a level
+/// `after` of centuries, a `remind_every` of zero) give an answer without
+/// panicking; a time past representable time never comes.
 pub fn due(policy: &Policy, state: &State, now: DateTime<Utc>) -> Vec<Action> {
     if let Some(acked) = state.acknowledged_at {
         let Some(timeout) = policy.ack_timeout_ms else {
             return vec![];
         };
-        let expires = acked + after(timeout);
+        let Some(expires) = plus(acked, timeout) else {
+            return vec![];
+        };
         if now < expires {
             return vec![];
         }
@@ -97,7 +121,7 @@ pub fn due(policy: &Policy, state: &State, now: DateTime<Utc>) -> Vec<Action> {
     let mut actions = Vec::new();
     let first = state.level.map_or(0, |l| l as usize + 1);
     for (i, level) in policy.levels.iter().enumerate().skip(first) {
-        if now < state.epoch + after(level.after_ms) {
+        if plus(state.epoch, level.after_ms).is_none_or(|at| now < at) {
             break;
         }
         actions.push(Action::Page {
@@ -107,17 +131,19 @@ pub fn due(policy: &Policy, state: &State, now: DateTime<Utc>) -> Vec<Action> {
         });
     }
     let all_paged = first + actions.len() >= policy.levels.len();
+    let min_remind = MIN_REMIND.as_millis() as u64;
     if let (true, Some(every), Some(last), Some(level)) = (
         actions.is_empty() && all_paged,
         policy.remind_every_ms,
         state.last_page_at,
         state.level,
-    ) && now >= last + after(every)
+    ) && plus(last, every.max(min_remind)).is_some_and(|at| now >= at)
+        && let Some(paged) = policy.levels.get(level as usize)
     {
         actions.push(Action::Page {
             level,
             kind: MessageKind::Reminder,
-            notify: policy.levels[level as usize].notify.clone(),
+            notify: paged.notify.clone(),
         });
     }
     actions

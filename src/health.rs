@@ -67,6 +67,12 @@ pub struct Storage {
     pub buffered: usize,
     /// Runs dropped since the start because the memory bound was reached.
     pub dropped: u64,
+    /// Runs committed to the database since the start (counted after each
+    /// commit returned), so the all-clear can say how many it stored.
+    pub stored: u64,
+    /// A problem with the database file itself (deleted or replaced under
+    /// the running service, see `Store::file_problem`) and since when.
+    pub file_problem: Option<(DateTime<Utc>, String)>,
     /// Since when writes have been failing, if they are.
     pub failing_since: Option<DateTime<Utc>>,
     /// Since when the write now in progress has been running, if one is.
@@ -82,13 +88,25 @@ impl Storage {
     /// Since when storing has been in trouble at `now`: writes fail, or one
     /// has been running longer than [`SLOW_WRITE`].
     pub fn trouble_since(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.failing_since
-            .or(self.writing_since.filter(|t| expired(*t, now, SLOW_WRITE)))
+        let file = self.file_problem.as_ref().map(|(since, _)| *since);
+        let writes = self
+            .failing_since
+            .or(self.writing_since.filter(|t| expired(*t, now, SLOW_WRITE)));
+        match (file, writes) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The trouble in words, for `/readyz` and the self-alert.
     pub fn describe(&self, now: DateTime<Utc>) -> Option<String> {
         let since = self.trouble_since(now)?;
+        if let Some((_, problem)) = &self.file_problem {
+            return Some(format!(
+                "{problem}; {} runs held in memory, {} dropped",
+                self.buffered, self.dropped
+            ));
+        }
         let ago = (now - since).to_std().unwrap_or_default();
         let error = self
             .last_error
@@ -354,6 +372,25 @@ mod tests {
     }
 
     #[test]
+    fn a_deleted_database_file_fails_the_database_check_though_writes_succeed() {
+        let now = at("2026-07-01T10:00:00Z");
+        let mut s = healthy(now);
+        let problem = "the database file /x/l.db was deleted or replaced".to_string();
+        s.storage.file_problem = Some((now - chrono::Duration::seconds(2), problem));
+        let checks = assess(&s, Ok(()), &Limits::default(), now);
+        assert_eq!(failing(&checks), ["database"]);
+        assert!(
+            checks[0].detail.contains("deleted or replaced"),
+            "{}",
+            checks[0].detail
+        );
+        assert_eq!(
+            s.storage.trouble_since(now),
+            Some(now - chrono::Duration::seconds(2))
+        );
+    }
+
+    #[test]
     fn runs_held_in_memory_fail_the_database_check_with_the_reason() {
         let now = at("2026-07-01T10:00:00Z");
         let mut s = healthy(now);
@@ -363,6 +400,7 @@ mod tests {
             failing_since: Some(now - chrono::Duration::seconds(12)),
             writing_since: None,
             last_error: Some("database is locked".into()),
+            ..Storage::default()
         };
         let checks = assess(&s, Ok(()), &Limits::default(), now);
         assert_eq!(failing(&checks), ["database"]);

@@ -86,6 +86,10 @@ pub enum Due {
 }
 
 /// What to report at `now`, each thing once.
+///
+/// Total for any durations: a `grace` or `max_runtime` past representable
+/// time means "never late", a `period` is taken within the schedule's
+/// bounds (`schedule::MIN_EVERY`..`MAX_EVERY`).
 pub fn due(schedule: &Schedule, hb: &Heartbeat, mem: &Memory, now: DateTime<Utc>) -> Vec<Due> {
     let mut out = Vec::new();
     if let Some(expected) = last_missed(schedule, hb.grace, mem.anchor(), now)
@@ -95,7 +99,7 @@ pub fn due(schedule: &Schedule, hb: &Heartbeat, mem: &Memory, now: DateTime<Utc>
     }
     if let (Some(max), Some(started)) = (hb.max_runtime, mem.running_since())
         && !mem.overrun_reported
-        && now >= started + chrono_duration(max)
+        && plus(started, max).is_some_and(|at| now >= at)
     {
         out.push(Due::Overrun { started });
     }
@@ -111,7 +115,7 @@ pub fn next_deadline(
 ) -> Option<DateTime<Utc>> {
     let late = next_late(schedule, hb.grace, mem.anchor(), now);
     let overrun = match (hb.max_runtime, mem.running_since()) {
-        (Some(max), Some(s)) if !mem.overrun_reported => Some(s + chrono_duration(max)),
+        (Some(max), Some(s)) if !mem.overrun_reported => plus(s, max),
         _ => None,
     };
     [late, overrun]
@@ -129,12 +133,13 @@ fn last_missed(
     anchor: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let limit = now - chrono_duration(grace);
+    let limit = now.checked_sub_signed(chrono_duration(grace)?)?;
     let expected = match schedule {
         Schedule::Every(period) => {
-            let period_ms = (period.as_millis() as i64).max(1);
+            let period_ms = period_ms(*period);
             let k = (limit - anchor).num_milliseconds().div_euclid(period_ms);
-            anchor + chrono::Duration::milliseconds(k * period_ms)
+            let offset = chrono::Duration::try_milliseconds(k.checked_mul(period_ms)?)?;
+            anchor.checked_add_signed(offset)?
         }
         Schedule::Cron { expr, tz } => {
             let cron = crate::schedule::parse_cron(expr).ok()?;
@@ -154,19 +159,19 @@ fn next_late(
     anchor: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
-    let grace = chrono_duration(grace);
+    let grace = chrono_duration(grace)?;
+    let since = now.checked_sub_signed(grace)?;
     let expected = match schedule {
         Schedule::Every(period) => {
-            let period_ms = (period.as_millis() as i64).max(1);
-            let k = ((now - grace - anchor)
-                .num_milliseconds()
-                .div_euclid(period_ms)
-                + 1)
-            .max(1);
-            anchor + chrono::Duration::milliseconds(k * period_ms)
+            let period_ms = period_ms(*period);
+            let k = ((since - anchor).num_milliseconds().div_euclid(period_ms))
+                .saturating_add(1)
+                .max(1);
+            let offset = chrono::Duration::try_milliseconds(k.checked_mul(period_ms)?)?;
+            anchor.checked_add_signed(offset)?
         }
         Schedule::Cron { expr, tz } => {
-            let after = crate::schedule::whole_second(anchor.max(now - grace));
+            let after = crate::schedule::whole_second(anchor.max(since));
             let after = after.with_timezone(tz);
             let cron = crate::schedule::parse_cron(expr).ok()?;
             cron.find_next_occurrence(&after, false)
@@ -174,7 +179,7 @@ fn next_late(
                 .with_timezone(&Utc)
         }
     };
-    Some(expected + grace)
+    expected.checked_add_signed(grace)
 }
 
 /// Why a late heartbeat fails, for the run's note, the timeline and pages:
@@ -252,8 +257,21 @@ fn stamp(t: DateTime<Utc>, tz: Tz) -> String {
         .to_string()
 }
 
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+/// `d` as chrono's duration; `None` past its range (about 292 million years).
+fn chrono_duration(d: Duration) -> Option<chrono::Duration> {
+    chrono::Duration::from_std(d).ok()
+}
+
+/// `t + d`, `None` past representable time.
+fn plus(t: DateTime<Utc>, d: Duration) -> Option<DateTime<Utc>> {
+    t.checked_add_signed(chrono_duration(d)?)
+}
+
+/// A heartbeat period in milliseconds, within the schedule's bounds.
+fn period_ms(period: Duration) -> i64 {
+    period
+        .clamp(crate::schedule::MIN_EVERY, crate::schedule::MAX_EVERY)
+        .as_millis() as i64
 }
 
 #[cfg(test)]

@@ -41,6 +41,16 @@ impl Installation {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id a receiver sees for the outbox's `delivery_id` (and the
+    /// storage self-alert's): `{installation}-{delivery_id}`, e.g.
+    /// `3f9c0a7b12d4e6f8-inc12-p1-trigger-hook`. It is the `webhook-id`
+    /// (Standard Webhooks: the receiver's idempotency key) and the mail
+    /// `Message-ID`'s local part, so it is the same for every retry and
+    /// restart of one installation and never the same for two.
+    pub fn scoped(&self, delivery_id: &str) -> String {
+        format!("{}-{delivery_id}", self.0)
+    }
 }
 
 impl fmt::Display for Installation {
@@ -65,6 +75,12 @@ mod tests {
         let reopened = Store::open(&dir.path().join("a.db")).await.unwrap();
         assert_eq!(Installation::load(&reopened).await.unwrap(), first);
         let b = Store::open(&dir.path().join("b.db")).await.unwrap();
-        assert_ne!(Installation::load(&b).await.unwrap(), first);
+        let second = Installation::load(&b).await.unwrap();
+        assert_ne!(second, first);
+        assert_ne!(
+            second.scoped("inc1-p1-trigger-hook"),
+            first.scoped("inc1-p1-trigger-hook")
+        );
+        assert_eq!(first.scoped("x"), format!("{first}-x"));
     }
 }

@@ -24,6 +24,8 @@
 //! - [`journey`]: runs one probe's steps over HTTP; results are data.
 //! - [`monitor`]: the single writer: stores runs, applies [`evaluate`], opens,
 //!   joins and resolves incidents.
+//! - [`join`]: which incident a probe that starts failing takes part in
+//!   (pure; joining never reduces paging).
 //! - [`escalation`]: who is paged when, as a pure function of time.
 //! - [`pager`]: turns escalation decisions, acks and resolutions into outbox rows.
 //! - [`delivery`]: the outbox worker, with backoff; [`notify`]: the receivers'
@@ -58,6 +60,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod hold;
 pub mod installation;
+pub mod join;
 pub mod journey;
 pub mod maintenance;
 pub mod metrics;

@@ -65,8 +65,14 @@ impl Window {
                 time_zone,
             } => {
                 let tz: chrono_tz::Tz = time_zone.parse().unwrap_or(chrono_tz::UTC);
-                let length = Duration::minutes(i64::from(*minutes));
-                let today = now.with_timezone(&tz).date_naive();
+                // A weekly window of a week or more covers all time: longer
+                // ones are taken as eight days, so the search stays short.
+                let length = Duration::minutes(i64::from(*minutes).min(8 * 24 * 60));
+                // At the edges of representable time the local date does
+                // not exist: no occurrence there rather than a panic.
+                let Some(today) = local_date(now, &tz) else {
+                    return vec![];
+                };
                 // Reach back far enough for a window that started days ago
                 // and is still running.
                 let back = length.num_days() + 1;
@@ -87,7 +93,7 @@ impl Window {
                             .with_timezone(&Utc);
                         Some(Occurrence {
                             starts: start,
-                            ends: start + length,
+                            ends: start.checked_add_signed(length)?,
                         })
                     })
                     .collect();
@@ -96,6 +102,13 @@ impl Window {
             }
         }
     }
+}
+
+/// The date at `now` in `tz`, if it is representable there.
+fn local_date(now: DateTime<Utc>, tz: &chrono_tz::Tz) -> Option<chrono::NaiveDate> {
+    use chrono::Offset;
+    let offset = tz.offset_from_utc_datetime(&now.naive_utc()).fix();
+    now.naive_utc().checked_add_offset(offset).map(|t| t.date())
 }
 
 /// A named window over some components, from probes.yaml or the admin API.

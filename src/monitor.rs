@@ -18,6 +18,7 @@
 mod alarm;
 mod backlog;
 mod memory;
+pub mod moves;
 mod withheld;
 
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, Live, Maintenance, Probe};
 use crate::evaluate::{self, ComponentStatus, Flap, ProbeView, Transition};
+use crate::join;
 use crate::journey::{RunResult, Runner};
 use crate::pager::Pager;
 use crate::store::{Incident, NewIncident, ProbeRow, Result, Store, UpdateKind};
@@ -82,6 +84,29 @@ pub struct Monitor {
     limit: usize,
     /// Whether incidents opened in maintenance may wait to be published.
     withheld: withheld::Withheld,
+    /// Reloads the writer has yet to carry out.
+    reconfig: Arc<Reconfig>,
+}
+
+/// What reloads left for the writer: probes renamed or moved (`None`:
+/// nothing since the last time), and a wake-up for an idle writer.
+#[derive(Default)]
+struct Reconfig {
+    moves: std::sync::Mutex<Option<Vec<moves::Move>>>,
+    wake: tokio::sync::Notify,
+}
+
+impl Reconfig {
+    fn take(&self) -> Option<Vec<moves::Move>> {
+        self.moves.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Puts back work that failed, before anything queued since.
+    fn put_back(&self, mut earlier: Vec<moves::Move>) {
+        let mut queued = self.moves.lock().unwrap_or_else(|e| e.into_inner());
+        earlier.extend(queued.take().unwrap_or_default());
+        *queued = Some(earlier);
+    }
 }
 
 /// The wait before retry number `failures` (1 for the first).
@@ -102,7 +127,27 @@ impl Monitor {
             alert: None,
             limit: backlog::DEFAULT_LIMIT,
             withheld: withheld::Withheld::default(),
+            reconfig: Arc::default(),
         }
+    }
+
+    /// After a reload from `old` to `new`: the writer carries the state of
+    /// every probe renamed or moved (same `id`) over, recomputes the
+    /// components, then retires the probes removed (see
+    /// [`moves::moves`]). Returns at once; the work is the writer's, in
+    /// order with the runs.
+    pub fn reconfigured(&self, old: &Config, new: &Config) {
+        let found = moves::moves(old, new);
+        if !found.is_empty() {
+            tracing::info!(moves = ?found, "reload renamed or moved probes");
+        }
+        self.reconfig
+            .moves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Vec::new)
+            .extend(found);
+        self.reconfig.wake.notify_one();
     }
 
     /// Where runs and write latency are counted.
@@ -163,9 +208,17 @@ impl Monitor {
                 let _ = stopped.await;
             }))
         });
+        let (done, watching) = tokio::sync::watch::channel(false);
+        let file_watch = tokio::spawn(watch_file(
+            self.store.clone(),
+            self.health.clone(),
+            watching,
+        ));
         self.write(&inbox).await;
         let _ = intake.await;
         let _ = stop.send(());
+        let _ = done.send(true);
+        let _ = file_watch.await;
         if let Some(a) = alarm {
             let _ = a.await;
         }
@@ -192,10 +245,21 @@ impl Monitor {
                             e
                         })
                 }
+                None if let Some(moves) = self.reconfig.take() => {
+                    let applied = self.apply_moves(&mut memory, &moves, Utc::now()).await;
+                    if applied.is_err() {
+                        self.reconfig.put_back(moves);
+                    }
+                    applied
+                }
                 None => {
                     let Some(runs) = self.next_batch(inbox, last_write).await else {
                         return;
                     };
+                    if runs.is_empty() {
+                        // Woken by a reload: its work comes first.
+                        continue;
+                    }
                     last_write = std::time::Instant::now();
                     match self
                         .store_runs(&mut memory, &mut context, runs, inbox)
@@ -255,7 +319,10 @@ impl Monitor {
         inbox: &Inbox<RunResult>,
         last_write: std::time::Instant,
     ) -> Option<Vec<RunResult>> {
-        let mut runs = inbox.take(BATCH).await?;
+        let mut runs = tokio::select! {
+            runs = inbox.take(BATCH) => runs?,
+            () = self.reconfig.wake.notified() => return Some(vec![]),
+        };
         let wait = COMMIT_EVERY.saturating_sub(last_write.elapsed());
         if runs.len() < BATCH && !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -334,7 +401,10 @@ impl Monitor {
             b.held()
         });
         self.metrics.runs_buffered(held, 0);
-        self.health.storage(|s| s.buffered = held);
+        self.health.storage(|s| {
+            s.buffered = held;
+            s.stored += runs.len() as u64;
+        });
         Ok(change.and_then(|c| Some((runs.pop()?, c))))
     }
 
@@ -401,9 +471,9 @@ impl Monitor {
         };
         let transition = match change.transition {
             Some(Transition::BecameFailing) => self.probe_failing(memory, run, now).await,
-            // A flapping probe's recovery waits until it settles.
-            Some(Transition::Recovered) if !change.flapping => self.probe_recovered(run, now).await,
-            _ => Ok(()),
+            // Flapping or not: `recover_after` passes in a row recover.
+            Some(Transition::Recovered) => self.probe_recovered(run, now).await,
+            None => Ok(()),
         };
         transition.map_err(|e| (change, e))?;
         let left = Change {
@@ -414,7 +484,7 @@ impl Monitor {
             Some(Flap::Started) => {
                 let f = probe.alert.flapping;
                 let body = format!(
-                    "Probe {} is flapping ({} state changes within {}); paging waits until it settles",
+                    "Probe {} is flapping ({} state changes within {}); each outage still pages, reminders come half as often",
                     run.probe,
                     f.changes,
                     humantime::format_duration(f.within)
@@ -456,12 +526,13 @@ impl Monitor {
         Ok(())
     }
 
-    /// The open incident of a failing parent named in `depends_on`.
-    async fn parent_incident(
+    /// The open incidents of failing parents named in `depends_on`.
+    async fn parent_incidents(
         &self,
         memory: &Memory,
         probe: &Probe,
-    ) -> Result<Option<(String, Incident)>> {
+    ) -> Result<Vec<(String, Incident)>> {
+        let mut out = Vec::new();
         for dep in &probe.depends_on {
             let inc = if self.config.get().probe(dep).is_some() {
                 match memory.probe(dep) {
@@ -472,10 +543,47 @@ impl Monitor {
                 self.store.open_incident_for_component(dep).await?
             };
             if let Some(inc) = inc {
-                return Ok(Some((dep.clone(), inc)));
+                out.push((dep.clone(), inc));
             }
         }
-        Ok(None)
+        Ok(out)
+    }
+
+    /// The open incidents a failing probe could join, for [`join::choose`].
+    async fn candidates(
+        &self,
+        memory: &Memory,
+        probe: &str,
+        component: &str,
+    ) -> Result<join::Candidates> {
+        let as_candidate = |i: &Incident| join::Candidate {
+            id: i.id,
+            policy: i.policy.as_ref().map(|p| p.name.clone()),
+        };
+        let member_of = self.store.open_incident_for_probe(probe).await?;
+        let parents = match self.config.get().probe(probe).cloned() {
+            Some(probe) => self.parent_incidents(memory, &probe).await?,
+            None => vec![],
+        };
+        let component = self.store.open_incidents_for_component(component).await?;
+        Ok(join::Candidates {
+            member_of: member_of.as_ref().map(as_candidate),
+            parents: parents
+                .iter()
+                .map(|(p, i)| (p.clone(), as_candidate(i)))
+                .collect(),
+            component: component.iter().map(as_candidate).collect(),
+        })
+    }
+
+    /// The escalation policy `probe` pages under, from the configuration.
+    fn policy_of(&self, probe: &str) -> Option<crate::escalation::Policy> {
+        let config = self.config.get();
+        let name = config.probe(probe)?.alert.escalation.as_ref()?;
+        config
+            .escalation
+            .get(name)
+            .map(crate::escalation::Policy::from)
     }
 
     async fn probe_failing(
@@ -492,50 +600,86 @@ impl Monitor {
             (None, Some(reason)) => format!("Probe {} failing: {reason}", run.probe),
             _ => format!("Probe {} failing", run.probe),
         };
-        // Failing again while flapping: still in its incident.
-        if let Some(inc) = self.store.open_incident_for_probe(&run.probe).await? {
-            return self
-                .store
-                .join_incident(inc.id, &run.probe, &detail, now)
-                .await;
+        let failing = Failing {
+            probe: &run.probe,
+            component: &run.component,
+            detail,
+        };
+        self.failing_as(memory, &failing, now).await
+    }
+
+    /// The incident work of a probe that starts failing (or, after a
+    /// reload moved it, fails on another component): join, adopt or open.
+    async fn failing_as(&self, memory: &Memory, f: &Failing<'_>, now: DateTime<Utc>) -> Result<()> {
+        let detail = &f.detail;
+        let policy = self.policy_of(f.probe);
+        let candidates = self.candidates(memory, f.probe, f.component).await?;
+        let decision = join::choose(policy.as_ref().map(|p| p.name.as_str()), &candidates, now);
+        let why = |via: &join::Via| match via {
+            join::Via::Parent(parent) => {
+                format!("{detail} (joined: depends on {parent}, which is failing)")
+            }
+            _ => detail.to_string(),
+        };
+        match (decision, &policy) {
+            (join::Decision::Join { incident, via }, _) => {
+                self.store
+                    .join_incident(incident, f.probe, &why(&via), now)
+                    .await
+            }
+            (
+                join::Decision::Adopt {
+                    incident,
+                    via,
+                    epoch,
+                },
+                Some(policy),
+            ) => {
+                let body = format!(
+                    "{}; this incident paged nobody, so it pages under `{}` from now",
+                    why(&via),
+                    policy.name
+                );
+                if self
+                    .store
+                    .adopt_incident(incident, f.probe, policy, &body, epoch)
+                    .await?
+                {
+                    tracing::warn!(incident, probe = %f.probe, policy = %policy.name,
+                        "failing probe joined an incident that paged nobody; paging starts");
+                    self.page_now(now).await;
+                    return Ok(());
+                }
+                // It changed meanwhile (an operator resolved it, or another
+                // probe's policy was adopted): decide again from fresh rows.
+                tracing::info!(incident, "incident changed before adoption; deciding again");
+                Box::pin(self.failing_as(memory, f, now)).await
+            }
+            (join::Decision::Adopt { .. }, None) | (join::Decision::Open, _) => {
+                self.open_incident(memory, f, policy.as_ref(), now).await
+            }
         }
-        if let Some(probe) = self.config.get().probe(&run.probe).cloned()
-            && let Some((parent, inc)) = self.parent_incident(memory, &probe).await?
-        {
-            let detail = format!("{detail} (joined: depends on {parent}, which is failing)");
-            return self
-                .store
-                .join_incident(inc.id, &run.probe, &detail, now)
-                .await;
-        }
-        if let Some(inc) = self
-            .store
-            .open_incident_for_component(&run.component)
-            .await?
-        {
-            return self
-                .store
-                .join_incident(inc.id, &run.probe, &detail, now)
-                .await;
-        }
+    }
+
+    /// Opens an incident for the failing probe's component, paged under `policy`.
+    async fn open_incident(
+        &self,
+        memory: &Memory,
+        f: &Failing<'_>,
+        policy: Option<&crate::escalation::Policy>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let config = self.config.get();
-        let component = config.component(&run.component);
-        let name = component.map_or(run.component.as_str(), |c| c.name.as_str());
-        let policy = self
-            .config
-            .get()
-            .probe(&run.probe)
-            .and_then(|p| p.alert.escalation.as_ref())
-            .and_then(|name| config.escalation.get(name))
-            .map(crate::escalation::Policy::from);
+        let component = config.component(f.component);
+        let name = component.map_or(f.component, |c| c.name.as_str());
         let title = format!("{name} disrupted");
         // Never the technical detail: that stays on the internal timeline.
-        let public = withheld::public_message(&config, &run.component);
+        let public = withheld::public_message(&config, f.component);
         let windows = windows(&self.config.get(), &self.store).await?;
         // In maintenance the incident stays internal until the window ends.
-        let in_public = withheld::public_at(&windows, &run.component, now);
+        let in_public = withheld::public_at(&windows, f.component, now);
         let lookup = |name: &str| memory.probe(name);
-        let status = component_status_by(&self.config.get(), lookup, &windows, &run.component, now);
+        let status = component_status_by(&self.config.get(), lookup, &windows, f.component, now);
         let impact = match status {
             ComponentStatus::MajorOutage => "major",
             _ => "minor",
@@ -543,35 +687,44 @@ impl Monitor {
         let id = self
             .store
             .create_incident(NewIncident {
-                component: &run.component,
+                component: f.component,
                 title: &title,
                 impact,
-                probe: &run.probe,
+                probe: f.probe,
                 public_body: &public,
-                internal_body: &detail,
-                policy: policy.as_ref(),
+                internal_body: &f.detail,
+                policy,
                 now,
                 public: in_public,
             })
             .await?;
-        tracing::warn!(component = %run.component, probe = %run.probe, public = in_public, "incident opened");
+        tracing::warn!(component = %f.component, probe = %f.probe, public = in_public, "incident opened");
+        // Pages first: subscriber mail (thousands of rows) never delays them.
+        self.page_now(now).await;
         if in_public {
             self.announce(id, "investigating", &public, now).await;
         } else {
             self.withheld.set();
         }
-        self.page_now(now).await;
         Ok(())
     }
 
     async fn probe_recovered(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
         let body = format!("Probe {} recovered", run.probe);
-        self.probe_cleared(&run.probe, &body, now).await
+        self.probe_cleared(&run.probe, &body, Closing::Recovered, now)
+            .await
     }
 
     /// Takes the probe off its open incident, resolving the incident (and
-    /// its pages) when no probe of it still fails.
-    async fn probe_cleared(&self, probe: &str, body: &str, now: DateTime<Utc>) -> Result<()> {
+    /// its pages) when no probe of it still fails. The public text says
+    /// the service recovered only when `why` is an observed recovery.
+    async fn probe_cleared(
+        &self,
+        probe: &str,
+        body: &str,
+        why: Closing,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let Some(inc) = self.store.open_incident_for_probe(probe).await? else {
             return Ok(());
         };
@@ -584,30 +737,122 @@ impl Monitor {
             .component(&inc.component)
             .map_or(inc.component.as_str(), |c| c.name.as_str());
         let deliveries = self.pager.resolved_deliveries(&inc, now).await?;
-        let body = format!("{name} is operating normally again.");
+        let body = match why {
+            Closing::Recovered => format!("{name} is operating normally again."),
+            Closing::Unwatched => format!(
+                "The check that reported this problem with {name} is no longer run, so this incident is closed; no recovery was observed."
+            ),
+            Closing::MovedTo(to) => {
+                let to = config.component(&to).map_or(to.clone(), |c| c.name.clone());
+                format!("This problem is now tracked under {to}.")
+            }
+        };
         self.store
             .resolve_incident(inc.id, &body, now, &deliveries)
             .await?;
         tracing::info!(component = %inc.component, incident = inc.id, "incident resolved");
+        self.pager.wake_worker();
         // One withheld by maintenance and over before it ended: the public
         // never saw it and hears nothing of it.
         if inc.published_at.is_some() {
             self.announce(inc.id, "resolved", &body, now).await;
         }
-        self.pager.wake_worker();
         Ok(())
     }
 
-    /// After a reload: probes no longer configured leave their incidents
-    /// (an incident left with none is resolved, so nobody is paged for
-    /// something no longer watched) and the page.
-    pub async fn forget_removed_probes(&self, now: DateTime<Utc>) {
-        if let Err(e) = self.try_forget_removed_probes(now).await {
-            tracing::error!(error = %e, "could not retire removed probes");
+    /// A reload's work, in the writer: each probe renamed or moved takes
+    /// its state along (stored, then in memory), its incident follows it
+    /// to its new component, and probes no longer configured are retired.
+    /// A step done is not redone when the rest is retried.
+    async fn apply_moves(
+        &self,
+        memory: &mut Memory,
+        moves: &[moves::Move],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for m in moves {
+            let pending = memory
+                .probe(&m.from)
+                .is_some_and(|s| m.renamed() || s.component != m.to_component);
+            if pending {
+                self.store
+                    .move_probe(&m.from, &m.to, &m.to_component)
+                    .await?;
+                memory.rename(&m.from, &m.to, &m.to_component);
+                tracing::info!(from = %m.from, to = %m.to, component = %m.to_component,
+                    "probe state carried over");
+            }
+            if m.moved() {
+                self.follow_moved_probe(memory, m, now).await?;
+            }
+            self.changes.bump();
         }
+        self.forget_removed_probes(now).await
     }
 
-    async fn try_forget_removed_probes(&self, now: DateTime<Utc>) -> Result<()> {
+    /// The incident of a failing probe a reload moved to another
+    /// component follows it: alone in its incident, with nothing open on
+    /// the new component, the incident moves along; otherwise the probe
+    /// leaves it and joins (or opens) one there, and an incident it leaves
+    /// with nothing failing closes without claiming a recovery.
+    async fn follow_moved_probe(
+        &self,
+        memory: &Memory,
+        m: &moves::Move,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(inc) = self.store.open_incident_for_probe(&m.to).await? else {
+            return Ok(());
+        };
+        if inc.component != m.from_component {
+            // Joined through `depends_on`, or already followed.
+            return Ok(());
+        }
+        let others = self
+            .store
+            .incident_probes(inc.id)
+            .await?
+            .into_iter()
+            .any(|(p, failing)| failing && p != m.to);
+        let there = self
+            .store
+            .open_incidents_for_component(&m.to_component)
+            .await?;
+        if !others && there.is_empty() {
+            let note = format!(
+                "Probe {} moved from component {} to {} with the configuration; this incident moves with it",
+                m.to, m.from_component, m.to_component
+            );
+            return self
+                .store
+                .rehome_incident(inc.id, &m.to_component, &note, now)
+                .await;
+        }
+        let note = format!(
+            "Probe {} moved to component {} with the configuration; it is followed there",
+            m.to, m.to_component
+        );
+        self.probe_cleared(&m.to, &note, Closing::MovedTo(m.to_component.clone()), now)
+            .await?;
+        let failing = memory.probe(&m.to).is_some_and(|s| s.health.failing);
+        if failing {
+            let f = Failing {
+                probe: &m.to,
+                component: &m.to_component,
+                detail: format!(
+                    "Probe {} failing (moved here from component {})",
+                    m.to, m.from_component
+                ),
+            };
+            self.failing_as(memory, &f, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Probes no longer configured leave their incidents (an incident left
+    /// with none is closed, so nobody is paged for something no longer
+    /// watched, without claiming it recovered) and the page.
+    async fn forget_removed_probes(&self, now: DateTime<Utc>) -> Result<()> {
         let config = self.config.get();
         for state in self.store.probe_states().await? {
             if config.probe(&state.probe).is_some() {
@@ -617,7 +862,8 @@ impl Monitor {
                 "Probe {} was removed from the configuration, so it no longer counts",
                 state.probe
             );
-            self.probe_cleared(&state.probe, &body, now).await?;
+            self.probe_cleared(&state.probe, &body, Closing::Unwatched, now)
+                .await?;
             self.store.forget_probe_state(&state.probe).await?;
             self.changes.bump();
             tracing::info!(probe = %state.probe, "removed probe retired");
@@ -655,6 +901,25 @@ impl Monitor {
             Utc::now(),
         ))
     }
+}
+
+/// A probe that starts failing, as the incident work sees it.
+struct Failing<'a> {
+    probe: &'a str,
+    component: &'a str,
+    /// The internal timeline note: step and reason.
+    detail: String,
+}
+
+/// Why an incident closes when its last failing probe leaves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Closing {
+    /// The probes passed again: a recovery was observed.
+    Recovered,
+    /// The probe was removed from the configuration: nothing was observed.
+    Unwatched,
+    /// A reload moved the probe to this component; it is followed there.
+    MovedTo(String),
 }
 
 /// Runs the cleanup of every run a crash cut short, with the captures it
@@ -775,6 +1040,34 @@ pub fn component_status_by<'a>(
         .collect();
     let in_maintenance = crate::maintenance::active_for(windows, component, now).is_some();
     evaluate::component_status(&views, in_maintenance)
+}
+
+/// How often the database file is looked at (deleted or replaced?).
+const FILE_CHECK: Duration = Duration::from_secs(1);
+
+/// Looks at the database file every [`FILE_CHECK`] until `done`, and
+/// reports a file deleted or replaced under the service as storage trouble
+/// (readiness fails; the self-alert goes out after its delay).
+async fn watch_file(
+    store: Store,
+    health: crate::health::Health,
+    mut done: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let problem = store.file_problem();
+        health.storage(|s| match (&problem, &s.file_problem) {
+            (Some(p), Some((_, known))) if p == known => {}
+            (Some(p), _) => {
+                tracing::error!(problem = %p, "database file trouble");
+                s.file_problem = Some((Utc::now(), p.clone()));
+            }
+            (None, _) => s.file_problem = None,
+        });
+        tokio::select! {
+            _ = done.wait_for(|d| *d) => return,
+            _ = tokio::time::sleep(FILE_CHECK) => {}
+        }
+    }
 }
 
 /// Moves runs from the channel into the inbox as they come, counting each.

@@ -8,10 +8,11 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::ack::AckKeys;
-use crate::config::{Live, Notifier};
+use crate::config::Live;
 use crate::delivery::CrashAt;
 use crate::escalation::{self, Action};
 use crate::hold::{self, Hold, Member};
+use crate::installation::Installation;
 use crate::notify::{Message, MessageKind};
 use crate::store::{AckOutcome, Incident, NewDelivery, Store, UpdateKind};
 
@@ -34,6 +35,8 @@ pub struct Pager {
     /// Wakes the outbox worker when rows were added.
     wake: Arc<Notify>,
     crash: CrashAt,
+    /// This database's identity, which every outgoing id carries.
+    installation: Installation,
 }
 
 impl Pager {
@@ -43,6 +46,7 @@ impl Pager {
         keys: AckKeys,
         base_url: String,
         wake: Arc<Notify>,
+        installation: Installation,
     ) -> Self {
         Self {
             store,
@@ -51,7 +55,14 @@ impl Pager {
             base_url,
             wake,
             crash: CrashAt::from_env(),
+            installation,
         }
+    }
+
+    /// The identity outgoing ids carry (inbound PagerDuty webhooks name
+    /// incidents by the `dedup_key` made from it).
+    pub fn installation(&self) -> &Installation {
+        &self.installation
     }
 
     pub fn keys(&self) -> &AckKeys {
@@ -93,13 +104,14 @@ impl Pager {
         Ok(enqueued)
     }
 
-    /// Why the incident must not page now, if anything holds it.
+    /// Why the incident must not page now, if anything holds it, and how
+    /// much slower it reminds (flapping).
     async fn hold(
         &self,
         inc: &Incident,
         ctx: &HoldContext,
         now: DateTime<Utc>,
-    ) -> crate::store::Result<Option<Hold>> {
+    ) -> crate::store::Result<(Option<Hold>, u32)> {
         let probes = self.store.incident_probes(inc.id).await?;
         let members: Vec<Member> = probes
             .into_iter()
@@ -113,13 +125,8 @@ impl Pager {
                 }
             })
             .collect();
-        Ok(hold::incident_hold(
-            &inc.component,
-            &members,
-            &ctx.windows,
-            &ctx.silences,
-            now,
-        ))
+        let held = hold::incident_hold(&inc.component, &members, &ctx.windows, &ctx.silences, now);
+        Ok((held, hold::reminder_factor(&members)))
     }
 
     async fn escalate(
@@ -131,7 +138,8 @@ impl Pager {
         let Some(policy) = &inc.policy else {
             return Ok(0);
         };
-        let held = self.hold(inc, ctx, now).await?.map(|h| h.to_string());
+        let (held, slower) = self.hold(inc, ctx, now).await?;
+        let held = held.map(|h| h.to_string());
         if held != inc.held {
             let note = match &held {
                 Some(h) => format!("Paging held: {h}"),
@@ -156,7 +164,7 @@ impl Pager {
             self.store.hold_epoch(inc, now).await?;
             return Ok(0);
         }
-        let actions = escalation::due(policy, &inc.escalation, now);
+        let actions = escalation::due(&policy.reminding_slower(slower), &inc.escalation, now);
         self.carry_out(inc, &actions, vec![], now).await
     }
 
@@ -174,9 +182,22 @@ impl Pager {
         }
         let mut deliveries = Vec::new();
         let mut pages = inc.pages;
+        // Pages after an expired ack must not claim it is acknowledged.
+        let mut inc = std::borrow::Cow::Borrowed(inc);
         for action in actions {
             match action {
-                Action::AckExpired { .. } => {
+                Action::AckExpired { at } => {
+                    // Everyone already paged hears it first (in order per
+                    // receiver: these rows precede the new pages).
+                    let kind = MessageKind::AckExpired;
+                    for name in self.store.paged_notifiers(inc.id).await? {
+                        let id = format!("inc{}-ackexp{}-{name}", inc.id, at.timestamp_millis());
+                        let level = inc.escalation.level.unwrap_or(0);
+                        deliveries.push(self.delivery(&inc, kind, level, &name, id, now).await?);
+                    }
+                    let expired = inc.to_mut();
+                    expired.acknowledged_at = None;
+                    expired.acknowledged_by = None;
                     notes.push("Acknowledgement expired while still failing; paging again".into())
                 }
                 Action::Page {
@@ -187,7 +208,7 @@ impl Pager {
                     pages += 1;
                     for name in notify {
                         let id = format!("inc{}-p{pages}-{}-{name}", inc.id, kind.as_str());
-                        deliveries.push(self.delivery(inc, *kind, *level, name, id, now).await?);
+                        deliveries.push(self.delivery(&inc, *kind, *level, name, id, now).await?);
                     }
                     let verb = if *kind == MessageKind::Reminder {
                         "Reminded"
@@ -198,6 +219,7 @@ impl Pager {
                 }
             }
         }
+        let inc: &Incident = &inc;
         let next = escalation::advance(&inc.escalation, actions, now);
         self.crash.reached("before_enqueue");
         let applied = self
@@ -247,7 +269,8 @@ impl Pager {
         Ok(())
     }
 
-    /// Acknowledges for `by`; receivers that track state (PagerDuty) are told.
+    /// Acknowledges for `by`; every receiver already paged for the incident
+    /// is told, through the outbox like any page.
     pub async fn acknowledge(
         &self,
         id: i64,
@@ -263,15 +286,11 @@ impl Pager {
             ..inc
         };
         let mut deliveries = Vec::new();
+        let level = acked.escalation.level.unwrap_or(0);
         for name in self.store.paged_notifiers(id).await? {
-            if matches!(
-                self.config.get().notifiers.get(&name),
-                Some(Notifier::PagerDuty { .. })
-            ) {
-                let did = format!("inc{id}-ack{}-{name}", now.timestamp_millis());
-                let kind = MessageKind::Acknowledged;
-                deliveries.push(self.delivery(&acked, kind, 0, &name, did, now).await?);
-            }
+            let did = format!("inc{id}-ack{}-{name}", now.timestamp_millis());
+            let kind = MessageKind::Acknowledged;
+            deliveries.push(self.delivery(&acked, kind, level, &name, did, now).await?);
         }
         let outcome = self.store.acknowledge(id, by, now, &deliveries).await?;
         self.wake.notify_one();
@@ -288,10 +307,12 @@ impl Pager {
             return Ok(vec![]);
         }
         let mut out = Vec::new();
+        // The resolve names the highest level that was paged.
+        let level = inc.escalation.level.unwrap_or(0);
         for name in self.store.paged_notifiers(inc.id).await? {
             let id = format!("inc{}-resolved-{name}", inc.id);
             out.push(
-                self.delivery(inc, MessageKind::Resolved, 0, &name, id, now)
+                self.delivery(inc, MessageKind::Resolved, level, &name, id, now)
                     .await?,
             );
         }
@@ -338,11 +359,32 @@ impl Pager {
             Some((p, _)) => self.store.probe_state(p).await?,
             None => None,
         };
-        let component_name = self
-            .config
-            .get()
+        let config = self.config.get();
+        let component_name = config
             .component(&inc.component)
             .map_or_else(|| inc.component.clone(), |c| c.name.clone());
+        // A page between a heal and the recovery (`recover_after` passes
+        // not reached yet) says so, beside the failure's reason.
+        let healing = state.as_ref().filter(|s| {
+            s.health.failing
+                && matches!(
+                    s.last_outcome,
+                    Some(crate::journey::Outcome::Pass | crate::journey::Outcome::Degraded)
+                )
+        });
+        let reason = match healing {
+            Some(s) if matches!(kind, MessageKind::Trigger | MessageKind::Reminder) => {
+                let needed = config
+                    .probe(&s.probe)
+                    .map_or(1, |p| p.alert.recover_after.max(1));
+                let why = s.last_reason.as_deref().unwrap_or("it failed");
+                Some(format!(
+                    "{why} (still failing: the last run passed, {} of {needed} passing runs needed to recover)",
+                    s.health.consecutive_passes
+                ))
+            }
+            _ => state.as_ref().and_then(|s| s.last_reason.clone()),
+        };
         let wants_ack = matches!(kind, MessageKind::Trigger | MessageKind::Reminder);
         Ok(Message {
             kind,
@@ -352,13 +394,15 @@ impl Pager {
             component_name,
             probes: probes.into_iter().map(|(p, _)| p).collect(),
             failing_step: state.as_ref().and_then(|s| s.last_failed_step.clone()),
-            reason: state.and_then(|s| s.last_reason),
+            reason,
             opened_at: inc.opened_at,
             sent_at: now,
             level,
             incident_url: self.incident_url(inc.id),
             ack_url: wants_ack.then(|| self.ack_url(inc.id, notifier, now)),
-            acknowledged_by: inc.acknowledged_by.clone(),
+            acknowledged_by: matches!(kind, MessageKind::Acknowledged | MessageKind::Resolved)
+                .then(|| inc.acknowledged_by.clone())
+                .flatten(),
             resolved_at: (kind == MessageKind::Resolved).then(|| inc.resolved_at.unwrap_or(now)),
         })
     }

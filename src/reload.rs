@@ -153,7 +153,9 @@ pub fn run(
         tokio::pin!(stop);
         let mut poll = tokio::time::interval(every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut last_seen = source.fingerprint();
+        // The file in force when the service was built: a change made
+        // between then and now is a change too.
+        let mut last_seen = reloads.status().version.or_else(|| source.fingerprint());
         loop {
             tokio::select! {
                 () = &mut stop => return,

@@ -13,9 +13,15 @@ use crate::store::{Result, Store};
 /// Rows deleted per statement.
 pub const BATCH: i64 = 1000;
 
-/// The (runs, rollups) cutoffs at `now`.
+/// The (runs, rollups) cutoffs at `now`. A retention longer than time
+/// itself keeps everything (the cutoff is the start of representable time).
 pub fn cutoffs(r: &Retention, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
-    let ago = |d: Duration| now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+    let ago = |d: Duration| {
+        chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    };
     (ago(r.runs), ago(r.rollups))
 }
 

@@ -7,13 +7,30 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Schedule;
 
+/// The longest `every:` the schedule works with: a year (366 days), the
+/// loader's bound too. A longer one that slipped past the loader is taken
+/// as a year, so the probe still runs.
+pub const MAX_EVERY: Duration = Duration::from_secs(366 * 86_400);
+
+/// The shortest `every:` the schedule works with (the loader asks for at
+/// least a second).
+pub const MIN_EVERY: Duration = Duration::from_millis(100);
+
+/// A bound for "never" that every clock can still add: thirty years.
+pub const FAR: Duration = Duration::from_secs(30 * 366 * 86_400);
+
+/// `every` within [[`MIN_EVERY`], [`MAX_EVERY`]], in milliseconds.
+fn every_ms(every: Duration) -> i64 {
+    every.clamp(MIN_EVERY, MAX_EVERY).as_millis() as i64
+}
+
 /// A stable offset in `[0, every)` derived from the probe's name, so probes
 /// sharing an interval start spread out instead of all at once, and keep
 /// the same phase across restarts.
 pub fn phase(name: &str, every: Duration) -> Duration {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     name.hash(&mut h);
-    let ms = every.as_millis().max(1) as u64;
+    let ms = every.as_millis().clamp(1, MAX_EVERY.as_millis()) as u64;
     Duration::from_millis(h.finish() % ms)
 }
 
@@ -36,13 +53,19 @@ pub fn next_runs(
 /// Unix epoch), so a restart picks up the same cadence rather than
 /// starting over. A cron probe's next occurrence is found in its time
 /// zone with the real offset at that instant, so runs stay put across DST.
+/// `every` is taken within [[`MIN_EVERY`], [`MAX_EVERY`]], so any value
+/// gives a next start (`None` only past the end of representable time).
 pub fn next_due(name: &str, schedule: &Schedule, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
     match schedule {
         Schedule::Every(every) => {
-            let every_ms = (every.as_millis() as i64).max(1);
-            let phase_ms = phase(name, *every).as_millis() as i64;
-            let since = after.timestamp_millis() - phase_ms;
-            let next = (since.div_euclid(every_ms) + 1) * every_ms + phase_ms;
+            let every_ms = every_ms(*every);
+            let phase_ms = phase(name, *every).as_millis() as i64 % every_ms;
+            let since = after.timestamp_millis().checked_sub(phase_ms)?;
+            let next = since
+                .div_euclid(every_ms)
+                .checked_add(1)?
+                .checked_mul(every_ms)?
+                .checked_add(phase_ms)?;
             DateTime::from_timestamp_millis(next)
         }
         Schedule::Cron { expr, tz } => {

@@ -391,9 +391,13 @@ async fn drain(runs: &mut JoinSet<()>) {
     while runs.join_next().await.is_some() {}
 }
 
-/// Tokio's clock for a wall-clock instant (now, if it has passed).
+/// Tokio's clock for a wall-clock instant (now, if it has passed; thirty
+/// years ahead at most, past what tokio's clock can hold).
 fn instant_of(due: DateTime<Utc>) -> tokio::time::Instant {
-    tokio::time::Instant::now() + (due - Utc::now()).to_std().unwrap_or_default()
+    let now = tokio::time::Instant::now();
+    let wait = (due - Utc::now()).to_std().unwrap_or_default();
+    now.checked_add(wait.min(crate::schedule::FAR))
+        .unwrap_or(now)
 }
 
 /// Marks the probe free again however its run ends.
@@ -434,7 +438,9 @@ impl Start {
             () = stopped(self.stopping.clone()) => return,
         };
         if !self.probe.jitter.is_zero() {
-            let ms = rand::random_range(0..=self.probe.jitter.as_millis() as u64);
+            // Never longer than the longest period a schedule can have.
+            let jitter = self.probe.jitter.min(crate::schedule::MAX_EVERY);
+            let ms = rand::random_range(0..=jitter.as_millis() as u64);
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
         let interrupt = stopped(self.stopping.clone());

@@ -17,6 +17,9 @@ pub const KIND: &str = "subscriber";
 /// The outbox `notifier` name of subscriber mail (not a configured notifier).
 pub const NOTIFIER: &str = "subscribers";
 
+/// Subscriber mails enqueued per transaction.
+const ENQUEUE_CHUNK: usize = 100;
+
 /// A random token for confirmation and unsubscribe links.
 pub fn new_token() -> String {
     let bytes: [u8; 24] = rand::random();
@@ -122,10 +125,12 @@ pub async fn announce(
             delivery(format!("sub{}-{}", s.id, a.key), &mail)
         })
         .collect();
-    if deliveries.is_empty() {
-        return Ok(0);
+    // In small transactions: thousands of mails in one would hold SQLite's
+    // write lock long enough to delay a page being claimed meanwhile.
+    for chunk in deliveries.chunks(ENQUEUE_CHUNK) {
+        store.enqueue(chunk, now).await?;
+        tokio::task::yield_now().await;
     }
-    store.enqueue(&deliveries, now).await?;
     Ok(deliveries.len())
 }
 

@@ -267,7 +267,13 @@ pub fn stale_after(probe: &Probe, now: DateTime<Utc>) -> std::time::Duration {
         .map(|h| h.grace)
         .unwrap_or_default();
     let run = probe.deadline.unwrap_or(std::time::Duration::from_secs(60));
-    (period * 2 + probe.jitter + run + grace).max(std::time::Duration::from_secs(300))
+    // Saturating: configured values of any size give a bound, never a panic.
+    period
+        .saturating_mul(2)
+        .saturating_add(probe.jitter)
+        .saturating_add(run)
+        .saturating_add(grace)
+        .max(std::time::Duration::from_secs(300))
 }
 
 #[cfg(test)]

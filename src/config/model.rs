@@ -232,6 +232,10 @@ pub struct Admin {
 #[derive(Debug, Clone)]
 pub struct Probe {
     pub name: String,
+    /// `id:`, a stable identity that survives renames (default: the
+    /// name). A reload that gives a probe of the same id another name or
+    /// component carries its failing state and incident over.
+    pub id: String,
     pub component: String,
     pub schedule: Schedule,
     /// Extra random delay added to each scheduled start, at most this long.
@@ -499,6 +503,9 @@ pub enum Notifier {
         /// Standard Webhooks secret (`whsec_<base64>`), signs when present.
         secret: Option<Secret>,
         headers: Vec<(String, String)>,
+        /// `body:` (with `content_type:`, default `application/json`): the
+        /// receiver's own format instead of Lookout's JSON.
+        body: Option<crate::notify::template::BodyTemplate>,
     },
     Email {
         to: Vec<String>,

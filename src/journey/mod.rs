@@ -99,7 +99,8 @@ impl Runner {
         let started_at = Utc::now();
         let clock = Instant::now();
         let mut run = self.ctx(config, probe, &run_uid);
-        run.deadline = probe.deadline.map(|d| clock + d);
+        // A deadline past what the clock can hold is no deadline.
+        run.deadline = probe.deadline.and_then(|d| clock.checked_add(d));
         let journal = self.journal.as_ref().filter(|_| !probe.finally.is_empty());
         let needed = cleanup_names(probe);
         if let Some(store) = journal {

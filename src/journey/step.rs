@@ -153,7 +153,7 @@ impl RunCtx<'_> {
             let Some(poll) = step.poll else {
                 return (attempt, sent, clock.elapsed());
             };
-            let next = clock.elapsed() + poll.every;
+            let next = clock.elapsed().saturating_add(poll.every);
             if attempt.passed() || next > poll.within || self.past_deadline(phase, poll.every) {
                 return (attempt, sent, clock.elapsed());
             }
@@ -229,7 +229,10 @@ impl RunCtx<'_> {
     }
 
     fn past_deadline(&self, phase: Phase, wait: Duration) -> bool {
-        phase == Phase::Steps && self.deadline.is_some_and(|d| Instant::now() + wait >= d)
+        phase == Phase::Steps
+            && self
+                .deadline
+                .is_some_and(|d| Instant::now().checked_add(wait).is_none_or(|t| t >= d))
     }
 
     fn capture(&mut self, step: &Step, exchange: &Exchange) -> Vec<(String, String)> {

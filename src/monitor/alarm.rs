@@ -53,6 +53,16 @@ pub fn decide(
     }
 }
 
+/// The all-clear's reason, with the true counts since the alarm was raised:
+/// runs committed (each counted once its commit returned) and runs dropped
+/// because memory ran out, e.g. "12 runs held in memory were stored; 0
+/// dropped".
+pub fn all_clear(stored: u64, dropped: u64) -> String {
+    let runs = if stored == 1 { "run" } else { "runs" };
+    let verb = if stored == 1 { "was" } else { "were" };
+    format!("{stored} {runs} held in memory {verb} stored; {dropped} dropped")
+}
+
 /// Who is told: `connectivity.notify` and every policy's first level.
 pub fn recipients(config: &Config) -> Vec<String> {
     let mut names: Vec<String> = config
@@ -93,6 +103,9 @@ impl Sender {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut raised = None;
+        // The stored and dropped counters when the alarm was raised, so the
+        // all-clear says what happened since.
+        let mut at_raise = (0, 0);
         let mut queue: VecDeque<Outgoing> = VecDeque::new();
         loop {
             let now = Utc::now();
@@ -102,7 +115,17 @@ impl Sender {
                     Alarm::Raise(since) => Some(since),
                     Alarm::Clear(_) => None,
                 };
-                self.enqueue(&mut queue, change, &storage, now);
+                let counts = match change {
+                    Alarm::Raise(_) => {
+                        at_raise = (storage.stored, storage.dropped);
+                        (0, 0)
+                    }
+                    Alarm::Clear(_) => (
+                        storage.stored.saturating_sub(at_raise.0),
+                        storage.dropped.saturating_sub(at_raise.1),
+                    ),
+                };
+                self.enqueue(&mut queue, change, &storage, counts, now);
             }
             self.deliver(&mut queue).await;
             tokio::select! {
@@ -117,6 +140,7 @@ impl Sender {
         queue: &mut VecDeque<Outgoing>,
         change: Alarm,
         storage: &Storage,
+        (stored, dropped): (u64, u64),
         now: DateTime<Utc>,
     ) {
         let (kind, since, title, reason) = match change {
@@ -127,11 +151,12 @@ impl Sender {
                 (MessageKind::Trigger, since, title, reason)
             }
             Alarm::Clear(since) => {
-                tracing::warn!("runs are stored again; the storage alert is resolved");
-                let reason = format!(
-                    "every run held in memory is stored; {} dropped since the start",
-                    storage.dropped
+                tracing::warn!(
+                    stored,
+                    dropped,
+                    "runs are stored again; the storage alert is resolved"
                 );
+                let reason = all_clear(stored, dropped);
                 let title = "Lookout stores its results again";
                 (MessageKind::Resolved, since, title, reason)
             }

@@ -122,6 +122,22 @@ impl Memory {
         self.probes.get(name)
     }
 
+    /// Carries probe `from`'s state and current interval to name `to` on
+    /// `component` (stored already by `Store::move_probe`); every
+    /// component's status is worked out afresh.
+    pub fn rename(&mut self, from: &str, to: &str, component: &str) {
+        if let Some(mut row) = self.probes.remove(from) {
+            row.probe = to.to_string();
+            row.component = component.to_string();
+            self.probes.insert(to.to_string(), row);
+        }
+        if let Some(current) = self.intervals.remove(&SubjectId::Probe(from.to_string())) {
+            self.intervals
+                .insert(SubjectId::Probe(to.to_string()), current);
+        }
+        self.shown.clear();
+    }
+
     /// Evaluates `runs` in order, up to and including the first that
     /// changes a probe's health or flapping.
     pub fn plan(&self, config: &Config, ctx: &Context, runs: &[RunResult]) -> Plan {
@@ -140,14 +156,22 @@ impl Memory {
             let before = prev.map(|p| (p.health.failing, p.last_outcome));
             let degraded = |o: Option<Outcome>| o == Some(Outcome::Degraded);
             let was_degraded = degraded(prev.and_then(|p| p.last_outcome));
+            // While it still counts as failing, a passing run keeps the
+            // failure's reason and step: pages sent then say why.
+            let kept = |field: fn(&ProbeRow) -> Option<String>| {
+                prev.filter(|_| health.failing).and_then(field)
+            };
             let row = ProbeRow {
                 probe: run.probe.clone(),
                 component: run.component.clone(),
-                health,
                 last_run_at: Some(run.finished_at),
                 last_outcome: Some(run.outcome),
-                last_reason: run.reason(),
-                last_failed_step: run.failed_step().map(|s| s.id.clone()),
+                last_reason: run.reason().or_else(|| kept(|p| p.last_reason.clone())),
+                last_failed_step: run
+                    .failed_step()
+                    .map(|s| s.id.clone())
+                    .or_else(|| kept(|p| p.last_failed_step.clone())),
+                health,
             };
             let flapping = row.health.flapping;
             let view_changed = before != Some((row.health.failing, row.last_outcome));

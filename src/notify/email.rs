@@ -312,6 +312,7 @@ pub fn subject(msg: &Message) -> String {
     let tag = match msg.kind {
         MessageKind::Trigger | MessageKind::Reminder => "[FIRING:1]",
         MessageKind::Acknowledged => "[ACKNOWLEDGED]",
+        MessageKind::AckExpired => "[ACK EXPIRED]",
         MessageKind::Resolved => "[RESOLVED]",
     };
     let what = failure_summary(msg.failing_step.as_deref(), msg.reason.as_deref());
@@ -331,6 +332,9 @@ pub fn page_letter(ctx: &MailContext, msg: &Message) -> Letter {
         MessageKind::Trigger => "An incident is open and nobody has acknowledged it yet.",
         MessageKind::Reminder => "Reminder: this incident is still open and unacknowledged.",
         MessageKind::Acknowledged => "This incident was acknowledged.",
+        MessageKind::AckExpired => {
+            "The acknowledgement expired and the incident still fails: paging starts again."
+        }
         MessageKind::Resolved => "This incident is resolved.",
     };
     let mut facts = vec![

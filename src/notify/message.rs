@@ -14,8 +14,13 @@ pub enum MessageKind {
     Trigger,
     /// The same page again because nobody acknowledged.
     Reminder,
-    /// Someone acknowledged (sent to receivers that track state, e.g. PagerDuty).
+    /// Someone acknowledged: sent to every receiver already paged for the
+    /// incident.
     Acknowledged,
+    /// An acknowledgement ran out (`ack_timeout`) while the incident still
+    /// fails: sent to every receiver already paged, just before paging
+    /// starts over.
+    AckExpired,
     Resolved,
 }
 
@@ -25,6 +30,7 @@ impl MessageKind {
             MessageKind::Trigger => "trigger",
             MessageKind::Reminder => "reminder",
             MessageKind::Acknowledged => "acknowledged",
+            MessageKind::AckExpired => "ack_expired",
             MessageKind::Resolved => "resolved",
         }
     }
@@ -47,13 +53,16 @@ pub struct Message {
     pub reason: Option<String>,
     pub opened_at: DateTime<Utc>,
     pub sent_at: DateTime<Utc>,
-    /// Escalation level (0-based) this page belongs to.
+    /// Escalation level (0-based) this page belongs to; for `Resolved`,
+    /// the highest level that was paged.
     pub level: u32,
     /// Link to the incident on the status page.
     pub incident_url: String,
     /// Signed acknowledgement link for this recipient (GET shows a form, POST acks).
     pub ack_url: Option<String>,
-    /// Who acknowledged, for `Acknowledged` messages.
+    /// Who acknowledged, for `Acknowledged` and `Resolved` messages; never
+    /// set on a page (`Trigger`, `Reminder`), so a page sent after an ack
+    /// expired does not claim to be acknowledged.
     pub acknowledged_by: Option<String>,
     /// When the incident was resolved, for `Resolved` messages (absent in
     /// messages stored before this field existed: `sent_at` stands in).

@@ -4,9 +4,10 @@
 
 pub mod email;
 mod message;
-mod pagerduty;
+pub mod pagerduty;
 pub mod signing;
 mod slack;
+pub mod template;
 mod webhook;
 
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub use message::{Message, MessageKind};
 
 use crate::config::model::{Notifier, Smtp};
+use crate::installation::Installation;
 
 /// Why a delivery attempt failed, as data for the outbox worker.
 #[derive(Debug, thiserror::Error)]
@@ -45,29 +47,34 @@ impl DeliveryError {
     }
 }
 
+/// Delivers to receivers. Every id that leaves through here (`webhook-id`,
+/// mail `Message-ID`, PagerDuty `dedup_key`) carries the installation
+/// identity ([`Installation::scoped`]): this is the one place all
+/// deliveries pass through, the outbox worker's and the storage
+/// self-alert's alike.
 pub struct Notifiers {
     http: reqwest::Client,
     smtp: Option<Smtp>,
-    /// Where mail ids and times come from; see [`Notifiers::with_mail`].
+    installation: Installation,
+    /// Where mail ids' domain and times come from; see [`Notifiers::with_mail`].
     mail: MailSource,
 }
 
-/// What mails are made with: the installation identity, and the page
-/// configuration in force (its `url` gives the ids' domain, its
-/// `time_zone` the times), read at each delivery so a reload applies.
+/// The page configuration mails are made with: its `url` gives the ids'
+/// domain, its `time_zone` the times; read at each delivery so a reload
+/// applies.
 enum MailSource {
     Live {
-        installation: crate::installation::Installation,
         config: crate::config::Live,
         base_url: String,
     },
-    /// Without a configuration (tools, tests): a random identity made
-    /// for this `Notifiers`, `localhost`, UTC.
-    Fixed(email::MailContext),
+    /// Without a configuration (tools, tests): `localhost`, UTC.
+    Fixed,
 }
 
 impl Notifiers {
-    pub fn new(smtp: Option<Smtp>) -> Self {
+    /// `installation` is this database's identity (see [`Installation::load`]).
+    pub fn new(smtp: Option<Smtp>, installation: Installation) -> Self {
         let http = reqwest::Client::builder()
             .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
             // Standard Webhooks: senders do not follow redirects.
@@ -75,42 +82,38 @@ impl Notifiers {
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        let fresh: [u8; 8] = rand::random();
-        let mail = MailSource::Fixed(email::MailContext {
-            installation: crate::installation::Installation::from_hex(&crate::fmt::hex(&fresh)),
-            domain: "localhost".into(),
-            time_zone: chrono_tz::UTC,
-            page_title: "Lookout".into(),
-        });
-        Self { http, smtp, mail }
+        Self {
+            http,
+            smtp,
+            installation,
+            mail: MailSource::Fixed,
+        }
     }
 
-    /// Mails carry `installation` in their ids, and take the ids' domain
-    /// and the time zone from the page configuration in force (`page.url`,
-    /// else `base_url`; `page.time_zone`).
-    pub fn with_mail(
-        mut self,
-        installation: crate::installation::Installation,
-        config: crate::config::Live,
-        base_url: String,
-    ) -> Self {
-        self.mail = MailSource::Live {
-            installation,
-            config,
-            base_url,
-        };
+    /// Mails take the ids' domain and the time zone from the page
+    /// configuration in force (`page.url`, else `base_url`; `page.time_zone`).
+    pub fn with_mail(mut self, config: crate::config::Live, base_url: String) -> Self {
+        self.mail = MailSource::Live { config, base_url };
         self
+    }
+
+    /// The identity every outgoing id carries.
+    pub fn installation(&self) -> &Installation {
+        &self.installation
     }
 
     /// The mail context for a delivery now.
     pub fn mail_context(&self) -> email::MailContext {
         match &self.mail {
-            MailSource::Live {
-                installation,
-                config,
-                base_url,
-            } => email::MailContext::new(installation, &config.get().page, base_url),
-            MailSource::Fixed(ctx) => ctx.clone(),
+            MailSource::Live { config, base_url } => {
+                email::MailContext::new(&self.installation, &config.get().page, base_url)
+            }
+            MailSource::Fixed => email::MailContext {
+                installation: self.installation.clone(),
+                domain: "localhost".into(),
+                time_zone: chrono_tz::UTC,
+                page_title: "Lookout".into(),
+            },
         }
     }
 
@@ -121,7 +124,8 @@ impl Notifiers {
                 "subscriber email needs `smtp:` in probes.yaml",
             ));
         };
-        email::send_mail(&self.mail_context(), smtp, mail, delivery_id).await
+        let id = self.installation.scoped(delivery_id);
+        email::send_mail(&self.mail_context(), smtp, mail, &id).await
     }
 
     /// One attempt; `delivery_id` is stable across retries of the same page.
@@ -132,17 +136,26 @@ impl Notifiers {
         msg: &Message,
         delivery_id: &str,
     ) -> Result<(), DeliveryError> {
+        let delivery_id = &self.installation.scoped(delivery_id);
         match notifier {
             Notifier::Webhook {
                 url,
                 secret,
                 headers,
+                body,
             } => {
                 let secret = secret.as_ref().map(|s| s.expose());
-                webhook::send(&self.http, url, secret, headers, msg, delivery_id).await
+                let to = webhook::Target {
+                    url,
+                    secret,
+                    headers,
+                    body: body.as_ref(),
+                };
+                webhook::send(&self.http, &to, msg, delivery_id).await
             }
             Notifier::PagerDuty { routing_key, url } => {
-                pagerduty::send(&self.http, url, routing_key.expose(), msg).await
+                let key = pagerduty::dedup_key(&self.installation, msg.incident_id);
+                pagerduty::send(&self.http, url, routing_key.expose(), &key, msg).await
             }
             Notifier::Slack { url } => slack::send(&self.http, url.expose(), msg).await,
             Notifier::Email { to } => {

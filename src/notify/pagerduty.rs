@@ -1,21 +1,38 @@
 //! PagerDuty Events API v2: trigger, acknowledge and resolve with one
 //! `dedup_key` per incident, so PagerDuty sees one alert per incident.
+//! The key names the installation too (`lookout-{installation}-incident-{id}`),
+//! so a recreated database or a second Lookout paging the same service
+//! never folds its alerts into another's.
 
 use serde_json::{Value, json};
 
 use super::{DeliveryError, Message, MessageKind, classify};
+use crate::installation::Installation;
 
 /// PagerDuty's limit on `payload.summary`.
 const SUMMARY_MAX: usize = 1024;
 
-pub fn dedup_key(msg: &Message) -> String {
-    format!("lookout-incident-{}", msg.incident_id)
+/// `lookout-{installation}-incident-{id}` (at most 255 characters, as
+/// PagerDuty requires: 16 hex digits and an `i64` leave room to spare).
+pub fn dedup_key(installation: &Installation, incident_id: i64) -> String {
+    format!("lookout-{installation}-incident-{incident_id}")
 }
 
-pub fn body(routing_key: &str, msg: &Message) -> Value {
-    let dedup_key = dedup_key(msg);
+/// The Lookout incident a `dedup_key` (PagerDuty's `incident_key`) names,
+/// if this installation made it. Keys from before installation ids
+/// (`lookout-incident-{id}`) are still understood.
+pub fn incident_of(installation: &Installation, key: &str) -> Option<i64> {
+    let ours = format!("lookout-{installation}-incident-");
+    key.strip_prefix(&ours)
+        .or_else(|| key.strip_prefix("lookout-incident-"))
+        .and_then(|n| n.parse().ok())
+}
+
+/// The Events API v2 body for `msg` under `dedup_key`.
+pub fn body(routing_key: &str, dedup_key: &str, msg: &Message) -> Value {
     let action = match msg.kind {
-        MessageKind::Trigger | MessageKind::Reminder => "trigger",
+        // An expired ack pages again: PagerDuty hears a trigger.
+        MessageKind::Trigger | MessageKind::Reminder | MessageKind::AckExpired => "trigger",
         MessageKind::Acknowledged => "acknowledge",
         MessageKind::Resolved => "resolve",
     };
@@ -55,9 +72,11 @@ pub async fn send(
     http: &reqwest::Client,
     url: &str,
     routing_key: &str,
+    dedup_key: &str,
     msg: &Message,
 ) -> Result<(), DeliveryError> {
-    let result = classify(http.post(url).json(&body(routing_key, msg)).send().await).await;
+    let body = body(routing_key, dedup_key, msg);
+    let result = classify(http.post(url).json(&body).send().await).await;
     match result {
         // PagerDuty asks for minutes of patience on 429 when it gives no hint.
         Err(DeliveryError::Transient {

@@ -9,6 +9,7 @@ fn headline(msg: &Message) -> String {
         MessageKind::Trigger => "FIRING",
         MessageKind::Reminder => "FIRING (reminder)",
         MessageKind::Acknowledged => "ACKNOWLEDGED",
+        MessageKind::AckExpired => "ACK EXPIRED",
         MessageKind::Resolved => "RESOLVED",
     };
     format!("[{tag}] {}", msg.title)
@@ -21,6 +22,12 @@ pub fn body(msg: &Message) -> Value {
     }
     if let Some(reason) = &msg.reason {
         detail.push_str(&format!("\n*Reason:* {reason}"));
+    }
+    if msg.kind == MessageKind::Resolved {
+        detail.push_str(&format!("\n*Highest level paged:* {}", msg.level + 1));
+    }
+    if let Some(by) = &msg.acknowledged_by {
+        detail.push_str(&format!("\n*Acknowledged by:* {by}"));
     }
     let mut blocks = vec![
         json!({ "type": "header", "text": { "type": "plain_text", "text": headline(msg) } }),

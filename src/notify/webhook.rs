@@ -1,7 +1,7 @@
 //! Generic webhook: JSON, signed per Standard Webhooks when a secret is set.
 //!
 //! Body: `{"type": "incident.trigger" | "incident.reminder" |
-//! "incident.acknowledged" | "incident.resolved", "incident": {id, title,
+//! "incident.acknowledged" | "incident.ack_expired" | "incident.resolved", "incident": {id, title,
 //! component: {id, name}, probes, failing_step, reason, opened_at, level,
 //! url}, "ack_url", "acknowledged_by", "sent_at"}`. Headers: `webhook-id`
 //! (the same for every retry of one page: receivers deduplicate on it),
@@ -31,19 +31,35 @@ pub fn body(msg: &Message) -> Value {
     })
 }
 
+/// Where and how one webhook notifier sends.
+pub struct Target<'a> {
+    pub url: &'a str,
+    pub secret: Option<&'a str>,
+    pub headers: &'a [(String, String)],
+    /// The receiver's own body format, if configured (else Lookout's JSON).
+    pub body: Option<&'a super::template::BodyTemplate>,
+}
+
+/// One attempt. The Standard Webhooks headers (and signature, with a
+/// secret) go with a templated body too: they sign its exact bytes.
 pub async fn send(
     http: &reqwest::Client,
-    url: &str,
-    secret: Option<&str>,
-    headers: &[(String, String)],
+    to: &Target<'_>,
     msg: &Message,
     delivery_id: &str,
 ) -> Result<(), DeliveryError> {
-    let payload = serde_json::to_vec(&body(msg)).unwrap_or_default();
+    let (payload, content_type) = match to.body {
+        Some(t) => (t.render(msg).into_bytes(), t.content_type.as_str()),
+        None => (
+            serde_json::to_vec(&body(msg)).unwrap_or_default(),
+            "application/json",
+        ),
+    };
+    let (secret, headers) = (to.secret, to.headers);
     let timestamp = chrono::Utc::now().timestamp();
     let mut req = http
-        .post(url)
-        .header("content-type", "application/json")
+        .post(to.url)
+        .header("content-type", content_type)
         .header("webhook-id", delivery_id)
         .header("webhook-timestamp", timestamp.to_string());
     if let Some(secret) = secret {

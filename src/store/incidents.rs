@@ -174,6 +174,91 @@ impl Store {
         row.map(|r| incident(&r)).transpose()
     }
 
+    /// Moves an open incident to another component (its only failing probe
+    /// was moved there by a reload), with a note for operators.
+    pub async fn rehome_incident(
+        &self,
+        id: i64,
+        component: &str,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE incidents SET component = ? WHERE id = ? AND resolved_at IS NULL")
+            .bind(component)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let status = self.status_in(&mut tx, id).await?;
+        add_update(
+            &mut tx,
+            id,
+            now,
+            UpdateKind::ProbeFailing,
+            &status,
+            note,
+            false,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every open incident of `component`, oldest first.
+    pub async fn open_incidents_for_component(&self, component: &str) -> Result<Vec<Incident>> {
+        let rows = sqlx::query(
+            "SELECT * FROM incidents WHERE component = ? AND resolved_at IS NULL ORDER BY id",
+        )
+        .bind(component)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(incident).collect()
+    }
+
+    /// Adds a failing probe to an open incident that pages nobody and makes
+    /// it page under `policy` from `epoch` (nothing paged yet, no ack).
+    /// Returns false, changing nothing, when the incident is resolved or
+    /// already pages under a policy.
+    pub async fn adopt_incident(
+        &self,
+        id: i64,
+        probe: &str,
+        policy: &Policy,
+        body: &str,
+        epoch: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let snapshot = serde_json::to_string(policy)
+            .map_err(|e| StoreError::Corrupt(format!("escalation policy: {e}")))?;
+        let adopted = sqlx::query(
+            "UPDATE incidents SET policy = ?, esc_epoch = ?, esc_level = NULL, last_page_at = NULL,
+                acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1
+             WHERE id = ? AND resolved_at IS NULL AND policy IS NULL",
+        )
+        .bind(snapshot)
+        .bind(ms(epoch))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if adopted.rows_affected() != 1 {
+            return Ok(false);
+        }
+        join(&mut tx, id, probe, epoch).await?;
+        let status = self.status_in(&mut tx, id).await?;
+        add_update(
+            &mut tx,
+            id,
+            epoch,
+            UpdateKind::ProbeFailing,
+            &status,
+            body,
+            false,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub async fn create_incident(&self, n: NewIncident<'_>) -> Result<i64> {
         let mut tx = self.pool.begin().await?;
         let policy = n

@@ -55,6 +55,33 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: SqlitePool,
+    /// The file opened, to notice it being deleted or replaced.
+    file: Option<std::sync::Arc<FileId>>,
+}
+
+/// Which file a path named when the database was opened: its device and
+/// inode (on Unix), so a file deleted, or replaced by another, under the
+/// running service is noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileId {
+    path: std::path::PathBuf,
+    id: Option<(u64, u64)>,
+}
+
+impl FileId {
+    fn of(path: &Path) -> std::io::Result<Option<(u64, u64)>> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            Ok(Some((meta.dev(), meta.ino())))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            Ok(None)
+        }
+    }
 }
 
 impl Store {
@@ -71,10 +98,40 @@ impl Store {
         // connection; enough connections stay for readers meanwhile.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .after_release(|conn, _| Box::pin(outside_transaction(conn)))
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Self { pool })
+        let file = FileId::of(path).ok().map(|id| {
+            std::sync::Arc::new(FileId {
+                path: path.to_path_buf(),
+                id,
+            })
+        });
+        Ok(Self { pool, file })
+    }
+
+    /// What is wrong with the database file, if anything: deleted, or
+    /// replaced by another file, since it was opened. Writes then go on
+    /// into a file nobody will open again, so this is storage trouble even
+    /// though every write succeeds.
+    pub fn file_problem(&self) -> Option<String> {
+        let file = self.file.as_ref()?;
+        match FileId::of(&file.path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+                "the database file {} was deleted or replaced: what is written now is lost at the next start",
+                file.path.display()
+            )),
+            Err(e) => Some(format!(
+                "the database file {} cannot be read: {e}",
+                file.path.display()
+            )),
+            Ok(id) if id != file.id => Some(format!(
+                "the database file {} was deleted or replaced by another file: what is written now is lost at the next start",
+                file.path.display()
+            )),
+            Ok(_) => None,
+        }
     }
 
     pub async fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -125,6 +182,31 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Whether a connection going back to the pool may be used again: only
+/// if it is outside any transaction. A write that failed for lack of disk
+/// space can leave its transaction open (its rollback failed too): such a
+/// connection would hold the write lock forever ("database is locked" for
+/// everyone else) and turn every later transaction on it into a savepoint
+/// that is never committed (writes that "succeed" and are lost). It is
+/// closed instead, which ends the transaction, and the pool opens a new one.
+/// Costs nothing on the usual path (no transaction: nothing to ask).
+async fn outside_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+    use sqlx::Connection;
+    use sqlx_core::transaction::TransactionManager;
+    type Tm = sqlx::sqlite::SqliteTransactionManager;
+    if Tm::get_transaction_depth(conn) == 0 {
+        return Ok(true);
+    }
+    // A transaction dropped just now rolls back on the connection's own
+    // thread, in order: one round trip lets that happen first.
+    conn.ping().await?;
+    let clean = Tm::get_transaction_depth(conn) == 0;
+    if !clean {
+        tracing::warn!("a database connection was left inside a transaction; closing it");
+    }
+    Ok(clean)
 }
 
 /// Times are stored as Unix milliseconds.

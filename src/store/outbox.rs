@@ -39,6 +39,16 @@ pub struct OutboxStats {
     pub oldest_pending: Option<DateTime<Utc>>,
 }
 
+/// The outbox kinds that are pages (everything else is mail: subscriber
+/// updates and digests).
+const PAGE_KINDS: [&str; 5] = [
+    "trigger",
+    "reminder",
+    "acknowledged",
+    "ack_expired",
+    "resolved",
+];
+
 pub(super) async fn insert_deliveries(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     deliveries: &[NewDelivery],
@@ -70,9 +80,6 @@ impl Store {
         Ok(())
     }
 
-    /// Claims the next due delivery for `lease`. A row waits while an older
-    /// row for the same incident and notifier is still pending, so each
-    /// receiver hears about an incident in order.
     /// Releases every claim: called once at start, when no delivery of this
     /// database can be in flight (one service per database), so pages a
     /// killed process had claimed go out at once rather than after the lease.
@@ -83,27 +90,92 @@ impl Store {
         Ok(r.rows_affected())
     }
 
+    /// Claims the next due delivery for `lease`, skipping rows of the
+    /// notifiers in `busy` (the worker's lanes with a delivery in flight).
+    /// Pages (every kind but subscriber mail and digests) go first: mail is
+    /// claimed only when no page is due. A row waits while an older row for
+    /// the same incident and notifier is still pending, so each receiver
+    /// hears about an incident in order.
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
         lease: chrono::Duration,
+        busy: &[String],
     ) -> Result<Option<OutboxRow>> {
-        let row = sqlx::query(
+        if let Some(row) = self.claim_kind(now, lease, busy, None).await? {
+            return Ok(Some(row));
+        }
+        // Mail has its own lanes, each looked up by the lane index: a busy
+        // lane costs nothing however many mails wait in it.
+        let mail_lanes = [
+            crate::subscribers::NOTIFIER,
+            crate::report::digest::NOTIFIER,
+        ];
+        for lane in mail_lanes {
+            if busy.iter().any(|b| b == lane) {
+                continue;
+            }
+            if let Some(row) = self.claim_kind(now, lease, &[], Some(lane)).await? {
+                return Ok(Some(row));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One claim among pages (`lane` `None`, skipping the `busy` lanes) or
+    /// among the mail of one mail lane.
+    async fn claim_kind(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        busy: &[String],
+        lane: Option<&str>,
+    ) -> Result<Option<OutboxRow>> {
+        let pages = lane.is_none();
+        // Pages are the message kinds (trigger, reminder, acknowledged,
+        // ack_expired, resolved): listed, so the kind index finds them among
+        // thousands of queued mails at once.
+        let kinds = if pages { "o.kind IN" } else { "o.kind NOT IN" };
+        let page_kinds = PAGE_KINDS
+            .iter()
+            .map(|k| format!("'{k}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Plain placeholders (no SQLite-only functions), one per busy lane.
+        let skip = if lane.is_some() {
+            " AND o.notifier = ?".to_string()
+        } else if busy.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND o.notifier NOT IN ({})",
+                vec!["?"; busy.len()].join(", ")
+            )
+        };
+        let sql = format!(
             "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1
              WHERE id = (
                 SELECT o.id FROM outbox o
-                WHERE o.status = 'pending' AND o.next_attempt_at <= ? AND o.claimed_until <= ?
+                WHERE o.status = 'pending' AND {kinds} ({page_kinds})
+                  AND o.next_attempt_at <= ? AND o.claimed_until <= ?{skip}
                   AND NOT EXISTS (
                     SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.id < o.id
                       AND e.notifier = o.notifier AND e.incident_id IS o.incident_id)
                 ORDER BY o.next_attempt_at, o.id LIMIT 1)
-             RETURNING *",
-        )
-        .bind(ms(now + lease))
-        .bind(ms(now))
-        .bind(ms(now))
-        .fetch_optional(&self.pool)
-        .await?;
+             RETURNING *"
+        );
+        // Built only from constants and placeholders: nothing user-given.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ms(now + lease))
+            .bind(ms(now))
+            .bind(ms(now));
+        for skipped in busy {
+            query = query.bind(skipped);
+        }
+        if let Some(lane) = lane {
+            query = query.bind(lane);
+        }
+        let row = query.fetch_optional(&self.pool).await?;
         Ok(row.as_ref().map(outbox_row))
     }
 
@@ -142,12 +214,18 @@ impl Store {
         Ok(())
     }
 
-    /// Earliest time a pending row becomes due, so the worker can sleep until then.
-    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>> {
+    /// The earliest retry of a pending row after `now`, so the worker can
+    /// sleep until then. Rows already due but not claimable (their lane is
+    /// busy, or an older row of theirs is pending) are not counted: they
+    /// become claimable when a delivery ends, which wakes the worker anyway.
+    /// One step along the `outbox_due` index, however long the queue.
+    pub async fn next_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         let at: Option<i64> = sqlx::query_scalar(
-            "SELECT MIN(MAX(next_attempt_at, claimed_until)) FROM outbox WHERE status = 'pending'",
+            "SELECT next_attempt_at FROM outbox WHERE status = 'pending' AND next_attempt_at > ?
+             ORDER BY next_attempt_at LIMIT 1",
         )
-        .fetch_one(&self.pool)
+        .bind(ms(now))
+        .fetch_optional(&self.pool)
         .await?;
         Ok(at.map(time))
     }
@@ -203,5 +281,59 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> OutboxRow {
         status: r.get("status"),
         last_error: r.get("last_error"),
         created_at: time(r.get("created_at")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, kind: &str, notifier: &str) -> NewDelivery {
+        NewDelivery {
+            delivery_id: id.into(),
+            incident_id: None,
+            notifier: notifier.into(),
+            kind: kind.into(),
+            payload: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_are_claimed_before_mail_queued_earlier_and_busy_lanes_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("o.db")).await.unwrap();
+        let t0 = Utc::now();
+        let mail: Vec<NewDelivery> = (0..50)
+            .map(|i| row(&format!("sub{i}"), crate::subscribers::KIND, "subscribers"))
+            .collect();
+        store.enqueue(&mail, t0).await.unwrap();
+        let later = t0 + chrono::Duration::seconds(1);
+        store
+            .enqueue(
+                &[row("p1", "trigger", "hook"), row("p2", "trigger", "slow")],
+                later,
+            )
+            .await
+            .unwrap();
+        let lease = chrono::Duration::seconds(60);
+        let now = later + chrono::Duration::seconds(1);
+        let first = store.claim_due(now, lease, &[]).await.unwrap().unwrap();
+        assert_eq!(
+            first.delivery_id, "p1",
+            "the page first, though queued last"
+        );
+        // `hook` is busy: the next page on another lane, then mail.
+        let busy = ["hook".to_string()];
+        let second = store.claim_due(now, lease, &busy).await.unwrap().unwrap();
+        assert_eq!(second.delivery_id, "p2");
+        let busy = ["hook".to_string(), "slow".to_string()];
+        let third = store.claim_due(now, lease, &busy).await.unwrap().unwrap();
+        assert_eq!(third.delivery_id, "sub0");
+        let busy = [
+            "hook".to_string(),
+            "slow".to_string(),
+            "subscribers".to_string(),
+        ];
+        assert!(store.claim_due(now, lease, &busy).await.unwrap().is_none());
     }
 }

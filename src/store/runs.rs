@@ -161,6 +161,37 @@ impl Store {
     }
 
     /// Drops a removed probe's state (its runs stay until retention).
+    /// Carries probe `from`'s state to name `to` on `component` (a reload
+    /// renamed or moved it): its alerting state, its place in open
+    /// incidents, its heartbeat memory and its current state interval, in
+    /// one transaction. Whatever `to` had (a long-gone probe of that name)
+    /// is replaced; closed history stays under the old name.
+    pub async fn move_probe(&self, from: &str, to: &str, component: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let statements: [&str; 7] = [
+            "DELETE FROM probe_states WHERE probe = ?2 AND ?1 <> ?2",
+            "UPDATE probe_states SET probe = ?2, component = ?3 WHERE probe = ?1",
+            "UPDATE incident_probes SET probe = ?2 WHERE probe = ?1 AND ?1 <> ?2
+               AND incident_id IN (SELECT id FROM incidents WHERE resolved_at IS NULL)",
+            "DELETE FROM heartbeats WHERE probe = ?2 AND ?1 <> ?2",
+            "UPDATE heartbeats SET probe = ?2 WHERE probe = ?1",
+            "UPDATE state_intervals SET ended_at = last_seen_at
+               WHERE kind = 'probe' AND subject = ?2 AND ended_at IS NULL AND ?1 <> ?2",
+            "UPDATE state_intervals SET subject = ?2
+               WHERE kind = 'probe' AND subject = ?1 AND ended_at IS NULL",
+        ];
+        for sql in statements {
+            sqlx::query(sql)
+                .bind(from)
+                .bind(to)
+                .bind(component)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     pub async fn forget_probe_state(&self, probe: &str) -> Result<()> {
         sqlx::query("DELETE FROM probe_states WHERE probe = ?")
             .bind(probe)

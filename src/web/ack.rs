@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::Json;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -110,22 +110,29 @@ pub async fn confirm(State(app): State<AppState>, Path(token): Path<String>) -> 
     }
 }
 
-#[derive(Deserialize)]
-pub struct AckForm {
-    #[serde(default)]
-    by: String,
+/// The optional `by` field of the ack form. The body is read whatever its
+/// content type, and may be empty: scripts and mail clients send a bare
+/// `POST` (RFC 8058 made the same choice for one-click unsubscribe).
+fn ack_by(body: &[u8]) -> String {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "by")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
 }
 
+/// `POST /ack/{token}`: acknowledges; a form field `by` names who, and
+/// the body may be empty.
 pub async fn acknowledge_link(
     State(app): State<AppState>,
     Path(token): Path<String>,
-    Form(form): Form<AckForm>,
+    body: axum::body::Bytes,
 ) -> Response {
     let (claim, _) = match claim(&app, &token).await {
         Ok(c) => c,
         Err((status, msg)) => return error_page(&app, status, msg).await,
     };
-    let name = form.by.trim();
+    let by = ack_by(&body);
+    let name = by.trim();
     let actor = if name.is_empty() {
         format!("{} (ack link)", claim.recipient)
     } else {
@@ -185,4 +192,15 @@ pub async fn acknowledge_api(
         AckOutcome::AlreadyResolved => json!({ "acknowledged": false, "resolved": true }),
     };
     Ok(Json(body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_ack_form_may_be_empty_or_name_someone() {
+        assert_eq!(super::ack_by(b""), "");
+        assert_eq!(super::ack_by(b"by=ana+lopez"), "ana lopez");
+        assert_eq!(super::ack_by(b"x=1&by=%C3%A9lodie"), "élodie");
+        assert_eq!(super::ack_by(b"{\"by\": \"json\"}"), "");
+    }
 }

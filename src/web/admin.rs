@@ -11,6 +11,15 @@ use super::{AppState, WebError, view};
 use crate::maintenance::{Maintenance, Window};
 use crate::store::{ManualIncident, NewSilence, PublicUpdate};
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is
+/// matched case-insensitively (RFC 9110 §11.1: `bearer`, `BEARER` are the
+/// same scheme) and any run of spaces may follow it.
+pub fn bearer(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim_start();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Checks the bearer token against `admin.token`, in constant time.
 pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
     let Some(expected) = &app.config.get().admin.token else {
@@ -19,7 +28,7 @@ pub fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), WebError> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer)
         .ok_or(WebError::Unauthorized)?;
     if crate::notify::signing::same_bytes(given.as_bytes(), expected.expose().as_bytes()) {
         Ok(())
@@ -171,7 +180,9 @@ fn window(app: &AppState, b: &MaintenanceBody) -> Result<Window, WebError> {
             Ok(Window::Weekly {
                 weekdays,
                 at,
-                minutes: (length.as_secs() / 60).max(1) as u32,
+                minutes: u32::try_from(length.as_secs() / 60)
+                    .unwrap_or(u32::MAX)
+                    .max(1),
                 time_zone: tz.name().to_string(),
             })
         }

@@ -198,11 +198,9 @@ pub async fn login(State(app): State<AppState>, Form(f): Form<LoginForm>) -> Res
     let Some(value) = new_session(&app) else {
         return login_page(&app, StatusCode::UNAUTHORIZED, None);
     };
-    let secure = if app.base_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    // The scheme as a URL parser reads it (`HTTPS://…` is https too).
+    let https = url::Url::parse(&app.base_url).is_ok_and(|u| u.scheme() == "https");
+    let secure = if https { "; Secure" } else { "" };
     let cookie = format!(
         "{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         SESSION_HOURS * 3600

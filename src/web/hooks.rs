@@ -84,8 +84,7 @@ pub async fn pagerduty(State(app): State<AppState>, headers: HeaderMap, body: By
         .data
         .incident_key
         .as_deref()
-        .and_then(|k| k.strip_prefix("lookout-incident-"))
-        .and_then(|n| n.parse::<i64>().ok())
+        .and_then(|k| crate::notify::pagerduty::incident_of(app.pager.installation(), k))
     else {
         return Json(json!({ "ignored": "not a Lookout incident" })).into_response();
     };

@@ -7,12 +7,14 @@ mod admin_page;
 mod api;
 mod badge;
 pub mod cache;
+pub mod hardening;
 mod hooks;
 mod ops;
 mod ping;
 mod report;
 pub mod site;
 mod subscribe;
+pub mod throttle;
 pub mod uptime;
 pub mod view;
 

@@ -90,9 +90,25 @@ fn two_levels() -> String {
     )
 }
 
+/// Splits a `webhook-id` into the installation identity (16 hex digits)
+/// and the outbox's delivery id it scopes.
+fn unscoped(webhook_id: &str) -> (String, String) {
+    let (installation, id) = webhook_id
+        .split_once('-')
+        .unwrap_or_else(|| panic!("no installation in `{webhook_id}`"));
+    assert!(
+        installation.len() == 16 && installation.bytes().all(|b| b.is_ascii_hexdigit()),
+        "`{webhook_id}` does not start with an installation id"
+    );
+    (installation.to_string(), id.to_string())
+}
+
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
 struct Hit {
+    /// The installation the `webhook-id` names.
+    installation: String,
+    /// The `webhook-id` without the installation: the outbox's delivery id.
     id: String,
     body: serde_json::Value,
     at: DateTime<Utc>,
@@ -125,14 +141,19 @@ impl Hooks {
 }
 
 async fn hook(State(h): State<Hooks>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let id = headers
+    let webhook_id = headers
         .get("webhook-id")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string();
+        .unwrap_or_default();
+    let (installation, id) = unscoped(webhook_id);
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let at = Utc::now();
-    h.hits.lock().unwrap().push(Hit { id, body, at });
+    h.hits.lock().unwrap().push(Hit {
+        installation,
+        id,
+        body,
+        at,
+    });
     if h.hang_once.swap(false, Ordering::SeqCst) {
         std::future::pending::<()>().await;
     }
@@ -230,7 +251,21 @@ impl Crash {
 }
 
 async fn crash_and_restart(crash: Crash) {
-    let label = crash.label();
+    crash_and_restart_with(crash, 0).await;
+}
+
+/// How many confirmed subscribers the flood scenario has: the incident's
+/// announcement puts this many mails in the outbox beside the pages.
+const FLOOD: usize = 600;
+
+/// [`crash_and_restart`], with `subscribers` confirmed subscribers whose
+/// mails (the incident's announcement) flood the outbox while it pages.
+async fn crash_and_restart_with(crash: Crash, subscribers: usize) {
+    let label = if subscribers > 0 {
+        "SIGKILL in flight during a subscriber flood"
+    } else {
+        crash.label()
+    };
     let dir = tempfile::tempdir().unwrap();
     let logs = Logs {
         label: label.to_string(),
@@ -245,6 +280,16 @@ async fn crash_and_restart(crash: Crash) {
     let url = hooks.start().await;
     let config = write_config(dir.path(), &platform.url, &url, &two_levels());
     let db = dir.path().join("lookout.db");
+    let smtp = support::Smtp::default();
+    if subscribers > 0 {
+        let port = smtp.start();
+        let mut yaml = std::fs::read_to_string(&config).unwrap();
+        yaml.push_str(&format!(
+            "smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}\n"
+        ));
+        std::fs::write(&config, yaml).unwrap();
+        support::add_subscribers(&db, subscribers).await;
+    }
 
     // First life: dies at the crash point.
     let crash_env = match crash {
@@ -263,7 +308,8 @@ async fn crash_and_restart(crash: Crash) {
         }
         Crash::KillInFlight => {
             support::eventually("the first page in flight", WAIT, || async {
-                (!hooks.hits().is_empty()).then_some(())
+                let flooding = subscribers == 0 || !smtp.mails.lock().unwrap().is_empty();
+                (!hooks.hits().is_empty() && flooding).then_some(())
             })
             .await;
             child.kill().await.unwrap();
@@ -305,16 +351,36 @@ async fn crash_and_restart(crash: Crash) {
     // Level 1 (a claim of the dead process is released at start), level 2
     // and a reminder: all delivered and marked.
     let limit = WAIT;
-    let rows = support::eventually("the pages after the restart", limit, || async {
+    support::eventually("the pages after the restart", limit, || async {
         let rows = store.outbox_rows(inc.id).await.ok()?;
         let delivered = |n: u32| {
             rows.iter()
                 .any(|r| page_number(inc.id, &r.delivery_id) == n && r.status == "delivered")
         };
-        (delivered(1) && delivered(2) && delivered(3)).then_some(rows)
+        (delivered(1) && delivered(2) && delivered(3)).then_some(())
     })
     .await;
+    if subscribers > 0 {
+        // Every subscriber hears of the incident (at least once: a mail in
+        // flight at the kill may go twice), none is lost.
+        let told = support::eventually("every subscriber's mail", WAIT, || async {
+            let mails = smtp.mails.lock().unwrap().clone();
+            let told: std::collections::BTreeSet<String> = mails
+                .iter()
+                .filter_map(|m| {
+                    m.lines()
+                        .find_map(|l| l.strip_prefix("To: "))
+                        .map(|t| t.trim().to_string())
+                })
+                .collect();
+            (told.len() >= subscribers).then_some(told)
+        })
+        .await;
+        assert_eq!(told.len(), subscribers, "{label}");
+    }
     child.kill().await.unwrap();
+    // What the dead process left, so rows and hits describe the same end.
+    let rows = store.outbox_rows(inc.id).await.unwrap();
     let hits = hooks.hits();
     check_pages(label, inc.id, &rows, &hits, crash.delivered_before_crash());
 
@@ -394,6 +460,13 @@ fn check_pages(label: &str, incident: i64, rows: &[OutboxRow], hits: &[Hit], p1_
         );
     }
 
+    let installations: std::collections::BTreeSet<&str> =
+        hits.iter().map(|h| h.installation.as_str()).collect();
+    assert_eq!(
+        installations.len(),
+        1,
+        "{label}: one installation id across restarts: {installations:?}"
+    );
     let mut by_id: BTreeMap<&str, Vec<&Hit>> = BTreeMap::new();
     for h in hits {
         by_id.entry(h.id.as_str()).or_default().push(h);
@@ -502,7 +575,7 @@ async fn a_receiver_down_for_long_gets_every_page_in_order_when_back() {
     let ids = |r: &support::Receiver| -> Vec<String> {
         r.all()
             .iter()
-            .map(|h| h.headers["webhook-id"].to_str().unwrap().to_string())
+            .map(|h| unscoped(h.headers["webhook-id"].to_str().unwrap()).1)
             .collect()
     };
     support::eventually("every queued page", WAIT, || async {
@@ -528,4 +601,9 @@ async fn a_receiver_down_for_long_gets_every_page_in_order_when_back() {
     let rows = app.store.outbox_rows(incident).await.unwrap();
     assert!(rows.iter().all(|r| r.status != "failed"), "{rows:?}");
     app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_during_a_subscriber_flood_loses_and_repeats_no_page() {
+    crash_and_restart_with(Crash::KillInFlight, FLOOD).await;
 }

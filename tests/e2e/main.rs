@@ -4,12 +4,16 @@
 mod support;
 
 mod admin;
+mod body_templates;
 mod browser;
 mod cli;
 mod config_corpus;
 mod config_fuzz;
 mod crash;
+mod disk_faults;
+mod extreme_values;
 mod heartbeat;
+mod hostile_clients;
 mod journey;
 mod lifecycle;
 mod mail;
@@ -17,7 +21,9 @@ mod maintenance;
 mod notifiers;
 mod ops;
 mod paging;
+mod paging_safety;
 mod recovery;
+mod reload_moves;
 mod report;
 mod retention;
 mod schedule;

@@ -19,6 +19,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
 use lookout::config::model::{Notifier, Secret, Smtp as SmtpConfig, SmtpTls};
+use lookout::installation::Installation;
 use lookout::notify::{DeliveryError, Message, MessageKind, Notifiers, signing};
 use serde_json::Value;
 use sha2::Sha256;
@@ -147,6 +148,11 @@ fn opened() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 14, 9, 26, 53).unwrap()
 }
 
+/// The installation identity the notifiers under test carry.
+fn installation() -> Installation {
+    Installation::from_hex("00112233aabbccdd")
+}
+
 fn message(kind: MessageKind, incident_id: i64) -> Message {
     let wants_ack = matches!(kind, MessageKind::Trigger | MessageKind::Reminder);
     Message {
@@ -170,6 +176,7 @@ fn message(kind: MessageKind, incident_id: i64) -> Message {
 
 fn webhook(url: String, secret: Option<&str>) -> Notifier {
     Notifier::Webhook {
+        body: None,
         url,
         secret: secret.map(Secret::new),
         headers: vec![("X-Tenant".into(), "acme".into())],
@@ -241,7 +248,7 @@ fn signing_matches_the_standard_webhooks_test_vector() {
 #[tokio::test]
 async fn webhook_sends_the_incident_and_signs_it_per_standard_webhooks() {
     let rec = Recorder::start(|_| Answer::new(204, "")).await;
-    let notifiers = Notifiers::new(None);
+    let notifiers = Notifiers::new(None, installation());
     let notifier = webhook(rec.url("/hook"), Some(WHSEC));
     let msg = message(MessageKind::Trigger, 7);
     let before = Utc::now().timestamp();
@@ -282,7 +289,7 @@ async fn webhook_sends_the_incident_and_signs_it_per_standard_webhooks() {
 
     // Standard Webhooks headers.
     let id = hit.header("webhook-id").expect("webhook-id");
-    assert_eq!(id, "inc7-p1-trigger-hook");
+    assert_eq!(id, "00112233aabbccdd-inc7-p1-trigger-hook");
     let ts = hit.header("webhook-timestamp").expect("webhook-timestamp");
     let ts_num: i64 = ts.parse().expect("unix seconds");
     assert!(
@@ -306,7 +313,7 @@ async fn webhook_sends_the_incident_and_signs_it_per_standard_webhooks() {
 #[tokio::test]
 async fn webhook_without_a_secret_is_not_signed() {
     let rec = Recorder::start(|_| Answer::new(200, "thanks")).await;
-    let notifiers = Notifiers::new(None);
+    let notifiers = Notifiers::new(None, installation());
     let msg = message(MessageKind::Resolved, 8);
     notifiers
         .deliver(
@@ -318,7 +325,10 @@ async fn webhook_without_a_secret_is_not_signed() {
         .await
         .unwrap();
     let hit = rec.last();
-    assert_eq!(hit.header("webhook-id"), Some("inc8-resolved-hook"));
+    assert_eq!(
+        hit.header("webhook-id"),
+        Some("00112233aabbccdd-inc8-resolved-hook")
+    );
     assert!(hit.header("webhook-timestamp").is_some());
     assert_eq!(hit.header("webhook-signature"), None);
     let body = hit.json();
@@ -330,7 +340,7 @@ async fn webhook_without_a_secret_is_not_signed() {
 #[tokio::test]
 async fn webhook_retries_keep_the_id_and_answers_are_classified() {
     let rec = Recorder::start(|_| Answer::new(200, "")).await;
-    let notifiers = Notifiers::new(None);
+    let notifiers = Notifiers::new(None, installation());
     let notifier = webhook(rec.url("/hook"), Some(WHSEC));
     let msg = message(MessageKind::Trigger, 9);
     let did = "inc9-p1-trigger-hook";
@@ -344,10 +354,11 @@ async fn webhook_retries_keep_the_id_and_answers_are_classified() {
         .unwrap();
     let hits = rec.hits();
     assert_eq!(hits.len(), 2, "one request per attempt, no hidden retries");
-    assert_eq!(hits[0].header("webhook-id"), Some(did));
+    let wire = installation().scoped(did);
+    assert_eq!(hits[0].header("webhook-id"), Some(wire.as_str()));
     assert_eq!(
         hits[1].header("webhook-id"),
-        Some(did),
+        Some(wire.as_str()),
         "stable across retries"
     );
     assert_eq!(hits[0].json(), hits[1].json(), "same page, same body");
@@ -391,7 +402,7 @@ fn pd_accept(hit: &Hit) -> Answer {
 #[tokio::test]
 async fn pagerduty_trigger_acknowledge_and_resolve_share_one_dedup_key() {
     let rec = Recorder::start(pd_accept).await;
-    let notifiers = Notifiers::new(None);
+    let notifiers = Notifiers::new(None, installation());
     let pd = pagerduty(rec.url("/v2/enqueue"));
     for (kind, did) in [
         (MessageKind::Trigger, "inc11-p1-trigger-pd"),
@@ -513,7 +524,7 @@ async fn pagerduty_trigger_acknowledge_and_resolve_share_one_dedup_key() {
 #[tokio::test]
 async fn pagerduty_summary_is_cut_to_1024_characters() {
     let rec = Recorder::start(pd_accept).await;
-    let notifiers = Notifiers::new(None);
+    let notifiers = Notifiers::new(None, installation());
     let mut msg = message(MessageKind::Trigger, 13);
     msg.reason = Some("é".repeat(3000));
     notifiers
@@ -535,7 +546,7 @@ async fn pagerduty_summary_is_cut_to_1024_characters() {
 #[tokio::test]
 async fn pagerduty_400_is_permanent_429_and_5xx_are_retried() {
     let rec = Recorder::start(pd_accept).await;
-    let notifiers = Notifiers::new(None);
+    let notifiers = Notifiers::new(None, installation());
     let pd = pagerduty(rec.url("/v2/enqueue"));
     let msg = message(MessageKind::Trigger, 14);
     let did = "inc14-p1-trigger-pd";
@@ -580,7 +591,7 @@ async fn pagerduty_400_is_permanent_429_and_5xx_are_retried() {
 #[tokio::test]
 async fn slack_sends_a_text_fallback_and_blocks() {
     let rec = Recorder::start(|_| Answer::new(200, "ok").with("content-type", "text/html")).await;
-    let notifiers = Notifiers::new(None);
+    let notifiers = Notifiers::new(None, installation());
     let slack = Notifier::Slack {
         url: Secret::new(rec.url("/services/T000/B000/XXXXSECRET")),
     };
@@ -740,7 +751,7 @@ fn smtp_config(port: u16) -> SmtpConfig {
 async fn email_pages_form_one_thread_with_the_ack_link() {
     let server = support::Smtp::default();
     let port = server.start();
-    let notifiers = Notifiers::new(Some(smtp_config(port)));
+    let notifiers = Notifiers::new(Some(smtp_config(port)), installation());
     let mail = Notifier::Email {
         to: vec!["oncall@test.example".into()],
     };
@@ -848,7 +859,7 @@ async fn email_pages_form_one_thread_with_the_ack_link() {
 
 #[tokio::test]
 async fn email_without_smtp_is_a_permanent_failure() {
-    let notifiers = Notifiers::new(None);
+    let notifiers = Notifiers::new(None, installation());
     let mail = Notifier::Email {
         to: vec!["oncall@test.example".into()],
     };

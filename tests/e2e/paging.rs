@@ -6,8 +6,6 @@
 
 use crate::support;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::StatusCode;
@@ -410,99 +408,52 @@ escalation:
     }
 }
 
-/// A target whose answer alternates 200/500 until `steady` is set, then 500.
-async fn flapping_target(steady: Arc<AtomicUsize>) -> String {
-    let (l, url) = listener().await;
-    let hits = Arc::new(AtomicUsize::new(0));
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::get(move || {
-            let hits = hits.clone();
-            let steady = steady.clone();
-            async move {
-                let n = hits.fetch_add(1, Ordering::SeqCst);
-                if steady.load(Ordering::SeqCst) == 1 || n.is_multiple_of(2) {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::OK
-                }
-            }
-        }),
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    url
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flapping_probe_pages_once_and_again_only_when_it_settles_failing() {
-    let dir = tempfile::tempdir().unwrap();
-    let steady = Arc::new(AtomicUsize::new(0));
-    let target = flapping_target(steady.clone()).await;
-    let receiver = Receiver::default();
-    let (l, hook) = listener().await;
-    receiver.serve(l);
-    let yaml = format!(
-        r#"version: 1
-components: [{{ id: api, name: API }}]
-probes:
-  - name: flaky
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call, flapping: {{ changes: 3, within: 5s }} }}
-    steps:
-      - {{ id: get, get: "{target}/", expect: {{ status: 200 }} }}
-notifiers:
-  hook: {{ type: webhook, url: "{hook}/hook" }}
-escalation:
-  on-call:
-    levels:
-      - notify: [hook]
-"#
+async fn a_flapping_probe_is_paged_at_each_outage_and_resolves_at_each_heal() {
+    // Three outages in a row make it flap (3 changes within an hour); each
+    // outage still pages and each heal still resolves.
+    let flap = "    alert: { after: 2 failures, recover_after: 2 passes, escalation: on-call, flapping: { changes: 3, within: 1h } }";
+    let s = setup("", "", "", false).await;
+    let yaml_path = s._dir.path().join("probes.yaml");
+    let yaml = std::fs::read_to_string(&yaml_path).unwrap().replace(
+        "    alert: { after: 1 failures, recover_after: 1 passes, escalation: on-call }",
+        flap,
     );
-    let path = dir.path().join("probes.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let app = Running::start(&path, &dir.path().join("l.db")).await;
-    eventually("flapping", WAIT, || async {
-        let st = app.store.probe_state("flaky").await.ok()??;
-        st.health.flapping.then_some(())
-    })
-    .await;
-    let triggers = || receiver.of_type("incident.trigger").len();
-    assert_eq!(triggers(), 1, "the first failure paged once");
-    // Keeps flipping: nothing more pages.
-    tokio::time::sleep(Duration::from_secs(4)).await;
-    assert_eq!(
-        triggers(),
-        1,
-        "no page while flapping: {:?}",
-        receiver.all()
-    );
-    let inc = app.store.open_incidents().await.unwrap().pop().unwrap();
-    let notes = app.store.incident_updates(inc.id, true).await.unwrap();
-    assert!(
-        notes.iter().any(|u| u.body.contains("is flapping")),
-        "flapping is on the internal timeline"
-    );
-    assert!(
-        app.store
-            .incident_updates(inc.id, false)
+    assert!(yaml.contains("changes: 3"), "{yaml}");
+    std::fs::write(&yaml_path, yaml).unwrap();
+    eventually("the new rule in force", WAIT, || async {
+        let v: Value = s
+            .admin(reqwest::Method::GET, "/api/admin/config", None)
             .await
-            .unwrap()
-            .iter()
-            .all(|u| !u.body.contains("flapping")),
-        "but not on the public one"
-    );
-    // Now it fails steadily: once settled, paging resumes.
-    steady.store(1, Ordering::SeqCst);
-    eventually("a page once settled failing", WAIT, || async {
-        (triggers() == 2).then_some(())
+            .json()
+            .await
+            .ok()?;
+        assert!(v["reload"]["error"].is_null(), "{v}");
+        (v["reload"]["reloads"].as_u64()? >= 1).then_some(())
     })
     .await;
-    let notes = app.store.incident_updates(inc.id, true).await.unwrap();
-    assert!(notes.iter().any(|u| u.body.contains("settled failing")));
-    app.stop().await;
+    let resolves = || s.receiver.of_type("incident.resolved").len();
+    for outage in 1..=3 {
+        fail_login(&s.platform);
+        eventually("a page for this outage", WAIT, || async {
+            (s.triggers() == outage).then_some(())
+        })
+        .await;
+        s.platform.state.heal_all();
+        eventually("the resolve after the heal", WAIT, || async {
+            (resolves() == outage).then_some(())
+        })
+        .await;
+    }
+    let state = s.app.store.probe_state("login").await.unwrap().unwrap();
+    assert!(state.health.flapping, "flapping by the third outage");
+    assert!(!state.health.failing);
+    assert!(s.app.store.open_incidents().await.unwrap().is_empty());
+    assert_eq!(s.component_status("api").await, "operational");
+    // The resolve names the highest level paged (1-based on the wire).
+    let resolved = s.receiver.of_type("incident.resolved");
+    assert_eq!(resolved[2].body["incident"]["level"], 1);
+    s.app.stop().await;
 }
 
 fn pd_signature(secret: &str, body: &[u8]) -> String {

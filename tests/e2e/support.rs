@@ -227,6 +227,8 @@ pub fn fast_tuning() -> Tuning {
         schedule: true,
         reload_poll: Duration::from_millis(200),
         store_alert_after: Duration::from_secs(1),
+        server: lookout::web::hardening::ServerLimits::default(),
+        budgets: lookout::web::throttle::Budgets::default(),
     }
 }
 
@@ -241,12 +243,17 @@ pub struct Running {
 
 impl Running {
     pub async fn start(config_path: &Path, database: &Path) -> Running {
+        Self::start_tuned(config_path, database, fast_tuning()).await
+    }
+
+    /// [`Running::start`] with chosen timings and budgets.
+    pub async fn start_tuned(config_path: &Path, database: &Path, tuning: Tuning) -> Running {
         let config = lookout::config::load(config_path, &test_env).expect("test config loads");
         let app = App::build(AppOptions {
             config,
             database: database.to_path_buf(),
             listen: "127.0.0.1:0".parse().unwrap(),
-            tuning: fast_tuning(),
+            tuning,
             source: Some(lookout::reload::Source {
                 path: config_path.to_path_buf(),
                 env: std::sync::Arc::new(test_env),
@@ -308,4 +315,28 @@ impl Running {
             .await
             .unwrap()
     }
+}
+
+/// Adds `n` confirmed subscribers to all components (`sub{i}@flood.test`)
+/// straight into the database at `db` (created and migrated if needed), in
+/// one transaction: an incident then enqueues `n` subscriber mails.
+pub async fn add_subscribers(db: &Path, n: usize) {
+    use sqlx::Connection;
+    lookout::store::Store::open(db).await.unwrap().close().await;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    for i in 0..n {
+        sqlx::query(
+            "INSERT INTO subscribers (email, components, token, created_at, confirmed_at)
+             VALUES (?, '[]', ?, 0, 0)",
+        )
+        .bind(format!("sub{i}@flood.test"))
+        .bind(format!("flood-token-{i}"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
 }

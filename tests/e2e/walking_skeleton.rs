@@ -181,13 +181,18 @@ async fn a_page_survives_a_down_receiver_and_a_restart() {
         receiver.of_type("incident.trigger").into_iter().next()
     })
     .await;
-    // Same logical page: the receiver can deduplicate on webhook-id.
-    assert_eq!(got.headers["webhook-id"], pending.delivery_id.as_str());
+    // Same logical page: the receiver can deduplicate on webhook-id, which
+    // names this installation (kept in the database across the restart).
+    let installation = lookout::installation::Installation::load(&app.store)
+        .await
+        .unwrap();
+    let wire = installation.scoped(&pending.delivery_id);
+    assert_eq!(got.headers["webhook-id"], wire.as_str());
     assert_eq!(
         receiver
             .of_type("incident.trigger")
             .iter()
-            .filter(|r| r.headers["webhook-id"] == pending.delivery_id.as_str())
+            .filter(|r| r.headers["webhook-id"] == wire.as_str())
             .count(),
         1
     );

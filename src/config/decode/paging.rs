@@ -116,7 +116,7 @@ impl<'a> Ctx<'a> {
         let kind_node = self.required(map, "type", ctx)?;
         let kind = self.string(kind_node, "`type`")?;
         let keys: &[&str] = match kind.as_str() {
-            "webhook" => &["type", "url", "secret", "headers"],
+            "webhook" => &["type", "url", "secret", "headers", "body", "content_type"],
             "email" => &["type", "to"],
             "pagerduty" => &["type", "routing_key", "url"],
             "slack" => &["type", "url"],
@@ -155,10 +155,12 @@ impl<'a> Ctx<'a> {
                         .collect(),
                     None => vec![],
                 };
+                let body = self.body_template(map, ctx);
                 Some(Notifier::Webhook {
                     url: url?.0,
                     secret,
                     headers,
+                    body: body?,
                 })
             }
             "email" => {
@@ -185,6 +187,58 @@ impl<'a> Ctx<'a> {
                     .required(map, "url", ctx)
                     .and_then(|n| self.secret_value(n, ctx))?;
                 Some(Notifier::Slack { url })
+            }
+        }
+    }
+
+    /// A webhook's `body:` and `content_type:`; `Some(None)` without a body,
+    /// `None` after an error.
+    fn body_template(
+        &mut self,
+        map: &marked_yaml::types::MarkedMappingNode,
+        ctx: &str,
+    ) -> Option<Option<crate::notify::template::BodyTemplate>> {
+        use crate::notify::template::{BodyTemplate, TemplateError};
+        let content_type = match map.get_node("content_type") {
+            Some(n) => Some((self.string(n, "`content_type`")?, n)),
+            None => None,
+        };
+        let Some(node) = map.get_node("body") else {
+            if let Some((_, n)) = content_type {
+                self.error_at(
+                    n,
+                    format!("`content_type` without `body` in {ctx}"),
+                    Some("add `body:` (the text to send), or drop `content_type`".into()),
+                );
+                return None;
+            }
+            return Some(None);
+        };
+        let text = self.string(node, "`body`")?;
+        let content_type = content_type.map_or_else(|| "application/json".to_string(), |(c, _)| c);
+        match BodyTemplate::parse(&text, &content_type) {
+            Ok(t) => Some(Some(t)),
+            Err(e) => {
+                let label = match &e {
+                    TemplateError::UnknownField {
+                        suggestion: Some(s),
+                        ..
+                    } => format!("did you mean `{s}`?"),
+                    TemplateError::UnknownField { .. } => format!(
+                        "fields: {}",
+                        crate::notify::template::FIELDS
+                            .iter()
+                            .map(|(f, _)| *f)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    TemplateError::Unclosed => "close it with `}}`".into(),
+                    TemplateError::NotJson(_) => {
+                        "fields go inside JSON strings, e.g. `\"text\": \"{{ headline }}\"`".into()
+                    }
+                };
+                self.error_at(node, format!("{e} of {ctx}"), Some(label));
+                None
             }
         }
     }

@@ -43,6 +43,7 @@ const DEFAULT_KEYS: &[&str] = &[
 ];
 const PROBE_KEYS: &[&str] = &[
     "name",
+    "id",
     "component",
     "kind",
     "every",
@@ -62,6 +63,7 @@ const PROBE_KEYS: &[&str] = &[
 ];
 const HEARTBEAT_KEYS: &[&str] = &[
     "name",
+    "id",
     "component",
     "kind",
     "token",
@@ -324,12 +326,37 @@ impl Ctx<'_> {
                     .unwrap_or(item);
                 let label = format!("first defined on line {}", first.pos.line);
                 self.error_at(n, format!("duplicate probe name `{}`", p.name), Some(label));
+            } else if let Some(first) = out.iter().find(|o| o.id == p.id) {
+                let n = item
+                    .as_mapping()
+                    .and_then(|m| m.get_node("id").or_else(|| m.get_node("name")))
+                    .unwrap_or(item);
+                let label = format!(
+                    "probe `{}` on line {} has this id (an id defaults to the name)",
+                    first.name, first.pos.line
+                );
+                self.error_at(n, format!("duplicate probe id `{}`", p.id), Some(label));
             }
             out.push(p);
         }
         self.check_dependencies(items, &out, known);
         self.check_tokens(items, &out);
         out
+    }
+
+    /// `id:` (a stable identity across renames), defaulting to the name.
+    fn probe_id(&mut self, map: &MarkedMappingNode, name: Option<&str>) -> Option<String> {
+        match map.get_node("id") {
+            Some(n) => {
+                let id = self.string(n, "`id`")?;
+                if id.trim().is_empty() {
+                    self.error_at(n, "a probe `id` cannot be empty".to_string(), None);
+                    return None;
+                }
+                Some(id)
+            }
+            None => name.map(str::to_string),
+        }
     }
 
     /// Each heartbeat needs its own token: a ping names exactly one probe.
@@ -449,7 +476,9 @@ impl Ctx<'_> {
         let degraded_after = map.get_node("slo").and_then(|n| self.slo(n));
         let step_defaults = (timeout, retry);
         let (steps, finally) = self.journey(map, &ctx, &step_defaults);
+        let id = self.probe_id(map, name.as_deref());
         Some(Probe {
+            id: id?,
             name: name?,
             component: component?,
             schedule,
@@ -595,7 +624,9 @@ impl Ctx<'_> {
         };
         let alert = self.probe_alert(map, component.as_deref(), known, &base);
         let depends_on = self.depends_on(map);
+        let id = self.probe_id(map, name.as_deref());
         Some(Probe {
+            id: id?,
             name: name?,
             component: component?,
             schedule: schedule?,

@@ -1,0 +1,217 @@
+//! Storage faults told truthfully and healed without a restart (issue 13,
+//! item 4): a database on a small tmpfs that fills up and is freed again
+//! takes writes again by itself, and the all-clear counts what was really
+//! stored; a database file deleted under the running service is noticed
+//! within seconds (readiness fails, a self-alert goes out).
+//!
+//! The tmpfs is mounted by the test (CI runs as root, as this machine does).
+
+use crate::support::{self, Receiver, Running, eventually};
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn config(platform: &str, hook: &str) -> String {
+    format!(
+        r#"version: 1
+components:
+  - {{ id: api, name: API }}
+secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
+probes:
+  - name: login
+    component: api
+    every: 1s
+    alert: {{ after: 2 failures, recover_after: 1 passes, escalation: on-call }}
+    steps:
+      - id: login
+        post: "{platform}/login"
+        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
+        expect: {{ status: 200 }}
+notifiers:
+  hook: {{ type: webhook, url: "{hook}" }}
+escalation:
+  on-call:
+    levels:
+      - notify: [hook]
+"#
+    )
+}
+
+/// A small tmpfs mounted for the test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("mount runs");
+        assert!(
+            status.success(),
+            "mounting a tmpfs needs root (CI and this machine run as root)"
+        );
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the file system holding `dir` until a write fails for lack of space.
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    loop {
+        if f.write_all(&chunk).is_err() || f.sync_all().is_err() {
+            break;
+        }
+    }
+    // Squeeze out the last bytes too.
+    while f.write_all(&[0u8; 512]).is_ok() && f.sync_all().is_ok() {}
+    path
+}
+
+async fn receiver() -> (Receiver, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let r = Receiver::default();
+    r.serve(l);
+    (r, url)
+}
+
+/// The self-alerts of kind `kind` (`incident.trigger`, `incident.resolved`).
+fn self_alerts(hook: &Receiver, kind: &str) -> Vec<Value> {
+    hook.of_type(kind)
+        .into_iter()
+        .filter(|r| r.body["incident"]["component"]["id"] == "lookout")
+        .map(|r| r.body)
+        .collect()
+}
+
+async fn runs_stored(db: &Path) -> i64 {
+    // A separate read-only look, as an operator would take.
+    let url = format!("sqlite://{}?mode=ro", db.display());
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT COUNT(*) FROM runs")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+async fn ready(url: &str) -> Value {
+    reqwest::get(format!("{url}/readyz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_freed_again_takes_writes_without_a_restart_and_the_all_clear_counts_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = Tmpfs::mount(&dir.path().join("mnt"), "2m");
+    let platform = support::platform().await;
+    let (hook, url) = receiver().await;
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, config(&platform.url, &url)).unwrap();
+    let db = mnt.0.join("lookout.db");
+    let app = Running::start(&path, &db).await;
+    eventually("runs stored", WAIT, || async {
+        (runs_stored(&db).await >= 2).then_some(())
+    })
+    .await;
+
+    // The disk fills: writes fail, the operators hear it directly.
+    let filler = fill(&mnt.0);
+    let trigger = eventually("the storage self-alert", WAIT, || async {
+        self_alerts(&hook, "incident.trigger").into_iter().next()
+    })
+    .await;
+    let before = runs_stored(&db).await;
+    let reason = trigger["incident"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("held in memory"), "{reason}");
+
+    // Freed: writes resume by themselves, no restart.
+    std::fs::remove_file(&filler).unwrap();
+    let resolve = eventually("the all-clear", WAIT, || async {
+        self_alerts(&hook, "incident.resolved").into_iter().next()
+    })
+    .await;
+    let after = runs_stored(&db).await;
+    let reason = resolve["incident"]["reason"].as_str().unwrap().to_string();
+    // "12 runs held in memory were stored; 0 dropped": true counts.
+    let stored: i64 = reason
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {reason:?}"));
+    assert!(stored > 0, "{reason}");
+    assert!(
+        after - before >= stored,
+        "the all-clear says {stored} runs were stored, the database gained {}: {reason}",
+        after - before
+    );
+    assert!(reason.contains("0 dropped"), "{reason}");
+    // And it goes on storing.
+    eventually("new runs stored after the all-clear", WAIT, || async {
+        (runs_stored(&db).await > after).then_some(())
+    })
+    .await;
+    let r = ready(&app.url).await;
+    assert_eq!(r["status"], "ready", "{r}");
+    app.stop().await;
+    drop(mnt);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_file_deleted_under_the_service_flips_readiness_and_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    let (hook, url) = receiver().await;
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, config(&platform.url, &url)).unwrap();
+    let db = dir.path().join("lookout.db");
+    let app = Running::start(&path, &db).await;
+    eventually("ready", WAIT, || async {
+        (ready(&app.url).await["status"] == "ready").then_some(())
+    })
+    .await;
+    std::fs::remove_file(&db).unwrap();
+    let r = eventually("readiness failing", WAIT, || async {
+        let r = ready(&app.url).await;
+        (r["status"] == "not_ready").then_some(r)
+    })
+    .await;
+    assert!(
+        r["failing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "database"),
+        "{r}"
+    );
+    let alert = eventually("the self-alert", WAIT, || async {
+        self_alerts(&hook, "incident.trigger").into_iter().next()
+    })
+    .await;
+    let reason = alert["incident"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("deleted or replaced"), "{reason}");
+    app.stop().await;
+}

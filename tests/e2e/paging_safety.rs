@@ -1,0 +1,431 @@
+//! Paging that nothing swallows, delays or confuses (issue 13), end to end
+//! against the real service and real receivers on loopback: an operator's
+//! incident joined by a failing probe pages; acknowledgements reach every
+//! receiver paged; a hanging receiver or a flood of subscriber mail delays
+//! nobody else's pages; two databases never share a delivery id.
+
+use crate::support::{self, ADMIN_TOKEN, Receiver, Running, eventually};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use sample_platform::{Endpoint, FaultMode, FaultSpec};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+fn login_error() -> FaultSpec {
+    FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    }
+}
+
+async fn receiver() -> (Receiver, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let r = Receiver::default();
+    r.serve(l);
+    (r, url)
+}
+
+/// A receiver that takes every request and never answers it; counts them.
+async fn hanging() -> (Arc<AtomicUsize>, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                std::future::pending::<()>().await;
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app).await;
+    });
+    (count, url)
+}
+
+/// probes.yaml for the login probe (every second, failing after one run)
+/// paging `notify` (names from `notifiers`, YAML lines indented by two).
+fn config(platform: &str, notifiers: &str, notify: &str, extra: &str) -> String {
+    format!(
+        r#"version: 1
+page: {{ title: Test Cloud Status, time_zone: UTC }}
+components:
+  - {{ id: api, name: Dashboard & API }}
+secrets:
+  pw: {{ env: TEST_PROBE_PASSWORD }}
+  admin: {{ env: TEST_ADMIN_TOKEN }}
+admin:
+  token: "{{{{ secrets.admin }}}}"
+probes:
+  - name: login
+    component: api
+    every: 1s
+    timeout: 2s
+    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
+    steps:
+      - id: login
+        post: "{platform}/login"
+        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
+        expect: {{ status: 200 }}
+notifiers:
+{notifiers}
+escalation:
+  on-call:
+    levels:
+      - notify: [{notify}]
+    remind_every: 2s
+    ack_timeout: 1h
+{extra}"#
+    )
+}
+
+async fn start(dir: &std::path::Path, yaml: &str) -> Running {
+    let path = dir.join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    Running::start(&path, &dir.join("lookout.db")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_opened_incident_joined_by_a_failing_probe_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    let (hook, url) = receiver().await;
+    let notifiers = format!("  hook: {{ type: webhook, url: \"{url}\" }}");
+    let app = start(dir.path(), &config(&platform.url, &notifiers, "hook", "")).await;
+    // The probe passes; an operator opens an incident on its component.
+    eventually("a passing run", WAIT, || async {
+        let s = app.store.probe_state("login").await.ok()??;
+        s.last_outcome.is_some().then_some(())
+    })
+    .await;
+    let opened: Value = reqwest::Client::new()
+        .post(format!("{}/api/admin/incidents", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "name": "Slow deploys", "impact": "minor", "status": "investigating",
+            "body": "We are looking into slow deploys.",
+            "components": { "api": "degraded_performance" }
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let manual = opened["id"].as_i64().expect("incident id");
+
+    // Now the probe fails: it joins the operator's incident, which takes
+    // its policy and pages.
+    platform.state.inject(login_error());
+    let page = eventually("a page for the joined incident", WAIT, || async {
+        hook.of_type("incident.trigger").into_iter().next()
+    })
+    .await;
+    assert_eq!(page.body["incident"]["id"], manual, "joined, not a new one");
+    let inc = app.store.incident(manual).await.unwrap().unwrap();
+    assert_eq!(inc.policy.map(|p| p.name).as_deref(), Some("on-call"));
+    assert_eq!(app.store.open_incidents().await.unwrap().len(), 1);
+    // It escalates like any probe's incident: reminders follow.
+    eventually("a reminder", WAIT, || async {
+        (!hook.of_type("incident.reminder").is_empty()).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_reaches_the_webhook_slack_and_email_receivers_paged() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    platform.state.inject(login_error());
+    let (hook, hook_url) = receiver().await;
+    let (slack, slack_url) = receiver().await;
+    let smtp = support::Smtp::default();
+    let port = smtp.start();
+    let notifiers = format!(
+        "  hook: {{ type: webhook, url: \"{hook_url}\" }}
+  chat: {{ type: slack, url: \"{slack_url}\" }}
+  mail: {{ type: email, to: [oncall@test.example] }}
+smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}"
+    );
+    let app = start(
+        dir.path(),
+        &config(&platform.url, &notifiers, "hook, chat, mail", ""),
+    )
+    .await;
+    let page = eventually("the page", WAIT, || async {
+        hook.of_type("incident.trigger").into_iter().next()
+    })
+    .await;
+    eventually("the Slack and mail pages", WAIT, || async {
+        (!slack.all().is_empty() && !smtp.subjects().is_empty()).then_some(())
+    })
+    .await;
+    // A bare POST on the ack link, as a script or a mail client sends it.
+    let ack_url = page.body["ack_url"].as_str().expect("an ack link");
+    let resp = reqwest::Client::new().post(ack_url).send().await.unwrap();
+    assert_eq!(resp.status(), 200, "a bare POST acknowledges");
+
+    let ack = eventually("the ack on the webhook", WAIT, || async {
+        hook.of_type("incident.acknowledged").into_iter().next()
+    })
+    .await;
+    assert_eq!(ack.body["incident"]["id"], page.body["incident"]["id"]);
+    assert!(
+        ack.body["acknowledged_by"]
+            .as_str()
+            .is_some_and(|b| b.contains("hook")),
+        "{:?}",
+        ack.body
+    );
+    eventually("the ack on Slack", WAIT, || async {
+        slack
+            .all()
+            .iter()
+            .any(|r| {
+                r.body["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("ACKNOWLEDGED"))
+            })
+            .then_some(())
+    })
+    .await;
+    eventually("the ack by mail", WAIT, || async {
+        smtp.subjects()
+            .iter()
+            .any(|s| s.contains("ACKNOWLEDGED"))
+            .then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_receiver_does_not_delay_another_receivers_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    platform.state.inject(login_error());
+    let (stuck, stuck_url) = hanging().await;
+    let (hook, hook_url) = receiver().await;
+    let notifiers = format!(
+        "  stuck: {{ type: webhook, url: \"{stuck_url}\" }}
+  hook: {{ type: webhook, url: \"{hook_url}\" }}"
+    );
+    // `stuck` is listed first: its page is enqueued before `hook`'s.
+    let app = start(
+        dir.path(),
+        &config(&platform.url, &notifiers, "stuck, hook", ""),
+    )
+    .await;
+    eventually(
+        "the trigger and two reminders at the live receiver",
+        WAIT,
+        || async {
+            let pages =
+                hook.of_type("incident.trigger").len() + hook.of_type("incident.reminder").len();
+            (pages >= 3).then_some(())
+        },
+    )
+    .await;
+    // Meanwhile the hanging receiver holds its first request open (a try
+    // lasts 20 s): the other receiver's pages went out in the meantime.
+    assert_eq!(
+        stuck.load(Ordering::SeqCst),
+        1,
+        "the hanging receiver still holds its first page"
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_databases_paging_one_receiver_never_share_an_id() {
+    let platform = support::platform().await;
+    platform.state.inject(login_error());
+    let (hook, url) = receiver().await;
+    let notifiers = format!("  hook: {{ type: webhook, url: \"{url}\" }}");
+    let yaml = config(&platform.url, &notifiers, "hook", "");
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = start(a.path(), &yaml).await;
+    let second = start(b.path(), &yaml).await;
+    let ids = || -> Vec<String> {
+        hook.all()
+            .iter()
+            .map(|r| r.headers["webhook-id"].to_str().unwrap().to_string())
+            .collect()
+    };
+    eventually("the first pages of both", WAIT, || async {
+        (ids()
+            .iter()
+            .filter(|id| id.ends_with("-inc1-p1-trigger-hook"))
+            .count()
+            == 2)
+            .then_some(())
+    })
+    .await;
+    first.stop().await;
+    second.stop().await;
+    // The same logical page of each database ("incident 1, page 1"), two
+    // different ids: a receiver deduplicating by id drops neither.
+    let firsts: Vec<String> = ids()
+        .into_iter()
+        .filter(|id| id.ends_with("-inc1-p1-trigger-hook"))
+        .collect();
+    assert_ne!(firsts[0], firsts[1]);
+    let installation = |id: &str| id.split('-').next().unwrap().to_string();
+    let all = ids();
+    let by_installation: std::collections::BTreeSet<String> =
+        all.iter().map(|id| installation(id)).collect();
+    assert_eq!(by_installation.len(), 2, "{all:?}");
+    let distinct: std::collections::BTreeSet<&String> = all.iter().collect();
+    assert_eq!(distinct.len(), all.len(), "no id twice: {all:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_flood_during_an_incident_does_not_delay_its_pages() {
+    const SUBSCRIBERS: usize = 3_000;
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    let smtp = support::Smtp::default();
+    let port = smtp.start();
+    // The receiver notes how many subscriber mails had gone out when each
+    // page arrived: the event order, not a stopwatch.
+    let mails_at_page: Arc<std::sync::Mutex<Vec<usize>>> = Arc::default();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    let (seen, sent) = (mails_at_page.clone(), smtp.mails.clone());
+    let app_hook = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let (seen, sent) = (seen.clone(), sent.clone());
+            async move {
+                let v: Value = serde_json::from_slice(&body).unwrap_or_default();
+                if v["type"] == "incident.trigger" {
+                    seen.lock().unwrap().push(sent.lock().unwrap().len());
+                }
+                "ok"
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(l, app_hook).await;
+    });
+    let notifiers = format!(
+        "  hook: {{ type: webhook, url: \"{url}\" }}
+smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}"
+    );
+    support::add_subscribers(&dir.path().join("lookout.db"), SUBSCRIBERS).await;
+    let app = start(dir.path(), &config(&platform.url, &notifiers, "hook", "")).await;
+    // Anonymous posts to /subscribe keep coming all along.
+    let flood = {
+        let url = format!("{}/subscribe", app.url);
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut answered = 0;
+            for i in 0..3_000 {
+                let r = http
+                    .post(&url)
+                    .form(&[("email", format!("anon{i}@flood.test"))])
+                    .send()
+                    .await;
+                answered += usize::from(r.is_ok());
+            }
+            answered
+        })
+    };
+    // An operator's public update puts 3,000 mails in the outbox first...
+    let posted = reqwest::Client::new()
+        .post(format!("{}/api/admin/incidents", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "name": "Slow deploys", "impact": "minor", "status": "investigating",
+            "body": "We are looking into slow deploys.",
+            "components": { "api": "degraded_performance" }
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 201);
+    eventually("the announcement queued", WAIT, || async {
+        let s = app.store.outbox_stats().await.ok()?;
+        (s.pending + s.delivered >= SUBSCRIBERS as i64).then_some(())
+    })
+    .await;
+    // ...then the probe fails: its page must not wait behind them.
+    platform.state.inject(login_error());
+    eventually("the page", WAIT, || async {
+        (!mails_at_page.lock().unwrap().is_empty()).then_some(())
+    })
+    .await;
+    let at_page = mails_at_page.lock().unwrap()[0];
+    let inc = app.store.open_incidents().await.unwrap().remove(0);
+    assert!(
+        at_page < SUBSCRIBERS / 2,
+        "the page waited for {at_page} of {SUBSCRIBERS} subscriber mails"
+    );
+    // Reminders keep overtaking the mail still queued.
+    eventually("a reminder", WAIT, || async {
+        let rows = app.store.outbox_rows(inc.id).await.ok()?;
+        rows.iter()
+            .any(|r| r.kind == "reminder" && r.status == "delivered")
+            .then_some(())
+    })
+    .await;
+    assert!(flood.await.unwrap() > 0);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_ack_is_told_to_everyone_paged_and_the_next_page_is_not_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    platform.state.inject(login_error());
+    let (hook, url) = receiver().await;
+    let notifiers = format!("  hook: {{ type: webhook, url: \"{url}\" }}");
+    let yaml =
+        config(&platform.url, &notifiers, "hook", "").replace("ack_timeout: 1h", "ack_timeout: 2s");
+    let app = start(dir.path(), &yaml).await;
+    let page = eventually("the page", WAIT, || async {
+        hook.of_type("incident.trigger").into_iter().next()
+    })
+    .await;
+    let id = page.body["incident"]["id"].as_i64().unwrap();
+    let acked = reqwest::Client::new()
+        .post(format!("{}/api/incidents/{id}/ack", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "by": "ana" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status(), 200);
+    let expired = eventually("the expired ack", WAIT, || async {
+        hook.of_type("incident.ack_expired").into_iter().next()
+    })
+    .await;
+    assert_eq!(expired.body["incident"]["id"], id);
+    // Told in order: acknowledged, then expired, then paged again.
+    let kinds: Vec<String> = hook
+        .all()
+        .iter()
+        .map(|r| r.body["type"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let at = |k: &str| kinds.iter().position(|x| x == k).unwrap();
+    assert!(
+        at("incident.acknowledged") < at("incident.ack_expired"),
+        "{kinds:?}"
+    );
+    let again = eventually("the page after the expiry", WAIT, || async {
+        hook.of_type("incident.trigger").into_iter().nth(1)
+    })
+    .await;
+    assert!(again.body["acknowledged_by"].is_null(), "{:?}", again.body);
+    app.stop().await;
+}
