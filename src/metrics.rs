@@ -47,6 +47,11 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -73,6 +78,7 @@ pub struct Metrics {
     outbox_oldest: Gauge<f64, AtomicU64>,
     open_incidents: Gauge,
     watchdog_pings: Family<ResultLabels, Counter>,
+    step_failures: Family<KindLabels, Counter>,
     runs_buffered: Gauge,
     runs_dropped: Counter,
     store_failures: Counter,
@@ -115,6 +121,12 @@ impl Metrics {
             "lookout_schedule_lag_seconds",
             "How late a scheduled run started, jitter excluded",
             schedule_lag.clone(),
+        );
+        let step_failures = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "lookout_step_failures",
+            "Failed steps by failure kind (dns, connect, tls, timeout, body_limit, redirect_limit, protocol, interrupted, assertion, prober)",
+            step_failures.clone(),
         );
         let skipped = Family::<ReasonLabels, Counter>::default();
         registry.register(
@@ -195,6 +207,7 @@ impl Metrics {
             outbox_oldest,
             open_incidents,
             watchdog_pings,
+            step_failures,
             runs_buffered,
             runs_dropped,
             store_failures,
@@ -216,6 +229,22 @@ impl Metrics {
                     step: s.id.clone(),
                 })
                 .observe(s.duration.as_secs_f64());
+            if let Some(kind) = s.kind {
+                self.step_failures
+                    .get_or_create(&KindLabels {
+                        kind: kind.as_str().to_string(),
+                    })
+                    .inc();
+            }
+        }
+        if run.steps.iter().all(|s| s.kind.is_none())
+            && let Some(kind) = run.failure_kind()
+        {
+            self.step_failures
+                .get_or_create(&KindLabels {
+                    kind: kind.as_str().to_string(),
+                })
+                .inc();
         }
     }
 

@@ -438,11 +438,13 @@ impl Ctx<'_> {
         let report = map
             .get_node("report")
             .and_then(|n| self.report(n, has_smtp));
+        let secrets = std::mem::take(&mut self.secrets);
         Some(Config {
             index: crate::config::model::ProbeIndex::new(&probes),
+            redactor: crate::journey::Redactor::new(secrets.values().map(Secret::expose)),
             page,
             components,
-            secrets: std::mem::take(&mut self.secrets),
+            secrets,
             vars: std::mem::take(&mut self.vars),
             probes,
             notifiers,

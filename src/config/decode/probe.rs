@@ -29,9 +29,22 @@ pub struct Defaults {
     pub jitter: Duration,
     pub max_body: u64,
     pub insecure_tls: bool,
+    /// Redirects a step follows unless it says (`redirects:`).
+    pub redirects: u32,
 }
 
+/// What a step inherits: `timeout`, `retry` and `redirects`.
+pub struct StepDefaults {
+    timeout: Duration,
+    retry: Retry,
+    redirects: u32,
+}
+
+/// Most redirects a step may follow (`redirects:`); browsers stop at 20.
+const MAX_REDIRECTS: u64 = 20;
+
 const DEFAULT_KEYS: &[&str] = &[
+    "redirects",
     "every",
     "cron",
     "timeout",
@@ -77,10 +90,41 @@ const HEARTBEAT_KEYS: &[&str] = &[
 const HEARTBEAT_ONLY: &[&str] = &["token", "period", "grace", "max_runtime"];
 const KINDS: &[&str] = &["journey", "heartbeat"];
 const STEP_KEYS: &[&str] = &[
-    "id", "get", "post", "put", "patch", "delete", "head", "options", "headers", "json", "form",
-    "body", "timeout", "expect", "capture", "retry", "poll", "critical", "if",
+    "id",
+    "get",
+    "post",
+    "put",
+    "patch",
+    "delete",
+    "head",
+    "options",
+    "headers",
+    "json",
+    "form",
+    "body",
+    "timeout",
+    "expect",
+    "capture",
+    "retry",
+    "poll",
+    "critical",
+    "if",
+    "redirects",
+    "basic_auth",
+    "http",
 ];
-const QUERIES: &[&str] = &["json", "header", "cookie", "body", "regex", "var", "status"];
+const QUERIES: &[&str] = &[
+    "json",
+    "header",
+    "cookie",
+    "body",
+    "regex",
+    "var",
+    "status",
+    "url",
+    "redirects",
+    "certificate",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -107,6 +151,7 @@ impl Ctx<'_> {
             jitter: Duration::ZERO,
             max_body: 10 * 1024 * 1024,
             insecure_tls: false,
+            redirects: DEFAULT_REDIRECTS,
         };
         let Some(map) = node.and_then(|n| self.mapping(n, "`defaults`")) else {
             return d;
@@ -132,7 +177,58 @@ impl Ctx<'_> {
             .get_node("insecure_tls")
             .and_then(|n| self.boolean(n, "`insecure_tls`"))
             .unwrap_or(false);
+        d.redirects = map
+            .get_node("redirects")
+            .and_then(|n| self.redirects(n))
+            .unwrap_or(base.redirects);
         d
+    }
+
+    /// `redirects: 0..=20`.
+    fn redirects(&mut self, node: &Node) -> Option<u32> {
+        let n = self.number(node, "`redirects`")?;
+        if n > MAX_REDIRECTS {
+            self.error_at(
+                node,
+                format!("`redirects` must be at most {MAX_REDIRECTS}"),
+                Some("`0` asserts the redirect itself; 10 is the default".into()),
+            );
+            return None;
+        }
+        Some(n as u32)
+    }
+
+    /// `http: "1.1"` or `http: "2"`.
+    fn http_version(&mut self, node: &Node) -> Option<crate::journey::tls::HttpVersion> {
+        use crate::journey::tls::HttpVersion;
+        match node.as_scalar().map(|s| s.as_str().trim()) {
+            Some("1.1") => Some(HttpVersion::Http1),
+            Some("2") | Some("2.0") => Some(HttpVersion::Http2),
+            _ => {
+                self.error_at(
+                    node,
+                    "`http` must be `\"1.1\"` or `\"2\"`".into(),
+                    Some("leave it out to use HTTP/2 when the server offers it".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// `basic_auth: { user, password }`.
+    fn basic_auth(&mut self, node: &Node, names: &Names<'_>) -> Option<BasicAuth> {
+        let map = self.mapping(node, "`basic_auth`")?;
+        self.check_keys(map, &["user", "password"], "`basic_auth`");
+        let user = self
+            .required(map, "user", "`basic_auth`")
+            .and_then(|n| self.template(n, names));
+        let password = self
+            .required(map, "password", "`basic_auth`")
+            .and_then(|n| self.template(n, names));
+        Some(BasicAuth {
+            user: user?,
+            password: password?,
+        })
     }
 
     fn opt_duration(&mut self, map: &MarkedMappingNode, key: &str) -> Option<Duration> {
@@ -447,7 +543,11 @@ impl Ctx<'_> {
             .unwrap_or(d.retry.clone());
         let timeout = self.opt_duration(map, "timeout").unwrap_or(d.timeout);
         let degraded_after = map.get_node("slo").and_then(|n| self.slo(n));
-        let step_defaults = (timeout, retry);
+        let step_defaults = StepDefaults {
+            timeout,
+            retry,
+            redirects: d.redirects,
+        };
         let (steps, finally) = self.journey(map, &ctx, &step_defaults);
         Some(Probe {
             name: name?,
@@ -717,7 +817,7 @@ impl Ctx<'_> {
         &mut self,
         map: &MarkedMappingNode,
         probe_ctx: &str,
-        defaults: &(Duration, Retry),
+        defaults: &StepDefaults,
     ) -> (Vec<Step>, Vec<Step>) {
         let steps_node = self.required(map, "steps", probe_ctx);
         let steps_items: &[Node] = steps_node
@@ -771,7 +871,7 @@ impl Ctx<'_> {
         node: &Node,
         index: usize,
         probe_ctx: &str,
-        defaults: &(Duration, Retry),
+        defaults: &StepDefaults,
         captures: &[String],
         later: &BTreeMap<String, String>,
         ids: &mut Vec<String>,
@@ -806,19 +906,31 @@ impl Ctx<'_> {
             .map(|n| self.captures(n, &names, &ctx))
             .unwrap_or_default();
         let only_if_defined = map.get_node("if").and_then(|n| self.guard(n, &names));
+        let basic_auth = map
+            .get_node("basic_auth")
+            .and_then(|n| self.basic_auth(n, &names));
         Some(Step {
             id,
             method,
             url,
             headers,
             body,
-            timeout: self.opt_duration(map, "timeout").unwrap_or(defaults.0),
+            timeout: self.opt_duration(map, "timeout").unwrap_or(defaults.timeout),
             expect,
             capture,
             retry: map
                 .get_node("retry")
-                .and_then(|n| self.retry(n, &defaults.1))
-                .unwrap_or(defaults.1.clone()),
+                .and_then(|n| self.retry(n, &defaults.retry))
+                .unwrap_or(defaults.retry.clone()),
+            redirects: map
+                .get_node("redirects")
+                .and_then(|n| self.redirects(n))
+                .unwrap_or(defaults.redirects),
+            basic_auth,
+            http: map
+                .get_node("http")
+                .and_then(|n| self.http_version(n))
+                .unwrap_or_default(),
             poll: map.get_node("poll").and_then(|n| self.poll(n)),
             critical: map
                 .get_node("critical")
@@ -993,28 +1105,41 @@ impl Ctx<'_> {
         }
     }
 
-    fn status(&mut self, node: &Node) -> Vec<u16> {
+    /// `status:` a code, a class (`"3xx"`), a range (`"200..299"`), a list
+    /// of those, or `{ in: [...] }`.
+    fn status(&mut self, node: &Node) -> Vec<StatusRange> {
+        let node = match node.as_mapping() {
+            Some(map) => {
+                self.check_keys(map, &["in"], "`status`");
+                match map.get_node("in") {
+                    Some(n) => n,
+                    None => {
+                        self.error_at(node, "`status` map needs `in`".into(), Some(STATUS_HINT.into()));
+                        return vec![];
+                    }
+                }
+            }
+            None => node,
+        };
         let items: Vec<&Node> = match node {
             Node::Sequence(s) => s.iter().collect(),
             other => vec![other],
         };
-        let codes: Option<Vec<u16>> = items
+        let ranges: Option<Vec<StatusRange>> = items
             .iter()
-            .map(|n| {
-                n.as_scalar()
-                    .and_then(|s| s.as_u16())
-                    .filter(|c| (100..600).contains(c))
-            })
+            .map(|n| n.as_scalar().and_then(|s| status_range(s.as_str())))
             .collect();
-        if codes.is_none() {
-            let label = "expected a status code like `200` or a list like `[200, 201]`";
-            self.error_at(
-                node,
-                "`status` must be HTTP status codes".into(),
-                Some(label.into()),
-            );
+        match ranges {
+            Some(r) if !r.is_empty() => r,
+            _ => {
+                self.error_at(
+                    node,
+                    "`status` must be HTTP status codes".into(),
+                    Some(STATUS_HINT.into()),
+                );
+                vec![]
+            }
         }
-        codes.unwrap_or_default()
     }
 
     fn duration_check(&mut self, node: &Node) -> Option<DurationCheck> {
@@ -1045,6 +1170,7 @@ impl Ctx<'_> {
             };
             let mut allowed = QUERIES.to_vec();
             allowed.push("secret");
+            allowed.push("optional");
             let capture_ctx = format!("capture `{}` of {ctx}", k.as_str());
             if !self.check_keys(m, &allowed, &capture_ctx) {
                 continue;
@@ -1053,11 +1179,16 @@ impl Ctx<'_> {
                 .get_node("secret")
                 .and_then(|n| self.boolean(n, "`secret`"))
                 .unwrap_or(false);
+            let optional = m
+                .get_node("optional")
+                .and_then(|n| self.boolean(n, "`optional`"))
+                .unwrap_or(false);
             if let Some(query) = self.query(m, v, names) {
                 out.push(Capture {
                     name: k.as_str().to_string(),
                     query,
                     secret,
+                    optional,
                     pos: key_pos(k),
                 });
             }
@@ -1101,6 +1232,23 @@ impl Ctx<'_> {
             "cookie" => Query::Cookie(self.string(v, "`cookie`")?),
             "body" => Query::Body,
             "status" => Query::Status,
+            "url" => Query::Url,
+            "redirects" => Query::Redirects,
+            "certificate" => {
+                let field = self.string(v, "`certificate`")?;
+                match CertField::ALL.iter().find(|(n, _)| *n == field) {
+                    Some((_, f)) => Query::Certificate(*f),
+                    None => {
+                        let names: Vec<&str> = CertField::ALL.iter().map(|(n, _)| *n).collect();
+                        let label = match suggest(&field, names.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!("expected one of: {}", names.join(", ")),
+                        };
+                        self.error_at(v, format!("unknown certificate field `{field}`"), Some(label));
+                        return None;
+                    }
+                }
+            }
             "regex" => {
                 let src = self.string(v, "`regex`")?;
                 match regex::Regex::new(&src) {
@@ -1128,8 +1276,8 @@ impl Ctx<'_> {
             allowed.push(format!("not_{op}"));
         }
         let allowed_ref: Vec<&str> = allowed.iter().map(String::as_str).collect();
-        let hint = "expected a query (json, header, cookie, body, regex, var, status) \
-            and a predicate (eq, ne, lt, le, gt, ge, contains, matches, exists, in, len, or not_…)";
+        let hint = "expected a query (json, header, cookie, body, regex, var, status, url, redirects, certificate) \
+            and a predicate (eq, ne, lt, le, gt, ge, contains, matches, exists, in, len, starts_with, ends_with, empty, is, or not_…)";
         if !self.check_keys_hint(map, &allowed_ref, &format!("an assertion of {ctx}"), hint) {
             return None;
         }
@@ -1148,7 +1296,7 @@ impl Ctx<'_> {
             })
             .collect();
         let [(op, negate, value)] = preds.as_slice() else {
-            let label = "add one of: eq, ne, lt, le, gt, ge, contains, matches, exists, in, len (or `not_…`)";
+            let label = "add one of: eq, ne, lt, le, gt, ge, contains, matches, exists, in, len, starts_with, ends_with, empty, is (or `not_…`)";
             self.error(
                 pos(node),
                 1,
@@ -1157,7 +1305,7 @@ impl Ctx<'_> {
             );
             return None;
         };
-        let expected = self.template_value(value, names)?;
+        let expected = self.predicate_value(&query, *op, value, names)?;
         let regex = match (op, &expected) {
             (Op::Matches, crate::config::template::TemplateValue::String(t)) => {
                 match t.as_literal() {
@@ -1181,6 +1329,65 @@ impl Ctx<'_> {
             regex,
             pos: pos(node),
         })
+    }
+}
+
+const STATUS_HINT: &str =
+    "expected a code like `200`, a list like `[200, 201]`, a class like `\"3xx\"` or a range like `\"200..299\"`";
+
+/// `200`, `"3xx"`, `"200..299"` as an inclusive range within 100..=599.
+pub fn status_range(text: &str) -> Option<StatusRange> {
+    let t = text.trim();
+    let code = |s: &str| s.trim().parse::<u16>().ok().filter(|c| (100..600).contains(c));
+    if let Some(class) = t.strip_suffix("xx").or_else(|| t.strip_suffix("XX")) {
+        let d: u16 = class.parse().ok().filter(|d| (1..=5).contains(d))?;
+        return Some(StatusRange {
+            lo: d * 100,
+            hi: d * 100 + 99,
+        });
+    }
+    if let Some((lo, hi)) = t.split_once("..") {
+        let (lo, hi) = (code(lo)?, code(hi)?);
+        return (lo <= hi).then_some(StatusRange { lo, hi });
+    }
+    code(t).map(|c| StatusRange { lo: c, hi: c })
+}
+
+impl Ctx<'_> {
+    /// The value of a predicate, checked against what the predicate takes:
+    /// `is` a type name, `exists`/`empty` a boolean, `len` a count,
+    /// `certificate: expires_in` a duration (kept as seconds).
+    fn predicate_value(
+        &mut self,
+        query: &Query,
+        op: Op,
+        value: &Node,
+        names: &Names<'_>,
+    ) -> Option<crate::config::template::TemplateValue> {
+        use crate::config::template::TemplateValue;
+        if let (Query::Certificate(CertField::ExpiresIn), Op::Lt | Op::Le | Op::Gt | Op::Ge) =
+            (query, op)
+        {
+            let d = self.duration(value, "the time left")?;
+            return Some(TemplateValue::Number(d.as_secs().into()));
+        }
+        let scalar = value.as_scalar();
+        let ok = match op {
+            Op::Is => scalar.is_some_and(|s| TYPE_NAMES.contains(&s.as_str())),
+            Op::Exists | Op::Empty => scalar.is_some_and(|s| s.as_bool().is_some()),
+            Op::Len => scalar.is_some_and(|s| s.as_u64().is_some() || s.as_str().contains("{{")),
+            _ => true,
+        };
+        if !ok {
+            let label = match op {
+                Op::Is => format!("expected one of: {}", TYPE_NAMES.join(", ")),
+                Op::Len => "expected a count like `3`".into(),
+                _ => "expected `true` or `false`".into(),
+            };
+            self.error_at(value, format!("invalid value for `{}`", op.as_str()), Some(label));
+            return None;
+        }
+        self.template_value(value, names)
     }
 }
 
