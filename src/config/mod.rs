@@ -39,7 +39,8 @@ pub const SCHEMA: &str = include_str!("../../schema/probes.schema.json");
 /// The YAML document as plain JSON (no templates resolved), e.g. to check it
 /// against `SCHEMA`.
 pub fn yaml_to_json(source: &str) -> Result<serde_json::Value, String> {
-    marked_yaml::parse_yaml(0, source)
+    let options = marked_yaml::LoaderOptions::default().prevent_coercion(true);
+    marked_yaml::parse_yaml_with_options(0, source, options)
         .map(|node| decode::plain_value(&node))
         .map_err(|e| e.to_string())
 }

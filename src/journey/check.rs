@@ -356,7 +356,7 @@ fn describe(a: &Assertion, found: &Found, expected: &Value, resp: &Response<'_>)
 }
 
 fn seconds_text(s: i64) -> String {
-    let d = crate::fmt::duration(std::time::Duration::from_secs(s.unsigned_abs()));
+    let d = crate::fmt::span(std::time::Duration::from_secs(s.unsigned_abs()));
     if s < 0 { format!("expired {d} ago") } else { d }
 }
 

@@ -86,6 +86,9 @@ pub struct TransportError {
     pub kind: FailureKind,
     /// The reason in words (before redaction).
     pub message: String,
+    /// The requests that did get answers before the failure (a redirect
+    /// chain cut at its limit).
+    pub hops: Vec<RawHop>,
 }
 
 impl TransportError {
@@ -93,6 +96,7 @@ impl TransportError {
         Self {
             kind,
             message: message.into(),
+            hops: Vec::new(),
         }
     }
 
@@ -185,7 +189,9 @@ async fn follow(
         if let (true, Some(location), true) = (redirect, location, limits.redirects > 0) {
             let followed = hops.len() - 1;
             if followed >= limits.redirects as usize {
-                return Err(too_many(&hops, limits.redirects));
+                let mut e = too_many(&hops, limits.redirects);
+                e.hops = hops;
+                return Err(e);
             }
             let next = url.join(location.trim()).map_err(|e| {
                 TransportError::new(
@@ -333,26 +339,16 @@ async fn read_capped(
 /// act on, by walking its chain of causes.
 pub fn classify(e: &reqwest::Error, url: &reqwest::Url) -> TransportError {
     let host = url.host_str().unwrap_or("?");
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    let mut io: Option<&std::io::Error> = None;
-    while let Some(s) = source {
-        if let Some(dns) = s.downcast_ref::<super::timing::DnsError>() {
-            return TransportError::new(
-                FailureKind::Dns,
-                format!("could not resolve {host}: {}", dns.0),
-            );
-        }
-        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
-            return TransportError::new(FailureKind::Tls, super::tls::describe(tls));
-        }
-        if let Some(i) = s.downcast_ref::<std::io::Error>() {
-            io = io.or(Some(i));
-            if let Some(tls) = i.get_ref().and_then(|r| r.downcast_ref::<rustls::Error>()) {
-                return TransportError::new(FailureKind::Tls, super::tls::describe(tls));
-            }
-        }
-        source = s.source();
+    if let Some(dns) = find::<super::timing::DnsError>(e) {
+        return TransportError::new(
+            FailureKind::Dns,
+            format!("could not resolve {host}: {}", dns.0),
+        );
     }
+    if let Some(tls) = find::<rustls::Error>(e) {
+        return TransportError::new(FailureKind::Tls, super::tls::describe(tls));
+    }
+    let io = find::<std::io::Error>(e);
     let root = root_cause(e);
     if e.is_connect() {
         let why = io.map_or(root, |i| match i.kind() {
@@ -368,6 +364,23 @@ pub fn classify(e: &reqwest::Error, url: &reqwest::Url) -> TransportError {
     }
     if e.is_timeout() {
         return TransportError::new(FailureKind::Timeout, format!("timed out: {root}"));
+    }
+    let cut_short = io.is_some_and(|i| {
+        use std::io::ErrorKind as K;
+        matches!(
+            i.kind(),
+            K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe
+        )
+    });
+    if (e.is_body() || e.is_decode()) && cut_short {
+        let why = io.map_or(root.clone(), |i| match i.kind() {
+            std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+            _ => i.to_string(),
+        });
+        return TransportError::new(
+            FailureKind::Protocol,
+            format!("response body interrupted: {why}"),
+        );
     }
     if e.is_decode() {
         return TransportError::new(
@@ -385,6 +398,28 @@ pub fn classify(e: &reqwest::Error, url: &reqwest::Url) -> TransportError {
         return TransportError::new(FailureKind::Prober, format!("invalid request: {root}"));
     }
     TransportError::new(FailureKind::Protocol, root)
+}
+
+/// The first `T` in `e`'s chain of causes, looking inside `io::Error`s
+/// (whose `source()` skips the error they wrap).
+fn find<'e, T: std::error::Error + 'static>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e T> {
+    let mut next: Option<&'e (dyn std::error::Error + 'static)> = Some(e);
+    let mut depth = 0;
+    while let Some(current) = next {
+        if let Some(t) = current.downcast_ref::<T>() {
+            return Some(t);
+        }
+        depth += 1;
+        if depth > 32 {
+            return None;
+        }
+        let inner = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|i| i.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        next = inner.or_else(|| current.source());
+    }
+    None
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {

@@ -110,7 +110,10 @@ impl RunCtx<'_> {
                 Ok(_) if !attempt.failures.is_empty() => Some(FailureKind::Assertion),
                 Ok(_) => None,
             },
-            hops: exchange.map(|x| self.hops(x)).unwrap_or_default(),
+            hops: match &attempt.result {
+                Ok(x) => self.hops(&x.hops),
+                Err(e) => self.hops(&e.hops),
+            },
             http_version: exchange.map(|x| x.version.clone()),
             proxy: self.clients.proxies.for_url(&request.url),
         };
@@ -127,10 +130,8 @@ impl RunCtx<'_> {
     }
 
     /// The redirect chain as stored: secrets masked in every URL.
-    fn hops(&self, exchange: &Exchange) -> Vec<Hop> {
-        exchange
-            .hops
-            .iter()
+    fn hops(&self, hops: &[http::RawHop]) -> Vec<Hop> {
+        hops.iter()
             .map(|h| Hop {
                 method: h.method.as_str().into(),
                 url: self.redactor.redact_string(h.url.clone()),

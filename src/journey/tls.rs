@@ -173,7 +173,7 @@ pub fn explain(
         let ago = std::time::Duration::from_secs((now_s - f.not_after) as u64);
         format!(
             "expired {} ago (not valid after {})",
-            crate::fmt::duration(ago),
+            crate::fmt::span(ago),
             f.not_after_text()
         )
     });
@@ -219,6 +219,9 @@ pub fn describe(e: &rustls::Error) -> String {
         rustls::Error::General(text) => text.clone(),
         rustls::Error::NoApplicationProtocol => {
             "the server speaks none of the HTTP versions offered (ALPN); try `http: \"2\"` or `http: \"1.1\"`".into()
+        }
+        rustls::Error::AlertReceived(rustls::AlertDescription::NoApplicationProtocol) => {
+            "the server speaks none of the HTTP versions offered (ALPN); leave `http:` out, or try `http: \"2\"` or `http: \"1.1\"`".into()
         }
         rustls::Error::AlertReceived(alert) => {
             format!("the server ended the TLS handshake ({alert:?})")

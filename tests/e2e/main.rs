@@ -24,6 +24,7 @@ mod secrets;
 mod status_page;
 mod store_failure;
 mod subscribers;
+mod truth;
 mod uptime;
 mod walking_skeleton;
 mod watchdog;

@@ -59,7 +59,10 @@ pub fn decode(
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Vec<Diagnostic>> {
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    // Quoted scalars stay text (`"10"` is not `10`), as in JSON Schema's view.
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
     let root = match marked_yaml::parse_yaml_with_options(0, source, options) {
         Ok(root) => root,
         Err(e) => return Err(vec![load_error(e)]),
@@ -679,7 +682,7 @@ pub fn plain_value(node: &Node) -> serde_json::Value {
                 Value::from(f)
             } else if let Some(b) = s.as_bool() {
                 Value::Bool(b)
-            } else if matches!(s.as_str(), "null" | "~") {
+            } else if matches!(s.as_str(), "null" | "~" | "") {
                 Value::Null
             } else {
                 Value::String(s.as_str().to_string())
