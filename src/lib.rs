@@ -42,7 +42,8 @@
 //!   local day, uptime %, daily response time, from rollups the monitor keeps.
 //! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`.
 //! - [`app`]: builds the service and runs it until stopped.
-//! - [`cli`]: the `lookout` commands.
+//! - [`cli`]: the `lookout` commands; [`logging`]: stderr logs, every line
+//!   masked for secrets.
 
 pub mod ack;
 pub mod app;
@@ -59,6 +60,7 @@ pub mod heartbeat;
 pub mod hold;
 pub mod installation;
 pub mod journey;
+pub mod logging;
 pub mod maintenance;
 pub mod metrics;
 pub mod monitor;

@@ -25,6 +25,10 @@ pub struct Config {
     pub components: Vec<Component>,
     /// Resolved secret values by name; `Secret` never prints its value.
     pub secrets: BTreeMap<String, Secret>,
+    /// Secrets declared but not set (only when loaded with
+    /// [`crate::config::SecretsNeeded::Optional`]), name → why; their
+    /// values above are stand-ins.
+    pub missing_secrets: BTreeMap<String, String>,
     /// Masks every secret above in every form it travels in; built once
     /// at load (its patterns are compiled), cloned into each run.
     pub redactor: crate::journey::Redactor,

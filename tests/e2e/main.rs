@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod browser;
 mod cli;
+mod config_agreement;
 mod config_corpus;
 mod config_fuzz;
 mod crash;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 
-use super::{Ctx, Names, key_pos, pos};
+use super::{Ctx, Names, bounds, key_pos, pos};
 use crate::config::diagnostic::suggest;
 use crate::config::model::*;
 
@@ -39,6 +39,9 @@ pub struct StepDefaults {
     retry: Retry,
     redirects: u32,
 }
+
+/// The largest `max_body` (1 GiB): bodies are held in memory.
+const MAX_BODY_LIMIT: u64 = 1 << 30;
 
 /// Most redirects a step may follow (`redirects:`); browsers stop at 20.
 const MAX_REDIRECTS: u64 = 20;
@@ -231,9 +234,15 @@ impl Ctx<'_> {
         })
     }
 
+    /// An optional duration key, with its bounds: timeouts and polls at
+    /// least 10ms, everything at most a year.
     fn opt_duration(&mut self, map: &MarkedMappingNode, key: &str) -> Option<Duration> {
+        let min = match key {
+            "timeout" | "deadline" => bounds::TICK,
+            _ => Duration::ZERO,
+        };
         map.get_node(key)
-            .and_then(|n| self.duration(n, &format!("`{key}`")))
+            .and_then(|n| self.duration_in(n, &format!("`{key}`"), min, bounds::YEAR))
     }
 
     fn schedule(&mut self, map: &MarkedMappingNode, tz: chrono_tz::Tz) -> Option<Schedule> {
@@ -247,11 +256,7 @@ impl Ctx<'_> {
                 None
             }
             (Some(e), None) => {
-                let d = self.duration(e, "`every`")?;
-                if d < Duration::from_secs(1) {
-                    self.error_at(e, "`every` must be at least 1s".into(), None);
-                    return None;
-                }
+                let d = self.duration_in(e, "`every`", bounds::SECOND, bounds::YEAR)?;
                 Some(Schedule::Every(d))
             }
             (None, Some(c)) => self.cron(map, c, tz),
@@ -276,7 +281,18 @@ impl Ctx<'_> {
             );
             return None;
         }
-        Some(Schedule::Cron { expr, tz: tz? })
+        let schedule = Schedule::Cron { expr, tz: tz? };
+        // A cron that never fires (e.g. `0 0 0 30 2 *`, February 30th) would
+        // leave the probe silently unscheduled.
+        if crate::schedule::next_due("", &schedule, chrono::Utc::now()).is_none() {
+            self.error_at(
+                c,
+                "this cron expression never fires".into(),
+                Some("check the day of month and month (e.g. February has no 30th)".into()),
+            );
+            return None;
+        }
+        Some(schedule)
     }
 
     fn size(&mut self, node: &Node) -> Option<u64> {
@@ -298,7 +314,21 @@ impl Ctx<'_> {
             "GiB" => Some(1 << 30),
             _ => None,
         };
-        let n = num.parse::<u64>().ok().zip(mult).map(|(n, m)| n * m);
+        let n = num
+            .parse::<u64>()
+            .ok()
+            .zip(mult)
+            .and_then(|(n, m)| n.checked_mul(m));
+        if let Some(size) = n
+            && !(1..=MAX_BODY_LIMIT).contains(&size)
+        {
+            self.error_at(
+                node,
+                "`max_body` must be between 1B and 1GiB".into(),
+                Some("responses are read into memory; `10MB` is the default".into()),
+            );
+            return None;
+        }
         if n.is_none() {
             self.error_at(
                 node,
@@ -314,7 +344,7 @@ impl Ctx<'_> {
         self.check_keys(map, &["attempts", "on", "backoff"], "`retry`");
         let mut r = base.clone();
         if let Some(n) = map.get_node("attempts") {
-            r.attempts = self.number(n, "`attempts`")?.clamp(1, 10) as u32;
+            r.attempts = self.number_in(n, "`attempts`", 1, bounds::ATTEMPTS)? as u32;
         }
         if let Some(b) = self.opt_duration(map, "backoff") {
             r.backoff = b;
@@ -392,12 +422,16 @@ impl Ctx<'_> {
         let n = words
             .next()
             .and_then(|w| w.parse::<u32>().ok())
-            .filter(|n| *n >= 1);
+            .filter(|n| (1..=bounds::COUNT as u32).contains(n));
         let unit_ok = words.next().is_none_or(|u| units.contains(&u)) && words.next().is_none();
         match n {
             Some(n) if unit_ok => Some(n),
             _ => {
-                let label = format!("expected a count like `2 {}`", units[0]);
+                let label = format!(
+                    "expected a count from 1 to {} like `2 {}`",
+                    bounds::COUNT,
+                    units[0]
+                );
                 self.error_at(node, format!("{what} must be a count"), Some(label));
                 None
             }
@@ -424,6 +458,7 @@ impl Ctx<'_> {
             out.push(p);
         }
         self.check_dependencies(items, &out, known);
+        self.check_cycles(items, &out);
         self.check_tokens(items, &out);
         out
     }
@@ -454,6 +489,62 @@ impl Ctx<'_> {
                 );
             }
             seen.push((p.name.as_str(), &hb.token));
+        }
+    }
+
+    /// `depends_on` must not go round in a circle (a → b → a): neither
+    /// would ever open its own incident.
+    fn check_cycles(&mut self, items: &[Node], probes: &[Probe]) {
+        let edges = |p: &Probe| -> Vec<usize> {
+            p.depends_on
+                .iter()
+                .flat_map(|d| {
+                    probes
+                        .iter()
+                        .enumerate()
+                        .filter(move |(_, o)| (o.name == *d || o.component == *d) && o.name != p.name)
+                        .map(|(i, _)| i)
+                })
+                .collect()
+        };
+        let mut reported = std::collections::BTreeSet::new();
+        for start in 0..probes.len() {
+            // Depth-first from `start`, looking for a way back to it.
+            let mut stack = vec![(start, vec![start])];
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some((at, path)) = stack.pop() {
+                for next in edges(&probes[at]) {
+                    if next == start {
+                        let mut cycle = path.clone();
+                        cycle.sort_unstable();
+                        if !reported.insert(cycle) {
+                            continue;
+                        }
+                        let names: Vec<&str> = path
+                            .iter()
+                            .chain([&start])
+                            .map(|&i| probes[i].name.as_str())
+                            .collect();
+                        let name = &probes[start].name;
+                        let at = items
+                            .iter()
+                            .filter_map(|i| i.as_mapping())
+                            .find(|m| m.get_scalar("name").is_some_and(|n| n.as_str() == name))
+                            .and_then(|m| m.get_node("depends_on"));
+                        if let Some(node) = at {
+                            self.error_at(
+                                node,
+                                format!("`depends_on` goes round in a circle: {}", names.join(" → ")),
+                                Some("a probe cannot depend, even indirectly, on itself".into()),
+                            );
+                        }
+                    } else if seen.insert(next) {
+                        let mut p = path.clone();
+                        p.push(next);
+                        stack.push((next, p));
+                    }
+                }
+            }
         }
     }
 
@@ -505,7 +596,12 @@ impl Ctx<'_> {
         self.check_keys(map, &["changes", "within"], "`flapping`");
         let mut f = Flapping::default();
         if let Some(n) = map.get_node("changes") {
-            f.changes = self.count(n, &["changes", "change"], "`changes`")?.max(2);
+            f.changes = self.count(n, &["changes", "change"], "`changes`")?;
+            if f.changes < 2 {
+                let label = "one change is not flapping; use 2 or more".to_string();
+                self.error_at(n, "`changes` must be at least 2".into(), Some(label));
+                return None;
+            }
         }
         if let Some(n) = map.get_node("within") {
             f.within = self.duration(n, "`within`")?;
@@ -517,7 +613,7 @@ impl Ctx<'_> {
         let map = self.mapping(node, "a probe")?;
         let name = self
             .required(map, "name", "a probe")
-            .and_then(|n| self.string(n, "`name`"));
+            .and_then(|n| self.identifier(n, "a probe name"));
         if self.kind(map)? == Kind::Heartbeat {
             return self.heartbeat_probe(node, map, name, known);
         }
@@ -548,12 +644,22 @@ impl Ctx<'_> {
             retry,
             redirects: d.redirects,
         };
+        let jitter = self.opt_duration(map, "jitter").unwrap_or(d.jitter);
+        if let (Schedule::Every(every), Some(n)) = (&schedule, map.get_node("jitter"))
+            && jitter >= *every
+        {
+            self.error_at(
+                n,
+                "`jitter` must be shorter than `every`".into(),
+                Some("a start delayed past the next one would be skipped".into()),
+            );
+        }
         let (steps, finally) = self.journey(map, &ctx, &step_defaults);
         Some(Probe {
             name: name?,
             component: component?,
             schedule,
-            jitter: self.opt_duration(map, "jitter").unwrap_or(d.jitter),
+            jitter,
             deadline: self.opt_duration(map, "deadline"),
             degraded_after,
             alert,
@@ -760,11 +866,7 @@ impl Ctx<'_> {
                 None
             }
             (Some(p), None) => {
-                let d = self.duration(p, "`period`")?;
-                if d < Duration::from_secs(1) {
-                    self.error_at(p, "`period` must be at least 1s".into(), None);
-                    return None;
-                }
+                let d = self.duration_in(p, "`period`", bounds::SECOND, bounds::YEAR)?;
                 Some(Schedule::Every(d))
             }
             (None, Some(c)) => self.cron(map, c, tz),
@@ -878,7 +980,7 @@ impl Ctx<'_> {
     ) -> Option<Step> {
         let map = self.mapping(node, "a step")?;
         let id = match map.get_node("id") {
-            Some(n) => self.string(n, "`id`")?,
+            Some(n) => self.identifier(n, "a step id")?,
             None => format!("step-{}", index + 1),
         };
         if ids.contains(&id) {
@@ -953,7 +1055,11 @@ impl Ctx<'_> {
             .filter_map(|(k, m)| map.get_node(k).map(|n| (*m, n, *k)))
             .collect();
         match found.as_slice() {
-            [(m, n, _)] => Some((*m, self.template(n, names)?)),
+            [(m, n, _)] => {
+                let t = self.template(n, names)?;
+                self.step_url(n, &t)?;
+                Some((*m, t))
+            }
             [] => {
                 let label = "add one of `get`, `post`, `put`, `patch`, `delete`, `head`, `options` with the URL";
                 self.error(
@@ -1026,7 +1132,7 @@ impl Ctx<'_> {
         self.check_keys(map, &["every", "within"], "`poll`");
         let every = self
             .required(map, "every", "`poll`")
-            .and_then(|n| self.duration(n, "`every`"));
+            .and_then(|n| self.duration_in(n, "`every`", bounds::TICK, bounds::YEAR));
         let within = self
             .required(map, "within", "`poll`")
             .and_then(|n| self.duration(n, "`within`"));
@@ -1354,6 +1460,37 @@ pub fn status_range(text: &str) -> Option<StatusRange> {
 }
 
 impl Ctx<'_> {
+    /// A step's URL must be http(s). Checked at load where it can be: the
+    /// URL renders with vars and secrets (names known only at run time,
+    /// such as captures, render as a placeholder), unless it starts with
+    /// such a name.
+    fn step_url(&mut self, node: &Node, t: &crate::config::template::Template) -> Option<()> {
+        use crate::config::template::{Expr, Part, Scope};
+        struct Known<'c>(&'c Ctx<'c>);
+        impl Scope for Known<'_> {
+            fn lookup(&self, name: &str) -> Option<serde_json::Value> {
+                if let Some(s) = name.strip_prefix("secrets.") {
+                    return self.0.secrets.get(s).map(|v| v.expose().into());
+                }
+                Some(self.0.vars.get(name).cloned().unwrap_or_else(|| "x".into()))
+            }
+        }
+        let first_unknown = match t.parts.first() {
+            Some(Part::Expr(Expr::Name { name, .. })) => {
+                !self.vars.contains_key(name) && !name.starts_with("secrets.")
+            }
+            Some(Part::Expr(_)) => true,
+            _ => false,
+        };
+        if first_unknown {
+            return Some(());
+        }
+        let Ok(rendered) = t.render_string(&Known(self)) else {
+            return Some(());
+        };
+        self.http_url(node, &rendered, "the step's URL").then_some(())
+    }
+
     /// The value of a predicate, checked against what the predicate takes:
     /// `is` a type name, `exists`/`empty` a boolean, `len` a count,
     /// `certificate: expires_in` a duration (kept as seconds).
