@@ -519,25 +519,38 @@ async fn https(
     not_after: chrono::DateTime<chrono::Utc>,
     alpn: &[&[u8]],
 ) -> (u16, rcgen::Certificate) {
-    use chrono::Datelike;
     let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-    let d = not_after.date_naive();
-    params.not_after = rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8);
+    params.not_after = ymd(not_after);
     params.not_before = rcgen::date_time_ymd(2020, 1, 1);
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::CommonName, "localhost");
     params.distinguished_name = dn;
     let key = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&key).unwrap();
-    let der = cert.der().clone();
-    let key_der = rustls_pki_key(&key);
+    let port = tls_server(vec![cert.der().clone()], rustls_pki_key(&key), alpn).await;
+    (port, cert)
+}
+
+fn ymd(t: chrono::DateTime<chrono::Utc>) -> time::OffsetDateTime {
+    use chrono::Datelike;
+    let d = t.date_naive();
+    rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8)
+}
+
+/// Serves `chain` (leaf first) with `key` on a free port; answers with the
+/// HTTP version the request came over.
+async fn tls_server(
+    chain: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
+    key: tokio_rustls::rustls::pki_types::PrivateKeyDer<'static>,
+    alpn: &[&[u8]],
+) -> u16 {
     let mut config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
         tokio_rustls::rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
     .with_no_client_auth()
-    .with_single_cert(vec![der], key_der)
+    .with_single_cert(chain, key)
     .unwrap();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
@@ -568,7 +581,7 @@ async fn https(
             });
         }
     });
-    (port, cert)
+    port
 }
 
 fn rustls_pki_key(key: &rcgen::KeyPair) -> tokio_rustls::rustls::pki_types::PrivateKeyDer<'static> {
@@ -643,6 +656,59 @@ async fn http2_is_spoken_where_offered_and_can_be_forced_either_way() {
     .await;
     assert_eq!(r.failure_kind(), Some(FailureKind::Tls), "{r:#?}");
     assert!(reason(&r).contains("ALPN"), "{}", reason(&r));
+}
+
+#[tokio::test]
+async fn an_expired_certificate_from_a_trusted_ca_is_named_expired() {
+    // A CA the probing process trusts (SSL_CERT_FILE, read by the platform
+    // verifier), and a leaf it signed that expired three days ago.
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let mut dn = rcgen::DistinguishedName::new();
+    dn.push(rcgen::DnType::CommonName, "Lookout Test CA");
+    ca_params.distinguished_name = dn;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let mut leaf = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    leaf.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    leaf.not_after = ymd(chrono::Utc::now() - chrono::Duration::days(3));
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = leaf.signed_by(&leaf_key, &issuer).unwrap();
+    let port = tls_server(
+        vec![leaf.der().clone(), ca.der().clone()],
+        rustls_pki_key(&leaf_key),
+        &[b"http/1.1"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let config = dir.path().join("probes.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 1\ncomponents: [{{ id: api, name: API }}]\nprobes:\n  - {{ name: tls, component: api, steps: [ {{ id: home, get: \"https://localhost:{port}/\" }} ] }}\n"
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["run", "tls", "--config"])
+        .arg(&config)
+        .env("SSL_CERT_FILE", dir.path().join("ca.pem"))
+        .env("RUST_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    let trace = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{trace}");
+    assert!(
+        trace.contains("error [tls]: certificate for localhost expired 3d"),
+        "{trace}"
+    );
+    let logs = String::from_utf8_lossy(&out.stderr);
+    for raw in ["InvalidCertificate", "CaUsedAsEndEntity", "BadSignature"] {
+        assert!(!logs.contains(raw), "raw TLS error `{raw}` in the logs:\n{logs}");
+    }
 }
 
 // --- 8. The step that broke is the one blamed ----------------------------
