@@ -90,7 +90,11 @@ impl Drop for MaskedLine {
 pub fn init(json: bool, mask: &LogMask) {
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,sqlx=warn".into());
-    for quiet in ["rustls=off", "tokio_rustls=off", "rustls_platform_verifier=off"] {
+    for quiet in [
+        "rustls=off",
+        "tokio_rustls=off",
+        "rustls_platform_verifier=off",
+    ] {
         if let Ok(d) = quiet.parse() {
             filter = filter.add_directive(d);
         }

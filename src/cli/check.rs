@@ -50,7 +50,12 @@ pub fn check(path: &Path, format: OutputFormat) -> ExitCode {
     }
     use std::fmt::Write as _;
     let mut out = String::new();
-    let _ = writeln!(out, "{}: ok, {} probes", path.display(), config.probes.len());
+    let _ = writeln!(
+        out,
+        "{}: ok, {} probes",
+        path.display(),
+        config.probes.len()
+    );
     for p in &config.probes {
         if let Some(hb) = &p.heartbeat {
             let _ = writeln!(

@@ -129,7 +129,10 @@ pub fn trace(result: &RunResult) -> String {
             let _ = writeln!(out, "    {}", via.join(" · "));
         }
         if let Some(e) = &s.error {
-            let kind = s.kind.map(|k| format!(" [{}]", k.as_str())).unwrap_or_default();
+            let kind = s
+                .kind
+                .map(|k| format!(" [{}]", k.as_str()))
+                .unwrap_or_default();
             let _ = writeln!(out, "    error{kind}: {e}");
         }
         for f in &s.failures {

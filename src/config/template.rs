@@ -200,7 +200,10 @@ impl Template {
                     };
                     let in_query_value = out.contains('?')
                         && !out.contains('#')
-                        && out.rsplit(['&', '?', ';']).next().is_some_and(|pair| pair.contains('='));
+                        && out
+                            .rsplit(['&', '?', ';'])
+                            .next()
+                            .is_some_and(|pair| pair.contains('='));
                     let encoded = matches!(e, Expr::Call(Func::UrlEncode, _));
                     if in_query_value && !encoded {
                         out.push_str(&url_encode(&text));
@@ -344,7 +347,10 @@ fn now_expr(args: &str, at: usize) -> Result<Expr, ParseError> {
             let bad = chrono::format::StrftimeItems::new(f)
                 .any(|i| matches!(i, chrono::format::Item::Error));
             if bad {
-                return Err((at, format!("`{f}` is not a valid time format (strftime, like `%Y-%m-%d`)")));
+                return Err((
+                    at,
+                    format!("`{f}` is not a valid time format (strftime, like `%Y-%m-%d`)"),
+                ));
             }
             TimeFormat::Strftime(f.to_string())
         }
@@ -378,7 +384,10 @@ fn argument(src: &str, start: usize, end: usize) -> Result<Expr, ParseError> {
     }
     if inner.trim().is_empty() {
         let at = start;
-        return Err((at, "this function takes a value, like `urlencode(name)`".into()));
+        return Err((
+            at,
+            "this function takes a value, like `urlencode(name)`".into(),
+        ));
     }
     parse_expr(src, start, end)
 }
@@ -490,7 +499,10 @@ mod tests {
         assert_eq!(r("{{ base64(\"user:pa ss\") }}"), "dXNlcjpwYSBzcw==");
         assert_eq!(r("{{ base64url(\"??>\") }}"), "Pz8-");
         assert_eq!(r("{{ urlencode(base64(host)) }}"), "ZXhhbXBsZS50ZXN0");
-        let names: Vec<_> = t("{{ urlencode(host) }}").names().map(|(n, _)| n.to_string()).collect();
+        let names: Vec<_> = t("{{ urlencode(host) }}")
+            .names()
+            .map(|(n, _)| n.to_string())
+            .collect();
         assert_eq!(names, ["host"]);
     }
 
@@ -526,8 +538,13 @@ mod tests {
                 }
             }
         }
-        let u = t("{{ api }}/s?q={{ q }}&raw={{ urlencode(q) }}").render_url(&V).unwrap();
-        assert_eq!(u, "http://h.test:8080/s?q=A%26B%3DC%20%231&raw=A%26B%3DC%20%231");
+        let u = t("{{ api }}/s?q={{ q }}&raw={{ urlencode(q) }}")
+            .render_url(&V)
+            .unwrap();
+        assert_eq!(
+            u,
+            "http://h.test:8080/s?q=A%26B%3DC%20%231&raw=A%26B%3DC%20%231"
+        );
     }
 
     #[test]

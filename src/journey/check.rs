@@ -181,12 +181,15 @@ pub fn query(q: &Query, resp: &Response<'_>, scope: &dyn Scope) -> Result<Found,
                 .peer_certificate
                 .as_deref()
                 .ok_or("no certificate: the response did not come over HTTPS")?;
-            let facts = super::cert::Facts::parse(der).ok_or("the certificate could not be read")?;
+            let facts =
+                super::cert::Facts::parse(der).ok_or("the certificate could not be read")?;
             one(Some(match field {
                 CertField::ExpiresIn => Value::from(facts.expires_in(resp.now)),
                 CertField::Issuer => Value::String(facts.issuer),
                 CertField::Subject => Value::String(facts.subject),
-                CertField::Sans => Value::Array(facts.sans.into_iter().map(Value::String).collect()),
+                CertField::Sans => {
+                    Value::Array(facts.sans.into_iter().map(Value::String).collect())
+                }
             }))
         }
     }
@@ -322,7 +325,12 @@ fn check_assertion(
 /// The expected and actual texts of a failed assertion: lengths for `len`
 /// (never the content), durations for `certificate: expires_in`, types
 /// named when they differ.
-fn describe(a: &Assertion, found: &Found, expected: &Value, resp: &Response<'_>) -> (String, String) {
+fn describe(
+    a: &Assertion,
+    found: &Found,
+    expected: &Value,
+    resp: &Response<'_>,
+) -> (String, String) {
     let actual = found.value();
     if let Found::Nothing = found
         && a.op != Op::Exists
@@ -334,11 +342,16 @@ fn describe(a: &Assertion, found: &Found, expected: &Value, resp: &Response<'_>)
         return (show(Some(expected)), what);
     }
     if a.op == Op::Len {
-        let n = length(&a.query, actual.as_ref(), resp).map_or("no length".into(), |n| n.to_string());
+        let n =
+            length(&a.query, actual.as_ref(), resp).map_or("no length".into(), |n| n.to_string());
         return (show(Some(expected)), format!("length {n}"));
     }
     if let Query::Certificate(CertField::ExpiresIn) = a.query {
-        let secs = |v: &Value| v.as_i64().map(seconds_text).unwrap_or_else(|| show(Some(v)));
+        let secs = |v: &Value| {
+            v.as_i64()
+                .map(seconds_text)
+                .unwrap_or_else(|| show(Some(v)))
+        };
         let want = format!("{} {}", a.op.as_str(), secs(expected));
         return (want, actual.as_ref().map_or("(nothing)".into(), secs));
     }
@@ -413,9 +426,7 @@ pub fn type_name(v: &Value) -> &'static str {
 
 fn is_type(v: &Value, t: &str) -> bool {
     match t {
-        "integer" => {
-            v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0)
-        }
+        "integer" => v.is_i64() || v.is_u64() || v.as_f64().is_some_and(|f| f.fract() == 0.0),
         other => type_name(v) == other,
     }
 }
@@ -525,7 +536,14 @@ mod tests {
         for p in ["$.a", "$.a.b[0]", "$['a*b']", "$[\"x,y\"].c", "$.a[-1]"] {
             assert!(singular(p), "{p}");
         }
-        for p in ["$.a[*]", "$..id", "$.a[?@.x==1]", "$.a[0:2]", "$.a[0,1]", "$.*"] {
+        for p in [
+            "$.a[*]",
+            "$..id",
+            "$.a[?@.x==1]",
+            "$.a[0:2]",
+            "$.a[0,1]",
+            "$.*",
+        ] {
             assert!(!singular(p), "{p}");
         }
     }

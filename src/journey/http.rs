@@ -196,7 +196,9 @@ async fn follow(
             let next = url.join(location.trim()).map_err(|e| {
                 TransportError::new(
                     FailureKind::Protocol,
-                    format!("status {status} with a `Location` that is not a URL: `{location}` ({e})"),
+                    format!(
+                        "status {status} with a `Location` that is not a URL: `{location}` ({e})"
+                    ),
                 )
             })?;
             if !matches!(next.scheme(), "http" | "https") {
@@ -207,11 +209,12 @@ async fn follow(
             }
             // RFC 9110 §15.4: 301 and 302 (historically) and 303 turn a
             // non-HEAD request into a GET without a body; 307 and 308 keep both.
-            if matches!(status, 301..=303) && method != Method::Head {
-                if status == 303 || method == Method::Post {
-                    method = Method::Get;
-                    with_body = false;
-                }
+            if matches!(status, 301..=303)
+                && method != Method::Head
+                && (status == 303 || method == Method::Post)
+            {
+                method = Method::Get;
+                with_body = false;
             }
             url = next;
             continue;
@@ -244,10 +247,11 @@ async fn follow(
 /// the chain came back to a URL it had already asked.
 fn too_many(hops: &[RawHop], limit: u32) -> TransportError {
     let last = hops.last().map(|h| h.url.as_str()).unwrap_or("");
-    let looped = hops
-        .iter()
-        .enumerate()
-        .any(|(i, h)| hops[..i].iter().any(|e| e.url == h.url && e.method == h.method));
+    let looped = hops.iter().enumerate().any(|(i, h)| {
+        hops[..i]
+            .iter()
+            .any(|e| e.url == h.url && e.method == h.method)
+    });
     let what = if looped {
         "redirect loop"
     } else {
@@ -402,7 +406,9 @@ pub fn classify(e: &reqwest::Error, url: &reqwest::Url) -> TransportError {
 
 /// The first `T` in `e`'s chain of causes, looking inside `io::Error`s
 /// (whose `source()` skips the error they wrap).
-fn find<'e, T: std::error::Error + 'static>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e T> {
+fn find<'e, T: std::error::Error + 'static>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
     let mut next: Option<&'e (dyn std::error::Error + 'static)> = Some(e);
     let mut depth = 0;
     while let Some(current) = next {
@@ -455,7 +461,9 @@ impl Proxies {
         };
         let all = var("ALL_PROXY");
         Self {
-            http: var("HTTP_PROXY").or(all.clone()).map(|p| without_credentials(&p)),
+            http: var("HTTP_PROXY")
+                .or(all.clone())
+                .map(|p| without_credentials(&p)),
             https: var("HTTPS_PROXY").or(all).map(|p| without_credentials(&p)),
             no_proxy: var("NO_PROXY")
                 .map(|v| {
@@ -476,9 +484,10 @@ impl Proxies {
             _ => self.http.as_ref(),
         }?;
         let host = url.host_str()?.trim_matches(['[', ']']).to_lowercase();
-        let excluded = self.no_proxy.iter().any(|n| {
-            n == "*" || host == *n || host.ends_with(&format!(".{n}"))
-        });
+        let excluded = self
+            .no_proxy
+            .iter()
+            .any(|n| n == "*" || host == *n || host.ends_with(&format!(".{n}")));
         (!excluded).then(|| proxy.clone())
     }
 }

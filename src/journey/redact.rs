@@ -99,9 +99,14 @@ fn pattern(secret: &str) -> Regex {
         .build()
         .unwrap_or_else(|_| {
             let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
-            let plain = [secret.to_string(), b64.clone(), b64.trim_end_matches('=').into()];
+            let plain = [
+                secret.to_string(),
+                b64.clone(),
+                b64.trim_end_matches('=').into(),
+            ];
             let literal: Vec<String> = plain.iter().map(|p| regex::escape(p)).collect();
-            Regex::new(&literal.join("|")).unwrap_or_else(|_| Regex::new("$^").expect("a valid empty pattern"))
+            Regex::new(&literal.join("|"))
+                .unwrap_or_else(|_| Regex::new("$^").expect("a valid empty pattern"))
         })
 }
 
@@ -128,7 +133,11 @@ fn forms(secret: &str) -> Vec<String> {
 
 /// The base64 characters fixed by `secret` alone when `offset` bytes
 /// precede it inside a longer encoded text (and anything may follow).
-fn base64_core(engine: &base64::engine::GeneralPurpose, secret: &[u8], offset: usize) -> Option<String> {
+fn base64_core(
+    engine: &base64::engine::GeneralPurpose,
+    secret: &[u8],
+    offset: usize,
+) -> Option<String> {
     let mut padded = vec![0u8; offset];
     padded.extend_from_slice(secret);
     let encoded = engine.encode(&padded);

@@ -257,7 +257,11 @@ impl RunResult {
     pub fn failure_kind(&self) -> Option<FailureKind> {
         match self.failed_step().and_then(|s| s.kind) {
             Some(k) => Some(k),
-            None if self.note.as_deref().is_some_and(|n| n.starts_with("interrupted")) => {
+            None if self
+                .note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("interrupted")) =>
+            {
                 Some(FailureKind::Interrupted)
             }
             None => None,

@@ -76,7 +76,10 @@ impl RunCtx<'_> {
                 self.prober_error = true;
                 let mut r = skipped(step, phase, self);
                 r.outcome = StepOutcome::Fail;
-                r.error = Some(self.redactor.cut(&format!("prober error: {e}"), check::SHOWN));
+                r.error = Some(
+                    self.redactor
+                        .cut(&format!("prober error: {e}"), check::SHOWN),
+                );
                 r.kind = Some(FailureKind::Prober);
                 return r;
             }
@@ -283,7 +286,10 @@ impl RunCtx<'_> {
                 _ if c.optional => Value::Null,
                 Ok(_) => {
                     let why = match (&c.query, found) {
-                        (crate::config::Query::Json(_, src), Ok(Found::Nodes(_) | Found::Nothing)) => {
+                        (
+                            crate::config::Query::Json(_, src),
+                            Ok(Found::Nodes(_) | Found::Nothing),
+                        ) => {
                             format!("{src} matched nothing")
                         }
                         (q, _) => format!("{} matched nothing", q.describe()),
@@ -292,7 +298,10 @@ impl RunCtx<'_> {
                     continue;
                 }
                 Err(why) => {
-                    failures.push(capture_failure(&c.name, self.redactor.cut(why, check::SHOWN)));
+                    failures.push(capture_failure(
+                        &c.name,
+                        self.redactor.cut(why, check::SHOWN),
+                    ));
                     continue;
                 }
             };

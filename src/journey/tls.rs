@@ -188,7 +188,10 @@ pub fn explain(
         },
         CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
             let since = facts.map(|f| format!(" (not before {})", f.not_before_text()));
-            format!("certificate for {host} is not valid yet{}", since.unwrap_or_default())
+            format!(
+                "certificate for {host} is not valid yet{}",
+                since.unwrap_or_default()
+            )
         }
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             let names = facts
@@ -199,7 +202,9 @@ pub fn explain(
         }
         CertificateError::Revoked => format!("certificate for {host} has been revoked"),
         _ if self_signed => {
-            let also = expired.map(|w| format!("; it also {w}")).unwrap_or_default();
+            let also = expired
+                .map(|w| format!("; it also {w}"))
+                .unwrap_or_default();
             format!("self-signed certificate for {host} ({HINT}){also}")
         }
         CertificateError::UnknownIssuer | CertificateError::BadSignature => {

@@ -95,7 +95,10 @@ struct StepJson<'a> {
     captures: &'a [(String, String)],
     timings: &'a crate::journey::timing::Timings,
     kind: Option<&'a str>,
-    hops: &'a [crate::journey::Hop],
+    /// Only a redirect chain is stored: one hop is the step's own method,
+    /// URL and status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hops: Option<&'a [crate::journey::Hop]>,
 }
 
 fn json<T: Serialize>(rows: &[T]) -> Result<String> {
@@ -171,7 +174,7 @@ async fn insert_runs(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
                 captures: &s.captures,
                 timings: &s.timings,
                 kind: s.kind.map(|k| k.as_str()),
-                hops: &s.hops,
+                hops: (s.hops.len() > 1).then_some(s.hops.as_slice()),
             })
         })
         .collect();
@@ -555,7 +558,10 @@ mod tests {
             r.get::<Option<String>, _>("timings"),
             Some(serde_json::to_string(&s.timings).unwrap())
         );
-        assert_eq!(r.get::<Option<String>, _>("kind").as_deref(), Some("assertion"));
+        assert_eq!(
+            r.get::<Option<String>, _>("kind").as_deref(),
+            Some("assertion")
+        );
         assert_eq!(
             r.get::<Option<String>, _>("hops"),
             Some(serde_json::to_string(&s.hops).unwrap())
@@ -564,7 +570,10 @@ mod tests {
         let r3 = recent.iter().find(|r| r.run_uid == "r3").unwrap();
         assert_eq!(r3.outcome, Some(Outcome::Fail));
         assert_eq!(r3.failed_step.as_deref(), Some("b"));
-        assert_eq!(r3.failure_kind, Some(crate::journey::FailureKind::Assertion));
+        assert_eq!(
+            r3.failure_kind,
+            Some(crate::journey::FailureKind::Assertion)
+        );
         let steps = store.run_steps(r3.id).await.unwrap();
         assert_eq!(steps[1].kind, Some(crate::journey::FailureKind::Assertion));
         assert_eq!(steps[1].hops, s.hops);

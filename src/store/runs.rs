@@ -164,7 +164,18 @@ impl Store {
                 hops: r
                     .get::<Option<String>, _>("hops")
                     .and_then(|h| serde_json::from_str(&h).ok())
-                    .unwrap_or_default(),
+                    .unwrap_or_else(|| {
+                        // No redirects: the one hop is the step itself.
+                        let status: Option<i64> = r.get("status");
+                        status
+                            .map(|s| crate::journey::Hop {
+                                method: r.get("method"),
+                                url: r.get("url"),
+                                status: s as u16,
+                            })
+                            .into_iter()
+                            .collect()
+                    }),
             })
             .collect())
     }

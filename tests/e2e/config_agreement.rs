@@ -29,42 +29,138 @@ fn corpus() -> Vec<(&'static str, String, bool)> {
     vec![
         ("a plain file", step(OK_STEP), true),
         // Header values: text, numbers, booleans; never maps, lists or null.
-        ("header text", step("{ id: s, get: \"{{ api }}\", headers: { X-A: yes-text } }"), true),
-        ("header number", step("{ id: s, get: \"{{ api }}\", headers: { X-A: 5 } }"), true),
-        ("header map", step("{ id: s, get: \"{{ api }}\", headers: { X-A: { b: 1 } } }"), false),
-        ("header list", step("{ id: s, get: \"{{ api }}\", headers: { X-A: [1, 2] } }"), false),
-        ("header null", step("{ id: s, get: \"{{ api }}\", headers: { X-A: ~ } }"), false),
+        (
+            "header text",
+            step("{ id: s, get: \"{{ api }}\", headers: { X-A: yes-text } }"),
+            true,
+        ),
+        (
+            "header number",
+            step("{ id: s, get: \"{{ api }}\", headers: { X-A: 5 } }"),
+            true,
+        ),
+        (
+            "header map",
+            step("{ id: s, get: \"{{ api }}\", headers: { X-A: { b: 1 } } }"),
+            false,
+        ),
+        (
+            "header list",
+            step("{ id: s, get: \"{{ api }}\", headers: { X-A: [1, 2] } }"),
+            false,
+        ),
+        (
+            "header null",
+            step("{ id: s, get: \"{{ api }}\", headers: { X-A: ~ } }"),
+            false,
+        ),
         // retry.attempts bounds: never clamped.
         ("attempts 1", probe("    retry: { attempts: 1 }\n"), true),
         ("attempts 10", probe("    retry: { attempts: 10 }\n"), true),
         ("attempts 0", probe("    retry: { attempts: 0 }\n"), false),
         ("attempts 11", probe("    retry: { attempts: 11 }\n"), false),
-        ("attempts text", probe("    retry: { attempts: \"3\" }\n"), false),
+        (
+            "attempts text",
+            probe("    retry: { attempts: \"3\" }\n"),
+            false,
+        ),
         // Status ranges and classes.
-        ("status code", step("{ id: s, get: \"{{ api }}\", expect: { status: 204 } }"), true),
-        ("status class", step("{ id: s, get: \"{{ api }}\", expect: { status: \"3xx\" } }"), true),
-        ("status range", step("{ id: s, get: \"{{ api }}\", expect: { status: \"200..299\" } }"), true),
-        ("status in", step("{ id: s, get: \"{{ api }}\", expect: { status: { in: [\"200..299\", 404] } } }"), true),
-        ("status 99", step("{ id: s, get: \"{{ api }}\", expect: { status: 99 } }"), false),
-        ("status 600", step("{ id: s, get: \"{{ api }}\", expect: { status: 600 } }"), false),
-        ("status 6xx", step("{ id: s, get: \"{{ api }}\", expect: { status: \"6xx\" } }"), false),
-        ("status word", step("{ id: s, get: \"{{ api }}\", expect: { status: fine } }"), false),
-        ("status empty list", step("{ id: s, get: \"{{ api }}\", expect: { status: [] } }"), false),
-        ("status in nothing", step("{ id: s, get: \"{{ api }}\", expect: { status: { of: [200] } } }"), false),
+        (
+            "status code",
+            step("{ id: s, get: \"{{ api }}\", expect: { status: 204 } }"),
+            true,
+        ),
+        (
+            "status class",
+            step("{ id: s, get: \"{{ api }}\", expect: { status: \"3xx\" } }"),
+            true,
+        ),
+        (
+            "status range",
+            step("{ id: s, get: \"{{ api }}\", expect: { status: \"200..299\" } }"),
+            true,
+        ),
+        (
+            "status in",
+            step("{ id: s, get: \"{{ api }}\", expect: { status: { in: [\"200..299\", 404] } } }"),
+            true,
+        ),
+        (
+            "status 99",
+            step("{ id: s, get: \"{{ api }}\", expect: { status: 99 } }"),
+            false,
+        ),
+        (
+            "status 600",
+            step("{ id: s, get: \"{{ api }}\", expect: { status: 600 } }"),
+            false,
+        ),
+        (
+            "status 6xx",
+            step("{ id: s, get: \"{{ api }}\", expect: { status: \"6xx\" } }"),
+            false,
+        ),
+        (
+            "status word",
+            step("{ id: s, get: \"{{ api }}\", expect: { status: fine } }"),
+            false,
+        ),
+        (
+            "status empty list",
+            step("{ id: s, get: \"{{ api }}\", expect: { status: [] } }"),
+            false,
+        ),
+        (
+            "status in nothing",
+            step("{ id: s, get: \"{{ api }}\", expect: { status: { of: [200] } } }"),
+            false,
+        ),
         // Bodies: one of json, form, body.
-        ("json body", step("{ id: s, post: \"{{ api }}\", json: { a: 1 } }"), true),
-        ("json with body", step("{ id: s, post: \"{{ api }}\", json: { a: 1 }, body: x }"), false),
-        ("form with body", step("{ id: s, post: \"{{ api }}\", form: { a: b }, body: x }"), false),
-        ("form map value", step("{ id: s, post: \"{{ api }}\", form: { a: { b: c } } }"), false),
+        (
+            "json body",
+            step("{ id: s, post: \"{{ api }}\", json: { a: 1 } }"),
+            true,
+        ),
+        (
+            "json with body",
+            step("{ id: s, post: \"{{ api }}\", json: { a: 1 }, body: x }"),
+            false,
+        ),
+        (
+            "form with body",
+            step("{ id: s, post: \"{{ api }}\", form: { a: b }, body: x }"),
+            false,
+        ),
+        (
+            "form map value",
+            step("{ id: s, post: \"{{ api }}\", form: { a: { b: c } } }"),
+            false,
+        ),
         // Durations.
         ("timeout 2s", probe("    timeout: 2s\n"), true),
         ("timeout number", probe("    timeout: 2\n"), false),
         ("timeout decimal", probe("    timeout: 1.5s\n"), true),
         ("timeout exponent", probe("    timeout: 1e3s\n"), false),
-        ("every max u64", probe("    every: 18446744073709551615s\n"), false),
+        (
+            "every max u64",
+            probe("    every: 18446744073709551615s\n"),
+            false,
+        ),
         ("every huge", probe("    every: 9000000000000000s\n"), false),
-        ("remind_every 0s", top("notifiers: { h: { type: webhook, url: \"http://127.0.0.1:9/h\" } }\nescalation: { oc: { levels: [ { notify: [h] } ], remind_every: 0s } }\n"), false),
-        ("remind_every 1s", top("notifiers: { h: { type: webhook, url: \"http://127.0.0.1:9/h\" } }\nescalation: { oc: { levels: [ { notify: [h] } ], remind_every: 1s } }\n"), true),
+        (
+            "remind_every 0s",
+            top(
+                "notifiers: { h: { type: webhook, url: \"http://127.0.0.1:9/h\" } }\nescalation: { oc: { levels: [ { notify: [h] } ], remind_every: 0s } }\n",
+            ),
+            false,
+        ),
+        (
+            "remind_every 1s",
+            top(
+                "notifiers: { h: { type: webhook, url: \"http://127.0.0.1:9/h\" } }\nescalation: { oc: { levels: [ { notify: [h] } ], remind_every: 1s } }\n",
+            ),
+            true,
+        ),
         // Minimum intervals.
         ("every 1s", probe("    every: 1s\n"), true),
         ("every 1000ms", probe("    every: 1000ms\n"), true),
@@ -72,43 +168,167 @@ fn corpus() -> Vec<(&'static str, String, bool)> {
         ("every 0s", probe("    every: 0s\n"), false),
         // Limits.
         ("journeys 0", top("limits: { journeys: 0 }\n"), false),
-        ("journeys 1000000", top("limits: { journeys: 1000000 }\n"), false),
+        (
+            "journeys 1000000",
+            top("limits: { journeys: 1000000 }\n"),
+            false,
+        ),
         ("journeys 64", top("limits: { journeys: 64 }\n"), true),
         // Counts.
-        ("after 0 failures", probe("    alert: { after: 0 failures }\n"), false),
-        ("after 3 failures", probe("    alert: { after: 3 failures }\n"), true),
+        (
+            "after 0 failures",
+            probe("    alert: { after: 0 failures }\n"),
+            false,
+        ),
+        (
+            "after 3 failures",
+            probe("    alert: { after: 3 failures }\n"),
+            true,
+        ),
         ("after 5000", probe("    alert: { after: 5000 }\n"), false),
         // New step keys.
-        ("redirects 0", step("{ id: s, get: \"{{ api }}\", redirects: 0 }"), true),
-        ("redirects 21", step("{ id: s, get: \"{{ api }}\", redirects: 21 }"), false),
-        ("redirects -1", step("{ id: s, get: \"{{ api }}\", redirects: -1 }"), false),
-        ("basic_auth", step("{ id: s, get: \"{{ api }}\", basic_auth: { user: u, password: \"{{ secrets.pw }}\" } }"), true),
-        ("basic_auth without password", step("{ id: s, get: \"{{ api }}\", basic_auth: { user: u } }"), false),
-        ("http 2", step("{ id: s, get: \"{{ api }}\", http: \"2\" }"), true),
-        ("http 3", step("{ id: s, get: \"{{ api }}\", http: \"3\" }"), false),
-        ("optional capture", step("{ id: s, get: \"{{ api }}\", capture: { a: { json: $.a, optional: true } } }"), true),
-        ("is string", step("{ id: s, get: \"{{ api }}\", expect: { that: [ { json: $.a, is: string } ] } }"), true),
-        ("is text", step("{ id: s, get: \"{{ api }}\", expect: { that: [ { json: $.a, is: text } ] } }"), false),
-        ("starts_with", step("{ id: s, get: \"{{ api }}\", expect: { that: [ { header: Location, starts_with: /home } ] } }"), true),
-        ("certificate", step("{ id: s, get: \"{{ api }}\", expect: { that: [ { certificate: expires_in, gt: 14d } ] } }"), true),
-        ("certificate field", step("{ id: s, get: \"{{ api }}\", expect: { that: [ { certificate: owner, eq: x } ] } }"), false),
-        ("exists text", step("{ id: s, get: \"{{ api }}\", expect: { that: [ { json: $.a, exists: maybe } ] } }"), false),
+        (
+            "redirects 0",
+            step("{ id: s, get: \"{{ api }}\", redirects: 0 }"),
+            true,
+        ),
+        (
+            "redirects 21",
+            step("{ id: s, get: \"{{ api }}\", redirects: 21 }"),
+            false,
+        ),
+        (
+            "redirects -1",
+            step("{ id: s, get: \"{{ api }}\", redirects: -1 }"),
+            false,
+        ),
+        (
+            "basic_auth",
+            step(
+                "{ id: s, get: \"{{ api }}\", basic_auth: { user: u, password: \"{{ secrets.pw }}\" } }",
+            ),
+            true,
+        ),
+        (
+            "basic_auth without password",
+            step("{ id: s, get: \"{{ api }}\", basic_auth: { user: u } }"),
+            false,
+        ),
+        (
+            "http 2",
+            step("{ id: s, get: \"{{ api }}\", http: \"2\" }"),
+            true,
+        ),
+        (
+            "http 3",
+            step("{ id: s, get: \"{{ api }}\", http: \"3\" }"),
+            false,
+        ),
+        (
+            "optional capture",
+            step("{ id: s, get: \"{{ api }}\", capture: { a: { json: $.a, optional: true } } }"),
+            true,
+        ),
+        (
+            "is string",
+            step("{ id: s, get: \"{{ api }}\", expect: { that: [ { json: $.a, is: string } ] } }"),
+            true,
+        ),
+        (
+            "is text",
+            step("{ id: s, get: \"{{ api }}\", expect: { that: [ { json: $.a, is: text } ] } }"),
+            false,
+        ),
+        (
+            "starts_with",
+            step(
+                "{ id: s, get: \"{{ api }}\", expect: { that: [ { header: Location, starts_with: /home } ] } }",
+            ),
+            true,
+        ),
+        (
+            "certificate",
+            step(
+                "{ id: s, get: \"{{ api }}\", expect: { that: [ { certificate: expires_in, gt: 14d } ] } }",
+            ),
+            true,
+        ),
+        (
+            "certificate field",
+            step(
+                "{ id: s, get: \"{{ api }}\", expect: { that: [ { certificate: owner, eq: x } ] } }",
+            ),
+            false,
+        ),
+        (
+            "exists text",
+            step(
+                "{ id: s, get: \"{{ api }}\", expect: { that: [ { json: $.a, exists: maybe } ] } }",
+            ),
+            false,
+        ),
         // URLs that are not http(s).
         ("not a url", step("{ id: s, get: \"not a url\" }"), false),
-        ("ftp", step("{ id: s, get: \"ftp://example.test/x\" }"), false),
-        ("javascript", step("{ id: s, get: \"javascript:alert(1)\" }"), false),
-        ("https", step("{ id: s, get: \"https://example.test/x\" }"), true),
-        ("webhook ftp", top("notifiers: { h: { type: webhook, url: \"ftp://x.test/h\" } }\n"), false),
-        ("slack not a url", top("notifiers: { s: { type: slack, url: \"hooks\" } }\n"), false),
+        (
+            "ftp",
+            step("{ id: s, get: \"ftp://example.test/x\" }"),
+            false,
+        ),
+        (
+            "javascript",
+            step("{ id: s, get: \"javascript:alert(1)\" }"),
+            false,
+        ),
+        (
+            "https",
+            step("{ id: s, get: \"https://example.test/x\" }"),
+            true,
+        ),
+        (
+            "webhook ftp",
+            top("notifiers: { h: { type: webhook, url: \"ftp://x.test/h\" } }\n"),
+            false,
+        ),
+        (
+            "slack not a url",
+            top("notifiers: { s: { type: slack, url: \"hooks\" } }\n"),
+            false,
+        ),
         // Ids.
-        ("empty probe name", file("", "", OK_STEP).replace("name: p\n", "name: \"\"\n"), false),
-        ("path-like probe name", file("", "", OK_STEP).replace("name: p\n", "name: ../etc\n"), false),
-        ("slash in step id", step("{ id: a/b, get: \"{{ api }}\" }"), false),
-        ("dot component", file("", "", OK_STEP).replace("id: api, name: API", "id: ., name: API").replace("component: api", "component: ."), false),
+        (
+            "empty probe name",
+            file("", "", OK_STEP).replace("name: p\n", "name: \"\"\n"),
+            false,
+        ),
+        (
+            "path-like probe name",
+            file("", "", OK_STEP).replace("name: p\n", "name: ../etc\n"),
+            false,
+        ),
+        (
+            "slash in step id",
+            step("{ id: a/b, get: \"{{ api }}\" }"),
+            false,
+        ),
+        (
+            "dot component",
+            file("", "", OK_STEP)
+                .replace("id: api, name: API", "id: ., name: API")
+                .replace("component: api", "component: ."),
+            false,
+        ),
         // Quoted scalars stay text.
-        ("quoted boolean", step("{ id: s, get: \"{{ api }}\", critical: \"false\" }"), false),
+        (
+            "quoted boolean",
+            step("{ id: s, get: \"{{ api }}\", critical: \"false\" }"),
+            false,
+        ),
         // A second document.
-        ("second document", format!("{}---\nversion: 1\n", step(OK_STEP)), false),
+        (
+            "second document",
+            format!("{}---\nversion: 1\n", step(OK_STEP)),
+            false,
+        ),
     ]
 }
 
@@ -132,7 +352,11 @@ fn the_schema_and_the_loader_agree_on_every_file_of_the_corpus() {
             ));
         }
     }
-    assert!(disagreements.is_empty(), "{}", disagreements.join("\n---\n"));
+    assert!(
+        disagreements.is_empty(),
+        "{}",
+        disagreements.join("\n---\n")
+    );
 }
 
 /// Refusals the loader makes that JSON Schema cannot express, each with a
@@ -169,8 +393,14 @@ fn check_refuses_what_could_only_fail_later() {
             ),
             "`depends_on` goes round in a circle: p → q → p",
         ),
-        (format!("\u{feff}{}", file("", "", OK_STEP)), "UTF-8 byte order mark"),
-        (file("", "", OK_STEP).replace("steps:", "steps:\0"), "NUL byte"),
+        (
+            format!("\u{feff}{}", file("", "", OK_STEP)),
+            "UTF-8 byte order mark",
+        ),
+        (
+            file("", "", OK_STEP).replace("steps:", "steps:\0"),
+            "NUL byte",
+        ),
         (
             format!("{}---\nversion: 1\n", file("", "", OK_STEP)),
             "a second YAML document",

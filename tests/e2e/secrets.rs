@@ -244,7 +244,10 @@ fn key_forms() -> Vec<(&'static str, String)> {
         ("base64url", URL_SAFE.encode(KEY)),
         ("base64url-nopad", URL_SAFE_NO_PAD.encode(KEY)),
         ("basic", STANDARD.encode(format!("prober:{KEY}"))),
-        ("basic-other-user", STANDARD.encode(format!("ops-team:{KEY}"))),
+        (
+            "basic-other-user",
+            STANDARD.encode(format!("ops-team:{KEY}")),
+        ),
     ]
 }
 
@@ -253,10 +256,16 @@ fn key_forms() -> Vec<(&'static str, String)> {
 fn assert_no_key(what: &str, haystack: &[u8]) {
     let text = String::from_utf8_lossy(haystack);
     for (name, form) in key_forms() {
-        assert!(!text.contains(&form), "{what} contains the key as {name}: `{form}`");
+        assert!(
+            !text.contains(&form),
+            "{what} contains the key as {name}: `{form}`"
+        );
     }
     // `sk live/key+` comes before the first character JSON escapes.
-    assert!(!text.contains(&KEY[..12]), "{what} contains the start of the key");
+    assert!(
+        !text.contains(&KEY[..12]),
+        "{what} contains the start of the key"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,8 +361,18 @@ escalation:
     assert!(failures.contains("***"), "{failures}");
     assert_eq!(runs["runs"][0]["failure_kind"], "assertion");
     assert_no_key("the admin API's runs", runs.to_string().as_bytes());
-    for path in ["/", "/incidents/1", "/api/v2/summary.json", "/api/v2/incidents.json"] {
-        let body = reqwest::get(format!("{url}{path}")).await.unwrap().bytes().await.unwrap();
+    for path in [
+        "/",
+        "/incidents/1",
+        "/api/v2/summary.json",
+        "/api/v2/incidents.json",
+    ] {
+        let body = reqwest::get(format!("{url}{path}"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
         assert_no_key(path, &body);
     }
     let incident = client
@@ -389,7 +408,10 @@ escalation:
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let trace = String::from_utf8_lossy(&out.stdout);
-    assert!(trace.contains("body eq: expected \"nope\", got \"xxx"), "{trace}");
+    assert!(
+        trace.contains("body eq: expected \"nope\", got \"xxx"),
+        "{trace}"
+    );
     assert_no_key("`lookout run` output", &out.stdout);
     assert_no_key("`lookout run` debug logs", &out.stderr);
 }

@@ -156,7 +156,10 @@ pub fn source_problem(source: &str) -> Option<Diagnostic> {
                     message: "a second YAML document".into(),
                     pos: at(offset),
                     width: text.len().max(1),
-                    label: Some("probes.yaml is one document: remove this `---` and merge what follows".into()),
+                    label: Some(
+                        "probes.yaml is one document: remove this `---` and merge what follows"
+                            .into(),
+                    ),
                 });
             }
         }
@@ -421,7 +424,9 @@ impl Ctx<'_> {
         if !ok {
             // Only the scheme of the rendered URL is quoted: it holds no secret.
             let scheme = url.trim().split_once(':').map(|(s, _)| s).filter(|s| {
-                !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
             });
             let message = match scheme {
                 Some(s) if !s.eq_ignore_ascii_case("http") && !s.eq_ignore_ascii_case("https") => {
@@ -448,7 +453,10 @@ impl Ctx<'_> {
             || text.chars().any(char::is_control);
         if bad {
             let (message, label) = if text.is_empty() {
-                (format!("{what} is empty"), "give it a short name like `api`")
+                (
+                    format!("{what} is empty"),
+                    "give it a short name like `api`",
+                )
             } else {
                 (
                     format!("{what} `{text}` looks like a path"),

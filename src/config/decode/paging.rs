@@ -325,12 +325,12 @@ impl<'a> Ctx<'a> {
         Some(EscalationPolicy {
             name: name.to_string(),
             levels,
-            remind_every: map.get_node("remind_every").and_then(|n| {
-                self.duration_in(n, "`remind_every`", bounds::SECOND, bounds::YEAR)
-            }),
-            ack_timeout: map.get_node("ack_timeout").and_then(|n| {
-                self.duration_in(n, "`ack_timeout`", bounds::SECOND, bounds::YEAR)
-            }),
+            remind_every: map
+                .get_node("remind_every")
+                .and_then(|n| self.duration_in(n, "`remind_every`", bounds::SECOND, bounds::YEAR)),
+            ack_timeout: map
+                .get_node("ack_timeout")
+                .and_then(|n| self.duration_in(n, "`ack_timeout`", bounds::SECOND, bounds::YEAR)),
             notify_on_resolve: on_resolve,
         })
     }

@@ -502,7 +502,9 @@ impl Ctx<'_> {
                     probes
                         .iter()
                         .enumerate()
-                        .filter(move |(_, o)| (o.name == *d || o.component == *d) && o.name != p.name)
+                        .filter(move |(_, o)| {
+                            (o.name == *d || o.component == *d) && o.name != p.name
+                        })
                         .map(|(i, _)| i)
                 })
                 .collect()
@@ -534,7 +536,10 @@ impl Ctx<'_> {
                         if let Some(node) = at {
                             self.error_at(
                                 node,
-                                format!("`depends_on` goes round in a circle: {}", names.join(" → ")),
+                                format!(
+                                    "`depends_on` goes round in a circle: {}",
+                                    names.join(" → ")
+                                ),
                                 Some("a probe cannot depend, even indirectly, on itself".into()),
                             );
                         }
@@ -1017,7 +1022,9 @@ impl Ctx<'_> {
             url,
             headers,
             body,
-            timeout: self.opt_duration(map, "timeout").unwrap_or(defaults.timeout),
+            timeout: self
+                .opt_duration(map, "timeout")
+                .unwrap_or(defaults.timeout),
             expect,
             capture,
             retry: map
@@ -1220,7 +1227,11 @@ impl Ctx<'_> {
                 match map.get_node("in") {
                     Some(n) => n,
                     None => {
-                        self.error_at(node, "`status` map needs `in`".into(), Some(STATUS_HINT.into()));
+                        self.error_at(
+                            node,
+                            "`status` map needs `in`".into(),
+                            Some(STATUS_HINT.into()),
+                        );
                         return vec![];
                     }
                 }
@@ -1350,7 +1361,11 @@ impl Ctx<'_> {
                             Some(s) => format!("did you mean `{s}`?"),
                             None => format!("expected one of: {}", names.join(", ")),
                         };
-                        self.error_at(v, format!("unknown certificate field `{field}`"), Some(label));
+                        self.error_at(
+                            v,
+                            format!("unknown certificate field `{field}`"),
+                            Some(label),
+                        );
                         return None;
                     }
                 }
@@ -1438,13 +1453,17 @@ impl Ctx<'_> {
     }
 }
 
-const STATUS_HINT: &str =
-    "expected a code like `200`, a list like `[200, 201]`, a class like `\"3xx\"` or a range like `\"200..299\"`";
+const STATUS_HINT: &str = "expected a code like `200`, a list like `[200, 201]`, a class like `\"3xx\"` or a range like `\"200..299\"`";
 
 /// `200`, `"3xx"`, `"200..299"` as an inclusive range within 100..=599.
 pub fn status_range(text: &str) -> Option<StatusRange> {
     let t = text.trim();
-    let code = |s: &str| s.trim().parse::<u16>().ok().filter(|c| (100..600).contains(c));
+    let code = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..600).contains(c))
+    };
     if let Some(class) = t.strip_suffix("xx").or_else(|| t.strip_suffix("XX")) {
         let d: u16 = class.parse().ok().filter(|d| (1..=5).contains(d))?;
         return Some(StatusRange {
@@ -1488,7 +1507,8 @@ impl Ctx<'_> {
         let Ok(rendered) = t.render_string(&Known(self)) else {
             return Some(());
         };
-        self.http_url(node, &rendered, "the step's URL").then_some(())
+        self.http_url(node, &rendered, "the step's URL")
+            .then_some(())
     }
 
     /// The value of a predicate, checked against what the predicate takes:
@@ -1521,7 +1541,11 @@ impl Ctx<'_> {
                 Op::Len => "expected a count like `3`".into(),
                 _ => "expected `true` or `false`".into(),
             };
-            self.error_at(value, format!("invalid value for `{}`", op.as_str()), Some(label));
+            self.error_at(
+                value,
+                format!("invalid value for `{}`", op.as_str()),
+                Some(label),
+            );
             return None;
         }
         self.template_value(value, names)
