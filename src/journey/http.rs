@@ -502,3 +502,53 @@ fn without_credentials(proxy: &str) -> String {
         Err(_) => "(a proxy)".into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxies_follow_the_environment_and_no_proxy() {
+        let env = |name: &str| match name {
+            "HTTPS_PROXY" => Some("http://user:pw@proxy.test:3128".to_string()),
+            "http_proxy" => Some("http://plain.test:8080".to_string()),
+            "NO_PROXY" => Some("internal.test, .corp.test".to_string()),
+            _ => None,
+        };
+        let p = Proxies::from_env(&env);
+        assert_eq!(
+            p.for_url("https://api.example.test/x").as_deref(),
+            Some("http://proxy.test:3128")
+        );
+        assert_eq!(
+            p.for_url("http://api.example.test/x").as_deref(),
+            Some("http://plain.test:8080")
+        );
+        assert_eq!(p.for_url("https://internal.test/"), None);
+        assert_eq!(p.for_url("https://a.corp.test/"), None);
+        assert_eq!(
+            Proxies::from_env(&|_| None).for_url("https://x.test/"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_redirect_chain_that_comes_back_is_called_a_loop() {
+        let hop = |u: &str| RawHop {
+            method: Method::Get,
+            url: u.into(),
+            status: 302,
+        };
+        let e = too_many(
+            &[hop("http://a/1"), hop("http://a/2"), hop("http://a/1")],
+            2,
+        );
+        assert_eq!(
+            e.message,
+            "redirect loop: stopped after 2 redirects (the limit); last URL http://a/1"
+        );
+        let e = too_many(&[hop("http://a/1"), hop("http://a/2")], 1);
+        assert!(e.message.starts_with("too many redirects"), "{}", e.message);
+        assert_eq!(e.kind, FailureKind::RedirectLimit);
+    }
+}

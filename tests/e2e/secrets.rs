@@ -361,6 +361,17 @@ escalation:
     assert!(failures.contains("***"), "{failures}");
     assert_eq!(runs["runs"][0]["failure_kind"], "assertion");
     assert_no_key("the admin API's runs", runs.to_string().as_bytes());
+    // The kind is counted too.
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lookout_step_failures_total{kind=\"assertion\"}"),
+        "{metrics}"
+    );
     for path in [
         "/",
         "/incidents/1",
