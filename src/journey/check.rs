@@ -147,19 +147,17 @@ pub fn query(q: &Query, resp: &Response<'_>, scope: &dyn Scope) -> Result<Found,
             }
             one(nodes.into_iter().next())
         }
+        // Every value of a repeated header, combined as RFC 9110 §5.3 does
+        // (`a, b`), so `contains` and `matches` see them all.
         Query::Header(name) => {
-            let mut values: Vec<Value> = resp
+            let values: Vec<String> = resp
                 .exchange
                 .headers
                 .get_all(name.as_str())
                 .iter()
-                .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
                 .collect();
-            match values.len() {
-                0 => Ok(Found::Nothing),
-                1 => Ok(Found::One(values.remove(0))),
-                _ => Ok(Found::One(Value::Array(values))),
-            }
+            one((!values.is_empty()).then(|| Value::String(values.join(", "))))
         }
         Query::Cookie(name) => one(set_cookie(resp, name).map(Value::String)),
         Query::Body => one(Some(Value::String(resp.text()))),

@@ -441,8 +441,9 @@ async fn eq_is_strict_and_new_predicates_judge_types_and_ends() {
             - {{ json: "$.items[*].id", eq: [1, 2] }}
             - {{ json: "$.items[*].id", contains: 2 }}
             - {{ json: $.one, len: 2 }}
+            - {{ header: set-cookie, contains: "a=1" }}
             - {{ header: set-cookie, contains: "b=2" }}
-            - {{ header: set-cookie, len: 2 }}
+            - {{ header: set-cookie, eq: "a=1, b=2" }}
       - {{ id: class, get: "{url}/json", expect: {{ status: "2xx" }} }}
       - {{ id: list, get: "{url}/json", expect: {{ status: [204, "200..201"] }} }}
 "#
