@@ -354,9 +354,8 @@ fn describe(
         return (want, actual.as_ref().map_or("(nothing)".into(), secs));
     }
     let shown = show(actual.as_ref());
-    if let (Op::Eq | Op::Ne | Op::In, Some(act)) = (a.op, &actual)
+    if let (Op::Eq | Op::Ne, Some(act)) = (a.op, &actual)
         && type_name(act) != type_name(expected)
-        && a.op != Op::In
     {
         return (
             format!("{} ({})", show(Some(expected)), type_name(expected)),

@@ -650,7 +650,11 @@ impl Ctx<'_> {
             redirects: d.redirects,
         };
         let jitter = self.opt_duration(map, "jitter").unwrap_or(d.jitter);
-        if let (Schedule::Every(every), Some(n)) = (&schedule, map.get_node("jitter"))
+        let jitter_at = map
+            .get_node("jitter")
+            .or_else(|| map.get_node("every"))
+            .or_else(|| map.get_node("name"));
+        if let (Schedule::Every(every), Some(n)) = (&schedule, jitter_at)
             && jitter >= *every
         {
             self.error_at(
