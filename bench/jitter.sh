@@ -66,9 +66,10 @@ pids+=($!)
 fast_target="http://127.0.0.1:$nport/ok"
 for _ in $(seq 50); do curl -sf "$fast_target" >/dev/null && break; sleep 0.1; done
 
-# One measurement: $1 binary, $2 config, $3 probes, $4 label.
+# One measurement: $1 binary, $2 config, $3 probes that must have run before
+# the window opens, $4 label, $5 probes in the file (default $3).
 measure() {
-  local b=$1 cfg=$2 n=$3 tag=$4
+  local b=$1 cfg=$2 n=$3 tag=$4 total=${5:-$3}
   local db="$work/$tag.db" log="$work/$tag.log" lport
   lport=$(port)
   "$b" serve --config "$cfg" --listen "127.0.0.1:$lport" --database "$db" >"$log" 2>&1 &
@@ -88,7 +89,7 @@ measure() {
   room=$(($(metric "$work/b" lookout_starts_skipped_total no_room) - $(metric "$work/a" lookout_starts_skipped_total no_room)))
   behind=$(($(metric "$work/b" lookout_starts_skipped_total fell_behind) - $(metric "$work/a" lookout_starts_skipped_total fell_behind)))
   skipped=$((still + room + behind))
-  planned=$((n * WINDOW / 10))
+  planned=$((total * WINDOW / 10))
   printf '%-34s planned %6d  runs stored %6d  skipped %6d (still_running %d, no_room %d, fell_behind %d)\n' \
     "$tag" "$planned" "$runs" "$skipped" "$still" "$room" "$behind"
 }
@@ -112,6 +113,6 @@ if [[ " $PHASES " == *" overload "* ]]; then
   cfg="$work/overload.yaml"
   python3 bench/probes.py --probes 300 --every 10s --jitter 5s --per-host 8 \
     --url "http://127.0.0.1:$pport/apps" >"$cfg"
-  if [ -n "${REF:-}" ]; then measure "$REF" "$cfg" 80 "reference overload"; fi
-  measure "$bin" "$cfg" 80 "this build overload"
+  if [ -n "${REF:-}" ]; then measure "$REF" "$cfg" 60 "reference overload" 300; fi
+  measure "$bin" "$cfg" 60 "this build overload" 300
 fi
