@@ -3,7 +3,7 @@
 //!
 //! Each secret becomes one pattern that matches it as given and in every
 //! derived form: percent-encoded in any style (`%20` or `+` for a space,
-//! upper- or lower-case hex, over-encoded letters, RFC 3986 and
+//! upper- or lower-case hex, RFC 3986 and
 //! `application/x-www-form-urlencoded` alike), JSON-escaped (`\"`, `\/`,
 //! `\u00e9`), base64 (RFC 4648 standard and URL-safe alphabets, with and
 //! without padding) of the secret alone and at each of the three offsets it
@@ -30,8 +30,38 @@ const MIN_SECRET_LEN: usize = 3;
 pub struct Redactor {
     /// Longest first, so a secret containing another is masked whole.
     secrets: Vec<String>,
-    /// One pattern per secret (every form of it), in the order of `secrets`.
-    patterns: Vec<Regex>,
+    /// One matcher per secret (every form of it), in the order of `secrets`.
+    patterns: Vec<Matcher>,
+}
+
+/// How one secret is found in a text.
+#[derive(Debug, Clone)]
+enum Matcher {
+    /// Every form, literally, longest first: nothing to compile (secret
+    /// captures make one per run).
+    Literal(Vec<String>),
+    /// Forms that vary per character (percent-encoding styles, escapes).
+    Pattern(Regex),
+}
+
+impl Matcher {
+    fn mask<'a>(&self, text: Cow<'a, str>) -> Cow<'a, str> {
+        match self {
+            Matcher::Literal(forms) => {
+                let mut out = text;
+                for form in forms {
+                    if out.contains(form.as_str()) {
+                        out = Cow::Owned(out.replace(form.as_str(), MASK));
+                    }
+                }
+                out
+            }
+            Matcher::Pattern(re) => match re.replace_all(&text, MASK) {
+                Cow::Owned(s) => Cow::Owned(s),
+                Cow::Borrowed(_) => text,
+            },
+        }
+    }
 }
 
 impl Redactor {
@@ -46,13 +76,20 @@ impl Redactor {
         r
     }
 
-    /// Registers a secret (e.g. a capture marked `secret: true`).
+    /// Registers a secret (e.g. a capture marked `secret: true`); only its
+    /// own pattern is compiled.
     pub fn add(&mut self, secret: &str) {
         if secret.len() < MIN_SECRET_LEN || self.secrets.iter().any(|s| s == secret) {
             return;
         }
-        self.secrets.push(secret.to_string());
-        self.compile();
+        // Longest first, so a secret containing another is masked whole.
+        let at = self
+            .secrets
+            .iter()
+            .position(|s| s.len() < secret.len())
+            .unwrap_or(self.secrets.len());
+        self.secrets.insert(at, secret.to_string());
+        self.patterns.insert(at, pattern(secret));
     }
 
     fn compile(&mut self) {
@@ -63,10 +100,8 @@ impl Redactor {
     /// `text` with every form of every secret replaced by [`MASK`].
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);
-        for re in &self.patterns {
-            if let Cow::Owned(s) = re.replace_all(&out, MASK) {
-                out = Cow::Owned(s);
-            }
+        for m in &self.patterns {
+            out = m.mask(out);
         }
         out
     }
@@ -91,23 +126,62 @@ impl Redactor {
 
 /// One pattern matching `secret` in every form. A pattern too large for
 /// the regex engine falls back to the plain and base64 forms, literally.
-fn pattern(secret: &str) -> Regex {
+fn pattern(secret: &str) -> Matcher {
+    if secret
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
+        // Tokens and keys are usually like this: percent-encoding and JSON
+        // escaping leave them as they are, so their forms are a list of
+        // literals.
+        return Matcher::Literal(literal_forms(secret));
+    }
     let mut forms = forms(secret);
     forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
-    regex::RegexBuilder::new(&forms.join("|"))
+    match regex::RegexBuilder::new(&forms.join("|"))
         .size_limit(64 << 20)
         .build()
-        .unwrap_or_else(|_| {
+    {
+        Ok(re) => Matcher::Pattern(re),
+        Err(_) => {
             let b64 = base64::engine::general_purpose::STANDARD.encode(secret);
-            let plain = [
-                secret.to_string(),
+            Matcher::Literal(vec![
                 b64.clone(),
-                b64.trim_end_matches('=').into(),
-            ];
-            let literal: Vec<String> = plain.iter().map(|p| regex::escape(p)).collect();
-            Regex::new(&literal.join("|"))
-                .unwrap_or_else(|_| Regex::new("$^").expect("a valid empty pattern"))
-        })
+                b64.trim_end_matches('=').to_string(),
+                secret.to_string(),
+            ])
+        }
+    }
+}
+
+/// Every form of a secret made only of letters, digits, `-`, `.` and `_`,
+/// longest first: itself, and its base64 encodings (alone and at each
+/// alignment inside a longer text), those of the standard alphabet also
+/// percent-encoded (`+`, `/`, `=` in either hex case).
+fn literal_forms(secret: &str) -> Vec<String> {
+    let mut out = vec![secret.to_string()];
+    let engines = [
+        base64::engine::general_purpose::STANDARD,
+        base64::engine::general_purpose::URL_SAFE,
+    ];
+    for engine in engines {
+        let whole = engine.encode(secret);
+        let mut encoded = vec![whole.clone(), whole.trim_end_matches('=').to_string()];
+        encoded.extend((0..3).filter_map(|o| base64_core(&engine, secret.as_bytes(), o)));
+        for e in encoded {
+            let pct = |case: fn(&str) -> String| {
+                e.replace('+', &case("%2B"))
+                    .replace('/', &case("%2F"))
+                    .replace('=', &case("%3D"))
+            };
+            out.push(pct(|s| s.to_string()));
+            out.push(pct(|s| s.to_lowercase()));
+            out.push(e);
+        }
+    }
+    out.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    out.dedup();
+    out
 }
 
 /// The regex alternatives that match `secret` in every form.
@@ -153,20 +227,28 @@ fn base64_core(
 
 /// A pattern matching `s` as given, percent-encoded in any style
 /// (including `+` for space) and JSON-escaped, character by character.
+/// Letters, digits, `-`, `.` and `_` are never encoded by either (RFC
+/// 3986 and form encoding agree on them), so they match only as themselves: the pattern stays
+/// small and compiles fast (secret captures compile one per run).
 fn textual(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
+        if c.is_ascii_alphanumeric() || "-._".contains(c) {
+            out.push_str(&regex::escape(&c.to_string()));
+            continue;
+        }
         let mut alts = vec![regex::escape(&c.to_string())];
         let mut utf8 = [0u8; 4];
         let pct: String = c
             .encode_utf8(&mut utf8)
             .bytes()
-            .map(|b| format!("%{b:02x}"))
+            .map(|b| format!("%{}", hex_either_case(b)))
             .collect();
-        alts.push(format!("(?i:{pct})"));
+        alts.push(pct);
         let code = c as u32;
         if code <= 0xFFFF {
-            alts.push(format!("(?i:\\\\u{code:04x})"));
+            let hex: String = format!("{code:04x}").chars().map(either_case).collect();
+            alts.push(format!("\\\\u{hex}"));
         }
         match c {
             ' ' => alts.push("\\+".into()),
@@ -181,6 +263,19 @@ fn textual(s: &str) -> String {
         let _ = write!(out, "(?:{})", alts.join("|"));
     }
     out
+}
+
+/// `b` as two hex digits matching upper or lower case, e.g. `2[fF]`.
+fn hex_either_case(b: u8) -> String {
+    format!("{b:02x}").chars().map(either_case).collect()
+}
+
+fn either_case(h: char) -> String {
+    if h.is_ascii_alphabetic() {
+        format!("[{}{}]", h.to_ascii_lowercase(), h.to_ascii_uppercase())
+    } else {
+        h.to_string()
+    }
 }
 
 #[cfg(test)]
@@ -224,7 +319,7 @@ mod tests {
     fn percent_all(s: &str) -> String {
         s.bytes()
             .map(|b| {
-                if b.is_ascii_alphanumeric() {
+                if b.is_ascii_alphanumeric() || b"-._".contains(&b) {
                     (b as char).to_string()
                 } else {
                     format!("%{b:02X}")
