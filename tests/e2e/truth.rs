@@ -757,3 +757,75 @@ async fn the_critical_step_is_blamed_not_an_earlier_non_critical_one() {
     assert_eq!(reason(&r), "status: expected 202, got 200");
     assert_eq!(r.steps[0].outcome, StepOutcome::Fail);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incident_names_the_critical_step_that_failed() {
+    let target = serve(html_app()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        r#"version: 1
+components: [{{ id: api, name: API }}]
+secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }} }}
+admin: {{ token: "{{{{ secrets.admin }}}}" }}
+probes:
+  - name: blame
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures }}
+    steps:
+      - {{ id: optional-check, get: "{target}/json", critical: false, expect: {{ status: 201 }} }}
+      - {{ id: real, get: "{target}/json", expect: {{ status: 202 }} }}
+"#
+    );
+    let config = lookout::config::parse(&yaml, "t.yaml", dir.path(), &crate::support::test_env)
+        .unwrap_or_else(|d| panic!("{}", d.render()));
+    let app = lookout::app::App::build(lookout::app::AppOptions {
+        config,
+        database: dir.path().join("lookout.db"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tuning: crate::support::fast_tuning(),
+        source: None,
+        started: None,
+    })
+    .await
+    .unwrap();
+    let url = app.url();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::new();
+    let incident: serde_json::Value = crate::support::eventually(
+        "an incident",
+        std::time::Duration::from_secs(30),
+        || async {
+            let r = client
+                .get(format!("{url}/api/admin/incidents/1"))
+                .bearer_auth(crate::support::ADMIN_TOKEN)
+                .send()
+                .await
+                .ok()?;
+            r.status().is_success().then_some(())?;
+            r.json().await.ok()
+        },
+    )
+    .await;
+    let timeline = incident.to_string();
+    assert!(
+        timeline.contains("Probe blame failing at step real: status: expected 202, got 200"),
+        "{timeline}"
+    );
+    assert!(!timeline.contains("at step optional-check"), "{timeline}");
+    let runs: serde_json::Value = client
+        .get(format!("{url}/api/admin/probes/blame/runs"))
+        .bearer_auth(crate::support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(runs["runs"][0]["failed_step"], "real");
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+}
