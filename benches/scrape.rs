@@ -28,6 +28,10 @@ fn run(probe: usize, outcome: Outcome) -> RunResult {
             captures: vec![],
             critical: true,
             timings: Default::default(),
+            kind: None,
+            hops: vec![],
+            http_version: None,
+            proxy: None,
         })
         .collect();
     RunResult {

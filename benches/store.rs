@@ -101,6 +101,10 @@ fn run(i: usize, at: DateTime<Utc>) -> RunResult {
                 captures: vec![],
                 critical: true,
                 timings: Default::default(),
+                kind: None,
+                hops: vec![],
+                http_version: None,
+                proxy: None,
             }
         })
         .collect();

@@ -48,6 +48,10 @@ fn step(i: usize, at: DateTime<Utc>) -> StepResult {
             ttfb_ms: Some(11),
             total_ms: Some(12),
         },
+        kind: None,
+        hops: vec![],
+        http_version: None,
+        proxy: None,
     }
 }
 

@@ -41,6 +41,19 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// Like [`duration`], in days and hours from a day on: `9d 4h`, `400d`
+/// (certificate lifetimes, retention).
+pub fn span(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 86_400 {
+        return duration(d);
+    }
+    match (secs / 86_400, (secs % 86_400) / 3600) {
+        (days, 0) => format!("{days}d"),
+        (days, h) => format!("{days}d {h}h"),
+    }
+}
+
 /// Cuts `text` to at most `max` characters, marking the cut.
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {

@@ -44,7 +44,8 @@
 //!   local day, uptime %, daily response time, from rollups the monitor keeps.
 //! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`.
 //! - [`app`]: builds the service and runs it until stopped.
-//! - [`cli`]: the `lookout` commands.
+//! - [`cli`]: the `lookout` commands; [`logging`]: stderr logs, every line
+//!   masked for secrets.
 
 pub mod ack;
 pub mod app;
@@ -62,6 +63,7 @@ pub mod hold;
 pub mod installation;
 pub mod join;
 pub mod journey;
+pub mod logging;
 pub mod maintenance;
 pub mod metrics;
 pub mod monitor;

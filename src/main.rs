@@ -7,7 +7,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let cli = lookout::cli::Cli::parse();
-    lookout::cli::init_logging(&cli);
+    let mask = lookout::cli::init_logging(&cli);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -15,7 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(lookout::cli::run(cli))
+    runtime.block_on(lookout::cli::run(cli, mask))
 }
 
 /// glibc gives threads that allocate at once arenas of their own (up to

@@ -131,6 +131,11 @@ struct ReasonLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabels {
     result: String,
 }
@@ -162,6 +167,7 @@ pub struct Metrics {
     outbox_oldest: Gauge<f64, AtomicU64>,
     open_incidents: Gauge,
     watchdog_pings: Family<ResultLabels, Counter>,
+    step_failures: Family<KindLabels, Counter>,
     runs_buffered: Gauge,
     runs_dropped: Counter,
     store_failures: Counter,
@@ -246,6 +252,15 @@ impl Metrics {
             "lookout_schedule_lag_seconds",
             "How late a scheduled run started, jitter excluded",
             schedule_lag.clone(),
+        );
+        let step_failures = Family::<KindLabels, Counter>::default();
+        register(
+            &mut registry,
+            &mut described,
+            "counter",
+            "lookout_step_failures",
+            "Failed steps by failure kind (dns, connect, tls, timeout, body_limit, redirect_limit, protocol, interrupted, assertion, prober)",
+            step_failures.clone(),
         );
         let skipped = Family::<ReasonLabels, Counter>::default();
         register(
@@ -361,6 +376,7 @@ impl Metrics {
             outbox_oldest,
             open_incidents,
             watchdog_pings,
+            step_failures,
             runs_buffered,
             runs_dropped,
             store_failures,
@@ -380,6 +396,23 @@ impl Metrics {
                 probe: run.probe.clone(),
             })
             .set(run.duration().as_secs_f64());
+        for kind in run.steps.iter().filter_map(|s| s.kind) {
+            self.step_failures
+                .get_or_create(&KindLabels {
+                    kind: kind.as_str().to_string(),
+                })
+                .inc();
+        }
+        // A run interrupted before a step ended counts once.
+        if run.steps.iter().all(|s| s.kind.is_none())
+            && let Some(kind) = run.failure_kind()
+        {
+            self.step_failures
+                .get_or_create(&KindLabels {
+                    kind: kind.as_str().to_string(),
+                })
+                .inc();
+        }
         let Some(step_seconds) = &self.step_seconds else {
             return;
         };
@@ -624,6 +657,10 @@ mod tests {
             captures: vec![],
             critical: true,
             timings: Default::default(),
+            kind: None,
+            hops: vec![],
+            http_version: None,
+            proxy: None,
         };
         let run = RunResult {
             run_uid: "r1".into(),

@@ -380,6 +380,13 @@ pub fn catch_up(
     (missed, next)
 }
 
+/// The random delay before a start: `fraction` (in [0, 1)) of `jitter`,
+/// to the millisecond.
+pub fn jitter_delay(jitter: Duration, fraction: f64) -> Duration {
+    let ms = jitter.as_millis() as f64 * fraction.clamp(0.0, 1.0);
+    Duration::from_millis(ms as u64)
+}
+
 /// Resolves when the clock asks journeys to stop (never, if it is gone).
 async fn stopped(mut stopping: watch::Receiver<bool>) {
     if stopping.wait_for(|s| *s).await.is_err() {
@@ -426,6 +433,17 @@ struct Start {
 impl Start {
     async fn run(self, due: DateTime<Utc>) {
         let name = self.probe.name.as_str();
+        // Jitter is waited out before asking for room: a slot held while
+        // sleeping is a slot another probe could not start in.
+        // Never longer than the longest period a schedule can have.
+        let jitter = self.probe.jitter.min(crate::schedule::MAX_EVERY);
+        let delay = jitter_delay(jitter, rand::random());
+        if !delay.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = stopped(self.stopping.clone()) => return,
+            }
+        }
         let room = self.gates.enter(&self.hosts);
         let wait = self.room_until.map_or(Duration::MAX, |t| {
             (t - Utc::now()).to_std().unwrap_or_default()
@@ -437,12 +455,6 @@ impl Start {
             },
             () = stopped(self.stopping.clone()) => return,
         };
-        if !self.probe.jitter.is_zero() {
-            // Never longer than the longest period a schedule can have.
-            let jitter = self.probe.jitter.min(crate::schedule::MAX_EVERY);
-            let ms = rand::random_range(0..=jitter.as_millis() as u64);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-        }
         let interrupt = stopped(self.stopping.clone());
         let result = self
             .deps
@@ -478,6 +490,15 @@ mod tests {
         let config = crate::config::parse(&yaml, "t.yaml", std::path::Path::new("."), &|_| None)
             .expect("test config loads");
         config.probes[0].clone()
+    }
+
+    #[test]
+    fn jitter_stays_within_its_bound() {
+        let j = Duration::from_secs(5);
+        assert_eq!(jitter_delay(j, 0.0), Duration::ZERO);
+        assert_eq!(jitter_delay(j, 0.5), Duration::from_millis(2500));
+        assert!(jitter_delay(j, 0.999_999) <= j);
+        assert_eq!(jitter_delay(Duration::ZERO, 0.7), Duration::ZERO);
     }
 
     #[test]

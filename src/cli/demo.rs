@@ -28,8 +28,8 @@ pub struct DemoArgs {
     database: Option<PathBuf>,
 }
 
-pub async fn demo(args: DemoArgs) -> ExitCode {
-    match start(args).await {
+pub async fn demo(args: DemoArgs, mask: &crate::logging::LogMask) -> ExitCode {
+    match start(args, mask).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
@@ -38,7 +38,10 @@ pub async fn demo(args: DemoArgs) -> ExitCode {
     }
 }
 
-async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+async fn start(
+    args: DemoArgs,
+    mask: &crate::logging::LogMask,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let password =
         std::env::var("LOOKOUT_SAMPLE_PASSWORD").unwrap_or_else(|_| "demo-password".into());
     let admin_token = std::env::var("LOOKOUT_ADMIN_TOKEN").unwrap_or_else(|_| {
@@ -85,7 +88,10 @@ async fn start(args: DemoArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     })
     .await?;
     print_banner(&app.url(), &platform.url, &receiver_url, &admin_token);
-    app.run_until_stopped(super::shutdown_signal()).await?;
+    let following = mask.follow(app.state().config.clone());
+    let stopped = app.run_until_stopped(super::shutdown_signal()).await;
+    following.abort();
+    stopped?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -81,40 +81,31 @@ pub enum Command {
     },
 }
 
-pub fn init_logging(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
-    // Colour codes only for a person at a terminal, never in files or
-    // journals (NO_COLOR honoured too, no-color.org).
-    use std::io::IsTerminal;
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    let _ = match cli.log_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+/// Installs logging on stderr; the returned mask is handed to [`run`],
+/// which points it at the secrets of the configuration it loads.
+pub fn init_logging(cli: &Cli) -> crate::logging::LogMask {
+    let mask = crate::logging::LogMask::default();
+    crate::logging::init(matches!(cli.log_format, LogFormat::Json), &mask);
+    mask
 }
 
-pub async fn run(cli: Cli) -> ExitCode {
+pub async fn run(cli: Cli, mask: crate::logging::LogMask) -> ExitCode {
     match cli.command {
         Command::Check { config, format } => check::check(&config, format),
-        Command::Run { probe, config } => run::run(&config, &probe).await,
+        Command::Run { probe, config } => run::run(&config, &probe, &mask).await,
         Command::Serve {
             config,
             listen,
             database,
-        } => serve(&config, listen, database).await,
-        Command::Demo(args) => demo::demo(args).await,
+        } => serve(&config, listen, database, &mask).await,
+        Command::Demo(args) => demo::demo(args, &mask).await,
         Command::Platform {
             listen,
             faults,
             deploy_delay,
         } => demo::platform_only(listen, faults, deploy_delay).await,
         Command::Schema => {
-            println!("{}", config::SCHEMA.trim_end());
+            stdout(&format!("{}\n", config::SCHEMA.trim_end()));
             ExitCode::SUCCESS
         }
     }
@@ -129,6 +120,14 @@ fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Config, Exi
     })
 }
 
+/// Writes `text` to stdout. A reader that went away (`lookout check |
+/// head -1`) ends the output quietly: not a panic, not an error.
+fn stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
@@ -138,7 +137,12 @@ pub fn default_database(config: &Path) -> PathBuf {
     config.with_extension("db")
 }
 
-async fn serve(path: &Path, listen: SocketAddr, database: Option<PathBuf>) -> ExitCode {
+async fn serve(
+    path: &Path,
+    listen: SocketAddr,
+    database: Option<PathBuf>,
+    mask: &crate::logging::LogMask,
+) -> ExitCode {
     let started = chrono::Utc::now();
     let config = match load(path, &process_env) {
         Ok(c) => c,
@@ -146,7 +150,7 @@ async fn serve(path: &Path, listen: SocketAddr, database: Option<PathBuf>) -> Ex
     };
     let database = database.unwrap_or_else(|| default_database(path));
     let source = crate::reload::Source::new(path.to_path_buf());
-    serve_config(config, listen, database, source, started).await
+    serve_config(config, listen, database, source, started, mask).await
 }
 
 async fn serve_config(
@@ -155,7 +159,9 @@ async fn serve_config(
     database: PathBuf,
     source: crate::reload::Source,
     started: chrono::DateTime<chrono::Utc>,
+    mask: &crate::logging::LogMask,
 ) -> ExitCode {
+    mask.set(&config.redactor);
     let opts = AppOptions {
         config,
         database,
@@ -172,7 +178,10 @@ async fn serve_config(
         }
     };
     eprintln!("Status page: {}", app.url());
-    match app.run_until_stopped(shutdown_signal()).await {
+    let following = mask.follow(app.state().config.clone());
+    let stopped = app.run_until_stopped(shutdown_signal()).await;
+    following.abort();
+    match stopped {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

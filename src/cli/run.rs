@@ -5,11 +5,20 @@ use std::process::ExitCode;
 
 use crate::journey::{Outcome, RunResult, Runner, StepOutcome};
 
-pub async fn run(path: &Path, name: &str) -> ExitCode {
-    let config = match super::load(path, &super::process_env) {
+pub async fn run(path: &Path, name: &str, mask: &crate::logging::LogMask) -> ExitCode {
+    let loaded = crate::config::load_with(
+        path,
+        &super::process_env,
+        crate::config::SecretsNeeded::Optional,
+    );
+    let config = match loaded {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(d) => {
+            eprintln!("{}", d.render());
+            return ExitCode::from(2);
+        }
     };
+    mask.set(&config.redactor);
     let Some(probe) = config.probe(name) else {
         let names: Vec<&str> = config.probes.iter().map(|p| p.name.as_str()).collect();
         eprintln!(
@@ -25,12 +34,51 @@ pub async fn run(path: &Path, name: &str) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    // Only this probe's secrets are needed.
+    let missing: Vec<&String> = secrets_used(probe)
+        .into_iter()
+        .filter_map(|s| config.missing_secrets.get(&s))
+        .collect();
+    if !missing.is_empty() {
+        for why in missing {
+            eprintln!("error: {why}, and probe `{name}` uses it");
+        }
+        return ExitCode::from(2);
+    }
     let result = Runner::new().run(&config, probe).await;
-    print!("{}", trace(&result));
+    super::stdout(&trace(&result));
     match result.outcome {
         Outcome::Pass | Outcome::Degraded => ExitCode::SUCCESS,
         Outcome::Fail | Outcome::Error => ExitCode::from(1),
     }
+}
+
+/// The secrets a probe's steps read (`{{ secrets.x }}` → `x`).
+fn secrets_used(probe: &crate::config::Probe) -> std::collections::BTreeSet<String> {
+    use crate::config::Body;
+    let mut templates = Vec::new();
+    for s in probe.steps.iter().chain(&probe.finally) {
+        templates.push(&s.url);
+        templates.extend(s.headers.iter().map(|(_, t)| t));
+        match &s.body {
+            Body::Json(v) => templates.extend(v.templates()),
+            Body::Form(f) => templates.extend(f.iter().map(|(_, t)| t)),
+            Body::Raw(t) => templates.push(t),
+            Body::None => {}
+        }
+        if let Some(b) = &s.basic_auth {
+            templates.push(&b.user);
+            templates.push(&b.password);
+        }
+        for a in &s.expect.that {
+            templates.extend(a.expected.templates());
+        }
+    }
+    templates
+        .iter()
+        .flat_map(|t| t.names())
+        .filter_map(|(n, _)| n.strip_prefix("secrets.").map(str::to_string))
+        .collect()
 }
 
 /// The trace text; everything in `result` is already redacted.
@@ -62,18 +110,40 @@ pub fn trace(result: &RunResult) -> String {
             s.attempts,
             if s.attempts == 1 { "" } else { "s" }
         );
+        if s.hops.len() > 1 {
+            for h in &s.hops {
+                let _ = writeln!(out, "    ↪ {} {} → {}", h.method, h.url, h.status);
+            }
+        }
         if let Some(t) = timings(&s.timings) {
             let _ = writeln!(out, "    {t}");
         }
+        let via: Vec<String> = [
+            s.http_version.clone(),
+            s.proxy.as_ref().map(|p| format!("via proxy {p}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if !via.is_empty() {
+            let _ = writeln!(out, "    {}", via.join(" · "));
+        }
         if let Some(e) = &s.error {
-            let _ = writeln!(out, "    error: {e}");
+            let kind = s
+                .kind
+                .map(|k| format!(" [{}]", k.as_str()))
+                .unwrap_or_default();
+            let _ = writeln!(out, "    error{kind}: {e}");
         }
         for f in &s.failures {
-            let _ = writeln!(
-                out,
-                "    {}: expected {}, got {}",
-                f.check, f.expected, f.actual
-            );
+            let _ = match f.expected.as_str() {
+                "" => writeln!(out, "    {}: {}", f.check, f.actual),
+                _ => writeln!(
+                    out,
+                    "    {}: expected {}, got {}",
+                    f.check, f.expected, f.actual
+                ),
+            };
         }
         for (name, value) in &s.captures {
             let _ = writeln!(out, "    captured {name} = {value}");

@@ -25,6 +25,13 @@ pub struct Config {
     pub components: Vec<Component>,
     /// Resolved secret values by name; `Secret` never prints its value.
     pub secrets: BTreeMap<String, Secret>,
+    /// Secrets declared but not set (only when loaded with
+    /// [`crate::config::SecretsNeeded::Optional`]), name → why; their
+    /// values above are stand-ins.
+    pub missing_secrets: BTreeMap<String, String>,
+    /// Masks every secret above in every form it travels in; built once
+    /// at load (its patterns are compiled), cloned into each run.
+    pub redactor: crate::journey::Redactor,
     /// `vars:` values, usable in templates by name.
     pub vars: BTreeMap<String, serde_json::Value>,
     pub probes: Vec<Probe>,
@@ -349,8 +356,28 @@ pub struct Step {
     pub critical: bool,
     /// `if: defined(name)`: skip the step unless `name` has a value.
     pub only_if_defined: Option<String>,
+    /// `redirects:` how many redirects to follow (default 10); `0` returns
+    /// the 3xx itself so it can be asserted.
+    pub redirects: u32,
+    /// `basic_auth: { user, password }` (RFC 7617), sent to the step's own
+    /// origin only, never to a redirect's other host.
+    pub basic_auth: Option<BasicAuth>,
+    /// `http: "1.1" | "2"`: force an HTTP version; by default HTTP/2 is
+    /// spoken when the server offers it (ALPN).
+    pub http: crate::journey::tls::HttpVersion,
     pub pos: Pos,
 }
+
+/// `basic_auth: { user, password }`, both templated (the password usually
+/// `{{ secrets.x }}`).
+#[derive(Debug, Clone)]
+pub struct BasicAuth {
+    pub user: Template,
+    pub password: Template,
+}
+
+/// Redirects followed when neither the step nor `defaults` says.
+pub const DEFAULT_REDIRECTS: u32 = 10;
 
 #[derive(Debug, Clone, Default)]
 pub enum Body {
@@ -363,11 +390,36 @@ pub enum Body {
 
 #[derive(Debug, Clone, Default)]
 pub struct Expect {
-    /// Accepted status codes; empty means any 2xx.
-    pub status: Vec<u16>,
+    /// Accepted status codes (`200`, `[200, 201]`, `"3xx"`, `"200..299"`,
+    /// `{ in: [200..299] }`); empty means any 2xx, unless a `that:`
+    /// assertion on `status` decides instead.
+    pub status: Vec<StatusRange>,
     /// Predicate on this step's duration (ms values compared as durations).
     pub duration: Option<DurationCheck>,
     pub that: Vec<Assertion>,
+}
+
+/// An inclusive range of status codes; one code is a range of one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusRange {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+impl StatusRange {
+    pub fn contains(&self, status: u16) -> bool {
+        (self.lo..=self.hi).contains(&status)
+    }
+}
+
+impl std::fmt::Display for StatusRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.lo, self.hi) {
+            (lo, hi) if lo == hi => write!(f, "{lo}"),
+            (lo, hi) if lo % 100 == 0 && hi == lo + 99 => write!(f, "{}xx", lo / 100),
+            (lo, hi) => write!(f, "{lo}..{hi}"),
+        }
+    }
 }
 
 /// A bound on a step's duration, e.g. `duration: { lt: 800ms }`.
@@ -383,6 +435,8 @@ pub struct Capture {
     pub query: Query,
     /// Marks the captured value for redaction everywhere.
     pub secret: bool,
+    /// `optional: true`: matching nothing captures null instead of failing the step.
+    pub optional: bool,
     pub pos: Pos,
 }
 
@@ -399,6 +453,43 @@ pub enum Query {
     /// A variable in scope (capture, var, builtin).
     Var(String),
     Status,
+    /// The URL of the last request, after redirects.
+    Url,
+    /// How many redirects were followed.
+    Redirects,
+    /// A fact about the peer's TLS certificate (HTTPS steps).
+    Certificate(CertField),
+}
+
+/// What the `certificate` query reads from the peer certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertField {
+    /// Time left until `notAfter` (negative once expired); compared with
+    /// durations, e.g. `{ certificate: expires_in, gt: 14d }`.
+    ExpiresIn,
+    /// The issuer's distinguished name (RFC 4514).
+    Issuer,
+    /// The subject's distinguished name (RFC 4514).
+    Subject,
+    /// The subjectAltName DNS names and IP addresses, a list.
+    Sans,
+}
+
+impl CertField {
+    pub const ALL: [(&'static str, CertField); 4] = [
+        ("expires_in", CertField::ExpiresIn),
+        ("issuer", CertField::Issuer),
+        ("subject", CertField::Subject),
+        ("sans", CertField::Sans),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        CertField::ALL
+            .iter()
+            .find(|(_, f)| *f == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
+    }
 }
 
 impl Query {
@@ -412,6 +503,9 @@ impl Query {
             Query::Regex(r) => format!("regex {}", r.as_str()),
             Query::Var(v) => format!("var {v}"),
             Query::Status => "status".to_string(),
+            Query::Url => "url".to_string(),
+            Query::Redirects => "redirects".to_string(),
+            Query::Certificate(f) => format!("certificate {}", f.as_str()),
         }
     }
 }
@@ -429,10 +523,21 @@ pub enum Op {
     Exists,
     In,
     Len,
+    StartsWith,
+    EndsWith,
+    /// `empty: true`: "", [], {} or null (or an empty body).
+    Empty,
+    /// `is: string|number|integer|boolean|array|object|null`.
+    Is,
 }
 
+/// The type names `is:` accepts (JSON's types, plus `integer`).
+pub const TYPE_NAMES: [&str; 7] = [
+    "string", "number", "integer", "boolean", "array", "object", "null",
+];
+
 impl Op {
-    pub const ALL: [(&'static str, Op); 11] = [
+    pub const ALL: [(&'static str, Op); 15] = [
         ("eq", Op::Eq),
         ("ne", Op::Ne),
         ("lt", Op::Lt),
@@ -444,6 +549,10 @@ impl Op {
         ("exists", Op::Exists),
         ("in", Op::In),
         ("len", Op::Len),
+        ("starts_with", Op::StartsWith),
+        ("ends_with", Op::EndsWith),
+        ("empty", Op::Empty),
+        ("is", Op::Is),
     ];
 
     pub fn as_str(self) -> &'static str {

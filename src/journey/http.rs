@@ -1,9 +1,16 @@
-//! One HTTP exchange with a hostile-target budget: bounded time, bounded body.
+//! One HTTP exchange with a hostile-target budget: bounded time, bounded
+//! (decoded) body, redirects followed here hop by hop (so the cookie jar
+//! sees every `Set-Cookie`, each hop is recorded, credentials never cross
+//! to another origin and no `Referer` is ever sent), and every failure
+//! classified into a [`FailureKind`] with a reason in words.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use reqwest::cookie::CookieStore;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::result::FailureKind;
 use crate::config::Method;
 
 /// A response as the assertions see it.
@@ -11,11 +18,35 @@ use crate::config::Method;
 pub struct Exchange {
     pub status: u16,
     pub headers: HeaderMap,
+    /// The body, decoded (gzip, deflate, br) when the target compressed it.
     pub body: Vec<u8>,
-    /// Time until the response headers arrived.
+    /// Time until the last response's headers arrived.
     pub ttfb: Duration,
     pub elapsed: Duration,
     pub timings: super::timing::Timings,
+    /// Every request sent, redirects included; the last is this response.
+    pub hops: Vec<RawHop>,
+    /// The URL of the last request (after redirects).
+    pub final_url: String,
+    /// e.g. `HTTP/1.1`, `HTTP/2.0`.
+    pub version: String,
+    /// The peer's end-entity certificate (DER), on HTTPS.
+    pub peer_certificate: Option<Vec<u8>>,
+}
+
+impl Exchange {
+    /// Redirects followed to reach this response.
+    pub fn redirects(&self) -> usize {
+        self.hops.len().saturating_sub(1)
+    }
+}
+
+/// One request of a redirect chain, before redaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawHop {
+    pub method: Method,
+    pub url: String,
+    pub status: u16,
 }
 
 /// A request ready to send (templates already rendered).
@@ -25,6 +56,9 @@ pub struct Request {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: RequestBody,
+    /// `basic_auth: { user, password }` (RFC 7617), sent to the first
+    /// origin only.
+    pub basic_auth: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -35,107 +69,243 @@ pub enum RequestBody {
     Raw(String),
 }
 
+/// The budget of one send.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The whole exchange, redirects and body included.
+    pub timeout: Duration,
+    /// Largest body accepted, counted after decoding.
+    pub max_body: u64,
+    /// Redirects followed; `0` returns the 3xx itself.
+    pub redirects: u32,
+}
+
 /// Why no usable response arrived; a value, reported on the step.
 #[derive(Debug, Clone, PartialEq)]
-pub enum TransportError {
-    Connect(String),
-    Timeout(Duration),
-    TooLarge(u64),
-    Other(String),
+pub struct TransportError {
+    pub kind: FailureKind,
+    /// The reason in words (before redaction).
+    pub message: String,
+    /// The requests that did get answers before the failure (a redirect
+    /// chain cut at its limit).
+    pub hops: Vec<RawHop>,
 }
 
 impl TransportError {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            hops: Vec::new(),
+        }
+    }
+
     pub fn is_connect(&self) -> bool {
-        matches!(self, TransportError::Connect(_))
+        matches!(self.kind, FailureKind::Connect | FailureKind::Dns)
     }
 
     pub fn is_timeout(&self) -> bool {
-        matches!(self, TransportError::Timeout(_))
+        self.kind == FailureKind::Timeout
     }
 }
 
 impl std::fmt::Display for TransportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TransportError::Connect(e) => write!(f, "could not connect: {e}"),
-            TransportError::Timeout(d) => {
-                write!(
-                    f,
-                    "no complete response within {}",
-                    crate::fmt::duration(*d)
-                )
-            }
-            TransportError::TooLarge(max) => {
-                write!(f, "response body larger than the {max}-byte limit")
-            }
-            TransportError::Other(e) => f.write_str(e),
-        }
+        f.write_str(&self.message)
     }
 }
 
-/// Sends `req` (to `url`, its URL already parsed, when it parses) and
-/// reads at most `max_body` bytes, all within `timeout`.
+/// Sends `req`, following at most `limits.redirects` redirects with the
+/// run's cookie jar, and reads at most `limits.max_body` decoded bytes,
+/// all within `limits.timeout`.
 pub async fn send(
     client: &reqwest::Client,
     req: &Request,
-    url: Option<&reqwest::Url>,
-    cookies: Option<HeaderValue>,
-    timeout: Duration,
-    max_body: u64,
+    jar: &reqwest::cookie::Jar,
+    limits: Limits,
 ) -> Result<Exchange, TransportError> {
     let started = Instant::now();
-    let work = async {
-        let mut response = build(client, req, url, cookies)?
-            .send()
-            .await
-            .map_err(classify)?;
-        let ttfb = started.elapsed();
-        let status = response.status().as_u16();
-        // Taken, not copied: the body is read from the stream, not the headers.
-        let headers = std::mem::take(response.headers_mut());
-        let body = read_capped(response, max_body).await?;
-        Ok((status, headers, body, ttfb))
-    };
-    let measured = super::timing::measure(tokio::time::timeout(timeout, work));
+    // The status of the last response whose headers arrived (0: none), so
+    // a timeout can say how far the exchange got.
+    let seen = AtomicU32::new(0);
+    let work = follow(client, req, jar, limits, &seen);
+    let measured = super::timing::measure(tokio::time::timeout(limits.timeout, work));
     let (result, mut timings) = measured.await;
-    let (status, headers, body, ttfb) = match result {
+    let mut exchange = match result {
         Ok(r) => r?,
-        Err(_) => return Err(TransportError::Timeout(timeout)),
+        Err(_) => {
+            let limit = crate::fmt::duration(limits.timeout);
+            let message = match seen.load(Ordering::Relaxed) {
+                0 => format!("no response within {limit}"),
+                status => format!(
+                    "no complete response within {limit}: status {status} and headers arrived, the body did not finish"
+                ),
+            };
+            return Err(TransportError::new(FailureKind::Timeout, message));
+        }
     };
-    let elapsed = started.elapsed();
-    timings.ttfb_ms = Some(ttfb.as_millis() as u64);
-    timings.total_ms = Some(elapsed.as_millis() as u64);
-    Ok(Exchange {
-        status,
-        headers,
-        body,
-        ttfb,
-        elapsed,
-        timings,
-    })
+    exchange.elapsed = started.elapsed();
+    timings.ttfb_ms = Some(exchange.ttfb.as_millis() as u64);
+    timings.total_ms = Some(exchange.elapsed.as_millis() as u64);
+    exchange.timings = timings;
+    Ok(exchange)
+}
+
+async fn follow(
+    client: &reqwest::Client,
+    req: &Request,
+    jar: &reqwest::cookie::Jar,
+    limits: Limits,
+    seen: &AtomicU32,
+) -> Result<Exchange, TransportError> {
+    let started = Instant::now();
+    let mut url = reqwest::Url::parse(&req.url)
+        .map_err(|e| TransportError::new(FailureKind::Prober, format!("not a URL ({e})")))?;
+    let first_origin = url.origin();
+    let mut method = req.method;
+    let mut with_body = true;
+    let mut hops: Vec<RawHop> = Vec::new();
+    loop {
+        let same_origin = url.origin() == first_origin;
+        let builder = build(client, req, method, &url, with_body, same_origin, jar)?;
+        let mut response = builder.send().await.map_err(|e| classify(&e, &url))?;
+        let status = response.status().as_u16();
+        seen.store(u32::from(status), Ordering::Relaxed);
+        let mut set = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter();
+        jar.set_cookies(&mut set, &url);
+        hops.push(RawHop {
+            method,
+            url: url.to_string(),
+            status,
+        });
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .map(|l| String::from_utf8_lossy(l.as_bytes()).into_owned());
+        let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+        if let (true, Some(location), true) = (redirect, location, limits.redirects > 0) {
+            let followed = hops.len() - 1;
+            if followed >= limits.redirects as usize {
+                let mut e = too_many(&hops, limits.redirects);
+                e.hops = hops;
+                return Err(e);
+            }
+            let next = url.join(location.trim()).map_err(|e| {
+                TransportError::new(
+                    FailureKind::Protocol,
+                    format!(
+                        "status {status} with a `Location` that is not a URL: `{location}` ({e})"
+                    ),
+                )
+            })?;
+            if !matches!(next.scheme(), "http" | "https") {
+                return Err(TransportError::new(
+                    FailureKind::Protocol,
+                    format!("status {status} redirects to `{next}`, which is not http(s)"),
+                ));
+            }
+            // RFC 9110 §15.4: 301 and 302 (historically) and 303 turn a
+            // non-HEAD request into a GET without a body; 307 and 308 keep both.
+            if matches!(status, 301..=303)
+                && method != Method::Head
+                && (status == 303 || method == Method::Post)
+            {
+                method = Method::Get;
+                with_body = false;
+            }
+            url = next;
+            continue;
+        }
+        let ttfb = started.elapsed();
+        let version = format!("{:?}", response.version());
+        let peer_certificate = response
+            .extensions()
+            .get::<reqwest::tls::TlsInfo>()
+            .and_then(|t| t.peer_certificate())
+            .map(<[u8]>::to_vec);
+        let headers = std::mem::take(response.headers_mut());
+        let body = read_capped(response, limits.max_body, &url).await?;
+        return Ok(Exchange {
+            status,
+            headers,
+            body,
+            ttfb,
+            elapsed: Duration::ZERO,
+            timings: Default::default(),
+            final_url: url.to_string(),
+            hops,
+            version,
+            peer_certificate,
+        });
+    }
+}
+
+/// "stopped after 10 redirects (the limit); last URL …", and "loop" when
+/// the chain came back to a URL it had already asked.
+fn too_many(hops: &[RawHop], limit: u32) -> TransportError {
+    let last = hops.last().map(|h| h.url.as_str()).unwrap_or("");
+    let looped = hops.iter().enumerate().any(|(i, h)| {
+        hops[..i]
+            .iter()
+            .any(|e| e.url == h.url && e.method == h.method)
+    });
+    let what = if looped {
+        "redirect loop"
+    } else {
+        "too many redirects"
+    };
+    TransportError::new(
+        FailureKind::RedirectLimit,
+        format!("{what}: stopped after {limit} redirects (the limit); last URL {last}"),
+    )
 }
 
 fn build(
     client: &reqwest::Client,
     req: &Request,
-    url: Option<&reqwest::Url>,
-    cookies: Option<HeaderValue>,
+    method: Method,
+    url: &reqwest::Url,
+    with_body: bool,
+    same_origin: bool,
+    jar: &reqwest::cookie::Jar,
 ) -> Result<reqwest::RequestBuilder, TransportError> {
-    let method = reqwest::Method::from_bytes(req.method.as_str().as_bytes())
-        .map_err(|e| TransportError::Other(e.to_string()))?;
-    let mut builder = match url {
-        Some(url) => client.request(method, url.clone()),
-        None => client.request(method, &req.url),
-    };
+    let verb = reqwest::Method::from_bytes(method.as_str().as_bytes())
+        .map_err(|e| TransportError::new(FailureKind::Prober, e.to_string()))?;
+    let mut builder = client.request(verb, url.clone());
     for (name, value) in &req.headers {
-        let name = HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| TransportError::Other(format!("invalid header name `{name}`")))?;
-        let value = HeaderValue::from_str(value)
-            .map_err(|_| TransportError::Other(format!("invalid value for header `{name}`")))?;
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            TransportError::new(FailureKind::Prober, format!("invalid header name `{name}`"))
+        })?;
+        // Credentials stay with the origin they were written for (as
+        // browsers and curl do); the jar sends cookies by their own rules.
+        let credential = name == reqwest::header::AUTHORIZATION
+            || name == reqwest::header::PROXY_AUTHORIZATION
+            || name == reqwest::header::COOKIE;
+        if credential && !same_origin {
+            continue;
+        }
+        if !with_body && name == reqwest::header::CONTENT_TYPE {
+            continue;
+        }
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            TransportError::new(
+                FailureKind::Prober,
+                format!("invalid value for header `{name}`"),
+            )
+        })?;
         builder = builder.header(name, value);
     }
-    if let Some(cookies) = cookies {
+    if let (Some((user, password)), true) = (&req.basic_auth, same_origin) {
+        builder = builder.basic_auth(user, Some(password));
+    }
+    if let Some(cookies) = jar.cookies(url) {
         builder = builder.header(reqwest::header::COOKIE, cookies);
+    }
+    if !with_body {
+        return Ok(builder);
     }
     Ok(match &req.body {
         RequestBody::None => builder,
@@ -148,34 +318,114 @@ fn build(
 async fn read_capped(
     mut response: reqwest::Response,
     max_body: u64,
+    url: &reqwest::Url,
 ) -> Result<Vec<u8>, TransportError> {
+    let too_large = || {
+        TransportError::new(
+            FailureKind::BodyLimit,
+            format!("response body larger than the {max_body}-byte limit (after decoding)"),
+        )
+    };
     if response.content_length().is_some_and(|n| n > max_body) {
-        return Err(TransportError::TooLarge(max_body));
+        return Err(too_large());
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(classify)? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify(&e, url))? {
         if body.len() as u64 + chunk.len() as u64 > max_body {
-            return Err(TransportError::TooLarge(max_body));
+            return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
     Ok(body)
 }
 
-/// Turns reqwest's error into a reason an on-call engineer can act on.
-fn classify(e: reqwest::Error) -> TransportError {
-    let root = root_cause(&e);
-    if e.is_connect() {
-        TransportError::Connect(root)
-    } else if e.is_redirect() {
-        TransportError::Other(format!("too many redirects ({root})"))
-    } else if e.is_body() || e.is_decode() {
-        TransportError::Other(format!("response body interrupted: {root}"))
-    } else if e.is_builder() {
-        TransportError::Other(format!("invalid request: {root}"))
-    } else {
-        TransportError::Other(root)
+/// Turns reqwest's error into a kind and a reason an on-call engineer can
+/// act on, by walking its chain of causes.
+pub fn classify(e: &reqwest::Error, url: &reqwest::Url) -> TransportError {
+    let host = url.host_str().unwrap_or("?");
+    if let Some(dns) = find::<super::timing::DnsError>(e) {
+        return TransportError::new(
+            FailureKind::Dns,
+            format!("could not resolve {host}: {}", dns.0),
+        );
     }
+    if let Some(tls) = find::<rustls::Error>(e) {
+        return TransportError::new(FailureKind::Tls, super::tls::describe(tls));
+    }
+    let io = find::<std::io::Error>(e);
+    let root = root_cause(e);
+    if e.is_connect() {
+        let why = io.map_or(root, |i| match i.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+            std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+            _ => i.to_string(),
+        });
+        let port = url.port_or_known_default().unwrap_or(0);
+        return TransportError::new(
+            FailureKind::Connect,
+            format!("could not connect to {host}:{port}: {why}"),
+        );
+    }
+    if e.is_timeout() {
+        return TransportError::new(FailureKind::Timeout, format!("timed out: {root}"));
+    }
+    let cut_short = io.is_some_and(|i| {
+        use std::io::ErrorKind as K;
+        matches!(
+            i.kind(),
+            K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof | K::BrokenPipe
+        )
+    });
+    if (e.is_body() || e.is_decode()) && cut_short {
+        let why = io.map_or(root.clone(), |i| match i.kind() {
+            std::io::ErrorKind::ConnectionReset => "connection reset".into(),
+            _ => i.to_string(),
+        });
+        return TransportError::new(
+            FailureKind::Protocol,
+            format!("response body interrupted: {why}"),
+        );
+    }
+    if e.is_decode() {
+        return TransportError::new(
+            FailureKind::Protocol,
+            format!("response body could not be decoded: {root}"),
+        );
+    }
+    if e.is_body() {
+        return TransportError::new(
+            FailureKind::Protocol,
+            format!("response body interrupted: {root}"),
+        );
+    }
+    if e.is_builder() {
+        return TransportError::new(FailureKind::Prober, format!("invalid request: {root}"));
+    }
+    TransportError::new(FailureKind::Protocol, root)
+}
+
+/// The first `T` in `e`'s chain of causes, looking inside `io::Error`s
+/// (whose `source()` skips the error they wrap).
+fn find<'e, T: std::error::Error + 'static>(
+    e: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
+    let mut next: Option<&'e (dyn std::error::Error + 'static)> = Some(e);
+    let mut depth = 0;
+    while let Some(current) = next {
+        if let Some(t) = current.downcast_ref::<T>() {
+            return Some(t);
+        }
+        depth += 1;
+        if depth > 32 {
+            return None;
+        }
+        let inner = current
+            .downcast_ref::<std::io::Error>()
+            .and_then(|i| i.get_ref())
+            .map(|i| i as &(dyn std::error::Error + 'static));
+        next = inner.or_else(|| current.source());
+    }
+    None
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
@@ -189,4 +439,116 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     parts.last().cloned().unwrap_or_default()
+}
+
+/// The proxies the probing clients use, read from the environment the way
+/// reqwest reads them (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`,
+/// upper or lower case), so the trace can say when one was used.
+#[derive(Debug, Clone, Default)]
+pub struct Proxies {
+    http: Option<String>,
+    https: Option<String>,
+    no_proxy: Vec<String>,
+}
+
+impl Proxies {
+    /// Reads the variables through `env` (the process environment in production).
+    pub fn from_env(env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let var = |name: &str| {
+            env(name)
+                .or_else(|| env(&name.to_lowercase()))
+                .filter(|v| !v.trim().is_empty())
+        };
+        let all = var("ALL_PROXY");
+        Self {
+            http: var("HTTP_PROXY")
+                .or(all.clone())
+                .map(|p| without_credentials(&p)),
+            https: var("HTTPS_PROXY").or(all).map(|p| without_credentials(&p)),
+            no_proxy: var("NO_PROXY")
+                .map(|v| {
+                    v.split(',')
+                        .map(|s| s.trim().trim_start_matches('.').to_lowercase())
+                        .filter(|s| !s.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The proxy a request to `url` goes through, if any.
+    pub fn for_url(&self, url: &str) -> Option<String> {
+        let url = reqwest::Url::parse(url).ok()?;
+        let proxy = match url.scheme() {
+            "https" => self.https.as_ref(),
+            _ => self.http.as_ref(),
+        }?;
+        let host = url.host_str()?.trim_matches(['[', ']']).to_lowercase();
+        let excluded = self
+            .no_proxy
+            .iter()
+            .any(|n| n == "*" || host == *n || host.ends_with(&format!(".{n}")));
+        (!excluded).then(|| proxy.clone())
+    }
+}
+
+fn without_credentials(proxy: &str) -> String {
+    match reqwest::Url::parse(proxy) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string().trim_end_matches('/').to_string()
+        }
+        Err(_) => "(a proxy)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxies_follow_the_environment_and_no_proxy() {
+        let env = |name: &str| match name {
+            "HTTPS_PROXY" => Some("http://user:pw@proxy.test:3128".to_string()),
+            "http_proxy" => Some("http://plain.test:8080".to_string()),
+            "NO_PROXY" => Some("internal.test, .corp.test".to_string()),
+            _ => None,
+        };
+        let p = Proxies::from_env(&env);
+        assert_eq!(
+            p.for_url("https://api.example.test/x").as_deref(),
+            Some("http://proxy.test:3128")
+        );
+        assert_eq!(
+            p.for_url("http://api.example.test/x").as_deref(),
+            Some("http://plain.test:8080")
+        );
+        assert_eq!(p.for_url("https://internal.test/"), None);
+        assert_eq!(p.for_url("https://a.corp.test/"), None);
+        assert_eq!(
+            Proxies::from_env(&|_| None).for_url("https://x.test/"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_redirect_chain_that_comes_back_is_called_a_loop() {
+        let hop = |u: &str| RawHop {
+            method: Method::Get,
+            url: u.into(),
+            status: 302,
+        };
+        let e = too_many(
+            &[hop("http://a/1"), hop("http://a/2"), hop("http://a/1")],
+            2,
+        );
+        assert_eq!(
+            e.message,
+            "redirect loop: stopped after 2 redirects (the limit); last URL http://a/1"
+        );
+        let e = too_many(&[hop("http://a/1"), hop("http://a/2")], 1);
+        assert!(e.message.starts_with("too many redirects"), "{}", e.message);
+        assert_eq!(e.kind, FailureKind::RedirectLimit);
+    }
 }

@@ -4,6 +4,7 @@
 //! huge bodies, bad templates) comes back as a `RunResult` the rest of Lookout
 //! stores and judges. Cleanup (`finally`) steps always run.
 
+pub mod cert;
 pub mod check;
 pub mod http;
 pub mod redact;
@@ -11,6 +12,7 @@ pub mod result;
 mod scope;
 mod step;
 pub mod timing;
+pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -21,15 +23,13 @@ use crate::config::template::Template;
 use crate::config::{Body, Config, Probe};
 use crate::store::Store;
 pub use redact::Redactor;
-pub use result::{Outcome, Phase, RunResult, StepOutcome, StepResult};
+pub use result::{FailureKind, Hop, Outcome, Phase, RunResult, StepOutcome, StepResult};
 use scope::RunScope;
 
 /// Runs journeys. Cheap to clone: HTTP clients share their connection pools.
 #[derive(Clone)]
 pub struct Runner {
-    http: reqwest::Client,
-    /// For probes that opt out of certificate checks.
-    insecure_http: reqwest::Client,
+    clients: std::sync::Arc<Clients>,
     /// Where in-flight runs note what their cleanup will need, so a run cut
     /// short by a crash is cleaned up at the next start.
     journal: Option<Store>,
@@ -38,8 +38,7 @@ pub struct Runner {
 impl Runner {
     pub fn new() -> Self {
         Self {
-            http: client(false),
-            insecure_http: client(true),
+            clients: std::sync::Arc::new(Clients::new(&|name| std::env::var(name).ok())),
             journal: None,
         }
     }
@@ -70,14 +69,10 @@ impl Runner {
 
     fn ctx<'a>(&'a self, config: &'a Config, probe: &'a Probe, run_uid: &str) -> step::RunCtx<'a> {
         step::RunCtx {
-            http: if probe.insecure_tls {
-                &self.insecure_http
-            } else {
-                &self.http
-            },
+            clients: &self.clients,
             probe,
             scope: RunScope::new(config, run_uid.to_string(), Utc::now()),
-            redactor: Redactor::new(config.secrets.values().map(|s| s.expose())),
+            redactor: config.redactor.clone(),
             cookies: reqwest::cookie::Jar::default(),
             deadline: None,
             prober_error: false,
@@ -279,15 +274,61 @@ fn outcome(probe: &Probe, steps: &[StepResult], took: Duration, prober_error: bo
     }
 }
 
-/// The one place HTTP clients for probing are built.
-fn client(insecure: bool) -> reqwest::Client {
-    reqwest::Client::builder()
+/// The probing HTTP clients, one per (certificate checks, HTTP version),
+/// each built on first use and then shared (with its connection pool).
+pub struct Clients {
+    slots: [std::sync::OnceLock<reqwest::Client>; 6],
+    /// The proxies the clients use, for the trace.
+    pub proxies: http::Proxies,
+}
+
+impl Clients {
+    /// `env` reads the proxy variables (the process environment in production).
+    pub fn new(env: &dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            slots: Default::default(),
+            proxies: http::Proxies::from_env(env),
+        }
+    }
+
+    /// The client for probes with `insecure_tls` and steps with `http:`.
+    pub fn get(&self, insecure: bool, version: tls::HttpVersion) -> &reqwest::Client {
+        let index = usize::from(insecure) * 3
+            + match version {
+                tls::HttpVersion::Auto => 0,
+                tls::HttpVersion::Http1 => 1,
+                tls::HttpVersion::Http2 => 2,
+            };
+        self.slots[index].get_or_init(|| client(insecure, version))
+    }
+}
+
+/// The one place HTTP clients for probing are built. Redirects are
+/// followed by `http::send` (hop by hop, through the run's cookie jar), so
+/// the client follows none and never sends `Referer`; bodies are decoded
+/// (gzip, deflate, br) before the size cap counts them.
+fn client(insecure: bool, version: tls::HttpVersion) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::limited(10))
-        .danger_accept_invalid_certs(insecure)
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .gzip(true)
+        .deflate(true)
+        .brotli(true)
+        .tls_info(true)
         .pool_idle_timeout(Duration::from_secs(30))
         .dns_resolver(std::sync::Arc::new(timing::TimedResolver))
-        .connector_layer(timing::TimedConnect)
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+        .connector_layer(timing::TimedConnect);
+    builder = match version {
+        tls::HttpVersion::Auto => builder,
+        tls::HttpVersion::Http1 => builder.http1_only(),
+        tls::HttpVersion::Http2 => builder.http2_prior_knowledge(),
+    };
+    if let Some(tls) = tls::client_config(insecure, version) {
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    builder.build().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "could not build the probing HTTP client; using defaults");
+        reqwest::Client::new()
+    })
 }

@@ -73,6 +73,85 @@ impl Phase {
     }
 }
 
+/// What kind of failure ended a step: transport kinds (what went wrong on
+/// the wire), `assertion` (the target answered, but not as expected) and
+/// `prober` (Lookout itself could not run the step, e.g. a template with no
+/// value). Stored with the step and the run, shown by the admin API and
+/// counted in `/metrics` (`lookout_step_failures_total{kind}`); later step
+/// types (exec, sql, tcp, tls, dns) report the same kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The host name did not resolve.
+    Dns,
+    /// No connection: refused, reset while connecting, unreachable.
+    Connect,
+    /// The TLS handshake failed (untrusted, expired or misnamed certificate, …).
+    Tls,
+    /// No complete answer within the step's timeout (or the journey's deadline).
+    Timeout,
+    /// The (decoded) body was larger than `max_body`.
+    BodyLimit,
+    /// More redirects than the step allows, or a redirect loop.
+    RedirectLimit,
+    /// The target broke HTTP: malformed response, bad `Location`, bad
+    /// encoding, a connection closed mid-body.
+    Protocol,
+    /// Lookout was stopping and cut the step short.
+    Interrupted,
+    /// The target answered, and an `expect` (or a capture) did not hold.
+    Assertion,
+    /// Lookout could not run the step (a template with no value, an invalid header).
+    Prober,
+}
+
+impl FailureKind {
+    /// Every kind, in the order metrics and documentation list them.
+    pub const ALL: [FailureKind; 10] = [
+        FailureKind::Dns,
+        FailureKind::Connect,
+        FailureKind::Tls,
+        FailureKind::Timeout,
+        FailureKind::BodyLimit,
+        FailureKind::RedirectLimit,
+        FailureKind::Protocol,
+        FailureKind::Interrupted,
+        FailureKind::Assertion,
+        FailureKind::Prober,
+    ];
+
+    /// The stored and exported name, e.g. `body_limit`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Dns => "dns",
+            FailureKind::Connect => "connect",
+            FailureKind::Tls => "tls",
+            FailureKind::Timeout => "timeout",
+            FailureKind::BodyLimit => "body_limit",
+            FailureKind::RedirectLimit => "redirect_limit",
+            FailureKind::Protocol => "protocol",
+            FailureKind::Interrupted => "interrupted",
+            FailureKind::Assertion => "assertion",
+            FailureKind::Prober => "prober",
+        }
+    }
+
+    /// The kind named `s` (as stored), if any.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One request of a step's redirect chain: what was asked and what came
+/// back. The last hop is the final response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hop {
+    pub method: String,
+    /// The URL asked, secrets masked.
+    pub url: String,
+    pub status: u16,
+}
+
 /// One assertion that did not hold, with what was seen and what was wanted.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AssertionFailure {
@@ -106,6 +185,19 @@ pub struct StepResult {
     /// Where the last request's time went (DNS, connect, first byte, total).
     #[serde(default)]
     pub timings: super::timing::Timings,
+    /// Why the step failed, as a kind; `None` when it passed or was skipped.
+    #[serde(default)]
+    pub kind: Option<FailureKind>,
+    /// Every request of the last attempt, redirects included, in order.
+    #[serde(default)]
+    pub hops: Vec<Hop>,
+    /// The protocol the last response came over, e.g. `HTTP/2.0`.
+    #[serde(default)]
+    pub http_version: Option<String>,
+    /// The proxy the request went through (from `HTTPS_PROXY`/`HTTP_PROXY`),
+    /// credentials removed.
+    #[serde(default)]
+    pub proxy: Option<String>,
 }
 
 impl StepResult {
@@ -117,7 +209,10 @@ impl StepResult {
         let parts: Vec<String> = self
             .failures
             .iter()
-            .map(|f| format!("{}: expected {}, got {}", f.check, f.expected, f.actual))
+            .map(|f| match f.expected.as_str() {
+                "" => format!("{}: {}", f.check, f.actual),
+                _ => format!("{}: expected {}, got {}", f.check, f.expected, f.actual),
+            })
             .collect();
         (!parts.is_empty()).then(|| parts.join("; "))
     }
@@ -145,11 +240,32 @@ impl RunResult {
             .unwrap_or_default()
     }
 
-    /// The first failed step of the main phase (cleanup failures mean `leaked`).
+    /// The step to blame: the first failed critical step of the main
+    /// phase, else (a degraded run) the first failed non-critical one.
+    /// Cleanup failures mean `leaked`, not a failed step.
     pub fn failed_step(&self) -> Option<&StepResult> {
+        let failed = |s: &&StepResult| s.phase == Phase::Steps && s.outcome == StepOutcome::Fail;
         self.steps
             .iter()
-            .find(|s| s.phase == Phase::Steps && s.outcome == StepOutcome::Fail)
+            .filter(failed)
+            .find(|s| s.critical)
+            .or_else(|| self.steps.iter().find(failed))
+    }
+
+    /// The failure kind of the step to blame, or `interrupted` for a run
+    /// Lookout cut short.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        match self.failed_step().and_then(|s| s.kind) {
+            Some(k) => Some(k),
+            None if self
+                .note
+                .as_deref()
+                .is_some_and(|n| n.starts_with("interrupted")) =>
+            {
+                Some(FailureKind::Interrupted)
+            }
+            None => None,
+        }
     }
 
     pub fn reason(&self) -> Option<String> {

@@ -3,20 +3,19 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use reqwest::cookie::CookieStore;
 use serde_json::Value;
 
-use super::check::{self, Response};
+use super::check::{self, Found, Response};
 use super::http::{self, Exchange, Request, RequestBody, TransportError};
 use super::redact::Redactor;
-use super::result::{AssertionFailure, Phase, StepOutcome, StepResult};
+use super::result::{AssertionFailure, FailureKind, Hop, Phase, StepOutcome, StepResult};
 use super::scope::RunScope;
 use crate::config::template::RenderError;
 use crate::config::{Body, Probe, Step};
 
 /// Everything one run carries from step to step.
 pub struct RunCtx<'a> {
-    pub http: &'a reqwest::Client,
+    pub clients: &'a super::Clients,
     pub probe: &'a Probe,
     pub scope: RunScope<'a>,
     pub redactor: Redactor,
@@ -55,6 +54,10 @@ pub fn skipped(step: &Step, phase: Phase, run: &RunCtx<'_>) -> StepResult {
         captures: vec![],
         critical: step.critical,
         timings: Default::default(),
+        kind: None,
+        hops: vec![],
+        http_version: None,
+        proxy: None,
     }
 }
 
@@ -73,17 +76,22 @@ impl RunCtx<'_> {
                 self.prober_error = true;
                 let mut r = skipped(step, phase, self);
                 r.outcome = StepOutcome::Fail;
-                r.error = Some(format!("prober error: {e}"));
+                r.error = Some(
+                    self.redactor
+                        .cut(&format!("prober error: {e}"), check::SHOWN),
+                );
+                r.kind = Some(FailureKind::Prober);
                 return r;
             }
         };
         let (attempt, attempts, waited) = self.send_until_done(step, &request, phase).await;
+        let exchange = attempt.result.as_ref().ok();
         let mut result = StepResult {
             id: step.id.clone(),
             phase,
             method: step.method.as_str().into(),
             url: self.redactor.redact_string(request.url.clone()),
-            status: attempt.result.as_ref().ok().map(|e| e.status),
+            status: exchange.map(|e| e.status),
             outcome: if attempt.passed() {
                 StepOutcome::Pass
             } else {
@@ -94,21 +102,45 @@ impl RunCtx<'_> {
             attempts,
             error: attempt.result.as_ref().err().map(|e| {
                 let text = poll_note(step, e.to_string(), attempts, waited);
-                self.redactor.redact_string(text)
+                self.redactor.cut(&text, 4 * check::SHOWN)
             }),
             failures: self.redact_failures(attempt.failures.clone(), step, attempts, waited),
             captures: vec![],
             critical: step.critical,
-            timings: attempt
-                .result
-                .as_ref()
-                .map(|x| x.timings)
-                .unwrap_or_default(),
+            timings: exchange.map(|x| x.timings).unwrap_or_default(),
+            kind: match &attempt.result {
+                Err(e) => Some(e.kind),
+                Ok(_) if !attempt.failures.is_empty() => Some(FailureKind::Assertion),
+                Ok(_) => None,
+            },
+            hops: match &attempt.result {
+                Ok(x) => self.hops(&x.hops),
+                Err(e) => self.hops(&e.hops),
+            },
+            http_version: exchange.map(|x| x.version.clone()),
+            proxy: self.clients.proxies.for_url(&request.url),
         };
         if let (true, Ok(exchange)) = (attempt.passed(), &attempt.result) {
-            result.captures = self.capture(step, exchange);
+            let (shown, failures) = self.capture(step, exchange);
+            result.captures = shown;
+            if !failures.is_empty() {
+                result.outcome = StepOutcome::Fail;
+                result.kind = Some(FailureKind::Assertion);
+                result.failures = failures;
+            }
         }
         result
+    }
+
+    /// The redirect chain as stored: secrets masked in every URL.
+    fn hops(&self, hops: &[http::RawHop]) -> Vec<Hop> {
+        hops.iter()
+            .map(|h| Hop {
+                method: h.method.as_str().into(),
+                url: self.redactor.redact_string(h.url.clone()),
+                status: h.status,
+            })
+            .collect()
     }
 
     fn render(&self, step: &Step) -> Result<Request, RenderError> {
@@ -128,11 +160,19 @@ impl RunCtx<'_> {
             ),
             Body::Raw(t) => RequestBody::Raw(t.render_string(scope)?),
         };
+        let basic_auth = match &step.basic_auth {
+            Some(b) => Some((
+                b.user.render_string(scope)?,
+                b.password.render_string(scope)?,
+            )),
+            None => None,
+        };
         Ok(Request {
             method: step.method,
-            url: step.url.render_string(scope)?,
+            url: step.url.render_url(scope)?,
             headers,
             body,
+            basic_auth,
         })
     }
 
@@ -192,29 +232,26 @@ impl RunCtx<'_> {
         let timeout = self.budget(step.timeout, phase);
         if timeout.is_zero() {
             return Attempt {
-                result: Err(TransportError::Other("journey deadline exceeded".into())),
+                result: Err(TransportError::new(
+                    FailureKind::Timeout,
+                    "journey deadline exceeded",
+                )),
                 failures: vec![],
             };
         }
-        // Parsed once for the cookie jar and the client alike; a URL that
-        // does not parse goes to the client as text, which reports why.
-        let url = reqwest::Url::parse(&request.url);
-        let cookies = url.as_ref().ok().and_then(|u| self.cookies.cookies(u));
-        let result = http::send(
-            self.http,
-            request,
-            url.as_ref().ok(),
-            cookies,
+        let limits = http::Limits {
             timeout,
-            self.probe.max_body_bytes,
-        )
-        .await;
-        if let (Ok(x), Ok(u)) = (&result, &url) {
-            let mut set = x.headers.get_all(reqwest::header::SET_COOKIE).iter();
-            self.cookies.set_cookies(&mut set, u);
-        }
+            max_body: self.probe.max_body_bytes,
+            redirects: step.redirects,
+        };
+        let client = self.clients.get(self.probe.insecure_tls, step.http);
+        let result = http::send(client, request, &self.cookies, limits).await;
         let failures = match &result {
-            Ok(x) => check::check_expect(&step.expect, &Response::new(x), &self.scope),
+            Ok(x) => check::check_expect(
+                &step.expect,
+                &Response::new(x, Utc::now().timestamp()),
+                &self.scope,
+            ),
             Err(_) => vec![],
         };
         Attempt { result, failures }
@@ -235,23 +272,54 @@ impl RunCtx<'_> {
                 .is_some_and(|d| Instant::now().checked_add(wait).is_none_or(|t| t >= d))
     }
 
-    fn capture(&mut self, step: &Step, exchange: &Exchange) -> Vec<(String, String)> {
-        let resp = Response::new(exchange);
+    /// Captures each value; one that matches nothing (or cannot be asked,
+    /// e.g. JSON on an HTML body) fails the step unless `optional: true`.
+    fn capture(
+        &mut self,
+        step: &Step,
+        exchange: &Exchange,
+    ) -> (Vec<(String, String)>, Vec<AssertionFailure>) {
+        let resp = Response::new(exchange, Utc::now().timestamp());
         let mut shown = Vec::new();
+        let mut failures = Vec::new();
         for c in &step.capture {
-            let value = check::query(&c.query, &resp, &self.scope).unwrap_or(Value::Null);
+            let found = check::query(&c.query, &resp, &self.scope);
+            let value = match &found {
+                Ok(f) if f.exists() => f.value().unwrap_or(Value::Null),
+                _ if c.optional => Value::Null,
+                Ok(_) => {
+                    let why = match (&c.query, found) {
+                        (
+                            crate::config::Query::Json(_, src),
+                            Ok(Found::Nodes(_) | Found::Nothing),
+                        ) => {
+                            format!("{src} matched nothing")
+                        }
+                        (q, _) => format!("{} matched nothing", q.describe()),
+                    };
+                    failures.push(capture_failure(&c.name, why));
+                    continue;
+                }
+                Err(why) => {
+                    failures.push(capture_failure(
+                        &c.name,
+                        self.redactor.cut(why, check::SHOWN),
+                    ));
+                    continue;
+                }
+            };
             if c.secret {
                 self.redactor.add(&check::plain(&value));
             }
             let display = if c.secret {
                 super::redact::MASK.to_string()
             } else {
-                self.redactor.redact_string(check::show(Some(&value)))
+                self.redactor.cut(&check::show(Some(&value)), check::SHOWN)
             };
             shown.push((c.name.clone(), display));
             self.scope.capture(&c.name, value);
         }
-        shown
+        (shown, failures)
     }
 
     fn redact_failures(
@@ -264,13 +332,25 @@ impl RunCtx<'_> {
         failures
             .into_iter()
             .map(|f| AssertionFailure {
-                check: f.check,
-                expected: self.redactor.redact_string(f.expected),
-                actual: self
-                    .redactor
-                    .redact_string(poll_note(step, f.actual, attempts, waited)),
+                check: self.redactor.cut(&f.check, check::SHOWN),
+                expected: self.redactor.cut(&f.expected, check::SHOWN),
+                actual: poll_note(
+                    step,
+                    self.redactor.cut(&f.actual, check::SHOWN),
+                    attempts,
+                    waited,
+                ),
             })
             .collect()
+    }
+}
+
+/// A capture that found nothing: "capture `app_id`: $.id matched nothing".
+fn capture_failure(name: &str, why: String) -> AssertionFailure {
+    AssertionFailure {
+        check: format!("capture `{name}`"),
+        expected: String::new(),
+        actual: why,
     }
 }
 

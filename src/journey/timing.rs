@@ -50,6 +50,19 @@ pub async fn measure<T>(fut: impl Future<Output = T>) -> (T, Timings) {
     (out, timings)
 }
 
+/// A name that did not resolve, so the runner can tell DNS failures from
+/// refused connections (`FailureKind::Dns`).
+#[derive(Debug)]
+pub struct DnsError(pub std::io::Error);
+
+impl std::fmt::Display for DnsError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for DnsError {}
+
 /// The system resolver (via tokio), timed.
 pub struct TimedResolver;
 
@@ -59,8 +72,10 @@ impl Resolve for TimedResolver {
         let slot = SLOT.try_with(Arc::clone).ok();
         Box::pin(async move {
             let start = Instant::now();
-            let addrs: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| Box::new(DnsError(e)) as Box<dyn std::error::Error + Send + Sync>)?
+                .collect();
             if let Some(slot) = slot {
                 slot.lock().unwrap_or_else(|e| e.into_inner()).dns = Some(start.elapsed());
             }

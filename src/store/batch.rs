@@ -74,6 +74,7 @@ struct RunJson<'a> {
     leaked: bool,
     failed_step: Option<&'a str>,
     reason: Option<String>,
+    kind: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -93,6 +94,11 @@ struct StepJson<'a> {
     failures: &'a [crate::journey::result::AssertionFailure],
     captures: &'a [(String, String)],
     timings: &'a crate::journey::timing::Timings,
+    kind: Option<&'a str>,
+    /// Only a redirect chain is stored: one hop is the step's own method,
+    /// URL and status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hops: Option<&'a [crate::journey::Hop]>,
 }
 
 fn json<T: Serialize>(rows: &[T]) -> Result<String> {
@@ -119,20 +125,22 @@ async fn insert_runs(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
             leaked: r.leaked,
             failed_step: r.failed_step().map(|s| s.id.as_str()),
             reason: r.reason(),
+            kind: r.failure_kind().map(|k| k.as_str()),
         })
         .collect();
     sqlx::query(
         "INSERT INTO runs (run_uid, probe, component, started_at, finished_at,
-            duration_ms, outcome, leaked, failed_step, reason)
+            duration_ms, outcome, leaked, failed_step, reason, failure_kind)
          SELECT r.value->>'uid', r.value->>'probe', r.value->>'component',
             r.value->>'started', r.value->>'finished', r.value->>'duration',
             r.value->>'outcome', r.value->>'leaked', r.value->>'failed_step',
-            r.value->>'reason'
+            r.value->>'reason', r.value->>'kind'
          FROM json_each(?1) AS r WHERE true
          ON CONFLICT (run_uid) DO UPDATE SET finished_at = excluded.finished_at,
             duration_ms = excluded.duration_ms, outcome = excluded.outcome,
             leaked = excluded.leaked, failed_step = excluded.failed_step,
-            reason = excluded.reason, pending_captures = NULL",
+            reason = excluded.reason, failure_kind = excluded.failure_kind,
+            pending_captures = NULL",
     )
     .bind(json(&rows)?)
     .execute(&mut *conn)
@@ -165,6 +173,8 @@ async fn insert_runs(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
                 failures: &s.failures,
                 captures: &s.captures,
                 timings: &s.timings,
+                kind: s.kind.map(|k| k.as_str()),
+                hops: (s.hops.len() > 1).then_some(s.hops.as_slice()),
             })
         })
         .collect();
@@ -174,11 +184,12 @@ async fn insert_runs(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
     // `->` keeps the nested arrays and objects as JSON text, as stored.
     sqlx::query(
         "INSERT INTO steps (run_id, seq, step_id, phase, method, url, status, outcome,
-            started_at, duration_ms, attempts, error, failures, captures, timings)
+            started_at, duration_ms, attempts, error, failures, captures, timings, kind, hops)
          SELECT r.id, s.value->>'seq', s.value->>'id', s.value->>'phase',
             s.value->>'method', s.value->>'url', s.value->>'status', s.value->>'outcome',
             s.value->>'started', s.value->>'duration', s.value->>'attempts',
-            s.value->>'error', s.value->'failures', s.value->'captures', s.value->'timings'
+            s.value->>'error', s.value->'failures', s.value->'captures', s.value->'timings',
+            s.value->>'kind', s.value->'hops'
          FROM json_each(?1) AS s JOIN runs r ON r.run_uid = s.value->>'uid'",
     )
     .bind(json(&steps)?)
@@ -423,6 +434,21 @@ mod tests {
                 ttfb_ms: Some(10),
                 total_ms: Some(12),
             },
+            kind: Some(crate::journey::FailureKind::Assertion),
+            hops: vec![
+                crate::journey::Hop {
+                    method: "POST".into(),
+                    url: "http://127.0.0.1:9/login?token=%2A%2A%2A".into(),
+                    status: 302,
+                },
+                crate::journey::Hop {
+                    method: "GET".into(),
+                    url: "http://127.0.0.1:9/home".into(),
+                    status: 503,
+                },
+            ],
+            http_version: Some("HTTP/1.1".into()),
+            proxy: None,
         }
     }
 
@@ -532,10 +558,25 @@ mod tests {
             r.get::<Option<String>, _>("timings"),
             Some(serde_json::to_string(&s.timings).unwrap())
         );
+        assert_eq!(
+            r.get::<Option<String>, _>("kind").as_deref(),
+            Some("assertion")
+        );
+        assert_eq!(
+            r.get::<Option<String>, _>("hops"),
+            Some(serde_json::to_string(&s.hops).unwrap())
+        );
         let recent = store.recent_runs("login", 10).await.unwrap();
         let r3 = recent.iter().find(|r| r.run_uid == "r3").unwrap();
         assert_eq!(r3.outcome, Some(Outcome::Fail));
         assert_eq!(r3.failed_step.as_deref(), Some("b"));
+        assert_eq!(
+            r3.failure_kind,
+            Some(crate::journey::FailureKind::Assertion)
+        );
+        let steps = store.run_steps(r3.id).await.unwrap();
+        assert_eq!(steps[1].kind, Some(crate::journey::FailureKind::Assertion));
+        assert_eq!(steps[1].hops, s.hops);
         assert_eq!(r3.duration_ms, 900);
 
         let hours = store

@@ -32,7 +32,7 @@ pub use incidents::{
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use reports::{LeakedRun, StepDuration};
 pub use rollups::{StateInterval, Subject, SubjectId};
-pub use runs::{InterruptedRun, ProbeRow, RunRow};
+pub use runs::{InterruptedRun, ProbeRow, RunRow, StepRow};
 pub use skips::SkipRow;
 pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest};
 

@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::{Result, Store, ms, time};
 use crate::evaluate::ProbeHealth;
-use crate::journey::{Outcome, RunResult};
+use crate::journey::{FailureKind, Outcome, RunResult};
 
 /// A stored run, as the pages and the CLI list it.
 #[derive(Debug, Clone)]
@@ -19,6 +19,28 @@ pub struct RunRow {
     pub leaked: bool,
     pub failed_step: Option<String>,
     pub reason: Option<String>,
+    /// The failed step's kind (`FailureKind`), or `interrupted`.
+    pub failure_kind: Option<FailureKind>,
+}
+
+/// A stored step, as the admin API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StepRow {
+    pub seq: i64,
+    pub step_id: String,
+    pub phase: String,
+    pub method: String,
+    /// The URL as sent, secrets masked.
+    pub url: String,
+    pub status: Option<i64>,
+    pub outcome: String,
+    pub duration_ms: i64,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub kind: Option<FailureKind>,
+    pub failures: serde_json::Value,
+    /// Every request of the last attempt, redirects included.
+    pub hops: Vec<crate::journey::Hop>,
 }
 
 /// A run cut short by a crash, as journaled.
@@ -105,6 +127,55 @@ impl Store {
                     .get::<Option<String>, _>("pending_captures")
                     .and_then(|c| serde_json::from_str(&c).ok())
                     .unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    /// The steps of run `run_id` (the `runs.id`), in order.
+    pub async fn run_steps(&self, run_id: i64) -> Result<Vec<StepRow>> {
+        let rows = sqlx::query(
+            "SELECT seq, step_id, phase, method, url, status, outcome, duration_ms, attempts,
+                error, kind, failures, hops FROM steps WHERE run_id = ? ORDER BY seq",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let json = |t: Option<String>| {
+            t.and_then(|t| serde_json::from_str(&t).ok())
+                .unwrap_or(serde_json::Value::Null)
+        };
+        Ok(rows
+            .iter()
+            .map(|r| StepRow {
+                seq: r.get("seq"),
+                step_id: r.get("step_id"),
+                phase: r.get("phase"),
+                method: r.get("method"),
+                url: r.get("url"),
+                status: r.get("status"),
+                outcome: r.get("outcome"),
+                duration_ms: r.get::<Option<i64>, _>("duration_ms").unwrap_or(0),
+                attempts: r.get::<Option<i64>, _>("attempts").unwrap_or(0),
+                error: r.get("error"),
+                kind: r
+                    .get::<Option<String>, _>("kind")
+                    .and_then(|k| FailureKind::parse(&k)),
+                failures: json(r.get("failures")),
+                hops: r
+                    .get::<Option<String>, _>("hops")
+                    .and_then(|h| serde_json::from_str(&h).ok())
+                    .unwrap_or_else(|| {
+                        // No redirects: the one hop is the step itself.
+                        let status: Option<i64> = r.get("status");
+                        status
+                            .map(|s| crate::journey::Hop {
+                                method: r.get("method"),
+                                url: r.get("url"),
+                                status: s as u16,
+                            })
+                            .into_iter()
+                            .collect()
+                    }),
             })
             .collect())
     }
@@ -239,5 +310,8 @@ fn run_row(r: &sqlx::sqlite::SqliteRow) -> RunRow {
         leaked: r.get("leaked"),
         failed_step: r.get("failed_step"),
         reason: r.get("reason"),
+        failure_kind: r
+            .get::<Option<String>, _>("failure_kind")
+            .and_then(|k| FailureKind::parse(&k)),
     }
 }

@@ -102,6 +102,33 @@ pub async fn leaked_runs(
     )))
 }
 
+/// `GET /api/admin/probes/{name}/runs`: the probe's last 20 runs, newest
+/// first, each with its failure kind and steps (kind, error, assertion
+/// failures, redirect hops); secrets were masked before they were stored.
+pub async fn probe_runs(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Result<Json<Value>, WebError> {
+    authorize(&app, &headers)?;
+    let runs = app.store.recent_runs(&name, 20).await?;
+    let mut out = Vec::with_capacity(runs.len());
+    for r in runs {
+        let steps = app.store.run_steps(r.id).await?;
+        out.push(json!({
+            "run": r.run_uid,
+            "started_at": r.started_at.to_rfc3339(),
+            "duration_ms": r.duration_ms,
+            "outcome": r.outcome.map(|o| o.as_str()),
+            "failed_step": r.failed_step,
+            "failure_kind": r.failure_kind.map(|k| k.as_str()),
+            "reason": r.reason,
+            "steps": steps,
+        }));
+    }
+    Ok(Json(json!({ "probe": name, "runs": out })))
+}
+
 /// `GET /api/admin/runs/skipped`: starts skipped in the last day (previous
 /// run still in flight, no room under `limits:`, Lookout fell behind).
 pub async fn skipped_starts(

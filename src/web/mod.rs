@@ -136,6 +136,7 @@ pub fn router(state: AppState) -> Router {
             post(admin::post_update),
         )
         .route("/api/admin/runs/leaked", get(admin::leaked_runs))
+        .route("/api/admin/probes/{name}/runs", get(admin::probe_runs))
         .route("/api/admin/runs/skipped", get(admin::skipped_starts))
         .route("/api/admin/config", get(admin::config_status))
         .route("/admin/report", get(report::page))

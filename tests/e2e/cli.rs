@@ -132,3 +132,92 @@ async fn logs_to_a_pipe_have_no_colour_codes() {
     assert!(line.contains("INFO"), "{line}");
     let _ = child.kill().await;
 }
+
+/// Two probes; only `needs-key` reads the secret `key`, whose variable is
+/// never set here (as in CI).
+fn config_without_a_secret(dir: &Path, url: &str) -> std::path::PathBuf {
+    let path = dir.join("probes.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"version: 1
+components: [{{ id: api, name: API }}]
+secrets: {{ key: {{ env: LOOKOUT_TEST_UNSET_KEY }} }}
+probes:
+  - name: plain
+    component: api
+    steps: [ {{ id: list, get: "{url}/apps" }} ]
+  - name: needs-key
+    component: api
+    steps: [ {{ id: list, get: "{url}/apps", headers: {{ X-Key: "{{{{ secrets.key }}}}" }} }} ]
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn check_and_run_work_without_the_secrets_they_do_not_need() {
+    let platform = support::platform().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = config_without_a_secret(dir.path(), &platform.url);
+    let p = path.to_str().unwrap();
+    let out = lookout(&["check", "--config", p]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "warning: environment variable `LOOKOUT_TEST_UNSET_KEY` for secret `key` is not set (`check` passes; `serve` needs it)"
+    );
+    let out = lookout(&["run", "plain", "--config", p]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let out = lookout(&["run", "needs-key", "--config", p]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "error: environment variable `LOOKOUT_TEST_UNSET_KEY` for secret `key` is not set, and probe `needs-key` uses it"
+    );
+    // `serve` needs every secret.
+    let out = lookout(&["serve", "--listen", "127.0.0.1:0", "--config", p]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("is not set"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn check_into_a_closed_pipe_ends_quietly() {
+    use tokio::io::AsyncBufReadExt;
+    // Enough probes that the listing is far larger than a pipe's buffer.
+    let dir = tempfile::tempdir().unwrap();
+    let mut yaml = String::from("version: 1\ncomponents: [{ id: api, name: API }]\nprobes:\n");
+    for i in 0..3000 {
+        yaml.push_str(&format!(
+            "  - {{ name: probe-{i}, component: api, steps: [ {{ id: s, get: \"http://127.0.0.1:9/\" }} ] }}\n"
+        ));
+    }
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut first = String::new();
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut first)
+        .await
+        .unwrap();
+    assert!(first.contains("ok, 3000 probes"), "{first}");
+    // The reader is gone (like `| head -1`): the rest of the output has
+    // nowhere to go.
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+}

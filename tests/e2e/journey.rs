@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lookout::config::Config;
-use lookout::journey::{Outcome, Phase, RunResult, Runner, StepOutcome};
+use lookout::journey::{FailureKind, Outcome, Phase, RunResult, Runner, StepOutcome};
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -166,7 +166,11 @@ async fn connection_refused_is_a_failed_step() {
     let port = support::free_port();
     let (r, _) = run_single(&format!("http://127.0.0.1:{port}/")).await;
     let why = failed_reason(&r);
-    assert!(why.contains("could not connect"), "{why}");
+    assert_eq!(
+        why,
+        format!("could not connect to 127.0.0.1:{port}: connection refused")
+    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::Connect));
 }
 
 #[tokio::test]
@@ -174,9 +178,10 @@ async fn dns_failure_is_a_failed_step() {
     let (r, _) = run_single("http://lookout-test.invalid/").await;
     let why = failed_reason(&r);
     assert!(
-        why.contains("could not connect") || why.contains("dns"),
+        why.starts_with("could not resolve lookout-test.invalid: "),
         "{why}"
     );
+    assert_eq!(r.failure_kind(), Some(FailureKind::Dns));
 }
 
 /// Accepts connections and runs `serve` on each, forever.
@@ -209,7 +214,8 @@ async fn a_server_that_never_answers_times_out() {
     .await;
     let (r, _) = run_single(&url).await;
     let why = failed_reason(&r);
-    assert!(why.contains("no complete response within 1s"), "{why}");
+    assert_eq!(why, "no response within 1s");
+    assert_eq!(r.failure_kind(), Some(FailureKind::Timeout));
 }
 
 #[tokio::test]
@@ -228,7 +234,12 @@ async fn a_trickling_body_is_bounded_by_the_timeout() {
     .await;
     let (r, _) = run_single(&url).await;
     let why = failed_reason(&r);
-    assert!(why.contains("no complete response within 1s"), "{why}");
+    // The headers arrived, so the status is shown.
+    assert_eq!(
+        why,
+        "no complete response within 1s: status 200 and headers arrived, the body did not finish"
+    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::Timeout));
 }
 
 #[tokio::test]
@@ -248,7 +259,11 @@ async fn a_huge_body_is_cut_at_the_cap() {
     .await;
     let (r, _) = run_single(&url).await;
     let why = failed_reason(&r);
-    assert!(why.contains("larger than the 1048576-byte limit"), "{why}");
+    assert_eq!(
+        why,
+        "response body larger than the 1048576-byte limit (after decoding)"
+    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::BodyLimit));
 }
 
 #[tokio::test]
@@ -267,7 +282,11 @@ async fn a_huge_chunked_body_is_cut_at_the_cap() {
     .await;
     let (r, _) = run_single(&url).await;
     let why = failed_reason(&r);
-    assert!(why.contains("larger than the 1048576-byte limit"), "{why}");
+    assert_eq!(
+        why,
+        "response body larger than the 1048576-byte limit (after decoding)"
+    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::BodyLimit));
 }
 
 #[tokio::test]
@@ -292,7 +311,12 @@ async fn a_redirect_loop_is_a_failed_step() {
     .await;
     let (r, _) = run_single(&url).await;
     let why = failed_reason(&r);
-    assert!(why.contains("too many redirects"), "{why}");
+    assert_eq!(
+        why,
+        format!("redirect loop: stopped after 10 redirects (the limit); last URL {url}again")
+    );
+    assert_eq!(r.failure_kind(), Some(FailureKind::RedirectLimit));
+    assert_eq!(r.steps[0].hops.len(), 11, "{:#?}", r.steps[0].hops);
 }
 
 #[tokio::test]
@@ -308,7 +332,8 @@ async fn a_reset_mid_body_is_a_failed_step() {
     .await;
     let (r, _) = run_single(&url).await;
     let why = failed_reason(&r);
-    assert!(why.contains("response body interrupted"), "{why}");
+    assert_eq!(why, "response body interrupted: connection reset");
+    assert_eq!(r.failure_kind(), Some(FailureKind::Protocol));
 }
 
 #[tokio::test]

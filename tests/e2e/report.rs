@@ -45,6 +45,10 @@ fn step(id: &str, phase: Phase, outcome: StepOutcome, ms: u64, at: DateTime<Utc>
         captures: vec![],
         critical: true,
         timings: Default::default(),
+        kind: None,
+        hops: vec![],
+        http_version: None,
+        proxy: None,
     }
 }
 

@@ -217,3 +217,212 @@ probes:
     );
     assert_clean("`lookout serve` logs", &logs);
 }
+
+/// A 50-character API key with the characters encodings disagree on.
+const KEY: &str = "sk live/key+\"é~0123456789abcdefghijklmnopqrstuvwxy";
+
+/// Every derived form the issue names, each as the target echoes it.
+fn key_forms() -> Vec<(&'static str, String)> {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    let upper: String = url::form_urlencoded::byte_serialize(KEY.as_bytes()).collect();
+    let pct20 = KEY
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02x}"),
+        })
+        .collect::<String>();
+    let json = serde_json::to_string(KEY).unwrap();
+    vec![
+        ("plain", KEY.to_string()),
+        ("form-upper", upper.clone()),
+        ("percent-lower-%20", pct20),
+        ("json-escaped", json[1..json.len() - 1].replace('/', "\\/")),
+        ("base64", STANDARD.encode(KEY)),
+        ("base64url", URL_SAFE.encode(KEY)),
+        ("base64url-nopad", URL_SAFE_NO_PAD.encode(KEY)),
+        ("basic", STANDARD.encode(format!("prober:{KEY}"))),
+        (
+            "basic-other-user",
+            STANDARD.encode(format!("ops-team:{KEY}")),
+        ),
+    ]
+}
+
+/// What must never appear: each form, and the first 16 characters of the
+/// plain key (a key cut short by truncation).
+fn assert_no_key(what: &str, haystack: &[u8]) {
+    let text = String::from_utf8_lossy(haystack);
+    for (name, form) in key_forms() {
+        assert!(
+            !text.contains(&form),
+            "{what} contains the key as {name}: `{form}`"
+        );
+    }
+    // `sk live/key+` comes before the first character JSON escapes.
+    assert!(
+        !text.contains(&KEY[..12]),
+        "{what} contains the start of the key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_form_of_a_secret_is_swept_from_every_store_and_output() {
+    use axum::routing::get;
+    let dir = tempfile::tempdir().unwrap();
+    // The target echoes the key in each form, and once right at the 200-character cut.
+    let body = {
+        let mut b = format!("{}{KEY}", "x".repeat(185));
+        for (i, (_, form)) in key_forms().iter().enumerate() {
+            b.push_str(&format!("&f{i}={form};"));
+        }
+        b
+    };
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target_url = format!("http://{}", target.local_addr().unwrap());
+    let app = axum::Router::new().route("/echo", get(move || async move { body.clone() }));
+    tokio::spawn(async move {
+        let _ = axum::serve(target, app).await;
+    });
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    receiver.serve(listener);
+    let assertions: String = (0..key_forms().len())
+        .map(|i| format!("            - {{ regex: \"f{i}=([^;]*)\", eq: nope }}\n"))
+        .collect();
+    let yaml = format!(
+        r#"version: 1
+components: [{{ id: api, name: API }}]
+secrets:
+  key: {{ env: SWEEP_KEY }}
+  admin: {{ env: TEST_ADMIN_TOKEN }}
+admin: {{ token: "{{{{ secrets.admin }}}}" }}
+probes:
+  - name: sweep
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
+    steps:
+      - id: echo
+        get: "{target_url}/echo?key={{{{ secrets.key }}}}"
+        basic_auth: {{ user: prober, password: "{{{{ secrets.key }}}}" }}
+        expect:
+          that:
+            - {{ body: true, eq: nope }}
+{assertions}notifiers:
+  hook: {{ type: webhook, url: "{hook}" }}
+escalation:
+  on-call:
+    levels: [{{ notify: [hook] }}]
+"#
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, &yaml).unwrap();
+    let env = |name: &str| match name {
+        "SWEEP_KEY" => Some(KEY.to_string()),
+        other => test_env(other),
+    };
+    let config = lookout::config::load(&path, &env).unwrap();
+    let db = dir.path().join("lookout.db");
+    let app = lookout::app::App::build(lookout::app::AppOptions {
+        config,
+        database: db.clone(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tuning: fast_tuning(),
+        source: None,
+        started: None,
+    })
+    .await
+    .unwrap();
+    let url = app.url();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    eventually("a page", Duration::from_secs(30), || async {
+        (!receiver.of_type("incident.trigger").is_empty()).then_some(())
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let runs: serde_json::Value = client
+        .get(format!("{url}/api/admin/probes/sweep/runs"))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The failures were stored, masked, with the shape kept.
+    let failures = runs["runs"][0]["steps"][0]["failures"].to_string();
+    assert!(failures.contains("***"), "{failures}");
+    assert_eq!(runs["runs"][0]["failure_kind"], "assertion");
+    assert_no_key("the admin API's runs", runs.to_string().as_bytes());
+    // The kind is counted too.
+    let metrics = reqwest::get(format!("{url}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("lookout_step_failures_total{kind=\"assertion\"}"),
+        "{metrics}"
+    );
+    for path in [
+        "/",
+        "/incidents/1",
+        "/api/v2/summary.json",
+        "/api/v2/incidents.json",
+    ] {
+        let body = reqwest::get(format!("{url}{path}"))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_no_key(path, &body);
+    }
+    let incident = client
+        .get(format!("{url}/api/admin/incidents/1"))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_no_key("the admin API's incident", &incident);
+    for r in receiver.all() {
+        assert_no_key("a webhook page", r.body.to_string().as_bytes());
+    }
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+    for file in ["lookout.db", "lookout.db-wal"] {
+        if let Ok(bytes) = std::fs::read(dir.path().join(file)) {
+            assert_no_key(file, &bytes);
+        }
+    }
+
+    // The CLI trace and the logs at debug level, libraries' included.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["run", "sweep", "--config"])
+        .arg(&path)
+        .env("SWEEP_KEY", KEY)
+        .env("TEST_ADMIN_TOKEN", support::ADMIN_TOKEN)
+        .env("RUST_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let trace = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        trace.contains("body eq: expected \"nope\", got \"xxx"),
+        "{trace}"
+    );
+    assert_no_key("`lookout run` output", &out.stdout);
+    assert_no_key("`lookout run` debug logs", &out.stderr);
+}

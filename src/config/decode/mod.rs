@@ -18,6 +18,27 @@ use super::model::*;
 use super::template::{Template, TemplateValue};
 pub use names::Names;
 
+/// Bounds on durations and counts, checked at load and mirrored in the
+/// JSON Schema (`schema/probes.schema.json`) where it can express them.
+pub mod bounds {
+    use std::time::Duration;
+
+    /// The longest duration any key takes (retention excepted).
+    pub const YEAR: Duration = Duration::from_secs(365 * 86_400);
+    /// The longest retention.
+    pub const DECADE: Duration = Duration::from_secs(3650 * 86_400);
+    /// The shortest `every`, `period`, `remind_every`, `ack_timeout`.
+    pub const SECOND: Duration = Duration::from_secs(1);
+    /// The shortest timeout or poll interval.
+    pub const TICK: Duration = Duration::from_millis(10);
+    /// Most attempts of `retry`.
+    pub const ATTEMPTS: u64 = 10;
+    /// Most journeys at once (`limits.journeys`, `limits.per_host`).
+    pub const JOURNEYS: u64 = 100_000;
+    /// Most failures, passes or flapping changes counted.
+    pub const COUNT: u64 = 1_000;
+}
+
 /// The decoding context: where errors go and what is already known.
 pub struct Ctx<'a> {
     diags: Vec<Diagnostic>,
@@ -28,6 +49,10 @@ pub struct Ctx<'a> {
     /// one missing variable is reported once, not at every use.
     pub declared: std::collections::BTreeSet<String>,
     pub vars: BTreeMap<String, serde_json::Value>,
+    /// Missing `env:` secrets are noted (in `missing`), not errors.
+    pub optional_secrets: bool,
+    /// Secret name → why it has no value (only with `optional_secrets`).
+    pub missing: BTreeMap<String, String>,
 }
 
 /// A node's start position.
@@ -58,8 +83,15 @@ pub fn decode(
     source: &str,
     base_dir: &Path,
     env: &dyn Fn(&str) -> Option<String>,
+    optional_secrets: bool,
 ) -> Result<Config, Vec<Diagnostic>> {
-    let options = LoaderOptions::default().error_on_duplicate_keys(true);
+    if let Some(d) = source_problem(source) {
+        return Err(vec![d]);
+    }
+    // Quoted scalars stay text (`"10"` is not `10`), as in JSON Schema's view.
+    let options = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
     let root = match marked_yaml::parse_yaml_with_options(0, source, options) {
         Ok(root) => root,
         Err(e) => return Err(vec![load_error(e)]),
@@ -71,12 +103,72 @@ pub fn decode(
         secrets: BTreeMap::new(),
         declared: Default::default(),
         vars: BTreeMap::new(),
+        optional_secrets,
+        missing: BTreeMap::new(),
     };
     let config = ctx.top(&root);
     match config {
         Some(c) if ctx.diags.is_empty() => Ok(c),
         _ => Err(ctx.diags),
     }
+}
+
+/// What the YAML parser would misreport or silently drop: a UTF-8 byte
+/// order mark, a NUL byte, a second YAML document.
+pub fn source_problem(source: &str) -> Option<Diagnostic> {
+    let at = |offset: usize| {
+        let before = &source[..offset];
+        Pos {
+            line: before.matches('\n').count() + 1,
+            column: before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
+        }
+    };
+    if source.starts_with('\u{feff}') {
+        return Some(Diagnostic {
+            message: "the file starts with a UTF-8 byte order mark (BOM)".into(),
+            pos: Pos { line: 1, column: 1 },
+            width: 1,
+            label: Some("save it as UTF-8 without a BOM".into()),
+        });
+    }
+    if let Some(i) = source.find('\0') {
+        return Some(Diagnostic {
+            message: "the file contains a NUL byte".into(),
+            pos: at(i),
+            width: 1,
+            label: Some("is it a binary file? probes.yaml is text".into()),
+        });
+    }
+    // A document start after content, or any document end marker followed
+    // by more: everything after the first document would be ignored.
+    let mut content = false;
+    let mut offset = 0;
+    for line in source.split_inclusive('\n') {
+        let text = line.trim_end();
+        let marker = text == "---" || text.starts_with("--- ") || text == "...";
+        if marker && content {
+            let rest = &source[offset + line.len()..];
+            let more = rest
+                .lines()
+                .any(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+            if text != "..." || more {
+                return Some(Diagnostic {
+                    message: "a second YAML document".into(),
+                    pos: at(offset),
+                    width: text.len().max(1),
+                    label: Some(
+                        "probes.yaml is one document: remove this `---` and merge what follows"
+                            .into(),
+                    ),
+                });
+            }
+        }
+        if !marker && !text.trim().is_empty() && !text.trim_start().starts_with('#') {
+            content = true;
+        }
+        offset += line.len();
+    }
+    None
 }
 
 fn load_error(e: marked_yaml::LoadError) -> Diagnostic {
@@ -258,21 +350,138 @@ impl Ctx<'_> {
         }
     }
 
+    /// A duration of at most a year (see [`bounds`]).
     pub fn duration(&mut self, node: &Node, what: &str) -> Option<Duration> {
+        self.duration_in(node, what, Duration::ZERO, bounds::YEAR)
+    }
+
+    /// A duration within `min..=max`; outside, an error with the bounds as
+    /// the hint (never clamped).
+    pub fn duration_in(
+        &mut self,
+        node: &Node,
+        what: &str,
+        min: Duration,
+        max: Duration,
+    ) -> Option<Duration> {
         let parsed = match node {
             Node::Scalar(s) if s.as_str().chars().any(|c| c.is_ascii_alphabetic()) => {
                 humantime::parse_duration(s.as_str()).ok()
             }
             _ => None,
         };
-        if parsed.is_none() {
+        let Some(d) = parsed else {
+            let big = node
+                .as_scalar()
+                .is_some_and(|s| s.as_str().chars().filter(char::is_ascii_digit).count() > 11);
+            let (message, label) = if big {
+                (
+                    format!("{what} is far too long"),
+                    format!("durations are at most {}", crate::fmt::span(max)),
+                )
+            } else {
+                (
+                    format!("{what} must be a duration"),
+                    "expected a duration like `2s`, `500ms` or `10m`".into(),
+                )
+            };
+            self.error_at(node, message, Some(label));
+            return None;
+        };
+        let range = || {
+            format!(
+                "{what} is between {} and {}",
+                crate::fmt::duration(min),
+                crate::fmt::span(max)
+            )
+        };
+        if d < min {
+            let label = range();
             self.error_at(
                 node,
-                format!("{what} must be a duration"),
-                Some("expected a duration like `2s`, `500ms` or `10m`".into()),
+                format!("{what} must be at least {}", crate::fmt::duration(min)),
+                Some(label),
+            );
+            return None;
+        }
+        if d > max {
+            let label = range();
+            self.error_at(
+                node,
+                format!("{what} must be at most {}", crate::fmt::span(max)),
+                Some(label),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// Checks that `url` (already rendered) is an absolute http(s) URL;
+    /// the message quotes the node's source, never the value (it may hold
+    /// a secret).
+    pub fn http_url(&mut self, node: &Node, url: &str, what: &str) -> bool {
+        let ok = url::Url::parse(url.trim())
+            .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.has_host());
+        if !ok {
+            // Only the scheme of the rendered URL is quoted: it holds no secret.
+            let scheme = url.trim().split_once(':').map(|(s, _)| s).filter(|s| {
+                !s.is_empty()
+                    && s.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            });
+            let message = match scheme {
+                Some(s) if !s.eq_ignore_ascii_case("http") && !s.eq_ignore_ascii_case("https") => {
+                    format!("{what} uses `{s}:`, not http or https")
+                }
+                _ => format!("{what} is not an absolute http(s) URL"),
+            };
+            self.error_at(
+                node,
+                message,
+                Some("expected a URL like `https://api.example.com/health`".into()),
             );
         }
-        parsed
+        ok
+    }
+
+    /// A name used in paths and URLs (probe names, component and step
+    /// ids): not empty, not starting with `.` or a space, no `/` or `\`.
+    pub fn identifier(&mut self, node: &Node, what: &str) -> Option<String> {
+        let text = self.string(node, what)?;
+        let bad = text.is_empty()
+            || text.starts_with(['.', ' ', '\t'])
+            || text.contains(['/', '\\'])
+            || text.chars().any(char::is_control);
+        if bad {
+            let (message, label) = if text.is_empty() {
+                (
+                    format!("{what} is empty"),
+                    "give it a short name like `api`",
+                )
+            } else {
+                (
+                    format!("{what} `{text}` looks like a path"),
+                    "use letters, digits, `-`, `_`, `.` (not first); no `/` or `\\`",
+                )
+            };
+            self.error_at(node, message, Some(label.into()));
+            return None;
+        }
+        Some(text)
+    }
+
+    /// A whole number within `min..=max`; outside, an error naming the bounds.
+    pub fn number_in(&mut self, node: &Node, what: &str, min: u64, max: u64) -> Option<u64> {
+        let n = self.number(node, what)?;
+        if !(min..=max).contains(&n) {
+            self.error_at(
+                node,
+                format!("{what} must be between {min} and {max}"),
+                Some(format!("got {n}; values are never clamped")),
+            );
+            return None;
+        }
+        Some(n)
     }
 
     pub fn number(&mut self, node: &Node, what: &str) -> Option<u64> {
@@ -325,6 +534,14 @@ impl Ctx<'_> {
             );
             return None;
         };
+        if s.may_coerce() && matches!(s.as_str(), "" | "~" | "null") {
+            self.error_at(
+                node,
+                "expected text, not null".into(),
+                Some("write the value, or quote it: `\"\"` for empty text".into()),
+            );
+            return None;
+        }
         let start = pos(node);
         // Inside quotes the text starts one column after the quote.
         let shift = usize::from(!s.may_coerce());
@@ -440,11 +657,16 @@ impl Ctx<'_> {
         let report = map
             .get_node("report")
             .and_then(|n| self.report(n, has_smtp));
+        let secrets = std::mem::take(&mut self.secrets);
+        let missing: BTreeMap<String, String> = std::mem::take(&mut self.missing);
+        let real = secrets.iter().filter(|(k, _)| !missing.contains_key(*k));
         Some(Config {
+            missing_secrets: missing.clone(),
             index: crate::config::model::ProbeIndex::new(&probes),
+            redactor: crate::journey::Redactor::new(real.map(|(_, v)| v.expose())),
             page,
             components,
-            secrets: std::mem::take(&mut self.secrets),
+            secrets,
             vars: std::mem::take(&mut self.vars),
             probes,
             notifiers,
@@ -486,14 +708,8 @@ impl Ctx<'_> {
         self.check_keys(map, &["journeys", "per_host", "shutdown_grace"], "`limits`");
         for (key, slot) in [("journeys", &mut l.journeys), ("per_host", &mut l.per_host)] {
             let Some(n) = map.get_node(key) else { continue };
-            match self.number(n, &format!("`{key}`")) {
-                Some(0) => self.error_at(
-                    n,
-                    format!("`{key}` must be at least 1"),
-                    Some("it is how many journeys may run at once".into()),
-                ),
-                Some(v) => *slot = v as usize,
-                None => {}
+            if let Some(v) = self.number_in(n, &format!("`{key}`"), 1, bounds::JOURNEYS) {
+                *slot = v as usize;
             }
         }
         if let Some(d) = map
@@ -514,12 +730,12 @@ impl Ctx<'_> {
         self.check_keys(map, &["runs", "rollups"], "`retention`");
         if let Some(d) = map
             .get_node("runs")
-            .and_then(|n| self.duration(n, "`runs`"))
+            .and_then(|n| self.duration_in(n, "`runs`", bounds::SECOND, bounds::DECADE))
         {
             r.runs = d;
         }
         if let Some(n) = map.get_node("rollups")
-            && let Some(d) = self.duration(n, "`rollups`")
+            && let Some(d) = self.duration_in(n, "`rollups`", bounds::SECOND, bounds::DECADE)
         {
             if d < Retention::default().rollups {
                 self.error_at(
@@ -615,7 +831,7 @@ impl Ctx<'_> {
             );
             let Some(id) = self
                 .required(map, "id", "a component")
-                .and_then(|n| self.string(n, "`id`"))
+                .and_then(|n| self.identifier(n, "a component id"))
             else {
                 continue;
             };
@@ -696,7 +912,7 @@ pub fn plain_value(node: &Node) -> serde_json::Value {
                 Value::from(f)
             } else if let Some(b) = s.as_bool() {
                 Value::Bool(b)
-            } else if matches!(s.as_str(), "null" | "~") {
+            } else if matches!(s.as_str(), "null" | "~" | "") {
                 Value::Null
             } else {
                 Value::String(s.as_str().to_string())

@@ -7,7 +7,7 @@ use std::time::Duration;
 use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 
-use super::{Ctx, Names, key_pos, pos};
+use super::{Ctx, Names, bounds, key_pos, pos};
 use crate::config::diagnostic::suggest;
 use crate::config::model::*;
 
@@ -29,9 +29,25 @@ pub struct Defaults {
     pub jitter: Duration,
     pub max_body: u64,
     pub insecure_tls: bool,
+    /// Redirects a step follows unless it says (`redirects:`).
+    pub redirects: u32,
 }
 
+/// What a step inherits: `timeout`, `retry` and `redirects`.
+pub struct StepDefaults {
+    timeout: Duration,
+    retry: Retry,
+    redirects: u32,
+}
+
+/// The largest `max_body` (1 GiB): bodies are held in memory.
+const MAX_BODY_LIMIT: u64 = 1 << 30;
+
+/// Most redirects a step may follow (`redirects:`); browsers stop at 20.
+const MAX_REDIRECTS: u64 = 20;
+
 const DEFAULT_KEYS: &[&str] = &[
+    "redirects",
     "every",
     "cron",
     "timeout",
@@ -79,10 +95,41 @@ const HEARTBEAT_KEYS: &[&str] = &[
 const HEARTBEAT_ONLY: &[&str] = &["token", "period", "grace", "max_runtime"];
 const KINDS: &[&str] = &["journey", "heartbeat"];
 const STEP_KEYS: &[&str] = &[
-    "id", "get", "post", "put", "patch", "delete", "head", "options", "headers", "json", "form",
-    "body", "timeout", "expect", "capture", "retry", "poll", "critical", "if",
+    "id",
+    "get",
+    "post",
+    "put",
+    "patch",
+    "delete",
+    "head",
+    "options",
+    "headers",
+    "json",
+    "form",
+    "body",
+    "timeout",
+    "expect",
+    "capture",
+    "retry",
+    "poll",
+    "critical",
+    "if",
+    "redirects",
+    "basic_auth",
+    "http",
 ];
-const QUERIES: &[&str] = &["json", "header", "cookie", "body", "regex", "var", "status"];
+const QUERIES: &[&str] = &[
+    "json",
+    "header",
+    "cookie",
+    "body",
+    "regex",
+    "var",
+    "status",
+    "url",
+    "redirects",
+    "certificate",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -109,6 +156,7 @@ impl Ctx<'_> {
             jitter: Duration::ZERO,
             max_body: 10 * 1024 * 1024,
             insecure_tls: false,
+            redirects: DEFAULT_REDIRECTS,
         };
         let Some(map) = node.and_then(|n| self.mapping(n, "`defaults`")) else {
             return d;
@@ -134,12 +182,69 @@ impl Ctx<'_> {
             .get_node("insecure_tls")
             .and_then(|n| self.boolean(n, "`insecure_tls`"))
             .unwrap_or(false);
+        d.redirects = map
+            .get_node("redirects")
+            .and_then(|n| self.redirects(n))
+            .unwrap_or(base.redirects);
         d
     }
 
+    /// `redirects: 0..=20`.
+    fn redirects(&mut self, node: &Node) -> Option<u32> {
+        let n = self.number(node, "`redirects`")?;
+        if n > MAX_REDIRECTS {
+            self.error_at(
+                node,
+                format!("`redirects` must be at most {MAX_REDIRECTS}"),
+                Some("`0` asserts the redirect itself; 10 is the default".into()),
+            );
+            return None;
+        }
+        Some(n as u32)
+    }
+
+    /// `http: "1.1"` or `http: "2"`.
+    fn http_version(&mut self, node: &Node) -> Option<crate::journey::tls::HttpVersion> {
+        use crate::journey::tls::HttpVersion;
+        match node.as_scalar().map(|s| s.as_str().trim()) {
+            Some("1.1") => Some(HttpVersion::Http1),
+            Some("2") | Some("2.0") => Some(HttpVersion::Http2),
+            _ => {
+                self.error_at(
+                    node,
+                    "`http` must be `\"1.1\"` or `\"2\"`".into(),
+                    Some("leave it out to use HTTP/2 when the server offers it".into()),
+                );
+                None
+            }
+        }
+    }
+
+    /// `basic_auth: { user, password }`.
+    fn basic_auth(&mut self, node: &Node, names: &Names<'_>) -> Option<BasicAuth> {
+        let map = self.mapping(node, "`basic_auth`")?;
+        self.check_keys(map, &["user", "password"], "`basic_auth`");
+        let user = self
+            .required(map, "user", "`basic_auth`")
+            .and_then(|n| self.template(n, names));
+        let password = self
+            .required(map, "password", "`basic_auth`")
+            .and_then(|n| self.template(n, names));
+        Some(BasicAuth {
+            user: user?,
+            password: password?,
+        })
+    }
+
+    /// An optional duration key, with its bounds: timeouts and polls at
+    /// least 10ms, everything at most a year.
     fn opt_duration(&mut self, map: &MarkedMappingNode, key: &str) -> Option<Duration> {
+        let min = match key {
+            "timeout" | "deadline" => bounds::TICK,
+            _ => Duration::ZERO,
+        };
         map.get_node(key)
-            .and_then(|n| self.duration(n, &format!("`{key}`")))
+            .and_then(|n| self.duration_in(n, &format!("`{key}`"), min, bounds::YEAR))
     }
 
     fn schedule(&mut self, map: &MarkedMappingNode, tz: chrono_tz::Tz) -> Option<Schedule> {
@@ -153,11 +258,7 @@ impl Ctx<'_> {
                 None
             }
             (Some(e), None) => {
-                let d = self.duration(e, "`every`")?;
-                if d < Duration::from_secs(1) {
-                    self.error_at(e, "`every` must be at least 1s".into(), None);
-                    return None;
-                }
+                let d = self.duration_in(e, "`every`", bounds::SECOND, bounds::YEAR)?;
                 Some(Schedule::Every(d))
             }
             (None, Some(c)) => self.cron(map, c, tz),
@@ -182,7 +283,18 @@ impl Ctx<'_> {
             );
             return None;
         }
-        Some(Schedule::Cron { expr, tz: tz? })
+        let schedule = Schedule::Cron { expr, tz: tz? };
+        // A cron that never fires (e.g. `0 0 0 30 2 *`, February 30th) would
+        // leave the probe silently unscheduled.
+        if crate::schedule::next_due("", &schedule, chrono::Utc::now()).is_none() {
+            self.error_at(
+                c,
+                "this cron expression never fires".into(),
+                Some("check the day of month and month (e.g. February has no 30th)".into()),
+            );
+            return None;
+        }
+        Some(schedule)
     }
 
     fn size(&mut self, node: &Node) -> Option<u64> {
@@ -204,7 +316,21 @@ impl Ctx<'_> {
             "GiB" => Some(1 << 30),
             _ => None,
         };
-        let n = num.parse::<u64>().ok().zip(mult).map(|(n, m)| n * m);
+        let n = num
+            .parse::<u64>()
+            .ok()
+            .zip(mult)
+            .and_then(|(n, m)| n.checked_mul(m));
+        if let Some(size) = n
+            && !(1..=MAX_BODY_LIMIT).contains(&size)
+        {
+            self.error_at(
+                node,
+                "`max_body` must be between 1B and 1GiB".into(),
+                Some("responses are read into memory; `10MB` is the default".into()),
+            );
+            return None;
+        }
         if n.is_none() {
             self.error_at(
                 node,
@@ -220,7 +346,7 @@ impl Ctx<'_> {
         self.check_keys(map, &["attempts", "on", "backoff"], "`retry`");
         let mut r = base.clone();
         if let Some(n) = map.get_node("attempts") {
-            r.attempts = self.number(n, "`attempts`")?.clamp(1, 10) as u32;
+            r.attempts = self.number_in(n, "`attempts`", 1, bounds::ATTEMPTS)? as u32;
         }
         if let Some(b) = self.opt_duration(map, "backoff") {
             r.backoff = b;
@@ -298,12 +424,16 @@ impl Ctx<'_> {
         let n = words
             .next()
             .and_then(|w| w.parse::<u32>().ok())
-            .filter(|n| *n >= 1);
+            .filter(|n| (1..=bounds::COUNT as u32).contains(n));
         let unit_ok = words.next().is_none_or(|u| units.contains(&u)) && words.next().is_none();
         match n {
             Some(n) if unit_ok => Some(n),
             _ => {
-                let label = format!("expected a count like `2 {}`", units[0]);
+                let label = format!(
+                    "expected a count from 1 to {} like `2 {}`",
+                    bounds::COUNT,
+                    units[0]
+                );
                 self.error_at(node, format!("{what} must be a count"), Some(label));
                 None
             }
@@ -340,6 +470,7 @@ impl Ctx<'_> {
             out.push(p);
         }
         self.check_dependencies(items, &out, known);
+        self.check_cycles(items, &out);
         self.check_tokens(items, &out);
         out
     }
@@ -347,14 +478,7 @@ impl Ctx<'_> {
     /// `id:` (a stable identity across renames), defaulting to the name.
     fn probe_id(&mut self, map: &MarkedMappingNode, name: Option<&str>) -> Option<String> {
         match map.get_node("id") {
-            Some(n) => {
-                let id = self.string(n, "`id`")?;
-                if id.trim().is_empty() {
-                    self.error_at(n, "a probe `id` cannot be empty".to_string(), None);
-                    return None;
-                }
-                Some(id)
-            }
+            Some(n) => self.identifier(n, "a probe `id`"),
             None => name.map(str::to_string),
         }
     }
@@ -385,6 +509,67 @@ impl Ctx<'_> {
                 );
             }
             seen.push((p.name.as_str(), &hb.token));
+        }
+    }
+
+    /// `depends_on` must not go round in a circle (a → b → a): neither
+    /// would ever open its own incident.
+    fn check_cycles(&mut self, items: &[Node], probes: &[Probe]) {
+        let edges = |p: &Probe| -> Vec<usize> {
+            p.depends_on
+                .iter()
+                .flat_map(|d| {
+                    probes
+                        .iter()
+                        .enumerate()
+                        .filter(move |(_, o)| {
+                            (o.name == *d || o.component == *d) && o.name != p.name
+                        })
+                        .map(|(i, _)| i)
+                })
+                .collect()
+        };
+        let mut reported = std::collections::BTreeSet::new();
+        for start in 0..probes.len() {
+            // Depth-first from `start`, looking for a way back to it.
+            let mut stack = vec![(start, vec![start])];
+            let mut seen = std::collections::BTreeSet::new();
+            while let Some((at, path)) = stack.pop() {
+                for next in edges(&probes[at]) {
+                    if next == start {
+                        let mut cycle = path.clone();
+                        cycle.sort_unstable();
+                        if !reported.insert(cycle) {
+                            continue;
+                        }
+                        let names: Vec<&str> = path
+                            .iter()
+                            .chain([&start])
+                            .map(|&i| probes[i].name.as_str())
+                            .collect();
+                        let name = &probes[start].name;
+                        let at = items
+                            .iter()
+                            .filter_map(|i| i.as_mapping())
+                            .find(|m| m.get_scalar("name").is_some_and(|n| n.as_str() == name))
+                            .and_then(|m| m.get_node("depends_on"));
+                        if let Some(node) = at {
+                            self.error_at(
+                                node,
+                                format!(
+                                    "`depends_on` goes round in a circle: {}",
+                                    names.join(" → ")
+                                ),
+                                Some("a probe cannot depend, even indirectly, on itself".into()),
+                            );
+                        }
+                    } else if seen.insert(next) {
+                        let mut p = path.clone();
+                        p.push(next);
+                        stack.push((next, p));
+                    }
+                }
+            }
         }
     }
 
@@ -436,7 +621,12 @@ impl Ctx<'_> {
         self.check_keys(map, &["changes", "within"], "`flapping`");
         let mut f = Flapping::default();
         if let Some(n) = map.get_node("changes") {
-            f.changes = self.count(n, &["changes", "change"], "`changes`")?.max(2);
+            f.changes = self.count(n, &["changes", "change"], "`changes`")?;
+            if f.changes < 2 {
+                let label = "one change is not flapping; use 2 or more".to_string();
+                self.error_at(n, "`changes` must be at least 2".into(), Some(label));
+                return None;
+            }
         }
         if let Some(n) = map.get_node("within") {
             f.within = self.duration(n, "`within`")?;
@@ -448,7 +638,7 @@ impl Ctx<'_> {
         let map = self.mapping(node, "a probe")?;
         let name = self
             .required(map, "name", "a probe")
-            .and_then(|n| self.string(n, "`name`"));
+            .and_then(|n| self.identifier(n, "a probe name"));
         if self.kind(map)? == Kind::Heartbeat {
             return self.heartbeat_probe(node, map, name, known);
         }
@@ -474,7 +664,25 @@ impl Ctx<'_> {
             .unwrap_or(d.retry.clone());
         let timeout = self.opt_duration(map, "timeout").unwrap_or(d.timeout);
         let degraded_after = map.get_node("slo").and_then(|n| self.slo(n));
-        let step_defaults = (timeout, retry);
+        let step_defaults = StepDefaults {
+            timeout,
+            retry,
+            redirects: d.redirects,
+        };
+        let jitter = self.opt_duration(map, "jitter").unwrap_or(d.jitter);
+        let jitter_at = map
+            .get_node("jitter")
+            .or_else(|| map.get_node("every"))
+            .or_else(|| map.get_node("name"));
+        if let (Schedule::Every(every), Some(n)) = (&schedule, jitter_at)
+            && jitter >= *every
+        {
+            self.error_at(
+                n,
+                "`jitter` must be shorter than `every`".into(),
+                Some("a start delayed past the next one would be skipped".into()),
+            );
+        }
         let (steps, finally) = self.journey(map, &ctx, &step_defaults);
         let id = self.probe_id(map, name.as_deref());
         Some(Probe {
@@ -482,7 +690,7 @@ impl Ctx<'_> {
             name: name?,
             component: component?,
             schedule,
-            jitter: self.opt_duration(map, "jitter").unwrap_or(d.jitter),
+            jitter,
             deadline: self.opt_duration(map, "deadline"),
             degraded_after,
             alert,
@@ -691,11 +899,7 @@ impl Ctx<'_> {
                 None
             }
             (Some(p), None) => {
-                let d = self.duration(p, "`period`")?;
-                if d < Duration::from_secs(1) {
-                    self.error_at(p, "`period` must be at least 1s".into(), None);
-                    return None;
-                }
+                let d = self.duration_in(p, "`period`", bounds::SECOND, bounds::YEAR)?;
                 Some(Schedule::Every(d))
             }
             (None, Some(c)) => self.cron(map, c, tz),
@@ -748,7 +952,7 @@ impl Ctx<'_> {
         &mut self,
         map: &MarkedMappingNode,
         probe_ctx: &str,
-        defaults: &(Duration, Retry),
+        defaults: &StepDefaults,
     ) -> (Vec<Step>, Vec<Step>) {
         let steps_node = self.required(map, "steps", probe_ctx);
         let steps_items: &[Node] = steps_node
@@ -802,14 +1006,14 @@ impl Ctx<'_> {
         node: &Node,
         index: usize,
         probe_ctx: &str,
-        defaults: &(Duration, Retry),
+        defaults: &StepDefaults,
         captures: &[String],
         later: &BTreeMap<String, String>,
         ids: &mut Vec<String>,
     ) -> Option<Step> {
         let map = self.mapping(node, "a step")?;
         let id = match map.get_node("id") {
-            Some(n) => self.string(n, "`id`")?,
+            Some(n) => self.identifier(n, "a step id")?,
             None => format!("step-{}", index + 1),
         };
         if ids.contains(&id) {
@@ -837,19 +1041,33 @@ impl Ctx<'_> {
             .map(|n| self.captures(n, &names, &ctx))
             .unwrap_or_default();
         let only_if_defined = map.get_node("if").and_then(|n| self.guard(n, &names));
+        let basic_auth = map
+            .get_node("basic_auth")
+            .and_then(|n| self.basic_auth(n, &names));
         Some(Step {
             id,
             method,
             url,
             headers,
             body,
-            timeout: self.opt_duration(map, "timeout").unwrap_or(defaults.0),
+            timeout: self
+                .opt_duration(map, "timeout")
+                .unwrap_or(defaults.timeout),
             expect,
             capture,
             retry: map
                 .get_node("retry")
-                .and_then(|n| self.retry(n, &defaults.1))
-                .unwrap_or(defaults.1.clone()),
+                .and_then(|n| self.retry(n, &defaults.retry))
+                .unwrap_or(defaults.retry.clone()),
+            redirects: map
+                .get_node("redirects")
+                .and_then(|n| self.redirects(n))
+                .unwrap_or(defaults.redirects),
+            basic_auth,
+            http: map
+                .get_node("http")
+                .and_then(|n| self.http_version(n))
+                .unwrap_or_default(),
             poll: map.get_node("poll").and_then(|n| self.poll(n)),
             critical: map
                 .get_node("critical")
@@ -872,7 +1090,11 @@ impl Ctx<'_> {
             .filter_map(|(k, m)| map.get_node(k).map(|n| (*m, n, *k)))
             .collect();
         match found.as_slice() {
-            [(m, n, _)] => Some((*m, self.template(n, names)?)),
+            [(m, n, _)] => {
+                let t = self.template(n, names)?;
+                self.step_url(n, &t)?;
+                Some((*m, t))
+            }
             [] => {
                 let label = "add one of `get`, `post`, `put`, `patch`, `delete`, `head`, `options` with the URL";
                 self.error(
@@ -945,7 +1167,7 @@ impl Ctx<'_> {
         self.check_keys(map, &["every", "within"], "`poll`");
         let every = self
             .required(map, "every", "`poll`")
-            .and_then(|n| self.duration(n, "`every`"));
+            .and_then(|n| self.duration_in(n, "`every`", bounds::TICK, bounds::YEAR));
         let within = self
             .required(map, "within", "`poll`")
             .and_then(|n| self.duration(n, "`within`"));
@@ -1024,28 +1246,45 @@ impl Ctx<'_> {
         }
     }
 
-    fn status(&mut self, node: &Node) -> Vec<u16> {
+    /// `status:` a code, a class (`"3xx"`), a range (`"200..299"`), a list
+    /// of those, or `{ in: [...] }`.
+    fn status(&mut self, node: &Node) -> Vec<StatusRange> {
+        let node = match node.as_mapping() {
+            Some(map) => {
+                self.check_keys(map, &["in"], "`status`");
+                match map.get_node("in") {
+                    Some(n) => n,
+                    None => {
+                        self.error_at(
+                            node,
+                            "`status` map needs `in`".into(),
+                            Some(STATUS_HINT.into()),
+                        );
+                        return vec![];
+                    }
+                }
+            }
+            None => node,
+        };
         let items: Vec<&Node> = match node {
             Node::Sequence(s) => s.iter().collect(),
             other => vec![other],
         };
-        let codes: Option<Vec<u16>> = items
+        let ranges: Option<Vec<StatusRange>> = items
             .iter()
-            .map(|n| {
-                n.as_scalar()
-                    .and_then(|s| s.as_u16())
-                    .filter(|c| (100..600).contains(c))
-            })
+            .map(|n| n.as_scalar().and_then(|s| status_range(s.as_str())))
             .collect();
-        if codes.is_none() {
-            let label = "expected a status code like `200` or a list like `[200, 201]`";
-            self.error_at(
-                node,
-                "`status` must be HTTP status codes".into(),
-                Some(label.into()),
-            );
+        match ranges {
+            Some(r) if !r.is_empty() => r,
+            _ => {
+                self.error_at(
+                    node,
+                    "`status` must be HTTP status codes".into(),
+                    Some(STATUS_HINT.into()),
+                );
+                vec![]
+            }
         }
-        codes.unwrap_or_default()
     }
 
     fn duration_check(&mut self, node: &Node) -> Option<DurationCheck> {
@@ -1076,6 +1315,7 @@ impl Ctx<'_> {
             };
             let mut allowed = QUERIES.to_vec();
             allowed.push("secret");
+            allowed.push("optional");
             let capture_ctx = format!("capture `{}` of {ctx}", k.as_str());
             if !self.check_keys(m, &allowed, &capture_ctx) {
                 continue;
@@ -1084,11 +1324,16 @@ impl Ctx<'_> {
                 .get_node("secret")
                 .and_then(|n| self.boolean(n, "`secret`"))
                 .unwrap_or(false);
+            let optional = m
+                .get_node("optional")
+                .and_then(|n| self.boolean(n, "`optional`"))
+                .unwrap_or(false);
             if let Some(query) = self.query(m, v, names) {
                 out.push(Capture {
                     name: k.as_str().to_string(),
                     query,
                     secret,
+                    optional,
                     pos: key_pos(k),
                 });
             }
@@ -1132,6 +1377,27 @@ impl Ctx<'_> {
             "cookie" => Query::Cookie(self.string(v, "`cookie`")?),
             "body" => Query::Body,
             "status" => Query::Status,
+            "url" => Query::Url,
+            "redirects" => Query::Redirects,
+            "certificate" => {
+                let field = self.string(v, "`certificate`")?;
+                match CertField::ALL.iter().find(|(n, _)| *n == field) {
+                    Some((_, f)) => Query::Certificate(*f),
+                    None => {
+                        let names: Vec<&str> = CertField::ALL.iter().map(|(n, _)| *n).collect();
+                        let label = match suggest(&field, names.iter().copied()) {
+                            Some(s) => format!("did you mean `{s}`?"),
+                            None => format!("expected one of: {}", names.join(", ")),
+                        };
+                        self.error_at(
+                            v,
+                            format!("unknown certificate field `{field}`"),
+                            Some(label),
+                        );
+                        return None;
+                    }
+                }
+            }
             "regex" => {
                 let src = self.string(v, "`regex`")?;
                 match regex::Regex::new(&src) {
@@ -1159,8 +1425,8 @@ impl Ctx<'_> {
             allowed.push(format!("not_{op}"));
         }
         let allowed_ref: Vec<&str> = allowed.iter().map(String::as_str).collect();
-        let hint = "expected a query (json, header, cookie, body, regex, var, status) \
-            and a predicate (eq, ne, lt, le, gt, ge, contains, matches, exists, in, len, or not_…)";
+        let hint = "expected a query (json, header, cookie, body, regex, var, status, url, redirects, certificate) \
+            and a predicate (eq, ne, lt, le, gt, ge, contains, matches, exists, in, len, starts_with, ends_with, empty, is, or not_…)";
         if !self.check_keys_hint(map, &allowed_ref, &format!("an assertion of {ctx}"), hint) {
             return None;
         }
@@ -1179,7 +1445,7 @@ impl Ctx<'_> {
             })
             .collect();
         let [(op, negate, value)] = preds.as_slice() else {
-            let label = "add one of: eq, ne, lt, le, gt, ge, contains, matches, exists, in, len (or `not_…`)";
+            let label = "add one of: eq, ne, lt, le, gt, ge, contains, matches, exists, in, len, starts_with, ends_with, empty, is (or `not_…`)";
             self.error(
                 pos(node),
                 1,
@@ -1188,7 +1454,7 @@ impl Ctx<'_> {
             );
             return None;
         };
-        let expected = self.template_value(value, names)?;
+        let expected = self.predicate_value(&query, *op, value, names)?;
         let regex = match (op, &expected) {
             (Op::Matches, crate::config::template::TemplateValue::String(t)) => {
                 match t.as_literal() {
@@ -1212,6 +1478,105 @@ impl Ctx<'_> {
             regex,
             pos: pos(node),
         })
+    }
+}
+
+const STATUS_HINT: &str = "expected a code like `200`, a list like `[200, 201]`, a class like `\"3xx\"` or a range like `\"200..299\"`";
+
+/// `200`, `"3xx"`, `"200..299"` as an inclusive range within 100..=599.
+pub fn status_range(text: &str) -> Option<StatusRange> {
+    let t = text.trim();
+    let code = |s: &str| {
+        s.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|c| (100..600).contains(c))
+    };
+    if let Some(class) = t.strip_suffix("xx").or_else(|| t.strip_suffix("XX")) {
+        let d: u16 = class.parse().ok().filter(|d| (1..=5).contains(d))?;
+        return Some(StatusRange {
+            lo: d * 100,
+            hi: d * 100 + 99,
+        });
+    }
+    if let Some((lo, hi)) = t.split_once("..") {
+        let (lo, hi) = (code(lo)?, code(hi)?);
+        return (lo <= hi).then_some(StatusRange { lo, hi });
+    }
+    code(t).map(|c| StatusRange { lo: c, hi: c })
+}
+
+impl Ctx<'_> {
+    /// A step's URL must be http(s). Checked at load where it can be: the
+    /// URL renders with vars and secrets (names known only at run time,
+    /// such as captures, render as a placeholder), unless it starts with
+    /// such a name.
+    fn step_url(&mut self, node: &Node, t: &crate::config::template::Template) -> Option<()> {
+        use crate::config::template::{Expr, Part, Scope};
+        struct Known<'c>(&'c Ctx<'c>);
+        impl Scope for Known<'_> {
+            fn lookup(&self, name: &str) -> Option<serde_json::Value> {
+                if let Some(s) = name.strip_prefix("secrets.") {
+                    return self.0.secrets.get(s).map(|v| v.expose().into());
+                }
+                Some(self.0.vars.get(name).cloned().unwrap_or_else(|| "x".into()))
+            }
+        }
+        let first_unknown = match t.parts.first() {
+            Some(Part::Expr(Expr::Name { name, .. })) => {
+                !self.vars.contains_key(name) && !name.starts_with("secrets.")
+            }
+            Some(Part::Expr(_)) => true,
+            _ => false,
+        };
+        if first_unknown {
+            return Some(());
+        }
+        let Ok(rendered) = t.render_string(&Known(self)) else {
+            return Some(());
+        };
+        self.http_url(node, &rendered, "the step's URL")
+            .then_some(())
+    }
+
+    /// The value of a predicate, checked against what the predicate takes:
+    /// `is` a type name, `exists`/`empty` a boolean, `len` a count,
+    /// `certificate: expires_in` a duration (kept as seconds).
+    fn predicate_value(
+        &mut self,
+        query: &Query,
+        op: Op,
+        value: &Node,
+        names: &Names<'_>,
+    ) -> Option<crate::config::template::TemplateValue> {
+        use crate::config::template::TemplateValue;
+        if let (Query::Certificate(CertField::ExpiresIn), Op::Lt | Op::Le | Op::Gt | Op::Ge) =
+            (query, op)
+        {
+            let d = self.duration(value, "the time left")?;
+            return Some(TemplateValue::Number(d.as_secs().into()));
+        }
+        let scalar = value.as_scalar();
+        let ok = match op {
+            Op::Is => scalar.is_some_and(|s| TYPE_NAMES.contains(&s.as_str())),
+            Op::Exists | Op::Empty => scalar.is_some_and(|s| s.as_bool().is_some()),
+            Op::Len => scalar.is_some_and(|s| s.as_u64().is_some() || s.as_str().contains("{{")),
+            _ => true,
+        };
+        if !ok {
+            let label = match op {
+                Op::Is => format!("expected one of: {}", TYPE_NAMES.join(", ")),
+                Op::Len => "expected a count like `3`".into(),
+                _ => "expected `true` or `false`".into(),
+            };
+            self.error_at(
+                value,
+                format!("invalid value for `{}`", op.as_str()),
+                Some(label),
+            );
+            return None;
+        }
+        self.template_value(value, names)
     }
 }
 
