@@ -86,7 +86,7 @@ fn main() {
     let env = |n: &str| (n == "PW").then(|| "bench-pass".to_string());
     let yaml = JOURNEY.replace("URL", &url);
     let config = lookout::config::parse(&yaml, "bench.yaml", Path::new("."), &env).unwrap();
-    let runner = lookout::journey::Runner::new();
+    let runner = lookout::runner::Runner::new();
     // The loop runs as a task on the runtime's worker, as scheduled runs do
     // in the service, not on the thread that blocks on it.
     let bench = async move {

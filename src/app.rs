@@ -14,10 +14,10 @@ use tokio::sync::{Notify, mpsc, watch};
 use crate::ack::AckKeys;
 use crate::config::Config;
 use crate::delivery::{Backoff, Worker};
-use crate::journey::Runner;
 use crate::monitor::Monitor;
 use crate::notify::Notifiers;
 use crate::pager::Pager;
+use crate::runner::Runner;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 use crate::web::{self, AppState};
@@ -110,7 +110,7 @@ impl App {
         let addr = listener.local_addr().map_err(AppError::Serve)?;
         let store = Store::open(&opts.database).await?;
         let keys = AckKeys::new(ack_key(&store).await?);
-        let installation = crate::installation::Installation::load(&store).await?;
+        let installation = store.installation().await?;
         store.release_claims().await?;
         let live = crate::config::Live::new(opts.config);
         let config = live.get();
@@ -405,7 +405,7 @@ async fn pager_loop(
 /// database so links in pages already sent stay valid across restarts.
 async fn ack_key(store: &Store) -> Result<Vec<u8>, crate::store::StoreError> {
     let fresh: [u8; 32] = rand::random();
-    let hex = crate::fmt::hex(&fresh);
+    let hex = crate::human::hex(&fresh);
     let stored = store.setting_or_insert("ack_key", &hex).await?;
     Ok((0..stored.len() / 2)
         .filter_map(|i| u8::from_str_radix(stored.get(2 * i..2 * i + 2)?, 16).ok())

@@ -283,7 +283,7 @@ impl Worker {
                 let delay = backoff(&self.backoff, row.attempts as u32, jitter, retry_after);
                 let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 tracing::warn!(notifier = %row.notifier, attempts = row.attempts, %reason,
-                    retry_in = %crate::fmt::duration(delay), "delivery failed; will retry");
+                    retry_in = %crate::human::duration(delay), "delivery failed; will retry");
                 self.metrics.delivery_failed(&row.notifier);
                 self.store.mark_retry(row.id, next, &reason).await?;
                 Ok(Step::Retrying)

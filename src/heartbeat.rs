@@ -190,7 +190,7 @@ pub fn late_reason(
     mem: &Memory,
     expected: DateTime<Utc>,
 ) -> String {
-    let grace = crate::fmt::duration(hb.grace);
+    let grace = crate::human::duration(hb.grace);
     let last = match mem.last_ping {
         Some(t) => format!("last ping {}", stamp(t, zone(schedule))),
         None => format!(
@@ -202,7 +202,7 @@ pub fn late_reason(
         Schedule::Every(period) => {
             format!(
                 "no ping within {} + {grace} grace ({last})",
-                crate::fmt::duration(*period)
+                crate::human::duration(*period)
             )
         }
         Schedule::Cron { expr, tz } => format!(
@@ -218,18 +218,18 @@ pub fn overrun_reason(hb: &Heartbeat, started: DateTime<Utc>, now: DateTime<Utc>
     let max = hb.max_runtime.unwrap_or_default();
     format!(
         "started {} ago and never finished (max_runtime {})",
-        crate::fmt::duration(Duration::from_secs(ago.as_secs())),
-        crate::fmt::duration(max)
+        crate::human::duration(Duration::from_secs(ago.as_secs())),
+        crate::human::duration(max)
     )
 }
 
 /// The expectation in words, for `lookout check`.
 pub fn describe(schedule: &Schedule, hb: &Heartbeat) -> String {
-    let grace = crate::fmt::duration(hb.grace);
+    let grace = crate::human::duration(hb.grace);
     let mut out = match schedule {
         Schedule::Every(p) => format!(
             "heartbeat: expects a ping every {}, late after {grace} more",
-            crate::fmt::duration(*p)
+            crate::human::duration(*p)
         ),
         Schedule::Cron { expr, tz } => {
             format!("heartbeat: expects a ping at each cron `{expr}` ({tz}), late after {grace}")
@@ -238,7 +238,7 @@ pub fn describe(schedule: &Schedule, hb: &Heartbeat) -> String {
     if let Some(max) = hb.max_runtime {
         out.push_str(&format!(
             "; a run that pinged /start may take {}",
-            crate::fmt::duration(max)
+            crate::human::duration(max)
         ));
     }
     out

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::journey::Redactor;
+use crate::redact::Redactor;
 
 /// The secrets the log writer masks. Cheap to clone; set it whenever the
 /// configuration in force changes ([`LogMask::follow`]).

@@ -31,8 +31,9 @@ use tokio::sync::mpsc;
 use crate::config::{Config, Live, Maintenance, Probe};
 use crate::evaluate::{self, ComponentStatus, Flap, ProbeView, Transition};
 use crate::join;
-use crate::journey::{RunResult, Runner};
+use crate::journey::RunResult;
 use crate::pager::Pager;
+use crate::runner::Runner;
 use crate::store::{Incident, NewIncident, ProbeRow, Result, Store, UpdateKind};
 
 pub use backlog::DEFAULT_LIMIT as BACKLOG_LIMIT;

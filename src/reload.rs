@@ -46,7 +46,7 @@ impl Source {
     /// A fingerprint of the file's bytes (`None` if it cannot be read).
     fn fingerprint(&self) -> Option<String> {
         let bytes = std::fs::read(&self.path).ok()?;
-        Some(crate::fmt::hex(&Sha256::digest(&bytes)[..8]))
+        Some(crate::human::hex(&Sha256::digest(&bytes)[..8]))
     }
 }
 

@@ -28,9 +28,10 @@ use tokio::task::JoinSet;
 use crate::config::{Config, Probe};
 use crate::connectivity::Connectivity;
 use crate::health::Health;
-use crate::journey::{RunResult, Runner};
+use crate::journey::RunResult;
 use crate::metrics::Metrics;
 use crate::pressure::{Gates, SkipReason, SkipTally};
+use crate::runner::Runner;
 use crate::schedule::next_due;
 use crate::store::Store;
 
@@ -466,10 +467,10 @@ impl Start {
         // A passing run is routine (thousands a second on a busy prober):
         // only the others are worth a line at the default level.
         if result.outcome == crate::journey::Outcome::Pass {
-            tracing::debug!(probe = %result.probe, took = %crate::fmt::duration(result.duration()), "run passed");
+            tracing::debug!(probe = %result.probe, took = %crate::human::duration(result.duration()), "run passed");
         } else {
             tracing::info!(probe = %result.probe, outcome = result.outcome.as_str(),
-                took = %crate::fmt::duration(result.duration()), "run finished");
+                took = %crate::human::duration(result.duration()), "run finished");
         }
         if self.deps.results.send(result).await.is_err() {
             tracing::warn!(probe = %name, "monitor stopped; run result dropped");

@@ -23,7 +23,7 @@ const ENQUEUE_CHUNK: usize = 100;
 /// A random token for confirmation and unsubscribe links.
 pub fn new_token() -> String {
     let bytes: [u8; 24] = rand::random();
-    crate::fmt::hex(&bytes)
+    crate::human::hex(&bytes)
 }
 
 fn delivery(id: String, mail: &Mail) -> NewDelivery {

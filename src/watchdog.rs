@@ -106,7 +106,7 @@ impl Watchdog {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let host = self.host();
-        tracing::info!(%host, every = %crate::fmt::duration(self.settings.every),
+        tracing::info!(%host, every = %crate::human::duration(self.settings.every),
             "watchdog: pinging the dead man's switch while healthy");
         let mut last = Utc::now();
         loop {

@@ -46,7 +46,7 @@ async fn start(
         std::env::var("LOOKOUT_SAMPLE_PASSWORD").unwrap_or_else(|_| "demo-password".into());
     let admin_token = std::env::var("LOOKOUT_ADMIN_TOKEN").unwrap_or_else(|_| {
         let bytes: [u8; 12] = rand::random();
-        crate::fmt::hex(&bytes)
+        crate::human::hex(&bytes)
     });
     // The demo provisions the credentials the default probes.yaml reads.
     let (pw, token) = (password.clone(), admin_token.clone());

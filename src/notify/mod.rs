@@ -3,16 +3,14 @@
 //! decides retries from the `DeliveryError` returned here.
 
 pub mod email;
-mod message;
 pub mod pagerduty;
 pub mod signing;
 mod slack;
-pub mod template;
 mod webhook;
 
 use std::time::Duration;
 
-pub use message::{Message, MessageKind};
+pub use crate::message::{Message, MessageKind};
 
 use crate::config::model::{Notifier, Smtp};
 use crate::installation::Installation;
@@ -73,7 +71,7 @@ enum MailSource {
 }
 
 impl Notifiers {
-    /// `installation` is this database's identity (see [`Installation::load`]).
+    /// `installation` is this database's identity (see [`crate::store::Store::installation`]).
     pub fn new(smtp: Option<Smtp>, installation: Installation) -> Self {
         let http = reqwest::Client::builder()
             .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))

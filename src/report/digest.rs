@@ -58,7 +58,7 @@ pub fn delivery_id(week: Week, to: &str) -> String {
 
 /// The digest as plain text.
 pub fn text(r: &WeeklyReport, title: &str, tz: &Tz, link: &str) -> String {
-    let dur = |s: i64| crate::fmt::duration(Duration::from_secs(s.max(0) as u64));
+    let dur = |s: i64| crate::human::duration(Duration::from_secs(s.max(0) as u64));
     let day = |t: &DateTime<Utc>| t.with_timezone(tz).format("%a %-d %b %Y").to_string();
     let last_day = r.ends - chrono::Duration::seconds(1);
     let mut out = format!(
@@ -117,7 +117,7 @@ pub fn text(r: &WeeklyReport, title: &str, tz: &Tz, link: &str) -> String {
             l.id,
             l.name,
             l.component,
-            crate::web::view::local(&l.opened_at, tz)
+            crate::human::local(&l.opened_at, tz)
         ));
     }
     out.push_str("\nSlowest steps (95th percentile / slowest)\n");
@@ -125,7 +125,7 @@ pub fn text(r: &WeeklyReport, title: &str, tz: &Tz, link: &str) -> String {
         out.push_str("  no steps ran\n");
     }
     for s in &r.slowest_steps {
-        let ms = |v: i64| crate::fmt::duration(Duration::from_millis(v.max(0) as u64));
+        let ms = |v: i64| crate::human::duration(Duration::from_millis(v.max(0) as u64));
         out.push_str(&format!(
             "  {} / {}: {} / {} over {} run(s)\n",
             s.probe,
@@ -141,7 +141,7 @@ pub fn text(r: &WeeklyReport, title: &str, tz: &Tz, link: &str) -> String {
             "  {} run {} at {}: {}\n",
             l.probe,
             l.run,
-            crate::web::view::local(&l.started_at, tz),
+            crate::human::local(&l.started_at, tz),
             l.reason.as_deref().unwrap_or("cleanup failed")
         ));
     }

@@ -155,6 +155,16 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt(format!("setting `{key}` vanished")))
     }
 
+    /// The installation identity kept in this database, made (at random) on
+    /// the first call against a fresh one and read back on every later one.
+    pub async fn installation(&self) -> Result<crate::installation::Installation> {
+        let fresh = crate::installation::Installation::random();
+        let stored = self
+            .setting_or_insert("installation_id", fresh.as_str())
+            .await?;
+        Ok(crate::installation::Installation::from_hex(&stored))
+    }
+
     /// A tiny write, for readiness: proves the database takes writes now.
     /// It waits for a lock at most 500ms, so a locked
     /// database answers with its reason instead of keeping a connection

@@ -138,7 +138,7 @@ pub async fn acknowledge_link(
     } else {
         format!(
             "{} (ack link sent to {})",
-            crate::fmt::truncate(name, 80),
+            crate::human::truncate(name, 80),
             claim.recipient
         )
     };

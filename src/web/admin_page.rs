@@ -28,7 +28,7 @@ fn mac(app: &AppState, msg: &str) -> Option<String> {
     let key = config.admin.token.as_ref()?;
     let mut m = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).ok()?;
     m.update(msg.as_bytes());
-    Some(crate::fmt::hex(&m.finalize().into_bytes()))
+    Some(crate::human::hex(&m.finalize().into_bytes()))
 }
 
 fn same(a: &str, b: &str) -> bool {

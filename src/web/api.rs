@@ -71,7 +71,7 @@ pub const PAGE_ID: &str = "lookout";
 /// same name keeps it across restarts and machines.
 pub fn group_id(name: &str) -> String {
     use sha2::{Digest, Sha256};
-    crate::fmt::hex(&Sha256::digest(name.as_bytes())[..6])
+    crate::human::hex(&Sha256::digest(name.as_bytes())[..6])
 }
 
 /// Components and, as Statuspage does, one component per group with

@@ -28,7 +28,7 @@ struct Badge {
 
 impl Badge {
     fn new(label: &str, value: String, color: &'static str) -> Self {
-        let label = crate::fmt::truncate(label, 40);
+        let label = crate::human::truncate(label, 40);
         Badge {
             label_width: text_width(&label) + 10,
             value_width: text_width(&value) + 10,

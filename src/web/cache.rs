@@ -73,7 +73,7 @@ impl Cache {
 
 fn entry(r: Rendered, generation: u64) -> Entry {
     let digest = Sha256::digest(&r.body);
-    let etag = format!("\"{}\"", crate::fmt::hex(&digest[..12]));
+    let etag = format!("\"{}\"", crate::human::hex(&digest[..12]));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let gzip = gz
         .write_all(&r.body)

@@ -119,11 +119,11 @@ struct LeakRow {
 }
 
 fn secs(s: i64) -> String {
-    crate::fmt::duration(Duration::from_secs(s.max(0) as u64))
+    crate::human::duration(Duration::from_secs(s.max(0) as u64))
 }
 
 fn millis(ms: i64) -> String {
-    crate::fmt::duration(Duration::from_millis(ms.max(0) as u64))
+    crate::human::duration(Duration::from_millis(ms.max(0) as u64))
 }
 
 fn spread(s: Option<Spread>) -> String {

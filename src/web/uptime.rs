@@ -327,7 +327,7 @@ fn round_up(v: i64) -> i64 {
 }
 
 fn ms_label(ms: i64) -> String {
-    crate::fmt::duration(std::time::Duration::from_millis(ms.max(0) as u64))
+    crate::human::duration(std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
 /// A measured time in whole milliseconds (the rollups' unit): `0` was

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::evaluate::{self, ComponentStatus};
+pub use crate::human::{iso, local};
 use crate::store::{Incident, IncidentUpdate, Store};
 
 pub struct PageView {
@@ -278,7 +279,7 @@ impl IncidentView {
     pub fn lasted(&self) -> Option<String> {
         let end = self.resolved_at?;
         let secs = (end - self.created_at).num_seconds().max(0) as u64;
-        Some(crate::fmt::duration(std::time::Duration::from_secs(secs)))
+        Some(crate::human::duration(std::time::Duration::from_secs(secs)))
     }
 }
 
@@ -464,15 +465,4 @@ pub async fn incident(
         postmortem: inc.postmortem,
         updates,
     })
-}
-
-/// A time in the page's time zone, for people.
-pub fn local(t: &DateTime<Utc>, tz: &Tz) -> String {
-    t.with_timezone(tz).format("%b %-d, %H:%M %Z").to_string()
-}
-
-/// A time in the page's time zone, ISO 8601 with offset (Statuspage style).
-pub fn iso(t: &DateTime<Utc>, tz: &Tz) -> String {
-    t.with_timezone(tz)
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
 }

@@ -183,9 +183,7 @@ async fn a_page_survives_a_down_receiver_and_a_restart() {
     .await;
     // Same logical page: the receiver can deduplicate on webhook-id, which
     // names this installation (kept in the database across the restart).
-    let installation = lookout::installation::Installation::load(&app.store)
-        .await
-        .unwrap();
+    let installation = app.store.installation().await.unwrap();
     let wire = installation.scoped(&pending.delivery_id);
     assert_eq!(got.headers["webhook-id"], wire.as_str());
     assert_eq!(

@@ -204,8 +204,8 @@ impl Ctx<'_> {
     }
 
     /// `http: "1.1"` or `http: "2"`.
-    fn http_version(&mut self, node: &Node) -> Option<crate::journey::tls::HttpVersion> {
-        use crate::journey::tls::HttpVersion;
+    fn http_version(&mut self, node: &Node) -> Option<crate::config::HttpVersion> {
+        use crate::config::HttpVersion;
         match node.as_scalar().map(|s| s.as_str().trim()) {
             Some("1.1") => Some(HttpVersion::Http1),
             Some("2") | Some("2.0") => Some(HttpVersion::Http2),

@@ -7,11 +7,11 @@ use serde_json::Value;
 
 use super::check::{self, Found, Response};
 use super::http::{self, Exchange, Request, RequestBody, TransportError};
-use super::redact::Redactor;
-use super::result::{AssertionFailure, FailureKind, Hop, Phase, StepOutcome, StepResult};
 use super::scope::RunScope;
 use crate::config::template::RenderError;
 use crate::config::{Body, Probe, Step};
+use crate::journey::result::{AssertionFailure, FailureKind, Hop, Phase, StepOutcome, StepResult};
+use crate::redact::Redactor;
 
 /// Everything one run carries from step to step.
 pub struct RunCtx<'a> {
@@ -312,7 +312,7 @@ impl RunCtx<'_> {
                 self.redactor.add(&check::plain(&value));
             }
             let display = if c.secret {
-                super::redact::MASK.to_string()
+                crate::redact::MASK.to_string()
             } else {
                 self.redactor.cut(&check::show(Some(&value)), check::SHOWN)
             };
@@ -359,7 +359,7 @@ fn poll_note(step: &Step, text: String, attempts: u32, waited: Duration) -> Stri
     match step.poll {
         Some(_) => format!(
             "{text} (last of {attempts} attempts over {})",
-            crate::fmt::duration(waited)
+            crate::human::duration(waited)
         ),
         None => text,
     }

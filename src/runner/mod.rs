@@ -1,0 +1,333 @@
+//! The journey runner: executes a probe's steps against the target, once.
+//! What a run produced is data defined in [`crate::journey`]; a new step
+//! kind beside HTTP goes in [`step`] (dispatch) with its own transport
+//! module next to [`http`].
+//!
+//! `Runner::run` never fails: whatever happens (refused connections, hangs,
+//! huge bodies, bad templates) comes back as a `RunResult` the rest of Lookout
+//! stores and judges. Cleanup (`finally`) steps always run.
+
+pub mod cert;
+pub mod check;
+pub mod http;
+mod scope;
+mod step;
+pub mod tls;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use crate::config::template::Template;
+use crate::config::{Body, Config, Probe};
+use crate::journey::{Outcome, Phase, RunResult, StepOutcome, StepResult};
+use crate::store::Store;
+use scope::RunScope;
+
+/// Runs journeys. Cheap to clone: HTTP clients share their connection pools.
+#[derive(Clone)]
+pub struct Runner {
+    clients: std::sync::Arc<Clients>,
+    /// Where in-flight runs note what their cleanup will need, so a run cut
+    /// short by a crash is cleaned up at the next start.
+    journal: Option<Store>,
+}
+
+impl Runner {
+    pub fn new() -> Self {
+        Self {
+            clients: std::sync::Arc::new(Clients::new(&|name| std::env::var(name).ok())),
+            journal: None,
+        }
+    }
+
+    pub fn with_journal(mut self, store: Store) -> Self {
+        self.journal = Some(store);
+        self
+    }
+
+    /// Runs `probe` once with a fresh run id.
+    pub async fn run(&self, config: &Config, probe: &Probe) -> RunResult {
+        self.run_until(config, probe, std::future::pending()).await
+    }
+
+    /// Runs `probe` once, unless `interrupt` resolves first: then its
+    /// remaining steps are abandoned, its cleanup runs, and the run counts
+    /// as the prober's `error`, marked interrupted.
+    pub async fn run_until(
+        &self,
+        config: &Config,
+        probe: &Probe,
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> RunResult {
+        let run_uid = uuid::Uuid::now_v7().to_string();
+        self.run_with_id_until(config, probe, run_uid, interrupt)
+            .await
+    }
+
+    fn ctx<'a>(&'a self, config: &'a Config, probe: &'a Probe, run_uid: &str) -> step::RunCtx<'a> {
+        step::RunCtx {
+            clients: &self.clients,
+            probe,
+            scope: RunScope::new(config, run_uid.to_string(), Utc::now()),
+            redactor: config.redactor.clone(),
+            cookies: reqwest::cookie::Jar::default(),
+            deadline: None,
+            prober_error: false,
+        }
+    }
+
+    pub async fn run_with_id(&self, config: &Config, probe: &Probe, run_uid: String) -> RunResult {
+        self.run_with_id_until(config, probe, run_uid, std::future::pending())
+            .await
+    }
+
+    async fn run_with_id_until(
+        &self,
+        config: &Config,
+        probe: &Probe,
+        run_uid: String,
+        interrupt: impl std::future::Future<Output = ()>,
+    ) -> RunResult {
+        let started_at = Utc::now();
+        let clock = Instant::now();
+        let mut run = self.ctx(config, probe, &run_uid);
+        // A deadline past what the clock can hold is no deadline.
+        run.deadline = probe.deadline.and_then(|d| clock.checked_add(d));
+        let journal = self.journal.as_ref().filter(|_| !probe.finally.is_empty());
+        let needed = cleanup_names(probe);
+        if let Some(store) = journal {
+            let begun = store.begin_run(&run_uid, &probe.name, &probe.component, started_at);
+            if let Err(e) = begun.await {
+                tracing::warn!(probe = %probe.name, error = %e, "could not journal the run");
+            }
+        }
+        let mut steps = Vec::new();
+        let interrupted = {
+            let main = async {
+                let mut failed = false;
+                for s in &probe.steps {
+                    let r = if failed {
+                        step::skipped(s, Phase::Steps, &run)
+                    } else {
+                        run.execute(s, Phase::Steps).await
+                    };
+                    failed |= r.outcome == StepOutcome::Fail && r.critical;
+                    steps.push(r);
+                    if let Some(store) = journal
+                        && s.capture.iter().any(|c| needed.contains(&c.name))
+                    {
+                        journal_captures(store, &run_uid, probe, &run, &needed).await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = main => false,
+                () = interrupt => true,
+            }
+        };
+        let main_took = clock.elapsed();
+        let (finally, leaked) = cleanup(&mut run, probe).await;
+        steps.extend(finally);
+        let (outcome, note) = if interrupted {
+            let note =
+                "interrupted: Lookout was stopping, so the run was cut short and its cleanup ran";
+            (Outcome::Error, Some(note.to_string()))
+        } else {
+            (outcome(probe, &steps, main_took, run.prober_error), None)
+        };
+        RunResult {
+            run_uid,
+            probe: probe.name.clone(),
+            component: probe.component.clone(),
+            started_at,
+            finished_at: Utc::now(),
+            outcome,
+            leaked,
+            steps,
+            note,
+        }
+    }
+
+    /// Runs only the cleanup of a run that a crash cut short, with the
+    /// captures it had journaled. The run counts as the prober's `error`.
+    pub async fn clean_up_interrupted(
+        &self,
+        config: &Config,
+        probe: &Probe,
+        run_uid: String,
+        started_at: chrono::DateTime<Utc>,
+        captures: BTreeMap<String, serde_json::Value>,
+    ) -> RunResult {
+        let mut run = self.ctx(config, probe, &run_uid);
+        for (k, v) in captures {
+            run.scope.capture(&k, v);
+        }
+        let (steps, leaked) = cleanup(&mut run, probe).await;
+        RunResult {
+            run_uid,
+            probe: probe.name.clone(),
+            component: probe.component.clone(),
+            started_at,
+            finished_at: Utc::now(),
+            outcome: Outcome::Error,
+            leaked,
+            steps,
+            note: Some(
+                "interrupted: Lookout stopped during the run; its cleanup ran at the next start"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// Runs every `finally` step; returns their results and whether one failed.
+async fn cleanup(run: &mut step::RunCtx<'_>, probe: &Probe) -> (Vec<StepResult>, bool) {
+    let mut steps = Vec::new();
+    let mut leaked = false;
+    for s in &probe.finally {
+        let r = run.execute(s, Phase::Finally).await;
+        leaked |= r.outcome == StepOutcome::Fail;
+        steps.push(r);
+    }
+    (steps, leaked)
+}
+
+/// Names the cleanup steps read: what a crashed run must have kept.
+fn cleanup_names(probe: &Probe) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for s in &probe.finally {
+        names.extend(s.only_if_defined.iter().cloned());
+        let mut templates: Vec<&Template> = vec![&s.url];
+        templates.extend(s.headers.iter().map(|(_, t)| t));
+        match &s.body {
+            Body::Json(v) => templates.extend(v.templates()),
+            Body::Form(f) => templates.extend(f.iter().map(|(_, t)| t)),
+            Body::Raw(t) => templates.push(t),
+            Body::None => {}
+        }
+        names.extend(
+            templates
+                .iter()
+                .flat_map(|t| t.names())
+                .map(|(n, _)| n.to_string()),
+        );
+    }
+    names
+}
+
+/// Journals the captures cleanup needs. Secret captures are never written
+/// anywhere; a cleanup that needs one cannot run after a crash.
+async fn journal_captures(
+    store: &Store,
+    run_uid: &str,
+    probe: &Probe,
+    run: &step::RunCtx<'_>,
+    needed: &BTreeSet<String>,
+) {
+    let secret = |name: &str| {
+        probe
+            .steps
+            .iter()
+            .flat_map(|s| &s.capture)
+            .any(|c| c.name == name && c.secret)
+    };
+    let keep: BTreeMap<&String, &serde_json::Value> = run
+        .scope
+        .captures()
+        .iter()
+        .filter(|(k, _)| needed.contains(*k) && !secret(k))
+        .collect();
+    let json = serde_json::to_string(&keep).unwrap_or_default();
+    if let Err(e) = store.save_pending_captures(run_uid, &json).await {
+        tracing::warn!(probe = %probe.name, error = %e, "could not journal captures");
+    }
+}
+
+impl Default for Runner {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn outcome(probe: &Probe, steps: &[StepResult], took: Duration, prober_error: bool) -> Outcome {
+    let main = steps.iter().filter(|s| s.phase == Phase::Steps);
+    let mut degraded = probe.degraded_after.is_some_and(|slo| took > slo);
+    for s in main {
+        if s.outcome == StepOutcome::Fail {
+            if s.critical {
+                return if prober_error {
+                    Outcome::Error
+                } else {
+                    Outcome::Fail
+                };
+            }
+            degraded = true;
+        }
+    }
+    if degraded {
+        Outcome::Degraded
+    } else {
+        Outcome::Pass
+    }
+}
+
+/// The probing HTTP clients, one per (certificate checks, HTTP version),
+/// each built on first use and then shared (with its connection pool).
+pub struct Clients {
+    slots: [std::sync::OnceLock<reqwest::Client>; 6],
+    /// The proxies the clients use, for the trace.
+    pub proxies: http::Proxies,
+}
+
+impl Clients {
+    /// `env` reads the proxy variables (the process environment in production).
+    pub fn new(env: &dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            slots: Default::default(),
+            proxies: http::Proxies::from_env(env),
+        }
+    }
+
+    /// The client for probes with `insecure_tls` and steps with `http:`.
+    pub fn get(&self, insecure: bool, version: tls::HttpVersion) -> &reqwest::Client {
+        let index = usize::from(insecure) * 3
+            + match version {
+                tls::HttpVersion::Auto => 0,
+                tls::HttpVersion::Http1 => 1,
+                tls::HttpVersion::Http2 => 2,
+            };
+        self.slots[index].get_or_init(|| client(insecure, version))
+    }
+}
+
+/// The one place HTTP clients for probing are built. Redirects are
+/// followed by `http::send` (hop by hop, through the run's cookie jar), so
+/// the client follows none and never sends `Referer`; bodies are decoded
+/// (gzip, deflate, br) before the size cap counts them.
+fn client(insecure: bool, version: tls::HttpVersion) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .referer(false)
+        .gzip(true)
+        .deflate(true)
+        .brotli(true)
+        .tls_info(true)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .dns_resolver(std::sync::Arc::new(crate::journey::timing::TimedResolver))
+        .connector_layer(crate::journey::timing::TimedConnect);
+    builder = match version {
+        tls::HttpVersion::Auto => builder,
+        tls::HttpVersion::Http1 => builder.http1_only(),
+        tls::HttpVersion::Http2 => builder.http2_prior_knowledge(),
+    };
+    if let Some(tls) = tls::client_config(insecure, version) {
+        builder = builder.tls_backend_preconfigured(tls);
+    }
+    builder.build().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "could not build the probing HTTP client; using defaults");
+        reqwest::Client::new()
+    })
+}
