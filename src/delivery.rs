@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::config::Live;
+use crate::crash::CrashAt;
 use crate::notify::{DeliveryError, Message, Notifiers};
 use crate::store::{OutboxRow, Store};
 
@@ -45,37 +46,6 @@ pub fn backoff(b: &Backoff, attempts: u32, jitter: f64, retry_after: Option<Dura
         .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)));
     let delay = exp.min(b.cap).mul_f64(jitter.clamp(0.5, 1.0));
     retry_after.map_or(delay, |r| r.max(delay))
-}
-
-/// A test hook for crash-recovery tests: started with `LOOKOUT_CRASH_AT=<point>`,
-/// the process aborts (no destructors, no graceful stop, like SIGKILL) the
-/// first time it reaches that point. Points: `before_enqueue` and
-/// `after_enqueue` (pager, around the escalation transaction), `mid_delivery`
-/// (worker, row claimed but not yet sent) and `after_delivery` (sent, not yet
-/// marked delivered). Without the variable it does nothing.
-#[derive(Debug, Clone, Default)]
-pub struct CrashAt(Option<Arc<str>>);
-
-impl CrashAt {
-    pub const VAR: &str = "LOOKOUT_CRASH_AT";
-
-    /// Reads [`Self::VAR`] once; call where the component is built.
-    pub fn from_env() -> Self {
-        Self(
-            std::env::var(Self::VAR)
-                .ok()
-                .filter(|p| !p.is_empty())
-                .map(Arc::from),
-        )
-    }
-
-    /// Aborts the process if `point` is the configured crash point.
-    pub fn reached(&self, point: &str) {
-        if self.0.as_deref() == Some(point) {
-            eprintln!("{}={point}: aborting the process", Self::VAR);
-            std::process::abort();
-        }
-    }
 }
 
 /// Deliveries in flight and the lane (notifier) each one holds. A lane is

@@ -3,8 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::AlertRule;
+use std::collections::HashMap;
+
+use crate::config::{AlertRule, Config};
 use crate::journey::Outcome;
+use crate::maintenance::Maintenance;
 
 /// The alerting memory of one probe.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,6 +210,88 @@ pub fn overall(statuses: &[ComponentStatus]) -> (&'static str, &'static str) {
         Some(ComponentStatus::UnderMaintenance) => ("maintenance", "Service Under Maintenance"),
         _ => ("none", "All Systems Operational"),
     }
+}
+
+/// A probe's state as stored, with what its last run said (the store
+/// keeps one per probe; the monitor holds the same in memory).
+#[derive(Debug, Clone)]
+pub struct ProbeState {
+    pub probe: String,
+    pub component: String,
+    pub health: ProbeHealth,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_outcome: Option<Outcome>,
+    pub last_reason: Option<String>,
+    pub last_failed_step: Option<String>,
+}
+
+// Component status from stored probe states: what the page, the pager and
+// the monitor show for a component.
+
+/// Probe states by probe name, for the `state` lookups below: built once,
+/// not a scan per probe (with 10,000 probes a scan made a page quadratic).
+pub fn states_by_name(states: &[ProbeState]) -> HashMap<&str, &ProbeState> {
+    states.iter().map(|s| (s.probe.as_str(), s)).collect()
+}
+
+/// What the page shows for a component: its probes' status, made worse by
+/// any state operators declared on an open incident (never better).
+pub fn shown_status_by<'a>(
+    config: &Config,
+    state: impl Fn(&str) -> Option<&'a ProbeState>,
+    windows: &[Maintenance],
+    declared: &[(String, String)],
+    component: &str,
+    now: DateTime<Utc>,
+) -> ComponentStatus {
+    declared
+        .iter()
+        .filter(|(id, _)| id == component)
+        .filter_map(|(_, s)| ComponentStatus::parse(s))
+        .fold(
+            component_status_by(config, state, windows, component, now),
+            ComponentStatus::max,
+        )
+}
+
+/// A component's status from the stored probe states and maintenance windows.
+pub fn component_status_from_states(
+    config: &Config,
+    states: &[ProbeState],
+    windows: &[Maintenance],
+    component: &str,
+    now: DateTime<Utc>,
+) -> ComponentStatus {
+    let by_name = states_by_name(states);
+    component_status_by(
+        config,
+        |name| by_name.get(name).copied(),
+        windows,
+        component,
+        now,
+    )
+}
+
+/// [`component_status_from_states`] with each probe's state looked up by name.
+pub fn component_status_by<'a>(
+    config: &Config,
+    state: impl Fn(&str) -> Option<&'a ProbeState>,
+    windows: &[Maintenance],
+    component: &str,
+    now: DateTime<Utc>,
+) -> ComponentStatus {
+    let views: Vec<ProbeView> = config
+        .probes_of(component)
+        .map(|p| {
+            let s = state(&p.name);
+            ProbeView {
+                failing: s.is_some_and(|s| s.health.failing),
+                last_outcome: s.and_then(|s| s.last_outcome),
+            }
+        })
+        .collect();
+    let in_maintenance = crate::maintenance::active_for(windows, component, now).is_some();
+    component_status(&views, in_maintenance)
 }
 
 #[cfg(test)]

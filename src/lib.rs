@@ -53,6 +53,7 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod connectivity;
+pub mod crash;
 pub mod delivery;
 pub mod escalation;
 pub mod evaluate;

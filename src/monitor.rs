@@ -21,20 +21,19 @@ mod memory;
 pub mod moves;
 mod withheld;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, Live, Maintenance, Probe};
-use crate::evaluate::{self, ComponentStatus, Flap, ProbeView, Transition};
+use crate::config::{Config, Live, Probe};
+use crate::evaluate::{self, ComponentStatus, Flap, Transition, component_status_by};
 use crate::join;
 use crate::journey::RunResult;
 use crate::pager::Pager;
 use crate::runner::Runner;
-use crate::store::{Incident, NewIncident, ProbeRow, Result, Store, UpdateKind};
+use crate::store::{Incident, NewIncident, Result, Store, UpdateKind};
 
 pub use backlog::DEFAULT_LIMIT as BACKLOG_LIMIT;
 use backlog::Inbox;
@@ -440,7 +439,7 @@ impl Monitor {
             .is_some_and(|c| c.generation == generation && c.read.elapsed() < CONTEXT_MAX_AGE);
         if !fresh {
             let ctx = Context {
-                windows: windows(&self.config.get(), &self.store).await?,
+                windows: self.store.windows(&self.config.get()).await?,
                 declared: self.store.declared_component_states().await?,
                 version: cache.as_ref().map_or(0, |c| c.ctx.version + 1),
             };
@@ -676,7 +675,7 @@ impl Monitor {
         let title = format!("{name} disrupted");
         // Never the technical detail: that stays on the internal timeline.
         let public = withheld::public_message(&config, f.component);
-        let windows = windows(&self.config.get(), &self.store).await?;
+        let windows = self.store.windows(&self.config.get()).await?;
         // In maintenance the incident stays internal until the window ends.
         let in_public = withheld::public_at(&windows, f.component, now);
         let lookup = |name: &str| memory.probe(name);
@@ -893,8 +892,8 @@ impl Monitor {
     /// The component's current status from its probes' stored states.
     pub async fn component_status(&self, component: &str) -> Result<ComponentStatus> {
         let states = self.store.probe_states().await?;
-        let windows = windows(&self.config.get(), &self.store).await?;
-        Ok(component_status(
+        let windows = self.store.windows(&self.config.get()).await?;
+        Ok(evaluate::component_status_from_states(
             &self.config.get(),
             &states,
             &windows,
@@ -968,79 +967,6 @@ pub async fn clean_up_interrupted(store: Store, config: Arc<Config>, runner: Run
             tracing::error!(error = %e, "could not record an interrupted run");
         }
     }
-}
-
-/// Every maintenance window: probes.yaml's and the admin API's.
-pub async fn windows(config: &Config, store: &Store) -> Result<Vec<Maintenance>> {
-    let mut all = config.maintenance.clone();
-    all.extend(store.maintenances().await?);
-    Ok(all)
-}
-
-/// Probe states by probe name, for the `state` lookups below: built once,
-/// not a scan per probe (with 10,000 probes a scan made a page quadratic).
-pub fn states_by_name(states: &[ProbeRow]) -> HashMap<&str, &ProbeRow> {
-    states.iter().map(|s| (s.probe.as_str(), s)).collect()
-}
-
-/// What the page shows for a component: its probes' status, made worse by
-/// any state operators declared on an open incident (never better).
-pub fn shown_status_by<'a>(
-    config: &Config,
-    state: impl Fn(&str) -> Option<&'a ProbeRow>,
-    windows: &[Maintenance],
-    declared: &[(String, String)],
-    component: &str,
-    now: DateTime<Utc>,
-) -> ComponentStatus {
-    declared
-        .iter()
-        .filter(|(id, _)| id == component)
-        .filter_map(|(_, s)| ComponentStatus::parse(s))
-        .fold(
-            component_status_by(config, state, windows, component, now),
-            ComponentStatus::max,
-        )
-}
-
-/// A component's status from the stored probe states and maintenance windows.
-pub fn component_status(
-    config: &Config,
-    states: &[ProbeRow],
-    windows: &[Maintenance],
-    component: &str,
-    now: DateTime<Utc>,
-) -> ComponentStatus {
-    let by_name = states_by_name(states);
-    component_status_by(
-        config,
-        |name| by_name.get(name).copied(),
-        windows,
-        component,
-        now,
-    )
-}
-
-/// [`component_status`] with each probe's state looked up by name.
-pub fn component_status_by<'a>(
-    config: &Config,
-    state: impl Fn(&str) -> Option<&'a ProbeRow>,
-    windows: &[Maintenance],
-    component: &str,
-    now: DateTime<Utc>,
-) -> ComponentStatus {
-    let views: Vec<ProbeView> = config
-        .probes_of(component)
-        .map(|p| {
-            let s = state(&p.name);
-            ProbeView {
-                failing: s.is_some_and(|s| s.health.failing),
-                last_outcome: s.and_then(|s| s.last_outcome),
-            }
-        })
-        .collect();
-    let in_maintenance = crate::maintenance::active_for(windows, component, now).is_some();
-    evaluate::component_status(&views, in_maintenance)
 }
 
 /// How often the database file is looked at (deleted or replaced?).

@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 
 use crate::ack::AckKeys;
 use crate::config::Live;
-use crate::delivery::CrashAt;
+use crate::crash::CrashAt;
 use crate::escalation::{self, Action};
 use crate::hold::{self, Hold, Member};
 use crate::installation::Installation;
@@ -21,7 +21,7 @@ const ACK_LINK_TTL: chrono::Duration = chrono::Duration::days(7);
 
 /// What decides holds, read once per tick.
 struct HoldContext {
-    states: Vec<crate::store::ProbeRow>,
+    states: Vec<crate::store::ProbeState>,
     windows: Vec<crate::maintenance::Maintenance>,
     silences: Vec<crate::hold::Silence>,
 }
@@ -91,7 +91,7 @@ impl Pager {
         // What holds pages is read once per tick, not once per incident.
         let ctx = HoldContext {
             states: self.store.probe_states().await?,
-            windows: crate::monitor::windows(&self.config.get(), &self.store).await?,
+            windows: self.store.windows(&self.config.get()).await?,
             silences: self.store.active_silences(now).await?,
         };
         let mut enqueued = 0;

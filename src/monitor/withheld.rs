@@ -71,7 +71,7 @@ impl Monitor {
         // Still some: look again after the next batch.
         self.withheld.set();
         let config = self.config.get();
-        let windows = super::windows(&config, &self.store).await?;
+        let windows = self.store.windows(&config).await?;
         for inc in withheld {
             if !public_at(&windows, &inc.component, now) {
                 continue;

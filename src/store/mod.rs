@@ -24,6 +24,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use crate::evaluate::ProbeState;
 pub use batch::{RunBatch, Seen, Switch};
 pub use holds::NewSilence;
 pub use incidents::{
@@ -32,7 +33,7 @@ pub use incidents::{
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use reports::{LeakedRun, StepDuration};
 pub use rollups::{StateInterval, Subject, SubjectId};
-pub use runs::{InterruptedRun, ProbeRow, RunRow, StepRow};
+pub use runs::{InterruptedRun, RunRow, StepRow};
 pub use skips::SkipRow;
 pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest};
 

@@ -298,7 +298,7 @@ pub async fn maintenances(
 ) -> Result<Json<Value>, WebError> {
     authorize(&app, &headers)?;
     let now = chrono::Utc::now();
-    let all = crate::monitor::windows(&app.config.get(), &app.store).await?;
+    let all = app.store.windows(&app.config.get()).await?;
     Ok(Json(json!(
         all.iter()
             .map(|m| maintenance_json(m, now))

@@ -323,9 +323,9 @@ pub async fn page(
 ) -> crate::store::Result<PageView> {
     let now = Utc::now();
     let states = store.probe_states().await?;
-    let windows = crate::monitor::windows(config, store).await?;
+    let windows = store.windows(config).await?;
     let declared = store.declared_component_states().await?;
-    let by_name = crate::monitor::states_by_name(&states);
+    let by_name = crate::evaluate::states_by_name(&states);
     let ids: Vec<String> = config.components.iter().map(|c| c.id.clone()).collect();
     let created = store.first_seen("component", &ids, now).await?;
     let changed = store.component_changes().await?;
@@ -339,7 +339,7 @@ pub async fn page(
             description: c.description.clone(),
             group: c.group.clone(),
             position: i + 1,
-            status: crate::monitor::shown_status_by(
+            status: crate::evaluate::shown_status_by(
                 config,
                 |name| by_name.get(name).copied(),
                 &windows,

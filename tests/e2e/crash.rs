@@ -23,7 +23,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
-use lookout::delivery::CrashAt;
+use lookout::crash::CrashAt;
 use lookout::store::{OutboxRow, Store};
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 
