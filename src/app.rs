@@ -91,7 +91,7 @@ pub struct App {
     worker: Worker,
     tuning: Tuning,
     /// Heartbeat pings from the web layer, for the watcher.
-    pings: crate::heartbeat::watcher::Inbox,
+    pings: crate::heartbeat_watcher::PingInbox,
     source: Option<crate::reload::Source>,
     /// `AppOptions::started`, or when `build` began: the scheduler's plan
     /// starts here.
@@ -146,7 +146,7 @@ impl App {
         metrics.expect_skips(crate::pressure::SkipReason::ALL.map(|r| r.label()));
         let health = crate::health::Health::default();
         let worker = worker.with_ops(metrics.clone(), health.clone());
-        let (heartbeats, pings) = crate::heartbeat::watcher::Heartbeats::new(live.clone());
+        let (heartbeats, pings) = crate::heartbeat_watcher::Heartbeats::new(live.clone());
         let changes = crate::changes::Changes::default();
         let monitor = Monitor::new(store.clone(), live.clone(), pager.clone())
             .with_changes(changes.clone())
@@ -269,7 +269,7 @@ impl App {
                 stopped(stop_rx.clone()),
             ))
         });
-        let watcher = crate::heartbeat::watcher::Watcher::new(
+        let watcher = crate::heartbeat_watcher::Watcher::new(
             self.state.store.clone(),
             self.state.config.clone(),
             results_tx.clone(),
@@ -312,10 +312,10 @@ impl App {
                 settings,
                 base_url: self.state.base_url.clone(),
             };
-            let pager = self.state.pager.clone();
+            let outbox = self.state.pager.outbox_wake();
             tokio::spawn(crate::report::digest::run(
                 digest,
-                pager,
+                outbox,
                 stopped(stop_rx.clone()),
             ))
         });

@@ -281,7 +281,7 @@ impl Worker {
     }
 
     async fn deliver(&self, row: &OutboxRow) -> Result<(), DeliveryError> {
-        if row.kind == crate::subscribers::KIND {
+        if row.kind == crate::lanes::MAIL_KIND {
             let mail: crate::notify::email::Mail =
                 serde_json::from_str(&row.payload).map_err(|e| DeliveryError::Permanent {
                     reason: format!("stored mail is unreadable: {e}"),

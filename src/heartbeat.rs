@@ -10,9 +10,7 @@
 //! when Lookout started watching it, so a job that never runs is noticed too.
 //!
 //! Each missed period is reported once (`Memory::late_through`), and an
-//! overrun once per start. [`watcher`] does the I/O: pings in, runs out.
-
-pub mod watcher;
+//! overrun once per start. [`crate::heartbeat_watcher`] does the I/O: pings in, runs out.
 
 use std::time::Duration;
 

@@ -319,6 +319,11 @@ impl Pager {
         Ok(out)
     }
 
+    /// The outbox worker's wake-up, for tasks that enqueue mail themselves.
+    pub fn outbox_wake(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
     pub fn wake_worker(&self) {
         self.wake.notify_one();
     }

@@ -13,18 +13,14 @@ use crate::notify::email::Mail;
 use crate::store::{NewDelivery, Result, Store, Subscriber};
 
 /// The outbox `kind` of subscriber mail.
-pub const KIND: &str = "subscriber";
+pub const KIND: &str = crate::lanes::MAIL_KIND;
 /// The outbox `notifier` name of subscriber mail (not a configured notifier).
-pub const NOTIFIER: &str = "subscribers";
+pub const NOTIFIER: &str = crate::lanes::SUBSCRIBERS;
 
 /// Subscriber mails enqueued per transaction.
 const ENQUEUE_CHUNK: usize = 100;
 
-/// A random token for confirmation and unsubscribe links.
-pub fn new_token() -> String {
-    let bytes: [u8; 24] = rand::random();
-    crate::human::hex(&bytes)
-}
+pub use crate::store::new_token;
 
 fn delivery(id: String, mail: &Mail) -> NewDelivery {
     NewDelivery {

@@ -21,7 +21,7 @@ use crate::store::{NewDelivery, Store};
 
 /// The outbox `notifier` of digest mail (not a configured notifier). Its
 /// `kind` is the plain-mail kind subscriber mail uses.
-pub const NOTIFIER: &str = "report";
+pub const NOTIFIER: &str = crate::lanes::DIGEST;
 
 /// How often the task looks whether a digest is due.
 const TICK: Duration = Duration::from_secs(60);
@@ -192,7 +192,7 @@ impl Digest {
                     delivery_id: delivery_id(week, to),
                     incident_id: None,
                     notifier: NOTIFIER.into(),
-                    kind: crate::subscribers::KIND.into(),
+                    kind: crate::lanes::MAIL_KIND.into(),
                     payload: serde_json::to_string(&mail).unwrap_or_default(),
                 }
             })
@@ -208,14 +208,14 @@ impl Digest {
 /// outbox worker when one was enqueued.
 pub async fn run(
     digest: Digest,
-    pager: crate::pager::Pager,
+    outbox: std::sync::Arc<tokio::sync::Notify>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     loop {
         match digest.enqueue_due(Utc::now()).await {
             Ok(0) => {}
-            Ok(_) => pager.wake_worker(),
+            Ok(_) => outbox.notify_one(),
             Err(e) => tracing::error!(error = %e, "weekly report: could not enqueue the digest"),
         }
         tokio::select! {

@@ -35,7 +35,7 @@ pub use reports::{LeakedRun, StepDuration};
 pub use rollups::{StateInterval, Subject, SubjectId};
 pub use runs::{InterruptedRun, RunRow, StepRow};
 pub use skips::SkipRow;
-pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest};
+pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest, new_token};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

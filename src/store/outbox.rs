@@ -107,10 +107,7 @@ impl Store {
         }
         // Mail has its own lanes, each looked up by the lane index: a busy
         // lane costs nothing however many mails wait in it.
-        let mail_lanes = [
-            crate::subscribers::NOTIFIER,
-            crate::report::digest::NOTIFIER,
-        ];
+        let mail_lanes = [crate::lanes::SUBSCRIBERS, crate::lanes::DIGEST];
         for lane in mail_lanes {
             if busy.iter().any(|b| b == lane) {
                 continue;

@@ -43,7 +43,7 @@ pub struct AppState {
     /// Public documents rendered once per change.
     pub cache: cache::Cache,
     /// Takes heartbeat pings to the watcher.
-    pub heartbeats: crate::heartbeat::watcher::Heartbeats,
+    pub heartbeats: crate::heartbeat_watcher::Heartbeats,
     /// Liveness facts of the background tasks, for `/readyz`.
     pub health: crate::health::Health,
     pub metrics: crate::metrics::Metrics,

@@ -16,8 +16,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Due, Memory};
 use crate::config::{Live, Probe};
+use crate::heartbeat::{self, Due, Memory};
 use crate::journey::{Outcome, RunResult};
 use crate::store::Store;
 
@@ -73,12 +73,12 @@ pub struct Heartbeats {
 }
 
 /// The watcher's end of the ping channel, made with [`Heartbeats::new`].
-pub struct Inbox(mpsc::Receiver<Ping>);
+pub struct PingInbox(mpsc::Receiver<Ping>);
 
 impl Heartbeats {
-    pub fn new(config: Live) -> (Self, Inbox) {
+    pub fn new(config: Live) -> (Self, PingInbox) {
         let (tx, rx) = mpsc::channel(256);
-        (Self { tx, config }, Inbox(rx))
+        (Self { tx, config }, PingInbox(rx))
     }
 
     /// The heartbeat probe whose token is `token`. Every token is compared,
@@ -119,13 +119,18 @@ pub struct Watcher {
     store: Store,
     config: Live,
     results: mpsc::Sender<RunResult>,
-    inbox: Inbox,
+    inbox: PingInbox,
     /// Loaded from the store on first use, then kept in step with it.
     memory: BTreeMap<String, Memory>,
 }
 
 impl Watcher {
-    pub fn new(store: Store, config: Live, results: mpsc::Sender<RunResult>, inbox: Inbox) -> Self {
+    pub fn new(
+        store: Store,
+        config: Live,
+        results: mpsc::Sender<RunResult>,
+        inbox: PingInbox,
+    ) -> Self {
         Self {
             store,
             config,
@@ -161,14 +166,14 @@ impl Watcher {
             let Some(mut mem) = self.memory_of(&probe.name, now).await else {
                 continue;
             };
-            let due = super::due(&probe.schedule, hb, &mem, now);
+            let due = heartbeat::due(&probe.schedule, hb, &mem, now);
             let mut runs = Vec::new();
             for d in &due {
                 let note = match d {
                     Due::Late { expected } => {
-                        super::late_reason(&probe.schedule, hb, &mem, *expected)
+                        heartbeat::late_reason(&probe.schedule, hb, &mem, *expected)
                     }
-                    Due::Overrun { started } => super::overrun_reason(hb, *started, now),
+                    Due::Overrun { started } => heartbeat::overrun_reason(hb, *started, now),
                 };
                 tracing::warn!(probe = %probe.name, reason = %note, "heartbeat missed");
                 runs.push(run(probe, Outcome::Fail, now, now, Some(note)));
@@ -268,7 +273,7 @@ impl Watcher {
             .iter()
             .filter_map(|p| {
                 let mem = self.memory.get(&p.name)?;
-                super::next_deadline(&p.schedule, p.heartbeat.as_ref()?, mem, now)
+                heartbeat::next_deadline(&p.schedule, p.heartbeat.as_ref()?, mem, now)
             })
             .min()
             .map_or(MAX_WAIT, |t| {
