@@ -5,12 +5,9 @@
 //! is a 404.
 
 use askama::Template;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::Response;
 use chrono::Utc;
 
-use super::site::Rendered;
+use super::cache::Rendered;
 use super::view::PageView;
 use super::{AppState, WebError};
 use crate::evaluate::ComponentStatus;
@@ -139,19 +136,6 @@ pub async fn render(
         content_type: "image/svg+xml",
         body: badge.render()?.into_bytes(),
     }))
-}
-
-/// `GET /badge/{component}/…`: from the page cache, cacheable for a minute
-/// by browsers and image proxies (README badges are fetched through them).
-pub async fn serve(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    let mut resp = super::cache::serve(&app, uri.path(), &headers).await;
-    if matches!(resp.status(), StatusCode::OK | StatusCode::NOT_MODIFIED) {
-        resp.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=60"),
-        );
-    }
-    resp
 }
 
 /// The badge paths worth publishing as files: components whose id is safe

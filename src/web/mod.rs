@@ -60,7 +60,27 @@ async fn public(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    cache::serve(&app, uri.path(), &headers).await
+    site::serve(&app, uri.path(), &headers).await
+}
+
+/// `GET /badge/{component}/…`: from the page cache, cacheable for a minute
+/// by browsers and image proxies (README badges are fetched through them).
+async fn badge(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let mut resp = site::serve(&app, uri.path(), &headers).await;
+    if matches!(
+        resp.status(),
+        axum::http::StatusCode::OK | axum::http::StatusCode::NOT_MODIFIED
+    ) {
+        resp.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("public, max-age=60"),
+        );
+    }
+    resp
 }
 
 /// CORS for the documents other sites read from a browser (Atlassian's
@@ -81,8 +101,8 @@ pub fn cors() -> tower_http::cors::CorsLayer {
 /// The public API, feeds and badges: readable from any origin.
 fn shared() -> Router<AppState> {
     Router::new()
-        .route("/badge/{component}/status.svg", get(badge::serve))
-        .route("/badge/{component}/uptime.svg", get(badge::serve))
+        .route("/badge/{component}/status.svg", get(badge))
+        .route("/badge/{component}/uptime.svg", get(badge))
         .route("/history.atom", get(public))
         .route("/history.rss", get(public))
         .route("/api/v2/{*document}", get(public))

@@ -8,10 +8,17 @@ use chrono::{Datelike, Utc};
 use super::view::{self, IncidentView, PageView};
 use super::{AppState, WebError, api};
 
-/// A rendered document.
-pub struct Rendered {
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
+pub use super::cache::Rendered;
+
+/// Answers `GET path` from the page cache, rendering on a miss.
+pub async fn serve(
+    app: &AppState,
+    path: &str,
+    request: &axum::http::HeaderMap,
+) -> axum::response::Response {
+    let generation = app.changes.generation();
+    let found = app.cache.get(generation, path, || render(app, path)).await;
+    super::cache::respond(found, request)
 }
 
 const HTML: &str = "text/html; charset=utf-8";

@@ -9,7 +9,7 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::site::Rendered;
+use super::cache::Rendered;
 use super::view::{PageView, slug};
 use super::{AppState, WebError};
 use crate::evaluate::ComponentStatus;
