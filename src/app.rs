@@ -92,6 +92,10 @@ pub struct App {
     tuning: Tuning,
     /// Heartbeat pings from the web layer, for the watcher.
     pings: crate::heartbeat_watcher::PingInbox,
+    /// The pager's wake-up: the monitor wakes it when incidents change.
+    paging: crate::signal::Wake,
+    /// Public incident updates from the monitor, for subscriber mail.
+    public_updates: mpsc::UnboundedReceiver<crate::signal::PublicUpdate>,
     source: Option<crate::reload::Source>,
     /// `AppOptions::started`, or when `build` began: the scheduler's plan
     /// starts here.
@@ -121,6 +125,9 @@ impl App {
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("http://{addr}"));
         let wake = Arc::new(Notify::new());
+        let outbox = crate::signal::Wake::from_notify(wake.clone());
+        let paging = crate::signal::Wake::default();
+        let (public_tx, public_updates) = mpsc::unbounded_channel();
         let pager = Pager::new(
             store.clone(),
             live.clone(),
@@ -148,7 +155,9 @@ impl App {
         let worker = worker.with_ops(metrics.clone(), health.clone());
         let (heartbeats, pings) = crate::heartbeat_watcher::Heartbeats::new(live.clone());
         let changes = crate::changes::Changes::default();
-        let monitor = Monitor::new(store.clone(), live.clone(), pager.clone())
+        let monitor = Monitor::new(store.clone(), live.clone(), pager.notices().clone())
+            .with_wakes(paging.clone(), outbox)
+            .with_public_updates(public_tx)
             .with_changes(changes.clone())
             .with_metrics(metrics.clone())
             .with_health(health.clone())
@@ -176,6 +185,8 @@ impl App {
             worker,
             tuning: opts.tuning,
             pings,
+            paging,
+            public_updates,
             source: opts.source,
             started,
         })
@@ -218,7 +229,7 @@ impl App {
         let config = self.state.config.get();
         let (results_tx, results_rx) = mpsc::channel(1024);
         let runner = Runner::new().with_journal(self.state.store.clone());
-        tokio::spawn(crate::monitor::clean_up_interrupted(
+        tokio::spawn(crate::runner::clean_up_interrupted(
             self.state.store.clone(),
             config.clone(),
             runner.clone(),
@@ -278,8 +289,19 @@ impl App {
         let watcher = tokio::spawn(watcher.run(stopped(stop_rx.clone())));
         drop(results_tx);
         let monitor = tokio::spawn(self.monitor.clone().run(results_rx));
+        // Subscriber mail follows the monitor's public updates until the
+        // monitor (every sender) is gone, so updates made while it stores
+        // the last runs are mailed too.
+        let mail = tokio::spawn(crate::subscribers::mail_updates(
+            self.state.store.clone(),
+            self.state.config.clone(),
+            self.state.base_url.clone(),
+            crate::signal::Wake::from_notify(self.state.pager.outbox_wake()),
+            self.public_updates,
+        ));
         let pager = tokio::spawn(pager_loop(
             self.state.pager.clone(),
+            self.paging.clone(),
             self.tuning.escalation_tick,
             stopped(stop_rx.clone()),
         ));
@@ -376,6 +398,13 @@ impl App {
         {
             tracing::warn!("monitor did not finish storing runs in time");
         }
+        drop(self.monitor);
+        if tokio::time::timeout(Duration::from_secs(5), mail)
+            .await
+            .is_err()
+        {
+            tracing::warn!("subscriber mail did not finish enqueuing in time");
+        }
         self.state.store.close().await;
         match served {
             Ok(r) => r.map_err(AppError::Serve),
@@ -384,8 +413,11 @@ impl App {
     }
 }
 
+/// Ticks the pager every `every`, and at once when `woken` (an incident
+/// opened or changed), until `shutdown`.
 async fn pager_loop(
     pager: Pager,
+    woken: crate::signal::Wake,
     every: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -397,6 +429,7 @@ async fn pager_loop(
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(every) => {}
+            _ = woken.woken() => {}
         }
     }
 }

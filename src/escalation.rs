@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::EscalationPolicy;
-use crate::notify::MessageKind;
+use crate::message::MessageKind;
 
 /// The policy as the incident started with it: stored with the incident so
 /// that a configuration reload does not change an escalation under way.

@@ -31,8 +31,8 @@ use crate::config::{Config, Live, Probe};
 use crate::evaluate::{self, ComponentStatus, Flap, Transition, component_status_by};
 use crate::join;
 use crate::journey::RunResult;
-use crate::pager::Pager;
-use crate::runner::Runner;
+use crate::notice::Notices;
+use crate::signal::{PublicUpdate, Wake};
 use crate::store::{Incident, NewIncident, Result, Store, UpdateKind};
 
 pub use backlog::DEFAULT_LIMIT as BACKLOG_LIMIT;
@@ -75,7 +75,15 @@ pub const DEFAULT_ALERT_AFTER: Duration = Duration::from_secs(30);
 pub struct Monitor {
     store: Store,
     config: Live,
-    pager: Pager,
+    /// Composes the resolve notices stored with a resolution.
+    notices: Notices,
+    /// Wakes the pager after an incident opens or changes, so it pages at
+    /// once rather than at its next tick.
+    paging: Wake,
+    /// Wakes the outbox worker after notices were stored with a resolution.
+    outbox: Wake,
+    /// Where public incident updates go for subscriber mail (none: no mail).
+    public: Option<mpsc::UnboundedSender<PublicUpdate>>,
     changes: crate::changes::Changes,
     metrics: crate::metrics::Metrics,
     health: crate::health::Health,
@@ -116,11 +124,17 @@ pub fn retry_delay(failures: u32) -> Duration {
 }
 
 impl Monitor {
-    pub fn new(store: Store, config: Live, pager: Pager) -> Self {
+    /// A monitor writing to `store`; `notices` composes resolve notices.
+    /// It wakes nobody and mails no subscriber until told whom with
+    /// [`Monitor::with_wakes`] and [`Monitor::with_public_updates`].
+    pub fn new(store: Store, config: Live, notices: Notices) -> Self {
         Self {
             store,
             config,
-            pager,
+            notices,
+            paging: Wake::default(),
+            outbox: Wake::default(),
+            public: None,
             changes: crate::changes::Changes::default(),
             metrics: crate::metrics::Metrics::default(),
             health: crate::health::Health::default(),
@@ -179,6 +193,21 @@ impl Monitor {
         self
     }
 
+    /// Wakes `paging` (the pager) when an incident opens or changes and
+    /// `outbox` (the outbox worker) when notices were stored.
+    pub fn with_wakes(mut self, paging: Wake, outbox: Wake) -> Self {
+        self.paging = paging;
+        self.outbox = outbox;
+        self
+    }
+
+    /// Sends each incident update the public now sees to `updates`
+    /// (subscriber mail: [`crate::subscribers::mail_updates`]).
+    pub fn with_public_updates(mut self, updates: mpsc::UnboundedSender<PublicUpdate>) -> Self {
+        self.public = Some(updates);
+        self
+    }
+
     /// How many runs may wait in memory (default [`BACKLOG_LIMIT`]).
     pub fn with_backlog_limit(mut self, limit: usize) -> Self {
         self.limit = limit;
@@ -201,7 +230,7 @@ impl Monitor {
                 config: self.config.clone(),
                 notifiers,
                 health: self.health.clone(),
-                base_url: self.pager.base_url().to_string(),
+                base_url: self.notices.base_url().to_string(),
                 after,
             };
             tokio::spawn(sender.run(async {
@@ -496,7 +525,7 @@ impl Monitor {
                 let body = format!("Probe {} settled failing", run.probe);
                 let noted = self.note_on_probe_incident(&run.probe, &body, now).await;
                 if noted.is_ok() {
-                    self.page_now(now).await;
+                    self.page_now();
                 }
                 noted
             }
@@ -506,12 +535,10 @@ impl Monitor {
         flap.map_err(|e| (left, e))
     }
 
-    /// Pages at once rather than at the next escalation tick; if this
-    /// fails, the pager's own tick pages a moment later.
-    async fn page_now(&self, now: DateTime<Utc>) {
-        if let Err(e) = self.pager.tick(now).await {
-            tracing::warn!(error = %e, "escalation after a change failed; the next tick retries");
-        }
+    /// Wakes the pager, which pages at once rather than at its next tick
+    /// (it reads the incidents as just stored).
+    fn page_now(&self) {
+        self.paging.wake();
     }
 
     async fn note_on_probe_incident(
@@ -647,7 +674,7 @@ impl Monitor {
                 {
                     tracing::warn!(incident, probe = %f.probe, policy = %policy.name,
                         "failing probe joined an incident that paged nobody; paging starts");
-                    self.page_now(now).await;
+                    self.page_now();
                     return Ok(());
                 }
                 // It changed meanwhile (an operator resolved it, or another
@@ -700,9 +727,9 @@ impl Monitor {
             .await?;
         tracing::warn!(component = %f.component, probe = %f.probe, public = in_public, "incident opened");
         // Pages first: subscriber mail (thousands of rows) never delays them.
-        self.page_now(now).await;
+        self.page_now();
         if in_public {
-            self.announce(id, "investigating", &public, now).await;
+            self.announce(id, "investigating", &public, now);
         } else {
             self.withheld.set();
         }
@@ -736,7 +763,7 @@ impl Monitor {
         let name = config
             .component(&inc.component)
             .map_or(inc.component.as_str(), |c| c.name.as_str());
-        let deliveries = self.pager.resolved_deliveries(&inc, now).await?;
+        let deliveries = self.notices.resolved_deliveries(&inc, now).await?;
         let body = match why {
             Closing::Recovered => format!("{name} is operating normally again."),
             Closing::Unwatched => format!(
@@ -751,11 +778,11 @@ impl Monitor {
             .resolve_incident(inc.id, &body, now, &deliveries)
             .await?;
         tracing::info!(component = %inc.component, incident = inc.id, "incident resolved");
-        self.pager.wake_worker();
+        self.outbox.wake();
         // One withheld by maintenance and over before it ended: the public
         // never saw it and hears nothing of it.
         if inc.published_at.is_some() {
-            self.announce(inc.id, "resolved", &body, now).await;
+            self.announce(inc.id, "resolved", &body, now);
         }
         Ok(())
     }
@@ -871,21 +898,23 @@ impl Monitor {
         Ok(())
     }
 
-    /// Tells subscribers; a failure here is logged and never blocks paging.
-    async fn announce(&self, id: i64, status: &str, body: &str, now: DateTime<Utc>) {
-        let r = crate::subscribers::announce_update(
-            &self.store,
-            &self.config.get(),
-            self.pager.base_url(),
-            id,
+    /// Tells subscriber mail about an update the public now sees; it never
+    /// waits for the mail to be enqueued, so it never delays paging.
+    fn announce(&self, id: i64, status: &'static str, body: &str, now: DateTime<Utc>) {
+        let Some(public) = &self.public else {
+            return;
+        };
+        let update = PublicUpdate {
+            incident: id,
             status,
-            body,
-            vec![],
-            now,
-        )
-        .await;
-        if let Err(e) = r {
-            tracing::error!(incident = id, error = %e, "could not enqueue subscriber mail");
+            body: body.to_string(),
+            at: now,
+        };
+        if public.send(update).is_err() {
+            tracing::error!(
+                incident = id,
+                "subscriber mail has stopped; this update is not mailed"
+            );
         }
     }
 
@@ -920,53 +949,6 @@ enum Closing {
     Unwatched,
     /// A reload moved the probe to this component; it is followed there.
     MovedTo(String),
-}
-
-/// Runs the cleanup of every run a crash cut short, with the captures it
-/// journaled, and records each as the prober's `error` (leaked if the
-/// cleanup failed).
-pub async fn clean_up_interrupted(store: Store, config: Arc<Config>, runner: Runner) {
-    let runs = match store.interrupted_runs().await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "could not look for interrupted runs");
-            return;
-        }
-    };
-    for r in runs {
-        let result = match config.probe(&r.probe) {
-            Some(probe) => {
-                runner
-                    .clean_up_interrupted(
-                        &config,
-                        probe,
-                        r.run_uid.clone(),
-                        r.started_at,
-                        r.captures,
-                    )
-                    .await
-            }
-            None => RunResult {
-                run_uid: r.run_uid.clone(),
-                probe: r.probe.clone(),
-                component: String::new(),
-                started_at: r.started_at,
-                finished_at: Utc::now(),
-                outcome: crate::journey::Outcome::Error,
-                leaked: true,
-                steps: vec![],
-                note: Some(
-                    "interrupted; the probe is no longer configured, so its cleanup could not run"
-                        .into(),
-                ),
-            },
-        };
-        tracing::warn!(probe = %r.probe, run = %r.run_uid, leaked = result.leaked,
-            "cleaned up a run interrupted by a restart");
-        if let Err(e) = store.record_run(&result).await {
-            tracing::error!(error = %e, "could not record an interrupted run");
-        }
-    }
 }
 
 /// How often the database file is looked at (deleted or replaced?).

@@ -163,3 +163,36 @@ pub async fn announce_update(
     };
     announce(store, config, base_url, &a, now).await
 }
+
+/// Subscriber mail for the monitor's public updates: enqueues each one's
+/// mail (see [`announce_update`]) and wakes the outbox worker, until every
+/// sender is gone. A failure is logged and never reaches paging.
+pub async fn mail_updates(
+    store: Store,
+    config: crate::config::Live,
+    base_url: String,
+    outbox: crate::signal::Wake,
+    mut updates: tokio::sync::mpsc::UnboundedReceiver<crate::signal::PublicUpdate>,
+) {
+    while let Some(u) = updates.recv().await {
+        let config = config.get();
+        let r = announce_update(
+            &store,
+            &config,
+            &base_url,
+            u.incident,
+            u.status,
+            &u.body,
+            vec![],
+            u.at,
+        )
+        .await;
+        match r {
+            Ok(0) => {}
+            Ok(_) => outbox.wake(),
+            Err(e) => {
+                tracing::error!(incident = u.incident, error = %e, "could not enqueue subscriber mail")
+            }
+        }
+    }
+}

@@ -245,6 +245,53 @@ async fn journal_captures(
     }
 }
 
+/// Runs the cleanup of every run a crash cut short, with the captures it
+/// journaled, and records each as the prober's `error` (leaked if the
+/// cleanup failed).
+pub async fn clean_up_interrupted(store: Store, config: std::sync::Arc<Config>, runner: Runner) {
+    let runs = match store.interrupted_runs().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "could not look for interrupted runs");
+            return;
+        }
+    };
+    for r in runs {
+        let result = match config.probe(&r.probe) {
+            Some(probe) => {
+                runner
+                    .clean_up_interrupted(
+                        &config,
+                        probe,
+                        r.run_uid.clone(),
+                        r.started_at,
+                        r.captures,
+                    )
+                    .await
+            }
+            None => RunResult {
+                run_uid: r.run_uid.clone(),
+                probe: r.probe.clone(),
+                component: String::new(),
+                started_at: r.started_at,
+                finished_at: Utc::now(),
+                outcome: Outcome::Error,
+                leaked: true,
+                steps: vec![],
+                note: Some(
+                    "interrupted; the probe is no longer configured, so its cleanup could not run"
+                        .into(),
+                ),
+            },
+        };
+        tracing::warn!(probe = %r.probe, run = %r.run_uid, leaked = result.leaked,
+            "cleaned up a run interrupted by a restart");
+        if let Err(e) = store.record_run(&result).await {
+            tracing::error!(error = %e, "could not record an interrupted run");
+        }
+    }
+}
+
 impl Default for Runner {
     fn default() -> Self {
         Self::new()

@@ -3,7 +3,9 @@
 //! Reads every `src/**/*.rs`, finds each module's references to other modules (`crate::a::b`,
 //! `crate::{a, b::c}`, `super::x`), leaves out `#[cfg(test)]` items and comments, and checks, at
 //! the top level and inside every module, that the graph among sibling modules has no cycle. A
-//! failure names the modules of each cycle and the references that close it.
+//! failure names the modules of each cycle and the references that close it. It also checks the
+//! layering ARCHITECTURE.md and `src/lib.rs` describe ([`LAYERS`]): a top-level module uses
+//! modules of its own layer or lower ones only, and every top-level module has a layer.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -23,6 +25,104 @@ fn the_module_graph_has_no_cycle_at_any_level() {
     );
     let report = cycles(&references);
     assert!(report.is_empty(), "the module graph has cycles:\n{report}");
+}
+
+/// The layers of the crate, bottom first (ARCHITECTURE.md, "Layers"). A module may use modules of
+/// its own layer (without a cycle) or of lower layers, never a higher one.
+const LAYERS: &[(&str, &[&str])] = &[
+    (
+        "vocabulary",
+        &[
+            "ack",
+            "changes",
+            "crash",
+            "human",
+            "installation",
+            "journey",
+            "lanes",
+            "maintenance",
+            "message",
+            "redact",
+            "schedule",
+            "signal",
+        ],
+    ),
+    ("configuration", &["config", "logging", "reload"]),
+    (
+        "domain",
+        &[
+            "escalation",
+            "evaluate",
+            "heartbeat",
+            "hold",
+            "join",
+            "notify",
+            "pressure",
+            "uptime",
+        ],
+    ),
+    ("storage", &["store"]),
+    (
+        "writer and readers",
+        &[
+            "health",
+            "heartbeat_watcher",
+            "metrics",
+            "monitor",
+            "notice",
+            "report",
+            "retention",
+            "runner",
+        ],
+    ),
+    (
+        "woken tasks",
+        &[
+            "connectivity",
+            "delivery",
+            "pager",
+            "scheduler",
+            "subscribers",
+            "watchdog",
+        ],
+    ),
+    ("surface", &["app", "cli", "publish", "web"]),
+];
+
+#[test]
+fn every_module_uses_only_its_own_or_lower_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let references = references_by_module(&src);
+    let layer_of = |name: &str| LAYERS.iter().position(|(_, ms)| ms.contains(&name));
+    let top: BTreeSet<&str> = references.keys().map(|m| m[0].as_str()).collect();
+    let unplaced: Vec<&&str> = top.iter().filter(|m| layer_of(m).is_none()).collect();
+    assert!(
+        unplaced.is_empty(),
+        "modules without a layer in LAYERS: {unplaced:?}"
+    );
+    let mut climbs = BTreeSet::new();
+    for (from, targets) in &references {
+        let mine = layer_of(&from[0]).expect("placed above");
+        for target in targets {
+            let Some(theirs) = target.first().and_then(|t| layer_of(t)) else {
+                continue; // an item of the crate root, or not a module
+            };
+            if theirs > mine {
+                climbs.insert(format!(
+                    "{} ({}) -> {} ({})",
+                    from.join("::"),
+                    LAYERS[mine].0,
+                    target.join("::"),
+                    LAYERS[theirs].0
+                ));
+            }
+        }
+    }
+    assert!(
+        climbs.is_empty(),
+        "references that climb the layering:\n{}",
+        climbs.into_iter().collect::<Vec<_>>().join("\n")
+    );
 }
 
 #[test]
