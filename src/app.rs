@@ -82,6 +82,8 @@ pub enum AppError {
     Scheduler(std::io::Error),
     #[error("web server: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    HttpClient(#[from] crate::http_client::ClientError),
 }
 
 pub struct App {
@@ -137,7 +139,7 @@ impl App {
             installation.clone(),
         );
         let notifiers = Arc::new(
-            Notifiers::new(config.smtp.clone(), installation)
+            Notifiers::new(config.smtp.clone(), installation)?
                 .with_mail(live.clone(), base_url.clone()),
         );
         let worker = Worker::new(
@@ -150,7 +152,7 @@ impl App {
         .with_pager(pager.clone());
         let metrics = crate::metrics::Metrics::with_step_histograms(config.metrics.step_histograms);
         metrics.expect_notifiers(config.notifiers.keys());
-        metrics.expect_skips(crate::pressure::SkipReason::ALL.map(|r| r.label()));
+        metrics.expect_skips(crate::concurrency::SkipReason::ALL.map(|r| r.label()));
         let health = crate::health::Health::default();
         let worker = worker.with_ops(metrics.clone(), health.clone());
         let (heartbeats, pings) = crate::heartbeat_watcher::Heartbeats::new(live.clone());
@@ -227,6 +229,25 @@ impl App {
             let _ = rx.wait_for(|s| *s).await;
         };
         let config = self.state.config.get();
+        // The HTTP clients first: one that cannot be built stops the start
+        // before any task runs.
+        let connectivity = crate::connectivity::Connectivity::new(
+            config.connectivity.clone(),
+            self.state.store.clone(),
+            self.state.pager.clone(),
+        )?;
+        let watchdog = config
+            .watchdog
+            .clone()
+            .map(|w| {
+                crate::watchdog::Watchdog::new(
+                    w,
+                    self.state.store.clone(),
+                    self.state.health.clone(),
+                    self.state.metrics.clone(),
+                )
+            })
+            .transpose()?;
         let (results_tx, results_rx) = mpsc::channel(1024);
         let runner = Runner::new().with_journal(self.state.store.clone());
         tokio::spawn(crate::runner::clean_up_interrupted(
@@ -235,11 +256,6 @@ impl App {
             runner.clone(),
         ));
         let scheduler = if self.tuning.schedule {
-            let connectivity = crate::connectivity::Connectivity::new(
-                config.connectivity.clone(),
-                self.state.store.clone(),
-                self.state.pager.clone(),
-            );
             let deps = crate::scheduler::Deps {
                 runner,
                 results: results_tx.clone(),
@@ -318,19 +334,11 @@ impl App {
                 stopped(stop_rx.clone()),
             ))
         });
-        let watchdog = config.watchdog.clone().map(|w| {
-            let w = crate::watchdog::Watchdog::new(
-                w,
-                self.state.store.clone(),
-                self.state.health.clone(),
-                self.state.metrics.clone(),
-            );
-            tokio::spawn(w.run(stopped(stop_rx.clone())))
-        });
+        let watchdog = watchdog.map(|w| tokio::spawn(w.run(stopped(stop_rx.clone()))));
         let digest = config.report.clone().map(|settings| {
             let digest = crate::report::digest::Digest {
                 store: self.state.store.clone(),
-                config: self.state.config.get(),
+                config: config.clone(),
                 settings,
                 base_url: self.state.base_url.clone(),
             };

@@ -9,7 +9,7 @@
 //! `grace` has passed after that. A heartbeat that never pinged counts from
 //! when Lookout started watching it, so a job that never runs is noticed too.
 //!
-//! Each missed period is reported once (`Memory::late_through`), and an
+//! Each missed period is reported once (`PingMemory::late_through`), and an
 //! overrun once per start. [`crate::heartbeat_watcher`] does the I/O: pings in, runs out.
 
 use std::time::Duration;
@@ -21,7 +21,7 @@ use crate::config::{Heartbeat, Schedule};
 
 /// What Lookout remembers of one heartbeat (kept in the `heartbeats` table).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Memory {
+pub struct PingMemory {
     /// When Lookout first watched this heartbeat: the anchor until a ping.
     pub watching_since: DateTime<Utc>,
     /// The last finish the job reported, successful or not.
@@ -33,7 +33,7 @@ pub struct Memory {
     pub overrun_reported: bool,
 }
 
-impl Memory {
+impl PingMemory {
     pub fn new(watching_since: DateTime<Utc>) -> Self {
         Self {
             watching_since,
@@ -88,7 +88,7 @@ pub enum Due {
 /// Total for any durations: a `grace` or `max_runtime` past representable
 /// time means "never late", a `period` is taken within the schedule's
 /// bounds (`schedule::MIN_EVERY`..`MAX_EVERY`).
-pub fn due(schedule: &Schedule, hb: &Heartbeat, mem: &Memory, now: DateTime<Utc>) -> Vec<Due> {
+pub fn due(schedule: &Schedule, hb: &Heartbeat, mem: &PingMemory, now: DateTime<Utc>) -> Vec<Due> {
     let mut out = Vec::new();
     if let Some(expected) = last_missed(schedule, hb.grace, mem.anchor(), now)
         && mem.late_through.is_none_or(|t| expected > t)
@@ -108,7 +108,7 @@ pub fn due(schedule: &Schedule, hb: &Heartbeat, mem: &Memory, now: DateTime<Utc>
 pub fn next_deadline(
     schedule: &Schedule,
     hb: &Heartbeat,
-    mem: &Memory,
+    mem: &PingMemory,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let late = next_late(schedule, hb.grace, mem.anchor(), now);
@@ -185,7 +185,7 @@ fn next_late(
 pub fn late_reason(
     schedule: &Schedule,
     hb: &Heartbeat,
-    mem: &Memory,
+    mem: &PingMemory,
     expected: DateTime<Utc>,
 ) -> String {
     let grace = crate::human::duration(hb.grace);
@@ -293,8 +293,8 @@ mod tests {
         Schedule::Every(Duration::from_secs(3600))
     }
 
-    fn pinged_at(t: &str) -> Memory {
-        let mut m = Memory::new(at("2026-07-01T00:00:00Z"));
+    fn pinged_at(t: &str) -> PingMemory {
+        let mut m = PingMemory::new(at("2026-07-01T00:00:00Z"));
         m.pinged(at(t));
         m
     }
@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn a_heartbeat_that_never_pinged_counts_from_when_it_was_first_watched() {
         let (s, h) = (hourly(), hb(300, None));
-        let m = Memory::new(at("2026-07-01T00:00:00Z"));
+        let m = PingMemory::new(at("2026-07-01T00:00:00Z"));
         assert!(due(&s, &h, &m, at("2026-07-01T01:04:00Z")).is_empty());
         let d = due(&s, &h, &m, at("2026-07-01T01:05:00Z"));
         assert_eq!(d.len(), 1);

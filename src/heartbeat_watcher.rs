@@ -7,7 +7,7 @@
 //!
 //! Pings and deadline checks are handled one at a time in one task, so a
 //! ping and a missed deadline can never be judged against each other's
-//! stale state. Memory is written to the store before a run is sent or a
+//! stale state. PingMemory is written to the store before a run is sent or a
 //! ping is answered, so a restart forgets nothing and reports nothing twice.
 
 use std::collections::BTreeMap;
@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::{Live, Probe};
-use crate::heartbeat::{self, Due, Memory};
+use crate::heartbeat::{self, Due, PingMemory};
 use crate::journey::{Outcome, RunResult};
 use crate::store::Store;
 
@@ -121,7 +121,7 @@ pub struct Watcher {
     results: mpsc::Sender<RunResult>,
     inbox: PingInbox,
     /// Loaded from the store on first use, then kept in step with it.
-    memory: BTreeMap<String, Memory>,
+    memory: BTreeMap<String, PingMemory>,
 }
 
 impl Watcher {
@@ -229,7 +229,7 @@ impl Watcher {
     }
 
     /// The heartbeat's memory, from the store the first time.
-    async fn memory_of(&mut self, probe: &str, now: DateTime<Utc>) -> Option<Memory> {
+    async fn memory_of(&mut self, probe: &str, now: DateTime<Utc>) -> Option<PingMemory> {
         if let Some(m) = self.memory.get(probe) {
             return Some(m.clone());
         }
@@ -246,7 +246,7 @@ impl Watcher {
     }
 
     /// Stores `mem`, then keeps it; false (logged) when the store failed.
-    async fn save(&mut self, probe: &str, mem: Memory) -> bool {
+    async fn save(&mut self, probe: &str, mem: PingMemory) -> bool {
         match self.store.save_heartbeat(probe, &mem).await {
             Ok(()) => {
                 self.memory.insert(probe.to_string(), mem);

@@ -29,10 +29,11 @@
 //!    webhook body templates), [`journey`] (what a run produced),
 //!    [`maintenance`] (windows), [`installation`], [`ack`], [`changes`],
 //!    [`signal`] (wake-ups between tasks), [`lanes`] (the outbox's own mail
-//!    lanes), [`crash`] (the crash-recovery tests' hook).
+//!    lanes), [`crash`] (the crash-recovery tests' hook), [`http_client`]
+//!    (the one place HTTP clients are built).
 //! 2. configuration: [`config`], [`reload`], [`logging`].
 //! 3. domain, pure decisions and wire formats, no storage: [`evaluate`],
-//!    [`join`], [`hold`], [`escalation`], [`heartbeat`], [`pressure`],
+//!    [`join`], [`hold`], [`escalation`], [`heartbeat`], [`concurrency`],
 //!    [`uptime`], [`notify`].
 //! 4. storage: [`store`], every SQL statement, its interface in the types above.
 //! 5. the writer and readers over the store: [`runner`], [`monitor`],
@@ -50,7 +51,7 @@
 //!   reads once per operation.
 //! - [`schedule`] / [`scheduler`]: when probes run (a grid per `every:`,
 //!   croner for `cron:`), on the scheduler's own thread, bounded by
-//!   [`pressure`] (journeys at once overall and per host; skipped starts).
+//!   [`concurrency`] (journeys at once overall and per host; skipped starts).
 //! - [`runner`]: runs one probe's steps over HTTP; what it produced is
 //!   [`journey`] data. [`redact`] masks secrets in everything it keeps.
 //! - [`monitor`]: the single writer: stores runs, applies [`evaluate`],
@@ -90,6 +91,7 @@ pub mod ack;
 pub mod app;
 pub mod changes;
 pub mod cli;
+pub mod concurrency;
 pub mod config;
 pub mod connectivity;
 pub mod crash;
@@ -100,6 +102,7 @@ pub mod health;
 pub mod heartbeat;
 pub mod heartbeat_watcher;
 pub mod hold;
+pub mod http_client;
 pub mod human;
 pub mod installation;
 pub mod join;
@@ -113,7 +116,7 @@ pub mod monitor;
 pub mod notice;
 pub mod notify;
 pub mod pager;
-pub mod pressure;
+
 pub mod publish;
 pub mod redact;
 pub mod reload;

@@ -702,11 +702,11 @@ impl Monitor {
         let title = format!("{name} disrupted");
         // Never the technical detail: that stays on the internal timeline.
         let public = withheld::public_message(&config, f.component);
-        let windows = self.store.windows(&self.config.get()).await?;
+        let windows = self.store.windows(&config).await?;
         // In maintenance the incident stays internal until the window ends.
         let in_public = withheld::public_at(&windows, f.component, now);
         let lookup = |name: &str| memory.probe(name);
-        let status = component_status_by(&self.config.get(), lookup, &windows, f.component, now);
+        let status = component_status_by(&config, lookup, &windows, f.component, now);
         let impact = match status {
             ComponentStatus::MajorOutage => "major",
             _ => "minor",
@@ -920,10 +920,11 @@ impl Monitor {
 
     /// The component's current status from its probes' stored states.
     pub async fn component_status(&self, component: &str) -> Result<ComponentStatus> {
+        let config = self.config.get();
         let states = self.store.probe_states().await?;
-        let windows = self.store.windows(&self.config.get()).await?;
+        let windows = self.store.windows(&config).await?;
         Ok(evaluate::component_status_from_states(
-            &self.config.get(),
+            &config,
             &states,
             &windows,
             component,

@@ -25,12 +25,12 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::concurrency::{Gates, SkipReason, SkipTally};
 use crate::config::{Config, Probe};
 use crate::connectivity::Connectivity;
 use crate::health::Health;
 use crate::journey::RunResult;
 use crate::metrics::Metrics;
-use crate::pressure::{Gates, SkipReason, SkipTally};
 use crate::runner::Runner;
 use crate::schedule::next_due;
 use crate::store::Store;
@@ -201,7 +201,7 @@ impl Clock {
         }
         let mut kept = HashMap::new();
         for probe in config.probes.iter().filter(|p| !p.is_heartbeat()) {
-            let hosts: Arc<[String]> = crate::pressure::hosts_of(&config, probe).into();
+            let hosts: Arc<[String]> = crate::concurrency::hosts_of(&config, probe).into();
             let old = self.slots.remove(&probe.name);
             let replan = old.as_ref().is_none_or(|s| {
                 s.probe.schedule != probe.schedule

@@ -145,7 +145,7 @@ pub fn target_mismatch(config: &crate::config::Config, platform_url: &str) -> Ve
         .probes
         .iter()
         .filter(|p| !p.steps.is_empty())
-        .flat_map(|p| crate::pressure::hosts_of(config, p))
+        .flat_map(|p| crate::concurrency::hosts_of(config, p))
         .filter(|h| *h != here)
         .collect();
     elsewhere.sort();

@@ -72,20 +72,25 @@ enum MailSource {
 
 impl Notifiers {
     /// `installation` is this database's identity (see [`crate::store::Store::installation`]).
-    pub fn new(smtp: Option<Smtp>, installation: Installation) -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
+    ///
+    /// # Errors
+    /// [`ClientError`](crate::http_client::ClientError) when the HTTP client
+    /// (20 s timeout, no redirects) cannot be built.
+    pub fn new(
+        smtp: Option<Smtp>,
+        installation: Installation,
+    ) -> Result<Self, crate::http_client::ClientError> {
+        let http = crate::http_client::build("notifiers", |b| {
             // Standard Webhooks: senders do not follow redirects.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
+            b.redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(20))
+        })?;
+        Ok(Self {
             http,
             smtp,
             installation,
             mail: MailSource::Fixed,
-        }
+        })
     }
 
     /// Mails take the ids' domain and the time zone from the page

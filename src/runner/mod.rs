@@ -8,7 +8,7 @@
 //! stores and judges. Cleanup (`finally`) steps always run.
 
 pub mod cert;
-pub mod check;
+pub mod expect;
 pub mod http;
 mod scope;
 mod step;
@@ -337,15 +337,28 @@ impl Clients {
         }
     }
 
-    /// The client for probes with `insecure_tls` and steps with `http:`.
-    pub fn get(&self, insecure: bool, version: tls::HttpVersion) -> &reqwest::Client {
+    /// The client for probes with `insecure_tls` and steps with `http:`,
+    /// built on first use (a failed build is tried again at the next use).
+    ///
+    /// # Errors
+    /// [`ClientError`](crate::http_client::ClientError) when it cannot be built.
+    pub fn get(
+        &self,
+        insecure: bool,
+        version: tls::HttpVersion,
+    ) -> Result<&reqwest::Client, crate::http_client::ClientError> {
         let index = usize::from(insecure) * 3
             + match version {
                 tls::HttpVersion::Auto => 0,
                 tls::HttpVersion::Http1 => 1,
                 tls::HttpVersion::Http2 => 2,
             };
-        self.slots[index].get_or_init(|| client(insecure, version))
+        let slot = &self.slots[index];
+        if let Some(c) = slot.get() {
+            return Ok(c);
+        }
+        let built = client(insecure, version)?;
+        Ok(slot.get_or_init(|| built))
     }
 }
 
@@ -353,9 +366,19 @@ impl Clients {
 /// followed by `http::send` (hop by hop, through the run's cookie jar), so
 /// the client follows none and never sends `Referer`; bodies are decoded
 /// (gzip, deflate, br) before the size cap counts them.
-fn client(insecure: bool, version: tls::HttpVersion) -> reqwest::Client {
-    let mut builder = reqwest::Client::builder()
-        .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
+fn client(
+    insecure: bool,
+    version: tls::HttpVersion,
+) -> Result<reqwest::Client, crate::http_client::ClientError> {
+    crate::http_client::build("probing", |b| probing(b, insecure, version))
+}
+
+fn probing(
+    builder: reqwest::ClientBuilder,
+    insecure: bool,
+    version: tls::HttpVersion,
+) -> reqwest::ClientBuilder {
+    let mut builder = builder
         .redirect(reqwest::redirect::Policy::none())
         .referer(false)
         .gzip(true)
@@ -373,8 +396,5 @@ fn client(insecure: bool, version: tls::HttpVersion) -> reqwest::Client {
     if let Some(tls) = tls::client_config(insecure, version) {
         builder = builder.tls_backend_preconfigured(tls);
     }
-    builder.build().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "could not build the probing HTTP client; using defaults");
-        reqwest::Client::new()
-    })
+    builder
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::Value;
 
-use super::check::{self, Found, Response};
+use super::expect::{self, Found, Response};
 use super::http::{self, Exchange, Request, RequestBody, TransportError};
 use super::scope::RunScope;
 use crate::config::template::RenderError;
@@ -78,7 +78,7 @@ impl RunCtx<'_> {
                 r.outcome = StepOutcome::Fail;
                 r.error = Some(
                     self.redactor
-                        .cut(&format!("prober error: {e}"), check::SHOWN),
+                        .cut(&format!("prober error: {e}"), expect::SHOWN),
                 );
                 r.kind = Some(FailureKind::Prober);
                 return r;
@@ -102,7 +102,7 @@ impl RunCtx<'_> {
             attempts,
             error: attempt.result.as_ref().err().map(|e| {
                 let text = poll_note(step, e.to_string(), attempts, waited);
-                self.redactor.cut(&text, 4 * check::SHOWN)
+                self.redactor.cut(&text, 4 * expect::SHOWN)
             }),
             failures: self.redact_failures(attempt.failures.clone(), step, attempts, waited),
             captures: vec![],
@@ -244,10 +244,12 @@ impl RunCtx<'_> {
             max_body: self.probe.max_body_bytes,
             redirects: step.redirects,
         };
-        let client = self.clients.get(self.probe.insecure_tls, step.http);
-        let result = http::send(client, request, &self.cookies, limits).await;
+        let result = match self.clients.get(self.probe.insecure_tls, step.http) {
+            Ok(client) => http::send(client, request, &self.cookies, limits).await,
+            Err(e) => Err(TransportError::new(FailureKind::Prober, e.to_string())),
+        };
         let failures = match &result {
-            Ok(x) => check::check_expect(
+            Ok(x) => expect::check_expect(
                 &step.expect,
                 &Response::new(x, Utc::now().timestamp()),
                 &self.scope,
@@ -283,7 +285,7 @@ impl RunCtx<'_> {
         let mut shown = Vec::new();
         let mut failures = Vec::new();
         for c in &step.capture {
-            let found = check::query(&c.query, &resp, &self.scope);
+            let found = expect::query(&c.query, &resp, &self.scope);
             let value = match &found {
                 Ok(f) if f.exists() => f.value().unwrap_or(Value::Null),
                 _ if c.optional => Value::Null,
@@ -303,18 +305,19 @@ impl RunCtx<'_> {
                 Err(why) => {
                     failures.push(capture_failure(
                         &c.name,
-                        self.redactor.cut(why, check::SHOWN),
+                        self.redactor.cut(why, expect::SHOWN),
                     ));
                     continue;
                 }
             };
             if c.secret {
-                self.redactor.add(&check::plain(&value));
+                self.redactor.add(&expect::plain(&value));
             }
             let display = if c.secret {
                 crate::redact::MASK.to_string()
             } else {
-                self.redactor.cut(&check::show(Some(&value)), check::SHOWN)
+                self.redactor
+                    .cut(&expect::show(Some(&value)), expect::SHOWN)
             };
             shown.push((c.name.clone(), display));
             self.scope.capture(&c.name, value);
@@ -332,11 +335,11 @@ impl RunCtx<'_> {
         failures
             .into_iter()
             .map(|f| AssertionFailure {
-                check: self.redactor.cut(&f.check, check::SHOWN),
-                expected: self.redactor.cut(&f.expected, check::SHOWN),
+                check: self.redactor.cut(&f.check, expect::SHOWN),
+                expected: self.redactor.cut(&f.expected, expect::SHOWN),
                 actual: poll_note(
                     step,
-                    self.redactor.cut(&f.actual, check::SHOWN),
+                    self.redactor.cut(&f.actual, expect::SHOWN),
                     attempts,
                     waited,
                 ),

@@ -4,12 +4,12 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Result, Store, ms, time};
-use crate::heartbeat::Memory;
+use crate::heartbeat::PingMemory;
 
 impl Store {
     /// The heartbeat's memory; a heartbeat seen for the first time is
     /// watched from `now`.
-    pub async fn heartbeat(&self, probe: &str, now: DateTime<Utc>) -> Result<Memory> {
+    pub async fn heartbeat(&self, probe: &str, now: DateTime<Utc>) -> Result<PingMemory> {
         sqlx::query("INSERT OR IGNORE INTO heartbeats (probe, watching_since) VALUES (?, ?)")
             .bind(probe)
             .bind(ms(now))
@@ -23,7 +23,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         let at = |col: &str| r.get::<Option<i64>, _>(col).map(time);
-        Ok(Memory {
+        Ok(PingMemory {
             watching_since: time(r.get("watching_since")),
             last_ping: at("last_ping_at"),
             last_start: at("last_start_at"),
@@ -32,7 +32,7 @@ impl Store {
         })
     }
 
-    pub async fn save_heartbeat(&self, probe: &str, m: &Memory) -> Result<()> {
+    pub async fn save_heartbeat(&self, probe: &str, m: &PingMemory) -> Result<()> {
         sqlx::query(
             "INSERT INTO heartbeats (probe, watching_since, last_ping_at, last_start_at,
                 late_through, overrun_reported) VALUES (?, ?, ?, ?, ?, ?)

@@ -184,7 +184,7 @@ pub struct MaintenanceBody {
     by: Option<String>,
 }
 
-fn window(app: &AppState, b: &MaintenanceBody) -> Result<Window, WebError> {
+fn window(config: &crate::config::Config, b: &MaintenanceBody) -> Result<Window, WebError> {
     match (&b.weekly, b.starts, b.ends) {
         (Some(w), None, None) => {
             let weekdays =
@@ -202,7 +202,7 @@ fn window(app: &AppState, b: &MaintenanceBody) -> Result<Window, WebError> {
                 Some(t) => t
                     .parse::<chrono_tz::Tz>()
                     .map_err(|_| bad(format!("unknown time zone `{t}`")))?,
-                None => app.config.get().page.time_zone,
+                None => config.page.time_zone,
             };
             Ok(Window::Weekly {
                 weekdays,
@@ -242,13 +242,14 @@ pub async fn create_maintenance(
     Json(body): Json<MaintenanceBody>,
 ) -> Result<(StatusCode, Json<Value>), WebError> {
     authorize(&app, &headers)?;
+    let config = app.config.get();
     if body.name.trim().is_empty() || body.components.is_empty() {
         return Err(bad("`name` and at least one component are required"));
     }
     if let Some(c) = body
         .components
         .iter()
-        .find(|c| app.config.get().component(c).is_none())
+        .find(|c| config.component(c).is_none())
     {
         return Err(bad(format!("unknown component `{c}`")));
     }
@@ -256,7 +257,7 @@ pub async fn create_maintenance(
         id: None,
         name: body.name.clone(),
         components: body.components.clone(),
-        window: window(&app, &body)?,
+        window: window(&config, &body)?,
         message: body.message.clone(),
     };
     let by = body.by.as_deref().unwrap_or("admin API");
@@ -266,8 +267,8 @@ pub async fn create_maintenance(
     let when = match m.window.active_at(now).or(m.window.next_after(now)) {
         Some(o) => format!(
             "{} – {}",
-            view::local(&o.starts, &app.config.get().page.time_zone),
-            view::local(&o.ends, &app.config.get().page.time_zone)
+            view::local(&o.starts, &config.page.time_zone),
+            view::local(&o.ends, &config.page.time_zone)
         ),
         None => String::new(),
     };
@@ -280,8 +281,7 @@ pub async fn create_maintenance(
         components: m.components.clone(),
         thread: Some(format!("maintenance-{id}")),
     };
-    match crate::subscribers::announce(&app.store, &app.config.get(), &app.base_url, &a, now).await
-    {
+    match crate::subscribers::announce(&app.store, &config, &app.base_url, &a, now).await {
         Ok(n) if n > 0 => app.pager.wake_worker(),
         Ok(_) => {}
         Err(e) => tracing::error!(error = %e, "could not enqueue subscriber mail"),
@@ -342,9 +342,10 @@ pub async fn create_silence(
 ) -> Result<(StatusCode, Json<Value>), WebError> {
     authorize(&app, &headers)?;
     let now = chrono::Utc::now();
+    let config = app.config.get();
     match (&b.probe, &b.component) {
-        (Some(p), None) if app.config.get().probe(p).is_some() => {}
-        (None, Some(c)) if app.config.get().component(c).is_some() => {}
+        (Some(p), None) if config.probe(p).is_some() => {}
+        (None, Some(c)) if config.component(c).is_some() => {}
         (Some(p), None) => return Err(bad(format!("unknown probe `{p}`"))),
         (None, Some(c)) => return Err(bad(format!("unknown component `{c}`"))),
         _ => return Err(bad("give exactly one of `probe` or `component`")),

@@ -143,17 +143,16 @@ pub async fn index(State(app): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<Response, WebError> {
+    let config = app.config.get();
     let mut open = Vec::new();
     for inc in app.store.open_incidents().await? {
-        open.push(view::incident(&app.config.get(), &app.store, inc, true).await?);
+        open.push(view::incident(&config, &app.store, inc, true).await?);
     }
     let page = AdminPage {
-        title: &app.config.get().page.title,
+        title: &config.page.title,
         csrf: &csrf_for(app, session),
         open: &open,
-        components: app
-            .config
-            .get()
+        components: config
             .components
             .iter()
             .map(|c| (c.id.clone(), c.name.clone()))
@@ -161,10 +160,9 @@ async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<R
         notice,
         rejected: {
             let s = app.reloads.status();
-            s.error.zip(s.error_at).map(|(e, at)| {
-                let tz = app.config.get().page.time_zone;
-                (e, view::local(&at, &tz))
-            })
+            s.error
+                .zip(s.error_at)
+                .map(|(e, at)| (e, view::local(&at, &config.page.time_zone)))
         },
     };
     let mut resp = html(page.render()?);

@@ -22,14 +22,15 @@ pub struct WeekQuery {
 
 async fn weekly(app: &AppState, q: &WeekQuery) -> Result<WeeklyReport, WebError> {
     let now = Utc::now();
-    let tz = app.config.get().page.time_zone;
+    let config = app.config.get();
+    let tz = config.page.time_zone;
     let week = match &q.week {
         Some(w) => w
             .parse::<Week>()
             .map_err(|e| WebError::BadRequest(e.to_string()))?,
         None => Week::last_complete(&tz, now),
     };
-    Ok(report::load(&app.store, &app.config.get(), week, now).await?)
+    Ok(report::load(&app.store, &config, week, now).await?)
 }
 
 /// `GET /api/admin/report`: the report as JSON.
@@ -140,7 +141,8 @@ fn spread(s: Option<Spread>) -> String {
 
 impl<'a> ReportPage<'a> {
     fn new(app: &'a AppState, r: &'a WeeklyReport) -> Self {
-        let tz = app.config.get().page.time_zone;
+        let config = app.config.get();
+        let tz = config.page.time_zone;
         let local = |t| super::view::local(t, &tz);
         let week: Week = r.week.parse().expect("the report names a valid week");
         let day =
@@ -148,7 +150,7 @@ impl<'a> ReportPage<'a> {
         let next = week.next();
         let began = next.bounds(&tz).0 <= Utc::now();
         ReportPage {
-            title: app.config.get().page.title.clone(),
+            title: config.page.title.clone(),
             r,
             range: format!(
                 "{} to {}",

@@ -104,7 +104,8 @@ pub async fn render(app: &AppState, path: &str) -> Result<Option<Rendered>, WebE
             body: super::ICON.as_bytes().to_vec(),
         }));
     }
-    let page = view::page(&app.config.get(), &app.store, &app.base_url).await?;
+    let config = app.config.get();
+    let page = view::page(&config, &app.store, &app.base_url).await?;
     match path {
         "/" => {
             let uptime = super::uptime::components(app, &page).await?;
@@ -115,14 +116,14 @@ pub async fn render(app: &AppState, path: &str) -> Result<Option<Rendered>, WebE
         }
         "/history" => {
             let now = Utc::now();
-            let tz = app.config.get().page.time_zone;
+            let tz = config.page.time_zone;
             let from = now - chrono::Duration::days(HISTORY_DAYS);
             let mut months: Vec<(String, Vec<IncidentView>)> = Vec::new();
             let public = app.store.incidents_between(from, now, 1000).await?;
             for inc in public.into_iter().filter(|i| i.published_at.is_some()) {
                 let local = inc.opened_at.with_timezone(&tz);
                 let label = format!("{} {}", month_name(local.month()), local.year());
-                let v = view::incident(&app.config.get(), &app.store, inc, false).await?;
+                let v = view::incident(&config, &app.store, inc, false).await?;
                 match months.last_mut() {
                     Some((m, list)) if *m == label => list.push(v),
                     _ => months.push((label, vec![v])),
@@ -183,7 +184,7 @@ pub async fn render(app: &AppState, path: &str) -> Result<Option<Rendered>, WebE
                 else {
                     return Ok(None);
                 };
-                let incident = view::incident(&app.config.get(), &app.store, inc, false).await?;
+                let incident = view::incident(&config, &app.store, inc, false).await?;
                 return html(IncidentPage {
                     page: &page,
                     incident: &incident,

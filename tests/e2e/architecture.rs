@@ -36,6 +36,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "ack",
             "changes",
             "crash",
+            "http_client",
             "human",
             "installation",
             "journey",
@@ -57,7 +58,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "hold",
             "join",
             "notify",
-            "pressure",
+            "concurrency",
             "uptime",
         ],
     ),
@@ -122,6 +123,46 @@ fn every_module_uses_only_its_own_or_lower_layers() {
         climbs.is_empty(),
         "references that climb the layering:\n{}",
         climbs.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
+#[test]
+fn lib_rs_and_architecture_md_name_every_top_level_module() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).expect("src/lib.rs is readable");
+    let doc: String = lib
+        .lines()
+        .filter(|l| l.starts_with("//!"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let architecture =
+        std::fs::read_to_string(root.join("ARCHITECTURE.md")).expect("ARCHITECTURE.md is readable");
+    let table: Vec<&str> = architecture
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .collect();
+    let mut missing = Vec::new();
+    for line in lib.lines() {
+        let Some(name) = line
+            .strip_prefix("pub mod ")
+            .and_then(|l| l.strip_suffix(';'))
+        else {
+            continue;
+        };
+        if !doc.contains(&format!("[`{name}`]")) {
+            missing.push(format!("{name}: not in lib.rs's map"));
+        }
+        if !table.iter().any(|row| row.contains(&format!("`{name}`"))) {
+            missing.push(format!("{name}: no row in ARCHITECTURE.md's module table"));
+        }
+        if !LAYERS.iter().any(|(_, ms)| ms.contains(&name)) {
+            missing.push(format!("{name}: no layer in LAYERS"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "modules the docs do not map:\n{}",
+        missing.join("\n")
     );
 }
 

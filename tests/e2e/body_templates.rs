@@ -165,7 +165,7 @@ async fn teams_discord_and_ntfy_bodies_match_each_receivers_documented_shape() {
     let yaml = YAML.replace("{url}", &url);
     let config = lookout::config::parse(&yaml, "t.yaml", std::path::Path::new("."), &|_| None)
         .unwrap_or_else(|e| panic!("README's examples load: {e}"));
-    let notifiers = Notifiers::new(None, Installation::from_hex("0011223344556677"));
+    let notifiers = Notifiers::new(None, Installation::from_hex("0011223344556677")).unwrap();
     let msg = message();
     for name in ["teams", "discord", "ntfy"] {
         notifiers

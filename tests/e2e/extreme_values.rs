@@ -128,7 +128,7 @@ proptest! {
     ) {
         let probe = probe_with(every, jitter, grace, grace);
         let hb = probe.heartbeat.clone().unwrap();
-        let mut memory = lookout::heartbeat::Memory::new(anchor);
+        let mut memory = lookout::heartbeat::PingMemory::new(anchor);
         memory.started(anchor);
         let _ = lookout::heartbeat::due(&probe.schedule, &hb, &memory, now);
         if let Some(next) = lookout::heartbeat::next_deadline(&probe.schedule, &hb, &memory, now) {

@@ -248,7 +248,7 @@ fn signing_matches_the_standard_webhooks_test_vector() {
 #[tokio::test]
 async fn webhook_sends_the_incident_and_signs_it_per_standard_webhooks() {
     let rec = Recorder::start(|_| Answer::new(204, "")).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let notifier = webhook(rec.url("/hook"), Some(WHSEC));
     let msg = message(MessageKind::Trigger, 7);
     let before = Utc::now().timestamp();
@@ -313,7 +313,7 @@ async fn webhook_sends_the_incident_and_signs_it_per_standard_webhooks() {
 #[tokio::test]
 async fn webhook_without_a_secret_is_not_signed() {
     let rec = Recorder::start(|_| Answer::new(200, "thanks")).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let msg = message(MessageKind::Resolved, 8);
     notifiers
         .deliver(
@@ -340,7 +340,7 @@ async fn webhook_without_a_secret_is_not_signed() {
 #[tokio::test]
 async fn webhook_retries_keep_the_id_and_answers_are_classified() {
     let rec = Recorder::start(|_| Answer::new(200, "")).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let notifier = webhook(rec.url("/hook"), Some(WHSEC));
     let msg = message(MessageKind::Trigger, 9);
     let did = "inc9-p1-trigger-hook";
@@ -402,7 +402,7 @@ fn pd_accept(hit: &Hit) -> Answer {
 #[tokio::test]
 async fn pagerduty_trigger_acknowledge_and_resolve_share_one_dedup_key() {
     let rec = Recorder::start(pd_accept).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let pd = pagerduty(rec.url("/v2/enqueue"));
     for (kind, did) in [
         (MessageKind::Trigger, "inc11-p1-trigger-pd"),
@@ -524,7 +524,7 @@ async fn pagerduty_trigger_acknowledge_and_resolve_share_one_dedup_key() {
 #[tokio::test]
 async fn pagerduty_summary_is_cut_to_1024_characters() {
     let rec = Recorder::start(pd_accept).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let mut msg = message(MessageKind::Trigger, 13);
     msg.reason = Some("é".repeat(3000));
     notifiers
@@ -546,7 +546,7 @@ async fn pagerduty_summary_is_cut_to_1024_characters() {
 #[tokio::test]
 async fn pagerduty_400_is_permanent_429_and_5xx_are_retried() {
     let rec = Recorder::start(pd_accept).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let pd = pagerduty(rec.url("/v2/enqueue"));
     let msg = message(MessageKind::Trigger, 14);
     let did = "inc14-p1-trigger-pd";
@@ -591,7 +591,7 @@ async fn pagerduty_400_is_permanent_429_and_5xx_are_retried() {
 #[tokio::test]
 async fn slack_sends_a_text_fallback_and_blocks() {
     let rec = Recorder::start(|_| Answer::new(200, "ok").with("content-type", "text/html")).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let slack = Notifier::Slack {
         url: Secret::new(rec.url("/services/T000/B000/XXXXSECRET")),
     };
@@ -751,7 +751,7 @@ fn smtp_config(port: u16) -> SmtpConfig {
 async fn email_pages_form_one_thread_with_the_ack_link() {
     let server = support::Smtp::default();
     let port = server.start();
-    let notifiers = Notifiers::new(Some(smtp_config(port)), installation());
+    let notifiers = Notifiers::new(Some(smtp_config(port)), installation()).unwrap();
     let mail = Notifier::Email {
         to: vec!["oncall@test.example".into()],
     };
@@ -859,7 +859,7 @@ async fn email_pages_form_one_thread_with_the_ack_link() {
 
 #[tokio::test]
 async fn email_without_smtp_is_a_permanent_failure() {
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let mail = Notifier::Email {
         to: vec!["oncall@test.example".into()],
     };
