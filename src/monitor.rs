@@ -589,6 +589,7 @@ impl Monitor {
         let as_candidate = |i: &Incident| join::Candidate {
             id: i.id,
             policy: i.policy.as_ref().map(|p| p.name.clone()),
+            acknowledged: i.acknowledged_at.is_some(),
         };
         let member_of = self.store.open_incident_for_probe(probe).await?;
         let parents = match self.config.get().probe(probe).cloned() {
@@ -685,7 +686,26 @@ impl Monitor {
                 tracing::info!(incident, "incident changed before adoption; deciding again");
                 Box::pin(self.failing_as(memory, f, now)).await
             }
-            (join::Decision::Adopt { .. }, None) | (join::Decision::Open, _) => {
+            (join::Decision::Rearm { incident, epoch }, Some(policy)) => {
+                let body = format!(
+                    "{detail}; it failed after this incident was acknowledged, so the ack ends and `{}` pages again from the first level",
+                    policy.name
+                );
+                if self
+                    .store
+                    .rearm_incident(incident, f.probe, &policy.name, &body, epoch)
+                    .await?
+                {
+                    tracing::warn!(incident, probe = %f.probe,
+                        "a probe failed into an acknowledged incident; paging again");
+                    self.page_now(now).await;
+                    return Ok(());
+                }
+                tracing::info!(incident, "incident changed before paging again; deciding again");
+                Box::pin(self.failing_as(memory, f, now)).await
+            }
+            (join::Decision::Adopt { .. } | join::Decision::Rearm { .. }, None)
+            | (join::Decision::Open, _) => {
                 self.open_incident(memory, f, policy.as_ref(), now).await
             }
         }

@@ -27,7 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use batch::{RunBatch, Seen, Switch};
 pub use holds::NewSilence;
 pub use incidents::{
-    AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, PublicUpdate, UpdateKind,
+    AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, Posted, PublicUpdate,
+    UpdateKind,
 };
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use reports::{LeakedRun, StepDuration};
