@@ -67,6 +67,12 @@ pub struct Store {
 struct FileId {
     path: std::path::PathBuf,
     id: Option<(u64, u64)>,
+    /// The write-ahead log (`<path>-wal`, SQLite's WAL mode) as opened. The
+    /// pool never closes its connections while the store is open, so SQLite
+    /// never removes it: gone or another file means it was deleted under
+    /// the service, and every commit since the last checkpoint is lost at
+    /// the next start.
+    wal: Option<(u64, u64)>,
 }
 
 impl FileId {
@@ -85,6 +91,14 @@ impl FileId {
     }
 }
 
+/// SQLite's write-ahead log for the database at `path`: `<path>-wal`
+/// (<https://sqlite.org/wal.html>, "the WAL file").
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-wal");
+    p.into()
+}
+
 impl Store {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self> {
@@ -97,8 +111,14 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT);
         // Writers wait for each other (the busy timeout) on their own
         // connection; enough connections stay for readers meanwhile.
+        // Connections are never closed by the pool (no idle timeout, no
+        // lifetime): SQLite removes the WAL when its last connection
+        // closes, and `file_problem` reads a WAL gone as deleted.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .after_release(|conn, _| Box::pin(outside_transaction(conn)))
             .connect_with(options)
             .await?;
@@ -107,6 +127,7 @@ impl Store {
             std::sync::Arc::new(FileId {
                 path: path.to_path_buf(),
                 id,
+                wal: FileId::of(&wal_path(path)).ok().flatten(),
             })
         });
         Ok(Self { pool, file })
@@ -131,7 +152,22 @@ impl Store {
                 "the database file {} was deleted or replaced by another file: what is written now is lost at the next start",
                 file.path.display()
             )),
-            Ok(_) => None,
+            Ok(_) => self.wal_problem(file),
+        }
+    }
+
+    /// What is wrong with the write-ahead log, if anything: deleted or
+    /// replaced since the database was opened (see [`FileId::wal`]).
+    fn wal_problem(&self, file: &FileId) -> Option<String> {
+        let known = file.wal?;
+        let wal = wal_path(&file.path);
+        match FileId::of(&wal) {
+            Ok(Some(id)) if id == known => None,
+            Ok(None) => None,
+            Ok(Some(_)) | Err(_) => Some(format!(
+                "the database's write-ahead log {} was deleted or replaced: what was written since the last checkpoint is lost at the next start",
+                wal.display()
+            )),
         }
     }
 
