@@ -164,6 +164,7 @@ impl Pager {
             self.store.hold_epoch(inc, now).await?;
             return Ok(0);
         }
+        let policy = self.in_force(policy);
         let actions = escalation::due(&policy.reminding_slower(slower), &inc.escalation, now);
         self.carry_out(inc, &actions, vec![], now).await
     }
@@ -249,6 +250,7 @@ impl Pager {
         let (Some(policy), None) = (&inc.policy, inc.resolved_at) else {
             return Ok(());
         };
+        let policy = self.in_force(policy);
         let next = inc.escalation.level.map_or(0, |l| l as usize + 1);
         let Some(level) = policy.levels.get(next) else {
             let note = "No further level to page: the last level's page failed";
@@ -317,6 +319,18 @@ impl Pager {
             );
         }
         Ok(out)
+    }
+
+    /// The policy an open incident pages under now: its snapshot, or the
+    /// one configured now when a reload removed a notifier the snapshot
+    /// names (see [`escalation::in_force`]).
+    fn in_force<'a>(&self, snapshot: &'a escalation::Policy) -> std::borrow::Cow<'a, escalation::Policy> {
+        let config = self.config.get();
+        let current = config
+            .escalation
+            .get(&snapshot.name)
+            .map(escalation::Policy::from);
+        escalation::in_force(snapshot, current, |n| config.notifiers.contains_key(n))
     }
 
     pub fn wake_worker(&self) {

@@ -450,3 +450,53 @@ escalation:
     assert!(app.store.recent_runs("backup", 10).await.unwrap().iter().all(|r| r.outcome.is_none_or(|o| o.as_str() != "fail")));
     app.stop().await;
 }
+
+/// A reload during an escalation that renames the notifier the incident
+/// paged (and points the policy at the new name): the reminders go to the
+/// receiver configured now, not to a name that no longer exists (where
+/// every page would fail and nobody would be paged until the resolve).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_renaming_the_paged_notifier_during_an_escalation_keeps_paging() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    let (old, new) = (Receiver::default(), Receiver::default());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let old_url = format!("http://{}/hook", l.local_addr().unwrap());
+    old.serve(l);
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let new_url = format!("http://{}/hook", l.local_addr().unwrap());
+    new.serve(l);
+    let probe = "  - name: login\n    component: api";
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml(&platform.url, &old_url, probe)).unwrap();
+    let app = Running::start(&path, &dir.path().join("l.db")).await;
+    platform.state.inject(FaultSpec {
+        endpoint: Endpoint::Login,
+        mode: FaultMode::Error { status: 503 },
+    });
+    let page = eventually("the page", WAIT, || async {
+        old.of_type("incident.trigger").into_iter().next()
+    })
+    .await;
+    let incident = page.body["incident"]["id"].as_i64().unwrap();
+
+    let renamed = yaml(&platform.url, &new_url, probe)
+        .replace("  hook: {", "  on-call-hook: {")
+        .replace("notify: [hook]", "notify: [on-call-hook]");
+    std::fs::write(&path, renamed).unwrap();
+    eventually("the reload", WAIT, || async {
+        (reloads(&app).await >= 1).then_some(())
+    })
+    .await;
+    let reminder = eventually("a reminder to the notifier configured now", WAIT, || async {
+        new.of_type("incident.reminder").into_iter().next()
+    })
+    .await;
+    assert_eq!(reminder.body["incident"]["id"], incident);
+    let updates = app.store.incident_updates(incident, true).await.unwrap();
+    assert!(
+        updates.iter().all(|u| !u.body.contains("no longer configured")),
+        "{updates:?}"
+    );
+    app.stop().await;
+}
