@@ -58,10 +58,7 @@ pub enum Decision {
     /// Join `incident`, acknowledged and paging under the probe's policy:
     /// the ack ends and paging starts over from the first level at
     /// `epoch` (the join).
-    Rearm {
-        incident: i64,
-        epoch: DateTime<Utc>,
-    },
+    Rearm { incident: i64, epoch: DateTime<Utc> },
     /// Open a new incident for the probe's component.
     Open,
 }

@@ -701,7 +701,10 @@ impl Monitor {
                     self.page_now(now).await;
                     return Ok(());
                 }
-                tracing::info!(incident, "incident changed before paging again; deciding again");
+                tracing::info!(
+                    incident,
+                    "incident changed before paging again; deciding again"
+                );
                 Box::pin(self.failing_as(memory, f, now)).await
             }
             (join::Decision::Adopt { .. } | join::Decision::Rearm { .. }, None)
@@ -831,7 +834,12 @@ impl Monitor {
             .map_err(|e| (moves.len(), e))
     }
 
-    async fn apply_move(&self, memory: &mut Memory, m: &moves::Move, now: DateTime<Utc>) -> Result<()> {
+    async fn apply_move(
+        &self,
+        memory: &mut Memory,
+        m: &moves::Move,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let pending = memory
             .probe(&m.from)
             .is_some_and(|s| m.renamed() || s.component != m.to_component);

@@ -324,7 +324,10 @@ impl Pager {
     /// The policy an open incident pages under now: its snapshot, or the
     /// one configured now when a reload removed a notifier the snapshot
     /// names (see [`escalation::in_force`]).
-    fn in_force<'a>(&self, snapshot: &'a escalation::Policy) -> std::borrow::Cow<'a, escalation::Policy> {
+    fn in_force<'a>(
+        &self,
+        snapshot: &'a escalation::Policy,
+    ) -> std::borrow::Cow<'a, escalation::Policy> {
         let config = self.config.get();
         let current = config
             .escalation
@@ -555,7 +558,10 @@ escalation:
         let reminder = reasons(&store, id, MessageKind::Reminder).await;
         assert!(reminder[0].contains("2 of 3 passing runs"), "{reminder:?}");
         save(&store, &state(true, Outcome::Fail, 0, t)).await;
-        assert_eq!(pager.tick(t + chrono::Duration::seconds(60)).await.unwrap(), 1);
+        assert_eq!(
+            pager.tick(t + chrono::Duration::seconds(60)).await.unwrap(),
+            1
+        );
         let reminder = reasons(&store, id, MessageKind::Reminder).await;
         assert_eq!(reminder[0], "step login: expected status 200, got 503");
     }

@@ -184,7 +184,10 @@ mod tests {
     #[test]
     fn shifted_and_swapped_names_never_overwrite_a_state() {
         let states = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-            pairs.iter().map(|(n, s)| (n.to_string(), s.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(n, s)| (n.to_string(), s.to_string()))
+                .collect()
         };
         let before = states(&[("login", "L"), ("login-v2", "V2"), ("x", "X")]);
         // Shifted: v2 becomes login, login becomes v1, in either order.
@@ -259,7 +262,10 @@ mod tests {
             [("login", "sign-in", "a", "a"), ("write", "write", "a", "b")]
         );
         // Nothing changed, nothing moves.
-        let same = [stored("sign-in", "login", "a"), stored("write", "write", "b")];
+        let same = [
+            stored("sign-in", "login", "a"),
+            stored("write", "write", "b"),
+        ];
         assert!(at_start(&same, &config).is_empty());
     }
 }

@@ -507,7 +507,11 @@ pub async fn post_update(
         affected: &affected,
         author: by,
     };
-    posted(app.store.post_update(id, &update, chrono::Utc::now()).await?)?;
+    posted(
+        app.store
+            .post_update(id, &update, chrono::Utc::now())
+            .await?,
+    )?;
     app.changes.bump();
     Ok((
         StatusCode::CREATED,

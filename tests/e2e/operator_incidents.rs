@@ -60,7 +60,12 @@ escalation:
     )
 }
 
-async fn start() -> (tempfile::TempDir, sample_platform::RunningPlatform, Receiver, Running) {
+async fn start() -> (
+    tempfile::TempDir,
+    sample_platform::RunningPlatform,
+    Receiver,
+    Running,
+) {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -224,7 +224,12 @@ const JOB_TOKEN: &str = "job-token-for-the-rename-test";
 
 fn serve(path: &Path, db: &Path, port: u16) -> tokio::process::Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
         .arg(path)
         .arg("--database")
         .arg(db)
@@ -336,11 +341,15 @@ async fn a_probe_renamed_and_moved_while_stopped_keeps_its_state_and_incident() 
     );
     std::fs::write(&path, after).unwrap();
     let child = serve(&path, &db, port);
-    eventually("the moved probe's outage shown on its new component", WAIT, || async {
-        let web = component_status(&base, "web").await?;
-        let api = component_status(&base, "api").await?;
-        (web == "major_outage" && api == "operational").then_some(())
-    })
+    eventually(
+        "the moved probe's outage shown on its new component",
+        WAIT,
+        || async {
+            let web = component_status(&base, "web").await?;
+            let api = component_status(&base, "api").await?;
+            (web == "major_outage" && api == "operational").then_some(())
+        },
+    )
     .await;
     let store = lookout::store::Store::open(&db).await.unwrap();
     eventually("two runs under the new name", WAIT, || async {
@@ -369,7 +378,9 @@ async fn a_probe_renamed_and_moved_while_stopped_keeps_its_state_and_incident() 
     assert!(hook.of_type("incident.resolved").is_empty());
     let updates = store.incident_updates(incident, false).await.unwrap();
     assert!(
-        updates.iter().all(|u| !u.body.contains("operating normally")),
+        updates
+            .iter()
+            .all(|u| !u.body.contains("operating normally")),
         "{updates:?}"
     );
     assert!(
@@ -447,7 +458,14 @@ escalation:
         "{reason}"
     );
     // The missed period is reported once, not again under a fresh deadline.
-    assert!(app.store.recent_runs("backup", 10).await.unwrap().iter().all(|r| r.outcome.is_none_or(|o| o.as_str() != "fail")));
+    assert!(
+        app.store
+            .recent_runs("backup", 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|r| r.outcome.is_none_or(|o| o.as_str() != "fail"))
+    );
     app.stop().await;
 }
 
@@ -488,14 +506,18 @@ async fn a_reload_renaming_the_paged_notifier_during_an_escalation_keeps_paging(
         (reloads(&app).await >= 1).then_some(())
     })
     .await;
-    let reminder = eventually("a reminder to the notifier configured now", WAIT, || async {
-        new.of_type("incident.reminder").into_iter().next()
-    })
+    let reminder = eventually(
+        "a reminder to the notifier configured now",
+        WAIT,
+        || async { new.of_type("incident.reminder").into_iter().next() },
+    )
     .await;
     assert_eq!(reminder.body["incident"]["id"], incident);
     let updates = app.store.incident_updates(incident, true).await.unwrap();
     assert!(
-        updates.iter().all(|u| !u.body.contains("no longer configured")),
+        updates
+            .iter()
+            .all(|u| !u.body.contains("no longer configured")),
         "{updates:?}"
     );
     app.stop().await;
