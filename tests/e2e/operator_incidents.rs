@@ -2,8 +2,9 @@
 //! service and a real receiver on loopback (issue 13, item 1, second pass):
 //! an acknowledged incident that a probe new to it fails into, an incident
 //! an operator tries to resolve while a probe still fails in it, and one an
-//! operator resolved and then reopened. In each, the failing probe is paged
-//! under its own policy.
+//! operator resolved and then reopened, and one opened on another component
+//! that declares the probe's component down. In each, the failing probe is
+//! paged under its own policy.
 
 use crate::support::{self, ADMIN_TOKEN, Receiver, Running, eventually};
 
@@ -27,6 +28,7 @@ fn config(platform: &str, hook: &str) -> String {
         r#"version: 1
 components:
   - {{ id: api, name: Dashboard & API }}
+  - {{ id: admin, name: Admin console }}
 secrets:
   pw: {{ env: TEST_PROBE_PASSWORD }}
   admin: {{ env: TEST_ADMIN_TOKEN }}
@@ -209,5 +211,43 @@ async fn a_resolved_then_reopened_incident_pages_the_probe_that_fails_in_it() {
     .await;
     assert_eq!(again.body["incident"]["id"], incident);
     assert_eq!(app.store.open_incidents().await.unwrap().len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_component_state_on_another_incident_does_not_swallow_the_page() {
+    let (_dir, platform, hook, app) = start().await;
+    // An operator's incident on the admin console that also declares the
+    // API down (it pages nobody: the operator is on it).
+    let opened: Value = reqwest::Client::new()
+        .post(format!("{}/api/admin/incidents", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "name": "Console and API down", "impact": "major", "status": "investigating",
+            "body": "We are looking into it.",
+            "components": { "admin": "major_outage", "api": "major_outage" }
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let manual = opened["id"].as_i64().expect("incident id");
+    assert_eq!(
+        app.store.incident(manual).await.unwrap().unwrap().component,
+        "admin"
+    );
+    // The API's probe now fails: it is paged under its own policy.
+    platform.state.inject(fault(Endpoint::Login));
+    let page = eventually("the page", WAIT, || async {
+        hook.of_type("incident.trigger").into_iter().next()
+    })
+    .await;
+    let paged = page.body["incident"]["id"].as_i64().unwrap();
+    let inc = app.store.incident(paged).await.unwrap().unwrap();
+    assert_eq!(inc.policy.map(|p| p.name).as_deref(), Some("on-call"));
+    let probes = app.store.incident_probes(paged).await.unwrap();
+    assert!(probes.contains(&("login".into(), true)), "{probes:?}");
     app.stop().await;
 }
