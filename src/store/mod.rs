@@ -91,6 +91,21 @@ impl FileId {
     }
 }
 
+/// Why the database file at `path` can no longer be opened for writing
+/// (permissions changed, made immutable), if it cannot. The connections
+/// open still write into the WAL, but checkpoints fail and the next start
+/// cannot open the database: trouble to tell now, not at that start. Opens
+/// the file for appending and closes it, which changes nothing in it.
+fn unwritable(path: &Path) -> Option<String> {
+    match std::fs::OpenOptions::new().append(true).open(path) {
+        Ok(_) => None,
+        Err(e) => Some(format!(
+            "the database file {} can no longer be written ({e}): checkpoints fail and the next start cannot open it",
+            path.display()
+        )),
+    }
+}
+
 /// SQLite's write-ahead log for the database at `path`: `<path>-wal`
 /// (<https://sqlite.org/wal.html>, "the WAL file").
 fn wal_path(path: &Path) -> std::path::PathBuf {
@@ -134,7 +149,8 @@ impl Store {
     }
 
     /// What is wrong with the database file, if anything: deleted, or
-    /// replaced by another file, since it was opened. Writes then go on
+    /// replaced by another file, since it was opened (the file or its WAL),
+    /// or no longer writable. Writes then go on
     /// into a file nobody will open again, so this is storage trouble even
     /// though every write succeeds.
     pub fn file_problem(&self) -> Option<String> {
@@ -152,7 +168,7 @@ impl Store {
                 "the database file {} was deleted or replaced by another file: what is written now is lost at the next start",
                 file.path.display()
             )),
-            Ok(_) => self.wal_problem(file),
+            Ok(_) => self.wal_problem(file).or_else(|| unwritable(&file.path)),
         }
     }
 
