@@ -94,16 +94,24 @@ impl FileId {
 /// Why the database file at `path` can no longer be opened for writing
 /// (permissions changed, made immutable), if it cannot. The connections
 /// open still write into the WAL, but checkpoints fail and the next start
-/// cannot open the database: trouble to tell now, not at that start. Opens
-/// the file for appending and closes it, which changes nothing in it.
+/// cannot open the database: trouble to tell now, not at that start.
+/// Asked with access(2), never by opening the file: closing any descriptor
+/// of it would drop SQLite's POSIX locks (<https://sqlite.org/howtocorrupt.html>, 2.2).
+#[cfg(unix)]
 fn unwritable(path: &Path) -> Option<String> {
-    match std::fs::OpenOptions::new().append(true).open(path) {
-        Ok(_) => None,
+    match rustix::fs::access(path, rustix::fs::Access::WRITE_OK) {
+        Ok(()) => None,
         Err(e) => Some(format!(
-            "the database file {} can no longer be written ({e}): checkpoints fail and the next start cannot open it",
-            path.display()
+            "the database file {} can no longer be written ({}): checkpoints fail and the next start cannot open it",
+            path.display(),
+            std::io::Error::from(e)
         )),
     }
+}
+
+#[cfg(not(unix))]
+fn unwritable(_path: &Path) -> Option<String> {
+    None
 }
 
 /// SQLite's write-ahead log for the database at `path`: `<path>-wal`
