@@ -122,6 +122,11 @@ impl Memory {
         self.probes.get(name)
     }
 
+    /// Every probe state held, in no particular order.
+    pub fn probes(&self) -> impl Iterator<Item = &ProbeRow> {
+        self.probes.values()
+    }
+
     /// Carries probe `from`'s state and current interval to name `to` on
     /// `component` (stored already by `Store::move_probe`); every
     /// component's status is worked out afresh.
@@ -163,6 +168,7 @@ impl Memory {
             };
             let row = ProbeRow {
                 probe: run.probe.clone(),
+                probe_id: probe.id.clone(),
                 component: run.component.clone(),
                 last_run_at: Some(run.finished_at),
                 last_outcome: Some(run.outcome),

@@ -27,7 +27,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 pub use batch::{RunBatch, Seen, Switch};
 pub use holds::NewSilence;
 pub use incidents::{
-    AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, PublicUpdate, UpdateKind,
+    AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, Posted, PublicUpdate,
+    UpdateKind,
 };
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use reports::{LeakedRun, StepDuration};
@@ -66,6 +67,12 @@ pub struct Store {
 struct FileId {
     path: std::path::PathBuf,
     id: Option<(u64, u64)>,
+    /// The write-ahead log (`<path>-wal`, SQLite's WAL mode) as opened. The
+    /// pool never closes its connections while the store is open, so SQLite
+    /// never removes it: gone or another file means it was deleted under
+    /// the service, and every commit since the last checkpoint is lost at
+    /// the next start.
+    wal: Option<(u64, u64)>,
 }
 
 impl FileId {
@@ -84,6 +91,37 @@ impl FileId {
     }
 }
 
+/// Why the database file at `path` can no longer be opened for writing
+/// (permissions changed, made immutable), if it cannot. The connections
+/// open still write into the WAL, but checkpoints fail and the next start
+/// cannot open the database: trouble to tell now, not at that start.
+/// Asked with access(2), never by opening the file: closing any descriptor
+/// of it would drop SQLite's POSIX locks (<https://sqlite.org/howtocorrupt.html>, 2.2).
+#[cfg(unix)]
+fn unwritable(path: &Path) -> Option<String> {
+    match rustix::fs::access(path, rustix::fs::Access::WRITE_OK) {
+        Ok(()) => None,
+        Err(e) => Some(format!(
+            "the database file {} can no longer be written ({}): checkpoints fail and the next start cannot open it",
+            path.display(),
+            std::io::Error::from(e)
+        )),
+    }
+}
+
+#[cfg(not(unix))]
+fn unwritable(_path: &Path) -> Option<String> {
+    None
+}
+
+/// SQLite's write-ahead log for the database at `path`: `<path>-wal`
+/// (<https://sqlite.org/wal.html>, "the WAL file").
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-wal");
+    p.into()
+}
+
 impl Store {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self> {
@@ -96,8 +134,14 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT);
         // Writers wait for each other (the busy timeout) on their own
         // connection; enough connections stay for readers meanwhile.
+        // Connections are never closed by the pool (no idle timeout, no
+        // lifetime): SQLite removes the WAL when its last connection
+        // closes, and `file_problem` reads a WAL gone as deleted.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .after_release(|conn, _| Box::pin(outside_transaction(conn)))
             .connect_with(options)
             .await?;
@@ -106,13 +150,15 @@ impl Store {
             std::sync::Arc::new(FileId {
                 path: path.to_path_buf(),
                 id,
+                wal: FileId::of(&wal_path(path)).ok().flatten(),
             })
         });
         Ok(Self { pool, file })
     }
 
     /// What is wrong with the database file, if anything: deleted, or
-    /// replaced by another file, since it was opened. Writes then go on
+    /// replaced by another file, since it was opened (the file or its WAL),
+    /// or no longer writable. Writes then go on
     /// into a file nobody will open again, so this is storage trouble even
     /// though every write succeeds.
     pub fn file_problem(&self) -> Option<String> {
@@ -130,7 +176,22 @@ impl Store {
                 "the database file {} was deleted or replaced by another file: what is written now is lost at the next start",
                 file.path.display()
             )),
-            Ok(_) => None,
+            Ok(_) => self.wal_problem(file).or_else(|| unwritable(&file.path)),
+        }
+    }
+
+    /// What is wrong with the write-ahead log, if anything: deleted or
+    /// replaced since the database was opened (see [`FileId::wal`]).
+    fn wal_problem(&self, file: &FileId) -> Option<String> {
+        let known = file.wal?;
+        let wal = wal_path(&file.path);
+        match FileId::of(&wal) {
+            Ok(Some(id)) if id == known => None,
+            Ok(None) => None,
+            Ok(Some(_)) | Err(_) => Some(format!(
+                "the database's write-ahead log {} was deleted or replaced: what was written since the last checkpoint is lost at the next start",
+                wal.display()
+            )),
         }
     }
 

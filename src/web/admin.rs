@@ -507,18 +507,29 @@ pub async fn post_update(
         affected: &affected,
         author: by,
     };
-    if !app
-        .store
-        .post_update(id, &update, chrono::Utc::now())
-        .await?
-    {
-        return Err(WebError::NotFound);
-    }
+    posted(
+        app.store
+            .post_update(id, &update, chrono::Utc::now())
+            .await?,
+    )?;
     app.changes.bump();
     Ok((
         StatusCode::CREATED,
         Json(json!({ "incident": id, "status": u.status })),
     ))
+}
+
+/// An update the store refused, as the operator's error.
+pub fn posted(p: crate::store::Posted) -> Result<(), WebError> {
+    use crate::store::Posted;
+    match p {
+        Posted::Done | Posted::Reopened => Ok(()),
+        Posted::NotFound => Err(WebError::NotFound),
+        Posted::StillFailing(probes) => Err(WebError::Conflict(format!(
+            "cannot resolve: probe {} still fails in this incident, and resolving it would stop paging while the service is down. Lookout resolves it when the probe recovers; to stop paging, acknowledge it or silence the probe",
+            probes.join(", ")
+        ))),
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -20,6 +20,7 @@ mod lifecycle;
 mod mail;
 mod maintenance;
 mod notifiers;
+mod operator_incidents;
 mod ops;
 mod paging;
 mod paging_safety;

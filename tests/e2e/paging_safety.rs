@@ -429,3 +429,98 @@ async fn an_expired_ack_is_told_to_everyone_paged_and_the_next_page_is_not_ackno
     assert!(again.body["acknowledged_by"].is_null(), "{:?}", again.body);
     app.stop().await;
 }
+
+/// Floods other than `/subscribe` while a probe starts failing: heartbeat
+/// pings (each one a write), forged ack links, wrong admin tokens and
+/// unsigned inbound PagerDuty hooks, four clients at once. The page goes
+/// out while the flood is still running (event order: the flood was under
+/// way before the fault, and it stops only when the page is seen or its
+/// cap is reached; the page must come first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floods_of_pings_ack_links_admin_calls_and_hooks_do_not_hold_a_page_back() {
+    const CAP: usize = 20_000;
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    let (hook, url) = receiver().await;
+    let notifiers = format!("  hook: {{ type: webhook, url: \"{url}\" }}");
+    let yaml = config(&platform.url, &notifiers, "hook", "").replace(
+        "notifiers:\n",
+        "  - name: backup\n    kind: heartbeat\n    component: api\n    token: flood-job-token-0123456789\n    period: 1h\n    grace: 1h\nnotifiers:\n",
+    );
+    let app = start(dir.path(), &yaml).await;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let paged = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let base = app.url.clone();
+    let requests: Vec<(reqwest::Method, String, Option<&str>)> = vec![
+        (
+            reqwest::Method::GET,
+            format!("{base}/ping/flood-job-token-0123456789"),
+            None,
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{base}/ack/forged.token.value"),
+            None,
+        ),
+        (
+            reqwest::Method::GET,
+            format!("{base}/api/admin/config"),
+            Some("wrong-token"),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{base}/api/hooks/pagerduty"),
+            None,
+        ),
+    ];
+    let floods: Vec<_> = requests
+        .into_iter()
+        .map(|(method, url, bearer)| {
+            let (answered, paged) = (answered.clone(), paged.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut mine = 0;
+                while mine < CAP && !paged.load(Ordering::SeqCst) {
+                    let mut r = http.request(method.clone(), &url);
+                    if let Some(b) = bearer {
+                        r = r.bearer_auth(b);
+                    }
+                    if method == reqwest::Method::POST {
+                        r = r.body("{}");
+                    }
+                    if r.send().await.is_ok() {
+                        mine += 1;
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+                mine
+            })
+        })
+        .collect();
+    eventually("the flood under way", WAIT, || async {
+        (answered.load(Ordering::SeqCst) >= 400).then_some(())
+    })
+    .await;
+    platform.state.inject(login_error());
+    eventually("the page", WAIT, || async {
+        hook.of_type("incident.trigger").into_iter().next()
+    })
+    .await;
+    paged.store(true, Ordering::SeqCst);
+    let mut per_client = vec![];
+    for f in floods {
+        per_client.push(f.await.unwrap());
+    }
+    assert!(
+        per_client.iter().all(|n| *n > 0 && *n < CAP),
+        "every flood ran, and was still running at the page: {per_client:?}"
+    );
+    // The pings were answered and stored all the while.
+    let memory = app
+        .store
+        .heartbeat("backup", None, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert!(memory.last_ping.is_some(), "{memory:?}");
+    app.stop().await;
+}
