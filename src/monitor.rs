@@ -1104,12 +1104,15 @@ pub fn component_status_by<'a>(
     evaluate::component_status(&views, in_maintenance)
 }
 
-/// Whether a parent `probe` names in `depends_on` is failing: a probe
-/// that fails, or a component with a failing probe.
+/// Whether a parent `probe` names in `depends_on`, in another component,
+/// is failing: a probe that fails, or a component with a failing probe. A
+/// parent in the probe's own component explains nothing there: the fault
+/// is in that component either way, and every probe of it failing is its
+/// major outage.
 fn parent_failing(config: &Config, probe: &Probe, failing: &dyn Fn(&str) -> bool) -> bool {
     probe.depends_on.iter().any(|dep| match config.probe(dep) {
-        Some(_) => failing(dep),
-        None => config.probes_of(dep).any(|p| failing(&p.name)),
+        Some(parent) => parent.component != probe.component && failing(dep),
+        None => dep != &probe.component && config.probes_of(dep).any(|p| failing(&p.name)),
     })
 }
 
@@ -1259,5 +1262,30 @@ mod tests {
             ComponentStatus::MajorOutage
         );
         assert_eq!(status(&deploys_alone, "api"), ComponentStatus::Operational);
+    }
+
+    /// A parent in the same component explains nothing: both probes of a
+    /// component failing is that component's major outage, whatever
+    /// `depends_on` says (the fault is in it either way).
+    #[test]
+    fn a_parent_in_the_same_component_does_not_soften_its_status() {
+        let yaml = r#"version: 1
+components:
+  - { id: api, name: API }
+probes:
+  - { name: login, component: api, every: 1m, steps: [{ id: a, get: "https://x.example/" }] }
+  - name: deploy
+    component: api
+    every: 1m
+    depends_on: [login]
+    steps: [{ id: a, get: "https://x.example/" }]
+"#;
+        let config = crate::config::parse(yaml, "t.yaml", std::path::Path::new("."), &|_| None)
+            .expect("the test config loads");
+        let rows = [row("login", "api", true), row("deploy", "api", true)];
+        assert_eq!(
+            component_status(&config, &rows, &[], "api", Utc::now()),
+            ComponentStatus::MajorOutage
+        );
     }
 }
