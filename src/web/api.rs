@@ -295,7 +295,10 @@ fn maintenance_json(p: &PageView, m: &MaintenanceView) -> Value {
             "custom_tweet": Value::Null,
             "tweet_id": Value::Null,
         }],
-        "components": p.components.iter().filter(|c| m.components.contains(&c.id))
+        // As for incidents: a component nothing observes is named in
+        // `affected_components` (its planned state) but not listed with a
+        // status it does not have.
+        "components": p.components.iter().filter(|c| c.observed && m.components.contains(&c.id))
             .map(|c| component_json(p, c)).collect::<Vec<_>>(),
     })
 }

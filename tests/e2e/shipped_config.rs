@@ -162,6 +162,8 @@ components:
   - {{ id: cdn, name: CDN, group: Edge }}
 secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }} }}
 admin: {{ token: "{{{{ secrets.admin }}}}" }}
+maintenance:
+  - {{ name: CDN move, components: [cdn], starts: "{m_start}", ends: "{m_end}" }}
 probes:
   - name: health
     component: api
@@ -169,7 +171,10 @@ probes:
     steps:
       - {{ id: h, get: "{url}/healthz", expect: {{ status: 200 }} }}
 "#,
-        url = platform.url
+        url = platform.url,
+        m_start = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339(),
+        m_end = (chrono::Utc::now() + chrono::Duration::days(2) + chrono::Duration::hours(1))
+            .to_rfc3339(),
     );
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -178,6 +183,33 @@ probes:
         (!app.store.probe_states().await.ok()?.is_empty()).then_some(())
     })
     .await;
+    // Every document, every nested object: no status is claimed for a
+    // component nothing observes (an upcoming maintenance of `cdn` names
+    // it in `affected_components`, its planned state, but does not list
+    // it as a component with a status).
+    for doc in [
+        "summary.json",
+        "status.json",
+        "components.json",
+        "incidents.json",
+        "incidents/unresolved.json",
+        "scheduled-maintenances.json",
+        "scheduled-maintenances/upcoming.json",
+        "scheduled-maintenances/active.json",
+    ] {
+        let v: serde_json::Value = reqwest::get(format!("{}/api/v2/{doc}", app.url))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let mut claims = Vec::new();
+        status_claims(&v, &mut claims);
+        assert!(
+            !claims.iter().any(|id| id == "docs" || id == "cdn"),
+            "{doc} claims a status for an unobserved component: {v}"
+        );
+    }
     let ids = |v: &serde_json::Value| -> Vec<String> {
         v["components"]
             .as_array()
@@ -238,4 +270,19 @@ probes:
         .unwrap();
     assert_eq!(docs["status"], "degraded_performance");
     app.stop().await;
+}
+
+/// The ids of every object in `v` that states a component `status`.
+fn status_claims(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let (Some(id), Some(_)) = (map.get("id").and_then(|i| i.as_str()), map.get("status"))
+            {
+                out.push(id.to_string());
+            }
+            map.values().for_each(|x| status_claims(x, out));
+        }
+        serde_json::Value::Array(list) => list.iter().for_each(|x| status_claims(x, out)),
+        _ => {}
+    }
 }
