@@ -505,6 +505,50 @@ escalation:
         app.store.incident(id).await.ok()??.resolved_at.map(|_| ())
     })
     .await;
+    // The subscription pages behind mailed links: an email subscriber's
+    // preferences and unsubscribe pages, a webhook subscription's
+    // confirmation and its own page (a public address literal: nothing is
+    // resolved, and nothing is sent before the confirmation).
+    let form = |path: &str, fields: Vec<(&'static str, &'static str)>| {
+        let url = format!("{}{path}", app.url);
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        }
+    };
+    form(
+        "/subscribe",
+        vec![("email", "reader@acme.test"), ("c_api", "on")],
+    )
+    .await;
+    form(
+        "/subscribe/webhook",
+        vec![
+            ("endpoint", "https://93.184.215.14/hook"),
+            ("email", "ops@acme.test"),
+        ],
+    )
+    .await;
+    let (reader, hook, hook_request) = {
+        use sqlx::Connection;
+        let db = format!("sqlite://{}", dir.path().join("l.db").display());
+        let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+        let reader: String = sqlx::query_scalar("SELECT token FROM subscribers")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let (hook, hook_request): (String, String) =
+            sqlx::query_as("SELECT token, request_token FROM webhook_subscriptions")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        (reader, hook, hook_request)
+    };
     let login = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -544,6 +588,13 @@ escalation:
         ),
         ("ack", ack_path.clone()),
         ("admin-login", "/admin".to_string()),
+        ("preferences", format!("/subscribe/manage/{reader}")),
+        ("unsubscribe", format!("/unsubscribe/{reader}")),
+        (
+            "webhook-confirm",
+            format!("/subscribe/webhook/confirm/{hook_request}"),
+        ),
+        ("webhook", format!("/subscribe/webhook/{hook}")),
     ];
     let mut failures = Vec::new();
     for dark in [false, true] {
