@@ -138,6 +138,31 @@ pub async fn enqueue(
     Ok(deliveries.len())
 }
 
+/// Active subscriptions one host may have: more would let a few confirmed
+/// addresses multiply every event into a flood of POSTs at one target.
+pub const MAX_PER_HOST: usize = 5;
+
+/// Whether `endpoint`'s host already has [`MAX_PER_HOST`] active
+/// subscriptions other than `except` (the one being confirmed). Hosts
+/// compare case-insensitively; an unparsable endpoint counts as full.
+pub async fn host_full(store: &Store, endpoint: &str, except: Option<i64>) -> Result<bool> {
+    let host = |u: &str| {
+        url::Url::parse(u)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+    };
+    let Some(wanted) = host(endpoint) else {
+        return Ok(true);
+    };
+    let same = store
+        .active_webhooks()
+        .await?
+        .into_iter()
+        .filter(|s| Some(s.id) != except && host(&s.endpoint).as_deref() == Some(&wanted))
+        .count();
+    Ok(same >= MAX_PER_HOST)
+}
+
 /// The mail asking the contact to confirm a webhook subscription (new,
 /// re-subscribed, or other components): nothing is delivered to the
 /// endpoint until the button behind the link is pressed.

@@ -227,6 +227,10 @@ fn valid_email(fields: &BTreeMap<String, String>) -> Option<&str> {
     (email.len() <= 254 && email.parse::<lettre::Address>().is_ok()).then_some(email)
 }
 
+/// Shown when an endpoint's host has all the subscriptions it may have.
+const HOST_FULL: &str = "This webhook's host already has the most subscriptions we allow (5); \
+     unsubscribe one of them first (each payload's meta.unsubscribe links to its page).";
+
 /// Webhook subscriptions need mail (the contact confirms) and may be off.
 fn webhooks_offered(app: &AppState) -> bool {
     let config = app.config.get();
@@ -299,6 +303,11 @@ pub async fn subscribe_webhook(
         Ok(u) => u,
         Err(e) => return page(&app, StatusCode::BAD_REQUEST, "form", Some(&refusal(&e))),
     };
+    match webhooks::host_full(&app.store, url.as_str(), None).await {
+        Ok(false) => {}
+        Ok(true) => return page(&app, StatusCode::CONFLICT, "form", Some(HOST_FULL)),
+        Err(e) => return WebError::from(e).into_response(),
+    }
     let components = chosen(&app, &fields);
     let now = Utc::now();
     let token = subscribers::new_token();
@@ -347,6 +356,18 @@ pub async fn confirm_webhook_form(
 /// `POST /subscribe/webhook/confirm/{token}`: the subscription starts (or
 /// starts again, with the components asked for).
 pub async fn confirm_webhook(State(app): State<AppState>, Path(token): Path<String>) -> Response {
+    // Checked again here: others may have been confirmed since the request.
+    let full = async {
+        match app.store.webhook_request(&token, Utc::now()).await? {
+            Some(s) => webhooks::host_full(&app.store, &s.endpoint, Some(s.id)).await,
+            None => Ok(false),
+        }
+    };
+    match full.await {
+        Ok(false) => {}
+        Ok(true) => return page(&app, StatusCode::CONFLICT, "form", Some(HOST_FULL)),
+        Err(e) => return WebError::from(e).into_response(),
+    }
     match app.store.confirm_webhook(&token, Utc::now()).await {
         Ok(Some(s)) => {
             let view = hook_view(&app, &s);

@@ -590,3 +590,56 @@ async fn a_failing_endpoint_backs_off_then_is_disabled_and_never_delays_a_page()
     subscribe_and_confirm(&app, &smtp, &failing.hook(), "a@hook.example").await;
     app.stop().await;
 }
+
+/// A few confirmed addresses cannot turn every event into a flood at one
+/// target: a host has at most `MAX_PER_HOST` active subscriptions, checked
+/// when subscribing (no mail is sent) and again when confirming (a request
+/// made while there was room).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_gets_at_most_a_few_subscriptions() {
+    use lookout::subscribers::webhooks::MAX_PER_HOST;
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    let smtp = Smtp::default();
+    let smtp_port = smtp.start();
+    let path = config(dir.path(), &platform.url, smtp_port);
+    let app = Running::start_tuned(&path, &dir.path().join("l.db"), loopback_tuning()).await;
+    let hook = Endpoint2::start(200).await;
+    for n in 1..MAX_PER_HOST {
+        let url = format!("{}?n={n}", hook.hook());
+        subscribe_and_confirm(&app, &smtp, &url, &format!("ops{n}@hook.example")).await;
+    }
+    // Two requests while there is room for one more.
+    let last = format!("{}?n=last", hook.hook());
+    let (status, _) = subscribe(&app, &last, "last@hook.example", &[]).await;
+    assert_eq!(status, 200);
+    let (status, _) = subscribe(&app, &hook.hook(), "late@hook.example", &[]).await;
+    assert_eq!(status, 200);
+    let link = |to: &'static str| {
+        let smtp = &smtp;
+        async move {
+            let mail = eventually("the confirmation mail", WAIT, || async {
+                mails_to(smtp, to).into_iter().next()
+            })
+            .await;
+            link_after(&mail, "press the button:")
+        }
+    };
+    let (last_link, late_link) = (
+        link("last@hook.example").await,
+        link("late@hook.example").await,
+    );
+    let http = reqwest::Client::new();
+    assert_eq!(http.post(&last_link).send().await.unwrap().status(), 200);
+    // Full now: the late confirmation is refused, and so is a new request
+    // (spelled with another case, to the same host), without a mail.
+    let refused = http.post(&late_link).send().await.unwrap();
+    assert_eq!(refused.status(), 409);
+    assert!(refused.text().await.unwrap().contains("most subscriptions"));
+    let upper = hook.hook().replace("http://", "HTTP://");
+    let (status, page) = subscribe(&app, &upper, "another@hook.example", &[]).await;
+    assert_eq!(status, 409, "{page}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(mails_to(&smtp, "another@hook.example").is_empty());
+    app.stop().await;
+}
