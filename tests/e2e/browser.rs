@@ -611,6 +611,13 @@ escalation:
             for v in browser.axe(&axe).await {
                 failures.push(format!("{path} ({scheme}): {v}"));
             }
+            // Every page of the sweep validates as HTML too (once).
+            if !dark && let Some(bin) = validator() {
+                let html = app.page(path).await;
+                if let Some(problems) = validate(&bin, name, &html) {
+                    failures.push(format!("{path} does not validate:\n{problems}"));
+                }
+            }
             if ["status", "incident", "uptime"].contains(name) {
                 browser
                     .screenshot(&shots.join(format!("{name}-{scheme}.png")))
