@@ -53,6 +53,10 @@ pub struct Tuning {
     pub server: crate::web::hardening::ServerLimits,
     /// Rate limits on subscriptions and refused credentials.
     pub budgets: crate::web::throttle::Budgets,
+    /// Lets webhook subscriptions point at loopback (127.0.0.0/8, ::1),
+    /// plain `http` included, so tests can receive them on port 0. Never
+    /// set in production; probes.yaml cannot set it.
+    pub webhook_loopback: bool,
 }
 
 impl Default for Tuning {
@@ -65,6 +69,7 @@ impl Default for Tuning {
             store_alert_after: crate::monitor::DEFAULT_ALERT_AFTER,
             server: crate::web::hardening::ServerLimits::default(),
             budgets: crate::web::throttle::Budgets::default(),
+            webhook_loopback: false,
         }
     }
 }
@@ -131,7 +136,8 @@ impl App {
         );
         let notifiers = Arc::new(
             Notifiers::new(config.smtp.clone(), installation)
-                .with_mail(live.clone(), base_url.clone()),
+                .with_mail(live.clone(), base_url.clone())
+                .with_webhook_loopback(opts.tuning.webhook_loopback),
         );
         let worker = Worker::new(
             store.clone(),
@@ -168,6 +174,7 @@ impl App {
             heartbeats,
             health,
             metrics,
+            webhook_loopback: opts.tuning.webhook_loopback,
         };
         Ok(Self {
             listener,

@@ -43,6 +43,9 @@
 //! - [`uptime`]: the uptime history as pure functions: time in each state per
 //!   local day, uptime %, daily response time, from rollups the monitor keeps.
 //! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`.
+//! - [`subscribers`]: what email and webhook subscribers hear, through the
+//!   outbox; `subscribers::endpoint` holds the rules a subscribed webhook
+//!   URL must meet (https, public addresses only, checked at every delivery).
 //! - [`app`]: builds the service and runs it until stopped.
 //! - [`cli`]: the `lookout` commands; [`logging`]: stderr logs, every line
 //!   masked for secrets.

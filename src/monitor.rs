@@ -406,7 +406,7 @@ impl Monitor {
                 return Err(e);
             }
         };
-        let plan = memory.plan(&self.config.get(), ctx, &runs);
+        let mut plan = memory.plan(&self.config.get(), ctx, &runs);
         self.give_back(inbox, runs.split_off(plan.len));
         let writing = std::time::Instant::now();
         let written = self.store.write_batch(&plan.batch(&runs)).await;
@@ -420,7 +420,11 @@ impl Monitor {
             self.changes.bump();
         }
         let change = plan.change;
+        let status_changes = std::mem::take(&mut plan.status_changes);
         memory.commit(plan);
+        if !status_changes.is_empty() {
+            self.component_updates(status_changes).await;
+        }
         // A maintenance that ended with its component still failing:
         // the incident it withheld goes public now.
         if let Err(e) = self.publish_due(now).await {
@@ -939,6 +943,58 @@ impl Monitor {
         Ok(())
     }
 
+    /// Tells webhook subscriptions about components whose public status
+    /// changed (Statuspage's component update webhook); a failure is
+    /// logged. Costs one small query when nobody subscribed.
+    async fn component_updates(&self, changes: Vec<(String, String, String, DateTime<Utc>)>) {
+        let result = async {
+            if self.store.active_webhooks().await?.is_empty() {
+                return Ok(0);
+            }
+            let config = self.config.get();
+            let base_url = self.pager.base_url();
+            let page = crate::web::view::page(&config, &self.store, base_url).await?;
+            let ids: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
+            let created = self.store.first_seen("component", &ids, Utc::now()).await?;
+            let mut sent = 0;
+            for (id, old, new, at) in &changes {
+                let Some(component) = config.component(id) else {
+                    continue;
+                };
+                let change = crate::subscribers::webhooks::ComponentChange {
+                    component,
+                    old,
+                    new,
+                    at: *at,
+                    created_at: created.get(id).copied().unwrap_or(*at),
+                    time_zone: config.page.time_zone,
+                };
+                let body = crate::subscribers::webhooks::component_body(
+                    &change,
+                    crate::subscribers::webhooks::page_json(page.indicator, page.description),
+                );
+                let key = format!("comp-{id}-{}", at.timestamp_millis());
+                sent += crate::subscribers::webhooks::enqueue(
+                    &self.store,
+                    base_url,
+                    &key,
+                    std::slice::from_ref(id),
+                    &body,
+                    *at,
+                )
+                .await?;
+            }
+            Ok::<_, crate::store::StoreError>(sent)
+        };
+        match result.await {
+            Ok(n) if n > 0 => self.pager.wake_worker(),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "could not enqueue component updates for webhooks")
+            }
+        }
+    }
+
     /// Tells subscribers; a failure here is logged and never blocks paging.
     async fn announce(&self, id: i64, status: &str, body: &str, now: DateTime<Utc>) {
         let r = crate::subscribers::announce_update(
@@ -1096,18 +1152,49 @@ pub fn component_status_by<'a>(
     component: &str,
     now: DateTime<Utc>,
 ) -> ComponentStatus {
+    let failing = |name: &str| state(name).is_some_and(|s| s.health.failing);
     let views: Vec<ProbeView> = config
         .probes_of(component)
         .map(|p| {
             let s = state(&p.name);
-            ProbeView {
+            let view = ProbeView {
                 failing: s.is_some_and(|s| s.health.failing),
                 last_outcome: s.and_then(|s| s.last_outcome),
+            };
+            if view.failing && parent_failing(config, p, &failing) {
+                explained()
+            } else {
+                view
             }
         })
         .collect();
     let in_maintenance = crate::maintenance::active_for(windows, component, now).is_some();
     evaluate::component_status(&views, in_maintenance)
+}
+
+/// Whether a parent `probe` names in `depends_on`, in another component,
+/// is failing: a probe that fails, or a component with a failing probe. A
+/// parent in the probe's own component explains nothing there: the fault
+/// is in that component either way, and every probe of it failing is its
+/// major outage.
+fn parent_failing(config: &Config, probe: &Probe, failing: &dyn Fn(&str) -> bool) -> bool {
+    probe.depends_on.iter().any(|dep| match config.probe(dep) {
+        Some(parent) => parent.component != probe.component && failing(dep),
+        None => dep != &probe.component && config.probes_of(dep).any(|p| failing(&p.name)),
+    })
+}
+
+/// A failing probe whose failure a failing parent explains (`depends_on`):
+/// its component is affected, not broken, so it counts as degraded there.
+/// The incident is the parent's (the child joins it), and the parent's
+/// component, where the fault is, shows the worse state: with the shipped
+/// probes.yaml, a login fault shows "Dashboard & API" in partial or major
+/// outage and "Deployments" degraded, not the other way round.
+fn explained() -> ProbeView {
+    ProbeView {
+        failing: false,
+        last_outcome: Some(crate::journey::Outcome::Degraded),
+    }
 }
 
 /// How often the database file is looked at (deleted or replaced?).
@@ -1176,5 +1263,97 @@ mod tests {
         let waits: Vec<u128> = (1..=8).map(|n| retry_delay(n).as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
         assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
+    }
+
+    fn row(probe: &str, component: &str, failing: bool) -> ProbeRow {
+        let now = Utc::now();
+        let mut health = evaluate::ProbeHealth::new(now);
+        health.failing = failing;
+        ProbeRow {
+            probe: probe.into(),
+            component: component.into(),
+            health,
+            last_run_at: Some(now),
+            last_outcome: Some(if failing {
+                crate::journey::Outcome::Fail
+            } else {
+                crate::journey::Outcome::Pass
+            }),
+            last_reason: None,
+            last_failed_step: None,
+        }
+    }
+
+    /// The shipped probes.yaml: a login fault fails `login` (api) and the
+    /// deploy journey (deploys, `depends_on: [login]`). The component where
+    /// the fault is shows the worse state; once login passes again, a
+    /// deploy journey that still fails is its component's own outage.
+    #[test]
+    fn the_component_at_fault_shows_the_worse_state_with_the_shipped_config() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.yaml");
+        let config =
+            crate::config::load(&path, &|_| Some("a-secret-long-enough-for-any-rule".into()))
+                .expect("the shipped probes.yaml loads");
+        let now = Utc::now();
+        let status = |rows: &[ProbeRow], component: &str| {
+            component_status(&config, rows, &[], component, now)
+        };
+        let login_fault = [
+            row("login", "api", true),
+            row("api-health", "api", false),
+            row("deploy-login-write-read", "deploys", true),
+        ];
+        let api = status(&login_fault, "api");
+        let deploys = status(&login_fault, "deploys");
+        assert_eq!(api, ComponentStatus::PartialOutage);
+        assert_eq!(deploys, ComponentStatus::DegradedPerformance);
+        assert!(api > deploys, "{api:?} at fault, {deploys:?} affected");
+        // Every probe of the parent's component failing: major there.
+        let all_down = [
+            row("login", "api", true),
+            row("api-health", "api", true),
+            row("deploy-login-write-read", "deploys", true),
+        ];
+        assert_eq!(status(&all_down, "api"), ComponentStatus::MajorOutage);
+        assert_eq!(
+            status(&all_down, "deploys"),
+            ComponentStatus::DegradedPerformance
+        );
+        // No failing parent: the child's failure is its own component's.
+        let deploys_alone = [
+            row("login", "api", false),
+            row("api-health", "api", false),
+            row("deploy-login-write-read", "deploys", true),
+        ];
+        assert_eq!(
+            status(&deploys_alone, "deploys"),
+            ComponentStatus::MajorOutage
+        );
+        assert_eq!(status(&deploys_alone, "api"), ComponentStatus::Operational);
+    }
+
+    /// A parent in the same component explains nothing: both probes of a
+    /// component failing is that component's major outage, whatever
+    /// `depends_on` says (the fault is in it either way).
+    #[test]
+    fn a_parent_in_the_same_component_does_not_soften_its_status() {
+        let yaml = r#"version: 1
+components:
+  - { id: api, name: API }
+probes:
+  - { name: login, component: api, every: 1m, steps: [{ id: a, get: "https://x.example/" }] }
+  - name: deploy
+    component: api
+    every: 1m
+    depends_on: [login]
+    steps: [{ id: a, get: "https://x.example/" }]
+"#;
+        let config = crate::config::parse(yaml, "t.yaml", std::path::Path::new("."), &|_| None)
+            .expect("the test config loads");
+        let rows = [row("login", "api", true), row("deploy", "api", true)];
+        assert_eq!(
+            component_status(&config, &rows, &[], "api", Utc::now()),
+            ComponentStatus::MajorOutage
+        );
     }
 }

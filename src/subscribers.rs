@@ -6,6 +6,9 @@
 //! both the confirmation and the one-click unsubscribe (RFC 8058) act only
 //! on POST, so mail scanners that open links change nothing.
 
+pub mod endpoint;
+pub mod webhooks;
+
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
@@ -91,6 +94,9 @@ pub struct Announcement<'a> {
     pub components: Vec<String>,
     /// Mails with the same thread key form one thread (`incident-7`).
     pub thread: Option<String>,
+    /// The Statuspage webhook body for webhook subscriptions (without
+    /// `meta`), when the event has one.
+    pub webhook: Option<serde_json::Value>,
 }
 
 /// Enqueues the announcement for every confirmed subscriber who wants it.
@@ -131,7 +137,11 @@ pub async fn announce(
         store.enqueue(chunk, now).await?;
         tokio::task::yield_now().await;
     }
-    Ok(deliveries.len())
+    let hooks = match &a.webhook {
+        Some(body) => webhooks::enqueue(store, base_url, &a.key, &a.components, body, now).await?,
+        None => 0,
+    };
+    Ok(deliveries.len() + hooks)
 }
 
 /// Announces a public update of incident `id` (`status` as in Statuspage).
@@ -157,6 +167,13 @@ pub async fn announce_update(
     if !components.contains(&inc.component) {
         components.push(inc.component.clone());
     }
+    let webhook = if store.active_webhooks().await?.is_empty() {
+        None
+    } else {
+        let page = crate::web::view::page(config, store, base_url).await?;
+        let view = crate::web::view::incident(config, store, inc.clone(), false).await?;
+        Some(crate::web::api::incident_webhook(&page, &view))
+    };
     let a = Announcement {
         key: format!("inc{id}-{status}-{}", now.timestamp_millis()),
         headline: format!("{label}: {}", inc.title),
@@ -164,6 +181,7 @@ pub async fn announce_update(
         link: format!("{base_url}/incidents/{id}"),
         components,
         thread: Some(format!("incident-{id}")),
+        webhook,
     };
     announce(store, config, base_url, &a, now).await
 }

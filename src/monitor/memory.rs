@@ -96,6 +96,9 @@ pub struct Plan {
     pub news: bool,
     /// What the plan's last run changed, if incidents must react.
     pub change: Option<Change>,
+    /// Components whose public status changed: (component, old status, new
+    /// status, when), for webhook subscriptions' component updates.
+    pub status_changes: Vec<(String, String, String, DateTime<Utc>)>,
 }
 
 impl Memory {
@@ -284,6 +287,12 @@ impl Plan {
         };
         // Runs of different probes may arrive slightly out of order.
         let at = at.max(current.last_seen);
+        if let SubjectId::Component(c) = &subject
+            && current.state != state
+        {
+            self.status_changes
+                .push((c.clone(), current.state.clone(), state.to_string(), at));
+        }
         let silent = (at - current.last_seen).to_std().unwrap_or_default() > stale_after;
         if current.state == state && !silent {
             current.last_seen = at;

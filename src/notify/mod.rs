@@ -7,6 +7,7 @@ mod message;
 pub mod pagerduty;
 pub mod signing;
 mod slack;
+mod subscription;
 pub mod template;
 mod webhook;
 
@@ -58,6 +59,11 @@ pub struct Notifiers {
     installation: Installation,
     /// Where mail ids' domain and times come from; see [`Notifiers::with_mail`].
     mail: MailSource,
+    /// The guarded client of status-page webhook subscriptions
+    /// ([`crate::subscribers::endpoint::client`]).
+    subscriptions: reqwest::Client,
+    /// Whether subscriptions may reach loopback (tests only).
+    webhook_loopback: bool,
 }
 
 /// The page configuration mails are made with: its `url` gives the ids'
@@ -87,7 +93,38 @@ impl Notifiers {
             smtp,
             installation,
             mail: MailSource::Fixed,
+            subscriptions: crate::subscribers::endpoint::client(false),
+            webhook_loopback: false,
         }
+    }
+
+    /// Lets webhook subscriptions reach loopback addresses: for tests only
+    /// (`app::Tuning::webhook_loopback`); never set from probes.yaml.
+    pub fn with_webhook_loopback(mut self, allow: bool) -> Self {
+        self.subscriptions = crate::subscribers::endpoint::client(allow);
+        self.webhook_loopback = allow;
+        self
+    }
+
+    /// The address rules subscriptions are held to, with the hosts plain
+    /// `http` may reach (`page.webhooks.allow_http`).
+    pub fn webhook_policy(&self, allow_http: &[String]) -> crate::subscribers::endpoint::Policy {
+        crate::subscribers::endpoint::Policy {
+            allow_http: allow_http.to_vec(),
+            allow_loopback: self.webhook_loopback,
+        }
+    }
+
+    /// One attempt at a status-page webhook subscription's endpoint.
+    pub async fn subscription_webhook(
+        &self,
+        policy: &crate::subscribers::endpoint::Policy,
+        url: &str,
+        body: Vec<u8>,
+        delivery_id: &str,
+    ) -> Result<(), DeliveryError> {
+        let id = self.installation.scoped(delivery_id);
+        subscription::send(&self.subscriptions, policy, url, body, &id).await
     }
 
     /// Mails take the ids' domain and the time zone from the page

@@ -49,7 +49,7 @@ const ONE_HOUR_MS: i64 = 3_600_000;
 impl Store {
     /// Writes `batch` in one transaction: all of it or nothing.
     pub async fn write_batch(&self, batch: &RunBatch<'_>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert_runs(&mut tx, batch.runs).await?;
         count_hours(&mut tx, batch.runs).await?;
         save_probe_states(&mut tx, &batch.probe_states).await?;

@@ -18,7 +18,7 @@ impl Store {
         by_name: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Memory> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         if let Some(name) = by_name {
             sqlx::query(
                 "UPDATE heartbeats SET probe_id = ?1 WHERE probe_id = ?2

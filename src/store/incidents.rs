@@ -198,7 +198,7 @@ impl Store {
         note: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE incidents SET component = ? WHERE id = ? AND resolved_at IS NULL")
             .bind(component)
             .bind(id)
@@ -242,7 +242,7 @@ impl Store {
         body: &str,
         epoch: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let snapshot = serde_json::to_string(policy)
             .map_err(|e| StoreError::Corrupt(format!("escalation policy: {e}")))?;
         let adopted = sqlx::query(
@@ -287,7 +287,7 @@ impl Store {
         body: &str,
         epoch: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let rearmed = sqlx::query(
             "UPDATE incidents SET esc_epoch = ?, esc_level = NULL, last_page_at = NULL,
                 acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1
@@ -319,7 +319,7 @@ impl Store {
     }
 
     pub async fn create_incident(&self, n: NewIncident<'_>) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let policy = n
             .policy
             .map(serde_json::to_string)
@@ -374,7 +374,7 @@ impl Store {
         body: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         join(&mut tx, id, probe, now).await?;
         let status = self.status_in(&mut tx, id).await?;
         add_update(
@@ -399,7 +399,7 @@ impl Store {
         body: &str,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE incident_probes SET recovered_at = ? WHERE incident_id = ? AND probe = ?",
         )
@@ -437,7 +437,7 @@ impl Store {
         now: DateTime<Utc>,
         deliveries: &[NewDelivery],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE incidents SET status = 'resolved', resolved_at = ? WHERE id = ?")
             .bind(ms(now))
             .bind(id)
@@ -457,7 +457,7 @@ impl Store {
         now: DateTime<Utc>,
         deliveries: &[NewDelivery],
     ) -> Result<AckOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let Some(current) = sqlx::query("SELECT * FROM incidents WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -506,7 +506,7 @@ impl Store {
         deliveries: &[NewDelivery],
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE incidents SET esc_epoch = ?, esc_level = ?, last_page_at = ?,
                 acknowledged_at = ?, acknowledged_by = CASE WHEN ? IS NULL THEN NULL
@@ -566,7 +566,7 @@ impl Store {
         note: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE incidents SET held = ?, version = version + 1,
                 esc_epoch = CASE WHEN esc_level IS NULL THEN ? ELSE esc_epoch END
@@ -623,7 +623,7 @@ impl Store {
         u: &PublicUpdate<'_>,
         now: DateTime<Utc>,
     ) -> Result<Posted> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let resolved: Option<Option<i64>> =
             sqlx::query_scalar("SELECT resolved_at FROM incidents WHERE id = ?")
                 .bind(id)
@@ -677,7 +677,7 @@ impl Store {
         m: &ManualIncident<'_>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (component, title, status, impact, opened_at, updated_at,
                 esc_epoch, manual, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) RETURNING id",
@@ -789,7 +789,7 @@ impl Store {
         body: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let status = self.status_in(&mut tx, id).await?;
         add_update(&mut tx, id, now, kind, &status, body, false).await?;
         tx.commit().await?;
@@ -808,7 +808,7 @@ impl Store {
     /// `body` ("investigating"), if it is still open and withheld; true
     /// when it did.
     pub async fn publish_incident(&self, id: i64, body: &str, now: DateTime<Utc>) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE incidents SET published_at = ?, updated_at = ?
              WHERE id = ? AND published_at IS NULL AND resolved_at IS NULL",

@@ -15,6 +15,7 @@ mod runs;
 mod seen;
 mod skips;
 mod subscribers;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -36,6 +37,7 @@ pub use rollups::{StateInterval, Subject, SubjectId};
 pub use runs::{InterruptedRun, ProbeRow, RunRow, StepRow};
 pub use skips::SkipRow;
 pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest};
+pub use webhooks::WebhookSubscription;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -243,6 +245,19 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// A write transaction: `BEGIN IMMEDIATE`, so it holds SQLite's write
+    /// lock from its first statement. Every transaction of the store starts
+    /// here. A deferred `BEGIN` that reads before it writes (`SELECT`, then
+    /// `INSERT`) takes a read snapshot first; if another connection commits
+    /// before the write, WAL mode refuses the upgrade at once with
+    /// `SQLITE_BUSY` (the snapshot is stale), without waiting out the busy
+    /// timeout: an admin update answered 500 whenever the monitor stored a
+    /// run in between. Taking the lock first makes it wait its turn instead
+    /// (SQLite, "Transactions" and "WAL mode": `SQLITE_BUSY_SNAPSHOT`).
+    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
 }
 
 /// Whether a connection going back to the pool may be used again: only
@@ -277,4 +292,77 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
 
 pub(crate) fn time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every transaction of the store starts through [`Store::write`]:
+    /// a deferred `BEGIN` anywhere brings the stale-snapshot 500 back.
+    #[test]
+    fn every_transaction_takes_the_write_lock_first() {
+        // Spelled in pieces so this test does not find itself.
+        let patterns = [concat!(".beg", "in()"), concat!("BEGIN ", "DEFERRED")];
+        let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+        let mut offenders = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    if patterns.iter().any(|p| line.contains(p)) {
+                        offenders.push(format!("{}:{}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "deferred transactions: {offenders:?}");
+    }
+
+    /// A transaction that reads, lets another connection try to write, then
+    /// writes itself: both writes succeed (the other waits its turn). With
+    /// a deferred `BEGIN` the late write failed at once with "database is
+    /// locked" (a stale read snapshot cannot be upgraded).
+    #[tokio::test]
+    async fn a_read_then_write_transaction_survives_a_concurrent_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let a = Store::open(&path).await.unwrap();
+        let b = Store::open(&path).await.unwrap();
+        let mut tx = a.write().await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let other = tokio::spawn(async move {
+            let d = NewDelivery {
+                delivery_id: "other".into(),
+                incident_id: None,
+                notifier: "n".into(),
+                kind: "trigger".into(),
+                payload: "{}".into(),
+            };
+            b.enqueue(&[d], Utc::now()).await
+        });
+        // Give the other writer every chance to commit in between.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mine = sqlx::query("INSERT INTO settings (key, value) VALUES ('k', 'v')")
+            .execute(&mut *tx)
+            .await;
+        assert!(
+            mine.is_ok(),
+            "the reading transaction's write failed: {mine:?}"
+        );
+        tx.commit().await.unwrap();
+        other
+            .await
+            .unwrap()
+            .expect("the other writer waited its turn");
+        assert_eq!(a.setting("k").await.unwrap().as_deref(), Some("v"));
+    }
 }

@@ -242,7 +242,7 @@ impl Store {
     /// name) is replaced; closed history stays under the old name.
     /// Heartbeat memory is keyed by the id and needs no carrying.
     pub async fn move_probe(&self, from: &str, to: &str, component: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let statements: [&str; 5] = [
             "DELETE FROM probe_states WHERE probe = ?2 AND ?1 <> ?2",
             "UPDATE probe_states SET probe = ?2, component = ?3 WHERE probe = ?1",

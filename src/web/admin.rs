@@ -279,6 +279,7 @@ pub async fn create_maintenance(
         link: format!("{}/#maintenance-m{id}", app.base_url),
         components: m.components.clone(),
         thread: Some(format!("maintenance-{id}")),
+        webhook: maintenance_webhook(&app, id).await,
     };
     match crate::subscribers::announce(&app.store, &app.config.get(), &app.base_url, &a, now).await
     {
@@ -289,6 +290,28 @@ pub async fn create_maintenance(
     tracing::info!(maintenance = id, name = %m.name, by, "maintenance scheduled");
     let m = Maintenance { id: Some(id), ..m };
     Ok((StatusCode::CREATED, Json(maintenance_json(&m, now))))
+}
+
+/// The Statuspage webhook body of maintenance `id` as the page shows it
+/// now, when any webhook subscription could hear it.
+async fn maintenance_webhook(app: &AppState, id: i64) -> Option<Value> {
+    let build = async {
+        if app.store.active_webhooks().await?.is_empty() {
+            return Ok(None);
+        }
+        let page = view::page(&app.config.get(), &app.store, &app.base_url).await?;
+        let key = format!("m{id}");
+        Ok::<_, crate::store::StoreError>(
+            page.maintenances
+                .iter()
+                .find(|m| m.id == key)
+                .map(|m| super::api::maintenance_webhook(&page, m)),
+        )
+    };
+    build.await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "could not build the maintenance webhook");
+        None
+    })
 }
 
 /// `GET /api/admin/maintenances`: every window, from both sources.
@@ -513,6 +536,8 @@ pub async fn post_update(
             .await?,
     )?;
     app.changes.bump();
+    // Subscribers hear an update posted here as from the admin page.
+    announce(&app, id, &u, &affected, chrono::Utc::now()).await;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "incident": id, "status": u.status })),

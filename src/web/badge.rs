@@ -123,6 +123,10 @@ pub async fn render(
         return Ok(None);
     };
     let badge = match kind {
+        // Nothing observes it: "no data" in grey, never "operational".
+        "status.svg" if !c.observed => {
+            Badge::new(&c.name, c.label().to_lowercase(), uptime_color(None))
+        }
         "status.svg" => Badge::new(
             &c.name,
             c.status.label().to_lowercase(),

@@ -4,7 +4,7 @@
 mod ack;
 mod admin;
 mod admin_page;
-mod api;
+pub mod api;
 mod badge;
 pub mod cache;
 pub mod hardening;
@@ -47,6 +47,9 @@ pub struct AppState {
     /// Liveness facts of the background tasks, for `/readyz`.
     pub health: crate::health::Health,
     pub metrics: crate::metrics::Metrics,
+    /// Webhook subscriptions may point at loopback (tests only; see
+    /// `app::Tuning::webhook_loopback`).
+    pub webhook_loopback: bool,
 }
 
 /// The stylesheet, embedded in the binary.
@@ -110,6 +113,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/subscribe/confirm/{token}",
             get(subscribe::confirm_form).post(subscribe::confirm),
+        )
+        .route("/subscribe/webhook", post(subscribe::subscribe_webhook))
+        .route(
+            "/subscribe/webhook/confirm/{token}",
+            get(subscribe::confirm_webhook_form).post(subscribe::confirm_webhook),
+        )
+        .route(
+            "/subscribe/webhook/{token}",
+            get(subscribe::manage_webhook_form).post(subscribe::unsubscribe_webhook),
         )
         .route(
             "/subscribe/manage/{token}",

@@ -229,6 +229,7 @@ pub fn fast_tuning() -> Tuning {
         store_alert_after: Duration::from_secs(1),
         server: lookout::web::hardening::ServerLimits::default(),
         budgets: lookout::web::throttle::Budgets::default(),
+        webhook_loopback: false,
     }
 }
 
