@@ -1271,6 +1271,7 @@ mod tests {
         health.failing = failing;
         ProbeRow {
             probe: probe.into(),
+            probe_id: probe.into(),
             component: component.into(),
             health,
             last_run_at: Some(now),
