@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::ack::AckKeys;
 use crate::config::Config;
@@ -53,6 +54,10 @@ pub struct Tuning {
     pub server: crate::web::hardening::ServerLimits,
     /// Rate limits on subscriptions and refused credentials.
     pub budgets: crate::web::throttle::Budgets,
+    /// Lets webhook subscriptions point at loopback (127.0.0.0/8, ::1),
+    /// plain `http` included, so tests can receive them on port 0. Never
+    /// set in production; probes.yaml cannot set it.
+    pub webhook_loopback: bool,
 }
 
 impl Default for Tuning {
@@ -65,6 +70,7 @@ impl Default for Tuning {
             store_alert_after: crate::monitor::DEFAULT_ALERT_AFTER,
             server: crate::web::hardening::ServerLimits::default(),
             budgets: crate::web::throttle::Budgets::default(),
+            webhook_loopback: false,
         }
     }
 }
@@ -93,11 +99,13 @@ pub struct App {
     worker: Worker,
     tuning: Tuning,
     /// Heartbeat pings from the web layer, for the watcher.
-    pings: crate::heartbeat_watcher::PingInbox,
+    /// (Taken when the tasks start.)
+    pings: Option<crate::heartbeat_watcher::PingInbox>,
     /// The pager's wake-up: the monitor wakes it when incidents change.
     paging: crate::signal::Wake,
     /// Public incident updates from the monitor, for subscriber mail.
-    public_updates: mpsc::UnboundedReceiver<crate::signal::PublicUpdate>,
+    /// (Taken when the tasks start.)
+    public_updates: Option<mpsc::UnboundedReceiver<crate::signal::PublicUpdate>>,
     source: Option<crate::reload::Source>,
     /// `AppOptions::started`, or when `build` began: the scheduler's plan
     /// starts here.
@@ -140,7 +148,8 @@ impl App {
         );
         let notifiers = Arc::new(
             Notifiers::new(config.smtp.clone(), installation)?
-                .with_mail(live.clone(), base_url.clone()),
+                .with_mail(live.clone(), base_url.clone())
+                .with_webhook_loopback(opts.tuning.webhook_loopback)?,
         );
         let worker = Worker::new(
             store.clone(),
@@ -179,6 +188,7 @@ impl App {
             heartbeats,
             health,
             metrics,
+            webhook_loopback: opts.tuning.webhook_loopback,
         };
         Ok(Self {
             listener,
@@ -186,9 +196,9 @@ impl App {
             monitor,
             worker,
             tuning: opts.tuning,
-            pings,
+            pings: Some(pings),
             paging,
-            public_updates,
+            public_updates: Some(public_updates),
             source: opts.source,
             started,
         })
@@ -212,6 +222,12 @@ impl App {
         &self.monitor
     }
 
+    /// The outbox worker, for tests that drain the outbox one row at a
+    /// time ([`Worker::step`]) instead of running it.
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
     /// Runs the scheduler, heartbeat watcher, monitor, pager, outbox worker,
     /// reloader and web server until `shutdown` resolves, then stops them:
     /// first the scheduler (running journeys get `limits.shutdown_grace`,
@@ -220,34 +236,19 @@ impl App {
     /// every result handed over before the database closes. Outbox rows
     /// being delivered are either marked or released by their lease, so the
     /// outbox stays consistent.
+    ///
+    /// # Errors
+    /// [`AppError`] when an HTTP client or the scheduler's thread cannot be
+    /// made (nothing has started then), or the web server fails.
     pub async fn run_until_stopped(
-        self,
+        mut self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
         let config = self.state.config.get();
         // The HTTP clients first: one that cannot be built stops the start
         // before any task runs.
-        let connectivity = crate::connectivity::Connectivity::new(
-            config.connectivity.clone(),
-            self.state.store.clone(),
-            self.state.pager.clone(),
-        )?;
-        let watchdog = config
-            .watchdog
-            .clone()
-            .map(|w| {
-                crate::watchdog::Watchdog::new(
-                    w,
-                    self.state.store.clone(),
-                    self.state.health.clone(),
-                    self.state.metrics.clone(),
-                )
-            })
-            .transpose()?;
+        let clients = Clients::build(&self.state, &config)?;
         let (results_tx, results_rx) = mpsc::channel(1024);
         let runner = Runner::new().with_journal(self.state.store.clone());
         tokio::spawn(crate::runner::clean_up_interrupted(
@@ -259,7 +260,7 @@ impl App {
             let deps = crate::scheduler::Deps {
                 runner,
                 results: results_tx.clone(),
-                connectivity,
+                connectivity: clients.connectivity,
                 metrics: self.state.metrics.clone(),
                 health: self.state.health.clone(),
                 store: self.state.store.clone(),
@@ -271,94 +272,12 @@ impl App {
         } else {
             None
         };
-        let reloader = self.source.clone().map(|source| {
-            let planner = scheduler.as_ref().map(Scheduler::planner);
-            let (monitor, metrics) = (self.monitor.clone(), self.state.metrics.clone());
-            let changes = self.state.changes.clone();
-            // The configuration before each reload, to see what it moved.
-            let previous = std::sync::Mutex::new(config.clone());
-            let apply = move |config: Arc<crate::config::Config>| {
-                if let Some(p) = &planner {
-                    p.reload(config.clone());
-                }
-                metrics.expect_notifiers(config.notifiers.keys());
-                let mut old = previous.lock().unwrap_or_else(|e| e.into_inner());
-                monitor.reconfigured(&old, &config);
-                *old = config;
-                changes.bump();
-            };
-            tokio::spawn(crate::reload::run(
-                source,
-                self.state.config.clone(),
-                self.state.reloads.clone(),
-                apply,
-                self.tuning.reload_poll,
-                stopped(stop_rx.clone()),
-            ))
-        });
-        let watcher = crate::heartbeat_watcher::Watcher::new(
-            self.state.store.clone(),
-            self.state.config.clone(),
-            results_tx.clone(),
-            self.pings,
-        );
-        let watcher = tokio::spawn(watcher.run(stopped(stop_rx.clone())));
-        drop(results_tx);
-        let monitor = tokio::spawn(self.monitor.clone().run(results_rx));
-        // Subscriber mail follows the monitor's public updates until the
-        // monitor (every sender) is gone, so updates made while it stores
-        // the last runs are mailed too.
-        let mail = tokio::spawn(crate::subscribers::mail_updates(
-            self.state.store.clone(),
-            self.state.config.clone(),
-            self.state.base_url.clone(),
-            crate::signal::Wake::from_notify(self.state.pager.outbox_wake()),
-            self.public_updates,
-        ));
-        let pager = tokio::spawn(pager_loop(
-            self.state.pager.clone(),
-            self.paging.clone(),
-            self.tuning.escalation_tick,
-            stopped(stop_rx.clone()),
-        ));
-        let worker = tokio::spawn(self.worker.run(stopped(stop_rx.clone())));
-        let retention = tokio::spawn(crate::retention::run(
-            self.state.store.clone(),
-            config.retention,
-            stopped(stop_rx.clone()),
-        ));
-        let publisher = config.page.publish_dir.clone().map(|dir| {
-            tokio::spawn(crate::publish::run(
-                self.state.clone(),
-                dir,
-                stopped(stop_rx.clone()),
-            ))
-        });
-        let watchdog = watchdog.map(|w| tokio::spawn(w.run(stopped(stop_rx.clone()))));
-        let digest = config.report.clone().map(|settings| {
-            let digest = crate::report::digest::Digest {
-                store: self.state.store.clone(),
-                config: config.clone(),
-                settings,
-                base_url: self.state.base_url.clone(),
-            };
-            let outbox = self.state.pager.outbox_wake();
-            tokio::spawn(crate::report::digest::run(
-                digest,
-                outbox,
-                stopped(stop_rx.clone()),
-            ))
-        });
-        if let Some(smtp) = config.smtp.clone() {
-            let health = self.state.health.clone();
-            tokio::spawn(async move {
-                let verdict = crate::notify::email::check_server(&smtp).await;
-                if let Err(problem) = &verdict {
-                    tracing::error!(%problem, "mail cannot be sent");
-                }
-                health.smtp_checked(verdict);
-            });
-        }
+        let reloader = self
+            .source
+            .clone()
+            .map(|source| self.start_reloader(source, &scheduler, &config, &stop_rx));
+        let background =
+            self.start_background(&config, results_tx, results_rx, clients.watchdog, &stop_rx);
         let router = web::hardening::layers(
             web::router(self.state.clone()),
             self.tuning.server,
@@ -392,33 +311,211 @@ impl App {
             None => server.await,
         };
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(pager, worker, watcher, retention);
-        for task in [publisher, watchdog, digest].into_iter().flatten() {
-            let _ = task.await;
-        }
         if let Some(r) = reloader {
             let _ = r.await;
         }
-        // Results already handed over are stored before the database closes.
-        if tokio::time::timeout(Duration::from_secs(5), monitor)
-            .await
-            .is_err()
-        {
-            tracing::warn!("monitor did not finish storing runs in time");
-        }
-        drop(self.monitor);
-        if tokio::time::timeout(Duration::from_secs(5), mail)
-            .await
-            .is_err()
-        {
-            tracing::warn!("subscriber mail did not finish enqueuing in time");
-        }
+        background.stop(self.monitor).await;
         self.state.store.close().await;
         match served {
             Ok(r) => r.map_err(AppError::Serve),
             Err(e) => Err(AppError::Serve(std::io::Error::other(e))),
         }
     }
+
+    /// Hot reload: each configuration taken replans the scheduler, tells
+    /// the monitor what moved and bumps the page's generation.
+    fn start_reloader(
+        &self,
+        source: crate::reload::Source,
+        scheduler: &Option<Scheduler>,
+        config: &Arc<crate::config::Config>,
+        stop: &watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let planner = scheduler.as_ref().map(Scheduler::planner);
+        let (monitor, metrics) = (self.monitor.clone(), self.state.metrics.clone());
+        let changes = self.state.changes.clone();
+        // The configuration before each reload, to see what it moved.
+        let previous = std::sync::Mutex::new(config.clone());
+        let apply = move |config: Arc<crate::config::Config>| {
+            if let Some(p) = &planner {
+                p.reload(config.clone());
+            }
+            metrics.expect_notifiers(config.notifiers.keys());
+            let mut old = previous.lock().unwrap_or_else(|e| e.into_inner());
+            monitor.reconfigured(&old, &config);
+            *old = config;
+            changes.bump();
+        };
+        tokio::spawn(crate::reload::run(
+            source,
+            self.state.config.clone(),
+            self.state.reloads.clone(),
+            apply,
+            self.tuning.reload_poll,
+            stopped(stop.clone()),
+        ))
+    }
+
+    /// Starts every background task: the heartbeat watcher, the monitor
+    /// (and the subscriber mail that follows it), the pager, the outbox
+    /// worker, retention, and what the configuration asks for (publisher,
+    /// watchdog, digest, the SMTP check).
+    fn start_background(
+        &mut self,
+        config: &Arc<crate::config::Config>,
+        results_tx: mpsc::Sender<crate::journey::RunResult>,
+        results_rx: mpsc::Receiver<crate::journey::RunResult>,
+        watchdog: Option<crate::watchdog::Watchdog>,
+        stop: &watch::Receiver<bool>,
+    ) -> Background {
+        let state = &self.state;
+        let watcher = crate::heartbeat_watcher::Watcher::new(
+            state.store.clone(),
+            state.config.clone(),
+            results_tx,
+            self.pings.take().expect("the tasks start once"),
+        );
+        let watcher = tokio::spawn(watcher.run(stopped(stop.clone())));
+        let monitor = tokio::spawn(self.monitor.clone().run(results_rx));
+        // Subscriber mail follows the monitor's public updates until the
+        // monitor (every sender) is gone, so updates made while it stores
+        // the last runs are mailed too.
+        let mail = tokio::spawn(crate::subscribers::mail_updates(
+            state.store.clone(),
+            state.config.clone(),
+            state.base_url.clone(),
+            crate::signal::Wake::from_notify(state.pager.outbox_wake()),
+            self.public_updates.take().expect("the tasks start once"),
+        ));
+        let pager = tokio::spawn(pager_loop(
+            state.pager.clone(),
+            self.paging.clone(),
+            self.tuning.escalation_tick,
+            stopped(stop.clone()),
+        ));
+        let worker = tokio::spawn(self.worker.clone().run(stopped(stop.clone())));
+        let retention = tokio::spawn(crate::retention::run(
+            state.store.clone(),
+            config.retention,
+            stopped(stop.clone()),
+        ));
+        let mut optional = Vec::new();
+        if let Some(dir) = config.page.publish_dir.clone() {
+            optional.push(tokio::spawn(crate::publish::run(
+                state.clone(),
+                dir,
+                stopped(stop.clone()),
+            )));
+        }
+        if let Some(w) = watchdog {
+            optional.push(tokio::spawn(w.run(stopped(stop.clone()))));
+        }
+        if let Some(settings) = config.report.clone() {
+            let digest = crate::report::digest::Digest {
+                store: state.store.clone(),
+                config: config.clone(),
+                settings,
+                base_url: state.base_url.clone(),
+            };
+            optional.push(tokio::spawn(crate::report::digest::run(
+                digest,
+                state.pager.outbox_wake(),
+                stopped(stop.clone()),
+            )));
+        }
+        if let Some(smtp) = config.smtp.clone() {
+            let health = state.health.clone();
+            tokio::spawn(async move {
+                let verdict = crate::notify::email::check_server(&smtp).await;
+                if let Err(problem) = &verdict {
+                    tracing::error!(%problem, "mail cannot be sent");
+                }
+                health.smtp_checked(verdict);
+            });
+        }
+        Background {
+            stopped: [pager, worker, watcher, retention],
+            optional,
+            monitor,
+            mail,
+        }
+    }
+}
+
+/// The HTTP clients of tasks that make their own, built before anything
+/// starts.
+struct Clients {
+    connectivity: crate::connectivity::Connectivity,
+    watchdog: Option<crate::watchdog::Watchdog>,
+}
+
+impl Clients {
+    fn build(state: &AppState, config: &crate::config::Config) -> Result<Self, AppError> {
+        let connectivity = crate::connectivity::Connectivity::new(
+            config.connectivity.clone(),
+            state.store.clone(),
+            state.pager.clone(),
+        )?;
+        let watchdog = config
+            .watchdog
+            .clone()
+            .map(|w| {
+                crate::watchdog::Watchdog::new(
+                    w,
+                    state.store.clone(),
+                    state.health.clone(),
+                    state.metrics.clone(),
+                )
+            })
+            .transpose()?;
+        Ok(Self {
+            connectivity,
+            watchdog,
+        })
+    }
+}
+
+/// The background tasks, stopped in order.
+struct Background {
+    /// Tasks that end when told to stop: pager, worker, watcher, retention.
+    stopped: [JoinHandle<()>; 4],
+    /// Publisher, watchdog and digest, when configured.
+    optional: Vec<JoinHandle<()>>,
+    /// Ends once every run handed over is stored.
+    monitor: JoinHandle<()>,
+    /// Ends once the monitor (every sender) is gone.
+    mail: JoinHandle<()>,
+}
+
+impl Background {
+    /// Waits for the stopped tasks, then lets the monitor store every
+    /// result handed over and subscriber mail enqueue what it was handed
+    /// (each at most 5 s). `monitor` is the app's own handle, dropped so
+    /// the mail's channel closes.
+    async fn stop(self, monitor: Monitor) {
+        for task in self.stopped.into_iter().chain(self.optional) {
+            let _ = task.await;
+        }
+        // Results already handed over are stored before the database closes.
+        if tokio::time::timeout(Duration::from_secs(5), self.monitor)
+            .await
+            .is_err()
+        {
+            tracing::warn!("monitor did not finish storing runs in time");
+        }
+        drop(monitor);
+        if tokio::time::timeout(Duration::from_secs(5), self.mail)
+            .await
+            .is_err()
+        {
+            tracing::warn!("subscriber mail did not finish enqueuing in time");
+        }
+    }
+}
+
+/// Resolves once `stop` says so.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// Ticks the pager every `every`, and at once when `woken` (an incident

@@ -264,6 +264,9 @@ impl Worker {
                     "delivery failed permanently");
                 self.metrics.delivery_failed(&row.notifier);
                 self.store.mark_failed(row.id, &reason).await?;
+                if row.kind == crate::lanes::WEBHOOK_KIND {
+                    self.subscription_failed(&row, &reason, now).await?;
+                }
                 let is_page = matches!(row.kind.as_str(), "trigger" | "reminder");
                 if let (Some(pager), Some(incident), true) = (&self.pager, row.incident_id, is_page)
                 {
@@ -274,6 +277,37 @@ impl Worker {
                 Ok(Step::Failed)
             }
         }
+    }
+
+    /// A webhook subscription's delivery failed for good: the subscription
+    /// is disabled and its contact mailed (once).
+    async fn subscription_failed(
+        &self,
+        row: &OutboxRow,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> crate::store::Result<()> {
+        let Ok(stored) = serde_json::from_str::<crate::subscribers::webhooks::Stored>(&row.payload)
+        else {
+            return Ok(());
+        };
+        let base_url = self.pager.as_ref().map_or("", |p| p.base_url());
+        let config = self.config.get();
+        let disabled = crate::subscribers::webhooks::gave_up(
+            &self.store,
+            &config,
+            base_url,
+            stored.subscription,
+            reason,
+            now,
+        )
+        .await?;
+        if disabled {
+            tracing::warn!(subscription = stored.subscription, %reason,
+                "webhook subscription disabled; its contact is mailed");
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     fn expired(&self, row: &OutboxRow, now: DateTime<Utc>) -> bool {
@@ -289,6 +323,9 @@ impl Worker {
             return self.notifiers.mail(&mail, &row.delivery_id).await;
         }
         let config = self.config.get();
+        if row.kind == crate::lanes::WEBHOOK_KIND {
+            return self.deliver_subscription(row, &config).await;
+        }
         let Some(notifier) = config.notifiers.get(&row.notifier) else {
             return Err(DeliveryError::Permanent {
                 reason: format!("notifier `{}` is no longer configured", row.notifier),
@@ -300,6 +337,40 @@ impl Worker {
             })?;
         self.notifiers
             .deliver(&row.notifier, notifier, &msg, &row.delivery_id)
+            .await
+    }
+}
+
+impl Worker {
+    /// One attempt at a webhook subscription, while it is still active.
+    async fn deliver_subscription(
+        &self,
+        row: &OutboxRow,
+        config: &crate::config::Config,
+    ) -> Result<(), DeliveryError> {
+        let stored: crate::subscribers::webhooks::Stored = serde_json::from_str(&row.payload)
+            .map_err(|e| DeliveryError::Permanent {
+                reason: format!("stored webhook is unreadable: {e}"),
+            })?;
+        let sub = self
+            .store
+            .webhook_subscription(stored.subscription)
+            .await
+            .map_err(|e| DeliveryError::Transient {
+                reason: e.to_string(),
+                retry_after: None,
+            })?;
+        let Some(sub) = sub.filter(|s| s.active) else {
+            return Err(DeliveryError::Permanent {
+                reason: "the subscription is no longer active".into(),
+            });
+        };
+        let policy = self
+            .notifiers
+            .webhook_policy(&config.page.webhooks.allow_http);
+        let body = serde_json::to_vec(&stored.body).unwrap_or_default();
+        self.notifiers
+            .subscription_webhook(&policy, &sub.endpoint, body, &row.delivery_id)
             .await
     }
 }

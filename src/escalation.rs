@@ -138,15 +138,41 @@ pub fn due(policy: &Policy, state: &State, now: DateTime<Utc>) -> Vec<Action> {
         state.last_page_at,
         state.level,
     ) && plus(last, every.max(min_remind)).is_some_and(|at| now >= at)
-        && let Some(paged) = policy.levels.get(level as usize)
+        // A reload may have left fewer levels than were paged (see
+        // `in_force`): the last one is reminded.
+        && let Some(last_level) = policy.levels.len().checked_sub(1)
     {
+        let level = (level as usize).min(last_level);
         actions.push(Action::Page {
-            level,
+            level: level as u32,
             kind: MessageKind::Reminder,
-            notify: paged.notify.clone(),
+            notify: policy.levels[level].notify.clone(),
         });
     }
     actions
+}
+
+/// The policy an open incident pages under now. Its snapshot, taken when it
+/// started paging, so a reload does not change an escalation under way;
+/// but when a reload removed (or renamed) a notifier the snapshot names,
+/// pages to it could only fail while the receivers configured now wait, so
+/// `current` (the policy of the snapshot's name as configured now) takes
+/// over, if there is one. `configured`: whether a notifier name is
+/// configured now. Pure.
+pub fn in_force(
+    snapshot: &Policy,
+    current: Option<Policy>,
+    configured: impl Fn(&str) -> bool,
+) -> std::borrow::Cow<'_, Policy> {
+    let stale = snapshot
+        .levels
+        .iter()
+        .flat_map(|l| &l.notify)
+        .any(|n| !configured(n));
+    match current {
+        Some(current) if stale && current.name == snapshot.name => std::borrow::Cow::Owned(current),
+        _ => std::borrow::Cow::Borrowed(snapshot),
+    }
 }
 
 /// The state after `actions` were carried out at `now`.
@@ -224,6 +250,41 @@ mod tests {
             state = advance(&state, &actions, now);
         }
         out
+    }
+
+    #[test]
+    fn a_reload_that_removes_a_paged_notifier_hands_the_incident_the_policy_now_configured() {
+        let snapshot = policy();
+        let mut now_configured = policy();
+        now_configured.levels[0].notify = vec!["pager".into()];
+        now_configured.levels.truncate(1);
+        // `hook` still configured: the snapshot stays.
+        let kept = in_force(&snapshot, Some(now_configured.clone()), |_| true);
+        assert_eq!(*kept, snapshot);
+        // `hook` renamed to `pager`: the policy configured now pages.
+        let only = |n: &str| n == "pager" || n == "mail";
+        let taken = in_force(&snapshot, Some(now_configured.clone()), only);
+        assert_eq!(*taken, now_configured);
+        // No policy of that name any more: the snapshot (its failures go on
+        // the timeline).
+        assert_eq!(*in_force(&snapshot, None, only), snapshot);
+        // Two levels were paged, one is left: the reminder goes to it.
+        let t0 = Utc::now();
+        let state = State {
+            epoch: t0,
+            level: Some(1),
+            last_page_at: Some(t0),
+            acknowledged_at: None,
+        };
+        let actions = due(&taken, &state, t0 + chrono::Duration::minutes(10));
+        assert_eq!(
+            actions,
+            [Action::Page {
+                level: 0,
+                kind: MessageKind::Reminder,
+                notify: vec!["pager".into()]
+            }]
+        );
     }
 
     #[test]

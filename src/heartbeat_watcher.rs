@@ -9,6 +9,8 @@
 //! ping and a missed deadline can never be judged against each other's
 //! stale state. PingMemory is written to the store before a run is sent or a
 //! ping is answered, so a restart forgets nothing and reports nothing twice.
+//! PingMemory is kept by the probe's stable id, not its name, so a rename (by
+//! reload, or while Lookout was stopped) keeps the job's deadline.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -58,6 +60,7 @@ pub enum PingError {
 }
 
 struct Ping {
+    /// The probe's stable id.
     probe: String,
     signal: Signal,
     reply: oneshot::Sender<Result<(), String>>,
@@ -81,15 +84,16 @@ impl Heartbeats {
         (Self { tx, config }, PingInbox(rx))
     }
 
-    /// The heartbeat probe whose token is `token`. Every token is compared,
-    /// each in constant time, so timing tells nothing about them.
+    /// The stable id of the heartbeat probe whose token is `token`. Every
+    /// token is compared, each in constant time, so timing tells nothing
+    /// about them.
     pub fn probe_for(&self, token: &str) -> Option<String> {
         let config = self.config.get();
         let mut found = None;
         for p in &config.probes {
             let Some(hb) = &p.heartbeat else { continue };
             if crate::notify::signing::same_bytes(hb.token.expose().as_bytes(), token.as_bytes()) {
-                found = Some(p.name.clone());
+                found = Some(p.id.clone());
             }
         }
         found
@@ -120,7 +124,8 @@ pub struct Watcher {
     config: Live,
     results: mpsc::Sender<RunResult>,
     inbox: PingInbox,
-    /// Loaded from the store on first use, then kept in step with it.
+    /// By probe id: loaded from the store on first use, then kept in step
+    /// with it.
     memory: BTreeMap<String, PingMemory>,
 }
 
@@ -163,7 +168,7 @@ impl Watcher {
             let Some(hb) = &probe.heartbeat else {
                 continue;
             };
-            let Some(mut mem) = self.memory_of(&probe.name, now).await else {
+            let Some(mut mem) = self.memory_of(&config, probe, now).await else {
                 continue;
             };
             let due = heartbeat::due(&probe.schedule, hb, &mem, now);
@@ -179,7 +184,7 @@ impl Watcher {
                 runs.push(run(probe, Outcome::Fail, now, now, Some(note)));
                 mem.reported(d);
             }
-            if !runs.is_empty() && self.save(&probe.name, mem).await {
+            if !runs.is_empty() && self.save(&probe.id, mem).await {
                 for r in runs {
                     self.emit(r).await;
                 }
@@ -190,13 +195,13 @@ impl Watcher {
     async fn on_ping(&mut self, ping: Ping) {
         let now = Utc::now();
         let config = self.config.get();
-        let Some(probe) = config.probe(&ping.probe) else {
+        let Some(probe) = config.probes.iter().find(|p| p.id == ping.probe) else {
             let _ = ping
                 .reply
                 .send(Err("the probe is no longer configured".into()));
             return;
         };
-        let Some(mut mem) = self.memory_of(&probe.name, now).await else {
+        let Some(mut mem) = self.memory_of(&config, probe, now).await else {
             let _ = ping.reply.send(Err("the database is unavailable".into()));
             return;
         };
@@ -218,7 +223,7 @@ impl Watcher {
             mem.pinged(now);
         }
         tracing::info!(probe = %probe.name, signal = ?ping.signal, "heartbeat ping");
-        if !self.save(&probe.name, mem).await {
+        if !self.save(&probe.id, mem).await {
             let _ = ping.reply.send(Err("the database is unavailable".into()));
             return;
         }
@@ -229,31 +234,41 @@ impl Watcher {
     }
 
     /// The heartbeat's memory, from the store the first time.
-    async fn memory_of(&mut self, probe: &str, now: DateTime<Utc>) -> Option<PingMemory> {
-        if let Some(m) = self.memory.get(probe) {
+    async fn memory_of(
+        &mut self,
+        config: &crate::config::Config,
+        probe: &Probe,
+        now: DateTime<Utc>,
+    ) -> Option<PingMemory> {
+        if let Some(m) = self.memory.get(&probe.id) {
             return Some(m.clone());
         }
-        match self.store.heartbeat(probe, now).await {
+        // Given an `id:` it did not have: its memory was kept under its
+        // name, unless that name is another probe's id.
+        let by_name = (probe.name != probe.id && config.probes.iter().all(|p| p.id != probe.name))
+            .then_some(probe.name.as_str());
+        match self.store.heartbeat(&probe.id, by_name, now).await {
             Ok(m) => {
-                self.memory.insert(probe.to_string(), m.clone());
+                self.memory.insert(probe.id.clone(), m.clone());
                 Some(m)
             }
             Err(e) => {
-                tracing::error!(%probe, error = %e, "could not load heartbeat");
+                tracing::error!(probe = %probe.name, error = %e, "could not load heartbeat");
                 None
             }
         }
     }
 
-    /// Stores `mem`, then keeps it; false (logged) when the store failed.
-    async fn save(&mut self, probe: &str, mem: PingMemory) -> bool {
-        match self.store.save_heartbeat(probe, &mem).await {
+    /// Stores `mem` under the probe id `id`, then keeps it; false (logged)
+    /// when the store failed.
+    async fn save(&mut self, id: &str, mem: PingMemory) -> bool {
+        match self.store.save_heartbeat(id, &mem).await {
             Ok(()) => {
-                self.memory.insert(probe.to_string(), mem);
+                self.memory.insert(id.to_string(), mem);
                 true
             }
             Err(e) => {
-                tracing::error!(%probe, error = %e, "could not store heartbeat");
+                tracing::error!(probe = %id, error = %e, "could not store heartbeat");
                 false
             }
         }
@@ -272,7 +287,7 @@ impl Watcher {
             .probes
             .iter()
             .filter_map(|p| {
-                let mem = self.memory.get(&p.name)?;
+                let mem = self.memory.get(&p.id)?;
                 heartbeat::next_deadline(&p.schedule, p.heartbeat.as_ref()?, mem, now)
             })
             .min()

@@ -9,9 +9,12 @@
 //! paged under its own policy. An incident that pages nobody (opened by an
 //! operator, or by a probe without a policy) takes the joining probe's
 //! policy and starts escalating from `now`; an incident that pages under
-//! another policy is not joined: the probe opens its own. Only `depends_on`
-//! folds a child into a parent's incident that pages under another policy:
-//! the operator asked for that (a parent's outage explains the child's).
+//! another policy is not joined: the probe opens its own; an acknowledged
+//! incident that a probe new to it joins is paged again from the join (the
+//! ack covered what failed then, not this). Only `depends_on` folds a
+//! child into a parent's incident that pages under another policy or is
+//! acknowledged: the operator asked for that (a parent's outage explains
+//! the child's).
 
 use chrono::{DateTime, Utc};
 
@@ -22,6 +25,9 @@ pub struct Candidate {
     /// The name of the escalation policy it pages under; `None` when it
     /// pages nobody (opened by hand, or by a probe without a policy).
     pub policy: Option<String>,
+    /// Whether someone acknowledged it (its paging is quiet until the ack
+    /// expires).
+    pub acknowledged: bool,
 }
 
 /// The open incidents a failing probe could take part in.
@@ -49,6 +55,10 @@ pub enum Decision {
         via: Via,
         epoch: DateTime<Utc>,
     },
+    /// Join `incident`, acknowledged and paging under the probe's policy:
+    /// the ack ends and paging starts over from the first level at
+    /// `epoch` (the join).
+    Rearm { incident: i64, epoch: DateTime<Utc> },
     /// Open a new incident for the probe's component.
     Open,
 }
@@ -71,6 +81,10 @@ pub fn choose(policy: Option<&str>, open: &Candidates, now: DateTime<Utc>) -> De
         (None, Some(_)) => Decision::Adopt {
             incident: c.id,
             via,
+            epoch: now,
+        },
+        (Some(_), Some(_)) if c.acknowledged && via == Via::Component => Decision::Rearm {
+            incident: c.id,
             epoch: now,
         },
         _ => Decision::Join {
@@ -116,7 +130,56 @@ mod tests {
         Candidate {
             id,
             policy: policy.map(str::to_string),
+            acknowledged: false,
         }
+    }
+
+    fn acked(id: i64, policy: Option<&str>) -> Candidate {
+        Candidate {
+            acknowledged: true,
+            ..inc(id, policy)
+        }
+    }
+
+    #[test]
+    fn a_probe_new_to_an_acknowledged_incident_is_paged_again() {
+        let open = component(vec![acked(3, Some("on-call"))]);
+        assert_eq!(
+            choose(Some("on-call"), &open, now()),
+            Decision::Rearm {
+                incident: 3,
+                epoch: now()
+            }
+        );
+        // Failing again in its own incident, or folded into a parent's by
+        // `depends_on`: the ack covers it.
+        let member = Candidates {
+            member_of: Some(acked(3, Some("on-call"))),
+            ..Candidates::default()
+        };
+        assert!(matches!(
+            choose(Some("on-call"), &member, now()),
+            Decision::Join { incident: 3, .. }
+        ));
+        let child = Candidates {
+            parents: vec![("db".into(), acked(8, Some("on-call")))],
+            ..Candidates::default()
+        };
+        assert!(matches!(
+            choose(Some("on-call"), &child, now()),
+            Decision::Join { incident: 8, .. }
+        ));
+        // An acknowledged incident that paged nobody is adopted (the
+        // adoption clears the ack); a probe paging nobody just joins.
+        let silent = component(vec![acked(4, None)]);
+        assert!(matches!(
+            choose(Some("on-call"), &silent, now()),
+            Decision::Adopt { incident: 4, .. }
+        ));
+        assert!(matches!(
+            choose(None, &open, now()),
+            Decision::Join { incident: 3, .. }
+        ));
     }
 
     fn component(incidents: Vec<Candidate>) -> Candidates {
@@ -230,28 +293,33 @@ mod tests {
 
     #[test]
     fn whatever_is_open_a_probe_with_a_policy_ends_up_paged_under_it() {
-        // Every mix of open incidents: the decision always leaves the
-        // probe in an incident paging its policy (joined, adopted or new).
+        // Every mix of open incidents, acknowledged or not: the decision
+        // always leaves the probe in an incident that pages its policy and
+        // is not quiet behind an ack someone gave before it failed
+        // (joined, adopted, paged again, or new).
         let policies = [None, Some("a"), Some("b")];
+        let made = |id, policy, ack| Candidate {
+            acknowledged: ack,
+            ..inc(id, policy)
+        };
         for first in policies {
             for second in policies {
-                let open = component(vec![inc(1, first), inc(2, second)]);
-                let d = choose(Some("a"), &open, now());
-                let paged_as = match &d {
-                    Decision::Join { incident, .. } => open
-                        .component
-                        .iter()
-                        .find(|c| c.id == *incident)
-                        .unwrap()
-                        .policy
-                        .clone(),
-                    Decision::Adopt { .. } | Decision::Open => Some("a".into()),
-                };
-                assert_eq!(
-                    paged_as.as_deref(),
-                    Some("a"),
-                    "{first:?} {second:?}: {d:?}"
-                );
+                for (ack1, ack2) in [(false, false), (true, false), (false, true), (true, true)] {
+                    let open = component(vec![made(1, first, ack1), made(2, second, ack2)]);
+                    let d = choose(Some("a"), &open, now());
+                    let (paged_as, quiet) = match &d {
+                        Decision::Join { incident, .. } => {
+                            let c = open.component.iter().find(|c| c.id == *incident).unwrap();
+                            (c.policy.clone(), c.acknowledged)
+                        }
+                        Decision::Adopt { .. } | Decision::Rearm { .. } | Decision::Open => {
+                            (Some("a".into()), false)
+                        }
+                    };
+                    let case = format!("{first:?}/{ack1} {second:?}/{ack2}: {d:?}");
+                    assert_eq!(paged_as.as_deref(), Some("a"), "{case}");
+                    assert!(!quiet, "{case}");
+                }
             }
         }
     }

@@ -37,8 +37,8 @@
 //!    [`uptime`], [`notify`].
 //! 4. storage: [`store`], every SQL statement, its interface in the types above.
 //! 5. the writer and readers over the store: [`runner`], [`monitor`],
-//!    [`notice`], [`heartbeat_watcher`], [`health`], [`metrics`],
-//!    [`report`], [`retention`].
+//!    [`notice`], [`statuspage`], [`heartbeat_watcher`], [`health`],
+//!    [`metrics`], [`report`], [`retention`].
 //! 6. tasks woken after the monitor: [`pager`], [`subscribers`],
 //!    [`delivery`], [`watchdog`], [`connectivity`], [`scheduler`].
 //! 7. surface: [`web`], [`publish`], [`app`], [`cli`].
@@ -72,13 +72,17 @@
 //!   [`connectivity`]: is the prober itself offline?
 //! - [`report`]: the weekly report (uptime, incidents, TTA/TTR, slowest
 //!   steps, leaked cleanups) for `/admin/report` and the email digest.
-//! - [`subscribers`]: status-page subscribers' mail, through the outbox.
+//! - [`subscribers`]: what email and webhook subscribers hear, through the
+//!   outbox; `notify::endpoint` holds the rules a subscribed webhook
+//!   URL must meet (https, public addresses only, checked at every delivery).
 //! - [`ack`]: signed acknowledgement links; [`installation`]: the random
 //!   identity kept in the database that every outgoing id carries.
 //! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`);
 //!   [`retention`]: pruning of old runs and rollups.
 //! - [`uptime`]: the uptime history as pure functions: time in each state per
 //!   local day, uptime %, daily response time, from rollups the monitor keeps.
+//! - [`statuspage`]: the page, components, incidents and maintenance as
+//!   view models and Statuspage JSON (`/api/v2`, webhook bodies).
 //! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`,
 //!   the admin API and page; [`publish`]: the site written to a directory;
 //!   [`changes`]: the counter that tells the page cache to re-render.
@@ -126,6 +130,7 @@ pub mod runner;
 pub mod schedule;
 pub mod scheduler;
 pub mod signal;
+pub mod statuspage;
 pub mod store;
 pub mod subscribers;
 pub mod uptime;

@@ -463,7 +463,16 @@ impl Metrics {
         }
     }
 
+    /// Counts one failed attempt of `notifier` (an outbox lane). Webhook
+    /// subscriptions have a lane each (`webhook-subscription:<id>`); they
+    /// share one series, `webhook-subscriptions`, so strangers subscribing
+    /// cannot grow the scrape.
     pub fn delivery_failed(&self, notifier: &str) {
+        let notifier = if notifier.starts_with(crate::lanes::WEBHOOK_PREFIX) {
+            "webhook-subscriptions"
+        } else {
+            notifier
+        };
         self.delivery_failures
             .get_or_create(&NotifierLabels {
                 notifier: notifier.to_string(),
@@ -554,6 +563,27 @@ impl Metrics {
 mod tests {
     use super::*;
     use crate::journey::Outcome;
+
+    #[test]
+    fn webhook_subscriptions_share_one_failure_series() {
+        let m = Metrics::new();
+        for id in 1..=50 {
+            m.delivery_failed(&crate::lanes::webhook(id));
+        }
+        m.delivery_failed("pagerduty");
+        let text = m.encode();
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("lookout_delivery_failures_total{"))
+            .collect();
+        assert_eq!(series.len(), 2, "{series:?}");
+        assert!(
+            series
+                .iter()
+                .any(|l| l.contains(r#"notifier="webhook-subscriptions""#) && l.ends_with(" 50")),
+            "{series:?}"
+        );
+    }
 
     #[test]
     fn runs_and_gauges_appear_in_the_text_format() {

@@ -105,6 +105,25 @@ struct Reconfig {
 }
 
 impl Reconfig {
+    /// Queues `found` (carried out in order after what waits) and wakes
+    /// the writer.
+    fn queue(&self, found: Vec<moves::Move>) {
+        self.moves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Vec::new)
+            .extend(found);
+        self.wake.notify_one();
+    }
+
+    /// Whether a reload left work the writer has not taken yet.
+    fn waiting(&self) -> bool {
+        self.moves
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
     fn take(&self) -> Option<Vec<moves::Move>> {
         self.moves.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
@@ -155,13 +174,7 @@ impl Monitor {
         if !found.is_empty() {
             tracing::info!(moves = ?found, "reload renamed or moved probes");
         }
-        self.reconfig
-            .moves
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get_or_insert_with(Vec::new)
-            .extend(found);
-        self.reconfig.wake.notify_one();
+        self.reconfig.queue(moves::untangled(found));
     }
 
     /// Where runs and write latency are counted.
@@ -257,6 +270,15 @@ impl Monitor {
     /// work of what it stored, in order, retrying after failures.
     async fn write(&self, inbox: &Inbox<RunResult>) {
         let mut memory = self.load().await;
+        // Probes renamed or moved while Lookout was stopped are carried
+        // over (found by the stored id) and probes removed meanwhile are
+        // retired, as a reload does, before any run is evaluated.
+        let config = self.config.get();
+        let found = moves::at_start(memory.probes(), &config);
+        if !found.is_empty() {
+            tracing::info!(moves = ?found, "probes renamed or moved while stopped");
+        }
+        self.reconfig.queue(moves::untangled(found));
         let mut context = None;
         // Incident work of a stored run that failed and must be retried
         // before later runs are evaluated.
@@ -274,12 +296,13 @@ impl Monitor {
                             e
                         })
                 }
-                None if let Some(moves) = self.reconfig.take() => {
+                None if let Some(mut moves) = self.reconfig.take() => {
                     let applied = self.apply_moves(&mut memory, &moves, Utc::now()).await;
-                    if applied.is_err() {
-                        self.reconfig.put_back(moves);
-                    }
-                    applied
+                    applied.map_err(|(done, e)| {
+                        // What is done is not done again (see `moves::untangled`).
+                        self.reconfig.put_back(moves.split_off(done));
+                        e
+                    })
                 }
                 None => {
                     let Some(runs) = self.next_batch(inbox, last_write).await else {
@@ -287,6 +310,13 @@ impl Monitor {
                     };
                     if runs.is_empty() {
                         // Woken by a reload: its work comes first.
+                        continue;
+                    }
+                    if self.reconfig.waiting() {
+                        // A reload came while these runs were gathered:
+                        // a run under a new name must not be judged
+                        // before the state it carries over is in place.
+                        self.give_back(inbox, runs);
                         continue;
                     }
                     last_write = std::time::Instant::now();
@@ -405,7 +435,7 @@ impl Monitor {
                 return Err(e);
             }
         };
-        let plan = memory.plan(&self.config.get(), ctx, &runs);
+        let mut plan = memory.plan(&self.config.get(), ctx, &runs);
         self.give_back(inbox, runs.split_off(plan.len));
         let writing = std::time::Instant::now();
         let written = self.store.write_batch(&plan.batch(&runs)).await;
@@ -419,7 +449,11 @@ impl Monitor {
             self.changes.bump();
         }
         let change = plan.change;
+        let status_changes = std::mem::take(&mut plan.status_changes);
         memory.commit(plan);
+        if !status_changes.is_empty() {
+            self.component_updates(status_changes);
+        }
         // A maintenance that ended with its component still failing:
         // the incident it withheld goes public now.
         if let Err(e) = self.publish_due(now).await {
@@ -586,6 +620,7 @@ impl Monitor {
         let as_candidate = |i: &Incident| join::Candidate {
             id: i.id,
             policy: i.policy.as_ref().map(|p| p.name.clone()),
+            acknowledged: i.acknowledged_at.is_some(),
         };
         let member_of = self.store.open_incident_for_probe(probe).await?;
         let parents = match self.config.get().probe(probe).cloned() {
@@ -682,7 +717,29 @@ impl Monitor {
                 tracing::info!(incident, "incident changed before adoption; deciding again");
                 Box::pin(self.failing_as(memory, f, now)).await
             }
-            (join::Decision::Adopt { .. }, None) | (join::Decision::Open, _) => {
+            (join::Decision::Rearm { incident, epoch }, Some(policy)) => {
+                let body = format!(
+                    "{detail}; it failed after this incident was acknowledged, so the ack ends and `{}` pages again from the first level",
+                    policy.name
+                );
+                if self
+                    .store
+                    .rearm_incident(incident, f.probe, &policy.name, &body, epoch)
+                    .await?
+                {
+                    tracing::warn!(incident, probe = %f.probe,
+                        "a probe failed into an acknowledged incident; paging again");
+                    self.page_now();
+                    return Ok(());
+                }
+                tracing::info!(
+                    incident,
+                    "incident changed before paging again; deciding again"
+                );
+                Box::pin(self.failing_as(memory, f, now)).await
+            }
+            (join::Decision::Adopt { .. } | join::Decision::Rearm { .. }, None)
+            | (join::Decision::Open, _) => {
                 self.open_incident(memory, f, policy.as_ref(), now).await
             }
         }
@@ -791,30 +848,45 @@ impl Monitor {
     /// its state along (stored, then in memory), its incident follows it
     /// to its new component, and probes no longer configured are retired.
     /// A step done is not redone when the rest is retried.
+    /// On failure, returns how many moves were carried out in full.
     async fn apply_moves(
         &self,
         memory: &mut Memory,
         moves: &[moves::Move],
         now: DateTime<Utc>,
-    ) -> Result<()> {
-        for m in moves {
-            let pending = memory
-                .probe(&m.from)
-                .is_some_and(|s| m.renamed() || s.component != m.to_component);
-            if pending {
-                self.store
-                    .move_probe(&m.from, &m.to, &m.to_component)
-                    .await?;
-                memory.rename(&m.from, &m.to, &m.to_component);
-                tracing::info!(from = %m.from, to = %m.to, component = %m.to_component,
-                    "probe state carried over");
-            }
-            if m.moved() {
-                self.follow_moved_probe(memory, m, now).await?;
-            }
-            self.changes.bump();
+    ) -> std::result::Result<(), (usize, crate::store::StoreError)> {
+        for (done, m) in moves.iter().enumerate() {
+            self.apply_move(memory, m, now)
+                .await
+                .map_err(|e| (done, e))?;
         }
-        self.forget_removed_probes(now).await
+        self.forget_removed_probes(now)
+            .await
+            .map_err(|e| (moves.len(), e))
+    }
+
+    async fn apply_move(
+        &self,
+        memory: &mut Memory,
+        m: &moves::Move,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let pending = memory
+            .probe(&m.from)
+            .is_some_and(|s| m.renamed() || s.component != m.to_component);
+        if pending {
+            self.store
+                .move_probe(&m.from, &m.to, &m.to_component)
+                .await?;
+            memory.rename(&m.from, &m.to, &m.to_component);
+            tracing::info!(from = %m.from, to = %m.to, component = %m.to_component,
+                "probe state carried over");
+        }
+        if m.moved() {
+            self.follow_moved_probe(memory, m, now).await?;
+        }
+        self.changes.bump();
+        Ok(())
     }
 
     /// The incident of a failing probe a reload moved to another
@@ -898,13 +970,25 @@ impl Monitor {
         Ok(())
     }
 
+    /// Tells webhook subscriptions about components whose public status
+    /// changed (Statuspage's component update webhook), through subscriber
+    /// mail's task: it never delays the writer.
+    fn component_updates(&self, changes: Vec<(String, String, String, DateTime<Utc>)>) {
+        let Some(public) = &self.public else {
+            return;
+        };
+        if public.send(PublicUpdate::Components(changes)).is_err() {
+            tracing::error!("subscriber mail has stopped; component updates are not sent");
+        }
+    }
+
     /// Tells subscriber mail about an update the public now sees; it never
     /// waits for the mail to be enqueued, so it never delays paging.
     fn announce(&self, id: i64, status: &'static str, body: &str, now: DateTime<Utc>) {
         let Some(public) = &self.public else {
             return;
         };
-        let update = PublicUpdate {
+        let update = PublicUpdate::Incident {
             incident: id,
             status,
             body: body.to_string(),

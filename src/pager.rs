@@ -155,6 +155,7 @@ impl Pager {
             self.store.hold_epoch(inc, now).await?;
             return Ok(0);
         }
+        let policy = self.in_force(policy);
         let actions = escalation::due(&policy.reminding_slower(slower), &inc.escalation, now);
         self.carry_out(inc, &actions, vec![], now).await
     }
@@ -248,6 +249,7 @@ impl Pager {
         let (Some(policy), None) = (&inc.policy, inc.resolved_at) else {
             return Ok(());
         };
+        let policy = self.in_force(policy);
         let next = inc.escalation.level.map_or(0, |l| l as usize + 1);
         let Some(level) = policy.levels.get(next) else {
             let note = "No further level to page: the last level's page failed";
@@ -305,7 +307,165 @@ impl Pager {
         self.wake.clone()
     }
 
+    /// The policy an open incident pages under now: its snapshot, or the
+    /// one configured now when a reload removed a notifier the snapshot
+    /// names (see [`escalation::in_force`]).
+    fn in_force<'a>(
+        &self,
+        snapshot: &'a escalation::Policy,
+    ) -> std::borrow::Cow<'a, escalation::Policy> {
+        let config = self.config.get();
+        let current = config
+            .escalation
+            .get(&snapshot.name)
+            .map(escalation::Policy::from);
+        escalation::in_force(snapshot, current, |n| config.notifiers.contains_key(n))
+    }
+
     pub fn wake_worker(&self) {
         self.wake.notify_one();
+    }
+}
+
+/// The pager driven through time against a real store: the instants are
+/// chosen, never waited for.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::ProbeHealth;
+    use crate::journey::Outcome;
+    use crate::message::Message;
+    use crate::store::{NewIncident, ProbeState, RunBatch};
+
+    const YAML: &str = r#"version: 1
+components: [{ id: api, name: API }]
+probes:
+  - name: login
+    component: api
+    every: 10s
+    alert: { after: 1 failures, recover_after: 3 passes, escalation: on-call }
+    steps: [{ id: login, get: "http://127.0.0.1:9/" }]
+notifiers:
+  hook: { type: webhook, url: "http://127.0.0.1:9/hook" }
+escalation:
+  on-call:
+    levels: [{ notify: [hook] }]
+    remind_every: 1m
+"#;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn state(failing: bool, outcome: Outcome, passes: u32, t: DateTime<Utc>) -> ProbeState {
+        ProbeState {
+            probe: "login".into(),
+            probe_id: "login".into(),
+            component: "api".into(),
+            health: ProbeHealth {
+                failing,
+                consecutive_failures: u32::from(!matches!(outcome, Outcome::Pass)),
+                consecutive_passes: passes,
+                since: t,
+                flips: vec![],
+                flapping: false,
+            },
+            last_run_at: Some(t),
+            last_outcome: Some(outcome),
+            last_reason: Some("step login: expected status 200, got 503".into()),
+            last_failed_step: Some("login".into()),
+        }
+    }
+
+    async fn save(store: &Store, row: &ProbeState) {
+        let batch = RunBatch {
+            probe_states: vec![row],
+            ..RunBatch::default()
+        };
+        store.write_batch(&batch).await.unwrap();
+    }
+
+    /// The `reason` of the page of `kind` the outbox holds, newest first.
+    async fn reasons(store: &Store, id: i64, kind: MessageKind) -> Vec<String> {
+        let mut out: Vec<String> = store
+            .outbox_rows(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.kind == kind.as_str())
+            .map(|r| {
+                let m: Message = serde_json::from_str(&r.payload).unwrap();
+                m.reason.unwrap_or_default()
+            })
+            .collect();
+        out.reverse();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_reminder_right_after_a_heal_says_it_still_fails_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("t.db")).await.unwrap();
+        let config = crate::config::parse(YAML, "t.yaml", dir.path(), &|_| None).unwrap();
+        let policy = crate::escalation::Policy::from(&config.escalation["on-call"]);
+        let pager = Pager::new(
+            store.clone(),
+            Live::new(config),
+            AckKeys::new(vec![7; 32]),
+            "http://status.test".into(),
+            Arc::new(Notify::new()),
+            Installation::from_hex("00112233aabbccdd"),
+        );
+        let t0 = at("2026-07-01T10:00:00Z");
+        save(&store, &state(true, Outcome::Fail, 0, t0)).await;
+        let id = store
+            .create_incident(NewIncident {
+                component: "api",
+                title: "API disrupted",
+                impact: "major",
+                probe: "login",
+                public_body: "We are investigating",
+                internal_body: "Probe login failing",
+                policy: Some(&policy),
+                now: t0,
+                public: true,
+            })
+            .await
+            .unwrap();
+        assert_eq!(pager.tick(t0).await.unwrap(), 1);
+        let trigger = reasons(&store, id, MessageKind::Trigger).await;
+        assert_eq!(trigger, ["step login: expected status 200, got 503"]);
+
+        // The service heals 50 s in: one pass of the three `recover_after`
+        // asks. The reminder due at 60 s goes out (the probe still counts
+        // as failing) and says why it is still paging.
+        let healed = t0 + chrono::Duration::seconds(50);
+        save(&store, &state(true, Outcome::Pass, 1, healed)).await;
+        let before = t0 + chrono::Duration::seconds(59);
+        assert_eq!(pager.tick(before).await.unwrap(), 0, "not due yet");
+        let due = t0 + chrono::Duration::seconds(60);
+        assert_eq!(pager.tick(due).await.unwrap(), 1);
+        let reminder = reasons(&store, id, MessageKind::Reminder).await;
+        assert_eq!(
+            reminder,
+            [
+                "step login: expected status 200, got 503 (still failing: the last run passed, 1 of 3 passing runs needed to recover)"
+            ]
+        );
+
+        // A second pass, then a failure again: the next reminder gives the
+        // failure's reason alone.
+        save(&store, &state(true, Outcome::Pass, 2, due)).await;
+        let t = due + chrono::Duration::seconds(60);
+        assert_eq!(pager.tick(t).await.unwrap(), 1);
+        let reminder = reasons(&store, id, MessageKind::Reminder).await;
+        assert!(reminder[0].contains("2 of 3 passing runs"), "{reminder:?}");
+        save(&store, &state(true, Outcome::Fail, 0, t)).await;
+        assert_eq!(
+            pager.tick(t + chrono::Duration::seconds(60)).await.unwrap(),
+            1
+        );
+        let reminder = reasons(&store, id, MessageKind::Reminder).await;
+        assert_eq!(reminder[0], "step login: expected status 200, got 503");
     }
 }

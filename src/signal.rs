@@ -1,7 +1,8 @@
 //! What one task tells the tasks after it, without calling into them: a
 //! [`Wake`] says "something you read has changed, look again" (the woken
 //! task reads what changed from the store), and a [`PublicUpdate`] carries
-//! an incident update the public now sees, for subscriber mail.
+//! a change the public now sees (an incident update, components' status),
+//! for subscriber mail and webhook subscriptions.
 //!
 //! The monitor stores, evaluates and opens, joins or resolves incidents,
 //! then wakes the pager and sends public updates to subscriber mail; the
@@ -36,13 +37,20 @@ impl Wake {
     }
 }
 
-/// An incident update the public now sees: `status` as in Statuspage
-/// (`investigating` when published, `resolved`), `body` the public text,
-/// `at` the time of the change.
+/// A change the public now sees, for subscriber mail and webhook
+/// subscriptions ([`crate::subscribers::mail_updates`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicUpdate {
-    pub incident: i64,
-    pub status: &'static str,
-    pub body: String,
-    pub at: DateTime<Utc>,
+pub enum PublicUpdate {
+    /// An incident update: `status` as in Statuspage (`investigating` when
+    /// published, `resolved`), `body` the public text, `at` the time of the
+    /// change.
+    Incident {
+        incident: i64,
+        status: &'static str,
+        body: String,
+        at: DateTime<Utc>,
+    },
+    /// Components whose public status changed, each as (component id, old
+    /// status, new status, when), Statuspage status strings.
+    Components(Vec<(String, String, String, DateTime<Utc>)>),
 }

@@ -6,6 +6,8 @@
 //! both the confirmation and the one-click unsubscribe (RFC 8058) act only
 //! on POST, so mail scanners that open links change nothing.
 
+pub mod webhooks;
+
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
@@ -87,6 +89,9 @@ pub struct Announcement<'a> {
     pub components: Vec<String>,
     /// Mails with the same thread key form one thread (`incident-7`).
     pub thread: Option<String>,
+    /// The Statuspage webhook body for webhook subscriptions (without
+    /// `meta`), when the event has one.
+    pub webhook: Option<serde_json::Value>,
 }
 
 /// Enqueues the announcement for every confirmed subscriber who wants it.
@@ -127,7 +132,11 @@ pub async fn announce(
         store.enqueue(chunk, now).await?;
         tokio::task::yield_now().await;
     }
-    Ok(deliveries.len())
+    let hooks = match &a.webhook {
+        Some(body) => webhooks::enqueue(store, base_url, &a.key, &a.components, body, now).await?,
+        None => 0,
+    };
+    Ok(deliveries.len() + hooks)
 }
 
 /// Announces a public update of incident `id` (`status` as in Statuspage).
@@ -153,6 +162,13 @@ pub async fn announce_update(
     if !components.contains(&inc.component) {
         components.push(inc.component.clone());
     }
+    let webhook = if store.active_webhooks().await?.is_empty() {
+        None
+    } else {
+        let page = crate::statuspage::view::page(config, store, base_url).await?;
+        let view = crate::statuspage::view::incident(config, store, inc.clone(), false).await?;
+        Some(crate::statuspage::api::incident_webhook(&page, &view))
+    };
     let a = Announcement {
         key: format!("inc{id}-{status}-{}", now.timestamp_millis()),
         headline: format!("{label}: {}", inc.title),
@@ -160,13 +176,16 @@ pub async fn announce_update(
         link: format!("{base_url}/incidents/{id}"),
         components,
         thread: Some(format!("incident-{id}")),
+        webhook,
     };
     announce(store, config, base_url, &a, now).await
 }
 
-/// Subscriber mail for the monitor's public updates: enqueues each one's
-/// mail (see [`announce_update`]) and wakes the outbox worker, until every
-/// sender is gone. A failure is logged and never reaches paging.
+/// Subscriber mail and webhook subscriptions for the monitor's public
+/// updates: enqueues what each one asks for (incident updates through
+/// [`announce_update`], component status changes through
+/// [`component_updates`]) and wakes the outbox worker, until every sender
+/// is gone. A failure is logged and never reaches paging.
 pub async fn mail_updates(
     store: Store,
     config: crate::config::Live,
@@ -174,25 +193,76 @@ pub async fn mail_updates(
     outbox: crate::signal::Wake,
     mut updates: tokio::sync::mpsc::UnboundedReceiver<crate::signal::PublicUpdate>,
 ) {
+    use crate::signal::PublicUpdate;
     while let Some(u) = updates.recv().await {
         let config = config.get();
-        let r = announce_update(
-            &store,
-            &config,
-            &base_url,
-            u.incident,
-            u.status,
-            &u.body,
-            vec![],
-            u.at,
-        )
-        .await;
+        let r = match u {
+            PublicUpdate::Incident {
+                incident,
+                status,
+                body,
+                at,
+            } => {
+                announce_update(
+                    &store,
+                    &config,
+                    &base_url,
+                    incident,
+                    status,
+                    &body,
+                    vec![],
+                    at,
+                )
+                .await
+            }
+            PublicUpdate::Components(changes) => {
+                component_updates(&store, &config, &base_url, &changes).await
+            }
+        };
         match r {
             Ok(0) => {}
             Ok(_) => outbox.wake(),
-            Err(e) => {
-                tracing::error!(incident = u.incident, error = %e, "could not enqueue subscriber mail")
-            }
+            Err(e) => tracing::error!(error = %e, "could not enqueue subscriber mail or webhooks"),
         }
     }
+}
+
+/// Tells webhook subscriptions about components whose public status
+/// changed (Statuspage's component update webhook): `changes` as (component
+/// id, old status, new status, when). Costs one small query when nobody
+/// subscribed. Returns the deliveries enqueued.
+pub async fn component_updates(
+    store: &Store,
+    config: &Config,
+    base_url: &str,
+    changes: &[(String, String, String, DateTime<Utc>)],
+) -> Result<usize> {
+    if store.active_webhooks().await?.is_empty() {
+        return Ok(0);
+    }
+    let page = crate::statuspage::view::page(config, store, base_url).await?;
+    let ids: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
+    let created = store.first_seen("component", &ids, Utc::now()).await?;
+    let mut sent = 0;
+    for (id, old, new, at) in changes {
+        let Some(component) = config.component(id) else {
+            continue;
+        };
+        let change = webhooks::ComponentChange {
+            component,
+            old,
+            new,
+            at: *at,
+            created_at: created.get(id).copied().unwrap_or(*at),
+            time_zone: config.page.time_zone,
+        };
+        let body = webhooks::component_body(
+            &change,
+            webhooks::page_json(page.indicator, page.description),
+        );
+        let key = format!("comp-{id}-{}", at.timestamp_millis());
+        sent +=
+            webhooks::enqueue(store, base_url, &key, std::slice::from_ref(id), &body, *at).await?;
+    }
+    Ok(sent)
 }

@@ -183,6 +183,29 @@ pub struct Page {
     pub time_zone: Tz,
     /// `publish: { dir }`: where the rendered site is written on every change.
     pub publish_dir: Option<std::path::PathBuf>,
+    /// `webhooks:`: webhook subscriptions on `/subscribe`.
+    pub webhooks: Webhooks,
+}
+
+/// `page.webhooks`: status-page webhook subscriptions (machines that follow
+/// the page, as Statuspage's webhook subscribers). They need `smtp:` (each
+/// is confirmed by its contact email).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhooks {
+    /// Offered on `/subscribe` (default: true, when `smtp:` is set).
+    pub enabled: bool,
+    /// Hosts a subscription may reach over plain `http` (their addresses
+    /// must still be public); every other endpoint must be `https`.
+    pub allow_http: Vec<String>,
+}
+
+impl Default for Webhooks {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow_http: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

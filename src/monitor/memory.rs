@@ -96,6 +96,9 @@ pub struct Plan {
     pub news: bool,
     /// What the plan's last run changed, if incidents must react.
     pub change: Option<Change>,
+    /// Components whose public status changed: (component, old status, new
+    /// status, when), for webhook subscriptions' component updates.
+    pub status_changes: Vec<(String, String, String, DateTime<Utc>)>,
 }
 
 impl Memory {
@@ -120,6 +123,11 @@ impl Memory {
 
     pub fn probe(&self, name: &str) -> Option<&ProbeState> {
         self.probes.get(name)
+    }
+
+    /// Every probe state held, in no particular order.
+    pub fn probes(&self) -> impl Iterator<Item = &ProbeState> {
+        self.probes.values()
     }
 
     /// Carries probe `from`'s state and current interval to name `to` on
@@ -163,6 +171,7 @@ impl Memory {
             };
             let row = ProbeState {
                 probe: run.probe.clone(),
+                probe_id: probe.id.clone(),
                 component: run.component.clone(),
                 last_run_at: Some(run.finished_at),
                 last_outcome: Some(run.outcome),
@@ -278,6 +287,12 @@ impl Plan {
         };
         // Runs of different probes may arrive slightly out of order.
         let at = at.max(current.last_seen);
+        if let SubjectId::Component(c) = &subject
+            && current.state != state
+        {
+            self.status_changes
+                .push((c.clone(), current.state.clone(), state.to_string(), at));
+        }
         let silent = (at - current.last_seen).to_std().unwrap_or_default() > stale_after;
         if current.state == state && !silent {
             current.last_seen = at;

@@ -3,9 +3,11 @@
 //! decides retries from the `DeliveryError` returned here.
 
 pub mod email;
+pub mod endpoint;
 pub mod pagerduty;
 pub mod signing;
 mod slack;
+mod subscription;
 mod webhook;
 
 use std::time::Duration;
@@ -56,6 +58,11 @@ pub struct Notifiers {
     installation: Installation,
     /// Where mail ids' domain and times come from; see [`Notifiers::with_mail`].
     mail: MailSource,
+    /// The guarded client of status-page webhook subscriptions
+    /// ([`crate::notify::endpoint::client`]).
+    subscriptions: reqwest::Client,
+    /// Whether subscriptions may reach loopback (tests only).
+    webhook_loopback: bool,
 }
 
 /// The page configuration mails are made with: its `url` gives the ids'
@@ -90,7 +97,45 @@ impl Notifiers {
             smtp,
             installation,
             mail: MailSource::Fixed,
+            subscriptions: endpoint::client(false)?,
+            webhook_loopback: false,
         })
+    }
+
+    /// Lets webhook subscriptions reach loopback addresses: for tests only
+    /// (`app::Tuning::webhook_loopback`); never set from probes.yaml.
+    ///
+    /// # Errors
+    /// [`ClientError`](crate::http_client::ClientError) when the delivery
+    /// client cannot be rebuilt.
+    pub fn with_webhook_loopback(
+        mut self,
+        allow: bool,
+    ) -> Result<Self, crate::http_client::ClientError> {
+        self.subscriptions = endpoint::client(allow)?;
+        self.webhook_loopback = allow;
+        Ok(self)
+    }
+
+    /// The address rules subscriptions are held to, with the hosts plain
+    /// `http` may reach (`page.webhooks.allow_http`).
+    pub fn webhook_policy(&self, allow_http: &[String]) -> crate::notify::endpoint::Policy {
+        crate::notify::endpoint::Policy {
+            allow_http: allow_http.to_vec(),
+            allow_loopback: self.webhook_loopback,
+        }
+    }
+
+    /// One attempt at a status-page webhook subscription's endpoint.
+    pub async fn subscription_webhook(
+        &self,
+        policy: &crate::notify::endpoint::Policy,
+        url: &str,
+        body: Vec<u8>,
+        delivery_id: &str,
+    ) -> Result<(), DeliveryError> {
+        let id = self.installation.scoped(delivery_id);
+        subscription::send(&self.subscriptions, policy, url, body, &id).await
     }
 
     /// Mails take the ids' domain and the time zone from the page

@@ -49,7 +49,7 @@ const ONE_HOUR_MS: i64 = 3_600_000;
 impl Store {
     /// Writes `batch` in one transaction: all of it or nothing.
     pub async fn write_batch(&self, batch: &RunBatch<'_>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert_runs(&mut tx, batch.runs).await?;
         count_hours(&mut tx, batch.runs).await?;
         save_probe_states(&mut tx, &batch.probe_states).await?;
@@ -271,6 +271,7 @@ async fn count_hours(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
 #[derive(Serialize)]
 struct StateJson<'a> {
     probe: &'a str,
+    probe_id: &'a str,
     component: &'a str,
     failing: bool,
     failures: u32,
@@ -295,6 +296,7 @@ pub(super) async fn save_probe_states(
         .iter()
         .map(|p| StateJson {
             probe: &p.probe,
+            probe_id: &p.probe_id,
             component: &p.component,
             failing: p.health.failing,
             failures: p.health.consecutive_failures,
@@ -309,15 +311,16 @@ pub(super) async fn save_probe_states(
         })
         .collect();
     sqlx::query(
-        "INSERT INTO probe_states (probe, component, failing, consecutive_failures,
+        "INSERT INTO probe_states (probe, probe_id, component, failing, consecutive_failures,
             consecutive_passes, since, last_run_at, last_outcome, last_reason, last_failed_step,
             flips, flapping)
-         SELECT p.value->>'probe', p.value->>'component', p.value->>'failing',
+         SELECT p.value->>'probe', p.value->>'probe_id', p.value->>'component', p.value->>'failing',
             p.value->>'failures', p.value->>'passes', p.value->>'since',
             p.value->>'last_run_at', p.value->>'last_outcome', p.value->>'last_reason',
             p.value->>'last_failed_step', p.value->'flips', p.value->>'flapping'
          FROM json_each(?1) AS p WHERE true
-         ON CONFLICT (probe) DO UPDATE SET component = excluded.component,
+         ON CONFLICT (probe) DO UPDATE SET probe_id = excluded.probe_id,
+            component = excluded.component,
             failing = excluded.failing, consecutive_failures = excluded.consecutive_failures,
             consecutive_passes = excluded.consecutive_passes, since = excluded.since,
             last_run_at = excluded.last_run_at, last_outcome = excluded.last_outcome,
@@ -479,6 +482,7 @@ mod tests {
         ];
         let state = ProbeState {
             probe: "login".into(),
+            probe_id: "login".into(),
             component: "api".into(),
             health: ProbeHealth {
                 failing: true,

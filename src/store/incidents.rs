@@ -49,6 +49,21 @@ impl Incident {
     }
 }
 
+/// Statuses that reopen a resolved incident when an operator posts them.
+const REOPENING: [&str; 3] = ["investigating", "identified", "monitoring"];
+
+/// What became of an operator's update ([`Store::post_update`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    Done,
+    /// Posted, and the resolved incident is open again.
+    Reopened,
+    NotFound,
+    /// Refused: resolving while these probes still fail in it would stop
+    /// their paging with the service still down.
+    StillFailing(Vec<String>),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UpdateKind {
     /// Public status change (investigating, resolved, …).
@@ -183,7 +198,7 @@ impl Store {
         note: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE incidents SET component = ? WHERE id = ? AND resolved_at IS NULL")
             .bind(component)
             .bind(id)
@@ -227,7 +242,7 @@ impl Store {
         body: &str,
         epoch: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let snapshot = serde_json::to_string(policy)
             .map_err(|e| StoreError::Corrupt(format!("escalation policy: {e}")))?;
         let adopted = sqlx::query(
@@ -259,8 +274,52 @@ impl Store {
         Ok(true)
     }
 
+    /// Adds a probe that starts failing to an open, acknowledged incident
+    /// paging under `policy`: the ack ends and paging starts over from the
+    /// first level at `epoch`. Returns false, changing nothing, when the
+    /// incident is resolved, no longer acknowledged, or pages under
+    /// another policy (the caller decides again).
+    pub async fn rearm_incident(
+        &self,
+        id: i64,
+        probe: &str,
+        policy: &str,
+        body: &str,
+        epoch: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.write().await?;
+        let rearmed = sqlx::query(
+            "UPDATE incidents SET esc_epoch = ?, esc_level = NULL, last_page_at = NULL,
+                acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1
+             WHERE id = ? AND resolved_at IS NULL AND acknowledged_at IS NOT NULL
+                AND policy ->> 'name' = ?",
+        )
+        .bind(ms(epoch))
+        .bind(id)
+        .bind(policy)
+        .execute(&mut *tx)
+        .await?;
+        if rearmed.rows_affected() != 1 {
+            return Ok(false);
+        }
+        join(&mut tx, id, probe, epoch).await?;
+        let status = self.status_in(&mut tx, id).await?;
+        add_update(
+            &mut tx,
+            id,
+            epoch,
+            UpdateKind::ProbeFailing,
+            &status,
+            body,
+            false,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     pub async fn create_incident(&self, n: NewIncident<'_>) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let policy = n
             .policy
             .map(serde_json::to_string)
@@ -315,7 +374,7 @@ impl Store {
         body: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         join(&mut tx, id, probe, now).await?;
         let status = self.status_in(&mut tx, id).await?;
         add_update(
@@ -340,7 +399,7 @@ impl Store {
         body: &str,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "UPDATE incident_probes SET recovered_at = ? WHERE incident_id = ? AND probe = ?",
         )
@@ -378,7 +437,7 @@ impl Store {
         now: DateTime<Utc>,
         deliveries: &[NewDelivery],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query("UPDATE incidents SET status = 'resolved', resolved_at = ? WHERE id = ?")
             .bind(ms(now))
             .bind(id)
@@ -398,7 +457,7 @@ impl Store {
         now: DateTime<Utc>,
         deliveries: &[NewDelivery],
     ) -> Result<AckOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let Some(current) = sqlx::query("SELECT * FROM incidents WHERE id = ?")
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -447,7 +506,7 @@ impl Store {
         deliveries: &[NewDelivery],
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE incidents SET esc_epoch = ?, esc_level = ?, last_page_at = ?,
                 acknowledged_at = ?, acknowledged_by = CASE WHEN ? IS NULL THEN NULL
@@ -507,7 +566,7 @@ impl Store {
         note: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let updated = sqlx::query(
             "UPDATE incidents SET held = ?, version = version + 1,
                 esc_epoch = CASE WHEN esc_level IS NULL THEN ? ELSE esc_epoch END
@@ -552,23 +611,64 @@ impl Store {
 
     /// Posts an operator's public update; `resolved` resolves the incident
     /// (its probes' states still show on the components until they recover).
+    /// Posts an operator's public update. Resolving is refused while a
+    /// probe still fails in the incident (its paging would stop with the
+    /// service still down: Lookout resolves it when the probe recovers).
+    /// An update that reopens a resolved incident makes it an operator's
+    /// incident again: it pages nobody until a probe fails in it, which
+    /// then pages under its own policy from that moment ([`crate::join`]).
     pub async fn post_update(
         &self,
         id: i64,
         u: &PublicUpdate<'_>,
         now: DateTime<Utc>,
-    ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
+    ) -> Result<Posted> {
+        let mut tx = self.write().await?;
+        let resolved: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT resolved_at FROM incidents WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(resolved) = resolved else {
+            return Ok(Posted::NotFound);
+        };
+        if u.status == "resolved" && resolved.is_none() {
+            let failing: Vec<String> = sqlx::query_scalar(
+                "SELECT probe FROM incident_probes WHERE incident_id = ? AND recovered_at IS NULL
+                 ORDER BY probe",
+            )
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_all(&mut *tx)
             .await?;
-        if exists.is_none() {
-            return Ok(false);
+            if !failing.is_empty() {
+                return Ok(Posted::StillFailing(failing));
+            }
+        }
+        let reopens = resolved.is_some() && REOPENING.contains(&u.status);
+        if reopens {
+            sqlx::query(
+                "UPDATE incidents SET resolved_at = NULL, policy = NULL, esc_epoch = ?,
+                    esc_level = NULL, last_page_at = NULL, acknowledged_at = NULL,
+                    acknowledged_by = NULL, held = NULL, manual = 1, version = version + 1
+                 WHERE id = ?",
+            )
+            .bind(ms(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let note = format!(
+                "Reopened by {}: it pages nobody until a probe fails in it, which then pages under its own policy",
+                u.author
+            );
+            add_update(&mut tx, id, now, UpdateKind::Status, u.status, &note, false).await?;
         }
         write_update(&mut tx, id, u, now).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(if reopens {
+            Posted::Reopened
+        } else {
+            Posted::Done
+        })
     }
 
     /// Opens an incident by hand; returns its id.
@@ -577,7 +677,7 @@ impl Store {
         m: &ManualIncident<'_>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (component, title, status, impact, opened_at, updated_at,
                 esc_epoch, manual, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) RETURNING id",
@@ -689,7 +789,7 @@ impl Store {
         body: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let status = self.status_in(&mut tx, id).await?;
         add_update(&mut tx, id, now, kind, &status, body, false).await?;
         tx.commit().await?;
@@ -708,7 +808,7 @@ impl Store {
     /// `body` ("investigating"), if it is still open and withheld; true
     /// when it did.
     pub async fn publish_incident(&self, id: i64, body: &str, now: DateTime<Utc>) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let done = sqlx::query(
             "UPDATE incidents SET published_at = ?, updated_at = ?
              WHERE id = ? AND published_at IS NULL AND resolved_at IS NULL",

@@ -15,6 +15,7 @@ mod runs;
 mod seen;
 mod skips;
 mod subscribers;
+mod webhooks;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -28,7 +29,8 @@ pub use crate::evaluate::ProbeState;
 pub use batch::{RunBatch, Seen, Switch};
 pub use holds::NewSilence;
 pub use incidents::{
-    AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, PublicUpdate, UpdateKind,
+    AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, Posted, PublicUpdate,
+    UpdateKind,
 };
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use reports::{LeakedRun, StepDuration};
@@ -36,6 +38,7 @@ pub use rollups::{StateInterval, Subject, SubjectId};
 pub use runs::{InterruptedRun, RunRow, StepRow};
 pub use skips::SkipRow;
 pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest, new_token};
+pub use webhooks::WebhookSubscription;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -67,6 +70,12 @@ pub struct Store {
 struct FileId {
     path: std::path::PathBuf,
     id: Option<(u64, u64)>,
+    /// The write-ahead log (`<path>-wal`, SQLite's WAL mode) as opened. The
+    /// pool never closes its connections while the store is open, so SQLite
+    /// never removes it: gone or another file means it was deleted under
+    /// the service, and every commit since the last checkpoint is lost at
+    /// the next start.
+    wal: Option<(u64, u64)>,
 }
 
 impl FileId {
@@ -85,6 +94,37 @@ impl FileId {
     }
 }
 
+/// Why the database file at `path` can no longer be opened for writing
+/// (permissions changed, made immutable), if it cannot. The connections
+/// open still write into the WAL, but checkpoints fail and the next start
+/// cannot open the database: trouble to tell now, not at that start.
+/// Asked with access(2), never by opening the file: closing any descriptor
+/// of it would drop SQLite's POSIX locks (<https://sqlite.org/howtocorrupt.html>, 2.2).
+#[cfg(unix)]
+fn unwritable(path: &Path) -> Option<String> {
+    match rustix::fs::access(path, rustix::fs::Access::WRITE_OK) {
+        Ok(()) => None,
+        Err(e) => Some(format!(
+            "the database file {} can no longer be written ({}): checkpoints fail and the next start cannot open it",
+            path.display(),
+            std::io::Error::from(e)
+        )),
+    }
+}
+
+#[cfg(not(unix))]
+fn unwritable(_path: &Path) -> Option<String> {
+    None
+}
+
+/// SQLite's write-ahead log for the database at `path`: `<path>-wal`
+/// (<https://sqlite.org/wal.html>, "the WAL file").
+fn wal_path(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push("-wal");
+    p.into()
+}
+
 impl Store {
     /// Opens (creating if needed) the database file and applies migrations.
     pub async fn open(path: &Path) -> Result<Self> {
@@ -97,8 +137,14 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT);
         // Writers wait for each other (the busy timeout) on their own
         // connection; enough connections stay for readers meanwhile.
+        // Connections are never closed by the pool (no idle timeout, no
+        // lifetime): SQLite removes the WAL when its last connection
+        // closes, and `file_problem` reads a WAL gone as deleted.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .after_release(|conn, _| Box::pin(outside_transaction(conn)))
             .connect_with(options)
             .await?;
@@ -107,13 +153,15 @@ impl Store {
             std::sync::Arc::new(FileId {
                 path: path.to_path_buf(),
                 id,
+                wal: FileId::of(&wal_path(path)).ok().flatten(),
             })
         });
         Ok(Self { pool, file })
     }
 
     /// What is wrong with the database file, if anything: deleted, or
-    /// replaced by another file, since it was opened. Writes then go on
+    /// replaced by another file, since it was opened (the file or its WAL),
+    /// or no longer writable. Writes then go on
     /// into a file nobody will open again, so this is storage trouble even
     /// though every write succeeds.
     pub fn file_problem(&self) -> Option<String> {
@@ -131,7 +179,22 @@ impl Store {
                 "the database file {} was deleted or replaced by another file: what is written now is lost at the next start",
                 file.path.display()
             )),
-            Ok(_) => None,
+            Ok(_) => self.wal_problem(file).or_else(|| unwritable(&file.path)),
+        }
+    }
+
+    /// What is wrong with the write-ahead log, if anything: deleted or
+    /// replaced since the database was opened (see [`FileId::wal`]).
+    fn wal_problem(&self, file: &FileId) -> Option<String> {
+        let known = file.wal?;
+        let wal = wal_path(&file.path);
+        match FileId::of(&wal) {
+            Ok(Some(id)) if id == known => None,
+            Ok(None) => None,
+            Ok(Some(_)) | Err(_) => Some(format!(
+                "the database's write-ahead log {} was deleted or replaced: what was written since the last checkpoint is lost at the next start",
+                wal.display()
+            )),
         }
     }
 
@@ -193,6 +256,19 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+
+    /// A write transaction: `BEGIN IMMEDIATE`, so it holds SQLite's write
+    /// lock from its first statement. Every transaction of the store starts
+    /// here. A deferred `BEGIN` that reads before it writes (`SELECT`, then
+    /// `INSERT`) takes a read snapshot first; if another connection commits
+    /// before the write, WAL mode refuses the upgrade at once with
+    /// `SQLITE_BUSY` (the snapshot is stale), without waiting out the busy
+    /// timeout: an admin update answered 500 whenever the monitor stored a
+    /// run in between. Taking the lock first makes it wait its turn instead
+    /// (SQLite, "Transactions" and "WAL mode": `SQLITE_BUSY_SNAPSHOT`).
+    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
 }
 
 /// Whether a connection going back to the pool may be used again: only
@@ -227,4 +303,77 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
 
 pub(crate) fn time(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every transaction of the store starts through [`Store::write`]:
+    /// a deferred `BEGIN` anywhere brings the stale-snapshot 500 back.
+    #[test]
+    fn every_transaction_takes_the_write_lock_first() {
+        // Spelled in pieces so this test does not find itself.
+        let patterns = [concat!(".beg", "in()"), concat!("BEGIN ", "DEFERRED")];
+        let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+        let mut offenders = Vec::new();
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (n, line) in text.lines().enumerate() {
+                    if patterns.iter().any(|p| line.contains(p)) {
+                        offenders.push(format!("{}:{}", path.display(), n + 1));
+                    }
+                }
+            }
+        }
+        assert!(offenders.is_empty(), "deferred transactions: {offenders:?}");
+    }
+
+    /// A transaction that reads, lets another connection try to write, then
+    /// writes itself: both writes succeed (the other waits its turn). With
+    /// a deferred `BEGIN` the late write failed at once with "database is
+    /// locked" (a stale read snapshot cannot be upgraded).
+    #[tokio::test]
+    async fn a_read_then_write_transaction_survives_a_concurrent_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let a = Store::open(&path).await.unwrap();
+        let b = Store::open(&path).await.unwrap();
+        let mut tx = a.write().await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let other = tokio::spawn(async move {
+            let d = NewDelivery {
+                delivery_id: "other".into(),
+                incident_id: None,
+                notifier: "n".into(),
+                kind: "trigger".into(),
+                payload: "{}".into(),
+            };
+            b.enqueue(&[d], Utc::now()).await
+        });
+        // Give the other writer every chance to commit in between.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mine = sqlx::query("INSERT INTO settings (key, value) VALUES ('k', 'v')")
+            .execute(&mut *tx)
+            .await;
+        assert!(
+            mine.is_ok(),
+            "the reading transaction's write failed: {mine:?}"
+        );
+        tx.commit().await.unwrap();
+        other
+            .await
+            .unwrap()
+            .expect("the other writer waited its turn");
+        assert_eq!(a.setting("k").await.unwrap().as_deref(), Some("v"));
+    }
 }

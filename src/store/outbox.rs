@@ -39,6 +39,10 @@ pub struct OutboxStats {
     pub oldest_pending: Option<DateTime<Utc>>,
 }
 
+/// Webhook subscription deliveries in flight at once (of the worker's
+/// `delivery::IN_FLIGHT`), so pages always find room.
+pub const WEBHOOK_LANES: usize = 4;
+
 /// The outbox kinds that are pages (everything else is mail: subscriber
 /// updates and digests).
 const PAGE_KINDS: [&str; 5] = [
@@ -74,7 +78,7 @@ pub(super) async fn insert_deliveries(
 
 impl Store {
     pub async fn enqueue(&self, deliveries: &[NewDelivery], now: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         insert_deliveries(&mut tx, deliveries, now).await?;
         tx.commit().await?;
         Ok(())
@@ -116,7 +120,60 @@ impl Store {
                 return Ok(Some(row));
             }
         }
+        // Webhook subscriptions: a lane each, at most `WEBHOOK_LANES` in
+        // flight, so slow endpoints never take the room pages need.
+        let prefix = crate::lanes::WEBHOOK_PREFIX;
+        let hooks_busy: Vec<String> = busy
+            .iter()
+            .filter(|b| b.starts_with(prefix))
+            .cloned()
+            .collect();
+        if hooks_busy.len() < WEBHOOK_LANES {
+            return self.claim_webhook(now, lease, &hooks_busy).await;
+        }
         Ok(None)
+    }
+
+    /// One claim among webhook subscriptions' deliveries, skipping the
+    /// `busy` lanes (each subscription is one lane, so it hears its
+    /// events in order and a dead endpoint holds back only itself).
+    async fn claim_webhook(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+        busy: &[String],
+    ) -> Result<Option<OutboxRow>> {
+        let skip = if busy.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND o.notifier NOT IN ({})",
+                vec!["?"; busy.len()].join(", ")
+            )
+        };
+        let sql = format!(
+            "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1
+             WHERE id = (
+                SELECT o.id FROM outbox o
+                WHERE o.status = 'pending' AND o.kind = ?
+                  AND o.next_attempt_at <= ? AND o.claimed_until <= ?{skip}
+                  AND NOT EXISTS (
+                    SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.id < o.id
+                      AND e.notifier = o.notifier AND e.incident_id IS o.incident_id)
+                ORDER BY o.next_attempt_at, o.id LIMIT 1)
+             RETURNING *"
+        );
+        // Built only from constants and placeholders: nothing user-given.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(ms(now + lease))
+            .bind(crate::lanes::WEBHOOK_KIND)
+            .bind(ms(now))
+            .bind(ms(now));
+        for skipped in busy {
+            query = query.bind(skipped);
+        }
+        let row = query.fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(outbox_row))
     }
 
     /// One claim among pages (`lane` `None`, skipping the `busy` lanes) or
@@ -332,5 +389,46 @@ mod tests {
             "subscribers".to_string(),
         ];
         assert!(store.claim_due(now, lease, &busy).await.unwrap().is_none());
+    }
+
+    /// Webhook subscriptions: after pages, a lane each (a failing endpoint
+    /// holds back only its own later events), at most `WEBHOOK_LANES` busy.
+    #[tokio::test]
+    async fn webhook_subscriptions_come_after_pages_one_lane_each_and_never_take_every_slot() {
+        use crate::subscribers::webhooks::{KIND, lane};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("o.db")).await.unwrap();
+        let t0 = Utc::now();
+        let hooks: Vec<NewDelivery> = (1..=6)
+            .flat_map(|s| {
+                [
+                    row(&format!("wh{s}-a"), KIND, &lane(s)),
+                    row(&format!("wh{s}-b"), KIND, &lane(s)),
+                ]
+            })
+            .collect();
+        store.enqueue(&hooks, t0).await.unwrap();
+        let later = t0 + chrono::Duration::seconds(1);
+        store
+            .enqueue(&[row("p1", "trigger", "hook")], later)
+            .await
+            .unwrap();
+        let lease = chrono::Duration::seconds(60);
+        let now = later + chrono::Duration::seconds(1);
+        let first = store.claim_due(now, lease, &[]).await.unwrap().unwrap();
+        assert_eq!(
+            first.delivery_id, "p1",
+            "the page first, though queued last"
+        );
+        let mut busy = vec!["hook".to_string()];
+        let mut claimed = Vec::new();
+        while let Some(r) = store.claim_due(now, lease, &busy).await.unwrap() {
+            busy.push(r.notifier.clone());
+            claimed.push(r.delivery_id);
+        }
+        // One per subscription (its second event waits for its first), and
+        // no more than WEBHOOK_LANES at once.
+        assert_eq!(claimed.len(), WEBHOOK_LANES);
+        assert!(claimed.iter().all(|id| id.ends_with("-a")), "{claimed:?}");
     }
 }

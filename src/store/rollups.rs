@@ -113,7 +113,7 @@ impl Store {
         at_ms: i64,
         close: Option<(i64, i64)>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         if let Some((row, end)) = close {
             sqlx::query("UPDATE state_intervals SET ended_at = ? WHERE id = ?")
                 .bind(end)

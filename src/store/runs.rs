@@ -219,21 +219,19 @@ impl Store {
         Ok(rows.iter().map(probe_row).collect())
     }
 
-    /// Drops a removed probe's state (its runs stay until retention).
-    /// Carries probe `from`'s state to name `to` on `component` (a reload
-    /// renamed or moved it): its alerting state, its place in open
-    /// incidents, its heartbeat memory and its current state interval, in
-    /// one transaction. Whatever `to` had (a long-gone probe of that name)
-    /// is replaced; closed history stays under the old name.
+    /// Carries probe `from`'s state to name `to` on `component` (a reload,
+    /// or a start, found it renamed or moved under its `id`): its alerting
+    /// state, its place in open incidents and its current state interval,
+    /// in one transaction. Whatever `to` had (a long-gone probe of that
+    /// name) is replaced; closed history stays under the old name.
+    /// Heartbeat memory is keyed by the id and needs no carrying.
     pub async fn move_probe(&self, from: &str, to: &str, component: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let statements: [&str; 7] = [
+        let mut tx = self.write().await?;
+        let statements: [&str; 5] = [
             "DELETE FROM probe_states WHERE probe = ?2 AND ?1 <> ?2",
             "UPDATE probe_states SET probe = ?2, component = ?3 WHERE probe = ?1",
             "UPDATE incident_probes SET probe = ?2 WHERE probe = ?1 AND ?1 <> ?2
                AND incident_id IN (SELECT id FROM incidents WHERE resolved_at IS NULL)",
-            "DELETE FROM heartbeats WHERE probe = ?2 AND ?1 <> ?2",
-            "UPDATE heartbeats SET probe = ?2 WHERE probe = ?1",
             "UPDATE state_intervals SET ended_at = last_seen_at
                WHERE kind = 'probe' AND subject = ?2 AND ended_at IS NULL AND ?1 <> ?2",
             "UPDATE state_intervals SET subject = ?2
@@ -251,6 +249,7 @@ impl Store {
         Ok(())
     }
 
+    /// Drops a removed probe's state (its runs stay until retention).
     pub async fn forget_probe_state(&self, probe: &str) -> Result<()> {
         sqlx::query("DELETE FROM probe_states WHERE probe = ?")
             .bind(probe)
@@ -261,8 +260,12 @@ impl Store {
 }
 
 fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeState {
+    let probe: String = r.get("probe");
     ProbeState {
-        probe: r.get("probe"),
+        probe_id: r
+            .get::<Option<String>, _>("probe_id")
+            .unwrap_or_else(|| probe.clone()),
+        probe,
         component: r.get("component"),
         health: ProbeHealth {
             failing: r.get("failing"),

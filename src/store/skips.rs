@@ -19,7 +19,7 @@ pub struct SkipRow {
 
 impl Store {
     pub async fn record_skips(&self, skips: &[Skips]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         for s in skips {
             sqlx::query(
                 "INSERT INTO skipped_starts (probe, reason, count, first_at, last_at)

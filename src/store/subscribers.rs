@@ -68,7 +68,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Subscriber> {
         let comps = serde_json::to_string(components).unwrap_or_else(|_| "[]".into());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO subscribers (email, components, token, created_at) VALUES (?, ?, ?, ?)
              ON CONFLICT (email) DO NOTHING",
@@ -130,7 +130,7 @@ impl Store {
             return Ok(false);
         };
         let comps = serde_json::to_string(&req.components).unwrap_or_else(|_| "[]".into());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write().await?;
         let used = sqlx::query(
             "UPDATE subscription_requests SET confirmed_at = ?
              WHERE token = ? AND confirmed_at IS NULL",

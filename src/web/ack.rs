@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::authorize;
-use super::view;
 use super::{AppState, WebError, html};
 use crate::ack::{AckClaim, TokenError};
+use crate::statuspage::view;
 use crate::store::{AckOutcome, Incident};
 
 #[derive(Template)]

@@ -16,8 +16,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::admin::{UpdateBody, check_update};
-use super::view::{self, IncidentView};
 use super::{AppState, WebError, html};
+use crate::statuspage::view::{self, IncidentView};
 use crate::store::{ManualIncident, PublicUpdate};
 
 const COOKIE: &str = "lookout_admin";
@@ -246,9 +246,7 @@ pub async fn post_update(
             affected: &affected,
             author: "admin page",
         };
-        if !app.store.post_update(id, &update, Utc::now()).await? {
-            return Err(WebError::NotFound);
-        }
+        super::admin::posted(app.store.post_update(id, &update, Utc::now()).await?)?;
         app.changes.bump();
         super::admin::announce(&app, id, &u, &affected, Utc::now()).await;
         Ok(())
@@ -307,13 +305,19 @@ pub async fn open_incident(
 async fn finish(app: &AppState, session: &str, result: Result<(), WebError>) -> Response {
     match result {
         Ok(()) => Redirect::to("/admin").into_response(),
-        Err(WebError::BadRequest(msg)) => match render(app, session, Some(&msg)).await {
-            Ok(mut r) => {
-                *r.status_mut() = StatusCode::BAD_REQUEST;
-                r
+        Err(e @ (WebError::BadRequest(_) | WebError::Conflict(_))) => {
+            let status = match e {
+                WebError::Conflict(_) => StatusCode::CONFLICT,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            match render(app, session, Some(&e.to_string())).await {
+                Ok(mut r) => {
+                    *r.status_mut() = status;
+                    r
+                }
+                Err(e) => e.into_response(),
             }
-            Err(e) => e.into_response(),
-        },
+        }
         Err(e) => e.into_response(),
     }
 }

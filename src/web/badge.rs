@@ -8,9 +8,9 @@ use askama::Template;
 use chrono::Utc;
 
 use super::cache::Rendered;
-use super::view::PageView;
 use super::{AppState, WebError};
 use crate::evaluate::ComponentStatus;
+use crate::statuspage::view::PageView;
 use crate::uptime;
 
 #[derive(Template)]
@@ -120,6 +120,10 @@ pub async fn render(
         return Ok(None);
     };
     let badge = match kind {
+        // Nothing observes it: "no data" in grey, never "operational".
+        "status.svg" if !c.observed => {
+            Badge::new(&c.name, c.label().to_lowercase(), uptime_color(None))
+        }
         "status.svg" => Badge::new(
             &c.name,
             c.status.label().to_lowercase(),

@@ -61,6 +61,8 @@ fn private_path(path: &str) -> bool {
         "/admin",
         "/api/admin",
         "/subscribe/confirm/",
+        "/subscribe/manage/",
+        "/subscribe/webhook/",
         "/unsubscribe/",
     ]
     .iter()
@@ -191,6 +193,9 @@ mod tests {
         assert!(private_path("/admin/report"));
         assert!(private_path("/api/admin/incidents/3"));
         assert!(private_path("/unsubscribe/tok"));
+        assert!(private_path("/subscribe/manage/tok"));
+        assert!(private_path("/subscribe/webhook/tok"));
+        assert!(private_path("/subscribe/webhook/confirm/tok"));
         assert!(!private_path("/"));
         assert!(!private_path("/history"));
         assert!(!private_path("/api/v2/summary.json"));

@@ -4,7 +4,6 @@
 mod ack;
 mod admin;
 mod admin_page;
-mod api;
 mod badge;
 pub mod cache;
 pub mod hardening;
@@ -16,7 +15,6 @@ pub mod site;
 mod subscribe;
 pub mod throttle;
 pub mod uptime;
-pub mod view;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -47,6 +45,9 @@ pub struct AppState {
     /// Liveness facts of the background tasks, for `/readyz`.
     pub health: crate::health::Health,
     pub metrics: crate::metrics::Metrics,
+    /// Webhook subscriptions may point at loopback (tests only; see
+    /// `app::Tuning::webhook_loopback`).
+    pub webhook_loopback: bool,
 }
 
 /// The stylesheet, embedded in the binary.
@@ -112,6 +113,7 @@ fn shared() -> Router<AppState> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(shared())
+        .merge(admin::router())
         .route("/", get(public))
         .route("/history", get(public))
         .route("/uptime", get(public))
@@ -131,6 +133,15 @@ pub fn router(state: AppState) -> Router {
             "/subscribe/confirm/{token}",
             get(subscribe::confirm_form).post(subscribe::confirm),
         )
+        .route("/subscribe/webhook", post(subscribe::subscribe_webhook))
+        .route(
+            "/subscribe/webhook/confirm/{token}",
+            get(subscribe::confirm_webhook_form).post(subscribe::confirm_webhook),
+        )
+        .route(
+            "/subscribe/webhook/{token}",
+            get(subscribe::manage_webhook_form).post(subscribe::unsubscribe_webhook),
+        )
         .route(
             "/subscribe/manage/{token}",
             get(subscribe::manage_form).post(subscribe::manage),
@@ -146,37 +157,8 @@ pub fn router(state: AppState) -> Router {
             "/admin/incidents/{id}/updates",
             post(admin_page::post_update),
         )
-        .route("/api/admin/incidents", post(admin::open_incident))
-        .route(
-            "/api/admin/incidents/{id}",
-            get(admin::incident).patch(admin::edit_incident),
-        )
-        .route(
-            "/api/admin/incidents/{id}/updates",
-            post(admin::post_update),
-        )
-        .route("/api/admin/runs/leaked", get(admin::leaked_runs))
-        .route("/api/admin/probes/{name}/runs", get(admin::probe_runs))
-        .route("/api/admin/runs/skipped", get(admin::skipped_starts))
-        .route("/api/admin/config", get(admin::config_status))
         .route("/admin/report", get(report::page))
         .route("/api/admin/report", get(report::json))
-        .route(
-            "/api/admin/maintenances",
-            get(admin::maintenances).post(admin::create_maintenance),
-        )
-        .route(
-            "/api/admin/maintenances/{id}",
-            axum::routing::delete(admin::cancel_maintenance),
-        )
-        .route(
-            "/api/admin/silences",
-            get(admin::silences).post(admin::create_silence),
-        )
-        .route(
-            "/api/admin/silences/{id}",
-            axum::routing::delete(admin::end_silence),
-        )
         .route("/api/hooks/pagerduty", post(hooks::pagerduty))
         .route("/api/hooks/ack", post(hooks::generic))
         .route("/healthz", get(|| async { "ok" }))
@@ -200,6 +182,9 @@ pub enum WebError {
     Unauthorized,
     #[error("{0}")]
     BadRequest(String),
+    /// The request is understood but conflicts with what is true now.
+    #[error("{0}")]
+    Conflict(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -222,6 +207,7 @@ impl IntoResponse for WebError {
             WebError::NotFound => StatusCode::NOT_FOUND,
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            WebError::Conflict(_) => StatusCode::CONFLICT,
             WebError::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -143,7 +143,7 @@ impl<'a> ReportPage<'a> {
     fn new(app: &'a AppState, r: &'a WeeklyReport) -> Self {
         let config = app.config.get();
         let tz = config.page.time_zone;
-        let local = |t| super::view::local(t, &tz);
+        let local = |t| crate::statuspage::view::local(t, &tz);
         let week: Week = r.week.parse().expect("the report names a valid week");
         let day =
             |t: chrono::DateTime<Utc>| t.with_timezone(&tz).format("%a %-d %b %Y").to_string();

@@ -163,7 +163,8 @@ fn client(req: &Request) -> IpAddr {
 const FORM_MAX: usize = 16 * 1024;
 
 /// The middleware: refuses blocked clients on guarded paths, limits
-/// `POST /subscribe` per client and per address, and counts every `401`
+/// `POST /subscribe` and `POST /subscribe/webhook` per client and per
+/// (contact) address, and counts every `401`
 /// as a refused credential.
 pub async fn guard(State(t): State<Arc<Throttle>>, req: Request, next: Next) -> Response {
     let ip = client(&req);
@@ -172,7 +173,8 @@ pub async fn guard(State(t): State<Arc<Throttle>>, req: Request, next: Next) -> 
     if credentials && let Some(wait) = t.blocked_for(ip) {
         return too_many(wait, "refused credentials from this address");
     }
-    let req = if path == "/subscribe" && req.method() == Method::POST {
+    let subscribing = path == "/subscribe" || path == "/subscribe/webhook";
+    let req = if subscribing && req.method() == Method::POST {
         if let Err(wait) = Throttle::take(&t.per_client, &ip) {
             return too_many(wait, "subscriptions from this address");
         }

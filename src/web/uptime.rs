@@ -10,9 +10,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use super::cache::Rendered;
-use super::view::{PageView, slug};
 use super::{AppState, WebError};
 use crate::evaluate::ComponentStatus;
+use crate::statuspage::view::{PageView, slug};
 use crate::store::{Store, Subject};
 use crate::uptime::{self, Day, Hour, Response as DayResponse, STATES, Span};
 

@@ -74,6 +74,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "report",
             "retention",
             "runner",
+            "statuspage",
         ],
     ),
     (

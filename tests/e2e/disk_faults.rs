@@ -6,7 +6,7 @@
 //!
 //! The tmpfs is mounted by the test (CI runs as root, as this machine does).
 
-use crate::support::{self, Receiver, Running, eventually};
+use crate::support::{self, Recorder, Running, eventually};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -85,16 +85,8 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-async fn receiver() -> (Receiver, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let r = Receiver::default();
-    r.serve(l);
-    (r, url)
-}
-
 /// The self-alerts of kind `kind` (`incident.trigger`, `incident.resolved`).
-fn self_alerts(hook: &Receiver, kind: &str) -> Vec<Value> {
+fn self_alerts(hook: &Recorder, kind: &str) -> Vec<Value> {
     hook.of_type(kind)
         .into_iter()
         .filter(|r| r.body["incident"]["component"]["id"] == "lookout")
@@ -128,7 +120,7 @@ async fn a_full_disk_freed_again_takes_writes_without_a_restart_and_the_all_clea
     let dir = tempfile::tempdir().unwrap();
     let mnt = Tmpfs::mount(&dir.path().join("mnt"), "2m");
     let platform = support::platform().await;
-    let (hook, url) = receiver().await;
+    let (hook, url) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, config(&platform.url, &url)).unwrap();
     let db = mnt.0.join("lookout.db");
@@ -184,7 +176,7 @@ async fn a_full_disk_freed_again_takes_writes_without_a_restart_and_the_all_clea
 async fn a_database_file_deleted_under_the_service_flips_readiness_and_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
-    let (hook, url) = receiver().await;
+    let (hook, url) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, config(&platform.url, &url)).unwrap();
     let db = dir.path().join("lookout.db");
@@ -213,5 +205,124 @@ async fn a_database_file_deleted_under_the_service_flips_readiness_and_alerts() 
     .await;
     let reason = alert["incident"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("deleted or replaced"), "{reason}");
+    app.stop().await;
+}
+
+/// The write-ahead log deleted under the running service (a cleanup script
+/// that removes `*-wal` files, an operator "tidying up") loses every commit
+/// since the last checkpoint at the next start, though every write still
+/// succeeds: it is told like a deleted database file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_ahead_log_deleted_under_the_service_flips_readiness_and_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    let (hook, url) = Recorder::hook().await;
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, config(&platform.url, &url)).unwrap();
+    let db = dir.path().join("lookout.db");
+    let app = Running::start(&path, &db).await;
+    eventually("ready", WAIT, || async {
+        (ready(&app.url).await["status"] == "ready").then_some(())
+    })
+    .await;
+    let wal = dir.path().join("lookout.db-wal");
+    // Stays there while the service runs (its pool keeps connections open).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(wal.exists());
+    std::fs::remove_file(&wal).unwrap();
+    let r = eventually("readiness failing", WAIT, || async {
+        let r = ready(&app.url).await;
+        (r["status"] == "not_ready").then_some(r)
+    })
+    .await;
+    assert!(
+        r["failing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "database"),
+        "{r}"
+    );
+    let alert = eventually("the self-alert", WAIT, || async {
+        self_alerts(&hook, "incident.trigger").into_iter().next()
+    })
+    .await;
+    let reason = alert["incident"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("write-ahead log"), "{reason}");
+    app.stop().await;
+}
+
+/// `chattr +i` on a file while it lives; taken off when dropped, so the
+/// temporary directory can be removed whatever the test does.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(path: &Path) -> Immutable {
+        let status = std::process::Command::new("chattr")
+            .arg("+i")
+            .arg(path)
+            .status()
+            .expect("chattr runs (e2fsprogs)");
+        assert!(
+            status.success(),
+            "chattr +i needs root and a file system with attributes (ext4, as /tmp is here and in CI)"
+        );
+        Immutable(path.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A database file made unwritable under the running service (immutable
+/// here, as root ignores permission bits; a changed owner or mode does the
+/// same to a service that does not run as root): the open connections
+/// still commit into the WAL, but checkpoints fail and the next start
+/// could not open it. Told within seconds; cleared when it is writable
+/// again, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_file_made_unwritable_under_the_service_flips_readiness_until_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    let (hook, url) = Recorder::hook().await;
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, config(&platform.url, &url)).unwrap();
+    let db = dir.path().join("lookout.db");
+    let app = Running::start(&path, &db).await;
+    eventually("ready", WAIT, || async {
+        (ready(&app.url).await["status"] == "ready").then_some(())
+    })
+    .await;
+    let guard = Immutable::set(&db);
+    let r = eventually("readiness failing", WAIT, || async {
+        let r = ready(&app.url).await;
+        (r["status"] == "not_ready").then_some(r)
+    })
+    .await;
+    assert!(
+        r["failing"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "database"),
+        "{r}"
+    );
+    let alert = eventually("the self-alert", WAIT, || async {
+        self_alerts(&hook, "incident.trigger").into_iter().next()
+    })
+    .await;
+    let reason = alert["incident"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("can no longer be written"), "{reason}");
+    drop(guard);
+    eventually("ready again once writable", WAIT, || async {
+        (ready(&app.url).await["status"] == "ready").then_some(())
+    })
+    .await;
     app.stop().await;
 }

@@ -183,7 +183,7 @@ async fn serve_survives_values_that_slipped_past_the_loader() {
         endpoint: sample_platform::Endpoint::Login,
         mode: sample_platform::FaultMode::Error { status: 503 },
     });
-    let receiver = support::Receiver::default();
+    let receiver = support::Recorder::default();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", l.local_addr().unwrap());
     receiver.serve(l);

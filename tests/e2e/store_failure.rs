@@ -70,7 +70,7 @@ impl Metrics {
 }
 
 /// The self-alerts of kind `kind` (`incident.trigger`, `incident.resolved`).
-fn self_alerts(hook: &Receiver, kind: &str) -> Vec<Value> {
+fn self_alerts(hook: &Recorder, kind: &str) -> Vec<Value> {
     hook.of_type(kind)
         .into_iter()
         .filter(|r| r.body["incident"]["component"]["id"] == "lookout")
@@ -82,7 +82,7 @@ fn self_alerts(hook: &Receiver, kind: &str) -> Vec<Value> {
 async fn a_locked_database_holds_runs_in_memory_alerts_directly_and_loses_none() {
     let dir = tempfile::tempdir().unwrap();
     let platform = platform().await;
-    let hook = Receiver::default();
+    let hook = Recorder::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
     hook.serve(listener);

@@ -767,11 +767,34 @@ impl Ctx<'_> {
             url: None,
             time_zone: chrono_tz::UTC,
             publish_dir: None,
+            webhooks: Default::default(),
         };
         let Some(map) = node.and_then(|n| self.mapping(n, "`page`")) else {
             return page;
         };
-        self.check_keys(map, &["title", "url", "time_zone", "publish"], "`page`");
+        self.check_keys(
+            map,
+            &["title", "url", "time_zone", "publish", "webhooks"],
+            "`page`",
+        );
+        if let Some(w) = map
+            .get_node("webhooks")
+            .and_then(|n| self.mapping(n, "`webhooks`"))
+        {
+            self.check_keys(w, &["enabled", "allow_http"], "`webhooks`");
+            if let Some(b) = w
+                .get_node("enabled")
+                .and_then(|n| self.boolean(n, "`enabled`"))
+            {
+                page.webhooks.enabled = b;
+            }
+            if let Some(hosts) = w
+                .get_node("allow_http")
+                .and_then(|n| self.strings(n, "`allow_http`"))
+            {
+                page.webhooks.allow_http = hosts;
+            }
+        }
         if let Some(p) = map
             .get_node("publish")
             .and_then(|n| self.mapping(n, "`publish`"))

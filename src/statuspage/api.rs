@@ -63,6 +63,26 @@ pub fn document(name: &str, page: &PageView, latest: &[IncidentView]) -> Option<
     })
 }
 
+/// The body of Statuspage's incident webhook, without `meta` (each
+/// subscription adds its own): the page's id and indicator, and the
+/// incident as `/api/v2/incidents.json` shows it.
+pub fn incident_webhook(p: &PageView, i: &IncidentView) -> Value {
+    json!({
+        "page": webhook_page(p.indicator, p.description),
+        "incident": incident_json(p, i),
+    })
+}
+
+/// A maintenance as Statuspage's webhooks send it: an incident (with
+/// `scheduled_for`, `scheduled_until`), as `scheduled-maintenances.json`
+/// shows it.
+pub fn maintenance_webhook(p: &PageView, m: &MaintenanceView) -> Value {
+    json!({
+        "page": webhook_page(p.indicator, p.description),
+        "incident": maintenance_json(p, m),
+    })
+}
+
 /// The page's id, in `page.id` and every object's `page_id`.
 pub const PAGE_ID: &str = "lookout";
 
@@ -78,10 +98,17 @@ pub fn group_id(name: &str) -> String {
 /// `group: true`, the ids of its members in `components`, and the worst
 /// status among them; members name it in `group_id`. A group comes just
 /// before its first member.
+///
+/// A component nothing observes (no probe, no declared state, no
+/// maintenance window) is left out, and so is a group of only such
+/// components: Statuspage's component `status` is a closed set with no
+/// "no data", and clients read any listed component as a claim about its
+/// state (the widget paints it green, exporters count it up). The HTML page
+/// shows it as "No data"; the API makes no claim it cannot back.
 fn components_json(p: &PageView) -> Vec<Value> {
     let mut out = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
-    for c in &p.components {
+    for c in p.components.iter().filter(|c| c.observed) {
         if let Some(g) = c.group.as_deref()
             && !seen.contains(&g)
         {
@@ -89,7 +116,7 @@ fn components_json(p: &PageView) -> Vec<Value> {
             let members: Vec<&ComponentView> = p
                 .components
                 .iter()
-                .filter(|m| m.group.as_deref() == Some(g))
+                .filter(|m| m.observed && m.group.as_deref() == Some(g))
                 .collect();
             let worst = members.iter().map(|m| m.status).max().unwrap_or(c.status);
             let created = members
@@ -219,7 +246,7 @@ fn incident_json(p: &PageView, i: &IncidentView) -> Value {
             "custom_tweet": Value::Null,
             "tweet_id": Value::Null,
         })).collect::<Vec<_>>(),
-        "components": p.components.iter().filter(|c| i.components.contains(&c.id))
+        "components": p.components.iter().filter(|c| c.observed && i.components.contains(&c.id))
             .map(|c| component_json(p, c)).collect::<Vec<_>>(),
     })
 }
@@ -268,8 +295,20 @@ fn maintenance_json(p: &PageView, m: &MaintenanceView) -> Value {
             "custom_tweet": Value::Null,
             "tweet_id": Value::Null,
         }],
-        "components": p.components.iter().filter(|c| m.components.contains(&c.id))
+        // As for incidents: a component nothing observes is named in
+        // `affected_components` (its planned state) but not listed with a
+        // status it does not have.
+        "components": p.components.iter().filter(|c| c.observed && m.components.contains(&c.id))
             .map(|c| component_json(p, c)).collect::<Vec<_>>(),
+    })
+}
+
+/// The `page` object of a webhook: the page's id and current indicator.
+pub fn webhook_page(indicator: &str, description: &str) -> Value {
+    json!({
+        "id": PAGE_ID,
+        "status_indicator": indicator,
+        "status_description": description,
     })
 }
 
@@ -306,6 +345,7 @@ mod tests {
             resolved: vec![],
             maintenances: vec![],
             subscribe: false,
+            webhooks: false,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct PageView {
     pub maintenances: Vec<MaintenanceView>,
     /// Visitors can subscribe by email (SMTP is configured).
     pub subscribe: bool,
+    /// Machines can subscribe a webhook (SMTP, `page.webhooks.enabled`).
+    pub webhooks: bool,
 }
 
 impl PageView {
@@ -415,6 +417,7 @@ pub async fn page(
         resolved,
         maintenances,
         subscribe: config.smtp.is_some(),
+        webhooks: config.smtp.is_some() && config.page.webhooks.enabled,
     })
 }
 
