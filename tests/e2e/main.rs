@@ -33,6 +33,7 @@ mod secrets;
 mod status_page;
 mod store_failure;
 mod subscribers;
+mod trust;
 mod truth;
 mod uptime;
 mod walking_skeleton;

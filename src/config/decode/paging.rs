@@ -66,8 +66,7 @@ impl<'a> Ctx<'a> {
             if self.optional_secrets {
                 // `check` in CI and `run` of a probe that does not use it:
                 // the structure is still checked with a stand-in value.
-                self.missing.insert(name.to_string(), msg);
-                return Some(format!("missing-secret-{name}-0000000000000000"));
+                return Some(self.stand_in(name, msg));
             }
             self.error_at(node, msg, Some("set it before starting Lookout".into()));
         }
@@ -81,10 +80,41 @@ impl<'a> Ctx<'a> {
             Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_string()),
             Err(e) => {
                 let msg = format!("cannot read the file of secret `{name}`: {e}");
+                // Absent in CI like an `env:` secret: `check` and `run` of a
+                // probe that does not use it go on with a stand-in.
+                if self.optional_secrets && e.kind() == std::io::ErrorKind::NotFound {
+                    let msg = format!("{msg} (looked at {})", full.display());
+                    return Some(self.stand_in(name, msg));
+                }
                 self.error_at(node, msg, Some(format!("looked at {}", full.display())));
                 None
             }
         }
+    }
+
+    /// Notes secret `name` as absent (`why`) and returns the value that
+    /// keeps the structure whole in its place.
+    fn stand_in(&mut self, name: &str, why: String) -> String {
+        self.missing.insert(name.to_string(), why);
+        format!("missing-secret-{name}-0000000000000000")
+    }
+
+    /// Whether `node` is a template that reads a secret noted as absent:
+    /// checks of its rendered value (a URL, a token's length) would judge
+    /// the stand-in, not the value, so they are left to `serve`.
+    pub(super) fn reads_missing_secret(&self, node: &Node) -> bool {
+        let Some(s) = node.as_scalar() else {
+            return false;
+        };
+        if self.missing.is_empty() {
+            return false;
+        }
+        crate::config::template::Template::parse(s.as_str(), Pos::default()).is_ok_and(|t| {
+            t.names().any(|(n, _)| {
+                n.strip_prefix("secrets.")
+                    .is_some_and(|s| self.missing.contains_key(s))
+            })
+        })
     }
 
     /// A load-time string: a template over `vars` and `secrets` only,
@@ -632,6 +662,7 @@ impl<'a> Ctx<'a> {
             .and_then(|n| self.secret_value(n, "`admin`"));
         if let (Some(t), Some(n)) = (&token, map.get_node("token"))
             && t.expose().len() < 16
+            && !self.reads_missing_secret(n)
         {
             self.error_at(
                 n,

@@ -29,6 +29,8 @@ pub struct Defaults {
     pub jitter: Duration,
     pub max_body: u64,
     pub insecure_tls: bool,
+    /// `tls: { ca_file }` for every probe that does not say.
+    pub ca: Option<std::sync::Arc<CaBundle>>,
     /// Redirects a step follows unless it says (`redirects:`).
     pub redirects: u32,
 }
@@ -56,6 +58,7 @@ const DEFAULT_KEYS: &[&str] = &[
     "jitter",
     "max_body",
     "insecure_tls",
+    "tls",
 ];
 const PROBE_KEYS: &[&str] = &[
     "name",
@@ -72,6 +75,7 @@ const PROBE_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "insecure_tls",
+    "tls",
     "max_body",
     "depends_on",
     "steps",
@@ -156,6 +160,7 @@ impl Ctx<'_> {
             jitter: Duration::ZERO,
             max_body: 10 * 1024 * 1024,
             insecure_tls: false,
+            ca: None,
             redirects: DEFAULT_REDIRECTS,
         };
         let Some(map) = node.and_then(|n| self.mapping(n, "`defaults`")) else {
@@ -182,6 +187,7 @@ impl Ctx<'_> {
             .get_node("insecure_tls")
             .and_then(|n| self.boolean(n, "`insecure_tls`"))
             .unwrap_or(false);
+        d.ca = map.get_node("tls").and_then(|n| self.tls(n)).flatten();
         d.redirects = map
             .get_node("redirects")
             .and_then(|n| self.redirects(n))
@@ -218,6 +224,73 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+
+    /// `tls: { ca_file: path }` (relative to the configuration file):
+    /// every certificate in the PEM file is trusted besides the system's.
+    /// `Some(None)` for `tls: {}`; `None` after an error.
+    ///
+    /// Errors: the file cannot be read, holds no certificate or a block
+    /// that is not a certificate rustls can trust.
+    fn tls(&mut self, node: &Node) -> Option<Option<std::sync::Arc<CaBundle>>> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let map = self.mapping(node, "`tls`")?;
+        self.check_keys(map, &["ca_file"], "`tls`");
+        let Some(file) = map.get_node("ca_file") else {
+            return Some(None);
+        };
+        let path = self.string(file, "`ca_file`")?;
+        let full = self.base_dir.join(&path);
+        let looked = Some(format!("looked at {}", full.display()));
+        let bytes = match std::fs::read(&full) {
+            Ok(b) => b,
+            Err(e) => {
+                self.error_at(file, format!("cannot read `ca_file`: {e}"), looked);
+                return None;
+            }
+        };
+        let mut certs = Vec::new();
+        for cert in CertificateDer::pem_slice_iter(&bytes) {
+            let cert = match cert {
+                Ok(c) => c,
+                Err(e) => {
+                    self.error_at(file, format!("`ca_file` is not valid PEM: {e}"), looked);
+                    return None;
+                }
+            };
+            if let Err(e) = rustls::RootCertStore::empty().add(cert.clone()) {
+                self.error_at(
+                    file,
+                    format!("`ca_file` holds a certificate that cannot be trusted: {e}"),
+                    looked,
+                );
+                return None;
+            }
+            certs.push(cert.to_vec());
+        }
+        if certs.is_empty() {
+            self.error_at(
+                file,
+                "`ca_file` holds no certificate".into(),
+                Some("expected PEM blocks `-----BEGIN CERTIFICATE-----`".into()),
+            );
+            return None;
+        }
+        let sha256 = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            for c in &certs {
+                h.update((c.len() as u64).to_be_bytes());
+                h.update(c);
+            }
+            h.finalize().into()
+        };
+        Some(Some(std::sync::Arc::new(CaBundle {
+            path: full,
+            certs,
+            sha256,
+        })))
     }
 
     /// `basic_auth: { user, password }`.
@@ -700,6 +773,10 @@ impl Ctx<'_> {
                 .get_node("insecure_tls")
                 .and_then(|n| self.boolean(n, "`insecure_tls`"))
                 .unwrap_or(d.insecure_tls),
+            ca: match map.get_node("tls") {
+                Some(n) => self.tls(n).flatten(),
+                None => d.ca.clone(),
+            },
             max_body_bytes: map
                 .get_node("max_body")
                 .and_then(|n| self.size(n))
@@ -845,6 +922,7 @@ impl Ctx<'_> {
             steps: vec![],
             finally: vec![],
             insecure_tls: false,
+            ca: None,
             max_body_bytes: known.defaults.max_body,
             depends_on,
             heartbeat: Some(Heartbeat {
@@ -861,6 +939,9 @@ impl Ctx<'_> {
     fn heartbeat_token(&mut self, map: &MarkedMappingNode, ctx: &str) -> Option<Secret> {
         let node = self.required(map, "token", ctx)?;
         let token = self.secret_value(node, ctx)?;
+        if self.reads_missing_secret(node) {
+            return Some(token);
+        }
         let text = token.expose();
         let url_safe = |c: char| c.is_ascii_alphanumeric() || "-_.~".contains(c);
         if text.chars().count() < 16 {
