@@ -120,6 +120,14 @@ impl<'a> Ctx<'a> {
     /// A load-time string: a template over `vars` and `secrets` only,
     /// rendered now. Returns the text and whether a secret went into it.
     fn resolved(&mut self, node: &Node, context: &str) -> Option<(String, bool)> {
+        if let Some(kind) = super::not_text(node) {
+            self.error_at(
+                node,
+                format!("{context}: expected text, not {kind}"),
+                Some("quote it, or use a `{{ secrets.name }}`".into()),
+            );
+            return None;
+        }
         let names = Names {
             context,
             ..Names::default()
@@ -191,7 +199,20 @@ impl<'a> Ctx<'a> {
                     Some(h) => h
                         .iter()
                         .filter_map(|(k, v)| {
-                            Some((k.as_str().to_string(), self.resolved(v, ctx)?.0))
+                            // Numbers and booleans are header text too, as
+                            // in steps' headers (the schema's `scalar`).
+                            let text = match v.as_scalar() {
+                                Some(s)
+                                    if matches!(
+                                        super::not_text(v),
+                                        Some("a number" | "a boolean")
+                                    ) =>
+                                {
+                                    s.as_str().to_string()
+                                }
+                                _ => self.resolved(v, ctx)?.0,
+                            };
+                            Some((k.as_str().to_string(), text))
                         })
                         .collect(),
                     None => vec![],
@@ -326,7 +347,7 @@ impl<'a> Ctx<'a> {
             _ => 587,
         };
         let port = match map.get_node("port") {
-            Some(n) => u16::try_from(self.number(n, "`port`")?).ok()?,
+            Some(n) => u16::try_from(self.number_in(n, "`port`", 1, 65535)?).ok()?,
             None => default_port,
         };
         Some(Smtp {
@@ -377,6 +398,15 @@ impl<'a> Ctx<'a> {
         let items = self
             .required(map, "levels", &ctx)
             .and_then(|n| self.sequence(n, "`levels`"))?;
+        if items.is_empty() {
+            // A policy with no level would page nobody.
+            self.error_at(
+                map.get_node("levels")?,
+                format!("{ctx} has no levels: it would page nobody"),
+                Some("add a level like `{ after: 0s, notify: [email] }`".into()),
+            );
+            return None;
+        }
         let mut levels: Vec<EscalationLevel> = Vec::new();
         for item in items {
             let Some(l) = self.level(item, &ctx, notifiers) else {
@@ -596,6 +626,14 @@ impl<'a> Ctx<'a> {
         let urls = self
             .required(map, "urls", "`connectivity`")
             .and_then(|n| self.strings(n, "`urls`"))?;
+        if urls.is_empty() {
+            self.error_at(
+                map.get_node("urls")?,
+                "`connectivity` has no `urls`: it would check nothing".into(),
+                Some("add one like `https://1.1.1.1`, or leave `connectivity` out".into()),
+            );
+            return None;
+        }
         for u in &urls {
             if url::Url::parse(u).is_err() {
                 let at = self.item(map.get_node("urls")?, u);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 
-use super::{Ctx, Names, bounds, key_pos, pos};
+use super::{Ctx, Names, bounds, key_pos, not_text, pos};
 use crate::config::diagnostic::suggest;
 use crate::config::model::*;
 
@@ -331,6 +331,10 @@ impl Ctx<'_> {
                 None
             }
             (Some(e), None) => {
+                // Read for cron only, but a bad one is still an error.
+                if let Some(n) = map.get_node("time_zone") {
+                    self.time_zone(n);
+                }
                 let d = self.duration_in(e, "`every`", bounds::SECOND, bounds::YEAR)?;
                 Some(Schedule::Every(d))
             }
@@ -980,6 +984,9 @@ impl Ctx<'_> {
                 None
             }
             (Some(p), None) => {
+                if let Some(n) = map.get_node("time_zone") {
+                    self.time_zone(n);
+                }
                 let d = self.duration_in(p, "`period`", bounds::SECOND, bounds::YEAR)?;
                 Some(Schedule::Every(d))
             }
@@ -1238,7 +1245,17 @@ impl Ctx<'_> {
             return Body::Form(self.template_map(map.get_node("form"), names, "`form`"));
         }
         match map.get_node("body") {
-            Some(n) => self.template(n, names).map_or(Body::None, Body::Raw),
+            Some(n) => {
+                if let Some(kind) = not_text(n) {
+                    self.error_at(
+                        n,
+                        format!("`body` must be text, not {kind}"),
+                        Some("quote it, or use `json:` for a JSON value".into()),
+                    );
+                    return Body::None;
+                }
+                self.template(n, names).map_or(Body::None, Body::Raw)
+            }
             None => Body::None,
         }
     }
@@ -1377,6 +1394,14 @@ impl Ctx<'_> {
             ("ge", Op::Ge),
         ];
         self.check_keys(map, &["lt", "le", "gt", "ge"], "`duration`");
+        if map.len() != 1 {
+            self.error_at(
+                node,
+                "`duration` takes exactly one bound".into(),
+                Some("e.g. `duration: { lt: 2s }`".into()),
+            );
+            return None;
+        }
         let (k, v) = map.iter().next()?;
         let op = ops.iter().find(|(n, _)| *n == k.as_str())?.1;
         Some(DurationCheck {
@@ -1456,10 +1481,26 @@ impl Ctx<'_> {
             }
             "header" => Query::Header(self.string(v, "`header`")?),
             "cookie" => Query::Cookie(self.string(v, "`cookie`")?),
-            "body" => Query::Body,
-            "status" => Query::Status,
-            "url" => Query::Url,
-            "redirects" => Query::Redirects,
+            "body" | "status" | "url" | "redirects" => {
+                // `body: true` names the query; `false` or any other value
+                // would read as "not the body" and mean nothing (the schema
+                // says `const: true`).
+                if v.as_scalar().and_then(|s| s.as_bool()) != Some(true) {
+                    let k = k.as_str();
+                    self.error_at(
+                        v,
+                        format!("`{k}` takes `true` only"),
+                        Some(format!("write `{k}: true` to query the {k}")),
+                    );
+                    return None;
+                }
+                match k.as_str() {
+                    "body" => Query::Body,
+                    "status" => Query::Status,
+                    "url" => Query::Url,
+                    _ => Query::Redirects,
+                }
+            }
             "certificate" => {
                 let field = self.string(v, "`certificate`")?;
                 match CertField::ALL.iter().find(|(n, _)| *n == field) {
