@@ -271,8 +271,15 @@ async fn run_with(config: &Path, probe: &str, vars: &[(&str, String)]) -> String
     for (k, v) in vars {
         cmd.env(k, v);
     }
+    cmd.env("RUST_LOG", "trace");
     let out = cmd.output().await.unwrap();
     let trace = String::from_utf8_lossy(&out.stdout).into_owned();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    // The proxy's password stays out of the logs at trace level too, as
+    // given and inside its Basic credentials.
+    for form in ["proxy-pw", "cHJvYmVyOnByb3h5LXB3"] {
+        assert!(!logs.contains(form), "{form} in the logs:\n{logs}");
+    }
     assert_eq!(
         out.status.code(),
         Some(0),
