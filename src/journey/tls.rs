@@ -54,14 +54,14 @@ pub fn client_config(
     let verifier: Arc<dyn ServerCertVerifier> = if insecure {
         Arc::new(AcceptAny(provider))
     } else {
-        let extra = ca
+        let extra: Vec<CertificateDer<'static>> = ca
             .map(|c| {
                 c.certs
                     .iter()
                     .map(|d| CertificateDer::from(d.clone()))
                     .collect()
             })
-            .unwrap_or_else(Vec::new);
+            .unwrap_or_default();
         let verifier = if extra.is_empty() {
             rustls_platform_verifier::Verifier::new(provider)
         } else {

@@ -178,7 +178,10 @@ fn a_ca_file_that_is_missing_or_holds_no_certificate_is_refused_at_load() {
 /// What the proxy saw: each request line (`GET http://…` or `CONNECT
 /// host:port`) and its `Proxy-Authorization`, if any.
 #[derive(Clone, Default)]
-struct Seen(Arc<Mutex<Vec<(String, Option<String>)>>>);
+struct Seen(Arc<Mutex<Vec<Request>>>);
+
+/// A request line and its `Proxy-Authorization`, if any.
+type Request = (String, Option<String>);
 
 impl Seen {
     fn lines(&self) -> Vec<String> {
