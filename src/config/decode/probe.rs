@@ -7,7 +7,7 @@ use std::time::Duration;
 use marked_yaml::Node;
 use marked_yaml::types::MarkedMappingNode;
 
-use super::{Ctx, Names, bounds, key_pos, pos};
+use super::{Ctx, Names, bounds, key_pos, not_text, pos};
 use crate::config::diagnostic::suggest;
 use crate::config::model::*;
 
@@ -29,6 +29,8 @@ pub struct Defaults {
     pub jitter: Duration,
     pub max_body: u64,
     pub insecure_tls: bool,
+    /// `tls: { ca_file }` for every probe that does not say.
+    pub ca: Option<std::sync::Arc<CaBundle>>,
     /// Redirects a step follows unless it says (`redirects:`).
     pub redirects: u32,
 }
@@ -56,6 +58,7 @@ const DEFAULT_KEYS: &[&str] = &[
     "jitter",
     "max_body",
     "insecure_tls",
+    "tls",
 ];
 const PROBE_KEYS: &[&str] = &[
     "name",
@@ -72,6 +75,7 @@ const PROBE_KEYS: &[&str] = &[
     "timeout",
     "retry",
     "insecure_tls",
+    "tls",
     "max_body",
     "depends_on",
     "steps",
@@ -156,6 +160,7 @@ impl Ctx<'_> {
             jitter: Duration::ZERO,
             max_body: 10 * 1024 * 1024,
             insecure_tls: false,
+            ca: None,
             redirects: DEFAULT_REDIRECTS,
         };
         let Some(map) = node.and_then(|n| self.mapping(n, "`defaults`")) else {
@@ -182,6 +187,7 @@ impl Ctx<'_> {
             .get_node("insecure_tls")
             .and_then(|n| self.boolean(n, "`insecure_tls`"))
             .unwrap_or(false);
+        d.ca = map.get_node("tls").and_then(|n| self.tls(n)).flatten();
         d.redirects = map
             .get_node("redirects")
             .and_then(|n| self.redirects(n))
@@ -218,6 +224,73 @@ impl Ctx<'_> {
                 None
             }
         }
+    }
+
+    /// `tls: { ca_file: path }` (relative to the configuration file):
+    /// every certificate in the PEM file is trusted besides the system's.
+    /// `Some(None)` for `tls: {}`; `None` after an error.
+    ///
+    /// Errors: the file cannot be read, holds no certificate or a block
+    /// that is not a certificate rustls can trust.
+    fn tls(&mut self, node: &Node) -> Option<Option<std::sync::Arc<CaBundle>>> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let map = self.mapping(node, "`tls`")?;
+        self.check_keys(map, &["ca_file"], "`tls`");
+        let Some(file) = map.get_node("ca_file") else {
+            return Some(None);
+        };
+        let path = self.string(file, "`ca_file`")?;
+        let full = self.base_dir.join(&path);
+        let looked = Some(format!("looked at {}", full.display()));
+        let bytes = match std::fs::read(&full) {
+            Ok(b) => b,
+            Err(e) => {
+                self.error_at(file, format!("cannot read `ca_file`: {e}"), looked);
+                return None;
+            }
+        };
+        let mut certs = Vec::new();
+        for cert in CertificateDer::pem_slice_iter(&bytes) {
+            let cert = match cert {
+                Ok(c) => c,
+                Err(e) => {
+                    self.error_at(file, format!("`ca_file` is not valid PEM: {e}"), looked);
+                    return None;
+                }
+            };
+            if let Err(e) = rustls::RootCertStore::empty().add(cert.clone()) {
+                self.error_at(
+                    file,
+                    format!("`ca_file` holds a certificate that cannot be trusted: {e}"),
+                    looked,
+                );
+                return None;
+            }
+            certs.push(cert.to_vec());
+        }
+        if certs.is_empty() {
+            self.error_at(
+                file,
+                "`ca_file` holds no certificate".into(),
+                Some("expected PEM blocks `-----BEGIN CERTIFICATE-----`".into()),
+            );
+            return None;
+        }
+        let sha256 = {
+            use sha2::Digest;
+            let mut h = sha2::Sha256::new();
+            for c in &certs {
+                h.update((c.len() as u64).to_be_bytes());
+                h.update(c);
+            }
+            h.finalize().into()
+        };
+        Some(Some(std::sync::Arc::new(CaBundle {
+            path: full,
+            certs,
+            sha256,
+        })))
     }
 
     /// `basic_auth: { user, password }`.
@@ -258,6 +331,10 @@ impl Ctx<'_> {
                 None
             }
             (Some(e), None) => {
+                // Read for cron only, but a bad one is still an error.
+                if let Some(n) = map.get_node("time_zone") {
+                    self.time_zone(n);
+                }
                 let d = self.duration_in(e, "`every`", bounds::SECOND, bounds::YEAR)?;
                 Some(Schedule::Every(d))
             }
@@ -700,6 +777,10 @@ impl Ctx<'_> {
                 .get_node("insecure_tls")
                 .and_then(|n| self.boolean(n, "`insecure_tls`"))
                 .unwrap_or(d.insecure_tls),
+            ca: match map.get_node("tls") {
+                Some(n) => self.tls(n).flatten(),
+                None => d.ca.clone(),
+            },
             max_body_bytes: map
                 .get_node("max_body")
                 .and_then(|n| self.size(n))
@@ -845,6 +926,7 @@ impl Ctx<'_> {
             steps: vec![],
             finally: vec![],
             insecure_tls: false,
+            ca: None,
             max_body_bytes: known.defaults.max_body,
             depends_on,
             heartbeat: Some(Heartbeat {
@@ -861,6 +943,9 @@ impl Ctx<'_> {
     fn heartbeat_token(&mut self, map: &MarkedMappingNode, ctx: &str) -> Option<Secret> {
         let node = self.required(map, "token", ctx)?;
         let token = self.secret_value(node, ctx)?;
+        if self.reads_missing_secret(node) {
+            return Some(token);
+        }
         let text = token.expose();
         let url_safe = |c: char| c.is_ascii_alphanumeric() || "-_.~".contains(c);
         if text.chars().count() < 16 {
@@ -899,6 +984,9 @@ impl Ctx<'_> {
                 None
             }
             (Some(p), None) => {
+                if let Some(n) = map.get_node("time_zone") {
+                    self.time_zone(n);
+                }
                 let d = self.duration_in(p, "`period`", bounds::SECOND, bounds::YEAR)?;
                 Some(Schedule::Every(d))
             }
@@ -1157,7 +1245,17 @@ impl Ctx<'_> {
             return Body::Form(self.template_map(map.get_node("form"), names, "`form`"));
         }
         match map.get_node("body") {
-            Some(n) => self.template(n, names).map_or(Body::None, Body::Raw),
+            Some(n) => {
+                if let Some(kind) = not_text(n) {
+                    self.error_at(
+                        n,
+                        format!("`body` must be text, not {kind}"),
+                        Some("quote it, or use `json:` for a JSON value".into()),
+                    );
+                    return Body::None;
+                }
+                self.template(n, names).map_or(Body::None, Body::Raw)
+            }
             None => Body::None,
         }
     }
@@ -1296,6 +1394,14 @@ impl Ctx<'_> {
             ("ge", Op::Ge),
         ];
         self.check_keys(map, &["lt", "le", "gt", "ge"], "`duration`");
+        if map.len() != 1 {
+            self.error_at(
+                node,
+                "`duration` takes exactly one bound".into(),
+                Some("e.g. `duration: { lt: 2s }`".into()),
+            );
+            return None;
+        }
         let (k, v) = map.iter().next()?;
         let op = ops.iter().find(|(n, _)| *n == k.as_str())?.1;
         Some(DurationCheck {
@@ -1375,10 +1481,26 @@ impl Ctx<'_> {
             }
             "header" => Query::Header(self.string(v, "`header`")?),
             "cookie" => Query::Cookie(self.string(v, "`cookie`")?),
-            "body" => Query::Body,
-            "status" => Query::Status,
-            "url" => Query::Url,
-            "redirects" => Query::Redirects,
+            "body" | "status" | "url" | "redirects" => {
+                // `body: true` names the query; `false` or any other value
+                // would read as "not the body" and mean nothing (the schema
+                // says `const: true`).
+                if v.as_scalar().and_then(|s| s.as_bool()) != Some(true) {
+                    let k = k.as_str();
+                    self.error_at(
+                        v,
+                        format!("`{k}` takes `true` only"),
+                        Some(format!("write `{k}: true` to query the {k}")),
+                    );
+                    return None;
+                }
+                match k.as_str() {
+                    "body" => Query::Body,
+                    "status" => Query::Status,
+                    "url" => Query::Url,
+                    _ => Query::Redirects,
+                }
+            }
             "certificate" => {
                 let field = self.string(v, "`certificate`")?;
                 match CertField::ALL.iter().find(|(n, _)| *n == field) {
