@@ -86,7 +86,12 @@ fn main() {
     let env = |n: &str| (n == "PW").then(|| "bench-pass".to_string());
     let yaml = JOURNEY.replace("URL", &url);
     let config = lookout::config::parse(&yaml, "bench.yaml", Path::new("."), &env).unwrap();
-    let runner = lookout::runner::Runner::new();
+    // As `serve` runs them: each run holds its `secret: true` capture in
+    // the log mask. `BENCH_LOG_MASK=0` measures without, as the reference.
+    let runner = match std::env::var("BENCH_LOG_MASK").as_deref() {
+        Ok("0") => lookout::runner::Runner::new(),
+        _ => lookout::runner::Runner::new().with_log_mask(lookout::logging::LogMask::default()),
+    };
     // The loop runs as a task on the runtime's worker, as scheduled runs do
     // in the service, not on the thread that blocks on it.
     let bench = async move {

@@ -110,6 +110,8 @@ pub struct App {
     /// `AppOptions::started`, or when `build` began: the scheduler's plan
     /// starts here.
     started: DateTime<Utc>,
+    /// The log writer's mask, which runs hold their secret captures in.
+    log_mask: crate::logging::LogMask,
 }
 
 impl App {
@@ -201,7 +203,15 @@ impl App {
             public_updates: Some(public_updates),
             source: opts.source,
             started,
+            log_mask: crate::logging::LogMask::default(),
         })
+    }
+
+    /// Logs through `mask`: values runs capture with `secret: true` are
+    /// masked in every log line while the run holds them.
+    pub fn with_log_mask(mut self, mask: crate::logging::LogMask) -> Self {
+        self.log_mask = mask;
+        self
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -250,7 +260,9 @@ impl App {
         // before any task runs.
         let clients = Clients::build(&self.state, &config)?;
         let (results_tx, results_rx) = mpsc::channel(1024);
-        let runner = Runner::new().with_journal(self.state.store.clone());
+        let runner = Runner::new()
+            .with_journal(self.state.store.clone())
+            .with_log_mask(self.log_mask.clone());
         tokio::spawn(crate::runner::clean_up_interrupted(
             self.state.store.clone(),
             config.clone(),

@@ -139,7 +139,13 @@ impl Pager {
             tracing::info!(incident = inc.id, %note);
             if !self
                 .store
-                .set_hold(inc, held.as_deref(), &note, now)
+                .set_hold(
+                    inc,
+                    held.as_deref(),
+                    escalation::clock_while_held(&inc.escalation, now).epoch,
+                    &note,
+                    now,
+                )
                 .await?
                 || held.is_some()
             {
@@ -152,7 +158,10 @@ impl Pager {
             };
         }
         if held.is_some() {
-            self.store.hold_epoch(inc, now).await?;
+            let clock = escalation::clock_while_held(&inc.escalation, now);
+            if clock != inc.escalation {
+                self.store.set_epoch(inc, clock.epoch).await?;
+            }
             return Ok(0);
         }
         let policy = self.in_force(policy);

@@ -92,6 +92,19 @@ impl Redactor {
         self.patterns.insert(at, pattern(secret));
     }
 
+    /// Keeps only the secrets `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        let mut i = 0;
+        while i < self.secrets.len() {
+            if keep(&self.secrets[i]) {
+                i += 1;
+            } else {
+                self.secrets.remove(i);
+                self.patterns.remove(i);
+            }
+        }
+    }
+
     fn compile(&mut self) {
         self.secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         self.patterns = self.secrets.iter().map(|s| pattern(s)).collect();

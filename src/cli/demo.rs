@@ -86,7 +86,8 @@ async fn start(
         }),
         started: None,
     })
-    .await?;
+    .await?
+    .with_log_mask(mask.clone());
     print_banner(&app.url(), &platform.url, &receiver_url, &admin_token);
     let following = mask.follow(app.state().config.clone());
     let stopped = app.run_until_stopped(super::shutdown_signal()).await;

@@ -171,7 +171,7 @@ async fn serve_config(
         started: Some(started),
     };
     let app = match App::build(opts).await {
-        Ok(app) => app,
+        Ok(app) => app.with_log_mask(mask.clone()),
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(1);

@@ -36,7 +36,8 @@ pub async fn run(path: &Path, name: &str, mask: &crate::logging::LogMask) -> Exi
         return ExitCode::from(2);
     }
     // Only this probe's secrets are needed.
-    let missing: Vec<&String> = secrets_used(probe)
+    let missing: Vec<&String> = probe
+        .secrets_read()
         .into_iter()
         .filter_map(|s| config.missing_secrets.get(&s))
         .collect();
@@ -46,40 +47,15 @@ pub async fn run(path: &Path, name: &str, mask: &crate::logging::LogMask) -> Exi
         }
         return ExitCode::from(2);
     }
-    let result = Runner::new().run(&config, probe).await;
+    let result = Runner::new()
+        .with_log_mask(mask.clone())
+        .run(&config, probe)
+        .await;
     super::stdout(&trace(&result));
     match result.outcome {
         Outcome::Pass | Outcome::Degraded => ExitCode::SUCCESS,
         Outcome::Fail | Outcome::Error => ExitCode::from(1),
     }
-}
-
-/// The secrets a probe's steps read (`{{ secrets.x }}` → `x`).
-fn secrets_used(probe: &crate::config::Probe) -> std::collections::BTreeSet<String> {
-    use crate::config::Body;
-    let mut templates = Vec::new();
-    for s in probe.steps.iter().chain(&probe.finally) {
-        templates.push(&s.url);
-        templates.extend(s.headers.iter().map(|(_, t)| t));
-        match &s.body {
-            Body::Json(v) => templates.extend(v.templates()),
-            Body::Form(f) => templates.extend(f.iter().map(|(_, t)| t)),
-            Body::Raw(t) => templates.push(t),
-            Body::None => {}
-        }
-        if let Some(b) = &s.basic_auth {
-            templates.push(&b.user);
-            templates.push(&b.password);
-        }
-        for a in &s.expect.that {
-            templates.extend(a.expected.templates());
-        }
-    }
-    templates
-        .iter()
-        .flat_map(|t| t.names())
-        .filter_map(|(n, _)| n.strip_prefix("secrets.").map(str::to_string))
-        .collect()
 }
 
 /// The trace text; everything in `result` is already redacted.

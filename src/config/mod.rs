@@ -16,14 +16,18 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use live::Live;
 pub use model::*;
 
-/// Whether every `env:` secret must be set.
+/// Whether every secret must be there: each `env:` variable set and each
+/// `file:` present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretsNeeded {
     /// `serve`: a missing secret is an error.
     All,
     /// `check` (in CI, where secrets are absent) and `run PROBE` (which
-    /// needs only its probe's): a missing secret is noted in
-    /// `Config::missing_secrets` and a stand-in keeps the structure whole.
+    /// needs only its probe's): an unset variable or a file that does not
+    /// exist is noted in `Config::missing_secrets` and a stand-in keeps the
+    /// structure whole; checks of values rendered from it (a URL, a token's
+    /// length) are left to `serve`. A file that exists but cannot be read
+    /// is still an error.
     Optional,
 }
 

@@ -272,6 +272,9 @@ pub struct Probe {
     pub finally: Vec<Step>,
     /// Accept invalid TLS certificates (opt-out per probe).
     pub insecure_tls: bool,
+    /// `tls: { ca_file }`: CA certificates trusted besides the system's
+    /// (a private CA, or a self-signed certificate itself).
+    pub ca: Option<std::sync::Arc<CaBundle>>,
     /// Responses larger than this are cut and the step fails.
     pub max_body_bytes: u64,
     /// Probe names or component ids whose failure this probe's joins.
@@ -281,6 +284,19 @@ pub struct Probe {
     /// is expected to (`period` or `cron`).
     pub heartbeat: Option<Heartbeat>,
     pub pos: Pos,
+}
+
+/// The certificates of a `tls: { ca_file }` (PEM), read and checked at
+/// load, as blackbox_exporter's `tls_config.ca_file` and curl's `--cacert`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CaBundle {
+    /// The file they came from, for messages.
+    pub path: std::path::PathBuf,
+    /// Each certificate, DER-encoded, in file order.
+    pub certs: Vec<Vec<u8>>,
+    /// SHA-256 over the certificates: bundles with the same certificates
+    /// share one HTTP client (and its connections), across reloads too.
+    pub sha256: [u8; 32],
 }
 
 impl Probe {
@@ -396,6 +412,67 @@ pub struct Step {
     /// spoken when the server offers it (ALPN).
     pub http: HttpVersion,
     pub pos: Pos,
+}
+
+impl Step {
+    /// Every template the step renders when it runs: URL, headers, body,
+    /// `basic_auth`, and the expected values of its assertions.
+    pub fn templates(&self) -> Vec<&Template> {
+        let mut out: Vec<&Template> = vec![&self.url];
+        out.extend(self.headers.iter().map(|(_, t)| t));
+        match &self.body {
+            Body::Json(v) => out.extend(v.templates()),
+            Body::Form(f) => out.extend(f.iter().map(|(_, t)| t)),
+            Body::Raw(t) => out.push(t),
+            Body::None => {}
+        }
+        if let Some(b) = &self.basic_auth {
+            out.push(&b.user);
+            out.push(&b.password);
+        }
+        for a in &self.expect.that {
+            out.extend(a.expected.templates());
+        }
+        out
+    }
+
+    /// Every name the step reads when it runs (`secrets.key`, `app_id`,
+    /// `run.id`): those in its templates, those `var:` queries ask and the
+    /// one its `if: defined(…)` tests.
+    pub fn names_read(&self) -> std::collections::BTreeSet<String> {
+        let mut names: std::collections::BTreeSet<String> = self
+            .templates()
+            .iter()
+            .flat_map(|t| t.names())
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let queries = self
+            .expect
+            .that
+            .iter()
+            .map(|a| &a.query)
+            .chain(self.capture.iter().map(|c| &c.query));
+        for q in queries {
+            if let Query::Var(name) = q {
+                names.insert(name.clone());
+            }
+        }
+        names.extend(self.only_if_defined.iter().cloned());
+        names
+    }
+}
+
+impl Probe {
+    /// The secrets this probe's steps and cleanup read (`{{ secrets.x }}`
+    /// or `var: secrets.x` → `x`): what `lookout run PROBE` needs.
+    pub fn secrets_read(&self) -> std::collections::BTreeSet<String> {
+        self.steps
+            .iter()
+            .chain(&self.finally)
+            .flat_map(Step::names_read)
+            .filter_map(|n| n.strip_prefix("secrets.").map(str::to_string))
+            .collect()
+    }
 }
 
 /// `basic_auth: { user, password }`, both templated (the password usually

@@ -441,14 +441,38 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     parts.last().cloned().unwrap_or_default()
 }
 
-/// The proxies the probing clients use, read from the environment the way
-/// reqwest reads them (`HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY`, `NO_PROXY`,
-/// upper or lower case), so the trace can say when one was used.
-#[derive(Debug, Clone, Default)]
+/// The proxies the probing clients use, from `HTTP_PROXY`, `HTTPS_PROXY`,
+/// `ALL_PROXY` and `NO_PROXY` (upper or lower case, upper first; none at
+/// all when `REQUEST_METHOD` says Lookout runs as CGI), as curl reads
+/// them. One decision: [`Proxies::apply`] gives the clients exactly these
+/// proxies (reqwest's own reading of the environment is off), and
+/// [`Proxies::for_url`] asks the same matcher (hyper-util's, which reqwest
+/// routes by) on the same values, so the trace names the proxy a request
+/// went through.
 pub struct Proxies {
+    /// The proxy for `http://` URLs (`HTTP_PROXY`, else `ALL_PROXY`).
     http: Option<String>,
+    /// The proxy for `https://` URLs (`HTTPS_PROXY`, else `ALL_PROXY`).
     https: Option<String>,
-    no_proxy: Vec<String>,
+    /// `NO_PROXY` as given: hosts, domains, IPs and CIDR ranges, `*`.
+    no_proxy: String,
+    matcher: hyper_util::client::proxy::matcher::Matcher,
+}
+
+impl std::fmt::Debug for Proxies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxies")
+            .field("http", &self.http.as_deref().map(without_credentials))
+            .field("https", &self.https.as_deref().map(without_credentials))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+impl Default for Proxies {
+    fn default() -> Self {
+        Self::from_env(&|_| None)
+    }
 }
 
 impl Proxies {
@@ -459,37 +483,74 @@ impl Proxies {
                 .or_else(|| env(&name.to_lowercase()))
                 .filter(|v| !v.trim().is_empty())
         };
-        let all = var("ALL_PROXY");
+        // As curl and hyper-util: under CGI, `HTTP_PROXY` is a request
+        // header a client chose (httpoxy), so no proxy is read at all.
+        let cgi = env("REQUEST_METHOD").is_some();
+        let usable = |v: Option<String>| v.filter(|_| !cgi).and_then(|v| proxy_url(&v));
+        let all = usable(var("ALL_PROXY"));
+        let http = usable(var("HTTP_PROXY")).or_else(|| all.clone());
+        let https = usable(var("HTTPS_PROXY")).or(all);
+        let no_proxy = var("NO_PROXY").unwrap_or_default();
+        let mut builder =
+            hyper_util::client::proxy::matcher::Matcher::builder().no(no_proxy.clone());
+        if let Some(p) = &http {
+            builder = builder.http(p.clone());
+        }
+        if let Some(p) = &https {
+            builder = builder.https(p.clone());
+        }
         Self {
-            http: var("HTTP_PROXY")
-                .or(all.clone())
-                .map(|p| without_credentials(&p)),
-            https: var("HTTPS_PROXY").or(all).map(|p| without_credentials(&p)),
-            no_proxy: var("NO_PROXY")
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().trim_start_matches('.').to_lowercase())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
+            http,
+            https,
+            no_proxy,
+            matcher: builder.build(),
         }
     }
 
-    /// The proxy a request to `url` goes through, if any.
-    pub fn for_url(&self, url: &str) -> Option<String> {
-        let url = reqwest::Url::parse(url).ok()?;
-        let proxy = match url.scheme() {
-            "https" => self.https.as_ref(),
-            _ => self.http.as_ref(),
-        }?;
-        let host = url.host_str()?.trim_matches(['[', ']']).to_lowercase();
-        let excluded = self
-            .no_proxy
-            .iter()
-            .any(|n| n == "*" || host == *n || host.ends_with(&format!(".{n}")));
-        (!excluded).then(|| proxy.clone())
+    /// `builder` with these proxies and no other (reqwest reads the
+    /// environment itself unless told otherwise).
+    pub fn apply(&self, builder: reqwest::ClientBuilder) -> reqwest::ClientBuilder {
+        let mut builder = builder.no_proxy();
+        let no = || reqwest::NoProxy::from_string(&self.no_proxy);
+        if let Some(p) = self
+            .http
+            .as_deref()
+            .and_then(|p| reqwest::Proxy::http(p).ok())
+        {
+            builder = builder.proxy(p.no_proxy(no()));
+        }
+        if let Some(p) = self
+            .https
+            .as_deref()
+            .and_then(|p| reqwest::Proxy::https(p).ok())
+        {
+            builder = builder.proxy(p.no_proxy(no()));
+        }
+        builder
     }
+
+    /// The proxy a request to `url` goes through, if any, without its
+    /// credentials (e.g. `http://proxy.internal:3128`).
+    pub fn for_url(&self, url: &str) -> Option<String> {
+        let uri: reqwest::Url = reqwest::Url::parse(url).ok()?;
+        let uri: hyper::Uri = uri.as_str().parse().ok()?;
+        self.matcher.intercept(&uri)?;
+        let proxy = match uri.scheme_str() {
+            Some("https") => self.https.as_deref(),
+            _ => self.http.as_deref(),
+        }?;
+        Some(without_credentials(proxy))
+    }
+}
+
+/// A proxy variable as a URL: `proxy:3128` means `http://proxy:3128`.
+fn proxy_url(value: &str) -> Option<String> {
+    let value = value.trim();
+    let parsed = match reqwest::Url::parse(value) {
+        Ok(u) if u.has_host() => u,
+        _ => reqwest::Url::parse(&format!("http://{value}")).ok()?,
+    };
+    parsed.has_host().then(|| parsed.to_string())
 }
 
 fn without_credentials(proxy: &str) -> String {
@@ -526,6 +587,26 @@ mod tests {
         );
         assert_eq!(p.for_url("https://internal.test/"), None);
         assert_eq!(p.for_url("https://a.corp.test/"), None);
+        // NO_PROXY as curl reads it: IP ranges too; a scheme-less proxy is http.
+        let env = |name: &str| match name {
+            "ALL_PROXY" => Some("proxy.test:3128".to_string()),
+            "NO_PROXY" => Some("10.0.0.0/8, ::1".to_string()),
+            _ => None,
+        };
+        let p = Proxies::from_env(&env);
+        assert_eq!(p.for_url("http://10.1.2.3/x"), None);
+        assert_eq!(p.for_url("http://[::1]:8080/x"), None);
+        assert_eq!(
+            p.for_url("https://11.1.2.3/x").as_deref(),
+            Some("http://proxy.test:3128")
+        );
+        // Under CGI no proxy variable is trusted.
+        let cgi = |name: &str| match name {
+            "REQUEST_METHOD" => Some("GET".to_string()),
+            "HTTP_PROXY" => Some("http://evil.test:1".to_string()),
+            _ => None,
+        };
+        assert_eq!(Proxies::from_env(&cgi).for_url("http://a.test/"), None);
         assert_eq!(
             Proxies::from_env(&|_| None).for_url("https://x.test/"),
             None

@@ -19,8 +19,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use crate::config::template::Template;
-use crate::config::{Body, Config, Probe};
+use crate::config::{Config, Probe};
 use crate::journey::{Outcome, Phase, RunResult, StepOutcome, StepResult};
 use crate::store::Store;
 use scope::RunScope;
@@ -32,6 +31,10 @@ pub struct Runner {
     /// Where in-flight runs note what their cleanup will need, so a run cut
     /// short by a crash is cleaned up at the next start.
     journal: Option<Store>,
+    /// The log writer's mask: a run holds each value it captures with
+    /// `secret: true` there while it runs, so libraries' log lines that
+    /// carry it (a host, a URL) are masked too.
+    log_mask: Option<crate::logging::LogMask>,
 }
 
 impl Runner {
@@ -39,11 +42,18 @@ impl Runner {
         Self {
             clients: std::sync::Arc::new(Clients::new(&|name| std::env::var(name).ok())),
             journal: None,
+            log_mask: None,
         }
     }
 
     pub fn with_journal(mut self, store: Store) -> Self {
         self.journal = Some(store);
+        self
+    }
+
+    /// Masks the secrets runs capture in every log line written through `mask`.
+    pub fn with_log_mask(mut self, mask: crate::logging::LogMask) -> Self {
+        self.log_mask = Some(mask);
         self
     }
 
@@ -75,6 +85,8 @@ impl Runner {
             cookies: reqwest::cookie::Jar::default(),
             deadline: None,
             prober_error: false,
+            log_mask: self.log_mask.as_ref(),
+            held: Vec::new(),
         }
     }
 
@@ -196,25 +208,7 @@ async fn cleanup(run: &mut step::RunCtx<'_>, probe: &Probe) -> (Vec<StepResult>,
 
 /// Names the cleanup steps read: what a crashed run must have kept.
 fn cleanup_names(probe: &Probe) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
-    for s in &probe.finally {
-        names.extend(s.only_if_defined.iter().cloned());
-        let mut templates: Vec<&Template> = vec![&s.url];
-        templates.extend(s.headers.iter().map(|(_, t)| t));
-        match &s.body {
-            Body::Json(v) => templates.extend(v.templates()),
-            Body::Form(f) => templates.extend(f.iter().map(|(_, t)| t)),
-            Body::Raw(t) => templates.push(t),
-            Body::None => {}
-        }
-        names.extend(
-            templates
-                .iter()
-                .flat_map(|t| t.names())
-                .map(|(n, _)| n.to_string()),
-        );
-    }
-    names
+    probe.finally.iter().flat_map(|s| s.names_read()).collect()
 }
 
 /// Journals the captures cleanup needs. Secret captures are never written
@@ -320,63 +314,82 @@ fn outcome(probe: &Probe, steps: &[StepResult], took: Duration, prober_error: bo
     }
 }
 
-/// The probing HTTP clients, one per (certificate checks, HTTP version),
-/// each built on first use and then shared (with its connection pool).
+/// The probing HTTP clients, one per (certificate checks, trusted CAs,
+/// HTTP version), each built on first use and then shared (with its
+/// connection pool).
 pub struct Clients {
-    slots: [std::sync::OnceLock<reqwest::Client>; 6],
-    /// The proxies the clients use, for the trace.
+    built: std::sync::Mutex<std::collections::HashMap<ClientKey, reqwest::Client>>,
+    /// The proxies the clients use (the one decision that routes requests
+    /// and that the trace reports).
     pub proxies: http::Proxies,
+}
+
+/// What makes two probing clients differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ClientKey {
+    insecure: bool,
+    /// The `tls: { ca_file }` bundle's SHA-256 (checks on).
+    ca: Option<[u8; 32]>,
+    version: tls::HttpVersion,
 }
 
 impl Clients {
     /// `env` reads the proxy variables (the process environment in production).
     pub fn new(env: &dyn Fn(&str) -> Option<String>) -> Self {
         Self {
-            slots: Default::default(),
+            built: Default::default(),
             proxies: http::Proxies::from_env(env),
         }
     }
 
-    /// The client for probes with `insecure_tls` and steps with `http:`,
-    /// built on first use (a failed build is tried again at the next use).
+    /// The client for a probe's `insecure_tls` and `tls: { ca_file }`, and
+    /// a step's `http:` (a CA bundle means nothing without checks), built
+    /// on first use (a failed build is tried again at the next use).
     ///
     /// # Errors
     /// [`ClientError`](crate::http_client::ClientError) when it cannot be built.
     pub fn get(
         &self,
         insecure: bool,
+        ca: Option<&crate::config::CaBundle>,
         version: tls::HttpVersion,
-    ) -> Result<&reqwest::Client, crate::http_client::ClientError> {
-        let index = usize::from(insecure) * 3
-            + match version {
-                tls::HttpVersion::Auto => 0,
-                tls::HttpVersion::Http1 => 1,
-                tls::HttpVersion::Http2 => 2,
-            };
-        let slot = &self.slots[index];
-        if let Some(c) = slot.get() {
-            return Ok(c);
+    ) -> Result<reqwest::Client, crate::http_client::ClientError> {
+        let ca = ca.filter(|_| !insecure);
+        let key = ClientKey {
+            insecure,
+            ca: ca.map(|c| c.sha256),
+            version,
+        };
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = built.get(&key) {
+            return Ok(c.clone());
         }
-        let built = client(insecure, version)?;
-        Ok(slot.get_or_init(|| built))
+        let c = client(insecure, ca, version, &self.proxies)?;
+        built.insert(key, c.clone());
+        Ok(c)
     }
 }
 
 /// The one place HTTP clients for probing are built. Redirects are
 /// followed by `http::send` (hop by hop, through the run's cookie jar), so
 /// the client follows none and never sends `Referer`; bodies are decoded
-/// (gzip, deflate, br) before the size cap counts them.
+/// (gzip, deflate, br) before the size cap counts them; proxies are those
+/// of `proxies`, nothing else.
 fn client(
     insecure: bool,
+    ca: Option<&crate::config::CaBundle>,
     version: tls::HttpVersion,
+    proxies: &http::Proxies,
 ) -> Result<reqwest::Client, crate::http_client::ClientError> {
-    crate::http_client::build("probing", |b| probing(b, insecure, version))
+    crate::http_client::build("probing", |b| probing(b, insecure, ca, version, proxies))
 }
 
 fn probing(
     builder: reqwest::ClientBuilder,
     insecure: bool,
+    ca: Option<&crate::config::CaBundle>,
     version: tls::HttpVersion,
+    proxies: &http::Proxies,
 ) -> reqwest::ClientBuilder {
     let mut builder = builder
         .redirect(reqwest::redirect::Policy::none())
@@ -388,12 +401,13 @@ fn probing(
         .pool_idle_timeout(Duration::from_secs(30))
         .dns_resolver(std::sync::Arc::new(crate::journey::timing::TimedResolver))
         .connector_layer(crate::journey::timing::TimedConnect);
+    builder = proxies.apply(builder);
     builder = match version {
         tls::HttpVersion::Auto => builder,
         tls::HttpVersion::Http1 => builder.http1_only(),
         tls::HttpVersion::Http2 => builder.http2_prior_knowledge(),
     };
-    if let Some(tls) = tls::client_config(insecure, version) {
+    if let Some(tls) = tls::client_config(insecure, ca, version) {
         builder = builder.tls_backend_preconfigured(tls);
     }
     builder

@@ -24,6 +24,11 @@ pub struct RunCtx<'a> {
     pub deadline: Option<Instant>,
     /// Set when the prober itself failed (e.g. a template could not render).
     pub prober_error: bool,
+    /// Where secret captures are held for the log writer's mask.
+    pub log_mask: Option<&'a crate::logging::LogMask>,
+    /// The secret captures this run holds in the log mask (let go when the
+    /// run ends).
+    pub held: Vec<crate::logging::HeldSecret>,
 }
 
 /// What one send produced, before judging.
@@ -118,7 +123,11 @@ impl RunCtx<'_> {
                 Err(e) => self.hops(&e.hops),
             },
             http_version: exchange.map(|x| x.version.clone()),
-            proxy: self.clients.proxies.for_url(&request.url),
+            // The request that got (or failed to get) the last answer.
+            proxy: self.clients.proxies.for_url(match &attempt.result {
+                Ok(x) => &x.final_url,
+                Err(e) => e.hops.last().map_or(&request.url, |h| &h.url),
+            }),
         };
         if let (true, Ok(exchange)) = (attempt.passed(), &attempt.result) {
             let (shown, failures) = self.capture(step, exchange);
@@ -244,8 +253,11 @@ impl RunCtx<'_> {
             max_body: self.probe.max_body_bytes,
             redirects: step.redirects,
         };
-        let result = match self.clients.get(self.probe.insecure_tls, step.http) {
-            Ok(client) => http::send(client, request, &self.cookies, limits).await,
+        let client = self
+            .clients
+            .get(self.probe.insecure_tls, self.probe.ca.as_deref(), step.http);
+        let result = match client {
+            Ok(client) => http::send(&client, request, &self.cookies, limits).await,
             Err(e) => Err(TransportError::new(FailureKind::Prober, e.to_string())),
         };
         let failures = match &result {
@@ -311,7 +323,11 @@ impl RunCtx<'_> {
                 }
             };
             if c.secret {
-                self.redactor.add(&expect::plain(&value));
+                let plain = expect::plain(&value);
+                self.redactor.add(&plain);
+                if let Some(mask) = self.log_mask {
+                    self.held.push(mask.hold(&plain));
+                }
             }
             let display = if c.secret {
                 crate::redact::MASK.to_string()

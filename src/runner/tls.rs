@@ -13,11 +13,17 @@ use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
 pub use crate::config::HttpVersion;
 
-/// The rustls client configuration for one kind of probing client.
+/// The rustls client configuration for one kind of probing client: the
+/// system's trust store plus the certificates of `ca` (`tls: { ca_file }`),
+/// or no checks at all for `insecure`.
 ///
 /// Errors: none in practice (the provider's defaults always hold); a
 /// platform trust store that cannot be read surfaces at the first handshake.
-pub fn client_config(insecure: bool, version: HttpVersion) -> Option<rustls::ClientConfig> {
+pub fn client_config(
+    insecure: bool,
+    ca: Option<&crate::config::CaBundle>,
+    version: HttpVersion,
+) -> Option<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -26,9 +32,20 @@ pub fn client_config(insecure: bool, version: HttpVersion) -> Option<rustls::Cli
     let verifier: Arc<dyn ServerCertVerifier> = if insecure {
         Arc::new(AcceptAny(provider))
     } else {
-        Arc::new(Explained(Arc::new(
-            rustls_platform_verifier::Verifier::new(provider).ok()?,
-        )))
+        let extra: Vec<CertificateDer<'static>> = ca
+            .map(|c| {
+                c.certs
+                    .iter()
+                    .map(|d| CertificateDer::from(d.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let verifier = if extra.is_empty() {
+            rustls_platform_verifier::Verifier::new(provider)
+        } else {
+            rustls_platform_verifier::Verifier::new_with_extra_roots(extra, provider)
+        };
+        Arc::new(Explained(Arc::new(verifier.ok()?)))
     };
     let mut config = builder
         .with_custom_certificate_verifier(verifier)

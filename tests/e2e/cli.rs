@@ -221,3 +221,123 @@ async fn check_into_a_closed_pipe_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 }
+
+/// Secrets absent in CI come as unset variables or as files not there (a
+/// mounted secret): both are warnings for `check`, errors only for the
+/// `run PROBE` that reads one (in a template or a `var:` query) and for
+/// `serve`; values rendered from one (a Slack URL, a step's base URL, a
+/// heartbeat token) are not judged against the stand-in.
+#[tokio::test]
+async fn absent_file_secrets_are_treated_like_unset_variables() {
+    let platform = support::platform().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probes.yaml");
+    let url = &platform.url;
+    std::fs::write(
+        &path,
+        format!(
+            r#"version: 1
+components: [{{ id: api, name: API }}]
+secrets:
+  key: {{ file: mounted/key }}
+  base: {{ file: mounted/base-url }}
+  hb: {{ file: mounted/heartbeat-token }}
+  slack: {{ env: LOOKOUT_TEST_UNSET_SLACK }}
+notifiers:
+  chat: {{ type: slack, url: "{{{{ secrets.slack }}}}" }}
+  hook: {{ type: webhook, url: "{{{{ secrets.base }}}}/hook" }}
+probes:
+  - name: plain
+    component: api
+    steps: [ {{ id: list, get: "{url}/apps" }} ]
+  - name: needs-key
+    component: api
+    steps: [ {{ id: list, get: "{url}/apps", headers: {{ X-Key: "{{{{ secrets.key }}}}" }} }} ]
+  - name: via-base
+    component: api
+    steps: [ {{ id: list, get: "{{{{ secrets.base }}}}/apps" }} ]
+  - name: compares
+    component: api
+    steps:
+      - {{ id: list, get: "{url}/apps", expect: {{ that: [ {{ var: secrets.key, ne: "" }} ] }} }}
+  - name: nightly
+    kind: heartbeat
+    component: api
+    token: "{{{{ secrets.hb }}}}"
+    period: 1d
+    grace: 1h
+"#
+        ),
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let looked_at = |name: &str| dir.path().join("mounted").join(name).display().to_string();
+    let absent = |secret: &str, file: &str| {
+        format!(
+            "cannot read the file of secret `{secret}`: No such file or directory (os error 2) (looked at {})",
+            looked_at(file)
+        )
+    };
+
+    let out = lookout(&["check", "--config", p]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let warnings: Vec<String> = text(&out.stderr).lines().map(str::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            format!(
+                "warning: {} (`check` passes; `serve` needs it)",
+                absent("base", "base-url")
+            ),
+            format!(
+                "warning: {} (`check` passes; `serve` needs it)",
+                absent("hb", "heartbeat-token")
+            ),
+            format!(
+                "warning: {} (`check` passes; `serve` needs it)",
+                absent("key", "key")
+            ),
+            "warning: environment variable `LOOKOUT_TEST_UNSET_SLACK` for secret `slack` is not set (`check` passes; `serve` needs it)".to_string(),
+        ]
+    );
+
+    let out = lookout(&["run", "plain", "--config", p]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    for (probe, secret, file) in [
+        ("needs-key", "key", "key"),
+        ("via-base", "base", "base-url"),
+        ("compares", "key", "key"),
+    ] {
+        let out = lookout(&["run", probe, "--config", p]).await;
+        assert_eq!(out.status.code(), Some(2), "{probe}: {}", text(&out.stdout));
+        assert_eq!(
+            text(&out.stderr).trim(),
+            format!(
+                "error: {}, and probe `{probe}` uses it",
+                absent(secret, file)
+            )
+        );
+    }
+    // `serve` needs every secret, from files as from variables.
+    let out = lookout(&["serve", "--listen", "127.0.0.1:0", "--config", p]).await;
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("cannot read the file of secret `key`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("`LOOKOUT_TEST_UNSET_SLACK` for secret `slack` is not set"),
+        "{stderr}"
+    );
+
+    // A file that is there but cannot be read is not "absent": an error.
+    std::fs::create_dir_all(dir.path().join("mounted/key")).unwrap();
+    let out = lookout(&["check", "--config", p]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot read the file of secret `key`"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -326,6 +326,38 @@ fn corpus() -> Vec<(&'static str, String, bool)> {
             step("{ id: s, get: \"{{ api }}\", critical: \"false\" }"),
             false,
         ),
+        // Flag queries take `true` only: `false` would read as "not the
+        // body" and mean nothing.
+        (
+            "body: false query",
+            step(
+                "{ id: s, get: \"{{ api }}\", expect: { that: [ { body: false, contains: ok } ] } }",
+            ),
+            false,
+        ),
+        (
+            "status: false query",
+            step("{ id: s, get: \"{{ api }}\", expect: { that: [ { status: false, eq: 200 } ] } }"),
+            false,
+        ),
+        (
+            "body: true query",
+            step(
+                "{ id: s, get: \"{{ api }}\", expect: { that: [ { body: true, contains: ok } ] } }",
+            ),
+            true,
+        ),
+        // Unquoted numbers and booleans are not text.
+        (
+            "numeric step id",
+            step("{ id: 7, get: \"{{ api }}\" }"),
+            false,
+        ),
+        (
+            "quoted numeric step id",
+            step("{ id: \"7\", get: \"{{ api }}\" }"),
+            true,
+        ),
         // A second document.
         (
             "second document",
@@ -431,4 +463,348 @@ fn a_file_that_is_not_a_regular_file_or_too_large_is_refused() {
     f.set_len(lookout::config::MAX_FILE_BYTES + 1).unwrap();
     let d = lookout::config::load(&big, &env).unwrap_err();
     assert!(d.render().contains("larger than 16 MiB"), "{}", d.render());
+}
+
+// --- The sweep: every key of full files, given a value of every shape ----
+
+/// Files that together set every key the schema knows (checked by
+/// `the_sweep_files_cover_every_key_of_the_schema`), each valid for both.
+fn sweep_files() -> Vec<String> {
+    let common = r#"version: 1
+page: { title: Status, url: "https://status.example.test", time_zone: Europe/Paris, publish: { dir: public }, webhooks: { enabled: true, allow_http: [hooks.partner.example] } }
+components:
+  - { id: api, name: API, description: The API, group: Core, escalation: oc, message: Degraded }
+secrets: { pw: { env: AGREE_PW }, hb: { env: AGREE_HB }, f: { file: secret.txt } }
+vars: { api: "http://127.0.0.1:9", n: 1 }
+admin: { token: "{{ secrets.hb }}", pagerduty_webhook_secret: "{{ secrets.pw }}", ack_webhook_secret: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD" }
+notifiers:
+  h: { type: webhook, url: "http://127.0.0.1:9/h", secret: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", headers: { X-A: a }, body: "{\"t\": \"{{ incident.title }}\"}", content_type: application/json }
+  e: { type: email, to: [ops@example.test] }
+  pd: { type: pagerduty, routing_key: "{{ secrets.pw }}", url: "http://127.0.0.1:9/pd" }
+  sl: { type: slack, url: "http://127.0.0.1:9/sl" }
+smtp: { host: 127.0.0.1, port: 25, from: lookout@example.test, tls: none, username: u, password: "{{ secrets.pw }}" }
+escalation:
+  oc: { levels: [ { after: 0s, notify: [h, e] }, { after: 5m, notify: pd } ], remind_every: 1h, ack_timeout: 30m, on_resolve: notify }
+maintenance:
+  - { name: m, components: [api], starts: "2030-01-01T00:00:00Z", ends: "2030-01-01T01:00:00Z", message: Upgrade }
+  - { name: w, components: [api], weekly: { on: [sun, sat], at: "03:00", for: 1h, time_zone: UTC } }
+connectivity: { urls: ["http://127.0.0.1:9/"], notify: [sl], timeout: 2s }
+retention: { runs: 30d, rollups: 400d }
+limits: { journeys: 10, per_host: 5, shutdown_grace: 5s }
+watchdog: { url: "http://127.0.0.1:9/wd", every: 1m, timeout: 5s }
+report: { email: [ops@example.test], send: "monday 09:00" }
+metrics: { step_histograms: true }
+"#;
+    let journey = r#"defaults: { every: 1m, timeout: 2s, retry: { attempts: 2, on: [connect, 5xx], backoff: 1s }, alert: { after: 2 failures, recover_after: 2, escalation: oc, flapping: { changes: 4, within: 1h } }, jitter: 1s, max_body: 1MB, insecure_tls: false, tls: { ca_file: ca.pem }, redirects: 3 }
+probes:
+  - name: p
+    id: p-1
+    component: api
+    kind: journey
+    every: 30s
+    time_zone: UTC
+    jitter: 1s
+    deadline: 20s
+    slo: { degraded_after: 5s }
+    alert: { after: 2, recover_after: 2 passes, escalation: oc, flapping: { changes: 3, within: 10m } }
+    timeout: 2s
+    retry: { attempts: 2, on: [timeout], backoff: 500ms }
+    insecure_tls: true
+    tls: {}
+    max_body: 1048576
+    steps:
+      - id: s
+        post: "{{ api }}/x"
+        headers: { X-A: a, X-N: 5 }
+        json: { a: 1, b: "{{ n }}" }
+        redirects: 2
+        basic_auth: { user: u, password: "{{ secrets.pw }}" }
+        http: "1.1"
+        timeout: 2s
+        retry: { attempts: 1 }
+        poll: { every: 1s, within: 5s }
+        critical: true
+        expect:
+          status: [200, "3xx"]
+          duration: { lt: 2s }
+          that:
+            - { json: $.a, eq: 1 }
+            - { header: X-A, not_exists: true }
+            - { cookie: sid, exists: true }
+            - { body: true, contains: ok }
+            - { regex: "id=(\\d+)", matches: "^[0-9]+$" }
+            - { var: n, lt: 5 }
+            - { status: true, in: [200, 201] }
+            - { url: true, starts_with: "http" }
+            - { redirects: true, le: 2 }
+            - { certificate: expires_in, gt: 14d }
+            - { json: $.items, len: 2 }
+            - { json: $.name, is: string }
+            - { json: $.list, not_empty: true }
+            - { body: true, ends_with: "}" }
+            - { json: $.x, not_is: "null" }
+            - { json: $.y, empty: false }
+            - { json: $.n, ge: 1 }
+            - { json: $.items, not_len: 3 }
+        capture:
+          c: { json: $.id, secret: true, optional: true }
+          h: { header: Location }
+          k: { cookie: sid }
+          b: { body: true }
+          r: { regex: "id=(\\d+)" }
+          v: { var: n }
+          st: { status: true }
+          u: { url: true }
+          rd: { redirects: true }
+          ce: { certificate: issuer }
+      - { id: t, get: "{{ api }}/y", if: defined(c), form: { a: b, n: 1 } }
+      - { id: raw, put: "{{ api }}/z", body: "x={{ c }}" }
+      - { id: more, patch: "{{ api }}/z", expect: { status: { in: ["200..299"] } } }
+      - { id: head, head: "{{ api }}/z", expect: { status: 204 } }
+      - { id: opts, options: "{{ api }}/z" }
+    finally: [ { id: f, delete: "{{ api }}/z" } ]
+  - name: q
+    kind: heartbeat
+    component: api
+    id: q-1
+    token: "{{ secrets.hb }}"
+    period: 1h
+    time_zone: UTC
+    grace: 5m
+    max_runtime: 10m
+    alert: { after: 1, escalation: oc }
+    depends_on: [p]
+"#;
+    let cron = r#"defaults: { cron: "0 */5 * * * *" }
+probes:
+  - { name: p, component: api, cron: "0 0 * * * *", time_zone: UTC, steps: [ { id: s, get: "{{ api }}" } ] }
+  - { name: q, kind: heartbeat, component: api, token: "{{ secrets.hb }}", cron: "0 0 3 * * *", grace: 1h }
+"#;
+    vec![format!("{common}{journey}"), format!("{common}{cron}")]
+}
+
+/// A directory with the files the sweep's files name (`ca.pem`, `secret.txt`).
+fn sweep_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let ca = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "file-secret\n").unwrap();
+    dir
+}
+
+fn sweep_env(name: &str) -> Option<String> {
+    match name {
+        "AGREE_PW" => Some("agree-secret".into()),
+        "AGREE_HB" => Some("heartbeat-token-0123456789".into()),
+        _ => None,
+    }
+}
+
+/// A value of every shape YAML can give a key.
+fn shapes() -> Vec<serde_json::Value> {
+    use serde_json::json;
+    vec![
+        json!(true),
+        json!(false),
+        json!(0),
+        json!(7),
+        json!(-1),
+        json!(2.5),
+        json!("text"),
+        json!("5"),
+        json!(""),
+        json!("2s"),
+        json!(null),
+        json!([]),
+        json!([1]),
+        json!(["text"]),
+        json!({}),
+        json!({ "a": 1 }),
+    ]
+}
+
+/// Every place in `doc` a value sits: object members and array items.
+fn places(doc: &serde_json::Value, at: Vec<String>, out: &mut Vec<Vec<String>>) {
+    match doc {
+        serde_json::Value::Object(m) => {
+            for (k, v) in m {
+                let mut p = at.clone();
+                p.push(k.clone());
+                out.push(p.clone());
+                places(v, p, out);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                let mut p = at.clone();
+                p.push(i.to_string());
+                out.push(p.clone());
+                places(v, p, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn slot<'a>(doc: &'a mut serde_json::Value, path: &[String]) -> &'a mut serde_json::Value {
+    path.iter().fold(doc, |d, k| match d {
+        serde_json::Value::Array(items) => &mut items[k.parse::<usize>().unwrap()],
+        other => &mut other[k.as_str()],
+    })
+}
+
+/// Refusals the loader makes beyond what JSON Schema can express, by the
+/// words of their message: a cron that does not parse, a time zone or a
+/// reference that names nothing, a template or pattern that does not
+/// compile, a value out of a range the schema cannot state.
+const SEMANTIC: &[&str] = &[
+    "cannot read",
+    "cron",
+    "time zone",
+    "unknown component",
+    "unknown escalation policy",
+    "unknown notifier",
+    "unknown probe or component",
+    "`depends_on`",
+    "undefined name",
+    "is used before it is captured",
+    "invalid JSONPath",
+    "invalid regex",
+    "invalid template",
+    "not an absolute http(s) URL",
+    "must be shorter than `every`",
+    "must be at least",
+    "must be at most",
+    "is too short",
+    "not URL-safe",
+    "duplicate",
+    "expected a size",
+    "not a valid date",
+    "`body` is not",
+    "renders to invalid JSON",
+    "before it starts",
+    "go back in time",
+    "a size",
+    "email",
+    "whsec",
+    "invalid URL",
+    "invalid time",
+    "is not set",
+    "not valid JSON once rendered",
+    "must be kept at least",
+    "must be a duration",
+    "unknown capture",
+];
+
+/// The loader and the schema agree, key by key, on values of every shape:
+/// whatever the loader accepts the schema accepts, and whatever the schema
+/// accepts the loader refuses only for reasons JSON Schema cannot express
+/// (`SEMANTIC`), never for its type.
+#[test]
+fn the_schema_and_the_loader_agree_on_every_key_given_every_shape() {
+    let v = validator();
+    let dir = sweep_dir();
+    let base_dir = dir.path();
+    let mut disagreements = Vec::new();
+    let mut tried = 0;
+    for file in sweep_files() {
+        let base = lookout::config::yaml_to_json(&file).unwrap();
+        let loaded = lookout::config::parse(&file, "sweep.yaml", base_dir, &sweep_env);
+        assert!(loaded.is_ok(), "{}", loaded.err().unwrap().render());
+        assert!(
+            v.is_valid(&base),
+            "{:?}",
+            v.iter_errors(&base)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+        );
+        let mut paths = Vec::new();
+        places(&base, vec![], &mut paths);
+        for path in paths {
+            for shape in shapes() {
+                let mut doc = base.clone();
+                *slot(&mut doc, &path) = shape.clone();
+                let text = serde_json::to_string_pretty(&doc).unwrap();
+                tried += 1;
+                let schema_ok = v.is_valid(&doc);
+                let loader = lookout::config::parse(&text, "sweep.yaml", base_dir, &sweep_env);
+                let place = path.join(".");
+                match (&loader, schema_ok) {
+                    (Ok(_), false) => disagreements.push(format!(
+                        "{place} = {shape}: the loader accepts, the schema refuses ({})",
+                        v.iter_errors(&doc)
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    )),
+                    (Err(d), true) => {
+                        let why = d
+                            .items
+                            .iter()
+                            .map(|i| i.message.clone())
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        if !d
+                            .items
+                            .iter()
+                            .all(|i| SEMANTIC.iter().any(|s| i.message.contains(s)))
+                        {
+                            disagreements.push(format!(
+                                "{place} = {shape}: the schema accepts, the loader refuses: {why}"
+                            ));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    assert!(tried > 3000, "{tried} cases");
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}
+
+/// The sweep reaches every key: each property the schema names is set
+/// somewhere in the sweep's files.
+#[test]
+fn the_sweep_files_cover_every_key_of_the_schema() {
+    fn schema_keys(s: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match s {
+            serde_json::Value::Object(m) => {
+                if let Some(serde_json::Value::Object(props)) = m.get("properties") {
+                    out.extend(props.keys().cloned());
+                }
+                m.values().for_each(|v| schema_keys(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| schema_keys(v, out)),
+            _ => {}
+        }
+    }
+    fn doc_keys(d: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+        match d {
+            serde_json::Value::Object(m) => {
+                out.extend(m.keys().cloned());
+                m.values().for_each(|v| doc_keys(v, out));
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| doc_keys(v, out)),
+            _ => {}
+        }
+    }
+    let schema: serde_json::Value = serde_json::from_str(lookout::config::SCHEMA).unwrap();
+    let mut wanted = std::collections::BTreeSet::new();
+    schema_keys(&schema, &mut wanted);
+    let mut set = std::collections::BTreeSet::new();
+    for file in sweep_files() {
+        doc_keys(&lookout::config::yaml_to_json(&file).unwrap(), &mut set);
+    }
+    let missing: Vec<&String> = wanted.difference(&set).collect();
+    assert!(missing.is_empty(), "keys the sweep never sets: {missing:?}");
 }

@@ -426,3 +426,120 @@ escalation:
     assert_no_key("`lookout run` output", &out.stdout);
     assert_no_key("`lookout run` debug logs", &out.stderr);
 }
+
+/// A token the target hands out, captured with `secret: true`: lowercase
+/// hex, so it can stand in a host name, where libraries log it.
+const CAPTURED: &str = "5e3c7a91b0d24f6e8a1c3b5d7f902468";
+
+/// A probe that captures `CAPTURED` as a secret, then asks a host named
+/// after it: reqwest logs every new connection's host at debug level.
+fn captured_secret_config(dir: &std::path::Path, target: &str) -> std::path::PathBuf {
+    let path = dir.join("probes.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"version: 1
+components: [{{ id: api, name: API }}]
+probes:
+  - name: capture
+    component: api
+    every: 1s
+    alert: {{ after: 1 failures }}
+    steps:
+      - id: login
+        get: "{target}/token"
+        capture: {{ token: {{ json: $.token, secret: true }} }}
+      - id: use
+        get: "http://{{{{ token }}}}.invalid:9/"
+        timeout: 2s
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn token_target() -> String {
+    let target = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", target.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/token",
+        axum::routing::get(|| async { axum::Json(serde_json::json!({ "token": CAPTURED })) }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(target, app).await;
+    });
+    url
+}
+
+/// Library log lines that carry a captured secret (reqwest's "starting new
+/// connection" with the host) are masked at debug and trace level, in
+/// `lookout run` and in `lookout serve`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_secrets_are_masked_in_library_logs_at_debug_and_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = token_target().await;
+    let path = captured_secret_config(dir.path(), &target);
+    let bin = env!("CARGO_BIN_EXE_lookout");
+    for level in ["debug", "trace"] {
+        let out = tokio::process::Command::new(bin)
+            .args(["run", "capture", "--config"])
+            .arg(&path)
+            .env("RUST_LOG", level)
+            .output()
+            .await
+            .unwrap();
+        let logs = String::from_utf8_lossy(&out.stderr);
+        let trace = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{trace}{logs}");
+        assert!(
+            trace.contains("GET http://***.invalid:9/"),
+            "the trace masks it: {trace}"
+        );
+        // The library line is there, with the host masked.
+        assert!(
+            logs.contains("starting new connection") && logs.contains("***.invalid"),
+            "no masked connection line at {level}:\n{logs}"
+        );
+        assert!(
+            !logs.contains(CAPTURED),
+            "the captured secret is in the {level} logs"
+        );
+    }
+
+    let port = support::free_port();
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--config",
+        ])
+        .arg(&path)
+        .env("RUST_LOG", "debug")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let drain = tokio::spawn(async move {
+        use tokio::io::AsyncReadExt;
+        let mut logs = Vec::new();
+        let _ = stderr.read_to_end(&mut logs).await;
+        logs
+    });
+    let summary = format!("http://127.0.0.1:{port}/api/v2/summary.json");
+    eventually("an incident", Duration::from_secs(60), || async {
+        let body: serde_json::Value = reqwest::get(&summary).await.ok()?.json().await.ok()?;
+        (!body["incidents"].as_array()?.is_empty()).then_some(())
+    })
+    .await;
+    child.kill().await.unwrap();
+    let logs = drain.await.unwrap();
+    let logs = String::from_utf8_lossy(&logs);
+    assert!(logs.contains("***.invalid"), "{logs}");
+    assert!(
+        !logs.contains(CAPTURED),
+        "the captured secret is in serve's logs"
+    );
+}

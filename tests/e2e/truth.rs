@@ -552,7 +552,7 @@ fn ymd(t: chrono::DateTime<chrono::Utc>) -> time::OffsetDateTime {
 
 /// Serves `chain` (leaf first) with `key` on a free port; answers with the
 /// HTTP version the request came over.
-async fn tls_server(
+pub(crate) async fn tls_server(
     chain: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
     key: tokio_rustls::rustls::pki_types::PrivateKeyDer<'static>,
     alpn: &[&[u8]],
@@ -603,7 +603,9 @@ async fn tls_server(
     port
 }
 
-fn rustls_pki_key(key: &rcgen::KeyPair) -> tokio_rustls::rustls::pki_types::PrivateKeyDer<'static> {
+pub(crate) fn rustls_pki_key(
+    key: &rcgen::KeyPair,
+) -> tokio_rustls::rustls::pki_types::PrivateKeyDer<'static> {
     tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into())
 }
 

@@ -336,9 +336,24 @@ impl Ctx<'_> {
         node
     }
 
+    /// Text: a scalar YAML reads as a string.
+    ///
+    /// An unquoted scalar YAML reads as a number, a boolean or null (`7`,
+    /// `false`, `~`) is refused, as the schema refuses it (YAML 1.2 core
+    /// schema; the hint says to quote it).
     pub fn string(&mut self, node: &Node, what: &str) -> Option<String> {
         match node {
-            Node::Scalar(s) => Some(s.as_str().to_string()),
+            Node::Scalar(s) => {
+                if let Some(kind) = not_text(node) {
+                    self.error_at(
+                        node,
+                        format!("{what} must be text, not {kind}"),
+                        Some(format!("quote it: \"{}\"", s.as_str())),
+                    );
+                    return None;
+                }
+                Some(s.as_str().to_string())
+            }
             _ => {
                 self.error_at(
                     node,
@@ -420,6 +435,9 @@ impl Ctx<'_> {
     /// the message quotes the node's source, never the value (it may hold
     /// a secret).
     pub fn http_url(&mut self, node: &Node, url: &str, what: &str) -> bool {
+        if self.reads_missing_secret(node) {
+            return true;
+        }
         let ok = url::Url::parse(url.trim())
             .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.has_host());
         if !ok {
@@ -512,7 +530,7 @@ impl Ctx<'_> {
     pub fn strings(&mut self, node: &Node, what: &str) -> Option<Vec<String>> {
         match node {
             Node::Sequence(items) => items.iter().map(|i| self.string(i, what)).collect(),
-            Node::Scalar(s) => Some(vec![s.as_str().to_string()]),
+            Node::Scalar(_) => self.string(node, what).map(|s| vec![s]),
             Node::Mapping(_) => {
                 self.error_at(
                     node,
@@ -800,8 +818,8 @@ impl Ctx<'_> {
             .and_then(|n| self.mapping(n, "`publish`"))
         {
             self.check_keys(p, &["dir"], "`publish`");
-            page.publish_dir = p
-                .get_node("dir")
+            page.publish_dir = self
+                .required(p, "dir", "`publish`")
                 .and_then(|n| self.string(n, "`dir`"))
                 .map(|d| self.base_dir.join(d));
         }
@@ -921,6 +939,17 @@ impl Ctx<'_> {
         for (k, v) in map.iter() {
             self.vars.insert(k.as_str().to_string(), plain_value(v));
         }
+    }
+}
+
+/// What an unquoted scalar is when YAML does not read it as text (`a
+/// number`, `a boolean`, `null`), as [`plain_value`] and the schema see it.
+pub fn not_text(node: &Node) -> Option<&'static str> {
+    match plain_value(node) {
+        serde_json::Value::Number(_) => Some("a number"),
+        serde_json::Value::Bool(_) => Some("a boolean"),
+        serde_json::Value::Null => Some("null"),
+        _ => None,
     }
 }
 

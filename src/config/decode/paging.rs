@@ -66,8 +66,7 @@ impl<'a> Ctx<'a> {
             if self.optional_secrets {
                 // `check` in CI and `run` of a probe that does not use it:
                 // the structure is still checked with a stand-in value.
-                self.missing.insert(name.to_string(), msg);
-                return Some(format!("missing-secret-{name}-0000000000000000"));
+                return Some(self.stand_in(name, msg));
             }
             self.error_at(node, msg, Some("set it before starting Lookout".into()));
         }
@@ -81,15 +80,54 @@ impl<'a> Ctx<'a> {
             Ok(text) => Some(text.trim_end_matches(['\n', '\r']).to_string()),
             Err(e) => {
                 let msg = format!("cannot read the file of secret `{name}`: {e}");
+                // Absent in CI like an `env:` secret: `check` and `run` of a
+                // probe that does not use it go on with a stand-in.
+                if self.optional_secrets && e.kind() == std::io::ErrorKind::NotFound {
+                    let msg = format!("{msg} (looked at {})", full.display());
+                    return Some(self.stand_in(name, msg));
+                }
                 self.error_at(node, msg, Some(format!("looked at {}", full.display())));
                 None
             }
         }
     }
 
+    /// Notes secret `name` as absent (`why`) and returns the value that
+    /// keeps the structure whole in its place.
+    fn stand_in(&mut self, name: &str, why: String) -> String {
+        self.missing.insert(name.to_string(), why);
+        format!("missing-secret-{name}-0000000000000000")
+    }
+
+    /// Whether `node` is a template that reads a secret noted as absent:
+    /// checks of its rendered value (a URL, a token's length) would judge
+    /// the stand-in, not the value, so they are left to `serve`.
+    pub(super) fn reads_missing_secret(&self, node: &Node) -> bool {
+        let Some(s) = node.as_scalar() else {
+            return false;
+        };
+        if self.missing.is_empty() {
+            return false;
+        }
+        crate::config::template::Template::parse(s.as_str(), Pos::default()).is_ok_and(|t| {
+            t.names().any(|(n, _)| {
+                n.strip_prefix("secrets.")
+                    .is_some_and(|s| self.missing.contains_key(s))
+            })
+        })
+    }
+
     /// A load-time string: a template over `vars` and `secrets` only,
     /// rendered now. Returns the text and whether a secret went into it.
     fn resolved(&mut self, node: &Node, context: &str) -> Option<(String, bool)> {
+        if let Some(kind) = super::not_text(node) {
+            self.error_at(
+                node,
+                format!("{context}: expected text, not {kind}"),
+                Some("quote it, or use a `{{ secrets.name }}`".into()),
+            );
+            return None;
+        }
         let names = Names {
             context,
             ..Names::default()
@@ -161,7 +199,20 @@ impl<'a> Ctx<'a> {
                     Some(h) => h
                         .iter()
                         .filter_map(|(k, v)| {
-                            Some((k.as_str().to_string(), self.resolved(v, ctx)?.0))
+                            // Numbers and booleans are header text too, as
+                            // in steps' headers (the schema's `scalar`).
+                            let text = match v.as_scalar() {
+                                Some(s)
+                                    if matches!(
+                                        super::not_text(v),
+                                        Some("a number" | "a boolean")
+                                    ) =>
+                                {
+                                    s.as_str().to_string()
+                                }
+                                _ => self.resolved(v, ctx)?.0,
+                            };
+                            Some((k.as_str().to_string(), text))
                         })
                         .collect(),
                     None => vec![],
@@ -296,7 +347,7 @@ impl<'a> Ctx<'a> {
             _ => 587,
         };
         let port = match map.get_node("port") {
-            Some(n) => u16::try_from(self.number(n, "`port`")?).ok()?,
+            Some(n) => u16::try_from(self.number_in(n, "`port`", 1, 65535)?).ok()?,
             None => default_port,
         };
         Some(Smtp {
@@ -347,6 +398,15 @@ impl<'a> Ctx<'a> {
         let items = self
             .required(map, "levels", &ctx)
             .and_then(|n| self.sequence(n, "`levels`"))?;
+        if items.is_empty() {
+            // A policy with no level would page nobody.
+            self.error_at(
+                map.get_node("levels")?,
+                format!("{ctx} has no levels: it would page nobody"),
+                Some("add a level like `{ after: 0s, notify: [email] }`".into()),
+            );
+            return None;
+        }
         let mut levels: Vec<EscalationLevel> = Vec::new();
         for item in items {
             let Some(l) = self.level(item, &ctx, notifiers) else {
@@ -566,6 +626,14 @@ impl<'a> Ctx<'a> {
         let urls = self
             .required(map, "urls", "`connectivity`")
             .and_then(|n| self.strings(n, "`urls`"))?;
+        if urls.is_empty() {
+            self.error_at(
+                map.get_node("urls")?,
+                "`connectivity` has no `urls`: it would check nothing".into(),
+                Some("add one like `https://1.1.1.1`, or leave `connectivity` out".into()),
+            );
+            return None;
+        }
         for u in &urls {
             if url::Url::parse(u).is_err() {
                 let at = self.item(map.get_node("urls")?, u);
@@ -632,6 +700,7 @@ impl<'a> Ctx<'a> {
             .and_then(|n| self.secret_value(n, "`admin`"));
         if let (Some(t), Some(n)) = (&token, map.get_node("token"))
             && t.expose().len() < 16
+            && !self.reads_missing_secret(n)
         {
             self.error_at(
                 n,

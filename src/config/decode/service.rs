@@ -20,7 +20,9 @@ impl Ctx<'_> {
         self.check_keys(map, &["url", "every", "timeout"], ctx);
         let url_node = self.required(map, "url", ctx);
         let url = url_node.and_then(|n| self.secret_value(n, ctx));
-        if let (Some(u), Some(n)) = (&url, url_node) {
+        if let (Some(u), Some(n)) = (&url, url_node)
+            && !self.reads_missing_secret(n)
+        {
             // The message quotes the source, never the rendered URL: it may
             // hold a secret.
             let ok = url::Url::parse(u.expose())
