@@ -471,7 +471,7 @@ fn a_file_that_is_not_a_regular_file_or_too_large_is_refused() {
 /// `the_sweep_files_cover_every_key_of_the_schema`), each valid for both.
 fn sweep_files() -> Vec<String> {
     let common = r#"version: 1
-page: { title: Status, url: "https://status.example.test", time_zone: Europe/Paris, publish: { dir: public } }
+page: { title: Status, url: "https://status.example.test", time_zone: Europe/Paris, publish: { dir: public }, webhooks: { enabled: true, allow_http: [hooks.partner.example] } }
 components:
   - { id: api, name: API, description: The API, group: Core, escalation: oc, message: Degraded }
 secrets: { pw: { env: AGREE_PW }, hb: { env: AGREE_HB }, f: { file: secret.txt } }
