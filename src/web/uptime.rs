@@ -132,6 +132,16 @@ pub(super) struct Segment {
 }
 
 impl ComponentUptime {
+    /// The figure in words: "84.61% uptime since Nov 30", or "No data yet"
+    /// when nothing was observed (never "no data uptime").
+    pub(super) fn uptime_summary(&self) -> String {
+        if self.uptime_value.is_empty() {
+            "No data yet".into()
+        } else {
+            format!("{} uptime {}", self.uptime_text, self.period)
+        }
+    }
+
     pub(super) fn bars_width(&self) -> u32 {
         (self.bars.len() as u32 * BAR_STEP).saturating_sub(BAR_STEP - BAR_WIDTH)
     }

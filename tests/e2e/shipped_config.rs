@@ -236,6 +236,12 @@ probes:
             .contains("operational")
     );
     assert!(app.page("/").await.contains("No data"));
+    // Nothing observed is never worded as a figure ("no data uptime").
+    for page in ["/", "/uptime"] {
+        let html = app.page(page).await.to_lowercase();
+        assert!(html.contains("no data yet"), "{page}");
+        assert!(!html.contains("no data uptime"), "{page}");
+    }
     // Declared by an operator: now it is observed, with that state.
     let r = reqwest::Client::new()
         .post(format!("{}/api/admin/incidents", app.url))
