@@ -47,23 +47,17 @@ components:
 secrets:
   pw: {{ env: TEST_PROBE_PASSWORD }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    timeout: 2s
-    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-notifiers:
+{login}notifiers:
   first: {{ type: webhook, url: "{hook}" }}
   second: {{ type: webhook, url: "{hook}" }}
 escalation:
   on-call:
 {escalation}    ack_timeout: 1h
-"#
+"#,
+        login = support::LoginProbe::new(&platform)
+            .with("timeout: 2s")
+            .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml()
     );
     let path = dir.join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();

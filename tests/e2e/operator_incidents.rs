@@ -35,16 +35,7 @@ secrets:
 admin:
   token: "{{{{ secrets.admin }}}}"
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-  - name: list
+{login}  - name: list
     component: api
     every: 1s
     alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
@@ -58,7 +49,10 @@ escalation:
   on-call:
     levels:
       - notify: [hook]
-"#
+"#,
+        login = support::LoginProbe::new(platform)
+            .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml()
     )
 }
 

@@ -36,17 +36,7 @@ secrets:
 admin:
   token: "{{{{ secrets.admin }}}}"
 probes:
-  - name: login
-    component: api
-    every: 1s
-    timeout: 2s
-    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-notifiers:
+{login}notifiers:
 {notifiers}
 escalation:
   on-call:
@@ -54,7 +44,11 @@ escalation:
       - notify: [{notify}]
     remind_every: 2s
     ack_timeout: 1h
-{extra}"#
+{extra}"#,
+        login = support::LoginProbe::new(&platform)
+            .with("timeout: 2s")
+            .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml()
     )
 }
 

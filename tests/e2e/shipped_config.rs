@@ -91,6 +91,16 @@ async fn one_login_fault_is_one_incident_and_the_faulty_component_shows_the_wors
         failing("deploy-login-write-read")
     })
     .await;
+    // The monitor stores a run's probe state, then does its incident work:
+    // wait for that work (joining or opening) before judging it.
+    eventually("the deploy journey in an incident", WAIT, || async {
+        store
+            .open_incident_for_probe("deploy-login-write-read")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
     let open = store.open_incidents().await.unwrap();
     assert_eq!(open.len(), 1, "one fault, one incident: {open:?}");
     assert_eq!(

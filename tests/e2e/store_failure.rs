@@ -26,22 +26,16 @@ components:
   - {{ id: api, name: API }}
 secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 2 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-notifiers:
+{login}notifiers:
   hook: {{ type: webhook, url: "{hook}" }}
 escalation:
   on-call:
     levels:
       - notify: [hook]
-"#
+"#,
+        login = support::LoginProbe::new(&platform)
+            .alert("{ after: 2 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml()
     )
 }
 

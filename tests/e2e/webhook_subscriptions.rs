@@ -73,16 +73,8 @@ secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }}, pw: {{ env: TEST_PROBE_PASSWORD 
 admin: {{ token: "{{{{ secrets.admin }}}}" }}
 smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: status@hook.example, tls: none }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-"#
+{login}"#,
+        login = support::LoginProbe::new(&platform).yaml()
     );
     let path = dir.join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();
