@@ -54,7 +54,7 @@ escalation:
   on-call:
 {escalation}    ack_timeout: 1h
 "#,
-        login = support::LoginProbe::new(&platform)
+        login = support::LoginProbe::new(platform)
             .with("timeout: 2s")
             .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
             .yaml()

@@ -29,7 +29,7 @@ escalation:
     levels:
       - notify: [hook]
 "#,
-        login = support::LoginProbe::new(&platform)
+        login = support::LoginProbe::new(platform)
             .alert("{ after: 2 failures, recover_after: 1 passes, escalation: on-call }")
             .yaml()
     )

@@ -44,7 +44,7 @@ escalation:
     ack_timeout: 1h
     on_resolve: notify
 "#,
-        login = support::LoginProbe::new(&platform)
+        login = support::LoginProbe::new(platform)
             .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
             .yaml()
     );

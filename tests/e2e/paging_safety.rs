@@ -45,7 +45,7 @@ escalation:
     remind_every: 2s
     ack_timeout: 1h
 {extra}"#,
-        login = support::LoginProbe::new(&platform)
+        login = support::LoginProbe::new(platform)
             .with("timeout: 2s")
             .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
             .yaml()

@@ -25,7 +25,7 @@ components:
 secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
 probes:
 {login}"#,
-        login = support::LoginProbe::new(&platform).yaml()
+        login = support::LoginProbe::new(platform).yaml()
     );
     let path = dir.join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();

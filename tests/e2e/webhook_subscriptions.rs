@@ -74,7 +74,7 @@ admin: {{ token: "{{{{ secrets.admin }}}}" }}
 smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: status@hook.example, tls: none }}
 probes:
 {login}"#,
-        login = support::LoginProbe::new(&platform).yaml()
+        login = support::LoginProbe::new(platform).yaml()
     );
     let path = dir.join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();
