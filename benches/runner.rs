@@ -89,8 +89,8 @@ fn main() {
     // As `serve` runs them: each run holds its `secret: true` capture in
     // the log mask. `BENCH_LOG_MASK=0` measures without, as the reference.
     let runner = match std::env::var("BENCH_LOG_MASK").as_deref() {
-        Ok("0") => lookout::journey::Runner::new(),
-        _ => lookout::journey::Runner::new().with_log_mask(lookout::logging::LogMask::default()),
+        Ok("0") => lookout::runner::Runner::new(),
+        _ => lookout::runner::Runner::new().with_log_mask(lookout::logging::LogMask::default()),
     };
     // The loop runs as a task on the runtime's worker, as scheduled runs do
     // in the service, not on the thread that blocks on it.

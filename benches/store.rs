@@ -12,7 +12,6 @@
 //! size (default 30,000; the steady load is a third of it).
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -207,18 +206,17 @@ async fn feed(runs: Vec<RunResult>, per_second: Option<f64>) -> Measured {
         .await
         .unwrap();
     let config = lookout::config::Live::new(config());
-    let pager = lookout::pager::Pager::new(
+    let notices = lookout::notice::Notices::new(
         store.clone(),
         config.clone(),
         lookout::ack::AckKeys::new(vec![7; 32]),
         "http://127.0.0.1:9".into(),
-        Arc::new(tokio::sync::Notify::new()),
         lookout::installation::Installation::from_hex("0123456789abcdef"),
     );
     // Everything queued at once must fit the backlog: the flood measures
     // throughput, not the bound.
-    let monitor =
-        lookout::monitor::Monitor::new(store.clone(), config, pager).with_backlog_limit(runs.len());
+    let monitor = lookout::monitor::Monitor::new(store.clone(), config, notices)
+        .with_backlog_limit(runs.len());
     let (tx, rx) = mpsc::channel(1024);
     let steps: usize = runs.iter().map(|r| r.steps.len()).sum();
     let n = runs.len();

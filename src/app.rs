@@ -10,14 +10,15 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::ack::AckKeys;
 use crate::config::Config;
 use crate::delivery::{Backoff, Worker};
-use crate::journey::Runner;
 use crate::monitor::Monitor;
 use crate::notify::Notifiers;
 use crate::pager::Pager;
+use crate::runner::Runner;
 use crate::scheduler::Scheduler;
 use crate::store::Store;
 use crate::web::{self, AppState};
@@ -87,6 +88,8 @@ pub enum AppError {
     Scheduler(std::io::Error),
     #[error("web server: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    HttpClient(#[from] crate::http_client::ClientError),
 }
 
 pub struct App {
@@ -96,7 +99,13 @@ pub struct App {
     worker: Worker,
     tuning: Tuning,
     /// Heartbeat pings from the web layer, for the watcher.
-    pings: crate::heartbeat::watcher::Inbox,
+    /// (Taken when the tasks start.)
+    pings: Option<crate::heartbeat_watcher::PingInbox>,
+    /// The pager's wake-up: the monitor wakes it when incidents change.
+    paging: crate::signal::Wake,
+    /// Public incident updates from the monitor, for subscriber mail.
+    /// (Taken when the tasks start.)
+    public_updates: Option<mpsc::UnboundedReceiver<crate::signal::PublicUpdate>>,
     source: Option<crate::reload::Source>,
     /// `AppOptions::started`, or when `build` began: the scheduler's plan
     /// starts here.
@@ -117,7 +126,7 @@ impl App {
         let addr = listener.local_addr().map_err(AppError::Serve)?;
         let store = Store::open(&opts.database).await?;
         let keys = AckKeys::new(ack_key(&store).await?);
-        let installation = crate::installation::Installation::load(&store).await?;
+        let installation = store.installation().await?;
         store.release_claims().await?;
         let live = crate::config::Live::new(opts.config);
         let config = live.get();
@@ -128,6 +137,9 @@ impl App {
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|| format!("http://{addr}"));
         let wake = Arc::new(Notify::new());
+        let outbox = crate::signal::Wake::from_notify(wake.clone());
+        let paging = crate::signal::Wake::default();
+        let (public_tx, public_updates) = mpsc::unbounded_channel();
         let pager = Pager::new(
             store.clone(),
             live.clone(),
@@ -137,9 +149,9 @@ impl App {
             installation.clone(),
         );
         let notifiers = Arc::new(
-            Notifiers::new(config.smtp.clone(), installation)
+            Notifiers::new(config.smtp.clone(), installation)?
                 .with_mail(live.clone(), base_url.clone())
-                .with_webhook_loopback(opts.tuning.webhook_loopback),
+                .with_webhook_loopback(opts.tuning.webhook_loopback)?,
         );
         let worker = Worker::new(
             store.clone(),
@@ -151,12 +163,14 @@ impl App {
         .with_pager(pager.clone());
         let metrics = crate::metrics::Metrics::with_step_histograms(config.metrics.step_histograms);
         metrics.expect_notifiers(config.notifiers.keys());
-        metrics.expect_skips(crate::pressure::SkipReason::ALL.map(|r| r.label()));
+        metrics.expect_skips(crate::concurrency::SkipReason::ALL.map(|r| r.label()));
         let health = crate::health::Health::default();
         let worker = worker.with_ops(metrics.clone(), health.clone());
-        let (heartbeats, pings) = crate::heartbeat::watcher::Heartbeats::new(live.clone());
+        let (heartbeats, pings) = crate::heartbeat_watcher::Heartbeats::new(live.clone());
         let changes = crate::changes::Changes::default();
-        let monitor = Monitor::new(store.clone(), live.clone(), pager.clone())
+        let monitor = Monitor::new(store.clone(), live.clone(), pager.notices().clone())
+            .with_wakes(paging.clone(), outbox)
+            .with_public_updates(public_tx)
             .with_changes(changes.clone())
             .with_metrics(metrics.clone())
             .with_health(health.clone())
@@ -184,7 +198,9 @@ impl App {
             monitor,
             worker,
             tuning: opts.tuning,
-            pings,
+            pings: Some(pings),
+            paging,
+            public_updates: Some(public_updates),
             source: opts.source,
             started,
             log_mask: crate::logging::LogMask::default(),
@@ -216,6 +232,12 @@ impl App {
         &self.monitor
     }
 
+    /// The outbox worker, for tests that drain the outbox one row at a
+    /// time ([`Worker::step`]) instead of running it.
+    pub fn worker(&self) -> &Worker {
+        &self.worker
+    }
+
     /// Runs the scheduler, heartbeat watcher, monitor, pager, outbox worker,
     /// reloader and web server until `shutdown` resolves, then stops them:
     /// first the scheduler (running journeys get `limits.shutdown_grace`,
@@ -224,34 +246,33 @@ impl App {
     /// every result handed over before the database closes. Outbox rows
     /// being delivered are either marked or released by their lease, so the
     /// outbox stays consistent.
+    ///
+    /// # Errors
+    /// [`AppError`] when an HTTP client or the scheduler's thread cannot be
+    /// made (nothing has started then), or the web server fails.
     pub async fn run_until_stopped(
-        self,
+        mut self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let stopped = |mut rx: watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
-        };
         let config = self.state.config.get();
+        // The HTTP clients first: one that cannot be built stops the start
+        // before any task runs.
+        let clients = Clients::build(&self.state, &config)?;
         let (results_tx, results_rx) = mpsc::channel(1024);
         let runner = Runner::new()
             .with_journal(self.state.store.clone())
             .with_log_mask(self.log_mask.clone());
-        tokio::spawn(crate::monitor::clean_up_interrupted(
+        tokio::spawn(crate::runner::clean_up_interrupted(
             self.state.store.clone(),
             config.clone(),
             runner.clone(),
         ));
         let scheduler = if self.tuning.schedule {
-            let connectivity = crate::connectivity::Connectivity::new(
-                config.connectivity.clone(),
-                self.state.store.clone(),
-                self.state.pager.clone(),
-            );
             let deps = crate::scheduler::Deps {
                 runner,
                 results: results_tx.clone(),
-                connectivity,
+                connectivity: clients.connectivity,
                 metrics: self.state.metrics.clone(),
                 health: self.state.health.clone(),
                 store: self.state.store.clone(),
@@ -263,91 +284,12 @@ impl App {
         } else {
             None
         };
-        let reloader = self.source.clone().map(|source| {
-            let planner = scheduler.as_ref().map(Scheduler::planner);
-            let (monitor, metrics) = (self.monitor.clone(), self.state.metrics.clone());
-            let changes = self.state.changes.clone();
-            // The configuration before each reload, to see what it moved.
-            let previous = std::sync::Mutex::new(config.clone());
-            let apply = move |config: Arc<crate::config::Config>| {
-                if let Some(p) = &planner {
-                    p.reload(config.clone());
-                }
-                metrics.expect_notifiers(config.notifiers.keys());
-                let mut old = previous.lock().unwrap_or_else(|e| e.into_inner());
-                monitor.reconfigured(&old, &config);
-                *old = config;
-                changes.bump();
-            };
-            tokio::spawn(crate::reload::run(
-                source,
-                self.state.config.clone(),
-                self.state.reloads.clone(),
-                apply,
-                self.tuning.reload_poll,
-                stopped(stop_rx.clone()),
-            ))
-        });
-        let watcher = crate::heartbeat::watcher::Watcher::new(
-            self.state.store.clone(),
-            self.state.config.clone(),
-            results_tx.clone(),
-            self.pings,
-        );
-        let watcher = tokio::spawn(watcher.run(stopped(stop_rx.clone())));
-        drop(results_tx);
-        let monitor = tokio::spawn(self.monitor.clone().run(results_rx));
-        let pager = tokio::spawn(pager_loop(
-            self.state.pager.clone(),
-            self.tuning.escalation_tick,
-            stopped(stop_rx.clone()),
-        ));
-        let worker = tokio::spawn(self.worker.run(stopped(stop_rx.clone())));
-        let retention = tokio::spawn(crate::retention::run(
-            self.state.store.clone(),
-            config.retention,
-            stopped(stop_rx.clone()),
-        ));
-        let publisher = config.page.publish_dir.clone().map(|dir| {
-            tokio::spawn(crate::publish::run(
-                self.state.clone(),
-                dir,
-                stopped(stop_rx.clone()),
-            ))
-        });
-        let watchdog = config.watchdog.clone().map(|w| {
-            let w = crate::watchdog::Watchdog::new(
-                w,
-                self.state.store.clone(),
-                self.state.health.clone(),
-                self.state.metrics.clone(),
-            );
-            tokio::spawn(w.run(stopped(stop_rx.clone())))
-        });
-        let digest = config.report.clone().map(|settings| {
-            let digest = crate::report::digest::Digest {
-                store: self.state.store.clone(),
-                config: self.state.config.get(),
-                settings,
-                base_url: self.state.base_url.clone(),
-            };
-            let pager = self.state.pager.clone();
-            tokio::spawn(crate::report::digest::run(
-                digest,
-                pager,
-                stopped(stop_rx.clone()),
-            ))
-        });
-        if let Some(smtp) = config.smtp.clone() {
-            let health = self.state.health.clone();
-            tokio::spawn(async move {
-                let verdict = crate::notify::email::check_server(&smtp).await;
-                if let Err(problem) = &verdict {
-                    tracing::error!(%problem, "mail cannot be sent");
-                }
-                health.smtp_checked(verdict);
-            });
-        }
+        let reloader = self
+            .source
+            .clone()
+            .map(|source| self.start_reloader(source, &scheduler, &config, &stop_rx));
+        let background =
+            self.start_background(&config, results_tx, results_rx, clients.watchdog, &stop_rx);
         let router = web::hardening::layers(
             web::router(self.state.clone()),
             self.tuning.server,
@@ -381,30 +323,218 @@ impl App {
             None => server.await,
         };
         let _ = stop_tx.send(true);
-        let _ = tokio::join!(pager, worker, watcher, retention);
-        for task in [publisher, watchdog, digest].into_iter().flatten() {
-            let _ = task.await;
-        }
         if let Some(r) = reloader {
             let _ = r.await;
         }
-        // Results already handed over are stored before the database closes.
-        if tokio::time::timeout(Duration::from_secs(5), monitor)
-            .await
-            .is_err()
-        {
-            tracing::warn!("monitor did not finish storing runs in time");
-        }
+        background.stop(self.monitor).await;
         self.state.store.close().await;
         match served {
             Ok(r) => r.map_err(AppError::Serve),
             Err(e) => Err(AppError::Serve(std::io::Error::other(e))),
         }
     }
+
+    /// Hot reload: each configuration taken replans the scheduler, tells
+    /// the monitor what moved and bumps the page's generation.
+    fn start_reloader(
+        &self,
+        source: crate::reload::Source,
+        scheduler: &Option<Scheduler>,
+        config: &Arc<crate::config::Config>,
+        stop: &watch::Receiver<bool>,
+    ) -> JoinHandle<()> {
+        let planner = scheduler.as_ref().map(Scheduler::planner);
+        let (monitor, metrics) = (self.monitor.clone(), self.state.metrics.clone());
+        let changes = self.state.changes.clone();
+        // The configuration before each reload, to see what it moved.
+        let previous = std::sync::Mutex::new(config.clone());
+        let apply = move |config: Arc<crate::config::Config>| {
+            if let Some(p) = &planner {
+                p.reload(config.clone());
+            }
+            metrics.expect_notifiers(config.notifiers.keys());
+            let mut old = previous.lock().unwrap_or_else(|e| e.into_inner());
+            monitor.reconfigured(&old, &config);
+            *old = config;
+            changes.bump();
+        };
+        tokio::spawn(crate::reload::run(
+            source,
+            self.state.config.clone(),
+            self.state.reloads.clone(),
+            apply,
+            self.tuning.reload_poll,
+            stopped(stop.clone()),
+        ))
+    }
+
+    /// Starts every background task: the heartbeat watcher, the monitor
+    /// (and the subscriber mail that follows it), the pager, the outbox
+    /// worker, retention, and what the configuration asks for (publisher,
+    /// watchdog, digest, the SMTP check).
+    fn start_background(
+        &mut self,
+        config: &Arc<crate::config::Config>,
+        results_tx: mpsc::Sender<crate::journey::RunResult>,
+        results_rx: mpsc::Receiver<crate::journey::RunResult>,
+        watchdog: Option<crate::watchdog::Watchdog>,
+        stop: &watch::Receiver<bool>,
+    ) -> Background {
+        let state = &self.state;
+        let watcher = crate::heartbeat_watcher::Watcher::new(
+            state.store.clone(),
+            state.config.clone(),
+            results_tx,
+            self.pings.take().expect("the tasks start once"),
+        );
+        let watcher = tokio::spawn(watcher.run(stopped(stop.clone())));
+        let monitor = tokio::spawn(self.monitor.clone().run(results_rx));
+        // Subscriber mail follows the monitor's public updates until the
+        // monitor (every sender) is gone, so updates made while it stores
+        // the last runs are mailed too.
+        let mail = tokio::spawn(crate::subscribers::mail_updates(
+            state.store.clone(),
+            state.config.clone(),
+            state.base_url.clone(),
+            crate::signal::Wake::from_notify(state.pager.outbox_wake()),
+            self.public_updates.take().expect("the tasks start once"),
+        ));
+        let pager = tokio::spawn(pager_loop(
+            state.pager.clone(),
+            self.paging.clone(),
+            self.tuning.escalation_tick,
+            stopped(stop.clone()),
+        ));
+        let worker = tokio::spawn(self.worker.clone().run(stopped(stop.clone())));
+        let retention = tokio::spawn(crate::retention::run(
+            state.store.clone(),
+            config.retention,
+            stopped(stop.clone()),
+        ));
+        let mut optional = Vec::new();
+        if let Some(dir) = config.page.publish_dir.clone() {
+            optional.push(tokio::spawn(crate::publish::run(
+                state.clone(),
+                dir,
+                stopped(stop.clone()),
+            )));
+        }
+        if let Some(w) = watchdog {
+            optional.push(tokio::spawn(w.run(stopped(stop.clone()))));
+        }
+        if let Some(settings) = config.report.clone() {
+            let digest = crate::report::digest::Digest {
+                store: state.store.clone(),
+                config: config.clone(),
+                settings,
+                base_url: state.base_url.clone(),
+            };
+            optional.push(tokio::spawn(crate::report::digest::run(
+                digest,
+                state.pager.outbox_wake(),
+                stopped(stop.clone()),
+            )));
+        }
+        if let Some(smtp) = config.smtp.clone() {
+            let health = state.health.clone();
+            tokio::spawn(async move {
+                let verdict = crate::notify::email::check_server(&smtp).await;
+                if let Err(problem) = &verdict {
+                    tracing::error!(%problem, "mail cannot be sent");
+                }
+                health.smtp_checked(verdict);
+            });
+        }
+        Background {
+            stopped: [pager, worker, watcher, retention],
+            optional,
+            monitor,
+            mail,
+        }
+    }
 }
 
+/// The HTTP clients of tasks that make their own, built before anything
+/// starts.
+struct Clients {
+    connectivity: crate::connectivity::Connectivity,
+    watchdog: Option<crate::watchdog::Watchdog>,
+}
+
+impl Clients {
+    fn build(state: &AppState, config: &crate::config::Config) -> Result<Self, AppError> {
+        let connectivity = crate::connectivity::Connectivity::new(
+            config.connectivity.clone(),
+            state.store.clone(),
+            state.pager.clone(),
+        )?;
+        let watchdog = config
+            .watchdog
+            .clone()
+            .map(|w| {
+                crate::watchdog::Watchdog::new(
+                    w,
+                    state.store.clone(),
+                    state.health.clone(),
+                    state.metrics.clone(),
+                )
+            })
+            .transpose()?;
+        Ok(Self {
+            connectivity,
+            watchdog,
+        })
+    }
+}
+
+/// The background tasks, stopped in order.
+struct Background {
+    /// Tasks that end when told to stop: pager, worker, watcher, retention.
+    stopped: [JoinHandle<()>; 4],
+    /// Publisher, watchdog and digest, when configured.
+    optional: Vec<JoinHandle<()>>,
+    /// Ends once every run handed over is stored.
+    monitor: JoinHandle<()>,
+    /// Ends once the monitor (every sender) is gone.
+    mail: JoinHandle<()>,
+}
+
+impl Background {
+    /// Waits for the stopped tasks, then lets the monitor store every
+    /// result handed over and subscriber mail enqueue what it was handed
+    /// (each at most 5 s). `monitor` is the app's own handle, dropped so
+    /// the mail's channel closes.
+    async fn stop(self, monitor: Monitor) {
+        for task in self.stopped.into_iter().chain(self.optional) {
+            let _ = task.await;
+        }
+        // Results already handed over are stored before the database closes.
+        if tokio::time::timeout(Duration::from_secs(5), self.monitor)
+            .await
+            .is_err()
+        {
+            tracing::warn!("monitor did not finish storing runs in time");
+        }
+        drop(monitor);
+        if tokio::time::timeout(Duration::from_secs(5), self.mail)
+            .await
+            .is_err()
+        {
+            tracing::warn!("subscriber mail did not finish enqueuing in time");
+        }
+    }
+}
+
+/// Resolves once `stop` says so.
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Ticks the pager every `every`, and at once when `woken` (an incident
+/// opened or changed), until `shutdown`.
 async fn pager_loop(
     pager: Pager,
+    woken: crate::signal::Wake,
     every: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -416,6 +546,7 @@ async fn pager_loop(
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(every) => {}
+            _ = woken.woken() => {}
         }
     }
 }
@@ -424,7 +555,7 @@ async fn pager_loop(
 /// database so links in pages already sent stay valid across restarts.
 async fn ack_key(store: &Store) -> Result<Vec<u8>, crate::store::StoreError> {
     let fresh: [u8; 32] = rand::random();
-    let hex = crate::fmt::hex(&fresh);
+    let hex = crate::human::hex(&fresh);
     let stored = store.setting_or_insert("ack_key", &hex).await?;
     Ok((0..stored.len() / 2)
         .filter_map(|i| u8::from_str_radix(stored.get(2 * i..2 * i + 2)?, 16).ok())

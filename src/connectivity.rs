@@ -25,22 +25,28 @@ pub struct Connectivity {
 }
 
 impl Connectivity {
-    pub fn new(settings: Option<Settings>, store: Store, pager: Pager) -> Self {
+    /// # Errors
+    /// [`ClientError`](crate::http_client::ClientError) when its HTTP client
+    /// (the settings' timeout, 5 s without; no redirects) cannot be built.
+    pub fn new(
+        settings: Option<Settings>,
+        store: Store,
+        pager: Pager,
+    ) -> Result<Self, crate::http_client::ClientError> {
         let timeout = settings
             .as_ref()
             .map_or(std::time::Duration::from_secs(5), |s| s.timeout);
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
-        Self {
+        let client = crate::http_client::build("connectivity", |b| {
+            b.timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+        })?;
+        Ok(Self {
             settings: settings.map(Arc::new),
             client,
             store,
             pager,
             offline_since: Arc::new(Mutex::new(None)),
-        }
+        })
     }
 
     /// Whether any connectivity URL answers at all (any HTTP status will do:

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
 use crate::config::Live;
+use crate::crash::CrashAt;
 use crate::notify::{DeliveryError, Message, Notifiers};
 use crate::store::{OutboxRow, Store};
 
@@ -45,37 +46,6 @@ pub fn backoff(b: &Backoff, attempts: u32, jitter: f64, retry_after: Option<Dura
         .saturating_mul(2u32.saturating_pow(attempts.saturating_sub(1)));
     let delay = exp.min(b.cap).mul_f64(jitter.clamp(0.5, 1.0));
     retry_after.map_or(delay, |r| r.max(delay))
-}
-
-/// A test hook for crash-recovery tests: started with `LOOKOUT_CRASH_AT=<point>`,
-/// the process aborts (no destructors, no graceful stop, like SIGKILL) the
-/// first time it reaches that point. Points: `before_enqueue` and
-/// `after_enqueue` (pager, around the escalation transaction), `mid_delivery`
-/// (worker, row claimed but not yet sent) and `after_delivery` (sent, not yet
-/// marked delivered). Without the variable it does nothing.
-#[derive(Debug, Clone, Default)]
-pub struct CrashAt(Option<Arc<str>>);
-
-impl CrashAt {
-    pub const VAR: &str = "LOOKOUT_CRASH_AT";
-
-    /// Reads [`Self::VAR`] once; call where the component is built.
-    pub fn from_env() -> Self {
-        Self(
-            std::env::var(Self::VAR)
-                .ok()
-                .filter(|p| !p.is_empty())
-                .map(Arc::from),
-        )
-    }
-
-    /// Aborts the process if `point` is the configured crash point.
-    pub fn reached(&self, point: &str) {
-        if self.0.as_deref() == Some(point) {
-            eprintln!("{}={point}: aborting the process", Self::VAR);
-            std::process::abort();
-        }
-    }
 }
 
 /// Deliveries in flight and the lane (notifier) each one holds. A lane is
@@ -283,7 +253,7 @@ impl Worker {
                 let delay = backoff(&self.backoff, row.attempts as u32, jitter, retry_after);
                 let next = now + chrono::Duration::from_std(delay).unwrap_or_default();
                 tracing::warn!(notifier = %row.notifier, attempts = row.attempts, %reason,
-                    retry_in = %crate::fmt::duration(delay), "delivery failed; will retry");
+                    retry_in = %crate::human::duration(delay), "delivery failed; will retry");
                 self.metrics.delivery_failed(&row.notifier);
                 self.store.mark_retry(row.id, next, &reason).await?;
                 Ok(Step::Retrying)
@@ -294,7 +264,7 @@ impl Worker {
                     "delivery failed permanently");
                 self.metrics.delivery_failed(&row.notifier);
                 self.store.mark_failed(row.id, &reason).await?;
-                if row.kind == crate::subscribers::webhooks::KIND {
+                if row.kind == crate::lanes::WEBHOOK_KIND {
                     self.subscription_failed(&row, &reason, now).await?;
                 }
                 let is_page = matches!(row.kind.as_str(), "trigger" | "reminder");
@@ -345,7 +315,7 @@ impl Worker {
     }
 
     async fn deliver(&self, row: &OutboxRow) -> Result<(), DeliveryError> {
-        if row.kind == crate::subscribers::KIND {
+        if row.kind == crate::lanes::MAIL_KIND {
             let mail: crate::notify::email::Mail =
                 serde_json::from_str(&row.payload).map_err(|e| DeliveryError::Permanent {
                     reason: format!("stored mail is unreadable: {e}"),
@@ -353,7 +323,7 @@ impl Worker {
             return self.notifiers.mail(&mail, &row.delivery_id).await;
         }
         let config = self.config.get();
-        if row.kind == crate::subscribers::webhooks::KIND {
+        if row.kind == crate::lanes::WEBHOOK_KIND {
             return self.deliver_subscription(row, &config).await;
         }
         let Some(notifier) = config.notifiers.get(&row.notifier) else {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::EscalationPolicy;
-use crate::notify::MessageKind;
+use crate::message::MessageKind;
 
 /// The policy as the incident started with it: stored with the incident so
 /// that a configuration reload does not change an escalation under way.
@@ -175,6 +175,21 @@ pub fn in_force(
     }
 }
 
+/// The paging clock while an incident is held (maintenance, silence) or
+/// when a hold changes, at `now`: an incident that has paged nobody yet
+/// keeps its clock at `now`, so when the hold ends paging starts from the
+/// first level as if the incident had just opened; one that has paged
+/// keeps its state, and its levels and reminders resume where they were.
+pub fn clock_while_held(state: &State, now: DateTime<Utc>) -> State {
+    match state.level {
+        None => State {
+            epoch: now,
+            ..state.clone()
+        },
+        Some(_) => state.clone(),
+    }
+}
+
 /// The state after `actions` were carried out at `now`.
 pub fn advance(state: &State, actions: &[Action], now: DateTime<Utc>) -> State {
     let mut next = state.clone();
@@ -335,5 +350,58 @@ mod tests {
         let mut p = policy();
         p.ack_timeout_ms = None;
         assert_eq!(simulate(&p, 120, Some(1)).len(), 1);
+    }
+
+    /// Held from the opening (maintenance) for 40 minutes: nobody is paged,
+    /// the clock follows the hold, and when it ends the first level is
+    /// paged at once and the second 5 minutes later, as for a new incident.
+    #[test]
+    fn a_hold_before_any_page_restarts_the_clock_when_it_ends() {
+        let p = policy();
+        let t0: DateTime<Utc> = "2026-07-01T10:00:00Z".parse().unwrap();
+        let minute = |m: i64| t0 + chrono::Duration::minutes(m);
+        let mut state = State {
+            epoch: t0,
+            level: None,
+            last_page_at: None,
+            acknowledged_at: None,
+        };
+        for m in 0..=40 {
+            state = clock_while_held(&state, minute(m));
+        }
+        assert_eq!(state.epoch, minute(40));
+        assert_eq!(
+            levels(&due(&p, &state, minute(40))),
+            [(0, MessageKind::Trigger)]
+        );
+        state = advance(&state, &due(&p, &state, minute(40)), minute(40));
+        assert!(due(&p, &state, minute(44)).is_empty());
+        assert_eq!(
+            levels(&due(&p, &state, minute(45))),
+            [(1, MessageKind::Trigger)]
+        );
+    }
+
+    /// Held after the first page (a silence): the clock stays, and the
+    /// second level is due at its time from the opening once the hold ends.
+    #[test]
+    fn a_hold_after_a_page_keeps_the_clock() {
+        let p = policy();
+        let t0: DateTime<Utc> = "2026-07-01T10:00:00Z".parse().unwrap();
+        let minute = |m: i64| t0 + chrono::Duration::minutes(m);
+        let opened = State {
+            epoch: t0,
+            level: None,
+            last_page_at: None,
+            acknowledged_at: None,
+        };
+        let paged = advance(&opened, &due(&p, &opened, t0), t0);
+        assert_eq!(paged.level, Some(0));
+        let held = clock_while_held(&paged, minute(3));
+        assert_eq!(held, paged, "nothing moves");
+        assert_eq!(
+            levels(&due(&p, &held, minute(5))),
+            [(1, MessageKind::Trigger)]
+        );
     }
 }

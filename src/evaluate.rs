@@ -3,8 +3,11 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::config::AlertRule;
+use std::collections::HashMap;
+
+use crate::config::{AlertRule, Config, Probe};
 use crate::journey::Outcome;
+use crate::maintenance::Maintenance;
 
 /// The alerting memory of one probe.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,6 +212,123 @@ pub fn overall(statuses: &[ComponentStatus]) -> (&'static str, &'static str) {
     }
 }
 
+/// A probe's state as stored, with what its last run said (the store
+/// keeps one per probe; the monitor holds the same in memory).
+#[derive(Debug, Clone)]
+pub struct ProbeState {
+    pub probe: String,
+    /// The probe's stable id (probes.yaml `id:`, its name by default) when
+    /// the state was last written: a start matches stored states to the
+    /// configuration by it, so a rename made while stopped is carried over.
+    pub probe_id: String,
+    pub component: String,
+    pub health: ProbeHealth,
+    pub last_run_at: Option<DateTime<Utc>>,
+    pub last_outcome: Option<Outcome>,
+    pub last_reason: Option<String>,
+    pub last_failed_step: Option<String>,
+}
+
+// Component status from stored probe states: what the page, the pager and
+// the monitor show for a component.
+
+/// Probe states by probe name, for the `state` lookups below: built once,
+/// not a scan per probe (with 10,000 probes a scan made a page quadratic).
+pub fn states_by_name(states: &[ProbeState]) -> HashMap<&str, &ProbeState> {
+    states.iter().map(|s| (s.probe.as_str(), s)).collect()
+}
+
+/// What the page shows for a component: its probes' status, made worse by
+/// any state operators declared on an open incident (never better).
+pub fn shown_status_by<'a>(
+    config: &Config,
+    state: impl Fn(&str) -> Option<&'a ProbeState>,
+    windows: &[Maintenance],
+    declared: &[(String, String)],
+    component: &str,
+    now: DateTime<Utc>,
+) -> ComponentStatus {
+    declared
+        .iter()
+        .filter(|(id, _)| id == component)
+        .filter_map(|(_, s)| ComponentStatus::parse(s))
+        .fold(
+            component_status_by(config, state, windows, component, now),
+            ComponentStatus::max,
+        )
+}
+
+/// A component's status from the stored probe states and maintenance windows.
+pub fn component_status_from_states(
+    config: &Config,
+    states: &[ProbeState],
+    windows: &[Maintenance],
+    component: &str,
+    now: DateTime<Utc>,
+) -> ComponentStatus {
+    let by_name = states_by_name(states);
+    component_status_by(
+        config,
+        |name| by_name.get(name).copied(),
+        windows,
+        component,
+        now,
+    )
+}
+
+/// [`component_status_from_states`] with each probe's state looked up by name.
+pub fn component_status_by<'a>(
+    config: &Config,
+    state: impl Fn(&str) -> Option<&'a ProbeState>,
+    windows: &[Maintenance],
+    component: &str,
+    now: DateTime<Utc>,
+) -> ComponentStatus {
+    let failing = |name: &str| state(name).is_some_and(|s| s.health.failing);
+    let views: Vec<ProbeView> = config
+        .probes_of(component)
+        .map(|p| {
+            let s = state(&p.name);
+            let view = ProbeView {
+                failing: s.is_some_and(|s| s.health.failing),
+                last_outcome: s.and_then(|s| s.last_outcome),
+            };
+            if view.failing && parent_failing(config, p, &failing) {
+                explained()
+            } else {
+                view
+            }
+        })
+        .collect();
+    let in_maintenance = crate::maintenance::active_for(windows, component, now).is_some();
+    component_status(&views, in_maintenance)
+}
+
+/// Whether a parent `probe` names in `depends_on`, in another component,
+/// is failing: a probe that fails, or a component with a failing probe. A
+/// parent in the probe's own component explains nothing there: the fault
+/// is in that component either way, and every probe of it failing is its
+/// major outage.
+fn parent_failing(config: &Config, probe: &Probe, failing: &dyn Fn(&str) -> bool) -> bool {
+    probe.depends_on.iter().any(|dep| match config.probe(dep) {
+        Some(parent) => parent.component != probe.component && failing(dep),
+        None => dep != &probe.component && config.probes_of(dep).any(|p| failing(&p.name)),
+    })
+}
+
+/// A failing probe whose failure a failing parent explains (`depends_on`):
+/// its component is affected, not broken, so it counts as degraded there.
+/// The incident is the parent's (the child joins it), and the parent's
+/// component, where the fault is, shows the worse state: with the shipped
+/// probes.yaml, a login fault shows "Dashboard & API" in partial or major
+/// outage and "Deployments" degraded, not the other way round.
+fn explained() -> ProbeView {
+    ProbeView {
+        failing: false,
+        last_outcome: Some(Outcome::Degraded),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +440,99 @@ mod tests {
         assert_eq!(
             overall(&[ComponentStatus::PartialOutage]).1,
             "Partial System Outage"
+        );
+    }
+
+    fn row(probe: &str, component: &str, failing: bool) -> ProbeState {
+        let now = Utc::now();
+        let mut health = ProbeHealth::new(now);
+        health.failing = failing;
+        ProbeState {
+            probe: probe.into(),
+            probe_id: probe.into(),
+            component: component.into(),
+            health,
+            last_run_at: Some(now),
+            last_outcome: Some(if failing {
+                crate::journey::Outcome::Fail
+            } else {
+                crate::journey::Outcome::Pass
+            }),
+            last_reason: None,
+            last_failed_step: None,
+        }
+    }
+
+    /// The shipped probes.yaml: a login fault fails `login` (api) and the
+    /// deploy journey (deploys, `depends_on: [login]`). The component where
+    /// the fault is shows the worse state; once login passes again, a
+    /// deploy journey that still fails is its component's own outage.
+    #[test]
+    fn the_component_at_fault_shows_the_worse_state_with_the_shipped_config() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.yaml");
+        let config =
+            crate::config::load(&path, &|_| Some("a-secret-long-enough-for-any-rule".into()))
+                .expect("the shipped probes.yaml loads");
+        let now = Utc::now();
+        let status = |rows: &[ProbeState], component: &str| {
+            component_status_from_states(&config, rows, &[], component, now)
+        };
+        let login_fault = [
+            row("login", "api", true),
+            row("api-health", "api", false),
+            row("deploy-login-write-read", "deploys", true),
+        ];
+        let api = status(&login_fault, "api");
+        let deploys = status(&login_fault, "deploys");
+        assert_eq!(api, ComponentStatus::PartialOutage);
+        assert_eq!(deploys, ComponentStatus::DegradedPerformance);
+        assert!(api > deploys, "{api:?} at fault, {deploys:?} affected");
+        // Every probe of the parent's component failing: major there.
+        let all_down = [
+            row("login", "api", true),
+            row("api-health", "api", true),
+            row("deploy-login-write-read", "deploys", true),
+        ];
+        assert_eq!(status(&all_down, "api"), ComponentStatus::MajorOutage);
+        assert_eq!(
+            status(&all_down, "deploys"),
+            ComponentStatus::DegradedPerformance
+        );
+        // No failing parent: the child's failure is its own component's.
+        let deploys_alone = [
+            row("login", "api", false),
+            row("api-health", "api", false),
+            row("deploy-login-write-read", "deploys", true),
+        ];
+        assert_eq!(
+            status(&deploys_alone, "deploys"),
+            ComponentStatus::MajorOutage
+        );
+        assert_eq!(status(&deploys_alone, "api"), ComponentStatus::Operational);
+    }
+
+    /// A parent in the same component explains nothing: both probes of a
+    /// component failing is that component's major outage, whatever
+    /// `depends_on` says (the fault is in it either way).
+    #[test]
+    fn a_parent_in_the_same_component_does_not_soften_its_status() {
+        let yaml = r#"version: 1
+components:
+  - { id: api, name: API }
+probes:
+  - { name: login, component: api, every: 1m, steps: [{ id: a, get: "https://x.example/" }] }
+  - name: deploy
+    component: api
+    every: 1m
+    depends_on: [login]
+    steps: [{ id: a, get: "https://x.example/" }]
+"#;
+        let config = crate::config::parse(yaml, "t.yaml", std::path::Path::new("."), &|_| None)
+            .expect("the test config loads");
+        let rows = [row("login", "api", true), row("deploy", "api", true)];
+        assert_eq!(
+            component_status_from_states(&config, &rows, &[], "api", Utc::now()),
+            ComponentStatus::MajorOutage
         );
     }
 }

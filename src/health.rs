@@ -114,7 +114,7 @@ impl Storage {
             .map_or_else(|| "a write is hanging".to_string(), |e| e.to_string());
         Some(format!(
             "runs not stored for {}: {error}; {} runs held in memory, {} dropped",
-            crate::fmt::duration(ago),
+            crate::human::duration(ago),
             self.buffered,
             self.dropped
         ))
@@ -230,7 +230,7 @@ pub fn assess(
         None => (false, "has not ticked yet".to_string()),
         Some(t) => {
             let ago = (now - t).to_std().unwrap_or_default();
-            let words = format!("last tick {} ago", crate::fmt::duration(ago));
+            let words = format!("last tick {} ago", crate::human::duration(ago));
             (ago <= stale, words)
         }
     };
@@ -255,8 +255,8 @@ pub fn assess(
             lag <= limits.max_schedule_lag,
             format!(
                 "worst recent start {} late (limit {})",
-                crate::fmt::duration(lag),
-                crate::fmt::duration(limits.max_schedule_lag)
+                crate::human::duration(lag),
+                crate::human::duration(limits.max_schedule_lag)
             ),
         ),
         _ => check("schedule_lag", true, "no late start recently".into()),
@@ -288,7 +288,7 @@ pub async fn readiness(
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!(
             "a write took longer than {}",
-            crate::fmt::duration(WRITE_TIMEOUT)
+            crate::human::duration(WRITE_TIMEOUT)
         )),
     };
     assess(&health.snapshot(), database, &Limits::default(), now)

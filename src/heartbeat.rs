@@ -9,10 +9,8 @@
 //! `grace` has passed after that. A heartbeat that never pinged counts from
 //! when Lookout started watching it, so a job that never runs is noticed too.
 //!
-//! Each missed period is reported once (`Memory::late_through`), and an
-//! overrun once per start. [`watcher`] does the I/O: pings in, runs out.
-
-pub mod watcher;
+//! Each missed period is reported once (`PingMemory::late_through`), and an
+//! overrun once per start. [`crate::heartbeat_watcher`] does the I/O: pings in, runs out.
 
 use std::time::Duration;
 
@@ -23,7 +21,7 @@ use crate::config::{Heartbeat, Schedule};
 
 /// What Lookout remembers of one heartbeat (kept in the `heartbeats` table).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Memory {
+pub struct PingMemory {
     /// When Lookout first watched this heartbeat: the anchor until a ping.
     pub watching_since: DateTime<Utc>,
     /// The last finish the job reported, successful or not.
@@ -35,7 +33,7 @@ pub struct Memory {
     pub overrun_reported: bool,
 }
 
-impl Memory {
+impl PingMemory {
     pub fn new(watching_since: DateTime<Utc>) -> Self {
         Self {
             watching_since,
@@ -90,7 +88,7 @@ pub enum Due {
 /// Total for any durations: a `grace` or `max_runtime` past representable
 /// time means "never late", a `period` is taken within the schedule's
 /// bounds (`schedule::MIN_EVERY`..`MAX_EVERY`).
-pub fn due(schedule: &Schedule, hb: &Heartbeat, mem: &Memory, now: DateTime<Utc>) -> Vec<Due> {
+pub fn due(schedule: &Schedule, hb: &Heartbeat, mem: &PingMemory, now: DateTime<Utc>) -> Vec<Due> {
     let mut out = Vec::new();
     if let Some(expected) = last_missed(schedule, hb.grace, mem.anchor(), now)
         && mem.late_through.is_none_or(|t| expected > t)
@@ -110,7 +108,7 @@ pub fn due(schedule: &Schedule, hb: &Heartbeat, mem: &Memory, now: DateTime<Utc>
 pub fn next_deadline(
     schedule: &Schedule,
     hb: &Heartbeat,
-    mem: &Memory,
+    mem: &PingMemory,
     now: DateTime<Utc>,
 ) -> Option<DateTime<Utc>> {
     let late = next_late(schedule, hb.grace, mem.anchor(), now);
@@ -187,10 +185,10 @@ fn next_late(
 pub fn late_reason(
     schedule: &Schedule,
     hb: &Heartbeat,
-    mem: &Memory,
+    mem: &PingMemory,
     expected: DateTime<Utc>,
 ) -> String {
-    let grace = crate::fmt::duration(hb.grace);
+    let grace = crate::human::duration(hb.grace);
     let last = match mem.last_ping {
         Some(t) => format!("last ping {}", stamp(t, zone(schedule))),
         None => format!(
@@ -202,7 +200,7 @@ pub fn late_reason(
         Schedule::Every(period) => {
             format!(
                 "no ping within {} + {grace} grace ({last})",
-                crate::fmt::duration(*period)
+                crate::human::duration(*period)
             )
         }
         Schedule::Cron { expr, tz } => format!(
@@ -218,18 +216,18 @@ pub fn overrun_reason(hb: &Heartbeat, started: DateTime<Utc>, now: DateTime<Utc>
     let max = hb.max_runtime.unwrap_or_default();
     format!(
         "started {} ago and never finished (max_runtime {})",
-        crate::fmt::duration(Duration::from_secs(ago.as_secs())),
-        crate::fmt::duration(max)
+        crate::human::duration(Duration::from_secs(ago.as_secs())),
+        crate::human::duration(max)
     )
 }
 
 /// The expectation in words, for `lookout check`.
 pub fn describe(schedule: &Schedule, hb: &Heartbeat) -> String {
-    let grace = crate::fmt::duration(hb.grace);
+    let grace = crate::human::duration(hb.grace);
     let mut out = match schedule {
         Schedule::Every(p) => format!(
             "heartbeat: expects a ping every {}, late after {grace} more",
-            crate::fmt::duration(*p)
+            crate::human::duration(*p)
         ),
         Schedule::Cron { expr, tz } => {
             format!("heartbeat: expects a ping at each cron `{expr}` ({tz}), late after {grace}")
@@ -238,7 +236,7 @@ pub fn describe(schedule: &Schedule, hb: &Heartbeat) -> String {
     if let Some(max) = hb.max_runtime {
         out.push_str(&format!(
             "; a run that pinged /start may take {}",
-            crate::fmt::duration(max)
+            crate::human::duration(max)
         ));
     }
     out
@@ -295,8 +293,8 @@ mod tests {
         Schedule::Every(Duration::from_secs(3600))
     }
 
-    fn pinged_at(t: &str) -> Memory {
-        let mut m = Memory::new(at("2026-07-01T00:00:00Z"));
+    fn pinged_at(t: &str) -> PingMemory {
+        let mut m = PingMemory::new(at("2026-07-01T00:00:00Z"));
         m.pinged(at(t));
         m
     }
@@ -372,7 +370,7 @@ mod tests {
     #[test]
     fn a_heartbeat_that_never_pinged_counts_from_when_it_was_first_watched() {
         let (s, h) = (hourly(), hb(300, None));
-        let m = Memory::new(at("2026-07-01T00:00:00Z"));
+        let m = PingMemory::new(at("2026-07-01T00:00:00Z"));
         assert!(due(&s, &h, &m, at("2026-07-01T01:04:00Z")).is_empty());
         let d = due(&s, &h, &m, at("2026-07-01T01:05:00Z"));
         assert_eq!(d.len(), 1);

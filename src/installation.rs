@@ -4,11 +4,6 @@
 
 use std::fmt;
 
-use crate::store::{Store, StoreError};
-
-/// The settings key the identity is kept under.
-const KEY: &str = "installation_id";
-
 /// 64 random bits as 16 lowercase hex digits, e.g. `3f9c0a7b12d4e6f8`.
 ///
 /// Created on the first start against a database and read back on every
@@ -20,16 +15,11 @@ const KEY: &str = "installation_id";
 pub struct Installation(String);
 
 impl Installation {
-    /// Reads the identity from `store`, creating it if this database has none.
-    ///
-    /// # Errors
-    /// The store's error when the settings table cannot be read or written.
-    pub async fn load(store: &Store) -> Result<Self, StoreError> {
+    /// A fresh random identity: 64 random bits as 16 hex digits. The store
+    /// keeps the first one made for a database ([`crate::store::Store::installation`]).
+    pub fn random() -> Self {
         let fresh: [u8; 8] = rand::random();
-        let stored = store
-            .setting_or_insert(KEY, &crate::fmt::hex(&fresh))
-            .await?;
-        Ok(Self(stored))
+        Self(crate::human::hex(&fresh))
     }
 
     /// An identity for tests and tools that have no database.
@@ -61,21 +51,21 @@ impl fmt::Display for Installation {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::store::Store;
 
     #[tokio::test]
     async fn kept_by_one_database_and_different_in_another() {
         let dir = tempfile::tempdir().unwrap();
         let a = Store::open(&dir.path().join("a.db")).await.unwrap();
-        let first = Installation::load(&a).await.unwrap();
+        let first = a.installation().await.unwrap();
         assert_eq!(first.as_str().len(), 16);
         assert!(first.as_str().bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(Installation::load(&a).await.unwrap(), first);
+        assert_eq!(a.installation().await.unwrap(), first);
         a.close().await;
         let reopened = Store::open(&dir.path().join("a.db")).await.unwrap();
-        assert_eq!(Installation::load(&reopened).await.unwrap(), first);
+        assert_eq!(reopened.installation().await.unwrap(), first);
         let b = Store::open(&dir.path().join("b.db")).await.unwrap();
-        let second = Installation::load(&b).await.unwrap();
+        let second = b.installation().await.unwrap();
         assert_ne!(second, first);
         assert_ne!(
             second.scoped("inc1-p1-trigger-hook"),

@@ -5,80 +5,132 @@
 //! # Map
 //!
 //! ```text
-//! probes.yaml ─▶ config ─▶ scheduler ─▶ journey (runner) ─▶ monitor ─▶ store
-//! jobs ─▶ /ping/{token} ─▶ heartbeat (watcher) ──────────────▶ │
-//!                                         evaluate (pure) ◀────┤
-//!                                                              ▼
-//!               notify ◀── delivery (outbox worker) ◀── pager ◀── escalation (pure)
+//! probes.yaml ─▶ config ─▶ scheduler ─▶ runner ─▶ (mpsc) ─▶ monitor ─▶ store
+//! jobs ─▶ /ping/{token} ─▶ heartbeat_watcher ─▶ (the same mpsc) ─▶ │
+//!                                   evaluate, join (pure) ◀────────┤
+//!                         wakes (signal) ┌─────────────────────────┤
+//!                                        ▼                         ▼ public updates
+//!     escalation, hold (pure) ─▶ pager ─▶ outbox ◀── subscribers (mail)
+//!                                          │ wakes
+//!                                          ▼
+//!                        delivery (outbox worker) ─▶ notify (wire formats)
 //!
-//! store ─▶ web (status page, /api/v2, ack links, admin API)
+//! store ─▶ web (status page, /api/v2, ack links, admin API) ─▶ publish
 //! ```
 //!
+//! # Layers
+//!
+//! Bottom first; a module uses modules of its own layer or lower ones only,
+//! never one above (`tests/e2e/architecture.rs` checks it, and that the
+//! module graph has no cycle at any level):
+//!
+//! 1. vocabulary, no decisions: [`human`] (durations and times in words),
+//!    [`schedule`], [`redact`], [`message`] (what a notification says, and
+//!    webhook body templates), [`journey`] (what a run produced),
+//!    [`maintenance`] (windows), [`installation`], [`ack`], [`changes`],
+//!    [`signal`] (wake-ups between tasks), [`lanes`] (the outbox's own mail
+//!    lanes), [`crash`] (the crash-recovery tests' hook), [`http_client`]
+//!    (the one place HTTP clients are built).
+//! 2. configuration: [`config`], [`reload`], [`logging`].
+//! 3. domain, pure decisions and wire formats, no storage: [`evaluate`],
+//!    [`join`], [`hold`], [`escalation`], [`heartbeat`], [`concurrency`],
+//!    [`uptime`], [`notify`].
+//! 4. storage: [`store`], every SQL statement, its interface in the types above.
+//! 5. the writer and readers over the store: [`runner`], [`monitor`],
+//!    [`notice`], [`statuspage`], [`heartbeat_watcher`], [`health`],
+//!    [`metrics`], [`report`], [`retention`].
+//! 6. tasks woken after the monitor: [`pager`], [`subscribers`],
+//!    [`delivery`], [`watchdog`], [`connectivity`], [`scheduler`].
+//! 7. surface: [`web`], [`publish`], [`app`], [`cli`].
+//!
+//! # Modules
+//!
 //! - [`config`]: probes.yaml → validated, typed [`config::Config`], with
-//!   file:line:column diagnostics.
+//!   file:line:column diagnostics; [`reload`]: hot reload on SIGHUP or file
+//!   change; the configuration in force is a [`config::Live`] every task
+//!   reads once per operation.
 //! - [`schedule`] / [`scheduler`]: when probes run (a grid per `every:`,
 //!   croner for `cron:`), on the scheduler's own thread, bounded by
-//!   [`pressure`] (journeys at once overall and per host; skipped starts).
-//! - [`reload`]: hot reload on SIGHUP or file change; the configuration in
-//!   force is a [`config::Live`] every task reads per operation.
-//! - [`journey`]: runs one probe's steps over HTTP; results are data.
-//! - [`monitor`]: the single writer: stores runs, applies [`evaluate`], opens,
-//!   joins and resolves incidents.
-//! - [`join`]: which incident a probe that starts failing takes part in
-//!   (pure; joining never reduces paging).
-//! - [`escalation`]: who is paged when, as a pure function of time.
-//! - [`pager`]: turns escalation decisions, acks and resolutions into outbox rows.
-//! - [`delivery`]: the outbox worker, with backoff; [`notify`]: the receivers'
-//!   wire formats (webhook, PagerDuty, Slack, email).
-//! - [`heartbeat`]: passive probes its jobs ping (`/ping/{token}`); a missed
-//!   ping or an overrun becomes a failed run for the monitor, like any probe's.
+//!   [`concurrency`] (journeys at once overall and per host; skipped starts).
+//! - [`runner`]: runs one probe's steps over HTTP; what it produced is
+//!   [`journey`] data. [`redact`] masks secrets in everything it keeps.
+//! - [`monitor`]: the single writer: stores runs, applies [`evaluate`],
+//!   opens, joins ([`join`], pure) and resolves incidents, then wakes the
+//!   pager and hands public updates to [`subscribers`]' mail.
+//! - [`escalation`] (who is paged when) and [`hold`] (may an incident page
+//!   now: [`maintenance`], silences), both pure functions of `now`.
+//! - [`pager`]: woken by the monitor and on its tick, turns escalation
+//!   decisions, acks and resolutions into outbox rows; [`notice`] composes
+//!   each receiver's [`message::Message`].
+//! - [`delivery`]: the outbox worker, with backoff; [`notify`]: the
+//!   receivers' wire formats (webhook, PagerDuty, Slack, email).
+//! - [`heartbeat`]: passive probes' deadlines (pure); [`heartbeat_watcher`]
+//!   takes pings (`/ping/{token}`) and sends a missed ping or an overrun to
+//!   the monitor as a failed run, like any probe's.
 //! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus);
-//!   [`watchdog`]: pings an external dead man's switch while healthy.
+//!   [`watchdog`]: pings an external dead man's switch while healthy;
+//!   [`connectivity`]: is the prober itself offline?
 //! - [`report`]: the weekly report (uptime, incidents, TTA/TTR, slowest
 //!   steps, leaked cleanups) for `/admin/report` and the email digest.
-//! - [`ack`]: signed acknowledgement links.
-//! - [`installation`]: the random identity kept in the database that every
-//!   outgoing id (webhook-id, dedup_key, Message-ID) carries.
-//! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`).
+//! - [`subscribers`]: what email and webhook subscribers hear, through the
+//!   outbox; `notify::endpoint` holds the rules a subscribed webhook
+//!   URL must meet (https, public addresses only, checked at every delivery).
+//! - [`ack`]: signed acknowledgement links; [`installation`]: the random
+//!   identity kept in the database that every outgoing id carries.
+//! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`);
+//!   [`retention`]: pruning of old runs and rollups.
 //! - [`uptime`]: the uptime history as pure functions: time in each state per
 //!   local day, uptime %, daily response time, from rollups the monitor keeps.
-//! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`.
-//! - [`subscribers`]: what email and webhook subscribers hear, through the
-//!   outbox; `subscribers::endpoint` holds the rules a subscribed webhook
-//!   URL must meet (https, public addresses only, checked at every delivery).
+//! - [`statuspage`]: the page, components, incidents and maintenance as
+//!   view models and Statuspage JSON (`/api/v2`, webhook bodies).
+//! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`,
+//!   the admin API and page; [`publish`]: the site written to a directory;
+//!   [`changes`]: the counter that tells the page cache to re-render.
 //! - [`app`]: builds the service and runs it until stopped.
 //! - [`cli`]: the `lookout` commands; [`logging`]: stderr logs, every line
-//!   masked for secrets.
+//!   masked for secrets; [`human`]: the one place durations and times are
+//!   rendered for people.
 
 pub mod ack;
 pub mod app;
 pub mod changes;
 pub mod cli;
+pub mod concurrency;
 pub mod config;
 pub mod connectivity;
+pub mod crash;
 pub mod delivery;
 pub mod escalation;
 pub mod evaluate;
-pub mod fmt;
 pub mod health;
 pub mod heartbeat;
+pub mod heartbeat_watcher;
 pub mod hold;
+pub mod http_client;
+pub mod human;
 pub mod installation;
 pub mod join;
 pub mod journey;
+pub mod lanes;
 pub mod logging;
 pub mod maintenance;
+pub mod message;
 pub mod metrics;
 pub mod monitor;
+pub mod notice;
 pub mod notify;
 pub mod pager;
-pub mod pressure;
+
 pub mod publish;
+pub mod redact;
 pub mod reload;
 pub mod report;
 pub mod retention;
+pub mod runner;
 pub mod schedule;
 pub mod scheduler;
+pub mod signal;
+pub mod statuspage;
 pub mod store;
 pub mod subscribers;
 pub mod uptime;

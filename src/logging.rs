@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::journey::Redactor;
+use crate::redact::Redactor;
 
 /// How long a captured secret stays masked after the last run holding it
 /// ends: none. A minute (past the 30 s idle-connection lifetime) was

@@ -468,7 +468,7 @@ impl Metrics {
     /// share one series, `webhook-subscriptions`, so strangers subscribing
     /// cannot grow the scrape.
     pub fn delivery_failed(&self, notifier: &str) {
-        let notifier = if notifier.starts_with(crate::subscribers::webhooks::LANE_PREFIX) {
+        let notifier = if notifier.starts_with(crate::lanes::WEBHOOK_PREFIX) {
             "webhook-subscriptions"
         } else {
             notifier
@@ -568,7 +568,7 @@ mod tests {
     fn webhook_subscriptions_share_one_failure_series() {
         let m = Metrics::new();
         for id in 1..=50 {
-            m.delivery_failed(&crate::subscribers::webhooks::lane(id));
+            m.delivery_failed(&crate::lanes::webhook(id));
         }
         m.delivery_failed("pagerduty");
         let text = m.encode();

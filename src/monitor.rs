@@ -21,19 +21,19 @@ mod memory;
 pub mod moves;
 mod withheld;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use crate::config::{Config, Live, Maintenance, Probe};
-use crate::evaluate::{self, ComponentStatus, Flap, ProbeView, Transition};
+use crate::config::{Config, Live, Probe};
+use crate::evaluate::{self, ComponentStatus, Flap, Transition, component_status_by};
 use crate::join;
-use crate::journey::{RunResult, Runner};
-use crate::pager::Pager;
-use crate::store::{Incident, NewIncident, ProbeRow, Result, Store, UpdateKind};
+use crate::journey::RunResult;
+use crate::notice::Notices;
+use crate::signal::{PublicUpdate, Wake};
+use crate::store::{Incident, NewIncident, Result, Store, UpdateKind};
 
 pub use backlog::DEFAULT_LIMIT as BACKLOG_LIMIT;
 use backlog::Inbox;
@@ -75,7 +75,15 @@ pub const DEFAULT_ALERT_AFTER: Duration = Duration::from_secs(30);
 pub struct Monitor {
     store: Store,
     config: Live,
-    pager: Pager,
+    /// Composes the resolve notices stored with a resolution.
+    notices: Notices,
+    /// Wakes the pager after an incident opens or changes, so it pages at
+    /// once rather than at its next tick.
+    paging: Wake,
+    /// Wakes the outbox worker after notices were stored with a resolution.
+    outbox: Wake,
+    /// Where public incident updates go for subscriber mail (none: no mail).
+    public: Option<mpsc::UnboundedSender<PublicUpdate>>,
     changes: crate::changes::Changes,
     metrics: crate::metrics::Metrics,
     health: crate::health::Health,
@@ -135,11 +143,17 @@ pub fn retry_delay(failures: u32) -> Duration {
 }
 
 impl Monitor {
-    pub fn new(store: Store, config: Live, pager: Pager) -> Self {
+    /// A monitor writing to `store`; `notices` composes resolve notices.
+    /// It wakes nobody and mails no subscriber until told whom with
+    /// [`Monitor::with_wakes`] and [`Monitor::with_public_updates`].
+    pub fn new(store: Store, config: Live, notices: Notices) -> Self {
         Self {
             store,
             config,
-            pager,
+            notices,
+            paging: Wake::default(),
+            outbox: Wake::default(),
+            public: None,
             changes: crate::changes::Changes::default(),
             metrics: crate::metrics::Metrics::default(),
             health: crate::health::Health::default(),
@@ -192,6 +206,21 @@ impl Monitor {
         self
     }
 
+    /// Wakes `paging` (the pager) when an incident opens or changes and
+    /// `outbox` (the outbox worker) when notices were stored.
+    pub fn with_wakes(mut self, paging: Wake, outbox: Wake) -> Self {
+        self.paging = paging;
+        self.outbox = outbox;
+        self
+    }
+
+    /// Sends each incident update the public now sees to `updates`
+    /// (subscriber mail: [`crate::subscribers::mail_updates`]).
+    pub fn with_public_updates(mut self, updates: mpsc::UnboundedSender<PublicUpdate>) -> Self {
+        self.public = Some(updates);
+        self
+    }
+
     /// How many runs may wait in memory (default [`BACKLOG_LIMIT`]).
     pub fn with_backlog_limit(mut self, limit: usize) -> Self {
         self.limit = limit;
@@ -214,7 +243,7 @@ impl Monitor {
                 config: self.config.clone(),
                 notifiers,
                 health: self.health.clone(),
-                base_url: self.pager.base_url().to_string(),
+                base_url: self.notices.base_url().to_string(),
                 after,
             };
             tokio::spawn(sender.run(async {
@@ -423,7 +452,7 @@ impl Monitor {
         let status_changes = std::mem::take(&mut plan.status_changes);
         memory.commit(plan);
         if !status_changes.is_empty() {
-            self.component_updates(status_changes).await;
+            self.component_updates(status_changes);
         }
         // A maintenance that ended with its component still failing:
         // the incident it withheld goes public now.
@@ -473,7 +502,7 @@ impl Monitor {
             .is_some_and(|c| c.generation == generation && c.read.elapsed() < CONTEXT_MAX_AGE);
         if !fresh {
             let ctx = Context {
-                windows: windows(&self.config.get(), &self.store).await?,
+                windows: self.store.windows(&self.config.get()).await?,
                 declared: self.store.declared_component_states().await?,
                 version: cache.as_ref().map_or(0, |c| c.ctx.version + 1),
             };
@@ -530,7 +559,7 @@ impl Monitor {
                 let body = format!("Probe {} settled failing", run.probe);
                 let noted = self.note_on_probe_incident(&run.probe, &body, now).await;
                 if noted.is_ok() {
-                    self.page_now(now).await;
+                    self.page_now();
                 }
                 noted
             }
@@ -540,12 +569,10 @@ impl Monitor {
         flap.map_err(|e| (left, e))
     }
 
-    /// Pages at once rather than at the next escalation tick; if this
-    /// fails, the pager's own tick pages a moment later.
-    async fn page_now(&self, now: DateTime<Utc>) {
-        if let Err(e) = self.pager.tick(now).await {
-            tracing::warn!(error = %e, "escalation after a change failed; the next tick retries");
-        }
+    /// Wakes the pager, which pages at once rather than at its next tick
+    /// (it reads the incidents as just stored).
+    fn page_now(&self) {
+        self.paging.wake();
     }
 
     async fn note_on_probe_incident(
@@ -682,7 +709,7 @@ impl Monitor {
                 {
                     tracing::warn!(incident, probe = %f.probe, policy = %policy.name,
                         "failing probe joined an incident that paged nobody; paging starts");
-                    self.page_now(now).await;
+                    self.page_now();
                     return Ok(());
                 }
                 // It changed meanwhile (an operator resolved it, or another
@@ -702,7 +729,7 @@ impl Monitor {
                 {
                     tracing::warn!(incident, probe = %f.probe,
                         "a probe failed into an acknowledged incident; paging again");
-                    self.page_now(now).await;
+                    self.page_now();
                     return Ok(());
                 }
                 tracing::info!(
@@ -732,11 +759,11 @@ impl Monitor {
         let title = format!("{name} disrupted");
         // Never the technical detail: that stays on the internal timeline.
         let public = withheld::public_message(&config, f.component);
-        let windows = windows(&self.config.get(), &self.store).await?;
+        let windows = self.store.windows(&config).await?;
         // In maintenance the incident stays internal until the window ends.
         let in_public = withheld::public_at(&windows, f.component, now);
         let lookup = |name: &str| memory.probe(name);
-        let status = component_status_by(&self.config.get(), lookup, &windows, f.component, now);
+        let status = component_status_by(&config, lookup, &windows, f.component, now);
         let impact = match status {
             ComponentStatus::MajorOutage => "major",
             _ => "minor",
@@ -757,9 +784,9 @@ impl Monitor {
             .await?;
         tracing::warn!(component = %f.component, probe = %f.probe, public = in_public, "incident opened");
         // Pages first: subscriber mail (thousands of rows) never delays them.
-        self.page_now(now).await;
+        self.page_now();
         if in_public {
-            self.announce(id, "investigating", &public, now).await;
+            self.announce(id, "investigating", &public, now);
         } else {
             self.withheld.set();
         }
@@ -793,7 +820,7 @@ impl Monitor {
         let name = config
             .component(&inc.component)
             .map_or(inc.component.as_str(), |c| c.name.as_str());
-        let deliveries = self.pager.resolved_deliveries(&inc, now).await?;
+        let deliveries = self.notices.resolved_deliveries(&inc, now).await?;
         let body = match why {
             Closing::Recovered => format!("{name} is operating normally again."),
             Closing::Unwatched => format!(
@@ -808,11 +835,11 @@ impl Monitor {
             .resolve_incident(inc.id, &body, now, &deliveries)
             .await?;
         tracing::info!(component = %inc.component, incident = inc.id, "incident resolved");
-        self.pager.wake_worker();
+        self.outbox.wake();
         // One withheld by maintenance and over before it ended: the public
         // never saw it and hears nothing of it.
         if inc.published_at.is_some() {
-            self.announce(inc.id, "resolved", &body, now).await;
+            self.announce(inc.id, "resolved", &body, now);
         }
         Ok(())
     }
@@ -944,81 +971,44 @@ impl Monitor {
     }
 
     /// Tells webhook subscriptions about components whose public status
-    /// changed (Statuspage's component update webhook); a failure is
-    /// logged. Costs one small query when nobody subscribed.
-    async fn component_updates(&self, changes: Vec<(String, String, String, DateTime<Utc>)>) {
-        let result = async {
-            if self.store.active_webhooks().await?.is_empty() {
-                return Ok(0);
-            }
-            let config = self.config.get();
-            let base_url = self.pager.base_url();
-            let page = crate::web::view::page(&config, &self.store, base_url).await?;
-            let ids: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
-            let created = self.store.first_seen("component", &ids, Utc::now()).await?;
-            let mut sent = 0;
-            for (id, old, new, at) in &changes {
-                let Some(component) = config.component(id) else {
-                    continue;
-                };
-                let change = crate::subscribers::webhooks::ComponentChange {
-                    component,
-                    old,
-                    new,
-                    at: *at,
-                    created_at: created.get(id).copied().unwrap_or(*at),
-                    time_zone: config.page.time_zone,
-                };
-                let body = crate::subscribers::webhooks::component_body(
-                    &change,
-                    crate::subscribers::webhooks::page_json(page.indicator, page.description),
-                );
-                let key = format!("comp-{id}-{}", at.timestamp_millis());
-                sent += crate::subscribers::webhooks::enqueue(
-                    &self.store,
-                    base_url,
-                    &key,
-                    std::slice::from_ref(id),
-                    &body,
-                    *at,
-                )
-                .await?;
-            }
-            Ok::<_, crate::store::StoreError>(sent)
+    /// changed (Statuspage's component update webhook), through subscriber
+    /// mail's task: it never delays the writer.
+    fn component_updates(&self, changes: Vec<(String, String, String, DateTime<Utc>)>) {
+        let Some(public) = &self.public else {
+            return;
         };
-        match result.await {
-            Ok(n) if n > 0 => self.pager.wake_worker(),
-            Ok(_) => {}
-            Err(e) => {
-                tracing::error!(error = %e, "could not enqueue component updates for webhooks")
-            }
+        if public.send(PublicUpdate::Components(changes)).is_err() {
+            tracing::error!("subscriber mail has stopped; component updates are not sent");
         }
     }
 
-    /// Tells subscribers; a failure here is logged and never blocks paging.
-    async fn announce(&self, id: i64, status: &str, body: &str, now: DateTime<Utc>) {
-        let r = crate::subscribers::announce_update(
-            &self.store,
-            &self.config.get(),
-            self.pager.base_url(),
-            id,
+    /// Tells subscriber mail about an update the public now sees; it never
+    /// waits for the mail to be enqueued, so it never delays paging.
+    fn announce(&self, id: i64, status: &'static str, body: &str, now: DateTime<Utc>) {
+        let Some(public) = &self.public else {
+            return;
+        };
+        let update = PublicUpdate::Incident {
+            incident: id,
             status,
-            body,
-            vec![],
-            now,
-        )
-        .await;
-        if let Err(e) = r {
-            tracing::error!(incident = id, error = %e, "could not enqueue subscriber mail");
+            body: body.to_string(),
+            at: now,
+        };
+        if public.send(update).is_err() {
+            tracing::error!(
+                incident = id,
+                "subscriber mail has stopped; this update is not mailed"
+            );
         }
     }
 
     /// The component's current status from its probes' stored states.
     pub async fn component_status(&self, component: &str) -> Result<ComponentStatus> {
+        let config = self.config.get();
         let states = self.store.probe_states().await?;
-        let windows = windows(&self.config.get(), &self.store).await?;
-        Ok(component_status(
-            &self.config.get(),
+        let windows = self.store.windows(&config).await?;
+        Ok(evaluate::component_status_from_states(
+            &config,
             &states,
             &windows,
             component,
@@ -1044,157 +1034,6 @@ enum Closing {
     Unwatched,
     /// A reload moved the probe to this component; it is followed there.
     MovedTo(String),
-}
-
-/// Runs the cleanup of every run a crash cut short, with the captures it
-/// journaled, and records each as the prober's `error` (leaked if the
-/// cleanup failed).
-pub async fn clean_up_interrupted(store: Store, config: Arc<Config>, runner: Runner) {
-    let runs = match store.interrupted_runs().await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "could not look for interrupted runs");
-            return;
-        }
-    };
-    for r in runs {
-        let result = match config.probe(&r.probe) {
-            Some(probe) => {
-                runner
-                    .clean_up_interrupted(
-                        &config,
-                        probe,
-                        r.run_uid.clone(),
-                        r.started_at,
-                        r.captures,
-                    )
-                    .await
-            }
-            None => RunResult {
-                run_uid: r.run_uid.clone(),
-                probe: r.probe.clone(),
-                component: String::new(),
-                started_at: r.started_at,
-                finished_at: Utc::now(),
-                outcome: crate::journey::Outcome::Error,
-                leaked: true,
-                steps: vec![],
-                note: Some(
-                    "interrupted; the probe is no longer configured, so its cleanup could not run"
-                        .into(),
-                ),
-            },
-        };
-        tracing::warn!(probe = %r.probe, run = %r.run_uid, leaked = result.leaked,
-            "cleaned up a run interrupted by a restart");
-        if let Err(e) = store.record_run(&result).await {
-            tracing::error!(error = %e, "could not record an interrupted run");
-        }
-    }
-}
-
-/// Every maintenance window: probes.yaml's and the admin API's.
-pub async fn windows(config: &Config, store: &Store) -> Result<Vec<Maintenance>> {
-    let mut all = config.maintenance.clone();
-    all.extend(store.maintenances().await?);
-    Ok(all)
-}
-
-/// Probe states by probe name, for the `state` lookups below: built once,
-/// not a scan per probe (with 10,000 probes a scan made a page quadratic).
-pub fn states_by_name(states: &[ProbeRow]) -> HashMap<&str, &ProbeRow> {
-    states.iter().map(|s| (s.probe.as_str(), s)).collect()
-}
-
-/// What the page shows for a component: its probes' status, made worse by
-/// any state operators declared on an open incident (never better).
-pub fn shown_status_by<'a>(
-    config: &Config,
-    state: impl Fn(&str) -> Option<&'a ProbeRow>,
-    windows: &[Maintenance],
-    declared: &[(String, String)],
-    component: &str,
-    now: DateTime<Utc>,
-) -> ComponentStatus {
-    declared
-        .iter()
-        .filter(|(id, _)| id == component)
-        .filter_map(|(_, s)| ComponentStatus::parse(s))
-        .fold(
-            component_status_by(config, state, windows, component, now),
-            ComponentStatus::max,
-        )
-}
-
-/// A component's status from the stored probe states and maintenance windows.
-pub fn component_status(
-    config: &Config,
-    states: &[ProbeRow],
-    windows: &[Maintenance],
-    component: &str,
-    now: DateTime<Utc>,
-) -> ComponentStatus {
-    let by_name = states_by_name(states);
-    component_status_by(
-        config,
-        |name| by_name.get(name).copied(),
-        windows,
-        component,
-        now,
-    )
-}
-
-/// [`component_status`] with each probe's state looked up by name.
-pub fn component_status_by<'a>(
-    config: &Config,
-    state: impl Fn(&str) -> Option<&'a ProbeRow>,
-    windows: &[Maintenance],
-    component: &str,
-    now: DateTime<Utc>,
-) -> ComponentStatus {
-    let failing = |name: &str| state(name).is_some_and(|s| s.health.failing);
-    let views: Vec<ProbeView> = config
-        .probes_of(component)
-        .map(|p| {
-            let s = state(&p.name);
-            let view = ProbeView {
-                failing: s.is_some_and(|s| s.health.failing),
-                last_outcome: s.and_then(|s| s.last_outcome),
-            };
-            if view.failing && parent_failing(config, p, &failing) {
-                explained()
-            } else {
-                view
-            }
-        })
-        .collect();
-    let in_maintenance = crate::maintenance::active_for(windows, component, now).is_some();
-    evaluate::component_status(&views, in_maintenance)
-}
-
-/// Whether a parent `probe` names in `depends_on`, in another component,
-/// is failing: a probe that fails, or a component with a failing probe. A
-/// parent in the probe's own component explains nothing there: the fault
-/// is in that component either way, and every probe of it failing is its
-/// major outage.
-fn parent_failing(config: &Config, probe: &Probe, failing: &dyn Fn(&str) -> bool) -> bool {
-    probe.depends_on.iter().any(|dep| match config.probe(dep) {
-        Some(parent) => parent.component != probe.component && failing(dep),
-        None => dep != &probe.component && config.probes_of(dep).any(|p| failing(&p.name)),
-    })
-}
-
-/// A failing probe whose failure a failing parent explains (`depends_on`):
-/// its component is affected, not broken, so it counts as degraded there.
-/// The incident is the parent's (the child joins it), and the parent's
-/// component, where the fault is, shows the worse state: with the shipped
-/// probes.yaml, a login fault shows "Dashboard & API" in partial or major
-/// outage and "Deployments" degraded, not the other way round.
-fn explained() -> ProbeView {
-    ProbeView {
-        failing: false,
-        last_outcome: Some(crate::journey::Outcome::Degraded),
-    }
 }
 
 /// How often the database file is looked at (deleted or replaced?).
@@ -1263,98 +1102,5 @@ mod tests {
         let waits: Vec<u128> = (1..=8).map(|n| retry_delay(n).as_millis()).collect();
         assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
         assert_eq!(retry_delay(u32::MAX), RETRY_MAX);
-    }
-
-    fn row(probe: &str, component: &str, failing: bool) -> ProbeRow {
-        let now = Utc::now();
-        let mut health = evaluate::ProbeHealth::new(now);
-        health.failing = failing;
-        ProbeRow {
-            probe: probe.into(),
-            probe_id: probe.into(),
-            component: component.into(),
-            health,
-            last_run_at: Some(now),
-            last_outcome: Some(if failing {
-                crate::journey::Outcome::Fail
-            } else {
-                crate::journey::Outcome::Pass
-            }),
-            last_reason: None,
-            last_failed_step: None,
-        }
-    }
-
-    /// The shipped probes.yaml: a login fault fails `login` (api) and the
-    /// deploy journey (deploys, `depends_on: [login]`). The component where
-    /// the fault is shows the worse state; once login passes again, a
-    /// deploy journey that still fails is its component's own outage.
-    #[test]
-    fn the_component_at_fault_shows_the_worse_state_with_the_shipped_config() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("probes.yaml");
-        let config =
-            crate::config::load(&path, &|_| Some("a-secret-long-enough-for-any-rule".into()))
-                .expect("the shipped probes.yaml loads");
-        let now = Utc::now();
-        let status = |rows: &[ProbeRow], component: &str| {
-            component_status(&config, rows, &[], component, now)
-        };
-        let login_fault = [
-            row("login", "api", true),
-            row("api-health", "api", false),
-            row("deploy-login-write-read", "deploys", true),
-        ];
-        let api = status(&login_fault, "api");
-        let deploys = status(&login_fault, "deploys");
-        assert_eq!(api, ComponentStatus::PartialOutage);
-        assert_eq!(deploys, ComponentStatus::DegradedPerformance);
-        assert!(api > deploys, "{api:?} at fault, {deploys:?} affected");
-        // Every probe of the parent's component failing: major there.
-        let all_down = [
-            row("login", "api", true),
-            row("api-health", "api", true),
-            row("deploy-login-write-read", "deploys", true),
-        ];
-        assert_eq!(status(&all_down, "api"), ComponentStatus::MajorOutage);
-        assert_eq!(
-            status(&all_down, "deploys"),
-            ComponentStatus::DegradedPerformance
-        );
-        // No failing parent: the child's failure is its own component's.
-        let deploys_alone = [
-            row("login", "api", false),
-            row("api-health", "api", false),
-            row("deploy-login-write-read", "deploys", true),
-        ];
-        assert_eq!(
-            status(&deploys_alone, "deploys"),
-            ComponentStatus::MajorOutage
-        );
-        assert_eq!(status(&deploys_alone, "api"), ComponentStatus::Operational);
-    }
-
-    /// A parent in the same component explains nothing: both probes of a
-    /// component failing is that component's major outage, whatever
-    /// `depends_on` says (the fault is in it either way).
-    #[test]
-    fn a_parent_in_the_same_component_does_not_soften_its_status() {
-        let yaml = r#"version: 1
-components:
-  - { id: api, name: API }
-probes:
-  - { name: login, component: api, every: 1m, steps: [{ id: a, get: "https://x.example/" }] }
-  - name: deploy
-    component: api
-    every: 1m
-    depends_on: [login]
-    steps: [{ id: a, get: "https://x.example/" }]
-"#;
-        let config = crate::config::parse(yaml, "t.yaml", std::path::Path::new("."), &|_| None)
-            .expect("the test config loads");
-        let rows = [row("login", "api", true), row("deploy", "api", true)];
-        assert_eq!(
-            component_status(&config, &rows, &[], "api", Utc::now()),
-            ComponentStatus::MajorOutage
-        );
     }
 }

@@ -9,19 +9,17 @@ use tokio::sync::Notify;
 
 use crate::ack::AckKeys;
 use crate::config::Live;
-use crate::delivery::CrashAt;
+use crate::crash::CrashAt;
 use crate::escalation::{self, Action};
 use crate::hold::{self, Hold, Member};
 use crate::installation::Installation;
-use crate::notify::{Message, MessageKind};
-use crate::store::{AckOutcome, Incident, NewDelivery, Store, UpdateKind};
-
-/// How long an ack link in a page stays valid.
-const ACK_LINK_TTL: chrono::Duration = chrono::Duration::days(7);
+use crate::message::MessageKind;
+use crate::notice::Notices;
+use crate::store::{AckOutcome, Incident, Store, UpdateKind};
 
 /// What decides holds, read once per tick.
 struct HoldContext {
-    states: Vec<crate::store::ProbeRow>,
+    states: Vec<crate::store::ProbeState>,
     windows: Vec<crate::maintenance::Maintenance>,
     silences: Vec<crate::hold::Silence>,
 }
@@ -30,13 +28,11 @@ struct HoldContext {
 pub struct Pager {
     store: Store,
     config: Live,
-    keys: AckKeys,
-    base_url: String,
+    /// Composes each receiver's message from the incident as stored.
+    notices: Notices,
     /// Wakes the outbox worker when rows were added.
     wake: Arc<Notify>,
     crash: CrashAt,
-    /// This database's identity, which every outgoing id carries.
-    installation: Installation,
 }
 
 impl Pager {
@@ -49,37 +45,32 @@ impl Pager {
         installation: Installation,
     ) -> Self {
         Self {
+            notices: Notices::new(store.clone(), config.clone(), keys, base_url, installation),
             store,
             config,
-            keys,
-            base_url,
             wake,
             crash: CrashAt::from_env(),
-            installation,
         }
     }
 
     /// The identity outgoing ids carry (inbound PagerDuty webhooks name
     /// incidents by the `dedup_key` made from it).
     pub fn installation(&self) -> &Installation {
-        &self.installation
+        self.notices.installation()
     }
 
     pub fn keys(&self) -> &AckKeys {
-        &self.keys
+        self.notices.keys()
     }
 
     pub fn base_url(&self) -> &str {
-        &self.base_url
+        self.notices.base_url()
     }
 
-    pub fn incident_url(&self, id: i64) -> String {
-        format!("{}/incidents/{id}", self.base_url)
-    }
-
-    pub fn ack_url(&self, id: i64, recipient: &str, now: DateTime<Utc>) -> String {
-        let token = self.keys.token(id, recipient, now + ACK_LINK_TTL);
-        format!("{}/ack/{token}", self.base_url)
+    /// What composes this pager's messages, shared with the monitor for the
+    /// resolve notices it stores with a resolution.
+    pub fn notices(&self) -> &Notices {
+        &self.notices
     }
 
     /// Pages whatever is due on every open incident. Returns pages enqueued.
@@ -91,7 +82,7 @@ impl Pager {
         // What holds pages is read once per tick, not once per incident.
         let ctx = HoldContext {
             states: self.store.probe_states().await?,
-            windows: crate::monitor::windows(&self.config.get(), &self.store).await?,
+            windows: self.store.windows(&self.config.get()).await?,
             silences: self.store.active_silences(now).await?,
         };
         let mut enqueued = 0;
@@ -148,7 +139,13 @@ impl Pager {
             tracing::info!(incident = inc.id, %note);
             if !self
                 .store
-                .set_hold(inc, held.as_deref(), &note, now)
+                .set_hold(
+                    inc,
+                    held.as_deref(),
+                    escalation::clock_while_held(&inc.escalation, now).epoch,
+                    &note,
+                    now,
+                )
                 .await?
                 || held.is_some()
             {
@@ -161,7 +158,10 @@ impl Pager {
             };
         }
         if held.is_some() {
-            self.store.hold_epoch(inc, now).await?;
+            let clock = escalation::clock_while_held(&inc.escalation, now);
+            if clock != inc.escalation {
+                self.store.set_epoch(inc, clock.epoch).await?;
+            }
             return Ok(0);
         }
         let policy = self.in_force(policy);
@@ -194,7 +194,11 @@ impl Pager {
                     for name in self.store.paged_notifiers(inc.id).await? {
                         let id = format!("inc{}-ackexp{}-{name}", inc.id, at.timestamp_millis());
                         let level = inc.escalation.level.unwrap_or(0);
-                        deliveries.push(self.delivery(&inc, kind, level, &name, id, now).await?);
+                        deliveries.push(
+                            self.notices
+                                .delivery(&inc, kind, level, &name, id, now)
+                                .await?,
+                        );
                     }
                     let expired = inc.to_mut();
                     expired.acknowledged_at = None;
@@ -209,7 +213,11 @@ impl Pager {
                     pages += 1;
                     for name in notify {
                         let id = format!("inc{}-p{pages}-{}-{name}", inc.id, kind.as_str());
-                        deliveries.push(self.delivery(&inc, *kind, *level, name, id, now).await?);
+                        deliveries.push(
+                            self.notices
+                                .delivery(&inc, *kind, *level, name, id, now)
+                                .await?,
+                        );
                     }
                     let verb = if *kind == MessageKind::Reminder {
                         "Reminded"
@@ -292,33 +300,20 @@ impl Pager {
         for name in self.store.paged_notifiers(id).await? {
             let did = format!("inc{id}-ack{}-{name}", now.timestamp_millis());
             let kind = MessageKind::Acknowledged;
-            deliveries.push(self.delivery(&acked, kind, level, &name, did, now).await?);
+            deliveries.push(
+                self.notices
+                    .delivery(&acked, kind, level, &name, did, now)
+                    .await?,
+            );
         }
         let outcome = self.store.acknowledge(id, by, now, &deliveries).await?;
         self.wake.notify_one();
         Ok(outcome)
     }
 
-    /// The resolved notifications for everyone who was paged, if the policy asks.
-    pub async fn resolved_deliveries(
-        &self,
-        inc: &Incident,
-        now: DateTime<Utc>,
-    ) -> crate::store::Result<Vec<NewDelivery>> {
-        if !inc.policy.as_ref().is_some_and(|p| p.notify_on_resolve) {
-            return Ok(vec![]);
-        }
-        let mut out = Vec::new();
-        // The resolve names the highest level that was paged.
-        let level = inc.escalation.level.unwrap_or(0);
-        for name in self.store.paged_notifiers(inc.id).await? {
-            let id = format!("inc{}-resolved-{name}", inc.id);
-            out.push(
-                self.delivery(inc, MessageKind::Resolved, level, &name, id, now)
-                    .await?,
-            );
-        }
-        Ok(out)
+    /// The outbox worker's wake-up, for tasks that enqueue mail themselves.
+    pub fn outbox_wake(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     /// The policy an open incident pages under now: its snapshot, or the
@@ -339,90 +334,6 @@ impl Pager {
     pub fn wake_worker(&self) {
         self.wake.notify_one();
     }
-
-    async fn delivery(
-        &self,
-        inc: &Incident,
-        kind: MessageKind,
-        level: u32,
-        notifier: &str,
-        delivery_id: String,
-        now: DateTime<Utc>,
-    ) -> crate::store::Result<NewDelivery> {
-        let msg = self.message(inc, kind, level, notifier, now).await?;
-        Ok(NewDelivery {
-            delivery_id,
-            incident_id: Some(inc.id),
-            notifier: notifier.to_string(),
-            kind: kind.as_str().to_string(),
-            payload: serde_json::to_string(&msg).unwrap_or_default(),
-        })
-    }
-
-    async fn message(
-        &self,
-        inc: &Incident,
-        kind: MessageKind,
-        level: u32,
-        notifier: &str,
-        now: DateTime<Utc>,
-    ) -> crate::store::Result<Message> {
-        let probes = self.store.incident_probes(inc.id).await?;
-        let first_failing = probes
-            .iter()
-            .find(|(_, failing)| *failing)
-            .or(probes.first());
-        let state = match first_failing {
-            Some((p, _)) => self.store.probe_state(p).await?,
-            None => None,
-        };
-        let config = self.config.get();
-        let component_name = config
-            .component(&inc.component)
-            .map_or_else(|| inc.component.clone(), |c| c.name.clone());
-        // A page between a heal and the recovery (`recover_after` passes
-        // not reached yet) says so, beside the failure's reason.
-        let healing = state.as_ref().filter(|s| {
-            s.health.failing
-                && matches!(
-                    s.last_outcome,
-                    Some(crate::journey::Outcome::Pass | crate::journey::Outcome::Degraded)
-                )
-        });
-        let reason = match healing {
-            Some(s) if matches!(kind, MessageKind::Trigger | MessageKind::Reminder) => {
-                let needed = config
-                    .probe(&s.probe)
-                    .map_or(1, |p| p.alert.recover_after.max(1));
-                let why = s.last_reason.as_deref().unwrap_or("it failed");
-                Some(format!(
-                    "{why} (still failing: the last run passed, {} of {needed} passing runs needed to recover)",
-                    s.health.consecutive_passes
-                ))
-            }
-            _ => state.as_ref().and_then(|s| s.last_reason.clone()),
-        };
-        let wants_ack = matches!(kind, MessageKind::Trigger | MessageKind::Reminder);
-        Ok(Message {
-            kind,
-            incident_id: inc.id,
-            title: inc.title.clone(),
-            component_id: inc.component.clone(),
-            component_name,
-            probes: probes.into_iter().map(|(p, _)| p).collect(),
-            failing_step: state.as_ref().and_then(|s| s.last_failed_step.clone()),
-            reason,
-            opened_at: inc.opened_at,
-            sent_at: now,
-            level,
-            incident_url: self.incident_url(inc.id),
-            ack_url: wants_ack.then(|| self.ack_url(inc.id, notifier, now)),
-            acknowledged_by: matches!(kind, MessageKind::Acknowledged | MessageKind::Resolved)
-                .then(|| inc.acknowledged_by.clone())
-                .flatten(),
-            resolved_at: (kind == MessageKind::Resolved).then(|| inc.resolved_at.unwrap_or(now)),
-        })
-    }
 }
 
 /// The pager driven through time against a real store: the instants are
@@ -432,7 +343,8 @@ mod tests {
     use super::*;
     use crate::evaluate::ProbeHealth;
     use crate::journey::Outcome;
-    use crate::store::{NewIncident, ProbeRow, RunBatch};
+    use crate::message::Message;
+    use crate::store::{NewIncident, ProbeState, RunBatch};
 
     const YAML: &str = r#"version: 1
 components: [{ id: api, name: API }]
@@ -454,8 +366,8 @@ escalation:
         s.parse().unwrap()
     }
 
-    fn state(failing: bool, outcome: Outcome, passes: u32, t: DateTime<Utc>) -> ProbeRow {
-        ProbeRow {
+    fn state(failing: bool, outcome: Outcome, passes: u32, t: DateTime<Utc>) -> ProbeState {
+        ProbeState {
             probe: "login".into(),
             probe_id: "login".into(),
             component: "api".into(),
@@ -474,7 +386,7 @@ escalation:
         }
     }
 
-    async fn save(store: &Store, row: &ProbeRow) {
+    async fn save(store: &Store, row: &ProbeState) {
         let batch = RunBatch {
             probe_states: vec![row],
             ..RunBatch::default()

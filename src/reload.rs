@@ -46,7 +46,7 @@ impl Source {
     /// A fingerprint of the file's bytes (`None` if it cannot be read).
     fn fingerprint(&self) -> Option<String> {
         let bytes = std::fs::read(&self.path).ok()?;
-        Some(crate::fmt::hex(&Sha256::digest(&bytes)[..8]))
+        Some(crate::human::hex(&Sha256::digest(&bytes)[..8]))
     }
 }
 
@@ -78,7 +78,7 @@ impl Reloads {
 
 /// What happened to one reload attempt.
 #[derive(Debug, PartialEq)]
-pub enum Outcome {
+pub enum ReloadOutcome {
     Applied,
     Unchanged,
     Rejected(String),
@@ -90,7 +90,7 @@ pub fn reload_once(
     live: &Live,
     reloads: &Reloads,
     apply: &dyn Fn(Arc<Config>),
-) -> Outcome {
+) -> ReloadOutcome {
     let version = source.fingerprint();
     if version.is_some() && version == reloads.status().version {
         // Back to the file in force (say, a bad edit undone).
@@ -98,7 +98,7 @@ pub fn reload_once(
             s.error = None;
             s.error_at = None;
         });
-        return Outcome::Unchanged;
+        return ReloadOutcome::Unchanged;
     }
     match source.load() {
         Ok(config) => {
@@ -113,7 +113,7 @@ pub fn reload_once(
                 s.error_at = None;
             });
             tracing::info!(file = %source.path.display(), "configuration reloaded");
-            Outcome::Applied
+            ReloadOutcome::Applied
         }
         Err(e) => {
             tracing::error!(file = %source.path.display(), error = %e,
@@ -122,7 +122,7 @@ pub fn reload_once(
                 s.error = Some(e.clone());
                 s.error_at = Some(Utc::now());
             });
-            Outcome::Rejected(e)
+            ReloadOutcome::Rejected(e)
         }
     }
 }
@@ -218,11 +218,11 @@ mod tests {
         };
         assert_eq!(
             reload_once(&source, &live, &reloads, &apply),
-            Outcome::Unchanged
+            ReloadOutcome::Unchanged
         );
 
         std::fs::write(&path, GOOD.replace("version: 1", "version: 1\nbogus: true")).unwrap();
-        let Outcome::Rejected(e) = reload_once(&source, &live, &reloads, &apply) else {
+        let ReloadOutcome::Rejected(e) = reload_once(&source, &live, &reloads, &apply) else {
             panic!("an unknown key is rejected");
         };
         assert!(e.contains("probes.yaml:2:1"), "{e}");
@@ -236,14 +236,14 @@ mod tests {
         std::fs::write(&path, GOOD).unwrap();
         assert_eq!(
             reload_once(&source, &live, &reloads, &apply),
-            Outcome::Unchanged
+            ReloadOutcome::Unchanged
         );
         assert!(reloads.status().error.is_none());
 
         std::fs::write(&path, GOOD.replace("name: a", "name: b")).unwrap();
         assert_eq!(
             reload_once(&source, &live, &reloads, &apply),
-            Outcome::Applied
+            ReloadOutcome::Applied
         );
         assert_eq!(live.get().probes[0].name, "b");
         assert_eq!(applied.load(std::sync::atomic::Ordering::SeqCst), 1);

@@ -5,7 +5,16 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Schedule;
+use chrono_tz::Tz;
+
+/// When a probe (or a heartbeat's job) runs: `every:` or `cron:` in probes.yaml.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    /// A fixed interval, phased per probe name (see [`phase`]).
+    Every(Duration),
+    /// A 6-field cron expression (with seconds) in a time zone.
+    Cron { expr: String, tz: Tz },
+}
 
 /// The longest `every:` the schedule works with: a year (366 days), the
 /// loader's bound too. A longer one that slipped past the loader is taken
@@ -96,7 +105,7 @@ pub fn parse_cron(expr: &str) -> Result<croner::Cron, croner::errors::CronError>
 /// "every 30s" or "cron `0 0 3 * * *` (Europe/Paris)".
 pub fn describe(schedule: &Schedule) -> String {
     match schedule {
-        Schedule::Every(d) => format!("every {}", crate::fmt::duration(*d)),
+        Schedule::Every(d) => format!("every {}", crate::human::duration(*d)),
         Schedule::Cron { expr, tz } => format!("cron `{expr}` ({tz})"),
     }
 }
@@ -106,7 +115,7 @@ pub fn from_now(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
     let d = (t - now).to_std().unwrap_or_default();
     format!(
         "in {}",
-        crate::fmt::duration(Duration::from_secs(d.as_secs()))
+        crate::human::duration(Duration::from_secs(d.as_secs()))
     )
 }
 

@@ -25,12 +25,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use crate::concurrency::{Gates, SkipReason, SkipTally};
 use crate::config::{Config, Probe};
 use crate::connectivity::Connectivity;
 use crate::health::Health;
-use crate::journey::{RunResult, Runner};
+use crate::journey::RunResult;
 use crate::metrics::Metrics;
-use crate::pressure::{Gates, SkipReason, SkipTally};
+use crate::runner::Runner;
 use crate::schedule::next_due;
 use crate::store::Store;
 
@@ -200,7 +201,7 @@ impl Clock {
         }
         let mut kept = HashMap::new();
         for probe in config.probes.iter().filter(|p| !p.is_heartbeat()) {
-            let hosts: Arc<[String]> = crate::pressure::hosts_of(&config, probe).into();
+            let hosts: Arc<[String]> = crate::concurrency::hosts_of(&config, probe).into();
             let old = self.slots.remove(&probe.name);
             let replan = old.as_ref().is_none_or(|s| {
                 s.probe.schedule != probe.schedule
@@ -466,10 +467,10 @@ impl Start {
         // A passing run is routine (thousands a second on a busy prober):
         // only the others are worth a line at the default level.
         if result.outcome == crate::journey::Outcome::Pass {
-            tracing::debug!(probe = %result.probe, took = %crate::fmt::duration(result.duration()), "run passed");
+            tracing::debug!(probe = %result.probe, took = %crate::human::duration(result.duration()), "run passed");
         } else {
             tracing::info!(probe = %result.probe, outcome = result.outcome.as_str(),
-                took = %crate::fmt::duration(result.duration()), "run finished");
+                took = %crate::human::duration(result.duration()), "run finished");
         }
         if self.deps.results.send(result).await.is_err() {
             tracing::warn!(probe = %name, "monitor stopped; run result dropped");

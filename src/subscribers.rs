@@ -6,7 +6,6 @@
 //! both the confirmation and the one-click unsubscribe (RFC 8058) act only
 //! on POST, so mail scanners that open links change nothing.
 
-pub mod endpoint;
 pub mod webhooks;
 
 use chrono::{DateTime, Utc};
@@ -16,18 +15,14 @@ use crate::notify::email::Mail;
 use crate::store::{NewDelivery, Result, Store, Subscriber};
 
 /// The outbox `kind` of subscriber mail.
-pub const KIND: &str = "subscriber";
+pub const KIND: &str = crate::lanes::MAIL_KIND;
 /// The outbox `notifier` name of subscriber mail (not a configured notifier).
-pub const NOTIFIER: &str = "subscribers";
+pub const NOTIFIER: &str = crate::lanes::SUBSCRIBERS;
 
 /// Subscriber mails enqueued per transaction.
 const ENQUEUE_CHUNK: usize = 100;
 
-/// A random token for confirmation and unsubscribe links.
-pub fn new_token() -> String {
-    let bytes: [u8; 24] = rand::random();
-    crate::fmt::hex(&bytes)
-}
+pub use crate::store::new_token;
 
 fn delivery(id: String, mail: &Mail) -> NewDelivery {
     NewDelivery {
@@ -170,9 +165,9 @@ pub async fn announce_update(
     let webhook = if store.active_webhooks().await?.is_empty() {
         None
     } else {
-        let page = crate::web::view::page(config, store, base_url).await?;
-        let view = crate::web::view::incident(config, store, inc.clone(), false).await?;
-        Some(crate::web::api::incident_webhook(&page, &view))
+        let page = crate::statuspage::view::page(config, store, base_url).await?;
+        let view = crate::statuspage::view::incident(config, store, inc.clone(), false).await?;
+        Some(crate::statuspage::api::incident_webhook(&page, &view))
     };
     let a = Announcement {
         key: format!("inc{id}-{status}-{}", now.timestamp_millis()),
@@ -184,4 +179,90 @@ pub async fn announce_update(
         webhook,
     };
     announce(store, config, base_url, &a, now).await
+}
+
+/// Subscriber mail and webhook subscriptions for the monitor's public
+/// updates: enqueues what each one asks for (incident updates through
+/// [`announce_update`], component status changes through
+/// [`component_updates`]) and wakes the outbox worker, until every sender
+/// is gone. A failure is logged and never reaches paging.
+pub async fn mail_updates(
+    store: Store,
+    config: crate::config::Live,
+    base_url: String,
+    outbox: crate::signal::Wake,
+    mut updates: tokio::sync::mpsc::UnboundedReceiver<crate::signal::PublicUpdate>,
+) {
+    use crate::signal::PublicUpdate;
+    while let Some(u) = updates.recv().await {
+        let config = config.get();
+        let r = match u {
+            PublicUpdate::Incident {
+                incident,
+                status,
+                body,
+                at,
+            } => {
+                announce_update(
+                    &store,
+                    &config,
+                    &base_url,
+                    incident,
+                    status,
+                    &body,
+                    vec![],
+                    at,
+                )
+                .await
+            }
+            PublicUpdate::Components(changes) => {
+                component_updates(&store, &config, &base_url, &changes).await
+            }
+        };
+        match r {
+            Ok(0) => {}
+            Ok(_) => outbox.wake(),
+            Err(e) => tracing::error!(error = %e, "could not enqueue subscriber mail or webhooks"),
+        }
+    }
+}
+
+/// Tells webhook subscriptions about components whose public status
+/// changed (Statuspage's component update webhook): `changes` as (component
+/// id, old status, new status, when). Costs one small query when nobody
+/// subscribed. Returns the deliveries enqueued.
+pub async fn component_updates(
+    store: &Store,
+    config: &Config,
+    base_url: &str,
+    changes: &[(String, String, String, DateTime<Utc>)],
+) -> Result<usize> {
+    if store.active_webhooks().await?.is_empty() {
+        return Ok(0);
+    }
+    let page = crate::statuspage::view::page(config, store, base_url).await?;
+    let ids: Vec<String> = changes.iter().map(|c| c.0.clone()).collect();
+    let created = store.first_seen("component", &ids, Utc::now()).await?;
+    let mut sent = 0;
+    for (id, old, new, at) in changes {
+        let Some(component) = config.component(id) else {
+            continue;
+        };
+        let change = webhooks::ComponentChange {
+            component,
+            old,
+            new,
+            at: *at,
+            created_at: created.get(id).copied().unwrap_or(*at),
+            time_zone: config.page.time_zone,
+        };
+        let body = webhooks::component_body(
+            &change,
+            webhooks::page_json(page.indicator, page.description),
+        );
+        let key = format!("comp-{id}-{}", at.timestamp_millis());
+        sent +=
+            webhooks::enqueue(store, base_url, &key, std::slice::from_ref(id), &body, *at).await?;
+    }
+    Ok(sent)
 }

@@ -77,20 +77,24 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    pub fn new(settings: Settings, store: Store, health: Health, metrics: Metrics) -> Self {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
-            .timeout(settings.timeout)
-            .build()
-            .unwrap_or_default();
+    /// # Errors
+    /// [`ClientError`](crate::http_client::ClientError) when its HTTP client
+    /// (with `settings.timeout`) cannot be built.
+    pub fn new(
+        settings: Settings,
+        store: Store,
+        health: Health,
+        metrics: Metrics,
+    ) -> Result<Self, crate::http_client::ClientError> {
+        let client = crate::http_client::build("watchdog", |b| b.timeout(settings.timeout))?;
         metrics.expect_watchdog();
-        Self {
+        Ok(Self {
             settings,
             client,
             store,
             health,
             metrics,
-        }
+        })
     }
 
     /// The URL's host, the only part of it that may be logged.
@@ -106,7 +110,7 @@ impl Watchdog {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let host = self.host();
-        tracing::info!(%host, every = %crate::fmt::duration(self.settings.every),
+        tracing::info!(%host, every = %crate::human::duration(self.settings.every),
             "watchdog: pinging the dead man's switch while healthy");
         let mut last = Utc::now();
         loop {

@@ -46,7 +46,7 @@ async fn start(
         std::env::var("LOOKOUT_SAMPLE_PASSWORD").unwrap_or_else(|_| "demo-password".into());
     let admin_token = std::env::var("LOOKOUT_ADMIN_TOKEN").unwrap_or_else(|_| {
         let bytes: [u8; 12] = rand::random();
-        crate::fmt::hex(&bytes)
+        crate::human::hex(&bytes)
     });
     // The demo provisions the credentials the default probes.yaml reads.
     let (pw, token) = (password.clone(), admin_token.clone());
@@ -146,7 +146,7 @@ pub fn target_mismatch(config: &crate::config::Config, platform_url: &str) -> Ve
         .probes
         .iter()
         .filter(|p| !p.steps.is_empty())
-        .flat_map(|p| crate::pressure::hosts_of(config, p))
+        .flat_map(|p| crate::concurrency::hosts_of(config, p))
         .filter(|h| *h != here)
         .collect();
     elsewhere.sort();

@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::journey::{Outcome, RunResult, Runner, StepOutcome};
+use crate::journey::{Outcome, RunResult, StepOutcome};
+use crate::runner::Runner;
 
 pub async fn run(path: &Path, name: &str, mask: &crate::logging::LogMask) -> ExitCode {
     let loaded = crate::config::load_with(
@@ -82,7 +83,7 @@ pub fn trace(result: &RunResult) -> String {
             s.id,
             s.method,
             s.url,
-            crate::fmt::duration(s.duration),
+            crate::human::duration(s.duration),
             s.attempts,
             if s.attempts == 1 { "" } else { "s" }
         );
@@ -134,7 +135,7 @@ pub fn trace(result: &RunResult) -> String {
         out,
         "outcome: {}{leaked} in {}",
         result.outcome.as_str(),
-        crate::fmt::duration(result.duration())
+        crate::human::duration(result.duration())
     );
     out
 }

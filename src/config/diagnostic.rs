@@ -13,8 +13,6 @@ use std::fmt;
 
 use serde_json::json;
 
-use super::model::Pos;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
     pub message: String,
@@ -23,6 +21,13 @@ pub struct Diagnostic {
     pub width: usize,
     /// Shown after the carets: a suggestion or an example.
     pub label: Option<String>,
+}
+
+/// A position in the configuration file (1-based line and column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
 }
 
 /// Every problem found in one file, sorted by position.

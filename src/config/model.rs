@@ -11,13 +11,6 @@ use regex::Regex;
 
 use super::template::{Template, TemplateValue};
 
-/// A position in the configuration file (1-based line and column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Pos {
-    pub line: usize,
-    pub column: usize,
-}
-
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -31,7 +24,7 @@ pub struct Config {
     pub missing_secrets: BTreeMap<String, String>,
     /// Masks every secret above in every form it travels in; built once
     /// at load (its patterns are compiled), cloned into each run.
-    pub redactor: crate::journey::Redactor,
+    pub redactor: crate::redact::Redactor,
     /// `vars:` values, usable in templates by name.
     pub vars: BTreeMap<String, serde_json::Value>,
     pub probes: Vec<Probe>,
@@ -323,14 +316,28 @@ pub struct Heartbeat {
     pub max_runtime: Option<Duration>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Schedule {
-    Every(Duration),
-    /// A 6-field cron expression (with seconds) in a time zone.
-    Cron {
-        expr: String,
-        tz: Tz,
-    },
+/// Which HTTP versions a client offers (ALPN over TLS; prior knowledge for
+/// `http: "2"` over plain HTTP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HttpVersion {
+    /// HTTP/2 when the server offers it (ALPN `h2`), else HTTP/1.1.
+    #[default]
+    Auto,
+    /// HTTP/1.1 only.
+    Http1,
+    /// HTTP/2 only (over TLS via ALPN, over plain HTTP by prior knowledge).
+    Http2,
+}
+
+impl HttpVersion {
+    /// How the version is written in probes.yaml (`http: "1.1"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpVersion::Auto => "auto",
+            HttpVersion::Http1 => "1.1",
+            HttpVersion::Http2 => "2",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -403,7 +410,7 @@ pub struct Step {
     pub basic_auth: Option<BasicAuth>,
     /// `http: "1.1" | "2"`: force an HTTP version; by default HTTP/2 is
     /// spoken when the server offers it (ALPN).
-    pub http: crate::journey::tls::HttpVersion,
+    pub http: HttpVersion,
     pub pos: Pos,
 }
 
@@ -714,7 +721,7 @@ pub enum Notifier {
         headers: Vec<(String, String)>,
         /// `body:` (with `content_type:`, default `application/json`): the
         /// receiver's own format instead of Lookout's JSON.
-        body: Option<crate::notify::template::BodyTemplate>,
+        body: Option<crate::message::template::BodyTemplate>,
     },
     Email {
         to: Vec<String>,
@@ -776,7 +783,9 @@ pub struct EscalationLevel {
     pub notify: Vec<String>,
 }
 
+pub use super::diagnostic::Pos;
 pub use crate::maintenance::{Maintenance, Window};
+pub use crate::schedule::Schedule;
 
 /// Checks of the prober's own connectivity: URLs outside the platform. When
 /// a run fails and these fail too, the run is the prober's `error`.

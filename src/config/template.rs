@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::model::Pos;
+use super::diagnostic::Pos;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Template {

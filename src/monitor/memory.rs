@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use crate::config::{Config, Maintenance};
 use crate::evaluate::{self, ComponentStatus, Flap, ProbeHealth, Transition};
 use crate::journey::{Outcome, RunResult};
-use crate::store::{ProbeRow, RunBatch, Seen, StateInterval, SubjectId, Switch};
+use crate::store::{ProbeState, RunBatch, Seen, StateInterval, SubjectId, Switch};
 
 /// A subject's current state interval, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ struct Current {
 
 #[derive(Debug, Default)]
 pub struct Memory {
-    probes: HashMap<String, ProbeRow>,
+    probes: HashMap<String, ProbeState>,
     intervals: HashMap<SubjectId, Current>,
     /// Each component's status as last worked out, reused while none of
     /// its probes' views moved (see [`Shown`]).
@@ -88,7 +88,7 @@ pub struct Plan {
     /// probe's health, so incidents are decided on exactly the state that
     /// run left (as when runs were stored one by one).
     pub len: usize,
-    probes: HashMap<String, ProbeRow>,
+    probes: HashMap<String, ProbeState>,
     intervals: HashMap<SubjectId, Current>,
     switches: Vec<Opened>,
     shown: HashMap<String, Shown>,
@@ -102,7 +102,7 @@ pub struct Plan {
 }
 
 impl Memory {
-    pub fn new(probes: Vec<ProbeRow>, intervals: Vec<(SubjectId, StateInterval)>) -> Self {
+    pub fn new(probes: Vec<ProbeState>, intervals: Vec<(SubjectId, StateInterval)>) -> Self {
         Self {
             probes: probes.into_iter().map(|p| (p.probe.clone(), p)).collect(),
             intervals: intervals
@@ -121,12 +121,12 @@ impl Memory {
         }
     }
 
-    pub fn probe(&self, name: &str) -> Option<&ProbeRow> {
+    pub fn probe(&self, name: &str) -> Option<&ProbeState> {
         self.probes.get(name)
     }
 
     /// Every probe state held, in no particular order.
-    pub fn probes(&self) -> impl Iterator<Item = &ProbeRow> {
+    pub fn probes(&self) -> impl Iterator<Item = &ProbeState> {
         self.probes.values()
     }
 
@@ -166,10 +166,10 @@ impl Memory {
             let was_degraded = degraded(prev.and_then(|p| p.last_outcome));
             // While it still counts as failing, a passing run keeps the
             // failure's reason and step: pages sent then say why.
-            let kept = |field: fn(&ProbeRow) -> Option<String>| {
+            let kept = |field: fn(&ProbeState) -> Option<String>| {
                 prev.filter(|_| health.failing).and_then(field)
             };
-            let row = ProbeRow {
+            let row = ProbeState {
                 probe: run.probe.clone(),
                 probe_id: probe.id.clone(),
                 component: run.component.clone(),
@@ -205,7 +205,7 @@ impl Memory {
                 Some(s) if !view_changed => s,
                 _ => {
                     let lookup = |name: &str| plan.probe(self, name);
-                    let status = crate::monitor::shown_status_by(
+                    let status = crate::evaluate::shown_status_by(
                         config,
                         lookup,
                         &ctx.windows,
@@ -259,7 +259,7 @@ impl Memory {
 }
 
 impl Plan {
-    fn probe<'a>(&'a self, memory: &'a Memory, name: &str) -> Option<&'a ProbeRow> {
+    fn probe<'a>(&'a self, memory: &'a Memory, name: &str) -> Option<&'a ProbeState> {
         self.probes.get(name).or_else(|| memory.probes.get(name))
     }
 

@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 
 use crate::config::Config;
-use crate::store::ProbeRow;
+use crate::store::ProbeState;
 
 /// One probe that a reload renamed or moved to another component.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,8 +87,11 @@ pub fn untangled(moves: Vec<Move>) -> Vec<Move> {
 /// stopped), in `stored`'s order. A state whose id no probe has any more
 /// is matched by name, unless another stored state claims that probe's
 /// id: giving an existing probe an `id:` keeps its state.
-pub fn at_start<'a>(stored: impl IntoIterator<Item = &'a ProbeRow>, config: &Config) -> Vec<Move> {
-    let stored: Vec<&ProbeRow> = stored.into_iter().collect();
+pub fn at_start<'a>(
+    stored: impl IntoIterator<Item = &'a ProbeState>,
+    config: &Config,
+) -> Vec<Move> {
+    let stored: Vec<&ProbeState> = stored.into_iter().collect();
     let claimed: HashSet<&str> = stored.iter().map(|s| s.probe_id.as_str()).collect();
     stored
         .iter()
@@ -215,9 +218,9 @@ mod tests {
         assert_eq!(untangled(plain.clone()), plain);
     }
 
-    fn stored(probe: &str, id: &str, component: &str) -> ProbeRow {
+    fn stored(probe: &str, id: &str, component: &str) -> ProbeState {
         let t = chrono::DateTime::UNIX_EPOCH;
-        ProbeRow {
+        ProbeState {
             probe: probe.into(),
             probe_id: id.into(),
             component: component.into(),

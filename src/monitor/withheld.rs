@@ -71,7 +71,7 @@ impl Monitor {
         // Still some: look again after the next batch.
         self.withheld.set();
         let config = self.config.get();
-        let windows = super::windows(&config, &self.store).await?;
+        let windows = self.store.windows(&config).await?;
         for inc in withheld {
             if !public_at(&windows, &inc.component, now) {
                 continue;
@@ -85,7 +85,7 @@ impl Monitor {
                 tracing::warn!(incident = inc.id, component = %inc.component,
                     "maintenance ended with the component still failing; incident published");
                 self.changes.bump();
-                self.announce(inc.id, "investigating", &body, now).await;
+                self.announce(inc.id, "investigating", &body, now);
             }
         }
         Ok(())

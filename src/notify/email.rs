@@ -303,7 +303,7 @@ fn first_clause(text: &str) -> String {
         .flatten()
         .min()
         .unwrap_or(text.len());
-    crate::fmt::truncate(text[..end].trim(), 60)
+    crate::human::truncate(text[..end].trim(), 60)
 }
 
 /// The subject of a page: `[FIRING:1] Dashboard & API: status 503 at step
@@ -363,7 +363,7 @@ pub fn page_letter(ctx: &MailContext, msg: &Message) -> Letter {
         let lasted = (at - msg.opened_at).to_std().unwrap_or_default();
         facts.push((
             "Duration".into(),
-            crate::fmt::duration(Duration::from_secs(lasted.as_secs())),
+            crate::human::duration(Duration::from_secs(lasted.as_secs())),
         ));
     }
     let mut actions = Vec::new();

@@ -3,17 +3,16 @@
 //! decides retries from the `DeliveryError` returned here.
 
 pub mod email;
-mod message;
+pub mod endpoint;
 pub mod pagerduty;
 pub mod signing;
 mod slack;
 mod subscription;
-pub mod template;
 mod webhook;
 
 use std::time::Duration;
 
-pub use message::{Message, MessageKind};
+pub use crate::message::{Message, MessageKind};
 
 use crate::config::model::{Notifier, Smtp};
 use crate::installation::Installation;
@@ -60,7 +59,7 @@ pub struct Notifiers {
     /// Where mail ids' domain and times come from; see [`Notifiers::with_mail`].
     mail: MailSource,
     /// The guarded client of status-page webhook subscriptions
-    /// ([`crate::subscribers::endpoint::client`]).
+    /// ([`crate::notify::endpoint::client`]).
     subscriptions: reqwest::Client,
     /// Whether subscriptions may reach loopback (tests only).
     webhook_loopback: bool,
@@ -79,37 +78,49 @@ enum MailSource {
 }
 
 impl Notifiers {
-    /// `installation` is this database's identity (see [`Installation::load`]).
-    pub fn new(smtp: Option<Smtp>, installation: Installation) -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
+    /// `installation` is this database's identity (see [`crate::store::Store::installation`]).
+    ///
+    /// # Errors
+    /// [`ClientError`](crate::http_client::ClientError) when the HTTP client
+    /// (20 s timeout, no redirects) cannot be built.
+    pub fn new(
+        smtp: Option<Smtp>,
+        installation: Installation,
+    ) -> Result<Self, crate::http_client::ClientError> {
+        let http = crate::http_client::build("notifiers", |b| {
             // Standard Webhooks: senders do not follow redirects.
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
+            b.redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(20))
+        })?;
+        Ok(Self {
             http,
             smtp,
             installation,
             mail: MailSource::Fixed,
-            subscriptions: crate::subscribers::endpoint::client(false),
+            subscriptions: endpoint::client(false)?,
             webhook_loopback: false,
-        }
+        })
     }
 
     /// Lets webhook subscriptions reach loopback addresses: for tests only
     /// (`app::Tuning::webhook_loopback`); never set from probes.yaml.
-    pub fn with_webhook_loopback(mut self, allow: bool) -> Self {
-        self.subscriptions = crate::subscribers::endpoint::client(allow);
+    ///
+    /// # Errors
+    /// [`ClientError`](crate::http_client::ClientError) when the delivery
+    /// client cannot be rebuilt.
+    pub fn with_webhook_loopback(
+        mut self,
+        allow: bool,
+    ) -> Result<Self, crate::http_client::ClientError> {
+        self.subscriptions = endpoint::client(allow)?;
         self.webhook_loopback = allow;
-        self
+        Ok(self)
     }
 
     /// The address rules subscriptions are held to, with the hosts plain
     /// `http` may reach (`page.webhooks.allow_http`).
-    pub fn webhook_policy(&self, allow_http: &[String]) -> crate::subscribers::endpoint::Policy {
-        crate::subscribers::endpoint::Policy {
+    pub fn webhook_policy(&self, allow_http: &[String]) -> crate::notify::endpoint::Policy {
+        crate::notify::endpoint::Policy {
             allow_http: allow_http.to_vec(),
             allow_loopback: self.webhook_loopback,
         }
@@ -118,7 +129,7 @@ impl Notifiers {
     /// One attempt at a status-page webhook subscription's endpoint.
     pub async fn subscription_webhook(
         &self,
-        policy: &crate::subscribers::endpoint::Policy,
+        policy: &crate::notify::endpoint::Policy,
         url: &str,
         body: Vec<u8>,
         delivery_id: &str,

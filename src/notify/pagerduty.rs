@@ -50,7 +50,7 @@ pub fn body(routing_key: &str, dedup_key: &str, msg: &Message) -> Value {
         "client": "Lookout",
         "client_url": msg.incident_url,
         "payload": {
-            "summary": crate::fmt::truncate(&summary, SUMMARY_MAX),
+            "summary": crate::human::truncate(&summary, SUMMARY_MAX),
             "source": msg.component_id,
             "severity": "critical",
             "timestamp": msg.opened_at.to_rfc3339(),

@@ -1,13 +1,13 @@
 //! Delivering to a status-page webhook subscription: one POST of the
 //! stored Statuspage-shaped body through the guarded client
-//! ([`crate::subscribers::endpoint`]), with `webhook-id` (stable across
+//! ([`crate::notify::endpoint`]), with `webhook-id` (stable across
 //! retries) and `webhook-timestamp`. Only 2xx is success (3xx too is a
 //! failure: redirects are not followed). Every failure is retried with
 //! backoff until the outbox gives up, except `410 Gone` and an address
 //! that is not public, which end the subscription at once.
 
 use super::{DeliveryError, describe, retry_after};
-use crate::subscribers::endpoint::{self, Refused};
+use crate::notify::endpoint::{self, Refused};
 
 /// One attempt at `url` with `body` (JSON bytes).
 pub async fn send(

@@ -37,7 +37,7 @@ pub struct Target<'a> {
     pub secret: Option<&'a str>,
     pub headers: &'a [(String, String)],
     /// The receiver's own body format, if configured (else Lookout's JSON).
-    pub body: Option<&'a super::template::BodyTemplate>,
+    pub body: Option<&'a crate::message::template::BodyTemplate>,
 }
 
 /// One attempt. The Standard Webhooks headers (and signature, with a

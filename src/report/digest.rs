@@ -21,7 +21,7 @@ use crate::store::{NewDelivery, Store};
 
 /// The outbox `notifier` of digest mail (not a configured notifier). Its
 /// `kind` is the plain-mail kind subscriber mail uses.
-pub const NOTIFIER: &str = "report";
+pub const NOTIFIER: &str = crate::lanes::DIGEST;
 
 /// How often the task looks whether a digest is due.
 const TICK: Duration = Duration::from_secs(60);
@@ -56,31 +56,24 @@ pub fn delivery_id(week: Week, to: &str) -> String {
     format!("report-{week}-{to}")
 }
 
-/// The digest as plain text.
+/// The digest as plain text: the report page's rows ([`super::rows::Rows`],
+/// the one wording of every figure) laid out for a mail.
 pub fn text(r: &WeeklyReport, title: &str, tz: &Tz, link: &str) -> String {
-    let dur = |s: i64| crate::fmt::duration(Duration::from_secs(s.max(0) as u64));
-    let day = |t: &DateTime<Utc>| t.with_timezone(tz).format("%a %-d %b %Y").to_string();
-    let last_day = r.ends - chrono::Duration::seconds(1);
+    let rows = super::rows::Rows::new(r, tz);
     let mut out = format!(
-        "Weekly report of {title}, {} ({} – {}, {})\n",
-        r.week,
-        day(&r.starts),
-        day(&last_day),
-        r.time_zone
+        "Weekly report of {title}, {} ({}, {})\n",
+        r.week, rows.range, r.time_zone
     );
     if !r.complete {
         out.push_str("This week is not over yet: figures so far.\n");
     }
-    out.push_str("\nUptime (maintenance and time without data left out)\n");
-    for c in &r.components {
+    out.push_str(
+        "\nUptime (partial and major outages count as down; maintenance and time without data are left out)\n",
+    );
+    for c in &rows.components {
         out.push_str(&format!(
             "  {}: {} (down {}, maintenance {}, no data {}), {} incident(s)\n",
-            c.name,
-            c.uptime_text,
-            dur(c.down_s),
-            dur(c.maintenance_s),
-            dur(c.no_data_s),
-            c.incidents
+            c.name, c.uptime, c.down, c.maintenance, c.no_data, c.incidents
         ));
     }
     let i = &r.incidents;
@@ -88,61 +81,29 @@ pub fn text(r: &WeeklyReport, title: &str, tz: &Tz, link: &str) -> String {
         "\nIncidents: {} opened, {} acknowledged, {} resolved\n",
         i.opened, i.acknowledged, i.resolved
     ));
-    for (what, s) in [
-        ("Time to acknowledge", i.time_to_acknowledge),
-        ("Time to resolve", i.time_to_resolve),
-    ] {
-        match s {
-            Some(s) => out.push_str(&format!(
-                "  {what}: median {}, worst {} ({} incident(s))\n",
-                dur(s.median_s),
-                dur(s.worst_s),
-                s.count
-            )),
-            None => out.push_str(&format!("  {what}: none\n")),
-        }
-    }
-    for l in &i.list {
-        let ack = match (&l.time_to_acknowledge_s, &l.acknowledged_by) {
-            (Some(s), Some(by)) => format!("acknowledged by {by} after {}", dur(*s)),
-            (Some(s), None) => format!("acknowledged after {}", dur(*s)),
-            _ => "never acknowledged".to_string(),
-        };
-        let res = match l.time_to_resolve_s {
-            Some(s) => format!("resolved after {}", dur(s)),
-            None => "not resolved".to_string(),
-        };
+    out.push_str(&format!("  Time to acknowledge: {}\n", rows.tta));
+    out.push_str(&format!("  Time to resolve: {}\n", rows.ttr));
+    for l in &rows.incidents {
         out.push_str(&format!(
-            "  #{} {} ({}), opened {}: {ack}, {res}\n",
-            l.id,
-            l.name,
-            l.component,
-            crate::web::view::local(&l.opened_at, tz)
+            "  #{} {} ({}), opened {}; acknowledged: {}; resolved: {}\n",
+            l.id, l.name, l.component, l.opened, l.ack, l.resolved
         ));
     }
     out.push_str("\nSlowest steps (95th percentile / slowest)\n");
-    if r.slowest_steps.is_empty() {
-        out.push_str("  no steps ran\n");
+    if rows.steps.is_empty() {
+        out.push_str("  No steps ran this week.\n");
     }
-    for s in &r.slowest_steps {
-        let ms = |v: i64| crate::fmt::duration(Duration::from_millis(v.max(0) as u64));
+    for s in &rows.steps {
         out.push_str(&format!(
             "  {} / {}: {} / {} over {} run(s)\n",
-            s.probe,
-            s.step,
-            ms(s.p95_ms),
-            ms(s.max_ms),
-            s.runs
+            s.probe, s.step, s.p95, s.max, s.runs
         ));
     }
-    out.push_str(&format!("\nLeaked cleanups: {}\n", r.leaked_cleanups.len()));
-    for l in &r.leaked_cleanups {
+    out.push_str(&format!("\nLeaked cleanups: {}\n", rows.leaks.len()));
+    for l in &rows.leaks {
         out.push_str(&format!(
             "  {} run {} at {}: {}\n",
-            l.probe,
-            l.run,
-            crate::web::view::local(&l.started_at, tz),
-            l.reason.as_deref().unwrap_or("cleanup failed")
+            l.probe, l.run, l.started, l.reason
         ));
     }
     out.push_str(&format!("\nThe full report: {link}\n"));
@@ -192,7 +153,7 @@ impl Digest {
                     delivery_id: delivery_id(week, to),
                     incident_id: None,
                     notifier: NOTIFIER.into(),
-                    kind: crate::subscribers::KIND.into(),
+                    kind: crate::lanes::MAIL_KIND.into(),
                     payload: serde_json::to_string(&mail).unwrap_or_default(),
                 }
             })
@@ -208,14 +169,14 @@ impl Digest {
 /// outbox worker when one was enqueued.
 pub async fn run(
     digest: Digest,
-    pager: crate::pager::Pager,
+    outbox: std::sync::Arc<tokio::sync::Notify>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     loop {
         match digest.enqueue_due(Utc::now()).await {
             Ok(0) => {}
-            Ok(_) => pager.wake_worker(),
+            Ok(_) => outbox.notify_one(),
             Err(e) => tracing::error!(error = %e, "weekly report: could not enqueue the digest"),
         }
         tokio::select! {

@@ -11,6 +11,7 @@
 //! all show one `WeeklyReport`.
 
 pub mod digest;
+pub mod rows;
 pub mod week;
 
 use std::collections::BTreeMap;

@@ -13,7 +13,7 @@ use serde::Serialize;
 use sqlx::SqliteConnection;
 
 use super::rollups::Subject;
-use super::{ProbeRow, Result, Store, ms};
+use super::{ProbeState, Result, Store, ms};
 use crate::journey::{Outcome, RunResult};
 
 /// A change of a subject's state interval: the current one (if any) ends
@@ -38,7 +38,7 @@ pub struct Seen<'a> {
 pub struct RunBatch<'a> {
     pub runs: &'a [RunResult],
     /// Each probe's state after the batch (one row per probe).
-    pub probe_states: Vec<&'a ProbeRow>,
+    pub probe_states: Vec<&'a ProbeState>,
     /// Interval changes, in the order they happened.
     pub switches: Vec<Switch<'a>>,
     pub seen: Vec<Seen<'a>>,
@@ -287,7 +287,7 @@ struct StateJson<'a> {
 
 pub(super) async fn save_probe_states(
     conn: &mut SqliteConnection,
-    states: &[&ProbeRow],
+    states: &[&ProbeState],
 ) -> Result<()> {
     if states.is_empty() {
         return Ok(());
@@ -480,7 +480,7 @@ mod tests {
             run("r3", "2026-07-01T10:20:00Z", 900, Outcome::Fail),
             run("r4", "2026-07-01T11:00:00Z", 50, Outcome::Pass),
         ];
-        let state = ProbeRow {
+        let state = ProbeState {
             probe: "login".into(),
             probe_id: "login".into(),
             component: "api".into(),

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Result, Store, ms, time};
-use crate::heartbeat::Memory;
+use crate::heartbeat::PingMemory;
 
 impl Store {
     /// The memory of the heartbeat probe whose stable id is `id`; one seen
@@ -17,7 +17,7 @@ impl Store {
         id: &str,
         by_name: Option<&str>,
         now: DateTime<Utc>,
-    ) -> Result<Memory> {
+    ) -> Result<PingMemory> {
         let mut tx = self.write().await?;
         if let Some(name) = by_name {
             sqlx::query(
@@ -43,7 +43,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         let at = |col: &str| r.get::<Option<i64>, _>(col).map(time);
-        Ok(Memory {
+        Ok(PingMemory {
             watching_since: time(r.get("watching_since")),
             last_ping: at("last_ping_at"),
             last_start: at("last_start_at"),
@@ -53,7 +53,7 @@ impl Store {
     }
 
     /// Stores the memory of the heartbeat probe whose stable id is `id`.
-    pub async fn save_heartbeat(&self, id: &str, m: &Memory) -> Result<()> {
+    pub async fn save_heartbeat(&self, id: &str, m: &PingMemory) -> Result<()> {
         sqlx::query(
             "INSERT INTO heartbeats (probe_id, watching_since, last_ping_at, last_start_at,
                 late_through, overrun_reported) VALUES (?, ?, ?, ?, ?, ?)

@@ -54,6 +54,14 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Every maintenance window in force: `config`'s (probes.yaml) and the
+    /// admin API's.
+    pub async fn windows(&self, config: &crate::config::Config) -> Result<Vec<Maintenance>> {
+        let mut all = config.maintenance.clone();
+        all.extend(self.maintenances().await?);
+        Ok(all)
+    }
+
     /// Windows made through the admin API and not cancelled.
     pub async fn maintenances(&self) -> Result<Vec<Maintenance>> {
         let rows = sqlx::query("SELECT * FROM maintenances WHERE cancelled_at IS NULL ORDER BY id")

@@ -556,24 +556,25 @@ impl Store {
         row.map(|r| incident(&r)).transpose()
     }
 
-    /// Records a change of the incident's hold with a note for operators.
-    /// When paging had not started, its clock restarts at `now`, so a page
-    /// held by maintenance goes out as a first page when the hold ends.
+    /// Records a change of the incident's hold with a note for operators
+    /// at `now`, and the paging clock `epoch` the escalation keeps through
+    /// it ([`crate::escalation::clock_while_held`]). False when the
+    /// incident changed since `inc` was read (or is resolved).
     pub async fn set_hold(
         &self,
         inc: &Incident,
         held: Option<&str>,
+        epoch: DateTime<Utc>,
         note: &str,
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.write().await?;
         let updated = sqlx::query(
-            "UPDATE incidents SET held = ?, version = version + 1,
-                esc_epoch = CASE WHEN esc_level IS NULL THEN ? ELSE esc_epoch END
+            "UPDATE incidents SET held = ?, version = version + 1, esc_epoch = ?
              WHERE id = ? AND version = ? AND resolved_at IS NULL",
         )
         .bind(held)
-        .bind(ms(now))
+        .bind(ms(epoch))
         .bind(inc.id)
         .bind(inc.version)
         .execute(&mut *tx)
@@ -595,13 +596,15 @@ impl Store {
         Ok(true)
     }
 
-    /// Keeps a held incident's paging clock at `now` while nothing was paged.
-    pub async fn hold_epoch(&self, inc: &Incident, now: DateTime<Utc>) -> Result<()> {
+    /// Stores the incident's paging clock `epoch` (see
+    /// [`crate::escalation::clock_while_held`]), unless the incident
+    /// changed since `inc` was read.
+    pub async fn set_epoch(&self, inc: &Incident, epoch: DateTime<Utc>) -> Result<()> {
         sqlx::query(
             "UPDATE incidents SET esc_epoch = ?, version = version + 1
-             WHERE id = ? AND version = ? AND esc_level IS NULL",
+             WHERE id = ? AND version = ?",
         )
-        .bind(ms(now))
+        .bind(ms(epoch))
         .bind(inc.id)
         .bind(inc.version)
         .execute(&self.pool)

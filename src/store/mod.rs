@@ -25,6 +25,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use crate::evaluate::ProbeState;
 pub use batch::{RunBatch, Seen, Switch};
 pub use holds::NewSilence;
 pub use incidents::{
@@ -34,9 +35,9 @@ pub use incidents::{
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use reports::{LeakedRun, StepDuration};
 pub use rollups::{StateInterval, Subject, SubjectId};
-pub use runs::{InterruptedRun, ProbeRow, RunRow, StepRow};
+pub use runs::{InterruptedRun, RunRow, StepRow};
 pub use skips::SkipRow;
-pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest};
+pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest, new_token};
 pub use webhooks::WebhookSubscription;
 
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +217,16 @@ impl Store {
         self.setting(key)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("setting `{key}` vanished")))
+    }
+
+    /// The installation identity kept in this database, made (at random) on
+    /// the first call against a fresh one and read back on every later one.
+    pub async fn installation(&self) -> Result<crate::installation::Installation> {
+        let fresh = crate::installation::Installation::random();
+        let stored = self
+            .setting_or_insert("installation_id", fresh.as_str())
+            .await?;
+        Ok(crate::installation::Installation::from_hex(&stored))
     }
 
     /// A tiny write, for readiness: proves the database takes writes now.

@@ -111,10 +111,7 @@ impl Store {
         }
         // Mail has its own lanes, each looked up by the lane index: a busy
         // lane costs nothing however many mails wait in it.
-        let mail_lanes = [
-            crate::subscribers::NOTIFIER,
-            crate::report::digest::NOTIFIER,
-        ];
+        let mail_lanes = [crate::lanes::SUBSCRIBERS, crate::lanes::DIGEST];
         for lane in mail_lanes {
             if busy.iter().any(|b| b == lane) {
                 continue;
@@ -125,7 +122,7 @@ impl Store {
         }
         // Webhook subscriptions: a lane each, at most `WEBHOOK_LANES` in
         // flight, so slow endpoints never take the room pages need.
-        let prefix = crate::subscribers::webhooks::LANE_PREFIX;
+        let prefix = crate::lanes::WEBHOOK_PREFIX;
         let hooks_busy: Vec<String> = busy
             .iter()
             .filter(|b| b.starts_with(prefix))
@@ -169,7 +166,7 @@ impl Store {
         // Built only from constants and placeholders: nothing user-given.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(ms(now + lease))
-            .bind(crate::subscribers::webhooks::KIND)
+            .bind(crate::lanes::WEBHOOK_KIND)
             .bind(ms(now))
             .bind(ms(now));
         for skipped in busy {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{Result, Store, ms, time};
-use crate::evaluate::ProbeHealth;
+use crate::evaluate::{ProbeHealth, ProbeState};
 use crate::journey::{FailureKind, Outcome, RunResult};
 
 /// A stored run, as the pages and the CLI list it.
@@ -50,22 +50,6 @@ pub struct InterruptedRun {
     pub probe: String,
     pub started_at: DateTime<Utc>,
     pub captures: std::collections::BTreeMap<String, serde_json::Value>,
-}
-
-/// A probe's stored state with what its last run said.
-#[derive(Debug, Clone)]
-pub struct ProbeRow {
-    pub probe: String,
-    /// The probe's stable id (probes.yaml `id:`, its name by default) when
-    /// the state was last written: a start matches stored states to the
-    /// configuration by it, so a rename made while stopped is carried over.
-    pub probe_id: String,
-    pub component: String,
-    pub health: ProbeHealth,
-    pub last_run_at: Option<DateTime<Utc>>,
-    pub last_outcome: Option<Outcome>,
-    pub last_reason: Option<String>,
-    pub last_failed_step: Option<String>,
 }
 
 impl Store {
@@ -211,7 +195,7 @@ impl Store {
             .await?)
     }
 
-    pub async fn probe_state(&self, probe: &str) -> Result<Option<ProbeRow>> {
+    pub async fn probe_state(&self, probe: &str) -> Result<Option<ProbeState>> {
         let row = sqlx::query("SELECT * FROM probe_states WHERE probe = ?")
             .bind(probe)
             .fetch_optional(&self.pool)
@@ -219,7 +203,7 @@ impl Store {
         Ok(row.map(|r| probe_row(&r)))
     }
 
-    pub async fn probe_states(&self) -> Result<Vec<ProbeRow>> {
+    pub async fn probe_states(&self) -> Result<Vec<ProbeState>> {
         let rows = sqlx::query("SELECT * FROM probe_states ORDER BY probe")
             .fetch_all(&self.pool)
             .await?;
@@ -227,7 +211,7 @@ impl Store {
     }
 
     /// The states of one component's probes.
-    pub async fn probe_states_of(&self, component: &str) -> Result<Vec<ProbeRow>> {
+    pub async fn probe_states_of(&self, component: &str) -> Result<Vec<ProbeState>> {
         let rows = sqlx::query("SELECT * FROM probe_states WHERE component = ? ORDER BY probe")
             .bind(component)
             .fetch_all(&self.pool)
@@ -275,9 +259,9 @@ impl Store {
     }
 }
 
-fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeRow {
+fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeState {
     let probe: String = r.get("probe");
-    ProbeRow {
+    ProbeState {
         probe_id: r
             .get::<Option<String>, _>("probe_id")
             .unwrap_or_else(|| probe.clone()),

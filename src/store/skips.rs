@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::{Result, Store, ms, time};
-use crate::pressure::Skips;
+use crate::concurrency::Skips;
 
 /// One tally row, as the admin API shows it.
 #[derive(Debug, Clone, Serialize)]

@@ -43,6 +43,13 @@ pub struct SubscriptionRequest {
     pub created_at: DateTime<Utc>,
 }
 
+/// A random token for confirmation and unsubscribe links: 24 random bytes
+/// as 48 hex digits.
+pub fn new_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    crate::human::hex(&bytes)
+}
+
 /// How long a confirmation link stays valid.
 pub const REQUEST_VALID_FOR: chrono::Duration = chrono::Duration::days(7);
 
@@ -68,7 +75,7 @@ impl Store {
         )
         .bind(email)
         .bind(&comps)
-        .bind(crate::subscribers::new_token())
+        .bind(new_token())
         .bind(ms(now))
         .execute(&mut *tx)
         .await?;

@@ -73,7 +73,7 @@ impl Store {
         .bind(endpoint)
         .bind(email)
         .bind(&comps)
-        .bind(crate::subscribers::new_token())
+        .bind(super::new_token())
         .bind(ms(now))
         .execute(&mut *tx)
         .await?;
@@ -213,7 +213,7 @@ async fn drop_pending(
          WHERE status = 'pending' AND notifier = ?",
     )
     .bind(why)
-    .bind(crate::subscribers::webhooks::lane(id))
+    .bind(crate::lanes::webhook(id))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -24,16 +24,7 @@ use crate::config::Config;
 use crate::notify::email::Mail;
 use crate::store::{NewDelivery, Result, Store, WebhookSubscription};
 
-/// The outbox `kind` of subscriber webhook deliveries.
-pub const KIND: &str = "subscriber_webhook";
-
-/// Every subscription's lane name starts so.
-pub const LANE_PREFIX: &str = "webhook-subscription:";
-
-/// The outbox lane (`notifier`) of one subscription.
-pub fn lane(id: i64) -> String {
-    format!("{LANE_PREFIX}{id}")
-}
+pub use crate::lanes::{WEBHOOK_KIND as KIND, WEBHOOK_PREFIX as LANE_PREFIX, webhook as lane};
 
 /// The subscription's manage/unsubscribe page (`meta.unsubscribe`).
 pub fn manage_url(base_url: &str, s: &WebhookSubscription) -> String {
@@ -47,14 +38,7 @@ pub struct Stored {
     pub body: Value,
 }
 
-/// The `page` object of a webhook: the page's id and current indicator.
-pub fn page_json(indicator: &str, description: &str) -> Value {
-    json!({
-        "id": crate::web::api::PAGE_ID,
-        "status_indicator": indicator,
-        "status_description": description,
-    })
-}
+pub use crate::statuspage::api::webhook_page as page_json;
 
 /// A component update's body (without `meta`): `old` → `new` at `at`.
 pub struct ComponentChange<'a> {
@@ -69,7 +53,7 @@ pub struct ComponentChange<'a> {
 
 /// The Statuspage `component_update` webhook body, without `meta`.
 pub fn component_body(c: &ComponentChange<'_>, page: Value) -> Value {
-    let iso = |t: &DateTime<Utc>| crate::web::view::iso(t, &c.time_zone);
+    let iso = |t: &DateTime<Utc>| crate::human::iso(t, &c.time_zone);
     json!({
         "page": page,
         "component_update": {

@@ -11,9 +11,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::admin::authorize;
-use super::view;
 use super::{AppState, WebError, html};
 use crate::ack::{AckClaim, TokenError};
+use crate::statuspage::view;
 use crate::store::{AckOutcome, Incident};
 
 #[derive(Template)]
@@ -33,8 +33,11 @@ struct AckPage<'a> {
 /// What the person acknowledging should know: when it started (in the
 /// page's zone), the component, and the cause as the latest failing probe
 /// reported it (the link is signed for a paged person: detail is fine).
-async fn facts(app: &AppState, inc: &Incident) -> Vec<(&'static str, String)> {
-    let config = app.config.get();
+async fn facts(
+    app: &AppState,
+    config: &crate::config::Config,
+    inc: &Incident,
+) -> Vec<(&'static str, String)> {
     let component = config
         .component(&inc.component)
         .map_or_else(|| inc.component.clone(), |c| c.name.clone());
@@ -65,17 +68,18 @@ async fn page(
     inc: Option<&Incident>,
     error: Option<String>,
 ) -> Result<Response, WebError> {
-    let tz = &app.config.get().page.time_zone;
+    let config = app.config.get();
+    let tz = &config.page.time_zone;
     let acknowledged = inc.and_then(|i| {
         let at = i.acknowledged_at?;
         Some((i.acknowledged_by.clone()?, view::local(&at, tz)))
     });
     let facts = match inc {
-        Some(i) => facts(app, i).await,
+        Some(i) => facts(app, &config, i).await,
         None => vec![],
     };
     let body = AckPage {
-        title: &app.config.get().page.title,
+        title: &config.page.title,
         incident: inc,
         acknowledged,
         error,
@@ -138,7 +142,7 @@ pub async fn acknowledge_link(
     } else {
         format!(
             "{} (ack link sent to {})",
-            crate::fmt::truncate(name, 80),
+            crate::human::truncate(name, 80),
             claim.recipient
         )
     };

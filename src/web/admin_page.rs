@@ -16,8 +16,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::admin::{UpdateBody, check_update};
-use super::view::{self, IncidentView};
 use super::{AppState, WebError, html};
+use crate::statuspage::view::{self, IncidentView};
 use crate::store::{ManualIncident, PublicUpdate};
 
 const COOKIE: &str = "lookout_admin";
@@ -28,7 +28,7 @@ fn mac(app: &AppState, msg: &str) -> Option<String> {
     let key = config.admin.token.as_ref()?;
     let mut m = Hmac::<Sha256>::new_from_slice(key.expose().as_bytes()).ok()?;
     m.update(msg.as_bytes());
-    Some(crate::fmt::hex(&m.finalize().into_bytes()))
+    Some(crate::human::hex(&m.finalize().into_bytes()))
 }
 
 fn same(a: &str, b: &str) -> bool {
@@ -143,17 +143,16 @@ pub async fn index(State(app): State<AppState>, headers: HeaderMap) -> Response 
 }
 
 async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<Response, WebError> {
+    let config = app.config.get();
     let mut open = Vec::new();
     for inc in app.store.open_incidents().await? {
-        open.push(view::incident(&app.config.get(), &app.store, inc, true).await?);
+        open.push(view::incident(&config, &app.store, inc, true).await?);
     }
     let page = AdminPage {
-        title: &app.config.get().page.title,
+        title: &config.page.title,
         csrf: &csrf_for(app, session),
         open: &open,
-        components: app
-            .config
-            .get()
+        components: config
             .components
             .iter()
             .map(|c| (c.id.clone(), c.name.clone()))
@@ -161,10 +160,9 @@ async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<R
         notice,
         rejected: {
             let s = app.reloads.status();
-            s.error.zip(s.error_at).map(|(e, at)| {
-                let tz = app.config.get().page.time_zone;
-                (e, view::local(&at, &tz))
-            })
+            s.error
+                .zip(s.error_at)
+                .map(|(e, at)| (e, view::local(&at, &config.page.time_zone)))
         },
     };
     let mut resp = html(page.render()?);

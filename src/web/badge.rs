@@ -5,15 +5,12 @@
 //! is a 404.
 
 use askama::Template;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
-use axum::response::Response;
 use chrono::Utc;
 
-use super::site::Rendered;
-use super::view::PageView;
+use super::cache::Rendered;
 use super::{AppState, WebError};
 use crate::evaluate::ComponentStatus;
+use crate::statuspage::view::PageView;
 use crate::uptime;
 
 #[derive(Template)]
@@ -28,7 +25,7 @@ struct Badge {
 
 impl Badge {
     fn new(label: &str, value: String, color: &'static str) -> Self {
-        let label = crate::fmt::truncate(label, 40);
+        let label = crate::human::truncate(label, 40);
         Badge {
             label_width: text_width(&label) + 10,
             value_width: text_width(&value) + 10,
@@ -143,19 +140,6 @@ pub async fn render(
         content_type: "image/svg+xml",
         body: badge.render()?.into_bytes(),
     }))
-}
-
-/// `GET /badge/{component}/…`: from the page cache, cacheable for a minute
-/// by browsers and image proxies (README badges are fetched through them).
-pub async fn serve(State(app): State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
-    let mut resp = super::cache::serve(&app, uri.path(), &headers).await;
-    if matches!(resp.status(), StatusCode::OK | StatusCode::NOT_MODIFIED) {
-        resp.headers_mut().insert(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("public, max-age=60"),
-        );
-    }
-    resp
 }
 
 /// The badge paths worth publishing as files: components whose id is safe

@@ -14,8 +14,13 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock};
 
-use super::site::{self, Rendered};
-use super::{AppState, WebError};
+use super::WebError;
+
+/// A rendered document.
+pub struct Rendered {
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
 
 /// Even without a change, a document is re-rendered this often: windows
 /// start and end, and relative times move on.
@@ -44,9 +49,19 @@ impl Cache {
         e.generation == generation && e.made.elapsed() < MAX_AGE
     }
 
-    /// The document at `path`, from memory when fresh.
-    pub async fn get(&self, app: &AppState, path: &str) -> Result<Option<Arc<Entry>>, WebError> {
-        let generation = app.changes.generation();
+    /// The document at `path`, from memory when fresh for `generation` (the
+    /// count of changes that alter pages), else made by `render` (`None`: no
+    /// such document) and kept.
+    pub async fn get<F, Fut>(
+        &self,
+        generation: u64,
+        path: &str,
+        render: F,
+    ) -> Result<Option<Arc<Entry>>, WebError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Rendered>, WebError>>,
+    {
         if let Some(e) = self.entries.read().await.get(path)
             && Self::fresh(e, generation)
         {
@@ -58,7 +73,7 @@ impl Cache {
         {
             return Ok(Some(e.clone()));
         }
-        let Some(rendered) = site::render(app, path).await? else {
+        let Some(rendered) = render().await? else {
             return Ok(None);
         };
         let entry = Arc::new(entry(rendered, generation));
@@ -73,7 +88,7 @@ impl Cache {
 
 fn entry(r: Rendered, generation: u64) -> Entry {
     let digest = Sha256::digest(&r.body);
-    let etag = format!("\"{}\"", crate::fmt::hex(&digest[..12]));
+    let etag = format!("\"{}\"", crate::human::hex(&digest[..12]));
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     let gzip = gz
         .write_all(&r.body)
@@ -89,9 +104,10 @@ fn entry(r: Rendered, generation: u64) -> Entry {
     }
 }
 
-/// Answers from the cache: 304 when the client has it, gzip when accepted.
-pub async fn serve(app: &AppState, path: &str, request: &HeaderMap) -> Response {
-    let e = match app.cache.get(app, path).await {
+/// Answers with a cached document: 304 when the client has it, gzip when
+/// accepted.
+pub fn respond(found: Result<Option<Arc<Entry>>, WebError>, request: &HeaderMap) -> Response {
+    let e = match found {
         Ok(Some(e)) => e,
         Ok(None) => return WebError::NotFound.into_response(),
         Err(err) => return err.into_response(),

@@ -4,7 +4,6 @@
 mod ack;
 mod admin;
 mod admin_page;
-pub mod api;
 mod badge;
 pub mod cache;
 pub mod hardening;
@@ -16,7 +15,6 @@ pub mod site;
 mod subscribe;
 pub mod throttle;
 pub mod uptime;
-pub mod view;
 
 use axum::Router;
 use axum::http::{StatusCode, header};
@@ -43,7 +41,7 @@ pub struct AppState {
     /// Public documents rendered once per change.
     pub cache: cache::Cache,
     /// Takes heartbeat pings to the watcher.
-    pub heartbeats: crate::heartbeat::watcher::Heartbeats,
+    pub heartbeats: crate::heartbeat_watcher::Heartbeats,
     /// Liveness facts of the background tasks, for `/readyz`.
     pub health: crate::health::Health,
     pub metrics: crate::metrics::Metrics,
@@ -63,7 +61,27 @@ async fn public(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    cache::serve(&app, uri.path(), &headers).await
+    site::serve(&app, uri.path(), &headers).await
+}
+
+/// `GET /badge/{component}/…`: from the page cache, cacheable for a minute
+/// by browsers and image proxies (README badges are fetched through them).
+async fn badge(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let mut resp = site::serve(&app, uri.path(), &headers).await;
+    if matches!(
+        resp.status(),
+        axum::http::StatusCode::OK | axum::http::StatusCode::NOT_MODIFIED
+    ) {
+        resp.headers_mut().insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("public, max-age=60"),
+        );
+    }
+    resp
 }
 
 /// CORS for the documents other sites read from a browser (Atlassian's
@@ -84,8 +102,8 @@ pub fn cors() -> tower_http::cors::CorsLayer {
 /// The public API, feeds and badges: readable from any origin.
 fn shared() -> Router<AppState> {
     Router::new()
-        .route("/badge/{component}/status.svg", get(badge::serve))
-        .route("/badge/{component}/uptime.svg", get(badge::serve))
+        .route("/badge/{component}/status.svg", get(badge))
+        .route("/badge/{component}/uptime.svg", get(badge))
         .route("/history.atom", get(public))
         .route("/history.rss", get(public))
         .route("/api/v2/{*document}", get(public))
@@ -95,6 +113,7 @@ fn shared() -> Router<AppState> {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(shared())
+        .merge(admin::router())
         .route("/", get(public))
         .route("/history", get(public))
         .route("/uptime", get(public))
@@ -138,37 +157,8 @@ pub fn router(state: AppState) -> Router {
             "/admin/incidents/{id}/updates",
             post(admin_page::post_update),
         )
-        .route("/api/admin/incidents", post(admin::open_incident))
-        .route(
-            "/api/admin/incidents/{id}",
-            get(admin::incident).patch(admin::edit_incident),
-        )
-        .route(
-            "/api/admin/incidents/{id}/updates",
-            post(admin::post_update),
-        )
-        .route("/api/admin/runs/leaked", get(admin::leaked_runs))
-        .route("/api/admin/probes/{name}/runs", get(admin::probe_runs))
-        .route("/api/admin/runs/skipped", get(admin::skipped_starts))
-        .route("/api/admin/config", get(admin::config_status))
         .route("/admin/report", get(report::page))
         .route("/api/admin/report", get(report::json))
-        .route(
-            "/api/admin/maintenances",
-            get(admin::maintenances).post(admin::create_maintenance),
-        )
-        .route(
-            "/api/admin/maintenances/{id}",
-            axum::routing::delete(admin::cancel_maintenance),
-        )
-        .route(
-            "/api/admin/silences",
-            get(admin::silences).post(admin::create_silence),
-        )
-        .route(
-            "/api/admin/silences/{id}",
-            axum::routing::delete(admin::end_silence),
-        )
         .route("/api/hooks/pagerduty", post(hooks::pagerduty))
         .route("/api/hooks/ack", post(hooks::generic))
         .route("/healthz", get(|| async { "ok" }))

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
-use crate::heartbeat::watcher::{PingError, Signal};
+use crate::heartbeat_watcher::{PingError, Signal};
 
 /// `/ping/{token}`: the job finished successfully.
 pub async fn success(State(app): State<AppState>, Path(token): Path<String>) -> Response {

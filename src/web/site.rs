@@ -5,13 +5,21 @@
 use askama::Template;
 use chrono::{Datelike, Utc};
 
-use super::view::{self, IncidentView, PageView};
-use super::{AppState, WebError, api};
+use super::{AppState, WebError};
+use crate::statuspage::api;
+use crate::statuspage::view::{self, IncidentView, PageView};
 
-/// A rendered document.
-pub struct Rendered {
-    pub content_type: &'static str,
-    pub body: Vec<u8>,
+pub use super::cache::Rendered;
+
+/// Answers `GET path` from the page cache, rendering on a miss.
+pub async fn serve(
+    app: &AppState,
+    path: &str,
+    request: &axum::http::HeaderMap,
+) -> axum::response::Response {
+    let generation = app.changes.generation();
+    let found = app.cache.get(generation, path, || render(app, path)).await;
+    super::cache::respond(found, request)
 }
 
 const HTML: &str = "text/html; charset=utf-8";
@@ -76,126 +84,158 @@ async fn latest(app: &AppState) -> Result<Vec<IncidentView>, WebError> {
     Ok(out)
 }
 
-fn html(t: impl Template) -> Result<Option<Rendered>, WebError> {
-    Ok(Some(Rendered {
+fn html_doc(t: impl Template) -> Result<Rendered, WebError> {
+    Ok(Rendered {
         content_type: HTML,
         body: t.render()?.into_bytes(),
-    }))
+    })
 }
 
-/// Renders the public document at `path`; `None` if there is none.
+/// Renders the public document at `path`; `None` if there is none. One
+/// function per document below; this only dispatches.
 pub async fn render(app: &AppState, path: &str) -> Result<Option<Rendered>, WebError> {
-    if path == "/static/style.css" {
-        return Ok(Some(Rendered {
-            content_type: "text/css; charset=utf-8",
-            body: super::STYLE.as_bytes().to_vec(),
-        }));
-    }
-    if path == "/static/icon.svg" {
-        return Ok(Some(Rendered {
-            content_type: "image/svg+xml",
-            body: super::ICON.as_bytes().to_vec(),
-        }));
-    }
-    let page = view::page(&app.config.get(), &app.store, &app.base_url).await?;
     match path {
-        "/" => {
-            let uptime = super::uptime::components(app, &page).await?;
-            html(IndexPage {
-                page: &page,
-                uptime,
-            })
-        }
-        "/history" => {
-            let now = Utc::now();
-            let tz = app.config.get().page.time_zone;
-            let from = now - chrono::Duration::days(HISTORY_DAYS);
-            let mut months: Vec<(String, Vec<IncidentView>)> = Vec::new();
-            let public = app.store.incidents_between(from, now, 1000).await?;
-            for inc in public.into_iter().filter(|i| i.published_at.is_some()) {
-                let local = inc.opened_at.with_timezone(&tz);
-                let label = format!("{} {}", month_name(local.month()), local.year());
-                let v = view::incident(&app.config.get(), &app.store, inc, false).await?;
-                match months.last_mut() {
-                    Some((m, list)) if *m == label => list.push(v),
-                    _ => months.push((label, vec![v])),
-                }
-            }
-            html(HistoryPage {
-                page: &page,
-                months,
-            })
-        }
-        "/history.atom" => {
-            let incidents = latest(app).await?;
-            // Incidents and maintenances are entries: the later change.
-            let updated = incidents
-                .iter()
-                .map(|i| i.updated_at)
-                .chain([page.updated_at])
-                .max()
-                .unwrap_or(page.updated_at)
-                .to_rfc3339();
-            let body = AtomFeed {
-                page: &page,
-                updated,
-                incidents: &incidents,
-            }
-            .render()?;
-            Ok(Some(Rendered {
-                content_type: "application/atom+xml; charset=utf-8",
-                body: body.into_bytes(),
-            }))
-        }
-        "/history.rss" => {
-            let incidents = latest(app).await?;
-            let body = RssFeed {
-                page: &page,
-                incidents: &incidents,
-            }
-            .render()?;
-            Ok(Some(Rendered {
-                content_type: "application/rss+xml; charset=utf-8",
-                body: body.into_bytes(),
-            }))
-        }
+        "/static/style.css" => return Ok(Some(asset("text/css; charset=utf-8", super::STYLE))),
+        "/static/icon.svg" => return Ok(Some(asset("image/svg+xml", super::ICON))),
+        _ => {}
+    }
+    let config = app.config.get();
+    let page = view::page(&config, &app.store, &app.base_url).await?;
+    match path {
+        "/" => index(app, &page).await.map(Some),
+        "/history" => history(app, &config, &page).await.map(Some),
+        "/history.atom" => atom(app, &page).await.map(Some),
+        "/history.rss" => rss(app, &page).await.map(Some),
         "/uptime" => super::uptime::page(app, &page).await.map(Some),
         _ => {
             if let Some(rest) = path.strip_prefix("/badge/") {
                 return super::badge::render(app, &page, rest).await;
             }
-            if let Some(id) = path
-                .strip_prefix("/incidents/")
-                .and_then(|n| n.parse::<i64>().ok())
-            {
-                let Some(inc) = app
-                    .store
-                    .incident(id)
-                    .await?
-                    .filter(|i| i.published_at.is_some())
-                else {
-                    return Ok(None);
+            if let Some(id) = path.strip_prefix("/incidents/") {
+                return match id.parse::<i64>() {
+                    Ok(id) => incident(app, &config, &page, id).await,
+                    Err(_) => Ok(None),
                 };
-                let incident = view::incident(&app.config.get(), &app.store, inc, false).await?;
-                return html(IncidentPage {
-                    page: &page,
-                    incident: &incident,
-                });
             }
-            let Some(doc) = path.strip_prefix("/api/v2/") else {
-                return Ok(None);
-            };
-            let latest = if doc == "incidents.json" {
-                latest(app).await?
-            } else {
-                vec![]
-            };
-            Ok(api::document(doc, &page, &latest).map(|v| Rendered {
-                content_type: JSON,
-                body: serde_json::to_vec(&v).unwrap_or_default(),
-            }))
+            match path.strip_prefix("/api/v2/") {
+                Some(doc) => api_document(app, &page, doc).await,
+                None => Ok(None),
+            }
         }
     }
+}
+
+fn asset(content_type: &'static str, text: &str) -> Rendered {
+    Rendered {
+        content_type,
+        body: text.as_bytes().to_vec(),
+    }
+}
+
+/// `/`: the current state, with 90 daily bars per component.
+async fn index(app: &AppState, page: &PageView) -> Result<Rendered, WebError> {
+    let uptime = super::uptime::components(app, page).await?;
+    html_doc(IndexPage { page, uptime })
+}
+
+/// `/history`: public incidents of the last [`HISTORY_DAYS`], by month.
+async fn history(
+    app: &AppState,
+    config: &crate::config::Config,
+    page: &PageView,
+) -> Result<Rendered, WebError> {
+    let now = Utc::now();
+    let tz = config.page.time_zone;
+    let from = now - chrono::Duration::days(HISTORY_DAYS);
+    let mut months: Vec<(String, Vec<IncidentView>)> = Vec::new();
+    let public = app.store.incidents_between(from, now, 1000).await?;
+    for inc in public.into_iter().filter(|i| i.published_at.is_some()) {
+        let local = inc.opened_at.with_timezone(&tz);
+        let label = format!("{} {}", month_name(local.month()), local.year());
+        let v = view::incident(config, &app.store, inc, false).await?;
+        match months.last_mut() {
+            Some((m, list)) if *m == label => list.push(v),
+            _ => months.push((label, vec![v])),
+        }
+    }
+    html_doc(HistoryPage { page, months })
+}
+
+/// `/history.atom`: incidents and maintenances as entries.
+async fn atom(app: &AppState, page: &PageView) -> Result<Rendered, WebError> {
+    let incidents = latest(app).await?;
+    // Incidents and maintenances are entries: the later change.
+    let updated = incidents
+        .iter()
+        .map(|i| i.updated_at)
+        .chain([page.updated_at])
+        .max()
+        .unwrap_or(page.updated_at)
+        .to_rfc3339();
+    let body = AtomFeed {
+        page,
+        updated,
+        incidents: &incidents,
+    }
+    .render()?;
+    Ok(Rendered {
+        content_type: "application/atom+xml; charset=utf-8",
+        body: body.into_bytes(),
+    })
+}
+
+/// `/history.rss`.
+async fn rss(app: &AppState, page: &PageView) -> Result<Rendered, WebError> {
+    let incidents = latest(app).await?;
+    let body = RssFeed {
+        page,
+        incidents: &incidents,
+    }
+    .render()?;
+    Ok(Rendered {
+        content_type: "application/rss+xml; charset=utf-8",
+        body: body.into_bytes(),
+    })
+}
+
+/// `/incidents/{id}`: a published incident's permalink; `None` otherwise.
+async fn incident(
+    app: &AppState,
+    config: &crate::config::Config,
+    page: &PageView,
+    id: i64,
+) -> Result<Option<Rendered>, WebError> {
+    let Some(inc) = app
+        .store
+        .incident(id)
+        .await?
+        .filter(|i| i.published_at.is_some())
+    else {
+        return Ok(None);
+    };
+    let incident = view::incident(config, &app.store, inc, false).await?;
+    html_doc(IncidentPage {
+        page,
+        incident: &incident,
+    })
+    .map(Some)
+}
+
+/// `/api/v2/{doc}`: a Statuspage document; `None` for an unknown one.
+async fn api_document(
+    app: &AppState,
+    page: &PageView,
+    doc: &str,
+) -> Result<Option<Rendered>, WebError> {
+    let latest = if doc == "incidents.json" {
+        latest(app).await?
+    } else {
+        vec![]
+    };
+    Ok(api::document(doc, page, &latest).map(|v| Rendered {
+        content_type: JSON,
+        body: serde_json::to_vec(&v).unwrap_or_default(),
+    }))
 }
 
 /// Every path of the site worth publishing: pages, feeds, the API, assets,

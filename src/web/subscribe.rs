@@ -8,7 +8,7 @@
 //! Webhook subscriptions (for machines, as Statuspage offers them) work the
 //! same way: an endpoint and a contact email; nothing is sent to the
 //! endpoint until the contact confirms, and the endpoint must be `https` to
-//! public addresses (see [`crate::subscribers::endpoint`]).
+//! public addresses (see [`crate::notify::endpoint`]).
 
 use std::collections::BTreeMap;
 
@@ -19,8 +19,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 use super::{AppState, WebError, html};
+use crate::notify::endpoint;
 use crate::store::WebhookSubscription;
-use crate::subscribers::{self, endpoint, webhooks};
+use crate::subscribers::{self, webhooks};
 
 #[derive(Template)]
 #[template(path = "subscribe.html")]

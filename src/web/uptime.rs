@@ -9,10 +9,10 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use super::site::Rendered;
-use super::view::{PageView, slug};
+use super::cache::Rendered;
 use super::{AppState, WebError};
 use crate::evaluate::ComponentStatus;
+use crate::statuspage::view::{PageView, slug};
 use crate::store::{Store, Subject};
 use crate::uptime::{self, Day, Hour, Response as DayResponse, STATES, Span};
 
@@ -337,7 +337,7 @@ fn round_up(v: i64) -> i64 {
 }
 
 fn ms_label(ms: i64) -> String {
-    crate::fmt::duration(std::time::Duration::from_millis(ms.max(0) as u64))
+    crate::human::duration(std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
 /// A measured time in whole milliseconds (the rollups' unit): `0` was

@@ -6,11 +6,8 @@
 //! the vendors' documentation); a field that does not exist is refused at
 //! load with a hint.
 
-use std::sync::{Arc, Mutex};
+use crate::support;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
 use chrono::{TimeZone, Utc};
 use lookout::installation::Installation;
 use lookout::notify::{Message, MessageKind, Notifiers};
@@ -114,21 +111,6 @@ fn discord_schema() -> Value {
     })
 }
 
-#[derive(Clone, Default)]
-struct Got(Arc<Mutex<Vec<(String, HeaderMap, Bytes)>>>);
-
-async fn record(
-    State(g): State<Got>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> &'static str {
-    g.0.lock()
-        .unwrap()
-        .push((uri.path().to_string(), headers, body));
-    "ok"
-}
-
 fn message() -> Message {
     let at = Utc.with_ymd_and_hms(2026, 7, 1, 10, 0, 0).unwrap();
     Message {
@@ -153,19 +135,12 @@ fn message() -> Message {
 
 #[tokio::test]
 async fn teams_discord_and_ntfy_bodies_match_each_receivers_documented_shape() {
-    let got = Got::default();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let app = axum::Router::new()
-        .route("/{*path}", axum::routing::post(record))
-        .with_state(got.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
+    let got = support::Recorder::start(|_| support::Answer::new(200, "ok")).await;
+    let url = got.url("");
     let yaml = YAML.replace("{url}", &url);
     let config = lookout::config::parse(&yaml, "t.yaml", std::path::Path::new("."), &|_| None)
         .unwrap_or_else(|e| panic!("README's examples load: {e}"));
-    let notifiers = Notifiers::new(None, Installation::from_hex("0011223344556677"));
+    let notifiers = Notifiers::new(None, Installation::from_hex("0011223344556677")).unwrap();
     let msg = message();
     for name in ["teams", "discord", "ntfy"] {
         notifiers
@@ -173,8 +148,11 @@ async fn teams_discord_and_ntfy_bodies_match_each_receivers_documented_shape() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    let got = got.0.lock().unwrap().clone();
-    let find = |path: &str| got.iter().find(|(p, _, _)| p == path).unwrap().clone();
+    let got = got.hits();
+    let find = |path: &str| {
+        let hit = got.iter().find(|h| h.path == path).unwrap().clone();
+        (hit.path, hit.headers, hit.raw)
+    };
 
     let (_, h, teams) = find("/teams");
     assert_eq!(h["content-type"], "application/json");

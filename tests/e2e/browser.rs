@@ -268,17 +268,10 @@ components:
 secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }}, pw: {{ env: TEST_PROBE_PASSWORD }} }}
 admin: {{ token: "{{{{ secrets.admin }}}}" }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures }}
-    steps:
-      - id: login
-        post: "{url}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-"#,
-        url = platform.url
+{login}"#,
+        login = support::LoginProbe::new(&platform.url)
+            .alert("{ after: 1 failures }")
+            .yaml(),
     );
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -444,16 +437,7 @@ smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: status@acme.test, tls: none }
 maintenance:
   - {{ name: Database upgrade, components: [data], starts: "{m_start}", ends: "{m_end}", message: Writes pause for a few minutes. }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{url}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-  - name: website
+{login}  - name: website
     component: web
     every: 1s
     steps:
@@ -464,6 +448,9 @@ escalation:
   on-call:
     levels: [{{ notify: [mail] }}]
 "#,
+        login = support::LoginProbe::new(&platform.url)
+            .alert("{ after: 1 failures, escalation: on-call }")
+            .yaml(),
         url = platform.url,
         m_start = (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339(),
         m_end = (chrono::Utc::now() + chrono::Duration::days(2) + chrono::Duration::hours(1))
@@ -675,17 +662,10 @@ page: {{ title: Acme Cloud Status }}
 components: [{{ id: api, name: API }}]
 secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures }}
-    steps:
-      - id: login
-        post: "{url}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-"#,
-        url = platform.url
+{login}"#,
+        login = support::LoginProbe::new(&platform.url)
+            .alert("{ after: 1 failures }")
+            .yaml(),
     );
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();

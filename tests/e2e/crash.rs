@@ -8,22 +8,15 @@
 //! state. A receiver that is down for a long stretch gets every page, in
 //! order, once it is back.
 
-use crate::support;
+use crate::support::{self, Recorder};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
 use chrono::{DateTime, Utc};
-use lookout::delivery::CrashAt;
+use lookout::crash::CrashAt;
 use lookout::store::{OutboxRow, Store};
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 
@@ -54,23 +47,17 @@ components:
 secrets:
   pw: {{ env: TEST_PROBE_PASSWORD }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    timeout: 2s
-    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-notifiers:
+{login}notifiers:
   first: {{ type: webhook, url: "{hook}" }}
   second: {{ type: webhook, url: "{hook}" }}
 escalation:
   on-call:
 {escalation}    ack_timeout: 1h
-"#
+"#,
+        login = support::LoginProbe::new(platform)
+            .with("timeout: 2s")
+            .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml()
     );
     let path = dir.join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -114,50 +101,21 @@ struct Hit {
     at: DateTime<Utc>,
 }
 
-/// A webhook receiver recording every request with its arrival time; when
-/// `hang_once` is set it records the next request and never answers it.
-#[derive(Clone, Default)]
-struct Hooks {
-    hits: Arc<Mutex<Vec<Hit>>>,
-    hang_once: Arc<AtomicBool>,
-}
-
-impl Hooks {
-    async fn start(&self) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/hook", listener.local_addr().unwrap());
-        let app = Router::new()
-            .route("/hook", post(hook))
-            .with_state(self.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        url
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap().clone()
-    }
-}
-
-async fn hook(State(h): State<Hooks>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let webhook_id = headers
-        .get("webhook-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let (installation, id) = unscoped(webhook_id);
-    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    let at = Utc::now();
-    h.hits.lock().unwrap().push(Hit {
-        installation,
-        id,
-        body,
-        at,
-    });
-    if h.hang_once.swap(false, Ordering::SeqCst) {
-        std::future::pending::<()>().await;
-    }
-    StatusCode::OK
+/// The pages a recorder got, each read as this test looks at it.
+fn pages(hooks: &Recorder) -> Vec<Hit> {
+    hooks
+        .hits()
+        .into_iter()
+        .map(|h| {
+            let (installation, id) = unscoped(h.header("webhook-id").unwrap_or_default());
+            Hit {
+                installation,
+                id,
+                body: h.body,
+                at: h.at,
+            }
+        })
+        .collect()
 }
 
 /// Starts `lookout serve`, logging to `log`; `crash_at` sets the crash hook.
@@ -273,11 +231,11 @@ async fn crash_and_restart_with(crash: Crash, subscribers: usize) {
     };
     let platform = support::platform().await;
     platform.state.inject(login_error());
-    let hooks = Hooks::default();
-    hooks
-        .hang_once
-        .store(crash == Crash::KillInFlight, Ordering::SeqCst);
-    let url = hooks.start().await;
+    let (hooks, url) = Recorder::hook().await;
+    if crash == Crash::KillInFlight {
+        // The first page is taken and never answered.
+        hooks.then(support::Answer::hang());
+    }
     let config = write_config(dir.path(), &platform.url, &url, &two_levels());
     let db = dir.path().join("lookout.db");
     let smtp = support::Smtp::default();
@@ -309,7 +267,7 @@ async fn crash_and_restart_with(crash: Crash, subscribers: usize) {
         Crash::KillInFlight => {
             support::eventually("the first page in flight", WAIT, || async {
                 let flooding = subscribers == 0 || !smtp.mails.lock().unwrap().is_empty();
-                (!hooks.hits().is_empty() && flooding).then_some(())
+                (!pages(&hooks).is_empty() && flooding).then_some(())
             })
             .await;
             child.kill().await.unwrap();
@@ -324,7 +282,7 @@ async fn crash_and_restart_with(crash: Crash, subscribers: usize) {
     let rows = store.outbox_rows(inc.id).await.unwrap();
     let p1 = format!("inc{}-p1-trigger-first", inc.id);
     let p2 = format!("inc{}-p2-trigger-second", inc.id);
-    let before = hooks.hits();
+    let before = pages(&hooks);
     if crash == Crash::At("before_enqueue") {
         assert!(rows.is_empty(), "{label}: nothing enqueued: {rows:?}");
         assert_eq!(inc.escalation.level, None, "{label}: nothing paged");
@@ -381,7 +339,7 @@ async fn crash_and_restart_with(crash: Crash, subscribers: usize) {
     child.kill().await.unwrap();
     // What the dead process left, so rows and hits describe the same end.
     let rows = store.outbox_rows(inc.id).await.unwrap();
-    let hits = hooks.hits();
+    let hits = pages(&hooks);
     check_pages(label, inc.id, &rows, &hits, crash.delivered_before_crash());
 
     // The escalation went on from the stored state: level 2 (and the first
@@ -567,13 +525,13 @@ async fn a_receiver_down_for_long_gets_every_page_in_order_when_back() {
     );
 
     // The receiver comes back.
-    let receiver = support::Receiver::default();
+    let receiver = support::Recorder::default();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
     receiver.serve(listener);
-    let ids = |r: &support::Receiver| -> Vec<String> {
-        r.all()
+    let ids = |r: &support::Recorder| -> Vec<String> {
+        r.hits()
             .iter()
             .map(|h| unscoped(h.headers["webhook-id"].to_str().unwrap()).1)
             .collect()
@@ -589,7 +547,7 @@ async fn a_receiver_down_for_long_gets_every_page_in_order_when_back() {
     let expected: Vec<u32> = (1..=got.len() as u32).collect();
     assert_eq!(numbers, expected, "pages after the outage follow in order");
     let kinds: Vec<serde_json::Value> = receiver
-        .all()
+        .hits()
         .iter()
         .map(|h| h.body["type"].clone())
         .collect();

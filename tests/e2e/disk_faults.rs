@@ -6,7 +6,7 @@
 //!
 //! The tmpfs is mounted by the test (CI runs as root, as this machine does).
 
-use crate::support::{self, Receiver, Running, eventually};
+use crate::support::{self, Recorder, Running, eventually};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,22 +22,16 @@ components:
   - {{ id: api, name: API }}
 secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 2 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-notifiers:
+{login}notifiers:
   hook: {{ type: webhook, url: "{hook}" }}
 escalation:
   on-call:
     levels:
       - notify: [hook]
-"#
+"#,
+        login = support::LoginProbe::new(platform)
+            .alert("{ after: 2 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml()
     )
 }
 
@@ -85,16 +79,8 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-async fn receiver() -> (Receiver, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let r = Receiver::default();
-    r.serve(l);
-    (r, url)
-}
-
 /// The self-alerts of kind `kind` (`incident.trigger`, `incident.resolved`).
-fn self_alerts(hook: &Receiver, kind: &str) -> Vec<Value> {
+fn self_alerts(hook: &Recorder, kind: &str) -> Vec<Value> {
     hook.of_type(kind)
         .into_iter()
         .filter(|r| r.body["incident"]["component"]["id"] == "lookout")
@@ -128,7 +114,7 @@ async fn a_full_disk_freed_again_takes_writes_without_a_restart_and_the_all_clea
     let dir = tempfile::tempdir().unwrap();
     let mnt = Tmpfs::mount(&dir.path().join("mnt"), "2m");
     let platform = support::platform().await;
-    let (hook, url) = receiver().await;
+    let (hook, url) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, config(&platform.url, &url)).unwrap();
     let db = mnt.0.join("lookout.db");
@@ -184,7 +170,7 @@ async fn a_full_disk_freed_again_takes_writes_without_a_restart_and_the_all_clea
 async fn a_database_file_deleted_under_the_service_flips_readiness_and_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
-    let (hook, url) = receiver().await;
+    let (hook, url) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, config(&platform.url, &url)).unwrap();
     let db = dir.path().join("lookout.db");
@@ -224,7 +210,7 @@ async fn a_database_file_deleted_under_the_service_flips_readiness_and_alerts() 
 async fn a_write_ahead_log_deleted_under_the_service_flips_readiness_and_alerts() {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
-    let (hook, url) = receiver().await;
+    let (hook, url) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, config(&platform.url, &url)).unwrap();
     let db = dir.path().join("lookout.db");
@@ -298,7 +284,7 @@ impl Drop for Immutable {
 async fn a_database_file_made_unwritable_under_the_service_flips_readiness_until_fixed() {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
-    let (hook, url) = receiver().await;
+    let (hook, url) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, config(&platform.url, &url)).unwrap();
     let db = dir.path().join("lookout.db");

@@ -128,7 +128,7 @@ proptest! {
     ) {
         let probe = probe_with(every, jitter, grace, grace);
         let hb = probe.heartbeat.clone().unwrap();
-        let mut memory = lookout::heartbeat::Memory::new(anchor);
+        let mut memory = lookout::heartbeat::PingMemory::new(anchor);
         memory.started(anchor);
         let _ = lookout::heartbeat::due(&probe.schedule, &hb, &memory, now);
         if let Some(next) = lookout::heartbeat::next_deadline(&probe.schedule, &hb, &memory, now) {
@@ -183,7 +183,7 @@ async fn serve_survives_values_that_slipped_past_the_loader() {
         endpoint: sample_platform::Endpoint::Login,
         mode: sample_platform::FaultMode::Error { status: 503 },
     });
-    let receiver = support::Receiver::default();
+    let receiver = support::Recorder::default();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", l.local_addr().unwrap());
     receiver.serve(l);

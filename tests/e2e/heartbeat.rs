@@ -49,14 +49,14 @@ escalation:
 
 struct Setup {
     dir: tempfile::TempDir,
-    receiver: Receiver,
+    receiver: Recorder,
     app: Running,
     http: reqwest::Client,
 }
 
 async fn setup(expectation: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let receiver = Receiver::default();
+    let receiver = Recorder::default();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}", l.local_addr().unwrap());
     receiver.serve(l);
@@ -148,7 +148,7 @@ async fn success_pings_keep_a_heartbeat_passing() {
     assert_eq!(runs.len(), 10, "one run per ping: {runs:?}");
     assert!(s.failures().await.is_empty(), "{runs:?}");
     assert_eq!(s.open_incidents().await, 0);
-    assert!(s.receiver.all().is_empty(), "{:?}", s.receiver.all());
+    assert!(s.receiver.hits().is_empty(), "{:?}", s.receiver.hits());
     s.app.stop().await;
 }
 

@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use lookout::config::Config;
-use lookout::journey::{FailureKind, Outcome, Phase, RunResult, Runner, StepOutcome};
+use lookout::journey::{FailureKind, Outcome, Phase, RunResult, StepOutcome};
+use lookout::runner::Runner;
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -122,20 +122,12 @@ async fn runs_of(app: &Running, probe: &str) -> usize {
     app.store.recent_runs(probe, 1000).await.unwrap().len()
 }
 
-async fn hook() -> (Receiver, String) {
-    let receiver = Receiver::default();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    receiver.serve(l);
-    (receiver, url)
-}
-
 #[tokio::test]
 async fn a_valid_file_is_taken_without_a_restart_and_an_invalid_one_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::default();
     let url = target.start().await;
-    let (_receiver, hook) = hook().await;
+    let (_receiver, hook) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     write(&path, &url, &hook, "", &probe("first", "/ok"));
     let app = Running::start(&path, &dir.path().join("l.db")).await;
@@ -196,7 +188,7 @@ async fn a_probe_removed_mid_incident_resolves_it_and_its_pages() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::default();
     let url = target.start().await;
-    let (receiver, hook) = hook().await;
+    let (receiver, hook) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     let both = format!("{}{}", probe("healthy", "/ok"), probe("doomed", "/fail"));
     write(&path, &url, &hook, "", &both);
@@ -232,7 +224,7 @@ async fn shutdown_lets_quick_journeys_finish_and_interrupts_stuck_ones_with_clea
     let dir = tempfile::tempdir().unwrap();
     let target = Target::default();
     let url = target.start().await;
-    let (_receiver, hook) = hook().await;
+    let (_receiver, hook) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     let probes = r#"  - name: quick
     component: api
@@ -290,7 +282,7 @@ async fn limits_bound_journeys_per_host_and_skipped_starts_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::default();
     let url = target.start().await;
-    let (_receiver, hook) = hook().await;
+    let (_receiver, hook) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     // Six probes each wanting a 2.5 s journey every second against one
     // host that may serve two at once.
@@ -347,7 +339,7 @@ async fn the_binary_reloads_on_sighup_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let target = Target::default();
     let url = target.start().await;
-    let (_receiver, hook) = hook().await;
+    let (_receiver, hook) = Recorder::hook().await;
     let path = dir.path().join("probes.yaml");
     write(&path, &url, &hook, "", &probe("first", "/ok"));
     let port = free_port();

@@ -35,16 +35,7 @@ components:
 secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }}, pw: {{ env: TEST_PROBE_PASSWORD }} }}
 admin: {{ token: "{{{{ secrets.admin }}}}" }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-notifiers:
+{login}notifiers:
   mail: {{ type: email, to: [oncall@test.example] }}
 smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: lookout@test.example, tls: none }}
 escalation:
@@ -52,7 +43,10 @@ escalation:
     levels: [{{ notify: [mail] }}]
     ack_timeout: 1h
     on_resolve: notify
-"#
+"#,
+        login = support::LoginProbe::new(platform)
+            .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml()
     );
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, yaml).unwrap();

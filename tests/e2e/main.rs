@@ -4,6 +4,7 @@
 mod support;
 
 mod admin;
+mod architecture;
 mod body_templates;
 mod browser;
 mod cli;

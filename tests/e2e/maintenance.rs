@@ -26,17 +26,8 @@ components: [{{ id: api, name: API }}]
 secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }}, pw: {{ env: TEST_PROBE_PASSWORD }} }}
 admin: {{ token: "{{{{ secrets.admin }}}}" }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes }}
-    steps:
-      - id: login
-        post: "{url}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-"#,
-        url = platform.url
+{login}"#,
+        login = LoginProbe::new(&platform.url).yaml()
     );
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -189,17 +180,8 @@ secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
 maintenance:
   - {{ name: Rework, components: [api], starts: "{s}", ends: "{e}" }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes }}
-    steps:
-      - id: login
-        post: "{url}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-"#,
-        url = platform.url,
+{login}"#,
+        login = LoginProbe::new(&platform.url).yaml(),
         s = start.to_rfc3339(),
         e = end.to_rfc3339(),
     );

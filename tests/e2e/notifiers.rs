@@ -4,16 +4,12 @@
 //! call, so the outbox worker's retry decisions are visible as data.
 
 use crate::support;
+use crate::support::{Answer, Hit, Recorder};
 
-use std::collections::{BTreeSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use chrono::{DateTime, TimeZone, Utc};
@@ -25,121 +21,6 @@ use serde_json::Value;
 use sha2::Sha256;
 
 const WHSEC: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
-
-// ---------------------------------------------------------------------------
-// An HTTP receiver that records raw requests and answers as scripted.
-
-#[derive(Debug, Clone)]
-struct Hit {
-    method: Method,
-    path: String,
-    headers: HeaderMap,
-    raw: Vec<u8>,
-}
-
-impl Hit {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.raw).unwrap_or_else(|e| {
-            panic!(
-                "body is not JSON ({e}): {}",
-                String::from_utf8_lossy(&self.raw)
-            )
-        })
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(|v| v.to_str().unwrap())
-    }
-}
-
-#[derive(Debug, Clone)]
-struct Answer {
-    status: u16,
-    headers: Vec<(&'static str, String)>,
-    body: String,
-}
-
-impl Answer {
-    fn new(status: u16, body: impl Into<String>) -> Self {
-        Self {
-            status,
-            headers: vec![],
-            body: body.into(),
-        }
-    }
-
-    fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
-        self.headers.push((name, value.into()));
-        self
-    }
-}
-
-#[derive(Clone)]
-struct Recorder {
-    hits: Arc<Mutex<Vec<Hit>>>,
-    script: Arc<Mutex<VecDeque<Answer>>>,
-    default: Arc<dyn Fn(&Hit) -> Answer + Send + Sync>,
-    base: String,
-}
-
-impl Recorder {
-    /// Serves on a fresh loopback port; `default` answers whatever the
-    /// script does not.
-    async fn start(default: impl Fn(&Hit) -> Answer + Send + Sync + 'static) -> Recorder {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let rec = Recorder {
-            hits: Arc::default(),
-            script: Arc::default(),
-            default: Arc::new(default),
-            base: format!("http://{}", listener.local_addr().unwrap()),
-        };
-        let app = Router::new().fallback(answer).with_state(rec.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        rec
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    /// The next requests get these answers, in order.
-    fn then(&self, a: Answer) {
-        self.script.lock().unwrap().push_back(a);
-    }
-
-    fn hits(&self) -> Vec<Hit> {
-        self.hits.lock().unwrap().clone()
-    }
-
-    fn last(&self) -> Hit {
-        self.hits().pop().expect("the receiver got a request")
-    }
-}
-
-async fn answer(
-    State(rec): State<Recorder>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let hit = Hit {
-        method,
-        path: uri.path().to_string(),
-        headers,
-        raw: body.to_vec(),
-    };
-    let scripted = rec.script.lock().unwrap().pop_front();
-    let a = scripted.unwrap_or_else(|| (rec.default)(&hit));
-    rec.hits.lock().unwrap().push(hit);
-    let mut resp = (StatusCode::from_u16(a.status).unwrap(), a.body).into_response();
-    for (name, value) in a.headers {
-        resp.headers_mut().insert(name, value.parse().unwrap());
-    }
-    resp
-}
 
 // ---------------------------------------------------------------------------
 // Messages as the pager builds them.
@@ -248,7 +129,7 @@ fn signing_matches_the_standard_webhooks_test_vector() {
 #[tokio::test]
 async fn webhook_sends_the_incident_and_signs_it_per_standard_webhooks() {
     let rec = Recorder::start(|_| Answer::new(204, "")).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let notifier = webhook(rec.url("/hook"), Some(WHSEC));
     let msg = message(MessageKind::Trigger, 7);
     let before = Utc::now().timestamp();
@@ -313,7 +194,7 @@ async fn webhook_sends_the_incident_and_signs_it_per_standard_webhooks() {
 #[tokio::test]
 async fn webhook_without_a_secret_is_not_signed() {
     let rec = Recorder::start(|_| Answer::new(200, "thanks")).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let msg = message(MessageKind::Resolved, 8);
     notifiers
         .deliver(
@@ -340,7 +221,7 @@ async fn webhook_without_a_secret_is_not_signed() {
 #[tokio::test]
 async fn webhook_retries_keep_the_id_and_answers_are_classified() {
     let rec = Recorder::start(|_| Answer::new(200, "")).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let notifier = webhook(rec.url("/hook"), Some(WHSEC));
     let msg = message(MessageKind::Trigger, 9);
     let did = "inc9-p1-trigger-hook";
@@ -402,7 +283,7 @@ fn pd_accept(hit: &Hit) -> Answer {
 #[tokio::test]
 async fn pagerduty_trigger_acknowledge_and_resolve_share_one_dedup_key() {
     let rec = Recorder::start(pd_accept).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let pd = pagerduty(rec.url("/v2/enqueue"));
     for (kind, did) in [
         (MessageKind::Trigger, "inc11-p1-trigger-pd"),
@@ -524,7 +405,7 @@ async fn pagerduty_trigger_acknowledge_and_resolve_share_one_dedup_key() {
 #[tokio::test]
 async fn pagerduty_summary_is_cut_to_1024_characters() {
     let rec = Recorder::start(pd_accept).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let mut msg = message(MessageKind::Trigger, 13);
     msg.reason = Some("é".repeat(3000));
     notifiers
@@ -546,7 +427,7 @@ async fn pagerduty_summary_is_cut_to_1024_characters() {
 #[tokio::test]
 async fn pagerduty_400_is_permanent_429_and_5xx_are_retried() {
     let rec = Recorder::start(pd_accept).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let pd = pagerduty(rec.url("/v2/enqueue"));
     let msg = message(MessageKind::Trigger, 14);
     let did = "inc14-p1-trigger-pd";
@@ -591,7 +472,7 @@ async fn pagerduty_400_is_permanent_429_and_5xx_are_retried() {
 #[tokio::test]
 async fn slack_sends_a_text_fallback_and_blocks() {
     let rec = Recorder::start(|_| Answer::new(200, "ok").with("content-type", "text/html")).await;
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let slack = Notifier::Slack {
         url: Secret::new(rec.url("/services/T000/B000/XXXXSECRET")),
     };
@@ -751,7 +632,7 @@ fn smtp_config(port: u16) -> SmtpConfig {
 async fn email_pages_form_one_thread_with_the_ack_link() {
     let server = support::Smtp::default();
     let port = server.start();
-    let notifiers = Notifiers::new(Some(smtp_config(port)), installation());
+    let notifiers = Notifiers::new(Some(smtp_config(port)), installation()).unwrap();
     let mail = Notifier::Email {
         to: vec!["oncall@test.example".into()],
     };
@@ -859,7 +740,7 @@ async fn email_pages_form_one_thread_with_the_ack_link() {
 
 #[tokio::test]
 async fn email_without_smtp_is_a_permanent_failure() {
-    let notifiers = Notifiers::new(None, installation());
+    let notifiers = Notifiers::new(None, installation()).unwrap();
     let mail = Notifier::Email {
         to: vec!["oncall@test.example".into()],
     };

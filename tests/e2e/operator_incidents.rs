@@ -6,7 +6,7 @@
 //! that declares the probe's component down. In each, the failing probe is
 //! paged under its own policy.
 
-use crate::support::{self, ADMIN_TOKEN, Receiver, Running, eventually};
+use crate::support::{self, ADMIN_TOKEN, Recorder, Running, eventually};
 
 use std::time::Duration;
 
@@ -35,16 +35,7 @@ secrets:
 admin:
   token: "{{{{ secrets.admin }}}}"
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-  - name: list
+{login}  - name: list
     component: api
     every: 1s
     alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
@@ -58,21 +49,24 @@ escalation:
   on-call:
     levels:
       - notify: [hook]
-"#
+"#,
+        login = support::LoginProbe::new(platform)
+            .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml()
     )
 }
 
 async fn start() -> (
     tempfile::TempDir,
     sample_platform::RunningPlatform,
-    Receiver,
+    Recorder,
     Running,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let hook = Receiver::default();
+    let hook = Recorder::default();
     hook.serve(l);
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, config(&platform.url, &url)).unwrap();

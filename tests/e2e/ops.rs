@@ -36,23 +36,16 @@ components:
 secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
 metrics: {{ step_histograms: true }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-notifiers:
+{login}notifiers:
   hook: {{ type: webhook, url: "{dead_hook}" }}
 escalation:
   on-call:
     levels:
       - notify: [hook]
 "#,
-        platform = platform.url
+        login = support::LoginProbe::new(&platform.url)
+            .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml(),
     );
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();

@@ -23,7 +23,7 @@ const WAIT: Duration = Duration::from_secs(40);
 struct Setup {
     _dir: tempfile::TempDir,
     platform: sample_platform::RunningPlatform,
-    receiver: Receiver,
+    receiver: Recorder,
     app: Running,
     http: reqwest::Client,
 }
@@ -40,7 +40,7 @@ async fn setup(component_extra: &str, probe_extra: &str, extra: &str, failing: b
     if failing {
         fail_login(&platform);
     }
-    let receiver = Receiver::default();
+    let receiver = Recorder::default();
     let (l, hook) = listener().await;
     receiver.serve(l);
     let yaml = format!(
@@ -177,7 +177,7 @@ async fn no_page_for(s: &Setup, secs: u64) {
         s.triggers(),
         0,
         "nothing pages while held: {:?}",
-        s.receiver.all()
+        s.receiver.hits()
     );
 }
 
@@ -368,7 +368,7 @@ async fn setup_with_second_probe(probe_yaml: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let platform = platform().await;
     fail_login(&platform);
-    let receiver = Receiver::default();
+    let receiver = Recorder::default();
     let (l, hook) = listener().await;
     receiver.serve(l);
     let yaml = format!(
@@ -652,13 +652,9 @@ async fn a_page_that_fails_for_good_is_on_the_timeline_and_pages_the_next_level(
     let platform = platform().await;
     fail_login(&platform);
     // A receiver that is gone for good: 410.
-    let (gone_l, gone) = listener().await;
-    let gone_app =
-        axum::Router::new().route("/", axum::routing::post(|| async { StatusCode::GONE }));
-    tokio::spawn(async move {
-        let _ = axum::serve(gone_l, gone_app).await;
-    });
-    let receiver = Receiver::default();
+    let gone_receiver = Recorder::start(|_| support::Answer::new(410, "")).await;
+    let gone = gone_receiver.url("");
+    let receiver = Recorder::default();
     let (l, hook) = listener().await;
     receiver.serve(l);
     let yaml = format!(
@@ -719,7 +715,7 @@ async fn when_the_prober_is_offline_runs_are_errors_and_only_a_self_alert_goes_o
     let extra = format!("connectivity: {{ urls: [\"{offline}\"], notify: [hook], timeout: 1s }}\n");
     let s = setup("", "", &extra, true).await;
     let alert = eventually("a self-alert", WAIT, || async {
-        s.receiver.all().into_iter().find(|r| {
+        s.receiver.hits().into_iter().find(|r| {
             r.body["incident"]["title"]
                 .as_str()
                 .is_some_and(|t| t.contains("lost connectivity"))
@@ -746,7 +742,7 @@ async fn when_the_prober_is_offline_runs_are_errors_and_only_a_self_alert_goes_o
     // Back online (the platform answers): the self-alert resolves.
     s.platform.state.heal_all();
     eventually("the self-alert resolved", WAIT, || async {
-        s.receiver.all().into_iter().find(|r| {
+        s.receiver.hits().into_iter().find(|r| {
             r.body["type"] == "incident.resolved"
                 && r.body["incident"]["title"]
                     .as_str()
@@ -755,4 +751,89 @@ async fn when_the_prober_is_offline_runs_are_errors_and_only_a_self_alert_goes_o
     })
     .await;
     s.app.stop().await;
+}
+
+/// Escalation timed by the test, not the wall clock: a built service whose
+/// pager ticks and outbox worker steps only when told, at the instants
+/// given. The first level is paged at once, the second at its `after:` and
+/// not a second before, reminders (once every level is paged) every
+/// `remind_every` after the last page, and each page reaches the real
+/// receiver exactly once.
+#[tokio::test]
+async fn escalation_follows_the_instants_the_test_drives() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, url) = Recorder::hook().await;
+    let yaml = format!(
+        r#"version: 1
+components: [{{ id: api, name: API }}]
+secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
+probes:
+{login}notifiers:
+  first: {{ type: webhook, url: "{url}" }}
+  second: {{ type: webhook, url: "{url}" }}
+escalation:
+  on-call:
+    levels:
+      - notify: [first]
+      - {{ after: 30m, notify: [second] }}
+    remind_every: 10m
+"#,
+        login = LoginProbe::new("http://127.0.0.1:9")
+            .alert("{ after: 1 failures, escalation: on-call }")
+            .yaml()
+    );
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let driven = Driven::build(&path, &dir.path().join("l.db")).await;
+    let config = lookout::config::load(&path, &test_env).unwrap();
+    let policy = lookout::escalation::Policy::from(&config.escalation["on-call"]);
+    let t0: chrono::DateTime<Utc> = "2026-07-01T10:00:00Z".parse().unwrap();
+    driven
+        .store()
+        .create_incident(lookout::store::NewIncident {
+            component: "api",
+            title: "API disrupted",
+            impact: "major",
+            probe: "login",
+            public_body: "We are investigating",
+            internal_body: "Probe login failing",
+            policy: Some(&policy),
+            now: t0,
+            public: true,
+        })
+        .await
+        .unwrap();
+    let delivered = |n: usize| vec![lookout::delivery::Step::Delivered; n];
+    let at = |m: i64, s: i64| t0 + chrono::Duration::minutes(m) + chrono::Duration::seconds(s);
+    let kinds = || -> Vec<String> {
+        hook.hits()
+            .iter()
+            .map(|h| h.body["type"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    assert_eq!(driven.tick(t0).await, 1, "the first level at once");
+    assert_eq!(driven.drain(t0).await, delivered(1));
+    assert_eq!(kinds(), ["incident.trigger"]);
+    // Ticking again, at the same instant or until just before the second
+    // level is due, pages nobody (no reminder before every level is paged).
+    for t in [t0, at(10, 0), at(29, 59)] {
+        assert_eq!(driven.tick(t).await, 0, "nothing due at {t}");
+        assert_eq!(driven.drain(t).await, delivered(0));
+    }
+    assert_eq!(driven.tick(at(30, 0)).await, 1, "the second level at 30m");
+    assert_eq!(driven.drain(at(30, 0)).await, delivered(1));
+    assert_eq!(kinds(), ["incident.trigger", "incident.trigger"]);
+    assert_eq!(driven.tick(at(39, 59)).await, 0, "no reminder early");
+    assert_eq!(
+        driven.tick(at(40, 0)).await,
+        1,
+        "the reminder 10m after the last page"
+    );
+    assert_eq!(driven.drain(at(40, 0)).await, delivered(1));
+    assert_eq!(
+        kinds(),
+        ["incident.trigger", "incident.trigger", "incident.reminder"]
+    );
+    assert!(driven.drain(at(40, 0)).await.is_empty(), "nothing twice");
 }

@@ -4,7 +4,7 @@
 //! receiver paged; a hanging receiver or a flood of subscriber mail delays
 //! nobody else's pages; two databases never share a delivery id.
 
-use crate::support::{self, ADMIN_TOKEN, Receiver, Running, eventually};
+use crate::support::{self, ADMIN_TOKEN, Recorder, Running, eventually};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,36 +22,6 @@ fn login_error() -> FaultSpec {
     }
 }
 
-async fn receiver() -> (Receiver, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let r = Receiver::default();
-    r.serve(l);
-    (r, url)
-}
-
-/// A receiver that takes every request and never answers it; counts them.
-async fn hanging() -> (Arc<AtomicUsize>, String) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
-    let count = Arc::new(AtomicUsize::new(0));
-    let seen = count.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move || {
-            let seen = seen.clone();
-            async move {
-                seen.fetch_add(1, Ordering::SeqCst);
-                std::future::pending::<()>().await;
-            }
-        }),
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app).await;
-    });
-    (count, url)
-}
-
 /// probes.yaml for the login probe (every second, failing after one run)
 /// paging `notify` (names from `notifiers`, YAML lines indented by two).
 fn config(platform: &str, notifiers: &str, notify: &str, extra: &str) -> String {
@@ -66,17 +36,7 @@ secrets:
 admin:
   token: "{{{{ secrets.admin }}}}"
 probes:
-  - name: login
-    component: api
-    every: 1s
-    timeout: 2s
-    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-notifiers:
+{login}notifiers:
 {notifiers}
 escalation:
   on-call:
@@ -84,7 +44,11 @@ escalation:
       - notify: [{notify}]
     remind_every: 2s
     ack_timeout: 1h
-{extra}"#
+{extra}"#,
+        login = support::LoginProbe::new(platform)
+            .with("timeout: 2s")
+            .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml()
     )
 }
 
@@ -98,7 +62,7 @@ async fn start(dir: &std::path::Path, yaml: &str) -> Running {
 async fn a_hand_opened_incident_joined_by_a_failing_probe_pages() {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
-    let (hook, url) = receiver().await;
+    let (hook, url) = Recorder::hook().await;
     let notifiers = format!("  hook: {{ type: webhook, url: \"{url}\" }}");
     let app = start(dir.path(), &config(&platform.url, &notifiers, "hook", "")).await;
     // The probe passes; an operator opens an incident on its component.
@@ -147,8 +111,8 @@ async fn an_ack_reaches_the_webhook_slack_and_email_receivers_paged() {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
     platform.state.inject(login_error());
-    let (hook, hook_url) = receiver().await;
-    let (slack, slack_url) = receiver().await;
+    let (hook, hook_url) = Recorder::hook().await;
+    let (slack, slack_url) = Recorder::hook().await;
     let smtp = support::Smtp::default();
     let port = smtp.start();
     let notifiers = format!(
@@ -167,7 +131,7 @@ smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}
     })
     .await;
     eventually("the Slack and mail pages", WAIT, || async {
-        (!slack.all().is_empty() && !smtp.subjects().is_empty()).then_some(())
+        (!slack.hits().is_empty() && !smtp.subjects().is_empty()).then_some(())
     })
     .await;
     // A bare POST on the ack link, as a script or a mail client sends it.
@@ -189,7 +153,7 @@ smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}
     );
     eventually("the ack on Slack", WAIT, || async {
         slack
-            .all()
+            .hits()
             .iter()
             .any(|r| {
                 r.body["text"]
@@ -214,8 +178,9 @@ async fn a_hanging_receiver_does_not_delay_another_receivers_pages() {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
     platform.state.inject(login_error());
-    let (stuck, stuck_url) = hanging().await;
-    let (hook, hook_url) = receiver().await;
+    let stuck = Recorder::start(|_| support::Answer::hang()).await;
+    let stuck_url = stuck.url("/hook");
+    let (hook, hook_url) = Recorder::hook().await;
     let notifiers = format!(
         "  stuck: {{ type: webhook, url: \"{stuck_url}\" }}
   hook: {{ type: webhook, url: \"{hook_url}\" }}"
@@ -239,7 +204,7 @@ async fn a_hanging_receiver_does_not_delay_another_receivers_pages() {
     // Meanwhile the hanging receiver holds its first request open (a try
     // lasts 20 s): the other receiver's pages went out in the meantime.
     assert_eq!(
-        stuck.load(Ordering::SeqCst),
+        stuck.hits().len(),
         1,
         "the hanging receiver still holds its first page"
     );
@@ -250,14 +215,14 @@ async fn a_hanging_receiver_does_not_delay_another_receivers_pages() {
 async fn two_databases_paging_one_receiver_never_share_an_id() {
     let platform = support::platform().await;
     platform.state.inject(login_error());
-    let (hook, url) = receiver().await;
+    let (hook, url) = Recorder::hook().await;
     let notifiers = format!("  hook: {{ type: webhook, url: \"{url}\" }}");
     let yaml = config(&platform.url, &notifiers, "hook", "");
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let first = start(a.path(), &yaml).await;
     let second = start(b.path(), &yaml).await;
     let ids = || -> Vec<String> {
-        hook.all()
+        hook.hits()
             .iter()
             .map(|r| r.headers["webhook-id"].to_str().unwrap().to_string())
             .collect()
@@ -299,25 +264,15 @@ async fn a_subscriber_flood_during_an_incident_does_not_delay_its_pages() {
     // The receiver notes how many subscriber mails had gone out when each
     // page arrived: the event order, not a stopwatch.
     let mails_at_page: Arc<std::sync::Mutex<Vec<usize>>> = Arc::default();
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", l.local_addr().unwrap());
     let (seen, sent) = (mails_at_page.clone(), smtp.mails.clone());
-    let app_hook = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: axum::body::Bytes| {
-            let (seen, sent) = (seen.clone(), sent.clone());
-            async move {
-                let v: Value = serde_json::from_slice(&body).unwrap_or_default();
-                if v["type"] == "incident.trigger" {
-                    seen.lock().unwrap().push(sent.lock().unwrap().len());
-                }
-                "ok"
-            }
-        }),
-    );
-    tokio::spawn(async move {
-        let _ = axum::serve(l, app_hook).await;
-    });
+    let hook = Recorder::start(move |hit| {
+        if hit.body["type"] == "incident.trigger" {
+            seen.lock().unwrap().push(sent.lock().unwrap().len());
+        }
+        support::Answer::new(200, "ok")
+    })
+    .await;
+    let url = hook.url("/hook");
     let notifiers = format!(
         "  hook: {{ type: webhook, url: \"{url}\" }}
 smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}"
@@ -388,7 +343,7 @@ async fn an_expired_ack_is_told_to_everyone_paged_and_the_next_page_is_not_ackno
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
     platform.state.inject(login_error());
-    let (hook, url) = receiver().await;
+    let (hook, url) = Recorder::hook().await;
     let notifiers = format!("  hook: {{ type: webhook, url: \"{url}\" }}");
     let yaml =
         config(&platform.url, &notifiers, "hook", "").replace("ack_timeout: 1h", "ack_timeout: 2s");
@@ -413,7 +368,7 @@ async fn an_expired_ack_is_told_to_everyone_paged_and_the_next_page_is_not_ackno
     assert_eq!(expired.body["incident"]["id"], id);
     // Told in order: acknowledged, then expired, then paged again.
     let kinds: Vec<String> = hook
-        .all()
+        .hits()
         .iter()
         .map(|r| r.body["type"].as_str().unwrap_or_default().to_string())
         .collect();
@@ -441,7 +396,7 @@ async fn floods_of_pings_ack_links_admin_calls_and_hooks_do_not_hold_a_page_back
     const CAP: usize = 20_000;
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
-    let (hook, url) = receiver().await;
+    let (hook, url) = Recorder::hook().await;
     let notifiers = format!("  hook: {{ type: webhook, url: \"{url}\" }}");
     let yaml = config(&platform.url, &notifiers, "hook", "").replace(
         "notifiers:\n",

@@ -3,7 +3,7 @@
 //! component keeps its failing state and its incident; nothing resolves
 //! until a recovery is observed, and both components show the truth.
 
-use crate::support::{self, ADMIN_TOKEN, Receiver, Running, eventually};
+use crate::support::{self, ADMIN_TOKEN, Recorder, Running, eventually};
 
 use std::path::Path;
 use std::time::Duration;
@@ -89,7 +89,7 @@ async fn status(app: &Running, component: &str) -> Option<String> {
 async fn renaming_and_moving_a_failing_probe_publishes_no_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
-    let hook = Receiver::default();
+    let hook = Recorder::default();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", l.local_addr().unwrap());
     hook.serve(l);
@@ -148,7 +148,7 @@ async fn renaming_and_moving_a_failing_probe_publishes_no_recovery() {
     assert!(
         hook.of_type("incident.resolved").is_empty(),
         "{:?}",
-        hook.all()
+        hook.hits()
     );
     let public = app.store.incident_updates(incident, false).await.unwrap();
     assert!(
@@ -301,7 +301,7 @@ async fn heartbeat_memory(db: &Path, id: &str) -> (Option<i64>, i64) {
 async fn a_probe_renamed_and_moved_while_stopped_keeps_its_state_and_incident() {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
-    let hook = Receiver::default();
+    let hook = Recorder::default();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", l.local_addr().unwrap());
     hook.serve(l);
@@ -408,7 +408,7 @@ async fn a_probe_renamed_and_moved_while_stopped_keeps_its_state_and_incident() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_heartbeat_renamed_by_reload_keeps_its_last_ping() {
     let dir = tempfile::tempdir().unwrap();
-    let hook = Receiver::default();
+    let hook = Recorder::default();
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hook", l.local_addr().unwrap());
     hook.serve(l);
@@ -480,7 +480,7 @@ escalation:
 async fn a_reload_renaming_the_paged_notifier_during_an_escalation_keeps_paging() {
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
-    let (old, new) = (Receiver::default(), Receiver::default());
+    let (old, new) = (Recorder::default(), Recorder::default());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let old_url = format!("http://{}/hook", l.local_addr().unwrap());
     old.serve(l);

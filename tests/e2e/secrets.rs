@@ -40,7 +40,7 @@ async fn secrets_are_redacted_everywhere() {
         endpoint: Endpoint::Login,
         mode: FaultMode::Error { status: 503 },
     });
-    let receiver = Receiver::default();
+    let receiver = Recorder::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     receiver.serve(listener);
@@ -119,7 +119,7 @@ escalation:
             .unwrap();
         assert_clean(path, &body);
     }
-    for r in receiver.all() {
+    for r in receiver.hits() {
         assert_clean("a webhook page", r.body.to_string().as_bytes());
     }
     let _ = stop.send(());
@@ -286,7 +286,7 @@ async fn every_form_of_a_secret_is_swept_from_every_store_and_output() {
     tokio::spawn(async move {
         let _ = axum::serve(target, app).await;
     });
-    let receiver = Receiver::default();
+    let receiver = Recorder::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
     receiver.serve(listener);
@@ -396,7 +396,7 @@ escalation:
         .await
         .unwrap();
     assert_no_key("the admin API's incident", &incident);
-    for r in receiver.all() {
+    for r in receiver.hits() {
         assert_no_key("a webhook page", r.body.to_string().as_bytes());
     }
     let _ = stop.send(());

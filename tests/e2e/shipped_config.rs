@@ -8,12 +8,11 @@
 
 use crate::support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use lookout::config::Live;
 use lookout::monitor::Monitor;
-use lookout::pager::Pager;
+use lookout::notice::Notices;
 use lookout::store::Store;
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use support::*;
@@ -42,20 +41,17 @@ async fn one_login_fault_is_one_incident_and_the_faulty_component_shows_the_wors
     let config = lookout::config::load(&path, &env).expect("the shipped probes.yaml loads");
     let store = Store::open(&dir.path().join("l.db")).await.unwrap();
     let live = Live::new(config.clone());
-    let installation = lookout::installation::Installation::load(&store)
-        .await
-        .unwrap();
-    let pager = Pager::new(
+    let installation = store.installation().await.unwrap();
+    let notices = Notices::new(
         store.clone(),
         live.clone(),
         lookout::ack::AckKeys::new(vec![7; 32]),
         "http://status.test".into(),
-        Arc::new(tokio::sync::Notify::new()),
         installation,
     );
     let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(Monitor::new(store.clone(), live, pager).run(rx));
-    let runner = lookout::journey::Runner::new();
+    tokio::spawn(Monitor::new(store.clone(), live, notices).run(rx));
+    let runner = lookout::runner::Runner::new();
     let run = |name: &'static str| {
         let (config, runner, tx) = (config.clone(), runner.clone(), tx.clone());
         async move {
@@ -95,6 +91,16 @@ async fn one_login_fault_is_one_incident_and_the_faulty_component_shows_the_wors
         failing("deploy-login-write-read")
     })
     .await;
+    // The monitor stores a run's probe state, then does its incident work:
+    // wait for that work (joining or opening) before judging it.
+    eventually("the deploy journey in an incident", WAIT, || async {
+        store
+            .open_incident_for_probe("deploy-login-write-read")
+            .await
+            .ok()
+            .flatten()
+    })
+    .await;
     let open = store.open_incidents().await.unwrap();
     assert_eq!(open.len(), 1, "one fault, one incident: {open:?}");
     assert_eq!(
@@ -108,7 +114,7 @@ async fn one_login_fault_is_one_incident_and_the_faulty_component_shows_the_wors
     );
 
     // What the public sees: the page and the Statuspage API agree.
-    let page = lookout::web::view::page(&config, &store, "http://status.test")
+    let page = lookout::statuspage::view::page(&config, &store, "http://status.test")
         .await
         .unwrap();
     let status = |id: &str| page.components.iter().find(|c| c.id == id).unwrap().status;
@@ -118,7 +124,7 @@ async fn one_login_fault_is_one_incident_and_the_faulty_component_shows_the_wors
         "the component at fault shows the worse state: api {api:?}, deploys {deploys:?}"
     );
     assert_eq!(deploys.as_str(), "degraded_performance");
-    let doc = lookout::web::api::document("components.json", &page, &[]).unwrap();
+    let doc = lookout::statuspage::api::document("components.json", &page, &[]).unwrap();
     let json_status = |id: &str| {
         doc["components"]
             .as_array()

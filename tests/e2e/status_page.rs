@@ -37,21 +37,12 @@ components:
 secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }}, pw: {{ env: TEST_PROBE_PASSWORD }} }}
 admin: {{ token: "{{{{ secrets.admin }}}}" }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes }}
-    steps:
-      - id: login
-        post: "{url}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-maintenance:
+{login}maintenance:
   - {{ name: DB upgrade, components: [web], starts: "{s}", ends: "{e}", message: Read-only for a while. }}
   - {{ name: Weekly backups, components: [docs], weekly: {{ on: [sun], at: "03:00", for: 1h }} }}
 "#,
+        login = support::LoginProbe::new(&platform.url).yaml(),
         xss = XSS,
-        url = platform.url,
         s = maint_start.to_rfc3339(),
         e = (maint_start + chrono::Duration::hours(2)).to_rfc3339(),
     );

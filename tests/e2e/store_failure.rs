@@ -26,22 +26,16 @@ components:
   - {{ id: api, name: API }}
 secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 2 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-notifiers:
+{login}notifiers:
   hook: {{ type: webhook, url: "{hook}" }}
 escalation:
   on-call:
     levels:
       - notify: [hook]
-"#
+"#,
+        login = support::LoginProbe::new(platform)
+            .alert("{ after: 2 failures, recover_after: 1 passes, escalation: on-call }")
+            .yaml()
     )
 }
 
@@ -70,7 +64,7 @@ impl Metrics {
 }
 
 /// The self-alerts of kind `kind` (`incident.trigger`, `incident.resolved`).
-fn self_alerts(hook: &Receiver, kind: &str) -> Vec<Value> {
+fn self_alerts(hook: &Recorder, kind: &str) -> Vec<Value> {
     hook.of_type(kind)
         .into_iter()
         .filter(|r| r.body["incident"]["component"]["id"] == "lookout")
@@ -82,7 +76,7 @@ fn self_alerts(hook: &Receiver, kind: &str) -> Vec<Value> {
 async fn a_locked_database_holds_runs_in_memory_alerts_directly_and_loses_none() {
     let dir = tempfile::tempdir().unwrap();
     let platform = platform().await;
-    let hook = Receiver::default();
+    let hook = Recorder::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook_url = format!("http://{}/hook", listener.local_addr().unwrap());
     hook.serve(listener);

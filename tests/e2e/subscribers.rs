@@ -55,17 +55,8 @@ secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }}, pw: {{ env: TEST_PROBE_PASSWORD 
 admin: {{ token: "{{{{ secrets.admin }}}}" }}
 smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: status@test.example, tls: none }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes }}
-    steps:
-      - id: login
-        post: "{url}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-"#,
-        url = platform.url
+{login}"#,
+        login = support::LoginProbe::new(&platform.url).yaml()
     );
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();

@@ -1,5 +1,6 @@
-//! Real parts for black-box tests: the sample platform, an HTTP receiver that
-//! records what it is sent, an SMTP server, and the service on port 0.
+//! Real parts for black-box tests: the sample platform, the one HTTP
+//! recorder (every request, scripted answers), an SMTP server, probes.yaml
+//! builders, and the service on port 0.
 
 #![allow(dead_code)]
 
@@ -11,8 +12,9 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use lookout::app::{App, AppOptions, Tuning};
 use lookout::delivery::Backoff;
 use sample_platform::{self, PlatformOptions, RunningPlatform};
@@ -50,47 +52,182 @@ pub async fn platform() -> RunningPlatform {
     sample_platform::start(listener, opts).await.unwrap()
 }
 
-/// One HTTP request as a receiver saw it.
+/// One HTTP request as a [`Recorder`] saw it, with when it arrived.
 #[derive(Debug, Clone)]
-pub struct Received {
+pub struct Hit {
+    pub method: Method,
+    pub path: String,
     pub headers: HeaderMap,
+    /// The body as sent.
+    pub raw: Vec<u8>,
+    /// The body as JSON (`Null` when it is not JSON).
     pub body: serde_json::Value,
+    pub at: DateTime<Utc>,
 }
 
-/// A webhook receiver on loopback that records every request.
-#[derive(Clone, Default)]
-pub struct Receiver {
-    pub got: Arc<Mutex<Vec<Received>>>,
+impl Hit {
+    /// The body as JSON; panics (showing it) when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.raw).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.raw)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
 }
 
-impl Receiver {
+/// What a [`Recorder`] answers a request with.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+    /// Records the request and never answers it.
+    pub hang: bool,
+}
+
+impl Answer {
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
+        Self {
+            status,
+            headers: vec![],
+            body: body.into(),
+            hang: false,
+        }
+    }
+
+    /// Takes the request and never answers.
+    pub fn hang() -> Self {
+        Self {
+            hang: true,
+            ..Self::new(200, "")
+        }
+    }
+
+    pub fn with(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// The one HTTP recorder of the suite: a server on loopback that records
+/// every request (any method, any path) with its arrival time, and answers
+/// from a script, else with its default answer (`200` by default).
+#[derive(Clone)]
+pub struct Recorder {
+    hits: Arc<Mutex<Vec<Hit>>>,
+    script: Arc<Mutex<std::collections::VecDeque<Answer>>>,
+    default: Arc<dyn Fn(&Hit) -> Answer + Send + Sync>,
+    base: Arc<std::sync::OnceLock<String>>,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::answering(|_| Answer::new(200, ""))
+    }
+}
+
+impl Recorder {
+    /// A recorder (not yet serving) whose `default` answers whatever the
+    /// script does not.
+    pub fn answering(default: impl Fn(&Hit) -> Answer + Send + Sync + 'static) -> Self {
+        Self {
+            hits: Arc::default(),
+            script: Arc::default(),
+            default: Arc::new(default),
+            base: Arc::default(),
+        }
+    }
+
+    /// Serves on a fresh loopback port; `default` answers whatever the
+    /// script does not.
+    pub async fn start(default: impl Fn(&Hit) -> Answer + Send + Sync + 'static) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rec = Self::answering(default);
+        rec.serve(listener);
+        rec
+    }
+
+    /// A recorder answering `200` on a fresh port, and its `/hook` URL.
+    pub async fn hook() -> (Self, String) {
+        let rec = Self::start(|_| Answer::new(200, "")).await;
+        let url = rec.url("/hook");
+        (rec, url)
+    }
+
     /// Starts serving on `listener`; the task ends when the test does.
     pub fn serve(&self, listener: tokio::net::TcpListener) -> tokio::task::JoinHandle<()> {
-        let app = Router::new()
-            .route("/hook", post(record))
-            .with_state(self.clone());
+        let _ = self
+            .base
+            .set(format!("http://{}", listener.local_addr().unwrap()));
+        let app = Router::new().fallback(answer).with_state(self.clone());
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         })
     }
 
-    pub fn all(&self) -> Vec<Received> {
-        self.got.lock().unwrap().clone()
+    /// The URL of `path` on this recorder (once serving).
+    pub fn url(&self, path: &str) -> String {
+        format!(
+            "{}{path}",
+            self.base.get().expect("the recorder is serving")
+        )
+    }
+
+    /// The next requests get these answers, in order.
+    pub fn then(&self, a: Answer) {
+        self.script.lock().unwrap().push_back(a);
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    pub fn last(&self) -> Hit {
+        self.hits().pop().expect("the recorder got a request")
     }
 
     /// Requests whose JSON `type` is `kind` (e.g. `incident.trigger`).
-    pub fn of_type(&self, kind: &str) -> Vec<Received> {
-        self.all()
+    pub fn of_type(&self, kind: &str) -> Vec<Hit> {
+        self.hits()
             .into_iter()
             .filter(|r| r.body["type"] == kind)
             .collect()
     }
 }
 
-async fn record(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    r.got.lock().unwrap().push(Received { headers, body });
-    StatusCode::OK
+async fn answer(
+    State(rec): State<Recorder>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let hit = Hit {
+        method,
+        path: uri.path().to_string(),
+        headers,
+        body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+        raw: body.to_vec(),
+        at: Utc::now(),
+    };
+    let scripted = rec.script.lock().unwrap().pop_front();
+    let a = scripted.unwrap_or_else(|| (rec.default)(&hit));
+    rec.hits.lock().unwrap().push(hit);
+    if a.hang {
+        std::future::pending::<()>().await;
+    }
+    let mut resp = (StatusCode::from_u16(a.status).unwrap(), a.body).into_response();
+    for (name, value) in a.headers {
+        resp.headers_mut().insert(name, value.parse().unwrap());
+    }
+    resp
 }
 
 /// A real SMTP server (mailin-embedded) collecting raw messages.
@@ -161,8 +298,83 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The sample platform's login probe as probes.yaml lines (a list item
+/// under `probes:`), written once for the whole suite: `POST {api}/login`
+/// as `prober` with `password` (a YAML scalar, e.g. the template
+/// `"{{ secrets.pw }}"` or a literal), every second, failing after one run
+/// and recovering after one pass. Change any part with the builder methods.
+#[derive(Debug, Clone)]
+pub struct LoginProbe {
+    pub name: String,
+    pub component: String,
+    /// The platform's base URL or a template naming it (`{{ api }}`).
+    pub api: String,
+    pub password: String,
+    /// The `alert:` flow mapping.
+    pub alert: String,
+    /// The `expect:` flow mapping.
+    pub expect: String,
+    /// More keys of the probe (`timeout: 2s`), one per line, unindented.
+    pub extra: Vec<String>,
+}
+
+impl LoginProbe {
+    pub fn new(api: &str) -> Self {
+        Self {
+            name: "login".into(),
+            component: "api".into(),
+            api: api.into(),
+            password: "\"{{ secrets.pw }}\"".into(),
+            alert: "{ after: 1 failures, recover_after: 1 passes }".into(),
+            expect: "{ status: 200 }".into(),
+            extra: vec![],
+        }
+    }
+
+    pub fn alert(mut self, alert: &str) -> Self {
+        self.alert = alert.into();
+        self
+    }
+
+    pub fn expect(mut self, expect: &str) -> Self {
+        self.expect = expect.into();
+        self
+    }
+
+    pub fn password(mut self, password: &str) -> Self {
+        self.password = password.into();
+        self
+    }
+
+    pub fn with(mut self, line: &str) -> Self {
+        self.extra.push(line.into());
+        self
+    }
+
+    /// The probe as YAML lines, indented for a `probes:` list.
+    pub fn yaml(&self) -> String {
+        let mut out = format!(
+            "  - name: {}\n    component: {}\n    every: 1s\n",
+            self.name, self.component
+        );
+        for line in &self.extra {
+            out.push_str(&format!("    {line}\n"));
+        }
+        out.push_str(&format!(
+            "    alert: {}\n    steps:\n      - id: login\n        post: \"{}/login\"\n        form: {{ user: prober, password: {} }}\n        expect: {}\n",
+            self.alert, self.api, self.password, self.expect
+        ));
+        out
+    }
+}
+
 /// Writes a probes.yaml watching the sample platform's login.
 pub fn write_config(dir: &Path, platform: &str, hook: &str, smtp_port: u16) -> PathBuf {
+    let login = LoginProbe::new("{{ api }}")
+        .with("timeout: 2s")
+        .alert("{ after: 1 failures, recover_after: 1 passes, escalation: on-call }")
+        .expect("{ status: 200, that: [{ json: $.token, exists: true }] }")
+        .yaml();
     let yaml = format!(
         r#"version: 1
 page: {{ title: Test Cloud Status, time_zone: UTC }}
@@ -176,20 +388,7 @@ vars:
 admin:
   token: "{{{{ secrets.admin }}}}"
 probes:
-  - name: login
-    component: api
-    every: 1s
-    timeout: 2s
-    alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
-    steps:
-      - id: login
-        post: "{{{{ api }}}}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect:
-          status: 200
-          that:
-            - {{ json: $.token, exists: true }}
-notifiers:
+{login}notifiers:
   hook: {{ type: webhook, url: "{hook}" }}
   mail: {{ type: email, to: [oncall@test.example] }}
 smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: lookout@test.example, tls: none }}
@@ -340,4 +539,63 @@ pub async fn add_subscribers(db: &Path, n: usize) {
         .unwrap();
     }
     tx.commit().await.unwrap();
+}
+
+/// A built, not running, service whose pager and outbox worker a test
+/// drives by the instants it chooses: nothing ticks on its own and nothing
+/// waits on the wall clock (as zero-to-production drains its outbox with a
+/// worker step that says "delivered one" or "queue empty").
+pub struct Driven {
+    pub app: App,
+}
+
+impl Driven {
+    /// Builds the service for `config_path` on a database in `database`
+    /// without starting any task.
+    pub async fn build(config_path: &Path, database: &Path) -> Driven {
+        let config = lookout::config::load(config_path, &test_env).expect("test config loads");
+        let app = App::build(AppOptions {
+            config,
+            database: database.to_path_buf(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            tuning: Tuning {
+                schedule: false,
+                ..fast_tuning()
+            },
+            source: None,
+            started: None,
+        })
+        .await
+        .expect("app builds");
+        Driven { app }
+    }
+
+    pub fn store(&self) -> &lookout::store::Store {
+        &self.app.state().store
+    }
+
+    /// One pager tick at `now`: the pages enqueued.
+    pub async fn tick(&self, now: DateTime<Utc>) -> usize {
+        self.app
+            .state()
+            .pager
+            .tick(now)
+            .await
+            .expect("the pager ticks")
+    }
+
+    /// Delivers every row due at `now`, one [`lookout::delivery::Worker::step`]
+    /// at a time, until the worker says the queue is empty; returns what
+    /// each step did.
+    pub async fn drain(&self, now: DateTime<Utc>) -> Vec<lookout::delivery::Step> {
+        let mut steps = Vec::new();
+        loop {
+            let step = self.app.worker().step(now).await.expect("the worker steps");
+            if step == lookout::delivery::Step::Empty {
+                return steps;
+            }
+            steps.push(step);
+            assert!(steps.len() < 10_000, "the outbox never drains");
+        }
+    }
 }

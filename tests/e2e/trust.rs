@@ -6,7 +6,8 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use lookout::journey::{FailureKind, Outcome, Runner};
+use lookout::journey::{FailureKind, Outcome};
+use lookout::runner::Runner;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::truth::{rustls_pki_key, tls_server};

@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use lookout::config::Config;
-use lookout::journey::{FailureKind, Outcome, RunResult, Runner, StepOutcome};
+use lookout::journey::{FailureKind, Outcome, RunResult, StepOutcome};
+use lookout::runner::Runner;
 
 /// Serves `app` on a free loopback port; returns its base URL.
 async fn serve(app: Router) -> String {

@@ -24,16 +24,8 @@ components:
   - {{ id: web, name: Web }}
 secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-"#
+{login}"#,
+        login = support::LoginProbe::new(platform).yaml()
     );
     let path = dir.join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -335,17 +327,8 @@ page: {{ title: Stop Test }}
 components: [{{ id: api, name: API }}]
 secrets: {{ pw: {{ env: TEST_PROBE_PASSWORD }} }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes }}
-    steps:
-      - id: login
-        post: "{url}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-"#,
-        url = platform.url
+{login}"#,
+        login = support::LoginProbe::new(&platform.url).yaml()
     );
     let config = dir.path().join("probes.yaml");
     std::fs::write(&config, yaml).unwrap();

@@ -21,7 +21,7 @@ fn login_error() -> FaultSpec {
 async fn a_fault_pages_until_acknowledged_then_resolves() {
     let dir = tempfile::tempdir().unwrap();
     let platform = platform().await;
-    let receiver = Receiver::default();
+    let receiver = Recorder::default();
     let hook_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", hook_listener.local_addr().unwrap());
     receiver.serve(hook_listener);
@@ -171,7 +171,7 @@ async fn a_page_survives_a_down_receiver_and_a_restart() {
     app.stop().await;
 
     // The receiver comes back while Lookout is down; Lookout restarts.
-    let receiver = Receiver::default();
+    let receiver = Recorder::default();
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .unwrap();
@@ -183,9 +183,7 @@ async fn a_page_survives_a_down_receiver_and_a_restart() {
     .await;
     // Same logical page: the receiver can deduplicate on webhook-id, which
     // names this installation (kept in the database across the restart).
-    let installation = lookout::installation::Installation::load(&app.store)
-        .await
-        .unwrap();
+    let installation = app.store.installation().await.unwrap();
     let wire = installation.scoped(&pending.delivery_id);
     assert_eq!(got.headers["webhook-id"], wire.as_str());
     assert_eq!(

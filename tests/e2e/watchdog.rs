@@ -5,41 +5,27 @@
 
 use crate::support;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::routing::get;
 use sqlx::Connection;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(40);
 
-/// Paths the switch was pinged at.
-#[derive(Clone, Default)]
-struct Switch {
-    pings: Arc<Mutex<Vec<String>>>,
-}
-
-async fn ping(State(s): State<Switch>, Path(id): Path<String>) -> &'static str {
-    s.pings.lock().unwrap().push(id);
-    "OK"
-}
-
-/// A receiver with `/ping/{id}` (the switch) and `/ok` (what the probe checks).
-async fn switch() -> (Switch, String) {
-    let s = Switch::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new()
-        .route("/ping/{id}", get(ping))
-        .route("/ok", get(|| async { "ok" }))
-        .with_state(s.clone());
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+/// The dead man's switch: a recorder answering `OK` (`/ping/{id}`), also
+/// serving `/ok` for the probe.
+async fn switch() -> (Recorder, String) {
+    let s = Recorder::start(|_| Answer::new(200, "OK")).await;
+    let url = s.url("");
     (s, url)
+}
+
+/// The ids the switch was pinged with, in order.
+fn pings(s: &Recorder) -> Vec<String> {
+    s.hits()
+        .into_iter()
+        .filter_map(|h| h.path.strip_prefix("/ping/").map(str::to_string))
+        .collect()
 }
 
 fn config(dir: &std::path::Path, target: &str, watchdog_url: &str) -> std::path::PathBuf {
@@ -85,14 +71,14 @@ async fn a_healthy_lookout_pings_the_switch_with_the_secret_and_goes_silent_when
     );
     let app = Running::start(&path, &dir.path().join("l.db")).await;
 
-    let pings = eventually("three pings", WAIT, || async {
-        let p = switch.pings.lock().unwrap().clone();
+    let seen = eventually("three pings", WAIT, || async {
+        let p = pings(&switch);
         (p.len() >= 3).then_some(p)
     })
     .await;
     assert!(
-        pings.iter().all(|p| p == PASSWORD),
-        "every ping carries the rendered secret: {pings:?}"
+        seen.iter().all(|p| p == PASSWORD),
+        "every ping carries the rendered secret: {seen:?}"
     );
     assert!(watchdog_count(&app, "sent").await >= 3.0);
     assert_eq!(watchdog_count(&app, "failed").await, 0.0);
@@ -117,20 +103,20 @@ async fn a_healthy_lookout_pings_the_switch_with_the_secret_and_goes_silent_when
         (n > before).then_some(n)
     })
     .await;
-    let silent_from = switch.pings.lock().unwrap().len();
+    let silent_from = pings(&switch).len();
     eventually("two more skipped pings", WAIT, || async {
         (watchdog_count(&app, "skipped").await >= skipped + 2.0).then_some(())
     })
     .await;
     assert_eq!(
-        switch.pings.lock().unwrap().len(),
+        pings(&switch).len(),
         silent_from,
         "no ping while the database cannot write"
     );
     sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
     locker.close().await.unwrap();
     eventually("pings again once healthy", WAIT, || async {
-        (switch.pings.lock().unwrap().len() > silent_from).then_some(())
+        (pings(&switch).len() > silent_from).then_some(())
     })
     .await;
     app.stop().await;

@@ -8,88 +8,43 @@
 
 use crate::support;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::IntoResponse;
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use serde_json::{Value, json};
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(40);
 
-/// A receiver on loopback answering `status` (a 3xx redirects to `/other`),
-/// recording every request it gets on `/hook` and on `/other`.
-#[derive(Clone)]
-struct Endpoint2 {
-    got: Arc<Mutex<Vec<(String, HeaderMap, Value)>>>,
-    status: Arc<AtomicU16>,
-    url: String,
+/// A recorder on loopback answering `status` (a 3xx redirects to `/other`).
+async fn endpoint(status: u16) -> Recorder {
+    answering(Arc::new(AtomicU16::new(status))).await
 }
 
-impl Endpoint2 {
-    async fn start(status: u16) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let me = Endpoint2 {
-            got: Arc::default(),
-            status: Arc::new(AtomicU16::new(status)),
-            url,
-        };
-        let app = Router::new()
-            .route("/hook", axum::routing::post(take))
-            .route("/other", axum::routing::post(take))
-            .with_state(me.clone());
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        me
-    }
-
-    fn hook(&self) -> String {
-        format!("{}/hook", self.url)
-    }
-
-    fn bodies(&self) -> Vec<Value> {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|g| g.2.clone())
-            .collect()
-    }
-
-    fn on(&self, path: &str) -> usize {
-        self.got
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|g| g.0 == path)
-            .count()
-    }
+/// A recorder on loopback answering whatever `status` holds at the time.
+async fn answering(status: Arc<AtomicU16>) -> Recorder {
+    Recorder::start(move |_| {
+        let status = status.load(Ordering::SeqCst);
+        let a = Answer::new(status, "");
+        if (300..400).contains(&status) {
+            a.with("location", "/other")
+        } else {
+            a
+        }
+    })
+    .await
 }
 
-async fn take(
-    State(e): State<Endpoint2>,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    let v = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    e.got
-        .lock()
-        .unwrap()
-        .push((uri.path().to_string(), headers, v));
-    let status = StatusCode::from_u16(e.status.load(Ordering::SeqCst)).unwrap();
-    if status.is_redirection() {
-        return (status, [("location", format!("{}/other", e.url))]).into_response();
-    }
-    status.into_response()
+/// The JSON bodies a recorder got, in order.
+fn bodies(r: &Recorder) -> Vec<Value> {
+    r.hits().into_iter().map(|h| h.body).collect()
+}
+
+/// How many requests a recorder got on `path`.
+fn on(r: &Recorder, path: &str) -> usize {
+    r.hits().iter().filter(|h| h.path == path).count()
 }
 
 fn mails_to(smtp: &Smtp, to: &str) -> Vec<String> {
@@ -118,16 +73,8 @@ secrets: {{ admin: {{ env: TEST_ADMIN_TOKEN }}, pw: {{ env: TEST_PROBE_PASSWORD 
 admin: {{ token: "{{{{ secrets.admin }}}}" }}
 smtp: {{ host: 127.0.0.1, port: {smtp_port}, from: status@hook.example, tls: none }}
 probes:
-  - name: login
-    component: api
-    every: 1s
-    alert: {{ after: 1 failures, recover_after: 1 passes }}
-    steps:
-      - id: login
-        post: "{platform}/login"
-        form: {{ user: prober, password: "{{{{ secrets.pw }}}}" }}
-        expect: {{ status: 200 }}
-"#
+{login}"#,
+        login = support::LoginProbe::new(platform).yaml()
     );
     let path = dir.join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();
@@ -210,7 +157,7 @@ async fn a_webhook_hears_nothing_until_its_contact_confirms_then_gets_statuspage
     let smtp_port = smtp.start();
     let path = config(dir.path(), &platform.url, smtp_port);
     let app = Running::start_tuned(&path, &dir.path().join("l.db"), loopback_tuning()).await;
-    let hook = Endpoint2::start(200).await;
+    let hook = endpoint(200).await;
     let sub = app.page("/subscribe").await;
     assert!(sub.contains(r#"action="/subscribe/webhook""#), "{sub}");
     assert!(
@@ -219,14 +166,20 @@ async fn a_webhook_hears_nothing_until_its_contact_confirms_then_gets_statuspage
             .contains(r#"href="/subscribe#webhooks""#)
     );
 
-    let (status, _) = subscribe(&app, &hook.hook(), "ops@hook.example", &[("c_api", "on")]).await;
+    let (status, _) = subscribe(
+        &app,
+        &hook.url("/hook"),
+        "ops@hook.example",
+        &[("c_api", "on")],
+    )
+    .await;
     assert_eq!(status, 200);
     let confirm = eventually("the confirmation mail", WAIT, || async {
         mails_to(&smtp, "ops@hook.example").into_iter().next()
     })
     .await;
     assert!(
-        confirm.contains(&hook.hook()),
+        confirm.contains(&hook.url("/hook")),
         "the mail names the endpoint"
     );
     // Unconfirmed: an incident reaches nobody.
@@ -239,7 +192,7 @@ async fn a_webhook_hears_nothing_until_its_contact_confirms_then_gets_statuspage
     .await;
     let id = opened["id"].as_i64().expect("the incident's id");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(hook.bodies().is_empty(), "nothing before confirmation");
+    assert!(bodies(&hook).is_empty(), "nothing before confirmation");
 
     let link = link_after(&confirm, "press the button:");
     let http = reqwest::Client::new();
@@ -254,7 +207,7 @@ async fn a_webhook_hears_nothing_until_its_contact_confirms_then_gets_statuspage
             .contains("Confirm the webhook subscription")
     );
     assert!(
-        hook.bodies().is_empty(),
+        bodies(&hook).is_empty(),
         "a GET of the link confirms nothing"
     );
     assert_eq!(http.post(&link).send().await.unwrap().status(), 200);
@@ -273,7 +226,7 @@ async fn a_webhook_hears_nothing_until_its_contact_confirms_then_gets_statuspage
     )
     .await;
     let incident = eventually("the incident webhook", WAIT, || async {
-        hook.bodies()
+        bodies(&hook)
             .into_iter()
             .find(|b| b["incident"]["incident_updates"][0]["status"] == "identified")
     })
@@ -336,7 +289,7 @@ async fn a_webhook_hears_nothing_until_its_contact_confirms_then_gets_statuspage
         mode: FaultMode::Error { status: 503 },
     });
     let change = eventually("a component update", WAIT, || async {
-        hook.bodies()
+        bodies(&hook)
             .into_iter()
             .find(|b| b["component_update"]["new_status"] == "major_outage")
     })
@@ -363,7 +316,7 @@ async fn a_webhook_hears_nothing_until_its_contact_confirms_then_gets_statuspage
     assert_eq!(change["component"]["name"], "API");
     assert_eq!(change["component"]["status"], "major_outage");
     assert_ne!(change["component_update"]["old_status"], "major_outage");
-    let headers = &hook.got.lock().unwrap()[0].1.clone();
+    let headers = &hook.hits()[0].headers.clone();
     assert!(headers.get("webhook-id").is_some() && headers.get("webhook-timestamp").is_some());
 
     // `meta.unsubscribe` is its page: GET shows it, POST ends it.
@@ -377,11 +330,11 @@ async fn a_webhook_hears_nothing_until_its_contact_confirms_then_gets_statuspage
         .await
         .unwrap();
     assert!(
-        page.contains(&hook.hook()) && page.contains("Active"),
+        page.contains(&hook.url("/hook")) && page.contains("Active"),
         "{page}"
     );
     assert_eq!(http.post(&manage).send().await.unwrap().status(), 200);
-    let before = hook.bodies().len();
+    let before = bodies(&hook).len();
     platform.state.heal_all();
     eventually("resolved", WAIT, || async {
         app.store
@@ -394,7 +347,7 @@ async fn a_webhook_hears_nothing_until_its_contact_confirms_then_gets_statuspage
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(hook.bodies().len(), before, "nothing after unsubscribing");
+    assert_eq!(bodies(&hook).len(), before, "nothing after unsubscribing");
     app.stop().await;
 }
 
@@ -415,10 +368,10 @@ async fn urls_that_reach_this_network_are_refused_when_subscribing() {
     tuning.budgets.subscribe_per_client = wide;
     tuning.budgets.subscribe_per_address = wide;
     let app = Running::start_tuned(&path, &dir.path().join("l.db"), tuning).await;
-    let hook = Endpoint2::start(200).await;
-    let port = hook.url.rsplit(':').next().unwrap().to_string();
+    let hook = endpoint(200).await;
+    let port = hook.url("").rsplit(':').next().unwrap().to_string();
     for url in [
-        hook.hook(),
+        hook.url("/hook"),
         format!("https://127.0.0.1:{port}/hook"),
         format!("https://localhost:{port}/hook"),
         format!("https://[::1]:{port}/hook"),
@@ -456,7 +409,7 @@ async fn urls_that_reach_this_network_are_refused_when_subscribing() {
         smtp.mails.lock().unwrap().is_empty(),
         "no confirmation mail for a refused URL"
     );
-    assert!(hook.bodies().is_empty());
+    assert!(bodies(&hook).is_empty());
     app.stop().await;
 }
 
@@ -472,8 +425,8 @@ async fn an_endpoint_that_now_resolves_to_loopback_gets_nothing_and_is_disabled(
     let smtp_port = smtp.start();
     let path = config(dir.path(), &platform.url, smtp_port);
     let db = dir.path().join("l.db");
-    let hook = Endpoint2::start(200).await;
-    let port = hook.url.rsplit(':').next().unwrap().to_string();
+    let hook = endpoint(200).await;
+    let port = hook.url("").rsplit(':').next().unwrap().to_string();
     // Stored as if confirmed when `localhost` resolved elsewhere.
     lookout::store::Store::open(&db)
         .await
@@ -516,7 +469,7 @@ async fn an_endpoint_that_now_resolves_to_loopback_gets_nothing_and_is_disabled(
     })
     .await;
     assert!(mail.contains("loopback"), "{mail}");
-    assert!(hook.bodies().is_empty(), "nothing reached loopback");
+    assert!(bodies(&hook).is_empty(), "nothing reached loopback");
     app.stop().await;
 }
 
@@ -529,7 +482,7 @@ async fn a_failing_endpoint_backs_off_then_is_disabled_and_never_delays_a_page()
     let platform = platform().await;
     let smtp = Smtp::default();
     let smtp_port = smtp.start();
-    let pages = Receiver::default();
+    let pages = Recorder::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let pages_url = format!("http://{}/hook", listener.local_addr().unwrap());
     pages.serve(listener);
@@ -544,10 +497,11 @@ async fn a_failing_endpoint_backs_off_then_is_disabled_and_never_delays_a_page()
     let mut tuning = loopback_tuning();
     tuning.backoff.give_up_after = Duration::from_secs(4);
     let app = Running::start_tuned(&path, &dir.path().join("l.db"), tuning).await;
-    let failing = Endpoint2::start(500).await;
-    let redirecting = Endpoint2::start(307).await;
-    subscribe_and_confirm(&app, &smtp, &failing.hook(), "a@hook.example").await;
-    subscribe_and_confirm(&app, &smtp, &redirecting.hook(), "b@hook.example").await;
+    let failing_status = Arc::new(AtomicU16::new(500));
+    let failing = answering(failing_status.clone()).await;
+    let redirecting = endpoint(307).await;
+    subscribe_and_confirm(&app, &smtp, &failing.url("/hook"), "a@hook.example").await;
+    subscribe_and_confirm(&app, &smtp, &redirecting.url("/hook"), "b@hook.example").await;
 
     platform.state.inject(FaultSpec {
         endpoint: Endpoint::Login,
@@ -567,12 +521,12 @@ async fn a_failing_endpoint_backs_off_then_is_disabled_and_never_delays_a_page()
                 .find(|m| m.contains("Webhook subscription disabled"))
         })
         .await;
-        assert!(mail.contains(&endpoint.hook()), "{mail}");
-        assert!(endpoint.on("/hook") >= 2, "retried before giving up");
+        assert!(mail.contains(&endpoint.url("/hook")), "{mail}");
+        assert!(on(endpoint, "/hook") >= 2, "retried before giving up");
     }
-    assert_eq!(redirecting.on("/other"), 0, "redirects are not followed");
+    assert_eq!(on(&redirecting, "/other"), 0, "redirects are not followed");
     // Disabled: the next event reaches neither.
-    let (a, b) = (failing.on("/hook"), redirecting.on("/hook"));
+    let (a, b) = (on(&failing, "/hook"), on(&redirecting, "/hook"));
     platform.state.heal_all();
     eventually("resolved", WAIT, || async {
         app.store
@@ -584,10 +538,10 @@ async fn a_failing_endpoint_backs_off_then_is_disabled_and_never_delays_a_page()
     })
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!((failing.on("/hook"), redirecting.on("/hook")), (a, b));
+    assert_eq!((on(&failing, "/hook"), on(&redirecting, "/hook")), (a, b));
     // Subscribing again (confirmed by the contact) turns it back on.
-    failing.status.store(200, Ordering::SeqCst);
-    subscribe_and_confirm(&app, &smtp, &failing.hook(), "a@hook.example").await;
+    failing_status.store(200, Ordering::SeqCst);
+    subscribe_and_confirm(&app, &smtp, &failing.url("/hook"), "a@hook.example").await;
     app.stop().await;
 }
 
@@ -604,16 +558,16 @@ async fn one_host_gets_at_most_a_few_subscriptions() {
     let smtp_port = smtp.start();
     let path = config(dir.path(), &platform.url, smtp_port);
     let app = Running::start_tuned(&path, &dir.path().join("l.db"), loopback_tuning()).await;
-    let hook = Endpoint2::start(200).await;
+    let hook = endpoint(200).await;
     for n in 1..MAX_PER_HOST {
-        let url = format!("{}?n={n}", hook.hook());
+        let url = format!("{}?n={n}", hook.url("/hook"));
         subscribe_and_confirm(&app, &smtp, &url, &format!("ops{n}@hook.example")).await;
     }
     // Two requests while there is room for one more.
-    let last = format!("{}?n=last", hook.hook());
+    let last = format!("{}?n=last", hook.url("/hook"));
     let (status, _) = subscribe(&app, &last, "last@hook.example", &[]).await;
     assert_eq!(status, 200);
-    let (status, _) = subscribe(&app, &hook.hook(), "late@hook.example", &[]).await;
+    let (status, _) = subscribe(&app, &hook.url("/hook"), "late@hook.example", &[]).await;
     assert_eq!(status, 200);
     let link = |to: &'static str| {
         let smtp = &smtp;
@@ -636,7 +590,7 @@ async fn one_host_gets_at_most_a_few_subscriptions() {
     let refused = http.post(&late_link).send().await.unwrap();
     assert_eq!(refused.status(), 409);
     assert!(refused.text().await.unwrap().contains("most subscriptions"));
-    let upper = hook.hook().replace("http://", "HTTP://");
+    let upper = hook.url("/hook").replace("http://", "HTTP://");
     let (status, page) = subscribe(&app, &upper, "another@hook.example", &[]).await;
     assert_eq!(status, 409, "{page}");
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -392,7 +392,7 @@ impl Ctx<'_> {
             let (message, label) = if big {
                 (
                     format!("{what} is far too long"),
-                    format!("durations are at most {}", crate::fmt::span(max)),
+                    format!("durations are at most {}", crate::human::span(max)),
                 )
             } else {
                 (
@@ -406,15 +406,15 @@ impl Ctx<'_> {
         let range = || {
             format!(
                 "{what} is between {} and {}",
-                crate::fmt::duration(min),
-                crate::fmt::span(max)
+                crate::human::duration(min),
+                crate::human::span(max)
             )
         };
         if d < min {
             let label = range();
             self.error_at(
                 node,
-                format!("{what} must be at least {}", crate::fmt::duration(min)),
+                format!("{what} must be at least {}", crate::human::duration(min)),
                 Some(label),
             );
             return None;
@@ -423,7 +423,7 @@ impl Ctx<'_> {
             let label = range();
             self.error_at(
                 node,
-                format!("{what} must be at most {}", crate::fmt::span(max)),
+                format!("{what} must be at most {}", crate::human::span(max)),
                 Some(label),
             );
             return None;
@@ -681,7 +681,7 @@ impl Ctx<'_> {
         Some(Config {
             missing_secrets: missing.clone(),
             index: crate::config::model::ProbeIndex::new(&probes),
-            redactor: crate::journey::Redactor::new(real.map(|(_, v)| v.expose())),
+            redactor: crate::redact::Redactor::new(real.map(|(_, v)| v.expose())),
             page,
             components,
             secrets,

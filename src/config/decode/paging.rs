@@ -267,8 +267,8 @@ impl<'a> Ctx<'a> {
         &mut self,
         map: &marked_yaml::types::MarkedMappingNode,
         ctx: &str,
-    ) -> Option<Option<crate::notify::template::BodyTemplate>> {
-        use crate::notify::template::{BodyTemplate, TemplateError};
+    ) -> Option<Option<crate::message::template::BodyTemplate>> {
+        use crate::message::template::{BodyTemplate, TemplateError};
         let content_type = match map.get_node("content_type") {
             Some(n) => Some((self.string(n, "`content_type`")?, n)),
             None => None,
@@ -296,7 +296,7 @@ impl<'a> Ctx<'a> {
                     } => format!("did you mean `{s}`?"),
                     TemplateError::UnknownField { .. } => format!(
                         "fields: {}",
-                        crate::notify::template::FIELDS
+                        crate::message::template::FIELDS
                             .iter()
                             .map(|(f, _)| *f)
                             .collect::<Vec<_>>()

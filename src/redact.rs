@@ -129,7 +129,7 @@ impl Redactor {
     /// Masks, then cuts to at most `max` characters (with `…`): cutting
     /// first could leave the start of a secret that no longer matches.
     pub fn cut(&self, text: &str, max: usize) -> String {
-        crate::fmt::truncate(&self.redact(text), max)
+        crate::human::truncate(&self.redact(text), max)
     }
 
     pub fn is_empty(&self) -> bool {

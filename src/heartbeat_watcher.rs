@@ -7,9 +7,9 @@
 //!
 //! Pings and deadline checks are handled one at a time in one task, so a
 //! ping and a missed deadline can never be judged against each other's
-//! stale state. Memory is written to the store before a run is sent or a
+//! stale state. PingMemory is written to the store before a run is sent or a
 //! ping is answered, so a restart forgets nothing and reports nothing twice.
-//! Memory is kept by the probe's stable id, not its name, so a rename (by
+//! PingMemory is kept by the probe's stable id, not its name, so a rename (by
 //! reload, or while Lookout was stopped) keeps the job's deadline.
 
 use std::collections::BTreeMap;
@@ -18,8 +18,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Due, Memory};
 use crate::config::{Live, Probe};
+use crate::heartbeat::{self, Due, PingMemory};
 use crate::journey::{Outcome, RunResult};
 use crate::store::Store;
 
@@ -76,12 +76,12 @@ pub struct Heartbeats {
 }
 
 /// The watcher's end of the ping channel, made with [`Heartbeats::new`].
-pub struct Inbox(mpsc::Receiver<Ping>);
+pub struct PingInbox(mpsc::Receiver<Ping>);
 
 impl Heartbeats {
-    pub fn new(config: Live) -> (Self, Inbox) {
+    pub fn new(config: Live) -> (Self, PingInbox) {
         let (tx, rx) = mpsc::channel(256);
-        (Self { tx, config }, Inbox(rx))
+        (Self { tx, config }, PingInbox(rx))
     }
 
     /// The stable id of the heartbeat probe whose token is `token`. Every
@@ -123,14 +123,19 @@ pub struct Watcher {
     store: Store,
     config: Live,
     results: mpsc::Sender<RunResult>,
-    inbox: Inbox,
+    inbox: PingInbox,
     /// By probe id: loaded from the store on first use, then kept in step
     /// with it.
-    memory: BTreeMap<String, Memory>,
+    memory: BTreeMap<String, PingMemory>,
 }
 
 impl Watcher {
-    pub fn new(store: Store, config: Live, results: mpsc::Sender<RunResult>, inbox: Inbox) -> Self {
+    pub fn new(
+        store: Store,
+        config: Live,
+        results: mpsc::Sender<RunResult>,
+        inbox: PingInbox,
+    ) -> Self {
         Self {
             store,
             config,
@@ -166,14 +171,14 @@ impl Watcher {
             let Some(mut mem) = self.memory_of(&config, probe, now).await else {
                 continue;
             };
-            let due = super::due(&probe.schedule, hb, &mem, now);
+            let due = heartbeat::due(&probe.schedule, hb, &mem, now);
             let mut runs = Vec::new();
             for d in &due {
                 let note = match d {
                     Due::Late { expected } => {
-                        super::late_reason(&probe.schedule, hb, &mem, *expected)
+                        heartbeat::late_reason(&probe.schedule, hb, &mem, *expected)
                     }
-                    Due::Overrun { started } => super::overrun_reason(hb, *started, now),
+                    Due::Overrun { started } => heartbeat::overrun_reason(hb, *started, now),
                 };
                 tracing::warn!(probe = %probe.name, reason = %note, "heartbeat missed");
                 runs.push(run(probe, Outcome::Fail, now, now, Some(note)));
@@ -234,7 +239,7 @@ impl Watcher {
         config: &crate::config::Config,
         probe: &Probe,
         now: DateTime<Utc>,
-    ) -> Option<Memory> {
+    ) -> Option<PingMemory> {
         if let Some(m) = self.memory.get(&probe.id) {
             return Some(m.clone());
         }
@@ -256,7 +261,7 @@ impl Watcher {
 
     /// Stores `mem` under the probe id `id`, then keeps it; false (logged)
     /// when the store failed.
-    async fn save(&mut self, id: &str, mem: Memory) -> bool {
+    async fn save(&mut self, id: &str, mem: PingMemory) -> bool {
         match self.store.save_heartbeat(id, &mem).await {
             Ok(()) => {
                 self.memory.insert(id.to_string(), mem);
@@ -283,7 +288,7 @@ impl Watcher {
             .iter()
             .filter_map(|p| {
                 let mem = self.memory.get(&p.id)?;
-                super::next_deadline(&p.schedule, p.heartbeat.as_ref()?, mem, now)
+                heartbeat::next_deadline(&p.schedule, p.heartbeat.as_ref()?, mem, now)
             })
             .min()
             .map_or(MAX_WAIT, |t| {

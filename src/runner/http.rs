@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use reqwest::cookie::CookieStore;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::result::FailureKind;
 use crate::config::Method;
+use crate::journey::result::FailureKind;
 
 /// A response as the assertions see it.
 #[derive(Debug)]
@@ -23,7 +23,7 @@ pub struct Exchange {
     /// Time until the last response's headers arrived.
     pub ttfb: Duration,
     pub elapsed: Duration,
-    pub timings: super::timing::Timings,
+    pub timings: crate::journey::timing::Timings,
     /// Every request sent, redirects included; the last is this response.
     pub hops: Vec<RawHop>,
     /// The URL of the last request (after redirects).
@@ -129,12 +129,12 @@ pub async fn send(
     // a timeout can say how far the exchange got.
     let seen = AtomicU32::new(0);
     let work = follow(client, req, jar, limits, &seen);
-    let measured = super::timing::measure(tokio::time::timeout(limits.timeout, work));
+    let measured = crate::journey::timing::measure(tokio::time::timeout(limits.timeout, work));
     let (result, mut timings) = measured.await;
     let mut exchange = match result {
         Ok(r) => r?,
         Err(_) => {
-            let limit = crate::fmt::duration(limits.timeout);
+            let limit = crate::human::duration(limits.timeout);
             let message = match seen.load(Ordering::Relaxed) {
                 0 => format!("no response within {limit}"),
                 status => format!(
@@ -343,7 +343,7 @@ async fn read_capped(
 /// act on, by walking its chain of causes.
 pub fn classify(e: &reqwest::Error, url: &reqwest::Url) -> TransportError {
     let host = url.host_str().unwrap_or("?");
-    if let Some(dns) = find::<super::timing::DnsError>(e) {
+    if let Some(dns) = find::<crate::journey::timing::DnsError>(e) {
         return TransportError::new(
             FailureKind::Dns,
             format!("could not resolve {host}: {}", dns.0),

@@ -68,7 +68,7 @@ pub fn document(name: &str, page: &PageView, latest: &[IncidentView]) -> Option<
 /// incident as `/api/v2/incidents.json` shows it.
 pub fn incident_webhook(p: &PageView, i: &IncidentView) -> Value {
     json!({
-        "page": crate::subscribers::webhooks::page_json(p.indicator, p.description),
+        "page": webhook_page(p.indicator, p.description),
         "incident": incident_json(p, i),
     })
 }
@@ -78,7 +78,7 @@ pub fn incident_webhook(p: &PageView, i: &IncidentView) -> Value {
 /// shows it.
 pub fn maintenance_webhook(p: &PageView, m: &MaintenanceView) -> Value {
     json!({
-        "page": crate::subscribers::webhooks::page_json(p.indicator, p.description),
+        "page": webhook_page(p.indicator, p.description),
         "incident": maintenance_json(p, m),
     })
 }
@@ -91,7 +91,7 @@ pub const PAGE_ID: &str = "lookout";
 /// same name keeps it across restarts and machines.
 pub fn group_id(name: &str) -> String {
     use sha2::{Digest, Sha256};
-    crate::fmt::hex(&Sha256::digest(name.as_bytes())[..6])
+    crate::human::hex(&Sha256::digest(name.as_bytes())[..6])
 }
 
 /// Components and, as Statuspage does, one component per group with
@@ -300,6 +300,15 @@ fn maintenance_json(p: &PageView, m: &MaintenanceView) -> Value {
         // status it does not have.
         "components": p.components.iter().filter(|c| c.observed && m.components.contains(&c.id))
             .map(|c| component_json(p, c)).collect::<Vec<_>>(),
+    })
+}
+
+/// The `page` object of a webhook: the page's id and current indicator.
+pub fn webhook_page(indicator: &str, description: &str) -> Value {
+    json!({
+        "id": PAGE_ID,
+        "status_indicator": indicator,
+        "status_description": description,
     })
 }
 

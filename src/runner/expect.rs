@@ -264,8 +264,8 @@ fn check_duration(d: &DurationCheck, took: std::time::Duration) -> Option<Assert
     };
     (!ok).then(|| AssertionFailure {
         check: format!("duration {}", d.op.as_str()),
-        expected: format!("{} {}", d.op.as_str(), crate::fmt::duration(d.limit)),
-        actual: crate::fmt::duration(took),
+        expected: format!("{} {}", d.op.as_str(), crate::human::duration(d.limit)),
+        actual: crate::human::duration(took),
     })
 }
 
@@ -366,7 +366,7 @@ fn describe(
 }
 
 fn seconds_text(s: i64) -> String {
-    let d = crate::fmt::span(std::time::Duration::from_secs(s.unsigned_abs()));
+    let d = crate::human::span(std::time::Duration::from_secs(s.unsigned_abs()));
     if s < 0 { format!("expired {d} ago") } else { d }
 }
 

@@ -6,6 +6,7 @@ use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::evaluate::{self, ComponentStatus};
+pub use crate::human::{iso, local};
 use crate::store::{Incident, IncidentUpdate, Store};
 
 pub struct PageView {
@@ -280,7 +281,7 @@ impl IncidentView {
     pub fn lasted(&self) -> Option<String> {
         let end = self.resolved_at?;
         let secs = (end - self.created_at).num_seconds().max(0) as u64;
-        Some(crate::fmt::duration(std::time::Duration::from_secs(secs)))
+        Some(crate::human::duration(std::time::Duration::from_secs(secs)))
     }
 }
 
@@ -324,9 +325,9 @@ pub async fn page(
 ) -> crate::store::Result<PageView> {
     let now = Utc::now();
     let states = store.probe_states().await?;
-    let windows = crate::monitor::windows(config, store).await?;
+    let windows = store.windows(config).await?;
     let declared = store.declared_component_states().await?;
-    let by_name = crate::monitor::states_by_name(&states);
+    let by_name = crate::evaluate::states_by_name(&states);
     let ids: Vec<String> = config.components.iter().map(|c| c.id.clone()).collect();
     let created = store.first_seen("component", &ids, now).await?;
     let changed = store.component_changes().await?;
@@ -340,7 +341,7 @@ pub async fn page(
             description: c.description.clone(),
             group: c.group.clone(),
             position: i + 1,
-            status: crate::monitor::shown_status_by(
+            status: crate::evaluate::shown_status_by(
                 config,
                 |name| by_name.get(name).copied(),
                 &windows,
@@ -467,15 +468,4 @@ pub async fn incident(
         postmortem: inc.postmortem,
         updates,
     })
-}
-
-/// A time in the page's time zone, for people.
-pub fn local(t: &DateTime<Utc>, tz: &Tz) -> String {
-    t.with_timezone(tz).format("%b %-d, %H:%M %Z").to_string()
-}
-
-/// A time in the page's time zone, ISO 8601 with offset (Statuspage style).
-pub fn iso(t: &DateTime<Utc>, tz: &Tz) -> String {
-    t.with_timezone(tz)
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
 }

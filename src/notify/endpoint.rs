@@ -224,16 +224,17 @@ impl reqwest::dns::Resolve for Guarded {
 /// The one client subscriber webhooks are delivered with: the guarded
 /// resolver, no proxy (a proxy would connect where we did not check), no
 /// redirects (3xx is a failure, as for Statuspage), 30 s to answer.
-pub fn client(allow_loopback: bool) -> reqwest::Client {
-    reqwest::Client::builder()
-        .user_agent(concat!("lookout/", env!("CARGO_PKG_VERSION")))
-        .dns_resolver(std::sync::Arc::new(Guarded { allow_loopback }))
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+///
+/// # Errors
+/// [`ClientError`](crate::http_client::ClientError) when it cannot be built.
+pub fn client(allow_loopback: bool) -> Result<reqwest::Client, crate::http_client::ClientError> {
+    crate::http_client::build("webhook subscriptions", |b| {
+        b.dns_resolver(std::sync::Arc::new(Guarded { allow_loopback }))
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(std::time::Duration::from_secs(30))
+    })
 }
 
 #[cfg(test)]

@@ -2,6 +2,10 @@
 //!
 //! A `Message` is stored as JSON in the outbox before any delivery is tried,
 //! so it carries everything a notifier needs and nothing it must look up.
+//! The wire formats are in [`crate::notify`]; a `webhook` notifier's own
+//! body is a [`template::BodyTemplate`] over these fields.
+
+pub mod template;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! Pressure: how many journeys may run at once, overall and per target
+//! Concurrency limits: how many journeys may run at once, overall and per target
 //! host, so the prober never floods the platform it watches; and the tally
 //! of starts skipped for want of room, so nothing queues without bound.
 

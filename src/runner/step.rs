@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde_json::Value;
 
-use super::check::{self, Found, Response};
+use super::expect::{self, Found, Response};
 use super::http::{self, Exchange, Request, RequestBody, TransportError};
-use super::redact::Redactor;
-use super::result::{AssertionFailure, FailureKind, Hop, Phase, StepOutcome, StepResult};
 use super::scope::RunScope;
 use crate::config::template::RenderError;
 use crate::config::{Body, Probe, Step};
+use crate::journey::result::{AssertionFailure, FailureKind, Hop, Phase, StepOutcome, StepResult};
+use crate::redact::Redactor;
 
 /// Everything one run carries from step to step.
 pub struct RunCtx<'a> {
@@ -83,7 +83,7 @@ impl RunCtx<'_> {
                 r.outcome = StepOutcome::Fail;
                 r.error = Some(
                     self.redactor
-                        .cut(&format!("prober error: {e}"), check::SHOWN),
+                        .cut(&format!("prober error: {e}"), expect::SHOWN),
                 );
                 r.kind = Some(FailureKind::Prober);
                 return r;
@@ -107,7 +107,7 @@ impl RunCtx<'_> {
             attempts,
             error: attempt.result.as_ref().err().map(|e| {
                 let text = poll_note(step, e.to_string(), attempts, waited);
-                self.redactor.cut(&text, 4 * check::SHOWN)
+                self.redactor.cut(&text, 4 * expect::SHOWN)
             }),
             failures: self.redact_failures(attempt.failures.clone(), step, attempts, waited),
             captures: vec![],
@@ -256,9 +256,12 @@ impl RunCtx<'_> {
         let client = self
             .clients
             .get(self.probe.insecure_tls, self.probe.ca.as_deref(), step.http);
-        let result = http::send(&client, request, &self.cookies, limits).await;
+        let result = match client {
+            Ok(client) => http::send(&client, request, &self.cookies, limits).await,
+            Err(e) => Err(TransportError::new(FailureKind::Prober, e.to_string())),
+        };
         let failures = match &result {
-            Ok(x) => check::check_expect(
+            Ok(x) => expect::check_expect(
                 &step.expect,
                 &Response::new(x, Utc::now().timestamp()),
                 &self.scope,
@@ -294,7 +297,7 @@ impl RunCtx<'_> {
         let mut shown = Vec::new();
         let mut failures = Vec::new();
         for c in &step.capture {
-            let found = check::query(&c.query, &resp, &self.scope);
+            let found = expect::query(&c.query, &resp, &self.scope);
             let value = match &found {
                 Ok(f) if f.exists() => f.value().unwrap_or(Value::Null),
                 _ if c.optional => Value::Null,
@@ -314,22 +317,23 @@ impl RunCtx<'_> {
                 Err(why) => {
                     failures.push(capture_failure(
                         &c.name,
-                        self.redactor.cut(why, check::SHOWN),
+                        self.redactor.cut(why, expect::SHOWN),
                     ));
                     continue;
                 }
             };
             if c.secret {
-                let plain = check::plain(&value);
+                let plain = expect::plain(&value);
                 self.redactor.add(&plain);
                 if let Some(mask) = self.log_mask {
                     self.held.push(mask.hold(&plain));
                 }
             }
             let display = if c.secret {
-                super::redact::MASK.to_string()
+                crate::redact::MASK.to_string()
             } else {
-                self.redactor.cut(&check::show(Some(&value)), check::SHOWN)
+                self.redactor
+                    .cut(&expect::show(Some(&value)), expect::SHOWN)
             };
             shown.push((c.name.clone(), display));
             self.scope.capture(&c.name, value);
@@ -347,11 +351,11 @@ impl RunCtx<'_> {
         failures
             .into_iter()
             .map(|f| AssertionFailure {
-                check: self.redactor.cut(&f.check, check::SHOWN),
-                expected: self.redactor.cut(&f.expected, check::SHOWN),
+                check: self.redactor.cut(&f.check, expect::SHOWN),
+                expected: self.redactor.cut(&f.expected, expect::SHOWN),
                 actual: poll_note(
                     step,
-                    self.redactor.cut(&f.actual, check::SHOWN),
+                    self.redactor.cut(&f.actual, expect::SHOWN),
                     attempts,
                     waited,
                 ),
@@ -374,7 +378,7 @@ fn poll_note(step: &Step, text: String, attempts: u32, waited: Duration) -> Stri
     match step.poll {
         Some(_) => format!(
             "{text} (last of {attempts} attempts over {})",
-            crate::fmt::duration(waited)
+            crate::human::duration(waited)
         ),
         None => text,
     }

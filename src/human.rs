@@ -1,6 +1,10 @@
-//! The one place durations and long texts are rendered for people.
+//! The one place durations, times and long texts are rendered for people
+//! (named `human` so it does not shadow `std::fmt`).
 
 use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 /// Lowercase hex, for tokens, digests and ids.
 pub fn hex(bytes: &[u8]) -> String {
@@ -62,6 +66,17 @@ pub fn truncate(text: &str, max: usize) -> String {
     let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
     out.push('…');
     out
+}
+
+/// A time in the page's time zone, for people: `Nov 23, 09:00 CET`.
+pub fn local(t: &DateTime<Utc>, tz: &Tz) -> String {
+    t.with_timezone(tz).format("%b %-d, %H:%M %Z").to_string()
+}
+
+/// A time in the page's time zone, ISO 8601 with offset (Statuspage style).
+pub fn iso(t: &DateTime<Utc>, tz: &Tz) -> String {
+    t.with_timezone(tz)
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
 }
 
 #[cfg(test)]

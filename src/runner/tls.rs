@@ -11,29 +11,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, SignatureScheme};
 
-/// Which HTTP versions a client offers (ALPN over TLS; prior knowledge for
-/// `http: "2"` over plain HTTP).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum HttpVersion {
-    /// HTTP/2 when the server offers it (ALPN `h2`), else HTTP/1.1.
-    #[default]
-    Auto,
-    /// HTTP/1.1 only.
-    Http1,
-    /// HTTP/2 only (over TLS via ALPN, over plain HTTP by prior knowledge).
-    Http2,
-}
-
-impl HttpVersion {
-    /// How the version is written in probes.yaml (`http: "1.1"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpVersion::Auto => "auto",
-            HttpVersion::Http1 => "1.1",
-            HttpVersion::Http2 => "2",
-        }
-    }
-}
+pub use crate::config::HttpVersion;
 
 /// The rustls client configuration for one kind of probing client: the
 /// system's trust store plus the certificates of `ca` (`tls: { ca_file }`),
@@ -190,7 +168,7 @@ pub fn explain(
         let ago = std::time::Duration::from_secs((now_s - f.not_after) as u64);
         format!(
             "expired {} ago (not valid after {})",
-            crate::fmt::span(ago),
+            crate::human::span(ago),
             f.not_after_text()
         )
     });
