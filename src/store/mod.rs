@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 
 pub use crate::evaluate::ProbeState;
 pub use batch::{RunBatch, Seen, Switch};
@@ -131,10 +131,10 @@ impl Store {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
+        into_wal(&options).await?;
         // Writers wait for each other (the busy timeout) on their own
         // connection; enough connections stay for readers meanwhile.
         // Connections are never closed by the pool (no idle timeout, no
@@ -271,6 +271,30 @@ impl Store {
     }
 }
 
+/// Puts the database file in WAL mode, once, on a connection of its own,
+/// before the pool opens any. WAL is a property of the file that every
+/// later connection finds; asking for it on every new connection (as a
+/// `journal_mode` connect option does) makes a connection opened while
+/// another writes fail at once with "database is locked": changing the
+/// journal mode takes an exclusive lock that the busy timeout cannot wait
+/// for (SQLite's `PRAGMA journal_mode`; sqlx's `SqliteConnectOptions::journal_mode`).
+/// A file already in WAL (another process has it open, or a restart) is
+/// only read, which takes no such lock.
+async fn into_wal(options: &SqliteConnectOptions) -> Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect_with(options).await?;
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&mut conn)
+            .await?;
+    }
+    conn.close().await?;
+    Ok(())
+}
+
 /// Whether a connection going back to the pool may be used again: only
 /// if it is outside any transaction. A write that failed for lack of disk
 /// space can leave its transaction open (its rollback failed too): such a
@@ -339,6 +363,65 @@ mod tests {
     /// writes itself: both writes succeed (the other waits its turn). With
     /// a deferred `BEGIN` the late write failed at once with "database is
     /// locked" (a stale read snapshot cannot be upgraded).
+    /// Stores opened while another holds the write lock (a restart while the
+    /// old process still writes, the tests' second handle on a running
+    /// service's file, the pool opening a connection during migrations):
+    /// every open waits for the lock instead of failing at once with
+    /// "database is locked" (asking for WAL on each new connection did).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stores_opened_while_another_writes_wait_instead_of_failing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let first = Store::open(&path).await.unwrap();
+        for round in 0..5 {
+            let mut tx = first.write().await.unwrap();
+            sqlx::query("INSERT INTO settings (key, value) VALUES (?, 'v')")
+                .bind(format!("round-{round}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let opens: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    tokio::spawn(async move { Store::open(&path).await.map(|s| s.pool.size()) })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            tx.commit().await.unwrap();
+            for open in opens {
+                let opened = open.await.unwrap();
+                assert!(opened.is_ok(), "round {round}: {opened:?}");
+            }
+        }
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&first.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+
+    /// A fresh file opened and written at once, many times over: the pool's
+    /// connections (and its background one) never race the switch to WAL.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fresh_databases_open_and_take_writes_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let opens: Vec<_> = (0..40)
+            .map(|i| {
+                let path = dir.path().join(format!("fresh-{i}.db"));
+                tokio::spawn(async move {
+                    let store = Store::open(&path).await?;
+                    store.installation().await?;
+                    store.release_claims().await?;
+                    Ok::<_, StoreError>(())
+                })
+            })
+            .collect();
+        for (i, open) in opens.into_iter().enumerate() {
+            let opened = open.await.unwrap();
+            assert!(opened.is_ok(), "fresh-{i}: {opened:?}");
+        }
+    }
+
     #[tokio::test]
     async fn a_read_then_write_transaction_survives_a_concurrent_writer() {
         let dir = tempfile::tempdir().unwrap();
