@@ -168,7 +168,9 @@ impl App {
         let worker = worker.with_ops(metrics.clone(), health.clone());
         let (heartbeats, pings) = crate::heartbeat_watcher::Heartbeats::new(live.clone());
         let changes = crate::changes::Changes::default();
+        let board = crate::console::Board::default();
         let monitor = Monitor::new(store.clone(), live.clone(), pager.notices().clone())
+            .with_board(board.clone())
             .with_wakes(paging.clone(), outbox)
             .with_public_updates(public_tx)
             .with_changes(changes.clone())
@@ -191,6 +193,7 @@ impl App {
             health,
             metrics,
             webhook_loopback: opts.tuning.webhook_loopback,
+            board,
         };
         Ok(Self {
             listener,

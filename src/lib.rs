@@ -16,6 +16,7 @@
 //!                        delivery (outbox worker) ─▶ notify (wire formats)
 //!
 //! store ─▶ web (status page, /api/v2, ack links, admin API) ─▶ publish
+//! monitor ─▶ console::Board (memory) ─▶ console (pure) ─▶ web (/api/admin/probes)
 //! ```
 //!
 //! # Layers
@@ -38,7 +39,7 @@
 //! 4. storage: [`store`], every SQL statement, its interface in the types above.
 //! 5. the writer and readers over the store: [`runner`], [`monitor`],
 //!    [`notice`], [`statuspage`], [`heartbeat_watcher`], [`health`],
-//!    [`metrics`], [`report`], [`retention`].
+//!    [`metrics`], [`report`], [`retention`], [`console`].
 //! 6. tasks woken after the monitor: [`pager`], [`subscribers`],
 //!    [`delivery`], [`watchdog`], [`connectivity`], [`scheduler`].
 //! 7. surface: [`web`], [`publish`], [`app`], [`cli`].
@@ -70,6 +71,9 @@
 //! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus);
 //!   [`watchdog`]: pings an external dead man's switch while healthy;
 //!   [`connectivity`]: is the prober itself offline?
+//! - [`console`]: the operators' console as data: every probe's state,
+//!   last run, next start, recent results and failure counts, from the
+//!   board the monitor keeps in memory (`console::Board`), never raw runs.
 //! - [`report`]: the weekly report (uptime, incidents, TTA/TTR, slowest
 //!   steps, leaked cleanups) for `/admin/report` and the email digest.
 //! - [`subscribers`]: what email and webhook subscribers hear, through the
@@ -98,6 +102,7 @@ pub mod cli;
 pub mod concurrency;
 pub mod config;
 pub mod connectivity;
+pub mod console;
 pub mod crash;
 pub mod delivery;
 pub mod escalation;

@@ -48,6 +48,9 @@ pub struct AppState {
     /// Webhook subscriptions may point at loopback (tests only; see
     /// `app::Tuning::webhook_loopback`).
     pub webhook_loopback: bool,
+    /// Each probe's state, last run, recent results and failure counts, as
+    /// the monitor committed them (the operators' console reads it).
+    pub board: crate::console::Board,
 }
 
 /// The stylesheet, embedded in the binary.

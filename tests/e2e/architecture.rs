@@ -66,6 +66,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "writer and readers",
         &[
+            "console",
             "health",
             "heartbeat_watcher",
             "metrics",

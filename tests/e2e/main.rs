@@ -11,6 +11,7 @@ mod cli;
 mod config_agreement;
 mod config_corpus;
 mod config_fuzz;
+mod console;
 mod crash;
 mod disk_faults;
 mod extreme_values;
