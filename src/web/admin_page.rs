@@ -8,15 +8,17 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::admin::probes::OverviewQuery;
 use super::admin::{UpdateBody, check_update};
 use super::{AppState, WebError, html};
+use crate::console::Filter;
 use crate::statuspage::view::{self, IncidentView};
 use crate::store::{ManualIncident, PublicUpdate};
 
@@ -101,6 +103,8 @@ struct AdminPage<'a> {
     notice: Option<&'a str>,
     /// The last rejected probes.yaml, while the running one stays.
     rejected: Option<(String, String)>,
+    /// The probes overview (`templates/console_overview.html`).
+    overview: super::console::OverviewView,
 }
 
 impl AdminPage<'_> {
@@ -131,19 +135,40 @@ pub(super) fn login_page(app: &AppState, status: StatusCode, error: Option<&str>
     }
 }
 
-/// `GET /admin`: the login form, or the operators' page.
-pub async fn index(State(app): State<AppState>, headers: HeaderMap) -> Response {
+/// `GET /admin[?state=&component=&q=]`: the login form, or the operators'
+/// page: the probes overview (filtered as `GET /api/admin/probes` is),
+/// open incidents and the forms.
+pub async fn index(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<OverviewQuery>,
+) -> Response {
     let Some(s) = session(&app, &headers) else {
         return login_page(&app, StatusCode::UNAUTHORIZED, None);
     };
-    match render(&app, &s, None).await {
+    let filter = match query.filter() {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    match render(&app, &s, &filter, None).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<Response, WebError> {
+async fn render(
+    app: &AppState,
+    session: &str,
+    filter: &Filter,
+    notice: Option<&str>,
+) -> Result<Response, WebError> {
     let config = app.config.get();
+    let overview = super::admin::probes::overview(app, filter, Utc::now()).await?;
+    let components: Vec<(String, String)> = config
+        .components
+        .iter()
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect();
     let mut open = Vec::new();
     for inc in app.store.open_incidents().await? {
         open.push(view::incident(&config, &app.store, inc, true).await?);
@@ -152,11 +177,13 @@ async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<R
         title: &config.page.title,
         csrf: &csrf_for(app, session),
         open: &open,
-        components: config
-            .components
-            .iter()
-            .map(|c| (c.id.clone(), c.name.clone()))
-            .collect(),
+        overview: super::console::overview(
+            &overview,
+            filter,
+            components.clone(),
+            &config.page.time_zone,
+        ),
+        components,
         notice,
         rejected: {
             let s = app.reloads.status();
@@ -310,7 +337,7 @@ async fn finish(app: &AppState, session: &str, result: Result<(), WebError>) -> 
                 WebError::Conflict(_) => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             };
-            match render(app, session, Some(&e.to_string())).await {
+            match render(app, session, &Filter::default(), Some(&e.to_string())).await {
                 Ok(mut r) => {
                     *r.status_mut() = status;
                     r

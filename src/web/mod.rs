@@ -6,6 +6,7 @@ mod admin;
 mod admin_page;
 mod badge;
 pub mod cache;
+mod console;
 pub mod hardening;
 mod hooks;
 mod ops;

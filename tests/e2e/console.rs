@@ -103,6 +103,26 @@ async fn admin_get(app: &Running, path: &str) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// A session cookie for the operators' pages (`name=value`).
+async fn session(url: &str) -> String {
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{url}/admin/login"))
+        .form(&[("token", ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    login
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .expect("login sets a session cookie")
+        .to_string()
+}
+
 fn state_of<'a>(overview: &'a Value, probe: &str) -> Option<&'a str> {
     overview["probes"]
         .as_array()?
@@ -230,6 +250,46 @@ async fn the_overview_shows_each_state_failing_first_with_counts_and_filters() {
     assert!(!one.to_string().contains(PASSWORD));
     let (status, _) = admin_get(&app, "/api/admin/probes/nope").await;
     assert_eq!(status, 404);
+
+    // The page over the same overview: each probe's line, in the API's
+    // order, names the state the API gives it.
+    let cookie = session(&app.url).await;
+    let page = |path: &'static str| {
+        let cookie = cookie.clone();
+        let url = format!("{}{path}", app.url);
+        async move {
+            reqwest::Client::new()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let html = page("/admin").await;
+    let (_, now) = admin_get(&app, "/api/admin/probes").await;
+    let mut at = 0;
+    for p in now["probes"].as_array().unwrap() {
+        let head = format!("<th scope=\"row\">{}<br>", p["name"].as_str().unwrap());
+        let found = at
+            + html[at..]
+                .find(&head)
+                .unwrap_or_else(|| panic!("no line {head} after byte {at}: {html}"));
+        let line_start = html[..found].rfind("<tr class=\"").unwrap();
+        let state = format!("<tr class=\"state-{}\">", p["state"].as_str().unwrap());
+        assert!(html[line_start..].starts_with(&state), "{head}: {state}");
+        at = found + head.len();
+    }
+    assert!(html.contains("Held by a dependency: 1"), "{html}");
+    assert!(html.contains("which it depends on, is failing"));
+    assert!(!html.contains(PASSWORD));
+    let held = page("/admin?state=held").await;
+    assert!(held.contains("1 of 6 probes"), "{held}");
+    assert!(held.contains("<th scope=\"row\">child<br>"));
+    assert!(!held.contains("<th scope=\"row\">down<br>"));
     app.stop().await;
 }
 
