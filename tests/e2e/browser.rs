@@ -623,6 +623,12 @@ escalation:
             for v in browser.axe(&axe).await {
                 failures.push(format!("{path} ({scheme}): {v}"));
             }
+            // The operators' console (issue 16) opens `/admin`.
+            if path == "/admin" {
+                browser
+                    .screenshot(&shots.join(format!("console-{scheme}.png")))
+                    .await;
+            }
         }
         browser.call("Network.clearBrowserCookies", json!({})).await;
     }
