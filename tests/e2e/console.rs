@@ -284,6 +284,8 @@ async fn the_overview_shows_each_state_failing_first_with_counts_and_filters() {
         at = found + head.len();
     }
     assert!(html.contains("Held by a dependency: 1"), "{html}");
+    // Each last run links to its page.
+    assert!(html.contains("<a href=\"/admin/runs/"), "{html}");
     assert!(html.contains("which it depends on, is failing"));
     assert!(!html.contains(PASSWORD));
     let held = page("/admin?state=held").await;
@@ -374,6 +376,26 @@ async fn runs_page_by_keyset_while_runs_arrive_and_a_failed_run_shows_its_assert
     let pages = [&first, &second, &third].map(|p| p.to_string()).concat();
     assert!(!pages.contains(PASSWORD));
     let (status, _) = admin_get(&app, "/api/admin/runs/no-such-run").await;
+    assert_eq!(status, 404);
+
+    // The same trace on the run's page, behind the admin session.
+    let cookie = session(&app.url).await;
+    let page = |path: String, cookie: Option<String>| async move {
+        let mut r = reqwest::Client::new().get(path);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    let (status, html) = page(format!("{}/admin/runs/{id}", app.url), Some(cookie.clone())).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("status: expected 200, got 503"), "{html}");
+    assert!(html.contains(&format!("probe down (run {id})")), "{html}");
+    assert!(!html.contains(PASSWORD), "{html}");
+    let (status, _) = page(format!("{}/admin/runs/{id}", app.url), None).await;
+    assert_eq!(status, 401);
+    let (status, _) = page(format!("{}/admin/runs/no-such-run", app.url), Some(cookie)).await;
     assert_eq!(status, 404);
     app.stop().await;
 }
