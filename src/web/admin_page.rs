@@ -1,5 +1,6 @@
-//! The small admin page: log in with the admin token, then post public
-//! updates, open incidents by hand and edit them through plain HTML forms.
+//! The small admin page: log in with the admin token, then see the probes
+//! overview, post public updates, open incidents by hand and edit them
+//! through plain HTML forms; and a run's trace (`/admin/runs/{id}`).
 //!
 //! The session is a signed, expiring cookie (HttpOnly, SameSite=Strict);
 //! every form carries a CSRF token bound to the session, so a page on
@@ -347,4 +348,48 @@ async fn finish(app: &AppState, session: &str, result: Result<(), WebError>) -> 
         }
         Err(e) => e.into_response(),
     }
+}
+
+#[derive(Template)]
+#[template(path = "console_run.html")]
+struct RunPage<'a> {
+    title: &'a str,
+    run: &'a str,
+    probe: &'a str,
+    outcome: &'a str,
+    when: String,
+    /// The whole trace (`journey::trace`), secrets masked when stored.
+    trace: String,
+}
+
+/// `GET /admin/runs/{id}`: one stored run's trace, as `lookout run`
+/// prints it (admin session; the login form without one, 404 for an
+/// unknown run).
+pub async fn run_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if session(&app, &headers).is_none() {
+        return login_page(&app, StatusCode::UNAUTHORIZED, None);
+    }
+    let rendered = async {
+        let Some((row, steps)) = app.store.run_by_uid(&id).await? else {
+            return Err(WebError::NotFound);
+        };
+        let config = app.config.get();
+        let page = RunPage {
+            title: &config.page.title,
+            run: &row.run_uid,
+            probe: &row.probe,
+            outcome: row.outcome.map_or("unknown", |o| o.as_str()),
+            when: super::console::when(&row.started_at, &config.page.time_zone),
+            trace: crate::journey::trace::trace(&crate::store::run_result(&row, &steps)),
+        };
+        let mut resp = html(page.render()?);
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(resp)
+    };
+    rendered.await.unwrap_or_else(|e| e.into_response())
 }

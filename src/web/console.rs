@@ -1,17 +1,10 @@
 //! The operators' console as HTML: the probes overview that opens `/admin`
 //! (counts per state, filters, each probe's line with its result strip),
 //! worded from the same [`crate::console::Overview`] that
-//! `GET /api/admin/probes` serializes, so the page and the API agree; and
-//! a run's page (`/admin/runs/{id}`), its trace as `lookout run` prints it.
+//! `GET /api/admin/probes` serializes, so the page and the API agree.
 
-use askama::Template;
-use axum::extract::Path;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-
-use super::{AppState, WebError};
 
 use crate::console::{Filter, LastRun, Overview, Row, State};
 use crate::journey::Outcome;
@@ -85,7 +78,8 @@ fn ms(ms: i64) -> String {
     crate::human::duration(std::time::Duration::from_millis(ms.max(0) as u64))
 }
 
-fn when(t: &DateTime<Utc>, tz: &Tz) -> String {
+/// An instant in the page's time zone, as every console page shows it.
+pub(super) fn when(t: &DateTime<Utc>, tz: &Tz) -> String {
     crate::human::local(t, tz)
 }
 
@@ -177,48 +171,4 @@ pub fn overview(
         q: filter.text.clone().unwrap_or_default(),
         components,
     }
-}
-
-#[derive(Template)]
-#[template(path = "console_run.html")]
-struct RunPage<'a> {
-    title: &'a str,
-    run: &'a str,
-    probe: &'a str,
-    outcome: &'a str,
-    when: String,
-    /// The whole trace (`journey::trace`), secrets masked when stored.
-    trace: String,
-}
-
-/// `GET /admin/runs/{id}`: one stored run's trace, as `lookout run`
-/// prints it (admin session; the login form without one, 404 for an
-/// unknown run).
-pub async fn run_page(
-    axum::extract::State(app): axum::extract::State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if super::admin_page::session(&app, &headers).is_none() {
-        return super::admin_page::login_page(&app, StatusCode::UNAUTHORIZED, None);
-    }
-    let rendered = async {
-        let Some((row, steps)) = app.store.run_by_uid(&id).await? else {
-            return Err(WebError::NotFound);
-        };
-        let config = app.config.get();
-        let page = RunPage {
-            title: &config.page.title,
-            run: &row.run_uid,
-            probe: &row.probe,
-            outcome: row.outcome.map_or("unknown", |o| o.as_str()),
-            when: when(&row.started_at, &config.page.time_zone),
-            trace: crate::journey::trace::trace(&crate::store::run_result(&row, &steps)),
-        };
-        let mut resp = super::html(page.render()?);
-        resp.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        Ok(resp)
-    };
-    rendered.await.unwrap_or_else(|e| e.into_response())
 }

@@ -161,7 +161,7 @@ pub fn router(state: AppState) -> Router {
             "/admin/incidents/{id}/updates",
             post(admin_page::post_update),
         )
-        .route("/admin/runs/{id}", get(console::run_page))
+        .route("/admin/runs/{id}", get(admin_page::run_page))
         .route("/admin/report", get(report::page))
         .route("/api/admin/report", get(report::json))
         .route("/api/hooks/pagerduty", post(hooks::pagerduty))
