@@ -15,7 +15,7 @@
 //!                                          ▼
 //!                        delivery (outbox worker) ─▶ notify (wire formats)
 //!
-//! store ─▶ web (status page, /api/v2, ack links, admin API) ─▶ publish
+//! store ─▶ statuspage ─▶ web (status page, /api/v2, ack links, admin API) ─▶ publish
 //! monitor ─▶ console::Board (memory) ─▶ console (pure) ─▶ web (/api/admin/probes)
 //! ```
 //!
@@ -40,8 +40,10 @@
 //! 5. the writer and readers over the store: [`runner`], [`monitor`],
 //!    [`notice`], [`statuspage`], [`heartbeat_watcher`], [`health`],
 //!    [`metrics`], [`report`], [`retention`], [`console`].
-//! 6. tasks woken after the monitor: [`pager`], [`subscribers`],
-//!    [`delivery`], [`watchdog`], [`connectivity`], [`scheduler`].
+//! 6. tasks: [`pager`], [`subscribers`], [`delivery`] (woken after the
+//!    monitor), and [`scheduler`], [`watchdog`], [`connectivity`] (upstream
+//!    of it or beside it; here because connectivity's self-alert uses the
+//!    pager).
 //! 7. surface: [`web`], [`publish`], [`app`], [`cli`].
 //!
 //! # Modules

@@ -1,4 +1,4 @@
-//! The `lookout` commands: `check`, `run`, `serve` and `demo`.
+//! The `lookout` commands: `check`, `run`, `serve`, `demo`, `schema` and `platform`.
 
 mod check;
 mod demo;

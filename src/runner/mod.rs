@@ -365,10 +365,25 @@ impl Clients {
             return Ok(c.clone());
         }
         let c = client(insecure, ca, version, &self.proxies)?;
+        if key.ca.is_some() && built.keys().filter(|k| k.ca.is_some()).count() >= MAX_CA_CLIENTS {
+            // Reloads that keep changing a CA file would otherwise keep every
+            // bundle's client (and its pool) for the life of the process; the
+            // ones still in use are rebuilt at their next run.
+            built.retain(|k, _| k.ca.is_none());
+        }
         built.insert(key, c.clone());
         Ok(c)
     }
+
+    /// How many clients are kept now (for tests and diagnostics).
+    pub fn kept(&self) -> usize {
+        self.built.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
+
+/// At most this many clients for distinct `tls: { ca_file }` bundles are
+/// kept at once; past it they are dropped and rebuilt on use.
+pub const MAX_CA_CLIENTS: usize = 64;
 
 /// The one place HTTP clients for probing are built. Redirects are
 /// followed by `http::send` (hop by hop, through the run's cookie jar), so
@@ -411,4 +426,43 @@ fn probing(
         builder = builder.tls_backend_preconfigured(tls);
     }
     builder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A process whose reloads keep changing a CA file keeps a bounded
+    /// number of clients; a bundle still in use is simply built again.
+    #[test]
+    fn clients_for_ever_new_ca_bundles_stay_bounded() {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let bundle = |n: u32| crate::config::CaBundle {
+            path: format!("ca-{n}.pem").into(),
+            certs: vec![cert.cert.der().to_vec()],
+            sha256: {
+                let mut h = [0u8; 32];
+                h[..4].copy_from_slice(&n.to_be_bytes());
+                h
+            },
+        };
+        let clients = Clients::new(&|_| None);
+        clients.get(false, None, tls::HttpVersion::Auto).unwrap();
+        let mut most = 0;
+        for n in 0..(3 * MAX_CA_CLIENTS as u32) {
+            clients
+                .get(false, Some(&bundle(n)), tls::HttpVersion::Auto)
+                .unwrap();
+            most = most.max(clients.kept());
+        }
+        assert!(most <= MAX_CA_CLIENTS + 1, "{most} clients kept");
+        // The plain client survives the pruning; the latest bundle is there.
+        let before = clients.kept();
+        clients.get(false, None, tls::HttpVersion::Auto).unwrap();
+        let last = bundle(3 * MAX_CA_CLIENTS as u32 - 1);
+        clients
+            .get(false, Some(&last), tls::HttpVersion::Auto)
+            .unwrap();
+        assert_eq!(clients.kept(), before);
+    }
 }

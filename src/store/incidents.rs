@@ -258,19 +258,7 @@ impl Store {
         if adopted.rows_affected() != 1 {
             return Ok(false);
         }
-        join(&mut tx, id, probe, epoch).await?;
-        let status = self.status_in(&mut tx, id).await?;
-        add_update(
-            &mut tx,
-            id,
-            epoch,
-            UpdateKind::ProbeFailing,
-            &status,
-            body,
-            false,
-        )
-        .await?;
-        tx.commit().await?;
+        self.join_failing(tx, id, probe, body, epoch).await?;
         Ok(true)
     }
 
@@ -302,6 +290,20 @@ impl Store {
         if rearmed.rows_affected() != 1 {
             return Ok(false);
         }
+        self.join_failing(tx, id, probe, body, epoch).await?;
+        Ok(true)
+    }
+
+    /// The end of adopting or rearming: `probe` takes part in incident `id`,
+    /// the timeline says it fails, and the transaction commits.
+    async fn join_failing(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+        id: i64,
+        probe: &str,
+        body: &str,
+        epoch: DateTime<Utc>,
+    ) -> Result<()> {
         join(&mut tx, id, probe, epoch).await?;
         let status = self.status_in(&mut tx, id).await?;
         add_update(
@@ -315,7 +317,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(())
     }
 
     pub async fn create_incident(&self, n: NewIncident<'_>) -> Result<i64> {
@@ -324,7 +326,7 @@ impl Store {
             .policy
             .map(serde_json::to_string)
             .transpose()
-            .unwrap_or(None);
+            .map_err(|e| StoreError::Corrupt(format!("escalation policy: {e}")))?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (component, title, status, impact, opened_at, updated_at,
                 policy, esc_epoch, published_at)

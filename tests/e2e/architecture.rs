@@ -168,6 +168,156 @@ fn lib_rs_and_architecture_md_name_every_top_level_module() {
     );
 }
 
+/// Every file path and every `module::item` ARCHITECTURE.md and lib.rs's
+/// map name exists: a doc that sends the next engineer to a file that was
+/// split, or to a function that was renamed, fails here.
+#[test]
+fn every_path_and_item_the_docs_name_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let src = root.join("src");
+    let files: Vec<String> = rust_files(&src)
+        .iter()
+        .map(|f| {
+            f.strip_prefix(&src)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/")
+        })
+        .collect();
+    let sources: BTreeMap<String, String> = files
+        .iter()
+        .map(|f| (f.clone(), std::fs::read_to_string(src.join(f)).unwrap()))
+        .collect();
+    let architecture = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let lib = sources["lib.rs"].clone();
+    let mut missing = Vec::new();
+    for (doc, text) in [("ARCHITECTURE.md", &architecture), ("src/lib.rs", &lib)] {
+        for name in backticked(text) {
+            if let Some(problem) = named_thing_missing(root, &files, &sources, &name) {
+                missing.push(format!("{doc}: `{name}`: {problem}"));
+            }
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "names the docs give that the code does not have:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// The texts between single backticks (and `[`…`]` links in doc comments).
+fn backticked(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let parts: Vec<&str> = line.split('`').collect();
+        for (i, part) in parts.iter().enumerate() {
+            if i % 2 == 1 && !part.is_empty() {
+                out.push(part.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Why `name` (as written in a doc) names nothing in the repository, or
+/// None when it does or is not a code name (a key, a command, a URL).
+fn named_thing_missing(
+    root: &Path,
+    files: &[String],
+    sources: &BTreeMap<String, String>,
+    name: &str,
+) -> Option<String> {
+    let name = name.trim_end_matches("()");
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_:/.".contains(c);
+    if !name.chars().all(plain) || !name.chars().any(|c| c.is_ascii_alphabetic()) {
+        return None;
+    }
+    if name.ends_with(".rs") || name.ends_with('/') && !name.contains("::") {
+        let path = name.trim_end_matches('/');
+        for top in [
+            "tests/",
+            "templates/",
+            "migrations/",
+            "schema/",
+            "benches/",
+            "crates/",
+            "src/",
+        ] {
+            if name.starts_with(top) {
+                return (!root.join(path).exists()).then(|| "no such path".into());
+            }
+        }
+        let found = files.iter().any(|f| {
+            f == path
+                || f.ends_with(&format!("/{path}"))
+                || f.starts_with(&format!("{path}/"))
+                || f.contains(&format!("/{path}/"))
+        });
+        return (!found).then(|| "no such file under src/".into());
+    }
+    let segments: Vec<&str> = name.split("::").collect();
+    if segments.len() < 2 || segments.iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    let module_file = |module: &[&str]| -> Vec<&String> {
+        let dir = module.join("/");
+        files
+            .iter()
+            .filter(|f| **f == format!("{dir}.rs") || f.starts_with(&format!("{dir}/")))
+            .collect()
+    };
+    let first = segments[0];
+    if first.chars().next().is_some_and(|c| c.is_ascii_uppercase()) {
+        // `Type::item`: the type is declared somewhere and the item appears in a
+        // file that declares or implements it.
+        let declares = |code: &str| {
+            ["struct", "enum", "trait", "type", "impl"]
+                .iter()
+                .any(|k| contains_word(code, &format!("{k} {first}")))
+        };
+        let holders: Vec<&String> = sources
+            .iter()
+            .filter(|(_, c)| declares(c))
+            .map(|(f, _)| f)
+            .collect();
+        if holders.is_empty() {
+            return Some(format!("no type `{first}`"));
+        }
+        let item = segments[segments.len() - 1];
+        let has = holders.iter().any(|f| sources[*f].contains(item));
+        return (!has).then(|| format!("`{first}` has no `{item}`"));
+    }
+    if module_file(&[first]).is_empty() {
+        return None; // not one of our modules (std::fmt, sqlx::…, a key path)
+    }
+    // The longest prefix that is a module; what follows are items in it.
+    let depth = (1..=segments.len())
+        .rev()
+        .find(|&n| !module_file(&segments[..n]).is_empty())
+        .unwrap_or(1);
+    let in_module = module_file(&segments[..depth]);
+    for item in &segments[depth..] {
+        if !in_module.iter().any(|f| contains_word(&sources[*f], item)) {
+            return Some(format!(
+                "`{}` has no `{item}`",
+                segments[..depth].join("::")
+            ));
+        }
+    }
+    None
+}
+
+fn contains_word(code: &str, word: &str) -> bool {
+    code.match_indices(word).any(|(i, _)| {
+        let before = code[..i].chars().next_back();
+        let after = code[i + word.len()..].chars().next();
+        !before.is_some_and(|c| c.is_alphanumeric() || c == '_')
+            && !after.is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
 #[test]
 fn the_reader_sees_grouped_super_and_nested_references_and_skips_tests_and_comments() {
     let code = "//! Uses [`crate::ignored`] in a comment.\n\
