@@ -194,6 +194,7 @@ impl App {
             metrics,
             webhook_loopback: opts.tuning.webhook_loopback,
             board,
+            run_now: crate::scheduler::RunNow::default(),
         };
         Ok(Self {
             listener,
@@ -280,10 +281,10 @@ impl App {
                 health: self.state.health.clone(),
                 store: self.state.store.clone(),
             };
-            Some(
-                Scheduler::start(config.clone(), deps, self.started)
-                    .map_err(AppError::Scheduler)?,
-            )
+            let scheduler = Scheduler::start(config.clone(), deps, self.started)
+                .map_err(AppError::Scheduler)?;
+            scheduler.answer(&self.state.run_now);
+            Some(scheduler)
         } else {
             None
         };

@@ -35,7 +35,7 @@
 //! 2. configuration: [`config`], [`reload`], [`logging`].
 //! 3. domain, pure decisions and wire formats, no storage: [`evaluate`],
 //!    [`join`], [`hold`], [`escalation`], [`heartbeat`], [`concurrency`],
-//!    [`uptime`], [`notify`].
+//!    [`uptime`], [`notify`], [`latency`].
 //! 4. storage: [`store`], every SQL statement, its interface in the types above.
 //! 5. the writer and readers over the store: [`runner`], [`monitor`],
 //!    [`notice`], [`statuspage`], [`heartbeat_watcher`], [`health`],
@@ -76,6 +76,8 @@
 //! - [`console`]: the operators' console as data: every probe's state,
 //!   last run, next start, recent results and failure counts, from the
 //!   board the monitor keeps in memory (`console::Board`), never raw runs.
+//! - [`latency`]: response-time percentiles (p50/p95 per hour) from the
+//!   log-spaced duration histograms the hourly rollup keeps.
 //! - [`report`]: the weekly report (uptime, incidents, TTA/TTR, slowest
 //!   steps, leaked cleanups) for `/admin/report` and the email digest.
 //! - [`subscribers`]: what email and webhook subscribers hear, through the
@@ -119,6 +121,7 @@ pub mod installation;
 pub mod join;
 pub mod journey;
 pub mod lanes;
+pub mod latency;
 pub mod logging;
 pub mod maintenance;
 pub mod message;

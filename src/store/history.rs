@@ -188,6 +188,11 @@ pub fn run_result(run: &RunRow, steps: &[StepRow]) -> RunResult {
         leaked: run.leaked,
         steps: steps.iter().map(step_result).collect(),
         note: None,
+        trigger: if run.manual {
+            crate::journey::Trigger::Manual
+        } else {
+            crate::journey::Trigger::Schedule
+        },
     }
 }
 

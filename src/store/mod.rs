@@ -8,6 +8,7 @@ mod heartbeats;
 mod history;
 mod holds;
 mod incidents;
+mod latency;
 mod outbox;
 mod reports;
 mod retention;
@@ -34,6 +35,7 @@ pub use incidents::{
     AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, Posted, PublicUpdate,
     UpdateKind,
 };
+pub use latency::LatencyHour;
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use reports::{LeakedRun, StepDuration};
 pub use rollups::{ProbeHour, StateInterval, Subject, SubjectId};

@@ -21,6 +21,8 @@ pub struct RunRow {
     pub reason: Option<String>,
     /// The failed step's kind (`FailureKind`), or `interrupted`.
     pub failure_kind: Option<FailureKind>,
+    /// Started by an operator ("Run now"), not by the schedule.
+    pub manual: bool,
 }
 
 /// A stored step, as the admin API shows it.
@@ -274,6 +276,7 @@ pub(super) fn run_row(r: &sqlx::sqlite::SqliteRow) -> RunRow {
         failure_kind: r
             .get::<Option<String>, _>("failure_kind")
             .and_then(|k| FailureKind::parse(&k)),
+        manual: r.get("manual"),
     }
 }
 

@@ -63,12 +63,12 @@ pub(super) fn session(app: &AppState, headers: &HeaderMap) -> Option<String> {
     same(sig, &mac(app, &format!("session.{expires}"))?).then(|| value.to_string())
 }
 
-fn csrf_for(app: &AppState, session: &str) -> String {
+pub(super) fn csrf_for(app: &AppState, session: &str) -> String {
     mac(app, &format!("csrf.{session}")).unwrap_or_default()
 }
 
 /// The session, if the form's CSRF token belongs to it.
-fn authorized_form(
+pub(super) fn authorized_form(
     app: &AppState,
     headers: &HeaderMap,
     csrf: Option<&str>,

@@ -11,6 +11,7 @@ pub mod hardening;
 mod hooks;
 mod ops;
 mod ping;
+mod probe_page;
 mod report;
 pub mod site;
 mod subscribe;
@@ -52,6 +53,8 @@ pub struct AppState {
     /// Each probe's state, last run, recent results and failure counts, as
     /// the monitor committed them (the operators' console reads it).
     pub board: crate::console::Board,
+    /// Asks the scheduler for one run now ("Run now" on a probe's page).
+    pub run_now: crate::scheduler::RunNow,
 }
 
 /// The stylesheet, embedded in the binary.
@@ -162,6 +165,8 @@ pub fn router(state: AppState) -> Router {
             post(admin_page::post_update),
         )
         .route("/admin/runs/{id}", get(admin_page::run_page))
+        .route("/admin/probes/{name}", get(probe_page::page))
+        .route("/admin/probes/{name}/run", post(probe_page::run_now))
         .route("/admin/report", get(report::page))
         .route("/api/admin/report", get(report::json))
         .route("/api/hooks/pagerduty", post(hooks::pagerduty))

@@ -59,6 +59,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "join",
             "notify",
             "concurrency",
+            "latency",
             "uptime",
         ],
     ),

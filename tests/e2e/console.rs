@@ -273,7 +273,8 @@ async fn the_overview_shows_each_state_failing_first_with_counts_and_filters() {
     let (_, now) = admin_get(&app, "/api/admin/probes").await;
     let mut at = 0;
     for p in now["probes"].as_array().unwrap() {
-        let head = format!("<th scope=\"row\">{}<br>", p["name"].as_str().unwrap());
+        let name = p["name"].as_str().unwrap();
+        let head = format!("<th scope=\"row\"><a href=\"/admin/probes/{name}\">{name}</a><br>");
         let found = at
             + html[at..]
                 .find(&head)
@@ -290,8 +291,8 @@ async fn the_overview_shows_each_state_failing_first_with_counts_and_filters() {
     assert!(!html.contains(PASSWORD));
     let held = page("/admin?state=held").await;
     assert!(held.contains("1 of 6 probes"), "{held}");
-    assert!(held.contains("<th scope=\"row\">child<br>"));
-    assert!(!held.contains("<th scope=\"row\">down<br>"));
+    assert!(held.contains("<a href=\"/admin/probes/child\">child</a><br>"));
+    assert!(!held.contains("<a href=\"/admin/probes/down\">down</a><br>"));
     app.stop().await;
 }
 

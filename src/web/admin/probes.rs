@@ -7,12 +7,15 @@ use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{authorize, bad};
 use crate::console::{self, Filter, Holds};
+use crate::scheduler::Refused;
 use crate::web::{AppState, WebError};
 
 /// The probe routes (a probe's runs are in [`super::runs`]).
@@ -20,6 +23,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/admin/probes", get(probes))
         .route("/api/admin/probes/{name}", get(probe))
+        .route("/api/admin/probes/{name}/run", post(run_now))
 }
 
 /// The overview's query: `?state=failing,held&component=api&q=login`.
@@ -134,8 +138,72 @@ pub async fn probe(
     let line = app
         .board
         .read(|tracks, _| console::row(&config, p, tracks, &holds, now));
+    let latency = latency(&app, &name, now).await?;
     Ok(Json(json!({
         "definition": console::definition(&config, p),
         "probe": line,
+        "latency": latency,
     })))
+}
+
+/// `probe`'s p50/p95 for each of the last [`crate::latency::CHART_HOURS`]
+/// hours, from the hourly rollup's histograms (never raw runs).
+pub async fn latency(
+    app: &AppState,
+    probe: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<crate::latency::HourPercentiles>, WebError> {
+    let hours = crate::latency::CHART_HOURS;
+    let stored = app
+        .store
+        .latency_hours(probe, now - chrono::Duration::hours(hours - 1))
+        .await?
+        .into_iter()
+        .map(|h| (h.hour, h.histogram))
+        .collect();
+    Ok(crate::latency::hourly(&stored, hours, now))
+}
+
+/// The status that answers a refused "Run now": 404 for an unknown probe,
+/// 409 for a heartbeat or a probe already running, 429 when `limits:`
+/// have no room, 503 when the scheduler is not running.
+pub fn refusal_status(r: &Refused) -> StatusCode {
+    match r {
+        Refused::Unknown => StatusCode::NOT_FOUND,
+        Refused::Heartbeat | Refused::AlreadyRunning => StatusCode::CONFLICT,
+        Refused::NoRoom => StatusCode::TOO_MANY_REQUESTS,
+        Refused::NotRunning => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// `POST /api/admin/probes/{name}/run`: starts one run of the probe now,
+/// outside its schedule, through the same limits (see
+/// [`crate::scheduler::RunNow::start`]). Answers at once with 202, the
+/// run's id and `Location: /api/admin/runs/{id}`, which answers 404 until
+/// the run has finished and is stored; refusals carry `{"error": reason}`
+/// with the status of [`refusal_status`].
+pub async fn run_now(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Response, WebError> {
+    authorize(&app, &headers)?;
+    match app.run_now.start(&name).await {
+        Ok(manual) => {
+            let location = format!("/api/admin/runs/{}", manual.run);
+            let body = json!({
+                "run": manual.run,
+                "probe": name,
+                "trigger": "manual",
+                "location": location,
+            });
+            Ok((
+                StatusCode::ACCEPTED,
+                [(axum::http::header::LOCATION, location)],
+                Json(body),
+            )
+                .into_response())
+        }
+        Err(r) => Ok((refusal_status(&r), Json(json!({ "error": r.to_string() }))).into_response()),
+    }
 }

@@ -115,6 +115,7 @@ pub fn run_json(r: &RunRow) -> Value {
         "failed_step": r.failed_step,
         "failure_kind": r.failure_kind.map(|k| k.as_str()),
         "reason": r.reason,
+        "trigger": if r.manual { "manual" } else { "schedule" },
     })
 }
 
