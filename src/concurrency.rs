@@ -259,6 +259,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn try_enter_takes_room_only_when_there_is_some_and_never_waits() {
+        let gates = Gates::new(&Limits {
+            journeys: 2,
+            per_host: 1,
+            ..Limits::default()
+        });
+        let a = vec!["a:443".to_string()];
+        let b = vec!["b:443".to_string()];
+        let first = gates.try_enter(&a).expect("room for a");
+        assert!(gates.try_enter(&a).is_none(), "a's one slot is taken");
+        let second = gates.try_enter(&b).expect("room for b");
+        assert!(gates.try_enter(&[]).is_none(), "both journeys are running");
+        assert_eq!(gates.running(&Limits::default()), 2);
+        drop(first);
+        assert!(gates.try_enter(&a).is_some(), "a's room came back");
+        drop(second);
+        assert_eq!(gates.running(&Limits::default()), 0);
+    }
+
+    #[tokio::test]
     async fn the_overall_gate_admits_only_its_limit() {
         let limits = Limits {
             journeys: 1,

@@ -678,6 +678,9 @@ impl Monitor {
             (None, Some(reason)) => format!("Probe {} failing: {reason}", run.probe),
             _ => format!("Probe {} failing", run.probe),
         };
+        // The run's id, so the internal timeline links to its trace
+        // (`statuspage::view::UpdateView::run_link`).
+        let detail = format!("{detail} (run {})", run.run_uid);
         let failing = Failing {
             probe: &run.probe,
             component: &run.component,

@@ -106,9 +106,16 @@ struct AdminPage<'a> {
     rejected: Option<(String, String)>,
     /// The probes overview (`templates/console_overview.html`).
     overview: super::console::OverviewView,
+    /// Each open incident's probes (in `open`'s order): name, still failing.
+    incident_probes: Vec<Vec<(String, bool)>>,
 }
 
 impl AdminPage<'_> {
+    /// The probes of the `i`-th open incident, each linked to its page.
+    fn probes_of(&self, i: &usize) -> &[(String, bool)] {
+        self.incident_probes.get(*i).map_or(&[], |v| v.as_slice())
+    }
+
     fn statuses(&self) -> &'static [&'static str] {
         &["investigating", "identified", "monitoring", "resolved"]
     }
@@ -171,7 +178,9 @@ async fn render(
         .map(|c| (c.id.clone(), c.name.clone()))
         .collect();
     let mut open = Vec::new();
+    let mut incident_probes = Vec::new();
     for inc in app.store.open_incidents().await? {
+        incident_probes.push(app.store.incident_probes(inc.id).await?);
         open.push(view::incident(&config, &app.store, inc, true).await?);
     }
     let page = AdminPage {
@@ -186,6 +195,7 @@ async fn render(
         ),
         components,
         notice,
+        incident_probes,
         rejected: {
             let s = app.reloads.status();
             s.error

@@ -82,6 +82,9 @@ pub(super) struct LatencyChart {
     /// `d` of the p50 and the p95 lines: one subpath per run of hours with data.
     p50: String,
     p95: String,
+    /// One dot per hour with data and line (`x`, `y`, class, tooltip), so
+    /// an hour alone between gaps shows too.
+    points: Vec<(String, String, &'static str, String)>,
     y_ticks: Vec<(String, String)>,
     x_ticks: Vec<(String, String, &'static str)>,
     /// Hours with completed journeys: `(hour, p50, p95, runs)`, newest first.
@@ -150,7 +153,7 @@ pub(super) fn chart(hours: &[HourPercentiles], tz: &Tz) -> LatencyChart {
         }
         d
     };
-    let hour = |t: &DateTime<Utc>| t.with_timezone(tz).format("%b %-d %H:00").to_string();
+    let hour = |t: &DateTime<Utc>| crate::human::local_hour(t, tz);
     let rows: Vec<_> = hours
         .iter()
         .rev()
@@ -171,6 +174,24 @@ pub(super) fn chart(hours: &[HourPercentiles], tz: &Tz) -> LatencyChart {
         .iter()
         .map(|v| (format!("{:.1}", y(*v as u64)), ms_label(*v as u64)))
         .collect();
+    let mut points = Vec::new();
+    for (i, h) in hours.iter().enumerate() {
+        for (class, q, v) in [("p50", "p50", h.p50_ms), ("p95", "p95", h.p95_ms)] {
+            if let Some(v) = v {
+                points.push((
+                    format!("{:.1}", x(i)),
+                    format!("{:.1}", y(v)),
+                    class,
+                    format!(
+                        "{}: {q} ≤ {} ({} journeys)",
+                        hour(&h.hour),
+                        ms_label(v),
+                        h.runs
+                    ),
+                ));
+            }
+        }
+    }
     let runs: u64 = hours.iter().map(|h| h.runs).sum();
     let worst = hours.iter().filter_map(|h| h.p95_ms).max();
     let summary = match worst {
@@ -184,6 +205,7 @@ pub(super) fn chart(hours: &[HourPercentiles], tz: &Tz) -> LatencyChart {
     LatencyChart {
         p50: line(|h| h.p50_ms),
         p95: line(|h| h.p95_ms),
+        points,
         y_ticks,
         x_ticks,
         rows,
@@ -194,7 +216,7 @@ pub(super) fn chart(hours: &[HourPercentiles], tz: &Tz) -> LatencyChart {
 fn run_line(r: &RunRow, tz: &Tz) -> RunLine {
     RunLine {
         run: r.run_uid.clone(),
-        when: super::console::when(&r.started_at, tz),
+        when: crate::human::local_seconds(&r.started_at, tz),
         trigger: if r.manual { "manual" } else { "schedule" },
         outcome: r.outcome.map_or("unknown", |o| o.as_str()),
         duration: ms_label(r.duration_ms.max(0) as u64),

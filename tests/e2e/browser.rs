@@ -349,6 +349,7 @@ probes:
         ("admin", "/admin".to_string(), "Open incidents"),
         ("report", "/admin/report".to_string(), "Weekly report"),
         ("run", format!("/admin/runs/{run}"), "Run of login"),
+        ("probe", "/admin/probes/login".to_string(), "Probe login"),
     ] {
         let html = reqwest::Client::new()
             .get(format!("{}{path}", app.url))
@@ -629,6 +630,7 @@ escalation:
             "/admin",
             "/admin/report",
             format!("/admin/runs/{run}").as_str(),
+            "/admin/probes/login",
         ] {
             let errors = browser.visit(&format!("{}{path}", app.url)).await;
             assert!(errors.is_empty(), "{path}: {errors:#?}");
@@ -639,6 +641,12 @@ escalation:
             if path == "/admin" {
                 browser
                     .screenshot(&shots.join(format!("console-{scheme}.png")))
+                    .await;
+            }
+            // A probe's page (issue 16): definition, chart, runs, incidents.
+            if path == "/admin/probes/login" {
+                browser
+                    .screenshot(&shots.join(format!("console-probe-{scheme}.png")))
                     .await;
             }
         }

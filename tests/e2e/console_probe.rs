@@ -189,12 +189,38 @@ async fn a_probes_page_shows_its_definition_runs_and_incidents_and_pages_stably(
     })
     .await;
 
-    // The overview links each probe to its page.
+    // The overview links each probe to its page; the open incident names
+    // its probes, linked to their pages, and its internal timeline links
+    // the failed run that opened it to that run's page.
     let (_, overview) = page(&app, "/admin", Some(&cookie)).await;
     assert!(
         overview.contains(r#"href="/admin/probes/down""#),
         "{overview}"
     );
+    assert!(
+        overview.contains(r#"<a href="/admin/probes/down">down</a> (failing)"#),
+        "{overview}"
+    );
+    let timeline = &overview[overview
+        .find("Timeline (internal entries included)")
+        .unwrap()..];
+    let at = timeline
+        .find(r#"<a href="/admin/runs/"#)
+        .unwrap_or_else(|| panic!("the timeline links a run: {timeline}"));
+    let linked = &timeline[at + r#"<a href="/admin/runs/"#.len()..];
+    let linked = &linked[..linked.find('"').unwrap()];
+    let (status, run) = page(&app, &format!("/admin/runs/{linked}"), Some(&cookie)).await;
+    assert_eq!(status, 200);
+    // The run of `down` that opened it, or of `child` that joined it.
+    assert!(
+        run.contains("Run of down") || run.contains("Run of child"),
+        "{run}"
+    );
+    assert!(run.contains(&format!("(run {linked})")), "{run}");
+    assert!(run.contains("expected 200, got 503"), "{run}");
+    // The public page never shows the internal entry or its link.
+    let public = app.page("/").await;
+    assert!(!public.contains("/admin/runs/"), "{public}");
 
     let (status, html) = page(&app, "/admin/probes/down", Some(&cookie)).await;
     assert_eq!(status, 200, "{html}");
