@@ -17,6 +17,8 @@
 //!
 //! store ─▶ statuspage ─▶ web (status page, /api/v2, ack links, admin API) ─▶ publish
 //! monitor ─▶ console::Board (memory) ─▶ console (pure) ─▶ web (/api/admin/probes)
+//! web (Run now) ─▶ scheduler::RunNow ─▶ scheduler (same slot, same gates) ─▶ runner
+//! store (hourly.latency) ─▶ latency (pure p50/p95) ─▶ web (/admin/probes/{name})
 //! ```
 //!
 //! # Layers
