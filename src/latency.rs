@@ -37,9 +37,18 @@ pub fn lower_ms(i: usize) -> Option<u64> {
 /// The bucket a duration of `ms` milliseconds is counted in: the first
 /// whose upper bound is at least `ms` (the last bucket for longer ones).
 pub fn bucket_of(ms: u64) -> usize {
-    (0..BUCKETS)
-        .find(|&i| upper_ms(i) >= ms)
-        .unwrap_or(BUCKETS - 1)
+    if ms <= 1 {
+        return 0;
+    }
+    // 4·log2(ms) lands on or next to the bucket; the bounds decide.
+    let mut i = (((ms as f64).log2() * f64::from(PER_DOUBLING)).ceil() as usize).min(BUCKETS - 1);
+    while i > 0 && upper_ms(i - 1) >= ms {
+        i -= 1;
+    }
+    while i < BUCKETS - 1 && upper_ms(i) < ms {
+        i += 1;
+    }
+    i
 }
 
 /// Counts per bucket (bucket index → count), as the `hourly.latency`
@@ -146,6 +155,22 @@ mod tests {
             let b = bucket_of(ms);
             assert!(ms <= upper_ms(b), "{ms} ≤ upper of {b}");
             assert!(lower_ms(b).is_none_or(|l| l < ms), "{ms} > lower of {b}");
+        }
+    }
+
+    #[test]
+    fn the_bucket_is_the_first_whose_bound_holds_the_duration() {
+        let by_definition = |ms: u64| {
+            (0..BUCKETS)
+                .find(|&i| upper_ms(i) >= ms)
+                .unwrap_or(BUCKETS - 1)
+        };
+        let edges = (0..BUCKETS).flat_map(|i| {
+            let u = upper_ms(i);
+            [u.saturating_sub(1), u, u + 1]
+        });
+        for ms in (0..5_000).chain(edges).chain([u64::MAX / 2, u64::MAX]) {
+            assert_eq!(bucket_of(ms), by_definition(ms), "{ms} ms");
         }
     }
 
