@@ -44,6 +44,7 @@ fn run(probe: usize, outcome: Outcome) -> RunResult {
         leaked: false,
         steps,
         note: None,
+        trigger: Default::default(),
     }
 }
 

@@ -117,6 +117,7 @@ fn run(i: usize, at: DateTime<Utc>) -> RunResult {
         leaked: false,
         steps,
         note: None,
+        trigger: Default::default(),
     }
 }
 

@@ -66,6 +66,7 @@ fn run(probe: usize, steps: usize, at: DateTime<Utc>) -> RunResult {
         leaked: false,
         steps: (0..steps).map(|i| step(i, at)).collect(),
         note: None,
+        trigger: Default::default(),
     }
 }
 

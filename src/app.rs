@@ -168,7 +168,9 @@ impl App {
         let worker = worker.with_ops(metrics.clone(), health.clone());
         let (heartbeats, pings) = crate::heartbeat_watcher::Heartbeats::new(live.clone());
         let changes = crate::changes::Changes::default();
+        let board = crate::console::Board::default();
         let monitor = Monitor::new(store.clone(), live.clone(), pager.notices().clone())
+            .with_board(board.clone())
             .with_wakes(paging.clone(), outbox)
             .with_public_updates(public_tx)
             .with_changes(changes.clone())
@@ -191,6 +193,8 @@ impl App {
             health,
             metrics,
             webhook_loopback: opts.tuning.webhook_loopback,
+            board,
+            run_now: crate::scheduler::RunNow::default(),
         };
         Ok(Self {
             listener,
@@ -277,10 +281,10 @@ impl App {
                 health: self.state.health.clone(),
                 store: self.state.store.clone(),
             };
-            Some(
-                Scheduler::start(config.clone(), deps, self.started)
-                    .map_err(AppError::Scheduler)?,
-            )
+            let scheduler = Scheduler::start(config.clone(), deps, self.started)
+                .map_err(AppError::Scheduler)?;
+            scheduler.answer(&self.state.run_now);
+            Some(scheduler)
         } else {
             None
         };

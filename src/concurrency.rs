@@ -79,6 +79,31 @@ impl Gates {
         }
     }
 
+    /// Room for a journey against `hosts` now, or `None` (without
+    /// waiting) when the overall limit or one host's limit is reached:
+    /// what an operator's "Run now" asks, since it must neither queue nor
+    /// pass the limits.
+    pub fn try_enter(&self, hosts: &[String]) -> Option<Pass> {
+        let all = self.all.clone().try_acquire_owned().ok()?;
+        let mut held = Vec::with_capacity(hosts.len());
+        {
+            let mut map = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+            for h in hosts {
+                let sem = map
+                    .entry(h.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
+                    .clone();
+                held.push(sem.try_acquire_owned().ok()?);
+            }
+        }
+        self.running.fetch_add(1, Ordering::Relaxed);
+        Some(Pass {
+            _all: all,
+            _hosts: held,
+            _running: Running(self.running.clone()),
+        })
+    }
+
     /// Journeys running now: past every gate, not waiting for room.
     pub fn running(&self, _limits: &Limits) -> usize {
         self.running.load(Ordering::Relaxed)
@@ -231,6 +256,26 @@ mod tests {
         let other = vec!["b:80".to_string()];
         let fourth = tokio::time::timeout(std::time::Duration::from_secs(5), gates.enter(&other));
         assert!(fourth.await.is_ok(), "another host still has room");
+    }
+
+    #[tokio::test]
+    async fn try_enter_takes_room_only_when_there_is_some_and_never_waits() {
+        let gates = Gates::new(&Limits {
+            journeys: 2,
+            per_host: 1,
+            ..Limits::default()
+        });
+        let a = vec!["a:443".to_string()];
+        let b = vec!["b:443".to_string()];
+        let first = gates.try_enter(&a).expect("room for a");
+        assert!(gates.try_enter(&a).is_none(), "a's one slot is taken");
+        let second = gates.try_enter(&b).expect("room for b");
+        assert!(gates.try_enter(&[]).is_none(), "both journeys are running");
+        assert_eq!(gates.running(&Limits::default()), 2);
+        drop(first);
+        assert!(gates.try_enter(&a).is_some(), "a's room came back");
+        drop(second);
+        assert_eq!(gates.running(&Limits::default()), 0);
     }
 
     #[tokio::test]

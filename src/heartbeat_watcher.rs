@@ -314,6 +314,7 @@ fn run(
         leaked: false,
         steps: vec![],
         note,
+        trigger: Default::default(),
     }
 }
 

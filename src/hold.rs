@@ -24,7 +24,8 @@ pub struct Silence {
 }
 
 impl Silence {
-    fn covers(&self, probe: &str, component: &str, now: DateTime<Utc>) -> bool {
+    /// Whether the silence holds `probe` (by name) or its `component` at `now`.
+    pub fn covers(&self, probe: &str, component: &str, now: DateTime<Utc>) -> bool {
         now < self.until
             && (self.probe.as_deref() == Some(probe)
                 || self.component.as_deref() == Some(component))

@@ -73,6 +73,20 @@ pub fn local(t: &DateTime<Utc>, tz: &Tz) -> String {
     t.with_timezone(tz).format("%b %-d, %H:%M %Z").to_string()
 }
 
+/// A time to the second in the page's time zone, for lists of runs that
+/// start seconds apart: `Nov 23, 09:00:07 CET`.
+pub fn local_seconds(t: &DateTime<Utc>, tz: &Tz) -> String {
+    t.with_timezone(tz)
+        .format("%b %-d, %H:%M:%S %Z")
+        .to_string()
+}
+
+/// The hour holding `t` in the page's time zone, for hourly charts:
+/// `Nov 23 09:00`.
+pub fn local_hour(t: &DateTime<Utc>, tz: &Tz) -> String {
+    t.with_timezone(tz).format("%b %-d %H:00").to_string()
+}
+
 /// A time in the page's time zone, ISO 8601 with offset (Statuspage style).
 pub fn iso(t: &DateTime<Utc>, tz: &Tz) -> String {
     t.with_timezone(tz)

@@ -16,6 +16,9 @@
 //!                        delivery (outbox worker) ─▶ notify (wire formats)
 //!
 //! store ─▶ statuspage ─▶ web (status page, /api/v2, ack links, admin API) ─▶ publish
+//! monitor ─▶ console::Board (memory) ─▶ console (pure) ─▶ web (/api/admin/probes)
+//! web (Run now) ─▶ scheduler::RunNow ─▶ scheduler (same slot, same gates) ─▶ runner
+//! store (hourly.latency) ─▶ latency (pure p50/p95) ─▶ web (/admin/probes/{name})
 //! ```
 //!
 //! # Layers
@@ -34,11 +37,11 @@
 //! 2. configuration: [`config`], [`reload`], [`logging`].
 //! 3. domain, pure decisions and wire formats, no storage: [`evaluate`],
 //!    [`join`], [`hold`], [`escalation`], [`heartbeat`], [`concurrency`],
-//!    [`uptime`], [`notify`].
+//!    [`uptime`], [`notify`], [`latency`].
 //! 4. storage: [`store`], every SQL statement, its interface in the types above.
 //! 5. the writer and readers over the store: [`runner`], [`monitor`],
 //!    [`notice`], [`statuspage`], [`heartbeat_watcher`], [`health`],
-//!    [`metrics`], [`report`], [`retention`].
+//!    [`metrics`], [`report`], [`retention`], [`console`].
 //! 6. tasks: [`pager`], [`subscribers`], [`delivery`] (woken after the
 //!    monitor), and [`scheduler`], [`watchdog`], [`connectivity`] (upstream
 //!    of it or beside it; here because connectivity's self-alert uses the
@@ -72,6 +75,11 @@
 //! - [`health`] (`/readyz`) and [`metrics`] (`/metrics`, Prometheus);
 //!   [`watchdog`]: pings an external dead man's switch while healthy;
 //!   [`connectivity`]: is the prober itself offline?
+//! - [`console`]: the operators' console as data: every probe's state,
+//!   last run, next start, recent results and failure counts, from the
+//!   board the monitor keeps in memory (`console::Board`), never raw runs.
+//! - [`latency`]: response-time percentiles (p50/p95 per hour) from the
+//!   log-spaced duration histograms the hourly rollup keeps.
 //! - [`report`]: the weekly report (uptime, incidents, TTA/TTR, slowest
 //!   steps, leaked cleanups) for `/admin/report` and the email digest.
 //! - [`subscribers`]: what email and webhook subscribers hear, through the
@@ -100,6 +108,7 @@ pub mod cli;
 pub mod concurrency;
 pub mod config;
 pub mod connectivity;
+pub mod console;
 pub mod crash;
 pub mod delivery;
 pub mod escalation;
@@ -114,6 +123,7 @@ pub mod installation;
 pub mod join;
 pub mod journey;
 pub mod lanes;
+pub mod latency;
 pub mod logging;
 pub mod maintenance;
 pub mod message;

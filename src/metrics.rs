@@ -599,6 +599,7 @@ mod tests {
             leaked: false,
             steps: vec![],
             note: None,
+            trigger: Default::default(),
         };
         m.run_finished(&run);
         m.run_finished(&run);
@@ -702,6 +703,7 @@ mod tests {
             leaked: false,
             steps: vec![step],
             note: None,
+            trigger: Default::default(),
         };
         let lean = Metrics::new();
         lean.run_finished(&run);

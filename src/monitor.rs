@@ -94,6 +94,9 @@ pub struct Monitor {
     withheld: withheld::Withheld,
     /// Reloads the writer has yet to carry out.
     reconfig: Arc<Reconfig>,
+    /// What the operators' console shows of each probe, kept up to date
+    /// with every committed batch.
+    board: crate::console::Board,
 }
 
 /// What reloads left for the writer: probes renamed or moved (`None`:
@@ -161,7 +164,15 @@ impl Monitor {
             limit: backlog::DEFAULT_LIMIT,
             withheld: withheld::Withheld::default(),
             reconfig: Arc::default(),
+            board: crate::console::Board::default(),
         }
+    }
+
+    /// Keeps `board` (the operators' console) up to date: filled when the
+    /// writer starts, then with every committed batch.
+    pub fn with_board(mut self, board: crate::console::Board) -> Self {
+        self.board = board;
+        self
     }
 
     /// After a reload from `old` to `new`: the writer carries the state of
@@ -401,6 +412,10 @@ impl Monitor {
                 self.store.close_intervals_at_last_sighting().await?;
                 let probes = self.store.probe_states().await?;
                 let intervals = self.store.current_intervals().await?;
+                let week = Utc::now() - chrono::Duration::hours(crate::console::board::WEEK_HOURS);
+                let runs = self.store.latest_runs(crate::console::board::STRIP).await?;
+                let hours = self.store.probe_hours(week, true).await?;
+                self.board.load(probes.iter().cloned(), &runs, &hours);
                 Ok::<_, crate::store::StoreError>(Memory::new(probes, intervals))
             };
             match read.await {
@@ -451,6 +466,7 @@ impl Monitor {
         let change = plan.change;
         let status_changes = std::mem::take(&mut plan.status_changes);
         memory.commit(plan);
+        self.board.record(&runs, |p| memory.probe(p).cloned());
         if !status_changes.is_empty() {
             self.component_updates(status_changes);
         }
@@ -662,6 +678,9 @@ impl Monitor {
             (None, Some(reason)) => format!("Probe {} failing: {reason}", run.probe),
             _ => format!("Probe {} failing", run.probe),
         };
+        // The run's id, so the internal timeline links to its trace
+        // (`statuspage::view::UpdateView::run_link`).
+        let detail = format!("{detail} (run {})", run.run_uid);
         let failing = Failing {
             probe: &run.probe,
             component: &run.component,
@@ -879,6 +898,8 @@ impl Monitor {
                 .move_probe(&m.from, &m.to, &m.to_component)
                 .await?;
             memory.rename(&m.from, &m.to, &m.to_component);
+            self.board
+                .rename(&m.from, &m.to, memory.probe(&m.to).cloned());
             tracing::info!(from = %m.from, to = %m.to, component = %m.to_component,
                 "probe state carried over");
         }

@@ -29,7 +29,7 @@ use crate::concurrency::{Gates, SkipReason, SkipTally};
 use crate::config::{Config, Probe};
 use crate::connectivity::Connectivity;
 use crate::health::Health;
-use crate::journey::RunResult;
+use crate::journey::{RunResult, Trigger};
 use crate::metrics::Metrics;
 use crate::runner::Runner;
 use crate::schedule::next_due;
@@ -50,6 +50,57 @@ pub struct Deps {
 enum Command {
     Reload(Arc<Config>),
     Stop(oneshot::Sender<()>),
+    RunNow(String, oneshot::Sender<Result<Manual, Refused>>),
+}
+
+/// A run an operator started ("Run now") outside the schedule.
+#[derive(Debug)]
+pub struct Manual {
+    /// The run's id (`run_uid`), known before it ends.
+    pub run: String,
+    /// Resolves once the result is handed to the monitor (not yet stored).
+    pub handed_over: oneshot::Receiver<()>,
+}
+
+/// Why "Run now" started nothing. Every refusal leaves the schedule and
+/// the limits as they were: a manual run never queues and never passes
+/// `limits:`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("no probe of that name is configured")]
+    Unknown,
+    #[error("a heartbeat probe runs when its job pings; it cannot be run from here")]
+    Heartbeat,
+    #[error("already running: the probe's previous run has not finished")]
+    AlreadyRunning,
+    #[error("no room under `limits:` now (journeys at once or per host); try again shortly")]
+    NoRoom,
+    #[error("the scheduler is not running, so nothing can start a run")]
+    NotRunning,
+}
+
+/// The web layer's way to ask the scheduler for one run now ("Run now"):
+/// made when the service is built (it is part of `web::AppState`), answered
+/// once the scheduler's thread has started ([`Scheduler::answer`]); until
+/// then, and when the schedule is off, every request is
+/// [`Refused::NotRunning`].
+#[derive(Clone, Default)]
+pub struct RunNow(Arc<std::sync::OnceLock<mpsc::UnboundedSender<Command>>>);
+
+impl RunNow {
+    /// Starts one run of `probe` now, through the same one-run-per-probe
+    /// rule and `limits:` gates as a planned start, without waiting for
+    /// room. Its result goes to the monitor like any run, marked
+    /// [`crate::journey::Trigger::Manual`], so it counts for alerting
+    /// exactly as a scheduled run does.
+    pub async fn start(&self, probe: &str) -> Result<Manual, Refused> {
+        let commands = self.0.get().ok_or(Refused::NotRunning)?;
+        let (reply, answer) = oneshot::channel();
+        commands
+            .send(Command::RunNow(probe.to_string(), reply))
+            .map_err(|_| Refused::NotRunning)?;
+        answer.await.unwrap_or(Err(Refused::NotRunning))
+    }
 }
 
 /// The handle to the scheduler's thread.
@@ -73,6 +124,11 @@ impl Scheduler {
             .name("lookout-probes".into())
             .spawn(move || runtime.block_on(Clock::new(config, deps, since).run(rx)))?;
         Ok(Self { commands, thread })
+    }
+
+    /// Lets `run_now` start runs on this scheduler from now on.
+    pub fn answer(&self, run_now: &RunNow) {
+        let _ = run_now.0.set(self.commands.clone());
     }
 
     /// A handle that replaces the plan (for hot reload).
@@ -178,6 +234,9 @@ impl Clock {
                         self.stop().await;
                         let _ = done.send(());
                         return;
+                    }
+                    Some(Command::RunNow(probe, reply)) => {
+                        let _ = reply.send(self.run_now(&probe));
                     }
                     None => return self.stop().await,
                 },
@@ -307,6 +366,39 @@ impl Clock {
             room_until: next,
         };
         self.runs.spawn(start.run(due));
+    }
+
+    /// Starts `name` now if its slot is free and `limits:` have room this
+    /// instant; never waits and never queues.
+    fn run_now(&mut self, name: &str) -> Result<Manual, Refused> {
+        let Some(slot) = self.slots.get(name) else {
+            return Err(match self.config.probe(name) {
+                Some(p) if p.is_heartbeat() => Refused::Heartbeat,
+                _ => Refused::Unknown,
+            });
+        };
+        if slot.busy.swap(true, Ordering::AcqRel) {
+            return Err(Refused::AlreadyRunning);
+        }
+        let busy = Busy(slot.busy.clone());
+        let pass = self.gates.try_enter(&slot.hosts).ok_or(Refused::NoRoom)?;
+        let run = uuid::Uuid::now_v7().to_string();
+        let (done, handed_over) = oneshot::channel();
+        let start = Start {
+            config: self.config.clone(),
+            probe: slot.probe.clone(),
+            hosts: slot.hosts.clone(),
+            busy,
+            gates: self.gates.clone(),
+            skips: self.skips.clone(),
+            deps: self.deps.clone(),
+            stopping: self.stopping.subscribe(),
+            room_until: None,
+        };
+        tracing::info!(probe = %name, run = %run, "run started by an operator");
+        self.runs
+            .spawn(start.journey(pass, run.clone(), Trigger::Manual, Some(done)));
+        Ok(Manual { run, handed_over })
     }
 
     fn flush_skips(&self) {
@@ -456,13 +548,28 @@ impl Start {
             },
             () = stopped(self.stopping.clone()) => return,
         };
+        let run = uuid::Uuid::now_v7().to_string();
+        self.journey(pass, run, Trigger::Schedule, None).await;
+    }
+
+    /// Runs the journey with the room `pass` gives, then hands the result
+    /// to the monitor (and says so on `handed_over`).
+    async fn journey(
+        self,
+        pass: crate::concurrency::Pass,
+        run: String,
+        trigger: Trigger,
+        handed_over: Option<oneshot::Sender<()>>,
+    ) {
+        let name = self.probe.name.as_str();
         let interrupt = stopped(self.stopping.clone());
-        let result = self
+        let mut result = self
             .deps
             .runner
-            .run_until(&self.config, &self.probe, interrupt)
+            .run_with_id_until(&self.config, &self.probe, run, interrupt)
             .await;
         drop(pass);
+        result.trigger = trigger;
         let result = self.deps.connectivity.vet(result).await;
         // A passing run is routine (thousands a second on a busy prober):
         // only the others are worth a line at the default level.
@@ -476,6 +583,9 @@ impl Start {
             tracing::warn!(probe = %name, "monitor stopped; run result dropped");
         }
         drop(self.busy);
+        if let Some(done) = handed_over {
+            let _ = done.send(());
+        }
     }
 }
 

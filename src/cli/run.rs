@@ -3,7 +3,8 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::journey::{Outcome, RunResult, StepOutcome};
+use crate::journey::Outcome;
+use crate::journey::trace::trace;
 use crate::runner::Runner;
 
 pub async fn run(path: &Path, name: &str, mask: &crate::logging::LogMask) -> ExitCode {
@@ -56,99 +57,4 @@ pub async fn run(path: &Path, name: &str, mask: &crate::logging::LogMask) -> Exi
         Outcome::Pass | Outcome::Degraded => ExitCode::SUCCESS,
         Outcome::Fail | Outcome::Error => ExitCode::from(1),
     }
-}
-
-/// The trace text; everything in `result` is already redacted.
-pub fn trace(result: &RunResult) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let _ = writeln!(out, "probe {} (run {})", result.probe, result.run_uid);
-    for s in &result.steps {
-        let mark = match s.outcome {
-            StepOutcome::Pass => "✓",
-            StepOutcome::Fail => "✗",
-            StepOutcome::Skipped => "-",
-        };
-        let status = s
-            .status
-            .map_or_else(|| "---".to_string(), |c| c.to_string());
-        let phase = if s.phase == crate::journey::Phase::Finally {
-            " [finally]"
-        } else {
-            ""
-        };
-        let _ = writeln!(
-            out,
-            "{mark} {}{phase}: {} {} → {status} in {} ({} attempt{})",
-            s.id,
-            s.method,
-            s.url,
-            crate::human::duration(s.duration),
-            s.attempts,
-            if s.attempts == 1 { "" } else { "s" }
-        );
-        if s.hops.len() > 1 {
-            for h in &s.hops {
-                let _ = writeln!(out, "    ↪ {} {} → {}", h.method, h.url, h.status);
-            }
-        }
-        if let Some(t) = timings(&s.timings) {
-            let _ = writeln!(out, "    {t}");
-        }
-        let via: Vec<String> = [
-            s.http_version.clone(),
-            s.proxy.as_ref().map(|p| format!("via proxy {p}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        if !via.is_empty() {
-            let _ = writeln!(out, "    {}", via.join(" · "));
-        }
-        if let Some(e) = &s.error {
-            let kind = s
-                .kind
-                .map(|k| format!(" [{}]", k.as_str()))
-                .unwrap_or_default();
-            let _ = writeln!(out, "    error{kind}: {e}");
-        }
-        for f in &s.failures {
-            let _ = match f.expected.as_str() {
-                "" => writeln!(out, "    {}: {}", f.check, f.actual),
-                _ => writeln!(
-                    out,
-                    "    {}: expected {}, got {}",
-                    f.check, f.expected, f.actual
-                ),
-            };
-        }
-        for (name, value) in &s.captures {
-            let _ = writeln!(out, "    captured {name} = {value}");
-        }
-    }
-    let leaked = if result.leaked {
-        " (cleanup failed: leaked)"
-    } else {
-        ""
-    };
-    let _ = writeln!(
-        out,
-        "outcome: {}{leaked} in {}",
-        result.outcome.as_str(),
-        crate::human::duration(result.duration())
-    );
-    out
-}
-
-/// "dns 1ms · connect 2ms · first byte 5ms" for the phases that happened.
-fn timings(t: &crate::journey::timing::Timings) -> Option<String> {
-    let parts: Vec<String> = [
-        ("dns", t.dns_ms),
-        ("connect", t.connect_ms),
-        ("first byte", t.ttfb_ms),
-    ]
-    .into_iter()
-    .filter_map(|(name, ms)| ms.map(|ms| format!("{name} {ms}ms")))
-    .collect();
-    (!parts.is_empty()).then(|| parts.join(" · "))
 }

@@ -5,5 +5,6 @@
 
 pub mod result;
 pub mod timing;
+pub mod trace;
 
-pub use result::{FailureKind, Hop, Outcome, Phase, RunResult, StepOutcome, StepResult};
+pub use result::{FailureKind, Hop, Outcome, Phase, RunResult, StepOutcome, StepResult, Trigger};

@@ -231,6 +231,32 @@ pub struct RunResult {
     pub steps: Vec<StepResult>,
     /// Why the run ended other than by a step, e.g. interrupted by a restart.
     pub note: Option<String>,
+    /// What started it: its schedule, or an operator's "Run now".
+    #[serde(default)]
+    pub trigger: Trigger,
+}
+
+/// What started a run. A manual run counts for alerting exactly like a
+/// scheduled one; only listings tell them apart (`"trigger"` in the admin
+/// API, the `manual` column of `runs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    /// A planned start (`every:` or `cron:`), or a heartbeat's deadline.
+    #[default]
+    Schedule,
+    /// "Run now" on the probe's page or `POST /api/admin/probes/{name}/run`.
+    Manual,
+}
+
+impl Trigger {
+    /// `schedule` or `manual`, as the admin API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+        }
+    }
 }
 
 impl RunResult {

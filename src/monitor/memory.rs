@@ -387,6 +387,7 @@ probes:
             leaked: false,
             steps: vec![],
             note: None,
+            trigger: Default::default(),
         }
     }
 

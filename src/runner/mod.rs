@@ -95,7 +95,10 @@ impl Runner {
             .await
     }
 
-    async fn run_with_id_until(
+    /// Runs `probe` once as run `run_uid` (chosen by the caller, e.g. so
+    /// "Run now" can name the run before it ends), unless `interrupt`
+    /// resolves first (see [`Runner::run_until`]).
+    pub async fn run_with_id_until(
         &self,
         config: &Config,
         probe: &Probe,
@@ -159,6 +162,7 @@ impl Runner {
             leaked,
             steps,
             note,
+            trigger: Default::default(),
         }
     }
 
@@ -190,6 +194,7 @@ impl Runner {
                 "interrupted: Lookout stopped during the run; its cleanup ran at the next start"
                     .into(),
             ),
+            trigger: Default::default(),
         }
     }
 }
@@ -276,6 +281,7 @@ pub async fn clean_up_interrupted(store: Store, config: std::sync::Arc<Config>, 
                     "interrupted; the probe is no longer configured, so its cleanup could not run"
                         .into(),
                 ),
+                trigger: Default::default(),
             },
         };
         tracing::warn!(probe = %r.probe, run = %r.run_uid, leaked = result.leaked,

@@ -308,6 +308,23 @@ pub struct UpdateView {
 }
 
 impl UpdateView {
+    /// An internal "probe failing" entry names the run that failed as
+    /// `(run <id>)`: the text before the id, the id, and the text after,
+    /// so the operators' timeline can link the run's page
+    /// (`/admin/runs/{id}`). `None` for public entries and other kinds.
+    pub fn run_link(&self) -> Option<(&str, &str, &str)> {
+        let u = &self.update;
+        if u.public || u.kind != crate::store::UpdateKind::ProbeFailing.as_str() {
+            return None;
+        }
+        let start = u.body.find("(run ")? + "(run ".len();
+        let len = u.body[start..].find(')')?;
+        let id = &u.body[start..start + len];
+        let well_formed =
+            !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        well_formed.then(|| (&u.body[..start - "run ".len()], id, &u.body[start + len..]))
+    }
+
     /// "Investigating", "Resolved", …
     pub fn status_label(&self) -> String {
         let mut c = self.update.status.chars();

@@ -75,6 +75,7 @@ struct RunJson<'a> {
     failed_step: Option<&'a str>,
     reason: Option<String>,
     kind: Option<&'a str>,
+    manual: bool,
 }
 
 #[derive(Serialize)]
@@ -126,21 +127,22 @@ async fn insert_runs(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
             failed_step: r.failed_step().map(|s| s.id.as_str()),
             reason: r.reason(),
             kind: r.failure_kind().map(|k| k.as_str()),
+            manual: r.trigger == crate::journey::Trigger::Manual,
         })
         .collect();
     sqlx::query(
         "INSERT INTO runs (run_uid, probe, component, started_at, finished_at,
-            duration_ms, outcome, leaked, failed_step, reason, failure_kind)
+            duration_ms, outcome, leaked, failed_step, reason, failure_kind, manual)
          SELECT r.value->>'uid', r.value->>'probe', r.value->>'component',
             r.value->>'started', r.value->>'finished', r.value->>'duration',
             r.value->>'outcome', r.value->>'leaked', r.value->>'failed_step',
-            r.value->>'reason', r.value->>'kind'
+            r.value->>'reason', r.value->>'kind', r.value->>'manual'
          FROM json_each(?1) AS r WHERE true
          ON CONFLICT (run_uid) DO UPDATE SET finished_at = excluded.finished_at,
             duration_ms = excluded.duration_ms, outcome = excluded.outcome,
             leaked = excluded.leaked, failed_step = excluded.failed_step,
             reason = excluded.reason, failure_kind = excluded.failure_kind,
-            pending_captures = NULL",
+            manual = excluded.manual, pending_captures = NULL",
     )
     .bind(json(&rows)?)
     .execute(&mut *conn)
@@ -211,6 +213,8 @@ struct HourJson<'a> {
     sum: i64,
     min: Option<i64>,
     max: Option<i64>,
+    /// Durations of the completed journeys by bucket ([`crate::latency`]).
+    latency: crate::latency::Histogram,
 }
 
 /// Adds the runs to their probes' hours: summed here first, so one row per
@@ -239,6 +243,9 @@ async fn count_hours(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
             h.sum += d;
             h.min = Some(h.min.map_or(d, |m| m.min(d)));
             h.max = Some(h.max.map_or(d, |m| m.max(d)));
+            *h.latency
+                .entry(crate::latency::bucket_of(d.max(0) as u64))
+                .or_default() += 1;
         }
     }
     if hours.is_empty() {
@@ -247,10 +254,10 @@ async fn count_hours(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
     let rows: Vec<&HourJson> = hours.values().collect();
     sqlx::query(
         "INSERT INTO hourly (probe, hour, component, runs, passes, degraded, fails, errors,
-            duration_sum_ms, duration_min_ms, duration_max_ms)
+            duration_sum_ms, duration_min_ms, duration_max_ms, latency)
          SELECT h.value->>'probe', h.value->>'hour', h.value->>'component', h.value->>'runs',
             h.value->>'passes', h.value->>'degraded', h.value->>'fails', h.value->>'errors',
-            h.value->>'sum', h.value->>'min', h.value->>'max'
+            h.value->>'sum', h.value->>'min', h.value->>'max', h.value->'latency'
          FROM json_each(?1) AS h WHERE true
          ON CONFLICT (probe, hour) DO UPDATE SET component = excluded.component,
             runs = runs + excluded.runs, passes = passes + excluded.passes,
@@ -260,7 +267,12 @@ async fn count_hours(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
             duration_min_ms = min(coalesce(duration_min_ms, excluded.duration_min_ms),
                                   coalesce(excluded.duration_min_ms, duration_min_ms)),
             duration_max_ms = max(coalesce(duration_max_ms, excluded.duration_max_ms),
-                                  coalesce(excluded.duration_max_ms, duration_max_ms))",
+                                  coalesce(excluded.duration_max_ms, duration_max_ms)),
+            latency = (SELECT json_group_object(bucket, total) FROM (
+                SELECT key AS bucket, sum(value) AS total FROM (
+                    SELECT key, value FROM json_each(coalesce(latency, '{}'))
+                    UNION ALL SELECT key, value FROM json_each(excluded.latency))
+                GROUP BY key))",
     )
     .bind(json(&rows)?)
     .execute(conn)
@@ -467,6 +479,7 @@ mod tests {
             leaked: false,
             steps: vec![step("a", StepOutcome::Pass), step("b", StepOutcome::Fail)],
             note: None,
+            trigger: Default::default(),
         }
     }
 

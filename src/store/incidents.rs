@@ -911,6 +911,21 @@ impl Store {
             .collect())
     }
 
+    /// The incidents `probe` took part in, open ones first, then the most
+    /// recently opened; at most `limit`.
+    pub async fn incidents_of_probe(&self, probe: &str, limit: i64) -> Result<Vec<Incident>> {
+        let rows = sqlx::query(
+            "SELECT i.* FROM incidents i JOIN incident_probes p ON p.incident_id = i.id
+             WHERE p.probe = ? ORDER BY i.resolved_at IS NOT NULL, i.opened_at DESC, i.id DESC
+             LIMIT ?",
+        )
+        .bind(probe)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(incident).collect()
+    }
+
     async fn status_in(&self, tx: &mut Tx<'_>, id: i64) -> Result<String> {
         Ok(
             sqlx::query_scalar("SELECT status FROM incidents WHERE id = ?")

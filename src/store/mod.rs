@@ -5,8 +5,10 @@
 
 mod batch;
 mod heartbeats;
+mod history;
 mod holds;
 mod incidents;
+mod latency;
 mod outbox;
 mod reports;
 mod retention;
@@ -27,16 +29,18 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 
 pub use crate::evaluate::ProbeState;
 pub use batch::{RunBatch, Seen, Switch};
+pub use history::{FailureReason, RunCursor, run_result};
 pub use holds::NewSilence;
 pub use incidents::{
     AckOutcome, Incident, IncidentUpdate, ManualIncident, NewIncident, Posted, PublicUpdate,
     UpdateKind,
 };
+pub use latency::LatencyHour;
 pub use outbox::{NewDelivery, OutboxRow, OutboxStats};
 pub use reports::{LeakedRun, StepDuration};
-pub use rollups::{StateInterval, Subject, SubjectId};
+pub use rollups::{ProbeHour, StateInterval, Subject, SubjectId};
 pub use runs::{InterruptedRun, RunRow, StepRow};
-pub use skips::SkipRow;
+pub use skips::{SkipRow, SkipTotal};
 pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest, new_token};
 pub use webhooks::WebhookSubscription;
 

@@ -53,6 +53,18 @@ pub struct StateInterval {
 
 const ONE_HOUR_MS: i64 = 3_600_000;
 
+/// One probe's runs in one UTC hour (a row of the `hourly` rollup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeHour {
+    pub probe: String,
+    pub component: String,
+    /// The start of the UTC hour.
+    pub hour: DateTime<Utc>,
+    pub runs: i64,
+    pub fails: i64,
+    pub errors: i64,
+}
+
 impl Store {
     /// Records that `subject` is in `state` at `at` (only the monitor calls
     /// this, so the read and the write need no lock against other writers).
@@ -239,6 +251,36 @@ impl Store {
                 duration_sum_ms: r.get("duration_sum_ms"),
                 duration_min_ms: r.get("duration_min_ms"),
                 duration_max_ms: r.get("duration_max_ms"),
+            })
+            .collect())
+    }
+
+    /// Every probe's hours from the hour holding `from` on, oldest first;
+    /// with `failed_only`, only hours with a failed or errored run. Reads
+    /// the rollup by hour (index `hourly_by_hour`), never raw runs.
+    pub async fn probe_hours(
+        &self,
+        from: DateTime<Utc>,
+        failed_only: bool,
+    ) -> Result<Vec<ProbeHour>> {
+        let from = ms(from);
+        let rows = sqlx::query(
+            "SELECT probe, component, hour, runs, fails, errors FROM hourly
+             WHERE hour >= ? AND (? = 0 OR fails + errors > 0) ORDER BY hour, probe",
+        )
+        .bind(from - from.rem_euclid(ONE_HOUR_MS))
+        .bind(failed_only)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| ProbeHour {
+                probe: r.get("probe"),
+                component: r.get("component"),
+                hour: time(r.get("hour")),
+                runs: r.get("runs"),
+                fails: r.get("fails"),
+                errors: r.get("errors"),
             })
             .collect())
     }

@@ -21,12 +21,16 @@ pub struct RunRow {
     pub reason: Option<String>,
     /// The failed step's kind (`FailureKind`), or `interrupted`.
     pub failure_kind: Option<FailureKind>,
+    /// Started by an operator ("Run now"), not by the schedule.
+    pub manual: bool,
 }
 
 /// A stored step, as the admin API shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StepRow {
     pub seq: i64,
+    /// When the step started.
+    pub started_at: DateTime<Utc>,
     pub step_id: String,
     pub phase: String,
     pub method: String,
@@ -41,6 +45,10 @@ pub struct StepRow {
     pub failures: serde_json::Value,
     /// Every request of the last attempt, redirects included.
     pub hops: Vec<crate::journey::Hop>,
+    /// Where the last request's time went (DNS, connect, first byte, total).
+    pub timings: crate::journey::timing::Timings,
+    /// Captured values as `[name, value]`, secrets masked before storing.
+    pub captures: Vec<(String, String)>,
 }
 
 /// A run cut short by a crash, as journaled.
@@ -122,50 +130,14 @@ impl Store {
     /// The steps of run `run_id` (the `runs.id`), in order.
     pub async fn run_steps(&self, run_id: i64) -> Result<Vec<StepRow>> {
         let rows = sqlx::query(
-            "SELECT seq, step_id, phase, method, url, status, outcome, duration_ms, attempts,
-                error, kind, failures, hops FROM steps WHERE run_id = ? ORDER BY seq",
+            "SELECT run_id, seq, step_id, phase, method, url, status, outcome, started_at,
+                duration_ms, attempts, error, kind, failures, captures, timings, hops
+             FROM steps WHERE run_id = ? ORDER BY seq",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
         .await?;
-        let json = |t: Option<String>| {
-            t.and_then(|t| serde_json::from_str(&t).ok())
-                .unwrap_or(serde_json::Value::Null)
-        };
-        Ok(rows
-            .iter()
-            .map(|r| StepRow {
-                seq: r.get("seq"),
-                step_id: r.get("step_id"),
-                phase: r.get("phase"),
-                method: r.get("method"),
-                url: r.get("url"),
-                status: r.get("status"),
-                outcome: r.get("outcome"),
-                duration_ms: r.get::<Option<i64>, _>("duration_ms").unwrap_or(0),
-                attempts: r.get::<Option<i64>, _>("attempts").unwrap_or(0),
-                error: r.get("error"),
-                kind: r
-                    .get::<Option<String>, _>("kind")
-                    .and_then(|k| FailureKind::parse(&k)),
-                failures: json(r.get("failures")),
-                hops: r
-                    .get::<Option<String>, _>("hops")
-                    .and_then(|h| serde_json::from_str(&h).ok())
-                    .unwrap_or_else(|| {
-                        // No redirects: the one hop is the step itself.
-                        let status: Option<i64> = r.get("status");
-                        status
-                            .map(|s| crate::journey::Hop {
-                                method: r.get("method"),
-                                url: r.get("url"),
-                                status: s as u16,
-                            })
-                            .into_iter()
-                            .collect()
-                    }),
-            })
-            .collect())
+        Ok(rows.iter().map(step_row).collect())
     }
 
     pub async fn recent_runs(&self, probe: &str, limit: i64) -> Result<Vec<RunRow>> {
@@ -288,7 +260,7 @@ fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeState {
     }
 }
 
-fn run_row(r: &sqlx::sqlite::SqliteRow) -> RunRow {
+pub(super) fn run_row(r: &sqlx::sqlite::SqliteRow) -> RunRow {
     RunRow {
         id: r.get("id"),
         run_uid: r.get("run_uid"),
@@ -304,5 +276,45 @@ fn run_row(r: &sqlx::sqlite::SqliteRow) -> RunRow {
         failure_kind: r
             .get::<Option<String>, _>("failure_kind")
             .and_then(|k| FailureKind::parse(&k)),
+        manual: r.get("manual"),
+    }
+}
+
+/// A step row as stored (JSON columns decoded; one that does not decode
+/// reads as empty rather than failing the whole list).
+pub(super) fn step_row(r: &sqlx::sqlite::SqliteRow) -> StepRow {
+    fn decoded<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
+        text.and_then(|t| serde_json::from_str(&t).ok())
+    }
+    let status: Option<i64> = r.get("status");
+    StepRow {
+        seq: r.get("seq"),
+        started_at: time(r.get("started_at")),
+        step_id: r.get("step_id"),
+        phase: r.get("phase"),
+        method: r.get("method"),
+        url: r.get("url"),
+        status,
+        outcome: r.get("outcome"),
+        duration_ms: r.get::<Option<i64>, _>("duration_ms").unwrap_or(0),
+        attempts: r.get::<Option<i64>, _>("attempts").unwrap_or(0),
+        error: r.get("error"),
+        kind: r
+            .get::<Option<String>, _>("kind")
+            .and_then(|k| FailureKind::parse(&k)),
+        failures: decoded(r.get("failures")).unwrap_or(serde_json::Value::Null),
+        hops: decoded(r.get("hops")).unwrap_or_else(|| {
+            // No redirects: the one hop is the step itself.
+            status
+                .map(|s| crate::journey::Hop {
+                    method: r.get("method"),
+                    url: r.get("url"),
+                    status: s as u16,
+                })
+                .into_iter()
+                .collect()
+        }),
+        timings: decoded(r.get("timings")).unwrap_or_default(),
+        captures: decoded(r.get("captures")).unwrap_or_default(),
     }
 }

@@ -17,6 +17,16 @@ pub struct SkipRow {
     pub last_at: DateTime<Utc>,
 }
 
+/// Starts of one probe skipped for one reason in a period, summed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkipTotal {
+    pub probe: String,
+    /// Why, in words (`concurrency::SkipReason::as_str`).
+    pub reason: String,
+    pub count: i64,
+    pub last_at: DateTime<Utc>,
+}
+
 impl Store {
     pub async fn record_skips(&self, skips: &[Skips]) -> Result<()> {
         let mut tx = self.write().await?;
@@ -53,6 +63,27 @@ impl Store {
                 reason: r.get("reason"),
                 count: r.get("count"),
                 first_at: time(r.get("first_at")),
+                last_at: time(r.get("last_at")),
+            })
+            .collect())
+    }
+
+    /// Skips of tallies last seen at or after `since`, summed per probe
+    /// and reason, most first.
+    pub async fn skip_totals(&self, since: DateTime<Utc>) -> Result<Vec<SkipTotal>> {
+        let rows = sqlx::query(
+            "SELECT probe, reason, sum(count) AS n, max(last_at) AS last_at FROM skipped_starts
+             WHERE last_at >= ? GROUP BY probe, reason ORDER BY n DESC, probe LIMIT 1000",
+        )
+        .bind(ms(since))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SkipTotal {
+                probe: r.get("probe"),
+                reason: r.get("reason"),
+                count: r.get("n"),
                 last_at: time(r.get("last_at")),
             })
             .collect())

@@ -1,5 +1,6 @@
-//! The small admin page: log in with the admin token, then post public
-//! updates, open incidents by hand and edit them through plain HTML forms.
+//! The small admin page: log in with the admin token, then see the probes
+//! overview, post public updates, open incidents by hand and edit them
+//! through plain HTML forms; and a run's trace (`/admin/runs/{id}`).
 //!
 //! The session is a signed, expiring cookie (HttpOnly, SameSite=Strict);
 //! every form carries a CSRF token bound to the session, so a page on
@@ -8,15 +9,17 @@
 use std::collections::BTreeMap;
 
 use askama::Template;
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::admin::probes::OverviewQuery;
 use super::admin::{UpdateBody, check_update};
 use super::{AppState, WebError, html};
+use crate::console::Filter;
 use crate::statuspage::view::{self, IncidentView};
 use crate::store::{ManualIncident, PublicUpdate};
 
@@ -60,12 +63,12 @@ pub(super) fn session(app: &AppState, headers: &HeaderMap) -> Option<String> {
     same(sig, &mac(app, &format!("session.{expires}"))?).then(|| value.to_string())
 }
 
-fn csrf_for(app: &AppState, session: &str) -> String {
+pub(super) fn csrf_for(app: &AppState, session: &str) -> String {
     mac(app, &format!("csrf.{session}")).unwrap_or_default()
 }
 
 /// The session, if the form's CSRF token belongs to it.
-fn authorized_form(
+pub(super) fn authorized_form(
     app: &AppState,
     headers: &HeaderMap,
     csrf: Option<&str>,
@@ -101,9 +104,18 @@ struct AdminPage<'a> {
     notice: Option<&'a str>,
     /// The last rejected probes.yaml, while the running one stays.
     rejected: Option<(String, String)>,
+    /// The probes overview (`templates/console_overview.html`).
+    overview: super::console::OverviewView,
+    /// Each open incident's probes (in `open`'s order): name, still failing.
+    incident_probes: Vec<Vec<(String, bool)>>,
 }
 
 impl AdminPage<'_> {
+    /// The probes of the `i`-th open incident, each linked to its page.
+    fn probes_of(&self, i: &usize) -> &[(String, bool)] {
+        self.incident_probes.get(*i).map_or(&[], |v| v.as_slice())
+    }
+
     fn statuses(&self) -> &'static [&'static str] {
         &["investigating", "identified", "monitoring", "resolved"]
     }
@@ -131,33 +143,59 @@ pub(super) fn login_page(app: &AppState, status: StatusCode, error: Option<&str>
     }
 }
 
-/// `GET /admin`: the login form, or the operators' page.
-pub async fn index(State(app): State<AppState>, headers: HeaderMap) -> Response {
+/// `GET /admin[?state=&component=&q=]`: the login form, or the operators'
+/// page: the probes overview (filtered as `GET /api/admin/probes` is),
+/// open incidents and the forms.
+pub async fn index(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<OverviewQuery>,
+) -> Response {
     let Some(s) = session(&app, &headers) else {
         return login_page(&app, StatusCode::UNAUTHORIZED, None);
     };
-    match render(&app, &s, None).await {
+    let filter = match query.filter() {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
+    match render(&app, &s, &filter, None).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
 }
 
-async fn render(app: &AppState, session: &str, notice: Option<&str>) -> Result<Response, WebError> {
+async fn render(
+    app: &AppState,
+    session: &str,
+    filter: &Filter,
+    notice: Option<&str>,
+) -> Result<Response, WebError> {
     let config = app.config.get();
+    let overview = super::admin::probes::overview(app, filter, Utc::now()).await?;
+    let components: Vec<(String, String)> = config
+        .components
+        .iter()
+        .map(|c| (c.id.clone(), c.name.clone()))
+        .collect();
     let mut open = Vec::new();
+    let mut incident_probes = Vec::new();
     for inc in app.store.open_incidents().await? {
+        incident_probes.push(app.store.incident_probes(inc.id).await?);
         open.push(view::incident(&config, &app.store, inc, true).await?);
     }
     let page = AdminPage {
         title: &config.page.title,
         csrf: &csrf_for(app, session),
         open: &open,
-        components: config
-            .components
-            .iter()
-            .map(|c| (c.id.clone(), c.name.clone()))
-            .collect(),
+        overview: super::console::overview(
+            &overview,
+            filter,
+            components.clone(),
+            &config.page.time_zone,
+        ),
+        components,
         notice,
+        incident_probes,
         rejected: {
             let s = app.reloads.status();
             s.error
@@ -310,7 +348,7 @@ async fn finish(app: &AppState, session: &str, result: Result<(), WebError>) -> 
                 WebError::Conflict(_) => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             };
-            match render(app, session, Some(&e.to_string())).await {
+            match render(app, session, &Filter::default(), Some(&e.to_string())).await {
                 Ok(mut r) => {
                     *r.status_mut() = status;
                     r
@@ -320,4 +358,48 @@ async fn finish(app: &AppState, session: &str, result: Result<(), WebError>) -> 
         }
         Err(e) => e.into_response(),
     }
+}
+
+#[derive(Template)]
+#[template(path = "console_run.html")]
+struct RunPage<'a> {
+    title: &'a str,
+    run: &'a str,
+    probe: &'a str,
+    outcome: &'a str,
+    when: String,
+    /// The whole trace (`journey::trace`), secrets masked when stored.
+    trace: String,
+}
+
+/// `GET /admin/runs/{id}`: one stored run's trace, as `lookout run`
+/// prints it (admin session; the login form without one, 404 for an
+/// unknown run).
+pub async fn run_page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if session(&app, &headers).is_none() {
+        return login_page(&app, StatusCode::UNAUTHORIZED, None);
+    }
+    let rendered = async {
+        let Some((row, steps)) = app.store.run_by_uid(&id).await? else {
+            return Err(WebError::NotFound);
+        };
+        let config = app.config.get();
+        let page = RunPage {
+            title: &config.page.title,
+            run: &row.run_uid,
+            probe: &row.probe,
+            outcome: row.outcome.map_or("unknown", |o| o.as_str()),
+            when: super::console::when(&row.started_at, &config.page.time_zone),
+            trace: crate::journey::trace::trace(&crate::store::run_result(&row, &steps)),
+        };
+        let mut resp = html(page.render()?);
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(resp)
+    };
+    rendered.await.unwrap_or_else(|e| e.into_response())
 }

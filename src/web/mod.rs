@@ -6,10 +6,12 @@ mod admin;
 mod admin_page;
 mod badge;
 pub mod cache;
+mod console;
 pub mod hardening;
 mod hooks;
 mod ops;
 mod ping;
+mod probe_page;
 mod report;
 pub mod site;
 mod subscribe;
@@ -48,6 +50,11 @@ pub struct AppState {
     /// Webhook subscriptions may point at loopback (tests only; see
     /// `app::Tuning::webhook_loopback`).
     pub webhook_loopback: bool,
+    /// Each probe's state, last run, recent results and failure counts, as
+    /// the monitor committed them (the operators' console reads it).
+    pub board: crate::console::Board,
+    /// Asks the scheduler for one run now ("Run now" on a probe's page).
+    pub run_now: crate::scheduler::RunNow,
 }
 
 /// The stylesheet, embedded in the binary.
@@ -157,6 +164,9 @@ pub fn router(state: AppState) -> Router {
             "/admin/incidents/{id}/updates",
             post(admin_page::post_update),
         )
+        .route("/admin/runs/{id}", get(admin_page::run_page))
+        .route("/admin/probes/{name}", get(probe_page::page))
+        .route("/admin/probes/{name}/run", post(probe_page::run_now))
         .route("/admin/report", get(report::page))
         .route("/api/admin/report", get(report::json))
         .route("/api/hooks/pagerduty", post(hooks::pagerduty))

@@ -323,7 +323,7 @@ impl Chart {
 }
 
 /// The smallest of 1, 2, 2.5, 5 × 10ⁿ at or above `v` (a round axis top).
-fn round_up(v: i64) -> i64 {
+pub(super) fn round_up(v: i64) -> i64 {
     let mut magnitude = 1i64;
     while magnitude * 10 <= v.max(1) {
         magnitude *= 10;

@@ -59,6 +59,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "join",
             "notify",
             "concurrency",
+            "latency",
             "uptime",
         ],
     ),
@@ -66,6 +67,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "writer and readers",
         &[
+            "console",
             "health",
             "heartbeat_watcher",
             "metrics",

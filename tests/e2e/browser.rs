@@ -341,9 +341,15 @@ probes:
         .and_then(|v| v.split(';').next())
         .expect("login sets a session cookie")
         .to_string();
+    // A run's page (issue 16).
+    let run = app.store.recent_runs("login", 1).await.unwrap()[0]
+        .run_uid
+        .clone();
     for (name, path, mark) in [
-        ("admin", "/admin", "Open incidents"),
-        ("report", "/admin/report", "Weekly report"),
+        ("admin", "/admin".to_string(), "Open incidents"),
+        ("report", "/admin/report".to_string(), "Weekly report"),
+        ("run", format!("/admin/runs/{run}"), "Run of login"),
+        ("probe", "/admin/probes/login".to_string(), "Probe login"),
     ] {
         let html = reqwest::Client::new()
             .get(format!("{}{path}", app.url))
@@ -617,11 +623,31 @@ escalation:
                 json!({ "name": cookie_name, "value": cookie_value, "url": app.url }),
             )
             .await;
-        for path in ["/admin", "/admin/report"] {
+        let run = app.store.recent_runs("login", 1).await.unwrap()[0]
+            .run_uid
+            .clone();
+        for path in [
+            "/admin",
+            "/admin/report",
+            format!("/admin/runs/{run}").as_str(),
+            "/admin/probes/login",
+        ] {
             let errors = browser.visit(&format!("{}{path}", app.url)).await;
             assert!(errors.is_empty(), "{path}: {errors:#?}");
             for v in browser.axe(&axe).await {
                 failures.push(format!("{path} ({scheme}): {v}"));
+            }
+            // The operators' console (issue 16) opens `/admin`.
+            if path == "/admin" {
+                browser
+                    .screenshot(&shots.join(format!("console-{scheme}.png")))
+                    .await;
+            }
+            // A probe's page (issue 16): definition, chart, runs, incidents.
+            if path == "/admin/probes/login" {
+                browser
+                    .screenshot(&shots.join(format!("console-probe-{scheme}.png")))
+                    .await;
             }
         }
         browser.call("Network.clearBrowserCookies", json!({})).await;

@@ -11,6 +11,8 @@ mod cli;
 mod config_agreement;
 mod config_corpus;
 mod config_fuzz;
+mod console;
+mod console_probe;
 mod crash;
 mod disk_faults;
 mod extreme_values;

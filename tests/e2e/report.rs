@@ -69,6 +69,7 @@ fn run(
         leaked,
         steps,
         note: None,
+        trigger: Default::default(),
     }
 }
 

@@ -396,6 +396,39 @@ escalation:
         .await
         .unwrap();
     assert_no_key("the admin API's incident", &incident);
+    // The probe's console page (issue 16) and its API: definition, runs,
+    // chart, incidents; and the operators' page with its timeline.
+    let probe = client
+        .get(format!("{url}/api/admin/probes/sweep"))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_no_key("the admin API's probe", &probe);
+    let login = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{url}/admin/login"))
+        .form(&[("token", support::ADMIN_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = login.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    for path in ["/admin/probes/sweep", "/admin"] {
+        let r = client
+            .get(format!("{url}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{path}");
+        assert_no_key(path, &r.bytes().await.unwrap());
+    }
     for r in receiver.hits() {
         assert_no_key("a webhook page", r.body.to_string().as_bytes());
     }

@@ -171,6 +171,7 @@ fn run(i: usize, at: DateTime<Utc>, outcome: Outcome) -> RunResult {
         leaked: false,
         steps: vec![],
         note: None,
+        trigger: Default::default(),
     }
 }
 

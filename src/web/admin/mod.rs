@@ -2,11 +2,15 @@
 //! one module per resource, each with its own `router()`, merged in
 //! [`router`]. [`incidents`]: the internal view of incidents, updates,
 //! opening and editing by hand; [`runs`]: runs that leaked resources, a
-//! probe's runs, skipped starts; [`maintenances`]; [`silences`]; and the
-//! configuration in force (`GET /api/admin/config`).
+//! probe's runs page by page, one run's trace, skipped starts;
+//! [`probes`]: the console's overview and one probe; [`errors`]: failure
+//! counts by hour or day, reasons, skips; [`maintenances`]; [`silences`];
+//! and the configuration in force (`GET /api/admin/config`).
 
+pub mod errors;
 pub mod incidents;
 pub mod maintenances;
+pub mod probes;
 pub mod runs;
 pub mod silences;
 
@@ -27,6 +31,8 @@ pub fn router() -> Router<AppState> {
         .merge(runs::router())
         .merge(maintenances::router())
         .merge(silences::router())
+        .merge(probes::router())
+        .merge(errors::router())
         .route("/api/admin/config", get(config_status))
 }
 
