@@ -41,6 +41,16 @@ pub struct Line {
     pub strip_label: String,
     pub failures_24h: i64,
     pub failures_7d: i64,
+    /// Heartbeats: their last ping and deadline in words.
+    pub ping: Option<PingLine>,
+}
+
+/// A heartbeat's pings in words.
+pub struct PingLine {
+    /// The last finish ping, or "never".
+    pub last: String,
+    /// The next expected ping plus grace, or "—" (never late).
+    pub deadline: String,
 }
 
 /// The last run in words.
@@ -66,6 +76,7 @@ pub fn label(state: State) -> &'static str {
         State::Failing => "Failing",
         State::Flapping => "Flapping",
         State::Held => "Held by a dependency",
+        State::Late => "Late (in grace)",
         State::Degraded => "Degraded",
         State::Silenced => "Silenced",
         State::Maintenance => "In maintenance",
@@ -141,6 +152,12 @@ fn line(row: &Row, tz: &Tz) -> Line {
         strip_label: strip_label(row),
         failures_24h: row.fails_24h + row.errors_24h,
         failures_7d: row.fails_7d + row.errors_7d,
+        ping: (row.kind == "heartbeat").then(|| PingLine {
+            last: row
+                .last_ping_at
+                .map_or_else(|| "never".into(), |t| when(&t, tz)),
+            deadline: row.deadline.map_or_else(|| "—".into(), |t| when(&t, tz)),
+        }),
     }
 }
 

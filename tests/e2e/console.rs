@@ -92,7 +92,7 @@ probes:
 }
 
 /// `GET path` with the admin token: status and JSON body (`Null` if none).
-async fn admin_get(app: &Running, path: &str) -> (u16, Value) {
+pub(crate) async fn admin_get(app: &Running, path: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .get(format!("{}{path}", app.url))
         .bearer_auth(ADMIN_TOKEN)
@@ -104,7 +104,7 @@ async fn admin_get(app: &Running, path: &str) -> (u16, Value) {
 }
 
 /// A session cookie for the operators' pages (`name=value`).
-async fn session(url: &str) -> String {
+pub(crate) async fn session(url: &str) -> String {
     let login = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
