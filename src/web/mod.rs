@@ -7,6 +7,7 @@ mod admin_page;
 mod badge;
 pub mod cache;
 mod console;
+mod errors_page;
 pub mod hardening;
 mod hooks;
 mod ops;
@@ -163,6 +164,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/runs/{id}", get(admin_page::run_page))
         .route("/admin/report", get(report::page))
+        .route("/admin/errors", get(errors_page::page))
         .route("/api/admin/report", get(report::json))
         .route("/api/hooks/pagerduty", post(hooks::pagerduty))
         .route("/api/hooks/ack", post(hooks::generic))

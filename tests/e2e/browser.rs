@@ -349,6 +349,7 @@ probes:
         ("admin", "/admin".to_string(), "Open incidents"),
         ("report", "/admin/report".to_string(), "Weekly report"),
         ("run", format!("/admin/runs/{run}"), "Run of login"),
+        ("errors", "/admin/errors".to_string(), "Error counts"),
     ] {
         let html = reqwest::Client::new()
             .get(format!("{}{path}", app.url))
@@ -629,6 +630,7 @@ escalation:
             "/admin",
             "/admin/report",
             format!("/admin/runs/{run}").as_str(),
+            "/admin/errors",
         ] {
             let errors = browser.visit(&format!("{}{path}", app.url)).await;
             assert!(errors.is_empty(), "{path}: {errors:#?}");
@@ -639,6 +641,11 @@ escalation:
             if path == "/admin" {
                 browser
                     .screenshot(&shots.join(format!("console-{scheme}.png")))
+                    .await;
+            }
+            if path == "/admin/errors" {
+                browser
+                    .screenshot(&shots.join(format!("console-errors-{scheme}.png")))
                     .await;
             }
         }

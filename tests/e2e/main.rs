@@ -12,6 +12,7 @@ mod config_agreement;
 mod config_corpus;
 mod config_fuzz;
 mod console;
+mod console_errors;
 mod console_heartbeats;
 mod crash;
 mod disk_faults;
