@@ -192,11 +192,12 @@ pub fn overview(
 }
 
 /// Probes per page of the `/admin` overview. A line with its 60-result
-/// strip is about 6 kB of HTML, so 10,000 probes on one page would be some
-/// 60 MB: the page shows the first `PAGE_ROWS` in the overview's order
-/// (failing first) and links to the next ones; the counts per state always
-/// cover every probe, and `GET /api/admin/probes` keeps returning all rows.
-pub const PAGE_ROWS: usize = 500;
+/// strip (each result with its tooltip) is about 5 kB of HTML, so 10,000
+/// probes on one page would be some 50 MB (BENCHMARKS.md): the page shows
+/// `PAGE_ROWS` lines (about 1 MB) in the overview's order (failing first)
+/// and links to the next ones; the counts per state always cover every
+/// probe, and `GET /api/admin/probes` keeps returning all rows.
+pub const PAGE_ROWS: usize = 200;
 
 /// The overview page's `?page=` (1-based; missing or 0: the first).
 #[derive(Debug, Default, serde::Deserialize)]
