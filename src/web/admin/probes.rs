@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
 /// The overview's query: `?state=failing,held&component=api&q=login`.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct OverviewQuery {
-    /// Comma-separated states (`failing`, `flapping`, `held`, `degraded`,
+    /// Comma-separated states (`failing`, `flapping`, `held`, `late`, `degraded`,
     /// `silenced`, `maintenance`, `new`, `passing`).
     pub state: Option<String>,
     pub component: Option<String>,
