@@ -15,7 +15,8 @@ use crate::support::{Running, eventually};
 const WAIT: Duration = Duration::from_secs(40);
 const TOKEN: &str = "console-job-token-0123456789";
 
-/// One heartbeat `nightly`, expected every 2 s with 5 s of grace.
+/// One heartbeat `nightly`, expected every 5 s with 6 s of grace (long
+/// enough that a poll on a busy machine sees each state).
 fn config(dir: &std::path::Path) -> std::path::PathBuf {
     let yaml = format!(
         r#"version: 1
@@ -29,8 +30,8 @@ probes:
     kind: heartbeat
     component: jobs
     token: "{TOKEN}"
-    period: 2s
-    grace: 5s
+    period: 5s
+    grace: 6s
     alert: {{ after: 1 failures, recover_after: 1 passes }}
 "#
     );
@@ -76,7 +77,7 @@ async fn a_heartbeat_reads_passing_then_late_inside_its_grace_then_failing() {
     // The deadline is the next expected ping plus the grace.
     assert_eq!(
         time(&up["deadline"]) - time(&up["last_ping_at"]),
-        chrono::Duration::seconds(7)
+        chrono::Duration::seconds(11)
     );
     assert!(up["next_start"].is_null());
 
