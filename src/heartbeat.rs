@@ -439,6 +439,35 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// For any period, grace, last ping and moment: late exactly from
+        /// the expected ping to the deadline, down exactly when the
+        /// watcher has a missed period to report ([`due`]), and a ping
+        /// at any moment makes it up again.
+        #[test]
+        fn standing_agrees_with_what_the_watcher_reports(
+            period_s in 1u64..86_400,
+            grace_ms in 0u64..86_400_000,
+            last_ms in 0i64..1_000_000_000,
+            after_ms in 0i64..400_000_000,
+        ) {
+            let s = Schedule::Every(Duration::from_secs(period_s));
+            let h = hb(0, None);
+            let h = Heartbeat { grace: Duration::from_millis(grace_ms), ..h };
+            let base = at("2026-07-01T00:00:00Z");
+            let mut m = PingMemory::new(base);
+            m.pinged(base + chrono::Duration::milliseconds(last_ms));
+            let now = base + chrono::Duration::milliseconds(last_ms + after_ms);
+            let st = standing(&s, &h, &m, now);
+            let (expected, deadline) = (st.expected.unwrap(), st.deadline.unwrap());
+            proptest::prop_assert_eq!(st.status == Status::Late, expected <= now && now < deadline);
+            proptest::prop_assert_eq!(st.status == Status::Down, !due(&s, &h, &m, now).is_empty());
+            proptest::prop_assert_eq!(st.status == Status::Up, now < expected);
+            m.pinged(now);
+            proptest::prop_assert_eq!(standing(&s, &h, &m, now).status, Status::Up);
+        }
+    }
+
     #[test]
     fn a_grace_past_representable_time_is_never_down() {
         let (s, h) = (hourly(), hb(u64::MAX / 2, None));
