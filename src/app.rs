@@ -390,7 +390,8 @@ impl App {
             state.config.clone(),
             results_tx,
             self.pings.take().expect("the tasks start once"),
-        );
+        )
+        .with_board(state.board.clone());
         let watcher = tokio::spawn(watcher.run(stopped(stop.clone())));
         let monitor = tokio::spawn(self.monitor.clone().run(results_rx));
         // Subscriber mail follows the monitor's public updates until the

@@ -180,6 +180,71 @@ fn next_late(
     expected.checked_add_signed(grace)
 }
 
+/// A heartbeat's state as Healthchecks.io shows it: `new` (never pinged,
+/// first ping not yet expected), `up`, `late` (the expected ping is past,
+/// the grace is not: Healthchecks' "grace") and `down` (the grace is over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    New,
+    Up,
+    Late,
+    Down,
+}
+
+/// Where a heartbeat stands at a moment: its [`Status`], when its next
+/// ping is expected and its deadline (that time plus `grace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub status: Status,
+    /// The first expected ping after the last one (or after Lookout began
+    /// watching): `period` after it, or the next cron occurrence.
+    pub expected: Option<DateTime<Utc>>,
+    /// `expected + grace`: past it the job is down. `None` past
+    /// representable time (never down).
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+/// Where the heartbeat stands at `now`, given its memory `mem`. Pure;
+/// agrees with [`due`]: the job is down exactly when a missed period is
+/// (or was) due.
+pub fn standing(
+    schedule: &Schedule,
+    hb: &Heartbeat,
+    mem: &PingMemory,
+    now: DateTime<Utc>,
+) -> Standing {
+    let anchor = mem.anchor();
+    let expected = match schedule {
+        Schedule::Every(period) => chrono::Duration::try_milliseconds(period_ms(*period))
+            .and_then(|p| anchor.checked_add_signed(p)),
+        Schedule::Cron { expr, tz } => crate::schedule::parse_cron(expr).ok().and_then(|cron| {
+            let after = crate::schedule::whole_second(anchor).with_timezone(tz);
+            cron.find_next_occurrence(&after, false)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        }),
+    };
+    let deadline = expected.and_then(|e| plus(e, hb.grace));
+    let status = match (expected, deadline) {
+        (Some(e), Some(d)) if e <= now => {
+            if now < d {
+                Status::Late
+            } else {
+                Status::Down
+            }
+        }
+        // Not yet expected, or expected past representable time.
+        _ if mem.last_ping.is_none() => Status::New,
+        _ => Status::Up,
+    };
+    Standing {
+        status,
+        expected,
+        deadline,
+    }
+}
+
 /// Why a late heartbeat fails, for the run's note, the timeline and pages:
 /// "no ping within 1h + 5m grace (last ping 2026-07-01 10:00:00 UTC)".
 pub fn late_reason(
@@ -297,6 +362,118 @@ mod tests {
         let mut m = PingMemory::new(at("2026-07-01T00:00:00Z"));
         m.pinged(at(t));
         m
+    }
+
+    #[test]
+    fn a_heartbeat_goes_up_then_late_inside_the_grace_then_down() {
+        let (s, h) = (hourly(), hb(300, None));
+        let m = pinged_at("2026-07-01T10:00:00Z");
+        let expected = Some(at("2026-07-01T11:00:00Z"));
+        let deadline = Some(at("2026-07-01T11:05:00Z"));
+        for (now, status) in [
+            ("2026-07-01T10:00:00Z", Status::Up),
+            ("2026-07-01T10:59:59Z", Status::Up),
+            ("2026-07-01T11:00:00Z", Status::Late),
+            ("2026-07-01T11:04:59Z", Status::Late),
+            ("2026-07-01T11:05:00Z", Status::Down),
+            ("2026-07-03T00:00:00Z", Status::Down),
+        ] {
+            let st = standing(&s, &h, &m, at(now));
+            assert_eq!(
+                (st.status, st.expected, st.deadline),
+                (status, expected, deadline),
+                "{now}"
+            );
+            // Down exactly when the watcher has a missed period to report.
+            let missed = !due(
+                &s,
+                &h,
+                &PingMemory {
+                    late_through: None,
+                    ..m.clone()
+                },
+                at(now),
+            )
+            .is_empty();
+            assert_eq!(st.status == Status::Down, missed, "{now}");
+        }
+    }
+
+    #[test]
+    fn a_new_heartbeat_counts_from_when_it_was_watched_and_a_ping_brings_it_up() {
+        let (s, h) = (hourly(), hb(60, None));
+        let mut m = PingMemory::new(at("2026-07-01T10:00:00Z"));
+        assert_eq!(
+            standing(&s, &h, &m, at("2026-07-01T10:30:00Z")).status,
+            Status::New
+        );
+        assert_eq!(
+            standing(&s, &h, &m, at("2026-07-01T11:00:30Z")).status,
+            Status::Late
+        );
+        m.pinged(at("2026-07-01T11:00:40Z"));
+        let st = standing(&s, &h, &m, at("2026-07-01T11:00:41Z"));
+        assert_eq!(st.status, Status::Up);
+        assert_eq!(st.deadline, Some(at("2026-07-01T12:01:40Z")));
+    }
+
+    #[test]
+    fn a_cron_heartbeat_is_late_between_its_occurrence_and_the_grace() {
+        let s = Schedule::Cron {
+            expr: "0 0 3 * * *".into(),
+            tz: chrono_tz::UTC,
+        };
+        let h = hb(600, None);
+        let m = pinged_at("2026-07-01T03:00:10Z");
+        let st = standing(&s, &h, &m, at("2026-07-02T03:05:00Z"));
+        assert_eq!(st.status, Status::Late);
+        assert_eq!(st.expected, Some(at("2026-07-02T03:00:00Z")));
+        assert_eq!(st.deadline, Some(at("2026-07-02T03:10:00Z")));
+        assert_eq!(
+            standing(&s, &h, &m, at("2026-07-02T02:59:00Z")).status,
+            Status::Up
+        );
+        assert_eq!(
+            standing(&s, &h, &m, at("2026-07-02T03:10:00Z")).status,
+            Status::Down
+        );
+    }
+
+    proptest::proptest! {
+        /// For any period, grace, last ping and moment: late exactly from
+        /// the expected ping to the deadline, down exactly when the
+        /// watcher has a missed period to report ([`due`]), and a ping
+        /// at any moment makes it up again.
+        #[test]
+        fn standing_agrees_with_what_the_watcher_reports(
+            period_s in 1u64..86_400,
+            grace_ms in 0u64..86_400_000,
+            last_ms in 0i64..1_000_000_000,
+            after_ms in 0i64..400_000_000,
+        ) {
+            let s = Schedule::Every(Duration::from_secs(period_s));
+            let h = hb(0, None);
+            let h = Heartbeat { grace: Duration::from_millis(grace_ms), ..h };
+            let base = at("2026-07-01T00:00:00Z");
+            let mut m = PingMemory::new(base);
+            m.pinged(base + chrono::Duration::milliseconds(last_ms));
+            let now = base + chrono::Duration::milliseconds(last_ms + after_ms);
+            let st = standing(&s, &h, &m, now);
+            let (expected, deadline) = (st.expected.unwrap(), st.deadline.unwrap());
+            proptest::prop_assert_eq!(st.status == Status::Late, expected <= now && now < deadline);
+            proptest::prop_assert_eq!(st.status == Status::Down, !due(&s, &h, &m, now).is_empty());
+            proptest::prop_assert_eq!(st.status == Status::Up, now < expected);
+            m.pinged(now);
+            proptest::prop_assert_eq!(standing(&s, &h, &m, now).status, Status::Up);
+        }
+    }
+
+    #[test]
+    fn a_grace_past_representable_time_is_never_down() {
+        let (s, h) = (hourly(), hb(u64::MAX / 2, None));
+        let m = pinged_at("2026-07-01T10:00:00Z");
+        let st = standing(&s, &h, &m, at("2200-01-01T00:00:00Z"));
+        assert_eq!((st.status, st.deadline), (Status::Up, None));
     }
 
     #[test]

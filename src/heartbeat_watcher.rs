@@ -127,6 +127,8 @@ pub struct Watcher {
     /// By probe id: loaded from the store on first use, then kept in step
     /// with it.
     memory: BTreeMap<String, PingMemory>,
+    /// The operators' console, shown each memory as loaded or saved.
+    board: crate::console::Board,
 }
 
 impl Watcher {
@@ -142,7 +144,15 @@ impl Watcher {
             results,
             inbox,
             memory: BTreeMap::new(),
+            board: crate::console::Board::default(),
         }
+    }
+
+    /// Publishes each heartbeat's memory to `board` (the operators'
+    /// console), so the overview shows last pings, deadlines and `late`.
+    pub fn with_board(mut self, board: crate::console::Board) -> Self {
+        self.board = board;
+        self
     }
 
     /// Handles pings and deadlines until `shutdown` resolves.
@@ -184,7 +194,7 @@ impl Watcher {
                 runs.push(run(probe, Outcome::Fail, now, now, Some(note)));
                 mem.reported(d);
             }
-            if !runs.is_empty() && self.save(&probe.id, mem).await {
+            if !runs.is_empty() && self.save(probe, mem).await {
                 for r in runs {
                     self.emit(r).await;
                 }
@@ -223,7 +233,7 @@ impl Watcher {
             mem.pinged(now);
         }
         tracing::info!(probe = %probe.name, signal = ?ping.signal, "heartbeat ping");
-        if !self.save(&probe.id, mem).await {
+        if !self.save(probe, mem).await {
             let _ = ping.reply.send(Err("the database is unavailable".into()));
             return;
         }
@@ -250,6 +260,7 @@ impl Watcher {
         match self.store.heartbeat(&probe.id, by_name, now).await {
             Ok(m) => {
                 self.memory.insert(probe.id.clone(), m.clone());
+                self.board.ping(&probe.name, m.clone());
                 Some(m)
             }
             Err(e) => {
@@ -259,16 +270,17 @@ impl Watcher {
         }
     }
 
-    /// Stores `mem` under the probe id `id`, then keeps it; false (logged)
-    /// when the store failed.
-    async fn save(&mut self, id: &str, mem: PingMemory) -> bool {
-        match self.store.save_heartbeat(id, &mem).await {
+    /// Stores `mem` under `probe`'s stable id, then keeps it and shows it
+    /// on the board; false (logged) when the store failed.
+    async fn save(&mut self, probe: &Probe, mem: PingMemory) -> bool {
+        match self.store.save_heartbeat(&probe.id, &mem).await {
             Ok(()) => {
-                self.memory.insert(id.to_string(), mem);
+                self.board.ping(&probe.name, mem.clone());
+                self.memory.insert(probe.id.clone(), mem);
                 true
             }
             Err(e) => {
-                tracing::error!(probe = %id, error = %e, "could not store heartbeat");
+                tracing::error!(probe = %probe.id, error = %e, "could not store heartbeat");
                 false
             }
         }

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::evaluate::ProbeState;
+use crate::heartbeat::PingMemory;
 use crate::journey::{FailureKind, Outcome, RunResult};
 use crate::store::{ProbeHour, RunRow};
 
@@ -66,6 +67,9 @@ pub struct Track {
     /// Hours with a failed or errored run, oldest first, at most
     /// [`WEEK_HOURS`] back from the newest.
     pub failed: VecDeque<FailedHour>,
+    /// Heartbeats: what the heartbeat watcher remembers of the job's
+    /// pings (one row of the `heartbeats` table, kept here as it is saved).
+    pub ping: Option<PingMemory>,
 }
 
 impl Track {
@@ -186,6 +190,12 @@ impl Board {
             );
         }
         let mut inner = self.write();
+        // The heartbeat watcher may have published before the monitor loaded.
+        for (name, old) in inner.tracks.drain() {
+            if let Some(ping) = old.ping {
+                tracks.entry(name).or_default().ping = Some(ping);
+            }
+        }
         inner.tracks = tracks;
         inner.loaded = true;
     }
@@ -215,6 +225,16 @@ impl Board {
             });
             t.state = state(&run.probe);
         }
+    }
+
+    /// Keeps the heartbeat probe `probe`'s ping memory as the heartbeat
+    /// watcher last loaded or saved it.
+    pub fn ping(&self, probe: &str, memory: PingMemory) {
+        self.write()
+            .tracks
+            .entry(probe.to_string())
+            .or_default()
+            .ping = Some(memory);
     }
 
     /// A probe renamed (or moved) keeps its track under its new name.
@@ -263,6 +283,18 @@ mod tests {
             t.recent.back().map(|m| m.duration_ms),
             Some(STRIP as i64 + 4)
         );
+    }
+
+    #[test]
+    fn ping_memory_published_before_the_load_survives_it() {
+        let board = Board::default();
+        board.ping("nightly", PingMemory::new(at(0, 0)));
+        board.load([], &[], &[]);
+        let kept = board.read(|t, loaded| (loaded, t.get("nightly").and_then(|t| t.ping.clone())));
+        assert_eq!(kept, (true, Some(PingMemory::new(at(0, 0)))));
+        board.rename("nightly", "nightly-backup", None);
+        let moved = board.read(|t, _| t.get("nightly-backup").and_then(|t| t.ping.clone()));
+        assert_eq!(moved, Some(PingMemory::new(at(0, 0))));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::{Config, Probe};
+use crate::heartbeat;
 use crate::hold::Silence;
 use crate::journey::Outcome;
 use crate::maintenance::{self, Maintenance};
@@ -30,6 +31,9 @@ pub enum State {
     /// Failing while a probe or component it `depends_on` fails: the
     /// fault is the parent's and so is the incident.
     Held,
+    /// A heartbeat whose expected ping is past but whose grace is not
+    /// (Healthchecks' "grace" state): down at its `deadline` unless pinged.
+    Late,
     /// The last run passed too slowly or a non-critical step failed.
     Degraded,
     /// Silenced through the admin API (the probe or its component).
@@ -43,10 +47,11 @@ pub enum State {
 
 impl State {
     /// Every state, in sort order.
-    pub const ALL: [State; 8] = [
+    pub const ALL: [State; 9] = [
         State::Failing,
         State::Flapping,
         State::Held,
+        State::Late,
         State::Degraded,
         State::Silenced,
         State::Maintenance,
@@ -60,6 +65,7 @@ impl State {
             State::Failing => "failing",
             State::Flapping => "flapping",
             State::Held => "held",
+            State::Late => "late",
             State::Degraded => "degraded",
             State::Silenced => "silenced",
             State::Maintenance => "maintenance",
@@ -122,6 +128,11 @@ pub struct Row {
     pub next_start: Option<DateTime<Utc>>,
     /// The last results, oldest first (at most [`board::STRIP`]).
     pub results: Vec<Mark>,
+    /// Heartbeats: the job's last finish ping (success or failure).
+    pub last_ping_at: Option<DateTime<Utc>>,
+    /// Heartbeats: the next ping expected plus `grace`; the probe is
+    /// `late` from the expected ping until then, and fails after it.
+    pub deadline: Option<DateTime<Utc>>,
     /// Failed runs started in the last 24 UTC hours (this hour included).
     pub fails_24h: i64,
     /// Errored runs (Lookout could not judge: offline prober) likewise.
@@ -187,8 +198,12 @@ pub fn state_of(
             .and_then(|t| t.state.as_ref())
             .is_some_and(|s| s.health.failing)
     };
-    let failing =
-        health.is_some_and(|h| h.failing) || matches!(last, Some(Outcome::Fail | Outcome::Error));
+    let beat = heartbeat_standing(probe, track, now).map(|s| s.status);
+    // A heartbeat past its deadline fails even before the watcher's run
+    // for the missed ping reaches the board.
+    let failing = health.is_some_and(|h| h.failing)
+        || matches!(last, Some(Outcome::Fail | Outcome::Error))
+        || beat == Some(heartbeat::Status::Down);
     let flapping = health.is_some_and(|h| h.flapping);
     if failing && let Some(parent) = failing_parent(config, probe, &alerting) {
         return (
@@ -199,10 +214,23 @@ pub fn state_of(
     match last {
         _ if flapping => (State::Flapping, None),
         _ if failing => (State::Failing, None),
+        _ if beat == Some(heartbeat::Status::Late) => (State::Late, None),
         Some(Outcome::Degraded) => (State::Degraded, None),
         None => (State::New, None),
         Some(_) => (State::Passing, None),
     }
+}
+
+/// Where heartbeat `probe` stands at `now` (`None` for journeys, or
+/// before the heartbeat watcher has published its memory).
+pub fn heartbeat_standing(
+    probe: &Probe,
+    track: Option<&Track>,
+    now: DateTime<Utc>,
+) -> Option<heartbeat::Standing> {
+    let hb = probe.heartbeat.as_ref()?;
+    let memory = track?.ping.as_ref()?;
+    Some(heartbeat::standing(&probe.schedule, hb, memory, now))
 }
 
 /// The first of `probe`'s `depends_on` that is failing: a probe, or a
@@ -238,6 +266,7 @@ pub fn row(
     let failures = |hours| track.map_or((0, 0), |t| t.failures(hours, now));
     let (fails_24h, errors_24h) = failures(24);
     let (fails_7d, errors_7d) = failures(board::WEEK_HOURS);
+    let beat = heartbeat_standing(probe, track, now);
     Row {
         name: probe.name.clone(),
         component: probe.component.clone(),
@@ -257,6 +286,10 @@ pub fn row(
         results: track
             .map(|t| t.recent.iter().copied().collect())
             .unwrap_or_default(),
+        last_ping_at: track
+            .and_then(|t| t.ping.as_ref())
+            .and_then(|m| m.last_ping),
+        deadline: beat.and_then(|b| b.deadline),
         fails_24h,
         errors_24h,
         fails_7d,
@@ -375,5 +408,62 @@ pub fn definition(config: &Config, probe: &Probe) -> Definition {
         degraded_after_ms: probe.degraded_after.map(ms),
         deadline_ms: probe.deadline.map(ms),
         grace_ms: probe.heartbeat.as_ref().map(|h| ms(h.grace)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::heartbeat::PingMemory;
+
+    fn config() -> Config {
+        let yaml = r#"version: 1
+components:
+  - { id: jobs, name: Jobs }
+probes:
+  - name: nightly
+    kind: heartbeat
+    component: jobs
+    token: "0123456789abcdef-token"
+    period: 1h
+    grace: 10m
+"#;
+        crate::config::parse(yaml, "probes.yaml", std::path::Path::new("."), &|_| None)
+            .expect("a valid configuration")
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("RFC 3339")
+    }
+
+    #[test]
+    fn a_heartbeat_is_new_then_late_inside_its_grace_then_failing() {
+        let config = config();
+        let probe = config.probe("nightly").expect("configured");
+        let board = Board::default();
+        let state = |now: &str| {
+            board.read(|tracks, _| row(&config, probe, tracks, &Holds::default(), at(now)))
+        };
+        board.ping("nightly", PingMemory::new(at("2026-07-01T09:30:00Z")));
+        assert_eq!(state("2026-07-01T10:00:00Z").state, State::New);
+        let mut memory = PingMemory::new(at("2026-07-01T09:30:00Z"));
+        memory.pinged(at("2026-07-01T10:00:00Z"));
+        board.ping("nightly", memory);
+        let deadline = Some(at("2026-07-01T11:10:00Z"));
+        for (now, expected) in [
+            ("2026-07-01T10:59:59Z", State::New),
+            ("2026-07-01T11:00:00Z", State::Late),
+            ("2026-07-01T11:09:59Z", State::Late),
+            ("2026-07-01T11:10:00Z", State::Failing),
+        ] {
+            let line = state(now);
+            // No run on the board yet: a ping alone is not a pass.
+            assert_eq!(line.state, expected, "{now}");
+            assert_eq!(line.deadline, deadline);
+            assert_eq!(line.last_ping_at, Some(at("2026-07-01T10:00:00Z")));
+        }
+        // Late sorts after the failing states and before degraded.
+        assert!(State::Held < State::Late && State::Late < State::Degraded);
+        assert_eq!(State::parse("late"), Some(State::Late));
     }
 }

@@ -150,6 +150,7 @@ pub async fn index(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(query): Query<OverviewQuery>,
+    Query(paged): Query<super::console::PageQuery>,
 ) -> Response {
     let Some(s) = session(&app, &headers) else {
         return login_page(&app, StatusCode::UNAUTHORIZED, None);
@@ -158,7 +159,7 @@ pub async fn index(
         Ok(f) => f,
         Err(e) => return e.into_response(),
     };
-    match render(&app, &s, &filter, None).await {
+    match render(&app, &s, &filter, paged.page.unwrap_or(1), None).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     }
@@ -168,10 +169,12 @@ async fn render(
     app: &AppState,
     session: &str,
     filter: &Filter,
+    page: usize,
     notice: Option<&str>,
 ) -> Result<Response, WebError> {
     let config = app.config.get();
-    let overview = super::admin::probes::overview(app, filter, Utc::now()).await?;
+    let mut overview = super::admin::probes::overview(app, filter, Utc::now()).await?;
+    let paging = super::console::page(&mut overview.probes, page, filter);
     let components: Vec<(String, String)> = config
         .components
         .iter()
@@ -187,12 +190,15 @@ async fn render(
         title: &config.page.title,
         csrf: &csrf_for(app, session),
         open: &open,
-        overview: super::console::overview(
-            &overview,
-            filter,
-            components.clone(),
-            &config.page.time_zone,
-        ),
+        overview: super::console::OverviewView {
+            paging,
+            ..super::console::overview(
+                &overview,
+                filter,
+                components.clone(),
+                &config.page.time_zone,
+            )
+        },
         components,
         notice,
         incident_probes,
@@ -348,7 +354,7 @@ async fn finish(app: &AppState, session: &str, result: Result<(), WebError>) -> 
                 WebError::Conflict(_) => StatusCode::CONFLICT,
                 _ => StatusCode::BAD_REQUEST,
             };
-            match render(app, session, &Filter::default(), Some(&e.to_string())).await {
+            match render(app, session, &Filter::default(), 1, Some(&e.to_string())).await {
                 Ok(mut r) => {
                     *r.status_mut() = status;
                     r

@@ -7,6 +7,7 @@ mod admin_page;
 mod badge;
 pub mod cache;
 mod console;
+mod errors_page;
 pub mod hardening;
 mod hooks;
 mod ops;
@@ -168,6 +169,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/probes/{name}", get(probe_page::page))
         .route("/admin/probes/{name}/run", post(probe_page::run_now))
         .route("/admin/report", get(report::page))
+        .route("/admin/errors", get(errors_page::page))
         .route("/api/admin/report", get(report::json))
         .route("/api/hooks/pagerduty", post(hooks::pagerduty))
         .route("/api/hooks/ack", post(hooks::generic))

@@ -350,6 +350,7 @@ probes:
         ("report", "/admin/report".to_string(), "Weekly report"),
         ("run", format!("/admin/runs/{run}"), "Run of login"),
         ("probe", "/admin/probes/login".to_string(), "Probe login"),
+        ("errors", "/admin/errors".to_string(), "Error counts"),
     ] {
         let html = reqwest::Client::new()
             .get(format!("{}{path}", app.url))
@@ -631,6 +632,7 @@ escalation:
             "/admin/report",
             format!("/admin/runs/{run}").as_str(),
             "/admin/probes/login",
+            "/admin/errors",
         ] {
             let errors = browser.visit(&format!("{}{path}", app.url)).await;
             assert!(errors.is_empty(), "{path}: {errors:#?}");
@@ -647,6 +649,12 @@ escalation:
             if path == "/admin/probes/login" {
                 browser
                     .screenshot(&shots.join(format!("console-probe-{scheme}.png")))
+                    .await;
+            }
+            // Error counts at a glance (issue 16).
+            if path == "/admin/errors" {
+                browser
+                    .screenshot(&shots.join(format!("console-errors-{scheme}.png")))
                     .await;
             }
         }

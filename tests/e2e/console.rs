@@ -92,7 +92,7 @@ probes:
 }
 
 /// `GET path` with the admin token: status and JSON body (`Null` if none).
-async fn admin_get(app: &Running, path: &str) -> (u16, Value) {
+pub(crate) async fn admin_get(app: &Running, path: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .get(format!("{}{path}", app.url))
         .bearer_auth(ADMIN_TOKEN)
@@ -104,7 +104,7 @@ async fn admin_get(app: &Running, path: &str) -> (u16, Value) {
 }
 
 /// A session cookie for the operators' pages (`name=value`).
-async fn session(url: &str) -> String {
+pub(crate) async fn session(url: &str) -> String {
     let login = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -225,6 +225,50 @@ async fn the_overview_shows_each_state_failing_first_with_counts_and_filters() {
     assert_eq!(text["probes"][0]["name"], "down");
     let (status, _) = admin_get(&app, "/api/admin/probes?state=sideways").await;
     assert_eq!(status, 400);
+
+    // Pages: every line on exactly one page, in the overview's order, the
+    // filter kept in the links; out-of-range sizes are refused.
+    let mut paged = Vec::new();
+    let mut path = Some(
+        "/api/admin/probes?per_page=4&state=failing,held,degraded,silenced,maintenance,passing"
+            .to_string(),
+    );
+    while let Some(p) = path {
+        let (status, body) = admin_get(&app, &p).await;
+        assert_eq!(status, 200, "{p}: {body}");
+        assert!(body["probes"].as_array().unwrap().len() <= 4, "{body}");
+        paged.extend(
+            body["probes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["name"].as_str().unwrap().to_string()),
+        );
+        path = body["next"].as_str().map(str::to_string);
+        if let Some(next) = &path {
+            assert!(
+                next.contains("state=") && next.contains("per_page=4"),
+                "{next}"
+            );
+        }
+    }
+    let (_, whole) = admin_get(
+        &app,
+        "/api/admin/probes?state=failing,held,degraded,silenced,maintenance,passing",
+    )
+    .await;
+    let whole: Vec<String> = whole["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(whole.len(), 6, "{whole:?}");
+    assert_eq!(paged, whole);
+    for bad in ["per_page=0", "per_page=1001", "page=x"] {
+        let (status, _) = admin_get(&app, &format!("/api/admin/probes?{bad}")).await;
+        assert_eq!(status, 400, "{bad}");
+    }
     let anonymous = reqwest::get(format!("{}/api/admin/probes", app.url))
         .await
         .unwrap();

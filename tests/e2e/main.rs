@@ -12,6 +12,8 @@ mod config_agreement;
 mod config_corpus;
 mod config_fuzz;
 mod console;
+mod console_errors;
+mod console_heartbeats;
 mod console_probe;
 mod crash;
 mod disk_faults;

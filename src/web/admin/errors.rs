@@ -13,10 +13,9 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use super::{authorize, bad};
-use crate::store::ProbeHour;
+use crate::store::{FailureReason, ProbeHour, SkipTotal};
 use crate::web::{AppState, WebError};
 
 /// The errors route.
@@ -101,19 +100,31 @@ pub fn tally(hours: &[ProbeHour], key: fn(&ProbeHour) -> &str, bucket_hours: i64
     out
 }
 
-/// `GET /api/admin/errors?hours=48`: failures per probe and component by
-/// hour (day beyond 48 hours), top failure reasons, skipped starts.
-pub async fn errors(
-    State(app): State<AppState>,
-    headers: HeaderMap,
-    Query(q): Query<ErrorsQuery>,
-) -> Result<Json<Value>, WebError> {
-    authorize(&app, &headers)?;
-    let hours = q.hours.unwrap_or(DEFAULT_HOURS);
+/// Error counts over a period: what `GET /api/admin/errors` returns and
+/// the `/admin/errors` page shows.
+#[derive(Debug, Clone, Serialize)]
+pub struct Errors {
+    /// The period: this many UTC hours up to the current one, included.
+    pub hours: i64,
+    /// The first hour of the period.
+    pub since: DateTime<Utc>,
+    /// `hour` (periods up to [`HOURLY_UP_TO`]) or `day` (UTC days).
+    pub bucket: &'static str,
+    pub probes: Vec<Tally>,
+    pub components: Vec<Tally>,
+    /// The [`TOP_REASONS`] most frequent (probe, kind, reason), most first.
+    pub reasons: Vec<FailureReason>,
+    /// Skipped starts per probe and reason.
+    pub skipped: Vec<SkipTotal>,
+}
+
+/// The error counts of the `hours` (1 to [`MAX_HOURS`]) UTC hours up to
+/// the one holding `now`, from the hourly rollup, the failed runs' index
+/// and the skipped starts; a 400 for a period out of range.
+pub async fn report(app: &AppState, hours: i64, now: DateTime<Utc>) -> Result<Errors, WebError> {
     if !(1..=MAX_HOURS).contains(&hours) {
         return Err(bad(format!("`hours` must be between 1 and {MAX_HOURS}")));
     }
-    let now = Utc::now();
     // The current hour and the `hours - 1` before it.
     let since = now - chrono::Duration::hours(hours - 1);
     let rows = app.store.probe_hours(since, true).await?;
@@ -122,17 +133,27 @@ pub async fn errors(
     } else {
         ("day", 24)
     };
-    let reasons = app.store.failure_reasons(since, TOP_REASONS).await?;
-    let skipped = app.store.skip_totals(since).await?;
-    Ok(Json(json!({
-        "hours": hours,
-        "since": rows_start(since),
-        "bucket": bucket,
-        "probes": tally(&rows, |h| h.probe.as_str(), width),
-        "components": tally(&rows, |h| h.component.as_str(), width),
-        "reasons": reasons,
-        "skipped": skipped,
-    })))
+    Ok(Errors {
+        hours,
+        since: rows_start(since),
+        bucket,
+        probes: tally(&rows, |h| h.probe.as_str(), width),
+        components: tally(&rows, |h| h.component.as_str(), width),
+        reasons: app.store.failure_reasons(since, TOP_REASONS).await?,
+        skipped: app.store.skip_totals(since).await?,
+    })
+}
+
+/// `GET /api/admin/errors?hours=48`: failures per probe and component by
+/// hour (day beyond 48 hours), top failure reasons, skipped starts.
+pub async fn errors(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<ErrorsQuery>,
+) -> Result<Json<Errors>, WebError> {
+    authorize(&app, &headers)?;
+    let hours = q.hours.unwrap_or(DEFAULT_HOURS);
+    Ok(Json(report(&app, hours, Utc::now()).await?))
 }
 
 /// The start of the hour holding `t`: the period's first bucket.

@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use super::{authorize, bad};
 use crate::console::{self, Filter, Holds};
 use crate::scheduler::Refused;
+use crate::web::console::{MAX_PER_PAGE, PAGE_ROWS, page_of};
 use crate::web::{AppState, WebError};
 
 /// The probe routes (a probe's runs are in [`super::runs`]).
@@ -29,12 +30,18 @@ pub fn router() -> Router<AppState> {
 /// The overview's query: `?state=failing,held&component=api&q=login`.
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct OverviewQuery {
-    /// Comma-separated states (`failing`, `flapping`, `held`, `degraded`,
+    /// Comma-separated states (`failing`, `flapping`, `held`, `late`, `degraded`,
     /// `silenced`, `maintenance`, `new`, `passing`).
     pub state: Option<String>,
     pub component: Option<String>,
     /// Text in the probe's name or component id, any case.
     pub q: Option<String>,
+    /// 1-based page of the API's list (missing: the first; past the end:
+    /// the last).
+    pub page: Option<usize>,
+    /// Lines a page of the API's list, 1 to [`MAX_PER_PAGE`] (default
+    /// [`PAGE_ROWS`], as on `/admin`).
+    pub per_page: Option<usize>,
 }
 
 impl OverviewQuery {
@@ -93,7 +100,9 @@ pub async fn overview(
 
 /// `GET /api/admin/probes`: every probe's line (state, last run, next
 /// start, recent results, failures in 24 h and 7 d), failing first, with
-/// the counts per state; filters `state`, `component`, `q`.
+/// the counts per state; filters `state`, `component`, `q`; paged like
+/// `/admin` (`page`, `per_page`; `next` and `prev` are the neighbouring
+/// pages' paths, the filter kept).
 pub async fn probes(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -101,8 +110,27 @@ pub async fn probes(
 ) -> Result<Json<Value>, WebError> {
     authorize(&app, &headers)?;
     let filter = query.filter()?;
-    let o = overview(&app, &filter, Utc::now()).await?;
-    Ok(Json(overview_json(&o)))
+    let per_page = query.per_page.unwrap_or(PAGE_ROWS);
+    if !(1..=MAX_PER_PAGE).contains(&per_page) {
+        return Err(bad(format!("per_page must be 1 to {MAX_PER_PAGE}")));
+    }
+    let mut o = overview(&app, &filter, Utc::now()).await?;
+    let paging = page_of(
+        &mut o.probes,
+        query.page.unwrap_or(1),
+        per_page,
+        &filter,
+        "/api/admin/probes",
+        query.per_page.is_some(),
+    );
+    let mut body = overview_json(&o);
+    body["page"] = json!(paging.page);
+    body["pages"] = json!(paging.pages);
+    body["per_page"] = json!(per_page);
+    body["matched"] = json!(paging.matched);
+    body["next"] = json!(paging.next);
+    body["prev"] = json!(paging.prev);
+    Ok(Json(body))
 }
 
 /// The overview as the API gives it: `counts` as an object by state.
