@@ -134,6 +134,7 @@ impl Connectivity {
                     level: 0,
                     incident_url: format!("{}/", self.pager.base_url()),
                     ack_url: None,
+                    run_url: None,
                     acknowledged_by: None,
                     resolved_at: None,
                 };

@@ -65,6 +65,11 @@ impl Notices {
         format!("{}/incidents/{id}", self.base_url)
     }
 
+    /// A run's trace on the operators' console (admin session required).
+    pub fn run_url(&self, run_uid: &str) -> String {
+        format!("{}/admin/runs/{run_uid}", self.base_url)
+    }
+
     /// A signed ack link for `recipient`, valid for a week from `now`.
     pub fn ack_url(&self, id: i64, recipient: &str, now: DateTime<Utc>) -> String {
         let token = self.keys.token(id, recipient, now + ACK_LINK_TTL);
@@ -160,6 +165,14 @@ impl Notices {
             _ => state.as_ref().and_then(|s| s.last_reason.clone()),
         };
         let wants_ack = matches!(kind, MessageKind::Trigger | MessageKind::Reminder);
+        let run_url = match first_failing {
+            Some((p, _)) if wants_ack || kind == MessageKind::AckExpired => self
+                .store
+                .last_failed_run(p)
+                .await?
+                .map(|run| self.run_url(&run)),
+            _ => None,
+        };
         Ok(Message {
             kind,
             incident_id: inc.id,
@@ -174,6 +187,7 @@ impl Notices {
             level,
             incident_url: self.incident_url(inc.id),
             ack_url: wants_ack.then(|| self.ack_url(inc.id, notifier, now)),
+            run_url,
             acknowledged_by: matches!(kind, MessageKind::Acknowledged | MessageKind::Resolved)
                 .then(|| inc.acknowledged_by.clone())
                 .flatten(),

@@ -64,6 +64,12 @@ pub struct Message {
     pub incident_url: String,
     /// Signed acknowledgement link for this recipient (GET shows a form, POST acks).
     pub ack_url: Option<String>,
+    /// The failed run's trace on the operators' console
+    /// (`{page.url}/admin/runs/{run}`, behind the admin session), so the
+    /// next click after a page shows the failing steps; set on pages
+    /// (`Trigger`, `Reminder`, `AckExpired`) when a failed run is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
     /// Who acknowledged, for `Acknowledged` and `Resolved` messages; never
     /// set on a page (`Trigger`, `Reminder`), so a page sent after an ack
     /// expired does not claim to be acknowledged.

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::{Message, MessageKind};
 
 /// The fields a body may use, with what each holds.
-pub const FIELDS: [(&str, &str); 17] = [
+pub const FIELDS: [(&str, &str); 18] = [
     ("incident.id", "the incident's number"),
     ("incident.title", "e.g. `Dashboard & API disrupted`"),
     ("incident.url", "the incident on the status page"),
@@ -36,6 +36,10 @@ pub const FIELDS: [(&str, &str); 17] = [
     (
         "links.ack",
         "the acknowledgement link (empty when there is none)",
+    ),
+    (
+        "links.run",
+        "the failed run on the operators' console (empty when there is none)",
     ),
     ("sent_at", "RFC 3339"),
 ];
@@ -191,6 +195,7 @@ fn value(msg: &Message, name: &str) -> String {
         "probes" => msg.probes.join(", "),
         "acknowledged_by" => opt(&msg.acknowledged_by),
         "links.ack" => opt(&msg.ack_url),
+        "links.run" => opt(&msg.run_url),
         "sent_at" => time(&msg.sent_at),
         _ => String::new(),
     }
@@ -261,6 +266,7 @@ fn sample() -> Message {
         level: 0,
         incident_url: "https://status.example/incidents/1".into(),
         ack_url: Some("https://status.example/ack/x".into()),
+        run_url: Some("https://status.example/admin/runs/r-1".into()),
         acknowledged_by: None,
         resolved_at: None,
     }

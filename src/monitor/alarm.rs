@@ -176,6 +176,7 @@ impl Sender {
                 level: 0,
                 incident_url: format!("{}/", self.base_url),
                 ack_url: None,
+                run_url: None,
                 acknowledged_by: None,
                 resolved_at: None,
             };

@@ -381,6 +381,13 @@ pub fn page_letter(ctx: &MailContext, msg: &Message) -> Letter {
         url: msg.incident_url.clone(),
         note: None,
     });
+    if let Some(run) = &msg.run_url {
+        actions.push(Action {
+            label: "Failed run".into(),
+            url: run.clone(),
+            note: Some("its steps on the operators' console (admin log-in)".into()),
+        });
+    }
     Letter {
         subject: subject(msg),
         lead: lead.into(),

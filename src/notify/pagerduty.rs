@@ -64,8 +64,19 @@ pub fn body(routing_key: &str, dedup_key: &str, msg: &Message) -> Value {
                 "level": msg.level + 1,
             },
         },
-        "links": [{ "href": msg.incident_url, "text": "Incident on the status page" }],
+        "links": links(msg),
     })
+}
+
+/// The trigger's `links`: the incident on the status page, and the failed
+/// run on the operators' console when there is one.
+fn links(msg: &Message) -> Value {
+    let mut links =
+        vec![json!({ "href": msg.incident_url, "text": "Incident on the status page" })];
+    if let Some(run) = &msg.run_url {
+        links.push(json!({ "href": run, "text": "Failed run (operators' console)" }));
+    }
+    Value::Array(links)
 }
 
 pub async fn send(

@@ -36,6 +36,9 @@ pub fn body(msg: &Message) -> Value {
     let mut buttons = vec![
         json!({ "type": "button", "text": { "type": "plain_text", "text": "Incident" }, "url": msg.incident_url }),
     ];
+    if let Some(run) = &msg.run_url {
+        buttons.push(json!({ "type": "button", "text": { "type": "plain_text", "text": "Failed run" }, "url": run }));
+    }
     if let Some(ack) = &msg.ack_url {
         buttons.push(json!({ "type": "button", "style": "danger", "text": { "type": "plain_text", "text": "Acknowledge" }, "url": ack }));
     }

@@ -3,7 +3,8 @@
 //! Body: `{"type": "incident.trigger" | "incident.reminder" |
 //! "incident.acknowledged" | "incident.ack_expired" | "incident.resolved", "incident": {id, title,
 //! component: {id, name}, probes, failing_step, reason, opened_at, level,
-//! url}, "ack_url", "acknowledged_by", "sent_at"}`. Headers: `webhook-id`
+//! url}, "ack_url", "run_url" (the failed run on the operators' console),
+//! "acknowledged_by", "sent_at"}`. Headers: `webhook-id`
 //! (the same for every retry of one page: receivers deduplicate on it),
 //! `webhook-timestamp`, and `webhook-signature` when signed.
 
@@ -26,6 +27,7 @@ pub fn body(msg: &Message) -> Value {
             "url": msg.incident_url,
         },
         "ack_url": msg.ack_url,
+        "run_url": msg.run_url,
         "acknowledged_by": msg.acknowledged_by,
         "sent_at": msg.sent_at.to_rfc3339(),
     })

@@ -151,6 +151,18 @@ impl Store {
         Ok(rows.iter().map(run_row).collect())
     }
 
+    /// The `run_uid` of `probe`'s latest failed or errored run still kept
+    /// (retention prunes old runs), if any.
+    pub async fn last_failed_run(&self, probe: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT run_uid FROM runs WHERE probe = ? AND outcome IN ('fail', 'error') \
+             ORDER BY started_at DESC, id DESC LIMIT 1",
+        )
+        .bind(probe)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// Runs whose cleanup failed: something may be left behind on the platform.
     pub async fn leaked_runs(&self, limit: i64) -> Result<Vec<RunRow>> {
         let rows =

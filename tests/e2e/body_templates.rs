@@ -128,6 +128,7 @@ fn message() -> Message {
         level: 0,
         incident_url: "https://status.test/incidents/7".into(),
         ack_url: Some("https://status.test/ack/abc".into()),
+        run_url: Some("https://status.test/admin/runs/r-1".into()),
         acknowledged_by: None,
         resolved_at: None,
     }

@@ -651,6 +651,12 @@ escalation:
                     .screenshot(&shots.join(format!("console-probe-{scheme}.png")))
                     .await;
             }
+            // A run's trace (issue 16).
+            if path.starts_with("/admin/runs/") {
+                browser
+                    .screenshot(&shots.join(format!("console-run-{scheme}.png")))
+                    .await;
+            }
             // Error counts at a glance (issue 16).
             if path == "/admin/errors" {
                 browser

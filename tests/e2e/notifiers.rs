@@ -50,6 +50,7 @@ fn message(kind: MessageKind, incident_id: i64) -> Message {
         level: 0,
         incident_url: format!("http://status.test/incidents/{incident_id}"),
         ack_url: wants_ack.then(|| format!("http://status.test/ack/tok-{incident_id}-abc.def")),
+        run_url: wants_ack.then(|| "http://status.test/admin/runs/r-9".to_string()),
         acknowledged_by: (kind == MessageKind::Acknowledged).then(|| "alice".to_string()),
         resolved_at: None,
     }
@@ -166,6 +167,7 @@ async fn webhook_sends_the_incident_and_signs_it_per_standard_webhooks() {
     let opened_at = DateTime::parse_from_rfc3339(inc["opened_at"].as_str().unwrap()).unwrap();
     assert_eq!(opened_at, opened());
     assert_eq!(body["ack_url"], "http://status.test/ack/tok-7-abc.def");
+    assert_eq!(body["run_url"], "http://status.test/admin/runs/r-9");
     assert!(DateTime::parse_from_rfc3339(body["sent_at"].as_str().unwrap()).is_ok());
 
     // Standard Webhooks headers.
@@ -349,6 +351,12 @@ async fn pagerduty_trigger_acknowledge_and_resolve_share_one_dedup_key() {
             .iter()
             .any(|l| l["href"] == "http://status.test/incidents/11")
     );
+    assert!(
+        links
+            .iter()
+            .any(|l| l["href"] == "http://status.test/admin/runs/r-9"),
+        "the failed run is one click away: {links:?}"
+    );
     // Only the fields the Events API v2 defines at the top level.
     let allowed: BTreeSet<&str> = [
         "routing_key",
@@ -514,6 +522,10 @@ async fn slack_sends_a_text_fallback_and_blocks() {
         .collect();
     assert!(
         urls.contains(&"http://status.test/ack/tok-21-abc.def"),
+        "{urls:?}"
+    );
+    assert!(
+        urls.contains(&"http://status.test/admin/runs/r-9"),
         "{urls:?}"
     );
 

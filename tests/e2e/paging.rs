@@ -837,3 +837,39 @@ escalation:
     );
     assert!(driven.drain(at(40, 0)).await.is_empty(), "nothing twice");
 }
+
+/// A page's `run_url` opens the failed run's trace on the operators'
+/// console, behind the admin session (issue 16: the next click after a
+/// page at 3 a.m. shows the failing steps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_links_to_the_failed_runs_trace() {
+    let s = setup("", "", "", true).await;
+    s.incident().await;
+    let page = eventually("a page", WAIT, || async {
+        s.receiver.of_type("incident.trigger").into_iter().next()
+    })
+    .await;
+    let link = page.body["run_url"]
+        .as_str()
+        .expect("a link to the failed run")
+        .to_string();
+    assert!(
+        link.starts_with(&format!("{}/admin/runs/", s.app.url)),
+        "{link}"
+    );
+    let anonymous = s.http.get(&link).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let cookie = crate::console::session(&s.app.url).await;
+    let trace = s
+        .http
+        .get(&link)
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(trace.status(), StatusCode::OK);
+    let html = trace.text().await.unwrap();
+    assert!(html.contains("503"), "the failing status is on the page");
+    assert!(!html.contains(PASSWORD), "no secret on the page");
+    s.app.stop().await;
+}
