@@ -53,15 +53,25 @@ const PAGE_KINDS: [&str; 5] = [
     "resolved",
 ];
 
+/// `$first, $first+1, …`: `n` numbered placeholders (written `$N`, which
+/// both SQLite and PostgreSQL read).
+fn placeholders(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub(super) async fn insert_deliveries(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     deliveries: &[NewDelivery],
     now: DateTime<Utc>,
 ) -> Result<()> {
     for d in deliveries {
         sqlx::query(
-            "INSERT OR IGNORE INTO outbox (delivery_id, incident_id, notifier, kind, payload,
-                created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO outbox (delivery_id, incident_id, notifier, kind, payload,
+                created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (delivery_id) DO NOTHING",
         )
         .bind(&d.delivery_id)
         .bind(d.incident_id)
@@ -148,18 +158,18 @@ impl Store {
         } else {
             format!(
                 " AND o.notifier NOT IN ({})",
-                vec!["?"; busy.len()].join(", ")
+                placeholders(5, busy.len())
             )
         };
         let sql = format!(
-            "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1
+            "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1
              WHERE id = (
                 SELECT o.id FROM outbox o
-                WHERE o.status = 'pending' AND o.kind = ?
-                  AND o.next_attempt_at <= ? AND o.claimed_until <= ?{skip}
+                WHERE o.status = 'pending' AND o.kind = $2
+                  AND o.next_attempt_at <= $3 AND o.claimed_until <= $4{skip}
                   AND NOT EXISTS (
                     SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.id < o.id
-                      AND e.notifier = o.notifier AND e.incident_id IS o.incident_id)
+                      AND e.notifier = o.notifier AND e.incident_id IS NOT DISTINCT FROM o.incident_id)
                 ORDER BY o.next_attempt_at, o.id LIMIT 1)
              RETURNING *"
         );
@@ -197,24 +207,24 @@ impl Store {
             .join(", ");
         // Plain placeholders (no SQLite-only functions), one per busy lane.
         let skip = if lane.is_some() {
-            " AND o.notifier = ?".to_string()
+            " AND o.notifier = $4".to_string()
         } else if busy.is_empty() {
             String::new()
         } else {
             format!(
                 " AND o.notifier NOT IN ({})",
-                vec!["?"; busy.len()].join(", ")
+                placeholders(4, busy.len())
             )
         };
         let sql = format!(
-            "UPDATE outbox SET claimed_until = ?, attempts = attempts + 1
+            "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1
              WHERE id = (
                 SELECT o.id FROM outbox o
                 WHERE o.status = 'pending' AND {kinds} ({page_kinds})
-                  AND o.next_attempt_at <= ? AND o.claimed_until <= ?{skip}
+                  AND o.next_attempt_at <= $2 AND o.claimed_until <= $3{skip}
                   AND NOT EXISTS (
                     SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.id < o.id
-                      AND e.notifier = o.notifier AND e.incident_id IS o.incident_id)
+                      AND e.notifier = o.notifier AND e.incident_id IS NOT DISTINCT FROM o.incident_id)
                 ORDER BY o.next_attempt_at, o.id LIMIT 1)
              RETURNING *"
         );
@@ -235,8 +245,8 @@ impl Store {
 
     pub async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET status = 'delivered', delivered_at = ?, claimed_until = 0,
-                last_error = NULL WHERE id = ?",
+            "UPDATE outbox SET status = 'delivered', delivered_at = $1, claimed_until = 0,
+                last_error = NULL WHERE id = $2",
         )
         .bind(ms(now))
         .bind(id)
@@ -247,7 +257,7 @@ impl Store {
 
     pub async fn mark_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET next_attempt_at = ?, claimed_until = 0, last_error = ? WHERE id = ?",
+            "UPDATE outbox SET next_attempt_at = $1, claimed_until = 0, last_error = $2 WHERE id = $3",
         )
         .bind(ms(next_at))
         .bind(error)
@@ -259,7 +269,7 @@ impl Store {
 
     pub async fn mark_failed(&self, id: i64, error: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE outbox SET status = 'failed', claimed_until = 0, last_error = ? WHERE id = ?",
+            "UPDATE outbox SET status = 'failed', claimed_until = 0, last_error = $1 WHERE id = $2",
         )
         .bind(error)
         .bind(id)
@@ -275,7 +285,7 @@ impl Store {
     /// One step along the `outbox_due` index, however long the queue.
     pub async fn next_due(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         let at: Option<i64> = sqlx::query_scalar(
-            "SELECT next_attempt_at FROM outbox WHERE status = 'pending' AND next_attempt_at > ?
+            "SELECT next_attempt_at FROM outbox WHERE status = 'pending' AND next_attempt_at > $1
              ORDER BY next_attempt_at LIMIT 1",
         )
         .bind(ms(now))
@@ -287,9 +297,9 @@ impl Store {
     pub async fn outbox_stats(&self) -> Result<OutboxStats> {
         let r = sqlx::query(
             "SELECT
-                COALESCE(SUM(status = 'pending'), 0) AS pending,
-                COALESCE(SUM(status = 'delivered'), 0) AS delivered,
-                COALESCE(SUM(status = 'failed'), 0) AS failed,
+                CAST(COALESCE(SUM(CASE WHEN status = 'pending' THEN 1 ELSE 0 END), 0) AS BIGINT) AS pending,
+                CAST(COALESCE(SUM(CASE WHEN status = 'delivered' THEN 1 ELSE 0 END), 0) AS BIGINT) AS delivered,
+                CAST(COALESCE(SUM(CASE WHEN status = 'failed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS failed,
                 MIN(CASE WHEN status = 'pending' THEN created_at END) AS oldest
              FROM outbox",
         )
@@ -306,7 +316,7 @@ impl Store {
     /// Notifiers that were paged (trigger or reminder) for an incident.
     pub async fn paged_notifiers(&self, incident_id: i64) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT DISTINCT notifier FROM outbox WHERE incident_id = ?
+            "SELECT DISTINCT notifier FROM outbox WHERE incident_id = $1
              AND kind IN ('trigger', 'reminder') ORDER BY notifier",
         )
         .bind(incident_id)
@@ -315,7 +325,7 @@ impl Store {
     }
 
     pub async fn outbox_rows(&self, incident_id: i64) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query("SELECT * FROM outbox WHERE incident_id = ? ORDER BY id")
+        let rows = sqlx::query("SELECT * FROM outbox WHERE incident_id = $1 ORDER BY id")
             .bind(incident_id)
             .fetch_all(&self.pool)
             .await?;
@@ -323,7 +333,7 @@ impl Store {
     }
 }
 
-fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> OutboxRow {
+fn outbox_row(r: &sqlx::any::AnyRow) -> OutboxRow {
     OutboxRow {
         id: r.get("id"),
         delivery_id: r.get("delivery_id"),

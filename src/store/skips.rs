@@ -23,7 +23,7 @@ impl Store {
         for s in skips {
             sqlx::query(
                 "INSERT INTO skipped_starts (probe, reason, count, first_at, last_at)
-                 VALUES (?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&s.probe)
             .bind(s.reason.as_str())
@@ -41,7 +41,7 @@ impl Store {
     pub async fn skips_since(&self, since: DateTime<Utc>) -> Result<Vec<SkipRow>> {
         let rows = sqlx::query(
             "SELECT probe, reason, count, first_at, last_at FROM skipped_starts
-             WHERE last_at >= ? ORDER BY last_at DESC, id DESC LIMIT 1000",
+             WHERE last_at >= $1 ORDER BY last_at DESC, id DESC LIMIT 1000",
         )
         .bind(ms(since))
         .fetch_all(&self.pool)

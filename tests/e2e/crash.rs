@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use lookout::crash::CrashAt;
-use lookout::store::{OutboxRow, Store};
+use lookout::store::OutboxRow;
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 
 /// `after` of the second escalation level in the crash scenarios.
@@ -126,7 +126,7 @@ fn serve(dir: &Path, config: &Path, db: &Path, log: &Path, crash_at: Option<&str
         .arg("--config")
         .arg(config)
         .arg("--database")
-        .arg(db)
+        .arg(crate::support::database_arg_now(db))
         // An aborted process may leave a core file in its working directory.
         .current_dir(dir)
         .env("TEST_PROBE_PASSWORD", support::PASSWORD)
@@ -275,7 +275,7 @@ async fn crash_and_restart_with(crash: Crash, subscribers: usize) {
     }
 
     // What the crash left behind is what the crash point says.
-    let store = Store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     let open = store.open_incidents().await.unwrap();
     assert_eq!(open.len(), 1, "{label}: one open incident: {open:?}");
     let inc = &open[0];

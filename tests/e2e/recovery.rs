@@ -6,7 +6,6 @@ use crate::support;
 use std::path::Path;
 use std::time::Duration;
 
-use lookout::store::Store;
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 
 fn write_config(dir: &Path, platform: &str) -> std::path::PathBuf {
@@ -48,7 +47,7 @@ fn serve(config: &Path, db: &Path, port: u16) -> tokio::process::Child {
         ])
         .arg(config)
         .arg("--database")
-        .arg(db)
+        .arg(crate::support::database_arg_now(db))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -82,7 +81,7 @@ async fn cleanup_of_a_killed_run_happens_at_the_next_start() {
             .then_some(())
     })
     .await;
-    let store = Store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     let app_id = support::eventually("a journaled capture", wait, || async {
         let runs = store.interrupted_runs().await.ok()?;
         let id = runs.first()?.captures.get("app_id")?.as_str()?.to_string();

@@ -84,7 +84,7 @@ escalation:
     let db = dir.path().join("lookout.db");
     let app = lookout::app::App::build(lookout::app::AppOptions {
         config,
-        database: db.clone(),
+        database: crate::support::database(&db).await,
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning: fast_tuning(),
         source: None,
@@ -329,7 +329,7 @@ escalation:
     let db = dir.path().join("lookout.db");
     let app = lookout::app::App::build(lookout::app::AppOptions {
         config,
-        database: db.clone(),
+        database: crate::support::database(&db).await,
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning: fast_tuning(),
         source: None,
