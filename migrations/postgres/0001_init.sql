@@ -138,10 +138,19 @@ CREATE TABLE outbox (
     delivered_at     BIGINT,
     claimed_until    BIGINT  NOT NULL DEFAULT 0
 );
-CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
+-- Each SQLite index ends with the rowid implicitly; here `id` is written
+-- out, so a claim's `ORDER BY next_attempt_at, id LIMIT 1` walks the index
+-- and stops at the first claimable row (without it, a queue of thousands
+-- is sorted on every claim).
+CREATE INDEX outbox_due ON outbox (status, next_attempt_at, id);
 CREATE INDEX outbox_by_incident ON outbox (incident_id, notifier, id);
-CREATE INDEX outbox_pending_by_kind ON outbox (status, kind, next_attempt_at);
-CREATE INDEX outbox_pending_by_lane ON outbox (status, notifier, next_attempt_at);
+CREATE INDEX outbox_pending_by_kind ON outbox (status, kind, next_attempt_at, id);
+CREATE INDEX outbox_pending_by_lane ON outbox (status, notifier, next_attempt_at, id);
+-- The claim's "no older pending row of this incident and notifier" test
+-- (src/store/outbox.rs, `CHAIN`): `IS NOT DISTINCT FROM` cannot use an
+-- index on PostgreSQL, this equality can.
+CREATE INDEX outbox_pending_chain ON outbox (notifier, (COALESCE(incident_id, 0)), id)
+    WHERE status = 'pending';
 
 CREATE TABLE settings (
     key    TEXT PRIMARY KEY,

@@ -14,7 +14,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use serde_json::Value;
-use sqlx::Connection;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -91,16 +90,7 @@ async fn a_locked_database_holds_runs_in_memory_alerts_directly_and_loses_none()
     .await;
 
     // Another connection takes the write lock and keeps it.
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db)
-        .busy_timeout(Duration::from_secs(20));
-    let mut locker = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let locker = crate::support::Locker::lock(&db).await;
     let counted_at_lock = Metrics::get(&http, &app.url).await.runs();
     // Meanwhile the platform breaks: the failures are taken while nothing
     // can be stored, and must still open an incident.
@@ -149,8 +139,7 @@ async fn a_locked_database_holds_runs_in_memory_alerts_directly_and_loses_none()
     assert_eq!(hook.of_type("incident.trigger").len(), 1);
 
     let counted = Metrics::get(&http, &app.url).await.runs();
-    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-    locker.close().await.unwrap();
+    locker.release().await;
 
     // Every run taken meanwhile is stored, none lost under the bound.
     eventually("every counted run stored", WAIT, || async {

@@ -559,6 +559,67 @@ pub async fn raw_pool(path: &Path) -> sqlx::AnyPool {
     sqlx::AnyPool::connect(&url).await.expect("the test database opens")
 }
 
+/// Another client holding the database's write lock, so the service can
+/// read but not write until [`Locker::release`]: SQLite's `BEGIN
+/// IMMEDIATE` on a connection of its own; on PostgreSQL, a transaction
+/// holding `LOCK TABLE … IN EXCLUSIVE MODE` on every table (reads go on,
+/// writes wait out the store's lock timeout and fail).
+pub enum Locker {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Locker {
+    pub async fn lock(path: &Path) -> Locker {
+        use sqlx::Connection;
+        match database(path).await {
+            lookout::store::Database::Sqlite(file) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(file)
+                    .busy_timeout(Duration::from_secs(20));
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Locker::Sqlite(conn)
+            }
+            lookout::store::Database::Postgres(url) => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+                let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", tables.join(", "));
+                sqlx::query(sqlx::AssertSqlSafe(lock))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Locker::Postgres(conn)
+            }
+        }
+    }
+
+    pub async fn release(self) {
+        use sqlx::Connection;
+        match self {
+            Locker::Sqlite(mut c) => {
+                sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+            Locker::Postgres(mut c) => {
+                sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+        }
+    }
+}
+
 /// Whether a test about SQLite itself (its file, locks, WAL or disk)
 /// stands down because the suite runs on PostgreSQL; says so on stderr.
 pub fn sqlite_only(why: &str) -> bool {
