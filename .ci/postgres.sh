@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Draft for issue 17 (.ci/postgres.sh): installs Debian's PostgreSQL if missing, starts a
-# throwaway server as the unprivileged `postgres` user, data in a temp dir, on 127.0.0.1 and a
-# free port, and prints `export LOOKOUT_TEST_POSTGRES_URL=...` for the caller to eval.
+# A PostgreSQL server for the tests (issue 17): installs Debian's `postgresql` if missing,
+# starts a throwaway server as the unprivileged `postgres` user, data in a temp dir, on
+# 127.0.0.1 and a free port, and prints `export LOOKOUT_TEST_POSTGRES_URL=...` for the caller
+# to eval: `eval "$(.ci/postgres.sh)"`. Run as root (CI is; `su` to `postgres`). Stop it with
+# `su postgres -c "pg_ctl -D $LOOKOUT_TEST_POSTGRES_DATA/db stop"`.
 set -euo pipefail
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql) >/tmp/apt-postgres.log 2>&1 \

@@ -562,6 +562,47 @@ pub(crate) fn time(ms: i64) -> DateTime<Utc> {
 mod tests {
     use super::*;
 
+    /// A `postgres://` or `postgresql://` URL selects PostgreSQL (any
+    /// case); anything else is a SQLite file path, and a shown URL never
+    /// carries its password.
+    #[test]
+    fn a_url_selects_postgres_and_anything_else_is_a_sqlite_file() {
+        for url in [
+            "postgres://lookout:pw@db.example:5432/lookout",
+            "postgresql://db.example/lookout?sslmode=require",
+            "POSTGRES://db/l",
+        ] {
+            assert_eq!(Database::parse(url).engine(), Engine::Postgres, "{url}");
+        }
+        for path in ["probes.db", "/var/lib/lookout/l.db", "./postgres", "sqlite.db"] {
+            assert_eq!(
+                Database::parse(path),
+                Database::Sqlite(path.into()),
+                "{path}"
+            );
+        }
+        let shown = Database::parse("postgres://lookout:s3cret@db/l").to_string();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db/l"), "{shown}");
+    }
+
+    /// The one statement rewrite between engines: `json_each` with an
+    /// alias unpacks objects, without one strings; SQLite's text is kept.
+    #[test]
+    fn json_each_becomes_jsonb_array_elements_on_postgres() {
+        let objects = "SELECT r.value->>'a' FROM json_each($1) AS r WHERE true";
+        let strings = "DELETE FROM t WHERE id IN (SELECT value FROM json_each($2))";
+        assert_eq!(Engine::Sqlite.sql(objects).0, objects);
+        assert_eq!(
+            Engine::Postgres.sql(objects).0,
+            "SELECT r.value->>'a' FROM jsonb_array_elements(CAST($1 AS jsonb)) AS r(value) WHERE true"
+        );
+        assert_eq!(
+            Engine::Postgres.sql(strings).0,
+            "DELETE FROM t WHERE id IN (SELECT value FROM jsonb_array_elements_text(CAST($2 AS jsonb)) AS json_each(value))"
+        );
+    }
+
     /// Every transaction of the store starts through [`Store::write`]:
     /// a deferred `BEGIN` anywhere brings the stale-snapshot 500 back.
     #[test]
