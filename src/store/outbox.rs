@@ -66,6 +66,19 @@ fn chain(engine: super::Engine) -> &'static str {
     }
 }
 
+/// How the claim's inner `SELECT` locks the row it picks. PostgreSQL:
+/// `FOR UPDATE SKIP LOCKED`, so two workers claiming at once (two
+/// instances, or two tasks) never pick one row: the second skips a row the
+/// first holds, and a row claimed meanwhile is re-checked against the
+/// claim's conditions and passed over (PostgreSQL, `SELECT`, "The Locking
+/// Clause"). SQLite: nothing; a statement there runs alone.
+fn claim_lock(engine: super::Engine) -> &'static str {
+    match engine {
+        super::Engine::Sqlite => "",
+        super::Engine::Postgres => " FOR UPDATE SKIP LOCKED",
+    }
+}
+
 /// `$first, $first+1, …`: `n` numbered placeholders (written `$N`, which
 /// both SQLite and PostgreSQL read).
 fn placeholders(first: usize, n: usize) -> String {
@@ -174,7 +187,7 @@ impl Store {
                 placeholders(5, busy.len())
             )
         };
-        let chain = chain(self.engine);
+        let (chain, lock) = (chain(self.engine), claim_lock(self.engine));
         let sql = format!(
             "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1
              WHERE id = (
@@ -184,7 +197,7 @@ impl Store {
                   AND NOT EXISTS (
                     SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.id < o.id
                       AND e.notifier = o.notifier AND {chain})
-                ORDER BY o.next_attempt_at, o.id LIMIT 1)
+                ORDER BY o.next_attempt_at, o.id LIMIT 1{lock})
              RETURNING *"
         );
         // Built only from constants and placeholders: nothing user-given.
@@ -230,7 +243,7 @@ impl Store {
                 placeholders(4, busy.len())
             )
         };
-        let chain = chain(self.engine);
+        let (chain, lock) = (chain(self.engine), claim_lock(self.engine));
         let sql = format!(
             "UPDATE outbox SET claimed_until = $1, attempts = attempts + 1
              WHERE id = (
@@ -240,7 +253,7 @@ impl Store {
                   AND NOT EXISTS (
                     SELECT 1 FROM outbox e WHERE e.status = 'pending' AND e.id < o.id
                       AND e.notifier = o.notifier AND {chain})
-                ORDER BY o.next_attempt_at, o.id LIMIT 1)
+                ORDER BY o.next_attempt_at, o.id LIMIT 1{lock})
              RETURNING *"
         );
         // Built only from constants and placeholders: nothing user-given.
