@@ -150,7 +150,10 @@ async fn serve(
         Ok(c) => c,
         Err(code) => return code,
     };
+    // `--database` (or `LOOKOUT_DATABASE_URL`), then the file's
+    // `database:`, then the file beside the configuration.
     let database = database
+        .or_else(|| config.database.clone())
         .map(|d| crate::store::Database::parse(&d))
         .unwrap_or_else(|| default_database(path).into());
     let source = crate::reload::Source::new(path.to_path_buf());

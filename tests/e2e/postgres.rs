@@ -1,5 +1,6 @@
 //! PostgreSQL as the store (issue 17, item 1): the real binary stores into
-//! the server it is given by `--database` or `LOOKOUT_DATABASE_URL`, and
+//! the server it is given by `--database`, `LOOKOUT_DATABASE_URL` or the
+//! `database:` key, two stores' claims never take one row twice, and
 //! several starts at once on one database migrate it once. These run on
 //! every suite run (SQLite's too) against the server at
 //! `LOOKOUT_TEST_POSTGRES_URL`; only `LOOKOUT_TEST_POSTGRES=skip`, outside
@@ -56,7 +57,7 @@ fn serve(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_stores_into_the_postgres_database_given_by_flag_or_environment() {
+async fn the_binary_stores_into_the_postgres_database_given_by_flag_environment_or_file() {
     let Some(server) = postgres_server() else {
         return;
     };
@@ -88,6 +89,20 @@ async fn the_binary_stores_into_the_postgres_database_given_by_flag_or_environme
     let mut child = serve(&config, port, None, Some(&url));
     eventually("more runs stored through the environment's URL", WAIT, || async {
         (runs_in(&url).await > first).then_some(())
+    })
+    .await;
+    child.kill().await.unwrap();
+    let _ = child.wait().await;
+
+    // The file's `database:` key, with neither flag nor environment.
+    let before = runs_in(&url).await;
+    let mut yaml = std::fs::read_to_string(&config).unwrap();
+    yaml.push_str(&format!("database: \"{url}\"\n"));
+    std::fs::write(&config, yaml).unwrap();
+    let port = free_port();
+    let mut child = serve(&config, port, None, None);
+    eventually("more runs stored through the file's `database:`", WAIT, || async {
+        (runs_in(&url).await > before).then_some(())
     })
     .await;
     child.kill().await.unwrap();
