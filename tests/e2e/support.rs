@@ -567,6 +567,8 @@ pub async fn raw_pool(path: &Path) -> sqlx::AnyPool {
 pub enum Locker {
     Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::PgConnection),
+    /// See [`Locker::cut`]: the server connection and the database's name.
+    Cut(sqlx::PgConnection, String),
 }
 
 impl Locker {
@@ -605,9 +607,48 @@ impl Locker {
         }
     }
 
+    /// On PostgreSQL, the service's connections cut and new ones refused
+    /// (`ALTER DATABASE … ALLOW_CONNECTIONS false`, then
+    /// `pg_terminate_backend` on each of its backends): a lost connection
+    /// or a server restart, as the service sees it, until
+    /// [`Locker::release`]. `None` on SQLite, which has no connection to lose.
+    pub async fn cut(path: &Path) -> Option<Locker> {
+        use sqlx::Connection;
+        let lookout::store::Database::Postgres(url) = database(path).await else {
+            return None;
+        };
+        let server = postgres_server().expect("a PostgreSQL server");
+        let name = url::Url::parse(&url).unwrap().path().trim_start_matches('/').to_string();
+        let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        sqlx::query(
+            "SELECT CAST(COUNT(pg_terminate_backend(pid)) AS BIGINT) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        Some(Locker::Cut(admin, name))
+    }
+
     pub async fn release(self) {
         use sqlx::Connection;
         match self {
+            Locker::Cut(mut admin, name) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "ALTER DATABASE {name} ALLOW_CONNECTIONS true"
+                )))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+                admin.close().await.unwrap();
+            }
             Locker::Sqlite(mut c) => {
                 sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
                 c.close().await.unwrap();
