@@ -148,8 +148,10 @@ async fn insert_runs(conn: &mut AnyConnection, engine: Engine, runs: &[RunResult
     .await?;
     // Normally none: this keeps storing a run twice from doubling its steps.
     let uids: Vec<&str> = runs.iter().map(|r| r.run_uid.as_str()).collect();
-    sqlx::query(engine.sql("DELETE FROM steps WHERE run_id IN (
-            SELECT id FROM runs WHERE run_uid IN (SELECT value FROM json_each($1)))"))
+    sqlx::query(engine.sql(
+        "DELETE FROM steps WHERE run_id IN (
+            SELECT id FROM runs WHERE run_uid IN (SELECT value FROM json_each($1)))",
+    ))
     .bind(json(&uids)?)
     .execute(&mut *conn)
     .await?;

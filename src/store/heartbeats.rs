@@ -29,12 +29,14 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("INSERT INTO heartbeats (probe_id, watching_since) VALUES ($1, $2)
-             ON CONFLICT (probe_id) DO NOTHING")
-            .bind(id)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO heartbeats (probe_id, watching_since) VALUES ($1, $2)
+             ON CONFLICT (probe_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
         let r = sqlx::query(
             "SELECT watching_since, last_ping_at, last_start_at, late_through, overrun_reported
              FROM heartbeats WHERE probe_id = $1",

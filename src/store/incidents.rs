@@ -293,11 +293,11 @@ impl Store {
             }
         };
         let rearmed = sqlx::query(rearm)
-        .bind(ms(epoch))
-        .bind(id)
-        .bind(policy)
-        .execute(&mut *tx)
-        .await?;
+            .bind(ms(epoch))
+            .bind(id)
+            .bind(policy)
+            .execute(&mut *tx)
+            .await?;
         if rearmed.rows_affected() != 1 {
             return Ok(false);
         }
@@ -485,12 +485,14 @@ impl Store {
         if let (Some(at), Some(by)) = (current.acknowledged_at, current.acknowledged_by) {
             return Ok(AckOutcome::AlreadyAcknowledged { by, at });
         }
-        sqlx::query("UPDATE incidents SET acknowledged_at = $1, acknowledged_by = $2 WHERE id = $3")
-            .bind(ms(now))
-            .bind(by)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE incidents SET acknowledged_at = $1, acknowledged_by = $2 WHERE id = $3",
+        )
+        .bind(ms(now))
+        .bind(by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let body = format!("Acknowledged by {by}");
         add_update(
             &mut tx,

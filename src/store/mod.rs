@@ -141,8 +141,9 @@ impl Engine {
         });
         match self {
             Engine::Sqlite => sqlx::AssertSqlSafe(Cow::Borrowed(sql)),
-            Engine::Postgres => sqlx::AssertSqlSafe(JSON_EACH.replace_all(sql, |c: &regex::Captures| {
-                match c.get(2) {
+            Engine::Postgres => sqlx::AssertSqlSafe(JSON_EACH.replace_all(
+                sql,
+                |c: &regex::Captures| match c.get(2) {
                     Some(alias) => format!(
                         "jsonb_array_elements(CAST({} AS jsonb)) AS {}(value)",
                         &c[1],
@@ -152,8 +153,8 @@ impl Engine {
                         "jsonb_array_elements_text(CAST({} AS jsonb)) AS json_each(value)",
                         &c[1]
                     ),
-                }
-            })),
+                },
+            )),
         }
     }
 
@@ -338,7 +339,9 @@ impl Store {
             // held in memory by its caller) instead of hanging.
             .after_connect(|conn, _| {
                 Box::pin(async move {
-                    sqlx::raw_sql("SET lock_timeout = 5000").execute(conn).await?;
+                    sqlx::raw_sql("SET lock_timeout = 5000")
+                        .execute(conn)
+                        .await?;
                     Ok(())
                 })
             })
@@ -408,11 +411,13 @@ impl Store {
 
     /// Stores `value` unless the key exists; returns the value that is stored.
     pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         self.setting(key)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("setting `{key}` vanished")))
@@ -479,10 +484,12 @@ impl Store {
             Engine::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
             Engine::Postgres => {
                 let mut tx = self.pool.begin_with("BEGIN").await?;
-                sqlx::query("SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS l")
-                    .bind(WRITE_LOCK_KEY)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS l",
+                )
+                .bind(WRITE_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
                 Ok(tx)
             }
         }
@@ -574,7 +581,12 @@ mod tests {
         ] {
             assert_eq!(Database::parse(url).engine(), Engine::Postgres, "{url}");
         }
-        for path in ["probes.db", "/var/lib/lookout/l.db", "./postgres", "sqlite.db"] {
+        for path in [
+            "probes.db",
+            "/var/lib/lookout/l.db",
+            "./postgres",
+            "sqlite.db",
+        ] {
             assert_eq!(
                 Database::parse(path),
                 Database::Sqlite(path.into()),

@@ -182,10 +182,7 @@ impl Store {
         let skip = if busy.is_empty() {
             String::new()
         } else {
-            format!(
-                " AND o.notifier NOT IN ({})",
-                placeholders(5, busy.len())
-            )
+            format!(" AND o.notifier NOT IN ({})", placeholders(5, busy.len()))
         };
         let (chain, lock) = (chain(self.engine), claim_lock(self.engine));
         let sql = format!(
@@ -238,10 +235,7 @@ impl Store {
         } else if busy.is_empty() {
             String::new()
         } else {
-            format!(
-                " AND o.notifier NOT IN ({})",
-                placeholders(4, busy.len())
-            )
+            format!(" AND o.notifier NOT IN ({})", placeholders(4, busy.len()))
         };
         let (chain, lock) = (chain(self.engine), claim_lock(self.engine));
         let sql = format!(

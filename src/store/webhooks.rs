@@ -203,11 +203,7 @@ impl Store {
 }
 
 /// Marks the subscription's pending deliveries failed (nothing more is sent).
-async fn drop_pending(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    id: i64,
-    why: &str,
-) -> Result<()> {
+async fn drop_pending(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64, why: &str) -> Result<()> {
     sqlx::query(
         "UPDATE outbox SET status = 'failed', last_error = $1, claimed_until = 0
          WHERE status = 'pending' AND notifier = $2",

@@ -39,14 +39,19 @@ fn serve(
     env: Option<&str>,
 ) -> tokio::process::Child {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"));
-    cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--config"])
-        .arg(config)
-        .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("TEST_PROBE_PASSWORD", crate::support::PASSWORD)
-        .env_remove("LOOKOUT_DATABASE_URL")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true);
+    cmd.args([
+        "serve",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--config",
+    ])
+    .arg(config)
+    .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+    .env("TEST_PROBE_PASSWORD", crate::support::PASSWORD)
+    .env_remove("LOOKOUT_DATABASE_URL")
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .kill_on_drop(true);
     if let Some(d) = database {
         cmd.arg("--database").arg(d);
     }
@@ -87,9 +92,11 @@ async fn the_binary_stores_into_the_postgres_database_given_by_flag_environment_
     // and added to; no SQLite file is made beside the configuration.
     let port = free_port();
     let mut child = serve(&config, port, None, Some(&url));
-    eventually("more runs stored through the environment's URL", WAIT, || async {
-        (runs_in(&url).await > first).then_some(())
-    })
+    eventually(
+        "more runs stored through the environment's URL",
+        WAIT,
+        || async { (runs_in(&url).await > first).then_some(()) },
+    )
     .await;
     child.kill().await.unwrap();
     let _ = child.wait().await;
@@ -101,9 +108,11 @@ async fn the_binary_stores_into_the_postgres_database_given_by_flag_environment_
     std::fs::write(&config, yaml).unwrap();
     let port = free_port();
     let mut child = serve(&config, port, None, None);
-    eventually("more runs stored through the file's `database:`", WAIT, || async {
-        (runs_in(&url).await > before).then_some(())
-    })
+    eventually(
+        "more runs stored through the file's `database:`",
+        WAIT,
+        || async { (runs_in(&url).await > before).then_some(()) },
+    )
     .await;
     child.kill().await.unwrap();
     let _ = child.wait().await;
@@ -146,11 +155,10 @@ async fn several_starts_at_once_on_one_postgres_database_migrate_it_once() {
         })
         .count();
     let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    let applied: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(applied as usize, files, "each migration applied once");
 }
 

@@ -472,8 +472,8 @@ static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 /// database path): created on first use, the same one on every later use
 /// (a restart in a test finds its data), and no other test's.
 pub async fn postgres_database(server: &str, key: &Path) -> String {
-    use std::hash::{Hash, Hasher};
     use sqlx::Connection;
+    use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
     let name = format!("lookout_t_{:016x}", h.finish());
@@ -556,7 +556,9 @@ pub async fn raw_pool(path: &Path) -> sqlx::AnyPool {
         lookout::store::Database::Sqlite(p) => format!("sqlite://{}", p.display()),
         lookout::store::Database::Postgres(url) => url,
     };
-    sqlx::AnyPool::connect(&url).await.expect("the test database opens")
+    sqlx::AnyPool::connect(&url)
+        .await
+        .expect("the test database opens")
 }
 
 /// Another client holding the database's write lock, so the service can
@@ -618,7 +620,11 @@ impl Locker {
             return None;
         };
         let server = postgres_server().expect("a PostgreSQL server");
-        let name = url::Url::parse(&url).unwrap().path().trim_start_matches('/').to_string();
+        let name = url::Url::parse(&url)
+            .unwrap()
+            .path()
+            .trim_start_matches('/')
+            .to_string();
         let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "ALTER DATABASE {name} ALLOW_CONNECTIONS false"
