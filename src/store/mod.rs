@@ -5,9 +5,10 @@
 //! Both go through sqlx's `Any` driver with one set of statements: `$N`
 //! placeholders (which sqlx's SQLite driver reads too), values that are
 //! only 64-bit integers, floats and text (times are Unix milliseconds,
-//! flags 0/1), and SQL both engines speak (`ON CONFLICT`, `RETURNING`,
-//! `IS NOT DISTINCT FROM`). The few statements that differ (unpacking a
-//! JSON array of rows) pick their text by [`Engine`].
+//! flags 0/1), and SQL both engines speak (`ON CONFLICT`, `RETURNING`).
+//! The few statements that differ (unpacking a JSON array of rows, the
+//! outbox claim's null-safe match and row lock, a `->>` on JSON kept as
+//! text) pick their text by [`Engine`].
 
 mod batch;
 mod heartbeats;
