@@ -102,13 +102,17 @@ async fn cleanup_of_a_killed_run_happens_at_the_next_start() {
         (reqwest::get(&app_url).await.ok()?.status() == 404).then_some(())
     })
     .await;
-    let runs = store.recent_runs("deploy", 10).await.unwrap();
-    let first = runs.iter().find(|r| {
-        r.reason
-            .as_deref()
-            .is_some_and(|r| r.contains("interrupted"))
-    });
-    let first = first.expect("the interrupted run is recorded");
+    // The cleanup's DELETE reaches the platform before the run is stored:
+    // wait for the row rather than race it.
+    let first = support::eventually("the interrupted run is recorded", wait, || async {
+        let runs = store.recent_runs("deploy", 10).await.ok()?;
+        runs.into_iter().find(|r| {
+            r.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("interrupted"))
+        })
+    })
+    .await;
     assert_eq!(first.outcome, Some(lookout::journey::Outcome::Error));
     assert!(!first.leaked, "its cleanup succeeded");
     child.kill().await.unwrap();
