@@ -457,7 +457,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         add_update(&mut tx, id, now, UpdateKind::Status, "resolved", body, true).await?;
-        insert_deliveries(&mut tx, deliveries, now).await?;
+        insert_deliveries(&mut tx, self.engine, deliveries, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -504,7 +504,7 @@ impl Store {
             false,
         )
         .await?;
-        insert_deliveries(&mut tx, deliveries, now).await?;
+        insert_deliveries(&mut tx, self.engine, deliveries, now).await?;
         tx.commit().await?;
         Ok(AckOutcome::Acknowledged)
     }
@@ -553,7 +553,7 @@ impl Store {
             )
             .await?;
         }
-        insert_deliveries(&mut tx, deliveries, now).await?;
+        insert_deliveries(&mut tx, self.engine, deliveries, now).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -88,34 +88,66 @@ fn placeholders(first: usize, n: usize) -> String {
         .join(", ")
 }
 
+/// One outbox row as it travels in [`insert_deliveries`]'s JSON array.
+#[derive(serde::Serialize)]
+struct DeliveryJson<'a> {
+    seq: usize,
+    delivery_id: &'a str,
+    incident_id: Option<i64>,
+    notifier: &'a str,
+    kind: &'a str,
+    payload: &'a str,
+}
+
+/// Inserts `deliveries` (a delivery id already queued is left as it is) in
+/// one statement whatever their number: the rows travel as one JSON array
+/// (see `Engine::sql`), in order (`seq`), so ids keep the order given. One
+/// round trip rather than one per row: on PostgreSQL, 600 subscriber mails
+/// took 600 round trips, and the longer an announcement takes to enqueue
+/// the more of it a crash can cut off.
 pub(super) async fn insert_deliveries(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    engine: super::Engine,
     deliveries: &[NewDelivery],
     now: DateTime<Utc>,
 ) -> Result<()> {
-    for d in deliveries {
-        sqlx::query(
-            "INSERT INTO outbox (delivery_id, incident_id, notifier, kind, payload,
-                created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (delivery_id) DO NOTHING",
-        )
-        .bind(&d.delivery_id)
-        .bind(d.incident_id)
-        .bind(&d.notifier)
-        .bind(&d.kind)
-        .bind(&d.payload)
-        .bind(ms(now))
-        .bind(ms(now))
-        .execute(&mut **tx)
-        .await?;
+    if deliveries.is_empty() {
+        return Ok(());
     }
+    let rows: Vec<DeliveryJson> = deliveries
+        .iter()
+        .enumerate()
+        .map(|(seq, d)| DeliveryJson {
+            seq,
+            delivery_id: &d.delivery_id,
+            incident_id: d.incident_id,
+            notifier: &d.notifier,
+            kind: &d.kind,
+            payload: &d.payload,
+        })
+        .collect();
+    let rows =
+        serde_json::to_string(&rows).map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
+    sqlx::query(engine.sql(
+        "INSERT INTO outbox (delivery_id, incident_id, notifier, kind, payload,
+            created_at, next_attempt_at)
+         SELECT d.value->>'delivery_id', CAST(d.value->>'incident_id' AS BIGINT),
+            d.value->>'notifier', d.value->>'kind', d.value->>'payload', $2, $2
+         FROM json_each($1) AS d WHERE true
+         ORDER BY CAST(d.value->>'seq' AS BIGINT)
+         ON CONFLICT (delivery_id) DO NOTHING",
+    ))
+    .bind(rows)
+    .bind(ms(now))
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
 impl Store {
     pub async fn enqueue(&self, deliveries: &[NewDelivery], now: DateTime<Utc>) -> Result<()> {
         let mut tx = self.write().await?;
-        insert_deliveries(&mut tx, deliveries, now).await?;
+        insert_deliveries(&mut tx, self.engine, deliveries, now).await?;
         tx.commit().await?;
         Ok(())
     }
