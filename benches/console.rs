@@ -112,7 +112,7 @@ async fn bench(probes: usize, rounds: usize, dir: &Path) -> Vec<(&'static str, M
     let config = lookout::config::parse(&yaml(probes), "probes.yaml", dir, &env).expect("config");
     let app = App::build(AppOptions {
         config,
-        database: dir.join(format!("bench-{probes}.db")),
+        database: lookout::store::Database::Sqlite(dir.join(format!("bench-{probes}.db"))),
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning: Tuning {
             schedule: false,

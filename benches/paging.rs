@@ -172,7 +172,7 @@ async fn measure(flood: bool) -> (Vec<i64>, Vec<[i64; 3]>) {
     let config = lookout::config::load(&path, &env).unwrap();
     let app = App::build(AppOptions {
         config,
-        database: db.clone(),
+        database: db.clone().into(),
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning: Tuning::default(),
         source: None,

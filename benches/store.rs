@@ -10,6 +10,11 @@
 //! per step is what a sustained service pays. The same steady flow sent
 //! nowhere shows what the harness itself costs. `BENCH_RUNS` sets the flood's
 //! size (default 30,000; the steady load is a third of it).
+//!
+//! With `LOOKOUT_BENCH_POSTGRES_URL` (a server URL, as `.ci/postgres.sh`
+//! prints) the same loads run against PostgreSQL too, a fresh database
+//! each, in the same run, so the two engines stand side by side. CPU is
+//! this process's only: the PostgreSQL server's own is not counted.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -201,11 +206,13 @@ async fn send(
 
 /// Sends `runs` through a fresh monitor on a fresh database, `per_second`
 /// runs a second (all at once when `None`), and waits until all are stored.
-async fn feed(runs: Vec<RunResult>, per_second: Option<f64>) -> Measured {
+async fn feed(runs: Vec<RunResult>, per_second: Option<f64>, postgres: Option<&str>) -> Measured {
     let dir = tempfile::tempdir().unwrap();
-    let store = lookout::store::Store::open(&dir.path().join("bench.db"))
-        .await
-        .unwrap();
+    let database = match postgres {
+        Some(server) => lookout::store::Database::Postgres(fresh_database(server).await),
+        None => lookout::store::Database::Sqlite(dir.path().join("bench.db")),
+    };
+    let store = lookout::store::Store::connect(&database).await.unwrap();
     let config = lookout::config::Live::new(config());
     let notices = lookout::notice::Notices::new(
         store.clone(),
@@ -238,6 +245,21 @@ async fn feed(runs: Vec<RunResult>, per_second: Option<f64>) -> Measured {
     measured
 }
 
+/// A new, empty database on the PostgreSQL server at `server`: its URL.
+async fn fresh_database(server: &str) -> String {
+    use sqlx::Connection;
+    let name = format!("lookout_bench_{:016x}", rand::random::<u64>());
+    let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    let mut url = url::Url::parse(server).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
 fn runs(n: usize, from: usize, start: DateTime<Utc>) -> Vec<RunResult> {
     (from..from + n)
         .map(|i| run(i, start + chrono::Duration::milliseconds(i as i64)))
@@ -262,15 +284,23 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(30_000);
     let start = Utc::now() - chrono::Duration::hours(1);
+    let postgres = std::env::var("LOOKOUT_BENCH_POSTGRES_URL").ok();
+    let mut engines: Vec<(&str, Option<&str>)> = vec![("SQLite", None)];
+    if let Some(url) = postgres.as_deref() {
+        engines.push(("PostgreSQL", Some(url)));
+    }
     rt.block_on(async {
-        // Warm up: allocations, page cache, statement caches.
-        feed(runs(2_000, 0, start), None).await;
-        let flood = feed(runs(n, 0, start), None).await;
-        flood.print("flood (all queued at once)");
-        // 5,000 steps/s at 3 steps a run on average.
-        let steady = feed(runs(n / 3, 0, start), Some(5_000.0 / 3.0)).await;
-        steady.print("steady 5,000 steps/s");
+        for (engine, server) in engines {
+            println!("== {engine}");
+            // Warm up: allocations, page cache, statement caches.
+            feed(runs(2_000, 0, start), None, server).await;
+            let flood = feed(runs(n, 0, start), None, server).await;
+            flood.print("flood (all queued at once)");
+            // 5,000 steps/s at 3 steps a run on average.
+            let steady = feed(runs(n / 3, 0, start), Some(5_000.0 / 3.0), server).await;
+            steady.print("steady 5,000 steps/s");
+        }
         let harness = feed_nowhere(runs(n / 3, 0, start), 5_000.0 / 3.0).await;
-        harness.print("  of which the harness alone (runs sent nowhere)");
+        harness.print("of which the harness alone (runs sent nowhere)");
     });
 }

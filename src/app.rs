@@ -3,7 +3,6 @@
 //! resolves. Tests build it on port 0 with a temporary database.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,7 +25,8 @@ use crate::web::{self, AppState};
 /// Everything `App::build` needs; `Tuning` has production defaults.
 pub struct AppOptions {
     pub config: Config,
-    pub database: PathBuf,
+    /// The SQLite file or PostgreSQL server to store into.
+    pub database: crate::store::Database,
     pub listen: SocketAddr,
     pub tuning: Tuning,
     /// The file `config` came from, to reload on SIGHUP or change
@@ -124,7 +124,7 @@ impl App {
                 source,
             })?;
         let addr = listener.local_addr().map_err(AppError::Serve)?;
-        let store = Store::open(&opts.database).await?;
+        let store = Store::connect(&opts.database).await?;
         let keys = AckKeys::new(ack_key(&store).await?);
         let installation = store.installation().await?;
         store.release_claims().await?;

@@ -87,7 +87,8 @@
 //!   URL must meet (https, public addresses only, checked at every delivery).
 //! - [`ack`]: signed acknowledgement links; [`installation`]: the random
 //!   identity kept in the database that every outgoing id carries.
-//! - [`store`]: every SQL statement (SQLite, migrations in `migrations/`);
+//! - [`store`]: every SQL statement (SQLite or PostgreSQL, migrations in
+//!   `migrations/sqlite` and `migrations/postgres`);
 //!   [`retention`]: pruning of old runs and rollups.
 //! - [`uptime`]: the uptime history as pure functions: time in each state per
 //!   local day, uptime %, daily response time, from rollups the monitor keeps.

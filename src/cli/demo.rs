@@ -74,7 +74,8 @@ async fn start(
     tokio::spawn(sample_platform::receiver::serve(receiver));
     let database = args
         .database
-        .unwrap_or_else(|| super::default_database(&args.config));
+        .unwrap_or_else(|| super::default_database(&args.config))
+        .into();
     let app = App::build(AppOptions {
         config,
         database,

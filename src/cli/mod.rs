@@ -60,9 +60,11 @@ pub enum Command {
         config: PathBuf,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
-        /// SQLite file; defaults to the configuration's name with `.db`, beside it.
-        #[arg(long)]
-        database: Option<PathBuf>,
+        /// Where to store: a SQLite file path, or a PostgreSQL URL
+        /// (`postgres://user:password@host:5432/lookout`) shared by several
+        /// instances. Defaults to the configuration's name with `.db`, beside it.
+        #[arg(long, env = "LOOKOUT_DATABASE_URL")]
+        database: Option<String>,
     },
     /// Start the built-in sample platform and the service watching it.
     Demo(demo::DemoArgs),
@@ -140,7 +142,7 @@ pub fn default_database(config: &Path) -> PathBuf {
 async fn serve(
     path: &Path,
     listen: SocketAddr,
-    database: Option<PathBuf>,
+    database: Option<String>,
     mask: &crate::logging::LogMask,
 ) -> ExitCode {
     let started = chrono::Utc::now();
@@ -148,7 +150,12 @@ async fn serve(
         Ok(c) => c,
         Err(code) => return code,
     };
-    let database = database.unwrap_or_else(|| default_database(path));
+    // `--database` (or `LOOKOUT_DATABASE_URL`), then the file's
+    // `database:`, then the file beside the configuration.
+    let database = database
+        .or_else(|| config.database.clone())
+        .map(|d| crate::store::Database::parse(&d))
+        .unwrap_or_else(|| default_database(path).into());
     let source = crate::reload::Source::new(path.to_path_buf());
     serve_config(config, listen, database, source, started, mask).await
 }
@@ -156,7 +163,7 @@ async fn serve(
 async fn serve_config(
     config: Config,
     listen: SocketAddr,
-    database: PathBuf,
+    database: crate::store::Database,
     source: crate::reload::Source,
     started: chrono::DateTime<chrono::Utc>,
     mask: &crate::logging::LogMask,

@@ -42,6 +42,11 @@ pub struct Config {
     pub report: Option<ReportDigest>,
     /// `metrics:`: what `/metrics` exposes beyond the default.
     pub metrics: MetricsSettings,
+    /// `database:`: where `lookout serve` stores, as `store::Database::parse`
+    /// reads it (a SQLite file path, or a `postgres://` URL); a template
+    /// over `vars` and `secrets`, rendered at load. Read at start only;
+    /// `--database` and `LOOKOUT_DATABASE_URL` take precedence.
+    pub database: Option<String>,
     /// Where each probe sits in `probes`, by name and by component: the
     /// monitor looks probes up for every run, and a linear scan of 10,000
     /// probes per run was most of its CPU.

@@ -3,17 +3,18 @@
 //! A batch (runs with their steps, hourly rollups, probe states and state
 //! intervals) is one transaction of a few statements whatever its size:
 //! rows travel as one JSON array per table and SQLite unpacks them with
-//! `json_each`. Each statement is a round trip to sqlx's connection
+//! `json_each` (PostgreSQL with `jsonb_array_elements`, see
+//! [`Engine::sql`]). Each statement is a round trip to sqlx's connection
 //! thread, so their number, not the rows, is what costs.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::SqliteConnection;
+use sqlx::AnyConnection;
 
 use super::rollups::Subject;
-use super::{ProbeState, Result, Store, ms};
+use super::{Engine, ProbeState, Result, Store, ms};
 use crate::journey::{Outcome, RunResult};
 
 /// A change of a subject's state interval: the current one (if any) ends
@@ -50,13 +51,14 @@ impl Store {
     /// Writes `batch` in one transaction: all of it or nothing.
     pub async fn write_batch(&self, batch: &RunBatch<'_>) -> Result<()> {
         let mut tx = self.write().await?;
-        insert_runs(&mut tx, batch.runs).await?;
-        count_hours(&mut tx, batch.runs).await?;
-        save_probe_states(&mut tx, &batch.probe_states).await?;
+        let engine = self.engine;
+        insert_runs(&mut tx, engine, batch.runs).await?;
+        count_hours(&mut tx, engine, batch.runs).await?;
+        save_probe_states(&mut tx, engine, &batch.probe_states).await?;
         for s in &batch.switches {
             switch(&mut tx, s).await?;
         }
-        see(&mut tx, &batch.seen).await?;
+        see(&mut tx, engine, &batch.seen).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -71,11 +73,12 @@ struct RunJson<'a> {
     finished: i64,
     duration: i64,
     outcome: &'a str,
-    leaked: bool,
+    /// 0 or 1: flags travel as integers (both engines unpack them alike).
+    leaked: i64,
     failed_step: Option<&'a str>,
     reason: Option<String>,
     kind: Option<&'a str>,
-    manual: bool,
+    manual: i64,
 }
 
 #[derive(Serialize)]
@@ -109,7 +112,7 @@ fn json<T: Serialize>(rows: &[T]) -> Result<String> {
 /// Runs, then their steps. A run journaled while in flight already has a
 /// row (and possibly steps from an earlier attempt): finishing it replaces
 /// its contents.
-async fn insert_runs(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<()> {
+async fn insert_runs(conn: &mut AnyConnection, engine: Engine, runs: &[RunResult]) -> Result<()> {
     if runs.is_empty() {
         return Ok(());
     }
@@ -123,36 +126,34 @@ async fn insert_runs(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
             finished: ms(r.finished_at),
             duration: r.duration().as_millis() as i64,
             outcome: r.outcome.as_str(),
-            leaked: r.leaked,
+            leaked: i64::from(r.leaked),
             failed_step: r.failed_step().map(|s| s.id.as_str()),
             reason: r.reason(),
             kind: r.failure_kind().map(|k| k.as_str()),
-            manual: r.trigger == crate::journey::Trigger::Manual,
+            manual: i64::from(r.trigger == crate::journey::Trigger::Manual),
         })
         .collect();
-    sqlx::query(
-        "INSERT INTO runs (run_uid, probe, component, started_at, finished_at,
+    sqlx::query(engine.sql("INSERT INTO runs (run_uid, probe, component, started_at, finished_at,
             duration_ms, outcome, leaked, failed_step, reason, failure_kind, manual)
          SELECT r.value->>'uid', r.value->>'probe', r.value->>'component',
-            r.value->>'started', r.value->>'finished', r.value->>'duration',
-            r.value->>'outcome', r.value->>'leaked', r.value->>'failed_step',
-            r.value->>'reason', r.value->>'kind', r.value->>'manual'
-         FROM json_each(?1) AS r WHERE true
+            CAST(r.value->>'started' AS BIGINT), CAST(r.value->>'finished' AS BIGINT), CAST(r.value->>'duration' AS BIGINT),
+            r.value->>'outcome', CAST(r.value->>'leaked' AS BIGINT), r.value->>'failed_step',
+            r.value->>'reason', r.value->>'kind', CAST(r.value->>'manual' AS BIGINT)
+         FROM json_each($1) AS r WHERE true
          ON CONFLICT (run_uid) DO UPDATE SET finished_at = excluded.finished_at,
             duration_ms = excluded.duration_ms, outcome = excluded.outcome,
             leaked = excluded.leaked, failed_step = excluded.failed_step,
             reason = excluded.reason, failure_kind = excluded.failure_kind,
-            manual = excluded.manual, pending_captures = NULL",
-    )
+            manual = excluded.manual, pending_captures = NULL"))
     .bind(json(&rows)?)
     .execute(&mut *conn)
     .await?;
     // Normally none: this keeps storing a run twice from doubling its steps.
     let uids: Vec<&str> = runs.iter().map(|r| r.run_uid.as_str()).collect();
-    sqlx::query(
+    sqlx::query(engine.sql(
         "DELETE FROM steps WHERE run_id IN (
-            SELECT id FROM runs WHERE run_uid IN (SELECT value FROM json_each(?1)))",
-    )
+            SELECT id FROM runs WHERE run_uid IN (SELECT value FROM json_each($1)))",
+    ))
     .bind(json(&uids)?)
     .execute(&mut *conn)
     .await?;
@@ -184,16 +185,14 @@ async fn insert_runs(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
         return Ok(());
     }
     // `->` keeps the nested arrays and objects as JSON text, as stored.
-    sqlx::query(
-        "INSERT INTO steps (run_id, seq, step_id, phase, method, url, status, outcome,
+    sqlx::query(engine.sql("INSERT INTO steps (run_id, seq, step_id, phase, method, url, status, outcome,
             started_at, duration_ms, attempts, error, failures, captures, timings, kind, hops)
-         SELECT r.id, s.value->>'seq', s.value->>'id', s.value->>'phase',
-            s.value->>'method', s.value->>'url', s.value->>'status', s.value->>'outcome',
-            s.value->>'started', s.value->>'duration', s.value->>'attempts',
+         SELECT r.id, CAST(s.value->>'seq' AS BIGINT), s.value->>'id', s.value->>'phase',
+            s.value->>'method', s.value->>'url', CAST(s.value->>'status' AS BIGINT), s.value->>'outcome',
+            CAST(s.value->>'started' AS BIGINT), CAST(s.value->>'duration' AS BIGINT), CAST(s.value->>'attempts' AS BIGINT),
             s.value->>'error', s.value->'failures', s.value->'captures', s.value->'timings',
             s.value->>'kind', s.value->'hops'
-         FROM json_each(?1) AS s JOIN runs r ON r.run_uid = s.value->>'uid'",
-    )
+         FROM json_each($1) AS s JOIN runs r ON r.run_uid = s.value->>'uid'"))
     .bind(json(&steps)?)
     .execute(&mut *conn)
     .await?;
@@ -219,7 +218,7 @@ struct HourJson<'a> {
 
 /// Adds the runs to their probes' hours: summed here first, so one row per
 /// probe and hour is upserted however many runs the batch holds.
-async fn count_hours(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<()> {
+async fn count_hours(conn: &mut AnyConnection, engine: Engine, runs: &[RunResult]) -> Result<()> {
     let mut hours: BTreeMap<(&str, i64), HourJson> = BTreeMap::new();
     for run in runs {
         let start = ms(run.started_at);
@@ -252,31 +251,39 @@ async fn count_hours(conn: &mut SqliteConnection, runs: &[RunResult]) -> Result<
         return Ok(());
     }
     let rows: Vec<&HourJson> = hours.values().collect();
-    sqlx::query(
-        "INSERT INTO hourly (probe, hour, component, runs, passes, degraded, fails, errors,
-            duration_sum_ms, duration_min_ms, duration_max_ms, latency)
-         SELECT h.value->>'probe', h.value->>'hour', h.value->>'component', h.value->>'runs',
-            h.value->>'passes', h.value->>'degraded', h.value->>'fails', h.value->>'errors',
-            h.value->>'sum', h.value->>'min', h.value->>'max', h.value->'latency'
-         FROM json_each(?1) AS h WHERE true
-         ON CONFLICT (probe, hour) DO UPDATE SET component = excluded.component,
-            runs = runs + excluded.runs, passes = passes + excluded.passes,
-            degraded = degraded + excluded.degraded, fails = fails + excluded.fails,
-            errors = errors + excluded.errors,
-            duration_sum_ms = duration_sum_ms + excluded.duration_sum_ms,
-            duration_min_ms = min(coalesce(duration_min_ms, excluded.duration_min_ms),
-                                  coalesce(excluded.duration_min_ms, duration_min_ms)),
-            duration_max_ms = max(coalesce(duration_max_ms, excluded.duration_max_ms),
-                                  coalesce(excluded.duration_max_ms, duration_max_ms)),
-            latency = (SELECT json_group_object(bucket, total) FROM (
+    // The latency histograms merge key by key: SQLite's JSON1 functions,
+    // or PostgreSQL's jsonb ones (`latency_merge`, migrations/postgres).
+    let latency_merge = match engine {
+        super::Engine::Sqlite => {
+            "latency = (SELECT json_group_object(bucket, total) FROM (
                 SELECT key AS bucket, sum(value) AS total FROM (
-                    SELECT key, value FROM json_each(coalesce(latency, '{}'))
+                    SELECT key, value FROM json_each(coalesce(hourly.latency, '{}'))
                     UNION ALL SELECT key, value FROM json_each(excluded.latency))
-                GROUP BY key))",
-    )
-    .bind(json(&rows)?)
-    .execute(conn)
-    .await?;
+                GROUP BY key))"
+        }
+        super::Engine::Postgres => "latency = latency_merge(hourly.latency, excluded.latency)",
+    };
+    let upsert = format!("INSERT INTO hourly (probe, hour, component, runs, passes, degraded, fails, errors,
+            duration_sum_ms, duration_min_ms, duration_max_ms, latency)
+         SELECT h.value->>'probe', CAST(h.value->>'hour' AS BIGINT), h.value->>'component', CAST(h.value->>'runs' AS BIGINT),
+            CAST(h.value->>'passes' AS BIGINT), CAST(h.value->>'degraded' AS BIGINT), CAST(h.value->>'fails' AS BIGINT), CAST(h.value->>'errors' AS BIGINT),
+            CAST(h.value->>'sum' AS BIGINT), CAST(h.value->>'min' AS BIGINT), CAST(h.value->>'max' AS BIGINT),
+            CAST(h.value->'latency' AS TEXT)
+         FROM json_each($1) AS h WHERE true
+         ON CONFLICT (probe, hour) DO UPDATE SET component = excluded.component,
+            runs = hourly.runs + excluded.runs, passes = hourly.passes + excluded.passes,
+            degraded = hourly.degraded + excluded.degraded, fails = hourly.fails + excluded.fails,
+            errors = hourly.errors + excluded.errors,
+            duration_sum_ms = hourly.duration_sum_ms + excluded.duration_sum_ms,
+            duration_min_ms = min(coalesce(hourly.duration_min_ms, excluded.duration_min_ms),
+                                  coalesce(excluded.duration_min_ms, hourly.duration_min_ms)),
+            duration_max_ms = max(coalesce(hourly.duration_max_ms, excluded.duration_max_ms),
+                                  coalesce(excluded.duration_max_ms, hourly.duration_max_ms)),
+            {latency_merge}");
+    sqlx::query(engine.sql_owned(upsert))
+        .bind(json(&rows)?)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -285,7 +292,7 @@ struct StateJson<'a> {
     probe: &'a str,
     probe_id: &'a str,
     component: &'a str,
-    failing: bool,
+    failing: i64,
     failures: u32,
     passes: u32,
     since: i64,
@@ -294,11 +301,12 @@ struct StateJson<'a> {
     last_reason: Option<&'a str>,
     last_failed_step: Option<&'a str>,
     flips: Vec<i64>,
-    flapping: bool,
+    flapping: i64,
 }
 
 pub(super) async fn save_probe_states(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
+    engine: Engine,
     states: &[&ProbeState],
 ) -> Result<()> {
     if states.is_empty() {
@@ -310,7 +318,7 @@ pub(super) async fn save_probe_states(
             probe: &p.probe,
             probe_id: &p.probe_id,
             component: &p.component,
-            failing: p.health.failing,
+            failing: i64::from(p.health.failing),
             failures: p.health.consecutive_failures,
             passes: p.health.consecutive_passes,
             since: ms(p.health.since),
@@ -319,38 +327,36 @@ pub(super) async fn save_probe_states(
             last_reason: p.last_reason.as_deref(),
             last_failed_step: p.last_failed_step.as_deref(),
             flips: p.health.flips.iter().map(|t| ms(*t)).collect(),
-            flapping: p.health.flapping,
+            flapping: i64::from(p.health.flapping),
         })
         .collect();
-    sqlx::query(
-        "INSERT INTO probe_states (probe, probe_id, component, failing, consecutive_failures,
+    sqlx::query(engine.sql("INSERT INTO probe_states (probe, probe_id, component, failing, consecutive_failures,
             consecutive_passes, since, last_run_at, last_outcome, last_reason, last_failed_step,
             flips, flapping)
-         SELECT p.value->>'probe', p.value->>'probe_id', p.value->>'component', p.value->>'failing',
-            p.value->>'failures', p.value->>'passes', p.value->>'since',
-            p.value->>'last_run_at', p.value->>'last_outcome', p.value->>'last_reason',
-            p.value->>'last_failed_step', p.value->'flips', p.value->>'flapping'
-         FROM json_each(?1) AS p WHERE true
+         SELECT p.value->>'probe', p.value->>'probe_id', p.value->>'component', CAST(p.value->>'failing' AS BIGINT),
+            CAST(p.value->>'failures' AS BIGINT), CAST(p.value->>'passes' AS BIGINT), CAST(p.value->>'since' AS BIGINT),
+            CAST(p.value->>'last_run_at' AS BIGINT), p.value->>'last_outcome', p.value->>'last_reason',
+            p.value->>'last_failed_step', p.value->'flips', CAST(p.value->>'flapping' AS BIGINT)
+         FROM json_each($1) AS p WHERE true
          ON CONFLICT (probe) DO UPDATE SET probe_id = excluded.probe_id,
             component = excluded.component,
             failing = excluded.failing, consecutive_failures = excluded.consecutive_failures,
             consecutive_passes = excluded.consecutive_passes, since = excluded.since,
             last_run_at = excluded.last_run_at, last_outcome = excluded.last_outcome,
             last_reason = excluded.last_reason, last_failed_step = excluded.last_failed_step,
-            flips = excluded.flips, flapping = excluded.flapping",
-    )
+            flips = excluded.flips, flapping = excluded.flapping"))
     .bind(json(&rows)?)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-async fn switch(conn: &mut SqliteConnection, s: &Switch<'_>) -> Result<()> {
+async fn switch(conn: &mut AnyConnection, s: &Switch<'_>) -> Result<()> {
     let (kind, id) = s.subject.parts();
     if let Some((end, last_seen)) = s.close {
         sqlx::query(
-            "UPDATE state_intervals SET ended_at = ?, last_seen_at = max(last_seen_at, ?)
-             WHERE kind = ? AND subject = ? AND ended_at IS NULL",
+            "UPDATE state_intervals SET ended_at = $1, last_seen_at = max(last_seen_at, $2)
+             WHERE kind = $3 AND subject = $4 AND ended_at IS NULL",
         )
         .bind(ms(end))
         .bind(ms(last_seen))
@@ -361,7 +367,7 @@ async fn switch(conn: &mut SqliteConnection, s: &Switch<'_>) -> Result<()> {
     }
     sqlx::query(
         "INSERT INTO state_intervals (kind, subject, state, started_at, last_seen_at)
-         VALUES (?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(kind)
     .bind(id)
@@ -380,7 +386,7 @@ struct SeenJson<'a> {
     at: i64,
 }
 
-async fn see(conn: &mut SqliteConnection, seen: &[Seen<'_>]) -> Result<()> {
+async fn see(conn: &mut AnyConnection, engine: Engine, seen: &[Seen<'_>]) -> Result<()> {
     if seen.is_empty() {
         return Ok(());
     }
@@ -395,13 +401,11 @@ async fn see(conn: &mut SqliteConnection, seen: &[Seen<'_>]) -> Result<()> {
             }
         })
         .collect();
-    sqlx::query(
-        "UPDATE state_intervals SET last_seen_at = max(last_seen_at, s.value->>'at')
-         FROM json_each(?1) AS s
+    sqlx::query(engine.sql("UPDATE state_intervals SET last_seen_at = max(last_seen_at, CAST(s.value->>'at' AS BIGINT))
+         FROM json_each($1) AS s
          WHERE state_intervals.kind = s.value->>'kind'
            AND state_intervals.subject = s.value->>'subject'
-           AND state_intervals.ended_at IS NULL",
-    )
+           AND state_intervals.ended_at IS NULL"))
     .bind(json(&rows)?)
     .execute(conn)
     .await?;

@@ -21,22 +21,25 @@ impl Store {
         let mut tx = self.write().await?;
         if let Some(name) = by_name {
             sqlx::query(
-                "UPDATE heartbeats SET probe_id = ?1 WHERE probe_id = ?2
-                 AND NOT EXISTS (SELECT 1 FROM heartbeats WHERE probe_id = ?1)",
+                "UPDATE heartbeats SET probe_id = $1 WHERE probe_id = $2
+                 AND NOT EXISTS (SELECT 1 FROM heartbeats WHERE probe_id = $1)",
             )
             .bind(id)
             .bind(name)
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query("INSERT OR IGNORE INTO heartbeats (probe_id, watching_since) VALUES (?, ?)")
-            .bind(id)
-            .bind(ms(now))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO heartbeats (probe_id, watching_since) VALUES ($1, $2)
+             ON CONFLICT (probe_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(ms(now))
+        .execute(&mut *tx)
+        .await?;
         let r = sqlx::query(
             "SELECT watching_since, last_ping_at, last_start_at, late_through, overrun_reported
-             FROM heartbeats WHERE probe_id = ?",
+             FROM heartbeats WHERE probe_id = $1",
         )
         .bind(id)
         .fetch_one(&mut *tx)
@@ -48,7 +51,7 @@ impl Store {
             last_ping: at("last_ping_at"),
             last_start: at("last_start_at"),
             late_through: at("late_through"),
-            overrun_reported: r.get("overrun_reported"),
+            overrun_reported: super::flag(&r, "overrun_reported"),
         })
     }
 
@@ -56,7 +59,7 @@ impl Store {
     pub async fn save_heartbeat(&self, id: &str, m: &PingMemory) -> Result<()> {
         sqlx::query(
             "INSERT INTO heartbeats (probe_id, watching_since, last_ping_at, last_start_at,
-                late_through, overrun_reported) VALUES (?, ?, ?, ?, ?, ?)
+                late_through, overrun_reported) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (probe_id) DO UPDATE SET watching_since = excluded.watching_since,
                 last_ping_at = excluded.last_ping_at, last_start_at = excluded.last_start_at,
                 late_through = excluded.late_through,
@@ -67,7 +70,7 @@ impl Store {
         .bind(m.last_ping.map(ms))
         .bind(m.last_start.map(ms))
         .bind(m.late_through.map(ms))
-        .bind(m.overrun_reported)
+        .bind(i64::from(m.overrun_reported))
         .execute(&self.pool)
         .await?;
         Ok(())

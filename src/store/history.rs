@@ -71,7 +71,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT r.* FROM probe_states p JOIN runs r ON r.id IN (
                 SELECT id FROM runs WHERE probe = p.probe AND outcome IS NOT NULL
-                ORDER BY started_at DESC, id DESC LIMIT ?1)
+                ORDER BY started_at DESC, id DESC LIMIT $1)
              ORDER BY r.probe, r.started_at, r.id",
         )
         .bind(per_probe as i64)
@@ -94,9 +94,9 @@ impl Store {
             id: i64::MAX,
         });
         let rows = sqlx::query(
-            "SELECT * FROM runs WHERE probe = ?1 AND outcome IS NOT NULL
-               AND (started_at < ?2 OR (started_at = ?2 AND id < ?3))
-             ORDER BY started_at DESC, id DESC LIMIT ?4",
+            "SELECT * FROM runs WHERE probe = $1 AND outcome IS NOT NULL
+               AND (started_at < $2 OR (started_at = $2 AND id < $3))
+             ORDER BY started_at DESC, id DESC LIMIT $4",
         )
         .bind(probe)
         .bind(before.started_at)
@@ -111,11 +111,12 @@ impl Store {
     pub async fn steps_of_runs(&self, run_ids: &[i64]) -> Result<HashMap<i64, Vec<StepRow>>> {
         let ids = serde_json::to_string(run_ids)
             .map_err(|e| super::StoreError::Corrupt(e.to_string()))?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(self.engine.sql(
             "SELECT run_id, seq, step_id, phase, method, url, status, outcome, started_at,
                 duration_ms, attempts, error, kind, failures, captures, timings, hops
-             FROM steps WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY run_id, seq",
-        )
+             FROM steps WHERE run_id IN (SELECT CAST(value AS BIGINT) FROM json_each($1))
+             ORDER BY run_id, seq",
+        ))
         .bind(ids)
         .fetch_all(&self.pool)
         .await?;
@@ -128,7 +129,7 @@ impl Store {
 
     /// The finished run whose id (`run_uid`) is `uid`, with its steps.
     pub async fn run_by_uid(&self, uid: &str) -> Result<Option<(RunRow, Vec<StepRow>)>> {
-        let row = sqlx::query("SELECT * FROM runs WHERE run_uid = ? AND outcome IS NOT NULL")
+        let row = sqlx::query("SELECT * FROM runs WHERE run_uid = $1 AND outcome IS NOT NULL")
             .bind(uid)
             .fetch_optional(&self.pool)
             .await?;
@@ -151,9 +152,9 @@ impl Store {
         let rows = sqlx::query(
             "SELECT probe, component, failure_kind, reason, count(*) AS n,
                 max(started_at) AS last_at
-             FROM runs WHERE started_at >= ? AND outcome IN ('fail', 'error')
+             FROM runs WHERE started_at >= $1 AND outcome IN ('fail', 'error')
              GROUP BY probe, component, failure_kind, reason
-             ORDER BY n DESC, last_at DESC LIMIT ?",
+             ORDER BY n DESC, last_at DESC LIMIT $2",
         )
         .bind(ms(since))
         .bind(limit)

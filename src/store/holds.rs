@@ -30,7 +30,7 @@ impl Store {
             serde_json::to_string(&m.components).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         Ok(sqlx::query_scalar(
             "INSERT INTO maintenances (name, components, spec, message, author, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(&m.name)
         .bind(components)
@@ -45,7 +45,7 @@ impl Store {
     /// Cancels a window; returns whether it existed and was not cancelled.
     pub async fn cancel_maintenance(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
         let r = sqlx::query(
-            "UPDATE maintenances SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL",
+            "UPDATE maintenances SET cancelled_at = $1 WHERE id = $2 AND cancelled_at IS NULL",
         )
         .bind(ms(now))
         .bind(id)
@@ -87,7 +87,7 @@ impl Store {
     pub async fn add_silence(&self, s: NewSilence<'_>, now: DateTime<Utc>) -> Result<i64> {
         Ok(sqlx::query_scalar(
             "INSERT INTO silences (probe, component, until, comment, author, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(s.probe)
         .bind(s.component)
@@ -102,7 +102,7 @@ impl Store {
     /// Ends a silence early; returns whether it was active.
     pub async fn end_silence(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
         let r = sqlx::query(
-            "UPDATE silences SET ended_at = ? WHERE id = ? AND ended_at IS NULL AND until > ?",
+            "UPDATE silences SET ended_at = $1 WHERE id = $2 AND ended_at IS NULL AND until > $3",
         )
         .bind(ms(now))
         .bind(id)
@@ -115,7 +115,7 @@ impl Store {
     /// Silences still in force at `now`.
     pub async fn active_silences(&self, now: DateTime<Utc>) -> Result<Vec<Silence>> {
         let rows =
-            sqlx::query("SELECT * FROM silences WHERE ended_at IS NULL AND until > ? ORDER BY id")
+            sqlx::query("SELECT * FROM silences WHERE ended_at IS NULL AND until > $1 ORDER BY id")
                 .bind(ms(now))
                 .fetch_all(&self.pool)
                 .await?;
@@ -135,7 +135,7 @@ impl Store {
     /// Remembers an inbound webhook id; false if it was seen before (a replay).
     pub async fn first_sighting(&self, id: &str, source: &str, now: DateTime<Utc>) -> Result<bool> {
         let r = sqlx::query(
-            "INSERT INTO inbound_events (id, source, received_at) VALUES (?, ?, ?)
+            "INSERT INTO inbound_events (id, source, received_at) VALUES ($1, $2, $3)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(format!("{source}:{id}"))

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use super::outbox::insert_deliveries;
 use super::{NewDelivery, Result, Store, StoreError, ms, time};
@@ -146,7 +146,7 @@ pub enum AckOutcome {
     NotFound,
 }
 
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Sqlite>;
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Any>;
 
 async fn add_update(
     tx: &mut Tx<'_>,
@@ -159,17 +159,17 @@ async fn add_update(
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO incident_updates (incident_id, at, kind, status, body, public)
-         VALUES (?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(id)
     .bind(ms(now))
     .bind(kind.as_str())
     .bind(status)
     .bind(body)
-    .bind(public)
+    .bind(i64::from(public))
     .execute(&mut **tx)
     .await?;
-    sqlx::query("UPDATE incidents SET updated_at = ?, version = version + 1 WHERE id = ?")
+    sqlx::query("UPDATE incidents SET updated_at = $1, version = version + 1 WHERE id = $2")
         .bind(ms(now))
         .bind(id)
         .execute(&mut **tx)
@@ -180,7 +180,7 @@ async fn add_update(
 impl Store {
     pub async fn open_incident_for_component(&self, component: &str) -> Result<Option<Incident>> {
         let row = sqlx::query(
-            "SELECT * FROM incidents WHERE component = ? AND resolved_at IS NULL
+            "SELECT * FROM incidents WHERE component = $1 AND resolved_at IS NULL
              ORDER BY id LIMIT 1",
         )
         .bind(component)
@@ -199,7 +199,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("UPDATE incidents SET component = ? WHERE id = ? AND resolved_at IS NULL")
+        sqlx::query("UPDATE incidents SET component = $1 WHERE id = $2 AND resolved_at IS NULL")
             .bind(component)
             .bind(id)
             .execute(&mut *tx)
@@ -222,7 +222,7 @@ impl Store {
     /// Every open incident of `component`, oldest first.
     pub async fn open_incidents_for_component(&self, component: &str) -> Result<Vec<Incident>> {
         let rows = sqlx::query(
-            "SELECT * FROM incidents WHERE component = ? AND resolved_at IS NULL ORDER BY id",
+            "SELECT * FROM incidents WHERE component = $1 AND resolved_at IS NULL ORDER BY id",
         )
         .bind(component)
         .fetch_all(&self.pool)
@@ -246,9 +246,9 @@ impl Store {
         let snapshot = serde_json::to_string(policy)
             .map_err(|e| StoreError::Corrupt(format!("escalation policy: {e}")))?;
         let adopted = sqlx::query(
-            "UPDATE incidents SET policy = ?, esc_epoch = ?, esc_level = NULL, last_page_at = NULL,
+            "UPDATE incidents SET policy = $1, esc_epoch = $2, esc_level = NULL, last_page_at = NULL,
                 acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1
-             WHERE id = ? AND resolved_at IS NULL AND policy IS NULL",
+             WHERE id = $3 AND resolved_at IS NULL AND policy IS NULL",
         )
         .bind(snapshot)
         .bind(ms(epoch))
@@ -276,17 +276,28 @@ impl Store {
         epoch: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.write().await?;
-        let rearmed = sqlx::query(
-            "UPDATE incidents SET esc_epoch = ?, esc_level = NULL, last_page_at = NULL,
-                acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1
-             WHERE id = ? AND resolved_at IS NULL AND acknowledged_at IS NOT NULL
-                AND policy ->> 'name' = ?",
-        )
-        .bind(ms(epoch))
-        .bind(id)
-        .bind(policy)
-        .execute(&mut *tx)
-        .await?;
+        // The policy is JSON kept as text: SQLite reads `->>` on text,
+        // PostgreSQL only on `jsonb`.
+        let rearm = match self.engine {
+            super::Engine::Sqlite => {
+                "UPDATE incidents SET esc_epoch = $1, esc_level = NULL, last_page_at = NULL,
+                    acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1
+                 WHERE id = $2 AND resolved_at IS NULL AND acknowledged_at IS NOT NULL
+                    AND policy ->> 'name' = $3"
+            }
+            super::Engine::Postgres => {
+                "UPDATE incidents SET esc_epoch = $1, esc_level = NULL, last_page_at = NULL,
+                    acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1
+                 WHERE id = $2 AND resolved_at IS NULL AND acknowledged_at IS NOT NULL
+                    AND CAST(policy AS jsonb) ->> 'name' = $3"
+            }
+        };
+        let rearmed = sqlx::query(rearm)
+            .bind(ms(epoch))
+            .bind(id)
+            .bind(policy)
+            .execute(&mut *tx)
+            .await?;
         if rearmed.rows_affected() != 1 {
             return Ok(false);
         }
@@ -298,7 +309,7 @@ impl Store {
     /// the timeline says it fails, and the transaction commits.
     async fn join_failing(
         &self,
-        mut tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
         id: i64,
         probe: &str,
         body: &str,
@@ -330,7 +341,7 @@ impl Store {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (component, title, status, impact, opened_at, updated_at,
                 policy, esc_epoch, published_at)
-             VALUES (?, ?, 'investigating', ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, 'investigating', $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(n.component)
         .bind(n.title)
@@ -403,7 +414,7 @@ impl Store {
     ) -> Result<i64> {
         let mut tx = self.write().await?;
         sqlx::query(
-            "UPDATE incident_probes SET recovered_at = ? WHERE incident_id = ? AND probe = ?",
+            "UPDATE incident_probes SET recovered_at = $1 WHERE incident_id = $2 AND probe = $3",
         )
         .bind(ms(now))
         .bind(id)
@@ -422,7 +433,7 @@ impl Store {
         )
         .await?;
         let left: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM incident_probes WHERE incident_id = ? AND recovered_at IS NULL",
+            "SELECT COUNT(*) FROM incident_probes WHERE incident_id = $1 AND recovered_at IS NULL",
         )
         .bind(id)
         .fetch_one(&mut *tx)
@@ -440,13 +451,13 @@ impl Store {
         deliveries: &[NewDelivery],
     ) -> Result<()> {
         let mut tx = self.write().await?;
-        sqlx::query("UPDATE incidents SET status = 'resolved', resolved_at = ? WHERE id = ?")
+        sqlx::query("UPDATE incidents SET status = 'resolved', resolved_at = $1 WHERE id = $2")
             .bind(ms(now))
             .bind(id)
             .execute(&mut *tx)
             .await?;
         add_update(&mut tx, id, now, UpdateKind::Status, "resolved", body, true).await?;
-        insert_deliveries(&mut tx, deliveries, now).await?;
+        insert_deliveries(&mut tx, self.engine, deliveries, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -460,7 +471,7 @@ impl Store {
         deliveries: &[NewDelivery],
     ) -> Result<AckOutcome> {
         let mut tx = self.write().await?;
-        let Some(current) = sqlx::query("SELECT * FROM incidents WHERE id = ?")
+        let Some(current) = sqlx::query("SELECT * FROM incidents WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -474,12 +485,14 @@ impl Store {
         if let (Some(at), Some(by)) = (current.acknowledged_at, current.acknowledged_by) {
             return Ok(AckOutcome::AlreadyAcknowledged { by, at });
         }
-        sqlx::query("UPDATE incidents SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ?")
-            .bind(ms(now))
-            .bind(by)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE incidents SET acknowledged_at = $1, acknowledged_by = $2 WHERE id = $3",
+        )
+        .bind(ms(now))
+        .bind(by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         let body = format!("Acknowledged by {by}");
         add_update(
             &mut tx,
@@ -491,7 +504,7 @@ impl Store {
             false,
         )
         .await?;
-        insert_deliveries(&mut tx, deliveries, now).await?;
+        insert_deliveries(&mut tx, self.engine, deliveries, now).await?;
         tx.commit().await?;
         Ok(AckOutcome::Acknowledged)
     }
@@ -510,10 +523,10 @@ impl Store {
     ) -> Result<bool> {
         let mut tx = self.write().await?;
         let updated = sqlx::query(
-            "UPDATE incidents SET esc_epoch = ?, esc_level = ?, last_page_at = ?,
-                acknowledged_at = ?, acknowledged_by = CASE WHEN ? IS NULL THEN NULL
-                ELSE acknowledged_by END, pages = ?, version = version + 1
-             WHERE id = ? AND version = ? AND resolved_at IS NULL",
+            "UPDATE incidents SET esc_epoch = $1, esc_level = $2, last_page_at = $3,
+                acknowledged_at = $4, acknowledged_by = CASE WHEN $5 IS NULL THEN NULL
+                ELSE acknowledged_by END, pages = $6, version = version + 1
+             WHERE id = $7 AND version = $8 AND resolved_at IS NULL",
         )
         .bind(ms(next.epoch))
         .bind(next.level.map(i64::from))
@@ -540,7 +553,7 @@ impl Store {
             )
             .await?;
         }
-        insert_deliveries(&mut tx, deliveries, now).await?;
+        insert_deliveries(&mut tx, self.engine, deliveries, now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -550,7 +563,7 @@ impl Store {
     pub async fn open_incident_for_probe(&self, probe: &str) -> Result<Option<Incident>> {
         let row = sqlx::query(
             "SELECT i.* FROM incidents i JOIN incident_probes p ON p.incident_id = i.id
-             WHERE p.probe = ? AND i.resolved_at IS NULL ORDER BY i.id LIMIT 1",
+             WHERE p.probe = $1 AND i.resolved_at IS NULL ORDER BY i.id LIMIT 1",
         )
         .bind(probe)
         .fetch_optional(&self.pool)
@@ -572,8 +585,8 @@ impl Store {
     ) -> Result<bool> {
         let mut tx = self.write().await?;
         let updated = sqlx::query(
-            "UPDATE incidents SET held = ?, version = version + 1, esc_epoch = ?
-             WHERE id = ? AND version = ? AND resolved_at IS NULL",
+            "UPDATE incidents SET held = $1, version = version + 1, esc_epoch = $2
+             WHERE id = $3 AND version = $4 AND resolved_at IS NULL",
         )
         .bind(held)
         .bind(ms(epoch))
@@ -603,8 +616,8 @@ impl Store {
     /// changed since `inc` was read.
     pub async fn set_epoch(&self, inc: &Incident, epoch: DateTime<Utc>) -> Result<()> {
         sqlx::query(
-            "UPDATE incidents SET esc_epoch = ?, version = version + 1
-             WHERE id = ? AND version = ?",
+            "UPDATE incidents SET esc_epoch = $1, version = version + 1
+             WHERE id = $2 AND version = $3",
         )
         .bind(ms(epoch))
         .bind(inc.id)
@@ -630,7 +643,7 @@ impl Store {
     ) -> Result<Posted> {
         let mut tx = self.write().await?;
         let resolved: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT resolved_at FROM incidents WHERE id = ?")
+            sqlx::query_scalar("SELECT resolved_at FROM incidents WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -639,7 +652,7 @@ impl Store {
         };
         if u.status == "resolved" && resolved.is_none() {
             let failing: Vec<String> = sqlx::query_scalar(
-                "SELECT probe FROM incident_probes WHERE incident_id = ? AND recovered_at IS NULL
+                "SELECT probe FROM incident_probes WHERE incident_id = $1 AND recovered_at IS NULL
                  ORDER BY probe",
             )
             .bind(id)
@@ -652,10 +665,10 @@ impl Store {
         let reopens = resolved.is_some() && REOPENING.contains(&u.status);
         if reopens {
             sqlx::query(
-                "UPDATE incidents SET resolved_at = NULL, policy = NULL, esc_epoch = ?,
+                "UPDATE incidents SET resolved_at = NULL, policy = NULL, esc_epoch = $1,
                     esc_level = NULL, last_page_at = NULL, acknowledged_at = NULL,
                     acknowledged_by = NULL, held = NULL, manual = 1, version = version + 1
-                 WHERE id = ?",
+                 WHERE id = $2",
             )
             .bind(ms(now))
             .bind(id)
@@ -685,7 +698,7 @@ impl Store {
         let mut tx = self.write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (component, title, status, impact, opened_at, updated_at,
-                esc_epoch, manual, published_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?) RETURNING id",
+                esc_epoch, manual, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8) RETURNING id",
         )
         .bind(m.component)
         .bind(m.title)
@@ -712,9 +725,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let r = sqlx::query(
-            "UPDATE incidents SET title = COALESCE(?, title), impact = COALESCE(?, impact),
-                postmortem = COALESCE(?, postmortem), updated_at = ?, version = version + 1
-             WHERE id = ?",
+            "UPDATE incidents SET title = COALESCE($1, title), impact = COALESCE($2, impact),
+                postmortem = COALESCE($3, postmortem), updated_at = $4, version = version + 1
+             WHERE id = $5",
         )
         .bind(title)
         .bind(impact)
@@ -744,7 +757,7 @@ impl Store {
     /// The components an incident affects, declared or its own.
     pub async fn incident_components(&self, id: i64) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(
-            "SELECT component, status FROM incident_components WHERE incident_id = ? ORDER BY component",
+            "SELECT component, status FROM incident_components WHERE incident_id = $1 ORDER BY component",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -763,8 +776,8 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Incident>> {
         let rows = sqlx::query(
-            "SELECT * FROM incidents WHERE opened_at >= ? AND opened_at < ?
-             ORDER BY opened_at DESC LIMIT ?",
+            "SELECT * FROM incidents WHERE opened_at >= $1 AND opened_at < $2
+             ORDER BY opened_at DESC LIMIT $3",
         )
         .bind(ms(from))
         .bind(ms(to))
@@ -778,7 +791,7 @@ impl Store {
     pub async fn latest_incidents(&self, limit: i64) -> Result<Vec<Incident>> {
         let rows = sqlx::query(
             "SELECT * FROM incidents WHERE published_at IS NOT NULL
-             ORDER BY opened_at DESC, id DESC LIMIT ?",
+             ORDER BY opened_at DESC, id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -802,7 +815,7 @@ impl Store {
     }
 
     pub async fn incident(&self, id: i64) -> Result<Option<Incident>> {
-        let row = sqlx::query("SELECT * FROM incidents WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM incidents WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -815,8 +828,8 @@ impl Store {
     pub async fn publish_incident(&self, id: i64, body: &str, now: DateTime<Utc>) -> Result<bool> {
         let mut tx = self.write().await?;
         let done = sqlx::query(
-            "UPDATE incidents SET published_at = ?, updated_at = ?
-             WHERE id = ? AND published_at IS NULL AND resolved_at IS NULL",
+            "UPDATE incidents SET published_at = $1, updated_at = $2
+             WHERE id = $3 AND published_at IS NULL AND resolved_at IS NULL",
         )
         .bind(ms(now))
         .bind(ms(now))
@@ -860,7 +873,7 @@ impl Store {
     pub async fn resolved_incidents(&self, limit: i64) -> Result<Vec<Incident>> {
         let rows = sqlx::query(
             "SELECT * FROM incidents WHERE resolved_at IS NOT NULL AND published_at IS NOT NULL
-             ORDER BY resolved_at DESC LIMIT ?",
+             ORDER BY resolved_at DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -871,7 +884,7 @@ impl Store {
     /// The timeline, newest first; internal entries only when asked for.
     pub async fn incident_updates(&self, id: i64, internal: bool) -> Result<Vec<IncidentUpdate>> {
         let rows = sqlx::query(
-            "SELECT * FROM incident_updates WHERE incident_id = ? AND (public = 1 OR ?)
+            "SELECT * FROM incident_updates WHERE incident_id = $1 AND (public = 1 OR $2)
              ORDER BY at DESC, id DESC",
         )
         .bind(id)
@@ -887,7 +900,7 @@ impl Store {
                 kind: r.get("kind"),
                 status: r.get("status"),
                 body: r.get("body"),
-                public: r.get("public"),
+                public: super::flag(r, "public"),
                 affected: r
                     .get::<Option<String>, _>("affected")
                     .and_then(|a| serde_json::from_str(&a).ok())
@@ -900,14 +913,14 @@ impl Store {
     pub async fn incident_probes(&self, id: i64) -> Result<Vec<(String, bool)>> {
         let rows = sqlx::query(
             "SELECT probe, recovered_at IS NULL AS failing FROM incident_probes
-             WHERE incident_id = ? ORDER BY joined_at, probe",
+             WHERE incident_id = $1 ORDER BY joined_at, probe",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get("probe"), r.get("failing")))
+            .map(|r| (r.get("probe"), super::flag(r, "failing")))
             .collect())
     }
 
@@ -916,8 +929,8 @@ impl Store {
     pub async fn incidents_of_probe(&self, probe: &str, limit: i64) -> Result<Vec<Incident>> {
         let rows = sqlx::query(
             "SELECT i.* FROM incidents i JOIN incident_probes p ON p.incident_id = i.id
-             WHERE p.probe = ? ORDER BY i.resolved_at IS NOT NULL, i.opened_at DESC, i.id DESC
-             LIMIT ?",
+             WHERE p.probe = $1 ORDER BY i.resolved_at IS NOT NULL, i.opened_at DESC, i.id DESC
+             LIMIT $2",
         )
         .bind(probe)
         .bind(limit)
@@ -928,7 +941,7 @@ impl Store {
 
     async fn status_in(&self, tx: &mut Tx<'_>, id: i64) -> Result<String> {
         Ok(
-            sqlx::query_scalar("SELECT status FROM incidents WHERE id = ?")
+            sqlx::query_scalar("SELECT status FROM incidents WHERE id = $1")
                 .bind(id)
                 .fetch_one(&mut **tx)
                 .await?,
@@ -945,7 +958,7 @@ async fn write_update(
     let affected = serde_json::to_string(u.affected).unwrap_or_else(|_| "[]".into());
     sqlx::query(
         "INSERT INTO incident_updates (incident_id, at, kind, status, body, public, affected)
-         VALUES (?, ?, 'status', ?, ?, 1, ?)",
+         VALUES ($1, $2, 'status', $3, $4, 1, $5)",
     )
     .bind(id)
     .bind(ms(now))
@@ -958,7 +971,7 @@ async fn write_update(
     add_update(tx, id, now, UpdateKind::Status, u.status, &note, false).await?;
     for (component, status) in u.affected {
         sqlx::query(
-            "INSERT INTO incident_components (incident_id, component, status) VALUES (?, ?, ?)
+            "INSERT INTO incident_components (incident_id, component, status) VALUES ($1, $2, $3)
              ON CONFLICT (incident_id, component) DO UPDATE SET status = excluded.status",
         )
         .bind(id)
@@ -969,8 +982,8 @@ async fn write_update(
     }
     let resolved = (u.status == "resolved").then(|| ms(now));
     sqlx::query(
-        "UPDATE incidents SET status = ?, updated_at = ?,
-            resolved_at = COALESCE(resolved_at, ?) WHERE id = ?",
+        "UPDATE incidents SET status = $1, updated_at = $2,
+            resolved_at = COALESCE(resolved_at, $3) WHERE id = $4",
     )
     .bind(u.status)
     .bind(ms(now))
@@ -983,7 +996,7 @@ async fn write_update(
 
 async fn join(tx: &mut Tx<'_>, id: i64, probe: &str, now: DateTime<Utc>) -> Result<()> {
     sqlx::query(
-        "INSERT INTO incident_probes (incident_id, probe, joined_at) VALUES (?, ?, ?)
+        "INSERT INTO incident_probes (incident_id, probe, joined_at) VALUES ($1, $2, $3)
          ON CONFLICT (incident_id, probe) DO UPDATE SET recovered_at = NULL",
     )
     .bind(id)
@@ -994,7 +1007,7 @@ async fn join(tx: &mut Tx<'_>, id: i64, probe: &str, now: DateTime<Utc>) -> Resu
     Ok(())
 }
 
-fn incident(r: &SqliteRow) -> Result<Incident> {
+fn incident(r: &AnyRow) -> Result<Incident> {
     let policy = r
         .get::<Option<String>, _>("policy")
         .map(|p| serde_json::from_str(&p))
@@ -1023,7 +1036,7 @@ fn incident(r: &SqliteRow) -> Result<Incident> {
         version: r.get("version"),
         held: r.get("held"),
         postmortem: r.get("postmortem"),
-        manual: r.get("manual"),
+        manual: super::flag(r, "manual"),
         published_at: r.get::<Option<i64>, _>("published_at").map(time),
     })
 }

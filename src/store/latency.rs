@@ -30,7 +30,7 @@ impl Store {
     ) -> Result<Vec<LatencyHour>> {
         let from = ms(from);
         let rows = sqlx::query(
-            "SELECT hour, latency FROM hourly WHERE probe = ? AND hour >= ? ORDER BY hour",
+            "SELECT hour, latency FROM hourly WHERE probe = $1 AND hour >= $2 ORDER BY hour",
         )
         .bind(probe)
         .bind(from - from.rem_euclid(3_600_000))

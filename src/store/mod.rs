@@ -1,7 +1,14 @@
 //! The store: every SQL statement Lookout runs lives under this module.
 //!
-//! SQLite today (one file, WAL); the methods speak in Lookout's types so a
-//! PostgreSQL implementation can stand behind the same interface later.
+//! Two engines behind one interface that speaks Lookout's types: SQLite
+//! (one file, WAL; the embedded default) and PostgreSQL (a shared store).
+//! Both go through sqlx's `Any` driver with one set of statements: `$N`
+//! placeholders (which sqlx's SQLite driver reads too), values that are
+//! only 64-bit integers, floats and text (times are Unix milliseconds,
+//! flags 0/1), and SQL both engines speak (`ON CONFLICT`, `RETURNING`).
+//! The few statements that differ (unpacking a JSON array of rows, the
+//! outbox claim's null-safe match and row lock, a `->>` on JSON kept as
+//! text) pick their text by [`Engine`].
 
 mod batch;
 mod heartbeats;
@@ -19,13 +26,15 @@ mod skips;
 mod subscribers;
 mod webhooks;
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
 
 pub use crate::evaluate::ProbeState;
 pub use batch::{RunBatch, Seen, Switch};
@@ -44,6 +53,132 @@ pub use skips::{SkipRow, SkipTotal};
 pub use subscribers::{REQUEST_VALID_FOR, Subscriber, SubscriptionRequest, new_token};
 pub use webhooks::WebhookSubscription;
 
+/// Which database a service stores into, as given by `--database`,
+/// `LOOKOUT_DATABASE_URL` or the `database:` key: a `postgres://` or
+/// `postgresql://` URL (libpq's connection URI,
+/// <https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS>)
+/// selects PostgreSQL; anything else is the path of a SQLite file.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file, created if missing.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL server's connection URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// Reads `text` as a PostgreSQL URL or a SQLite file path (see [`Database`]).
+    pub fn parse(text: &str) -> Self {
+        let lower = text.trim_start().to_ascii_lowercase();
+        if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+            Database::Postgres(text.trim().to_string())
+        } else {
+            Database::Sqlite(text.into())
+        }
+    }
+
+    /// The engine it selects.
+    pub fn engine(&self) -> Engine {
+        match self {
+            Database::Sqlite(_) => Engine::Sqlite,
+            Database::Postgres(_) => Engine::Postgres,
+        }
+    }
+}
+
+impl From<std::path::PathBuf> for Database {
+    fn from(path: std::path::PathBuf) -> Self {
+        Database::Sqlite(path)
+    }
+}
+
+impl From<&Path> for Database {
+    fn from(path: &Path) -> Self {
+        Database::Sqlite(path.to_path_buf())
+    }
+}
+
+/// Shown in logs and errors: a PostgreSQL URL without its password.
+impl std::fmt::Display for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Database::Sqlite(path) => write!(f, "{}", path.display()),
+            Database::Postgres(url) => match url::Url::parse(url) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    write!(f, "{u}")
+                }
+                Err(_) => f.write_str("postgres://(unparsable URL)"),
+            },
+        }
+    }
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({self})")
+    }
+}
+
+/// The engine behind a [`Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// The text of `sql`, written once for both engines, for this engine.
+    /// The statements are PostgreSQL- and SQLite-compatible except for one
+    /// thing: unpacking a JSON array bound as text into rows. They are
+    /// written with SQLite's `json_each($n)` (<https://sqlite.org/json1.html#jeach>),
+    /// whose column `value` is each element; on PostgreSQL that becomes
+    /// `jsonb_array_elements` (an alias given: the elements are objects read
+    /// with `value->>'field'`) or `jsonb_array_elements_text` (no alias: the
+    /// elements are strings), each with the column named `value`
+    /// (<https://www.postgresql.org/docs/current/functions-json.html>).
+    /// On SQLite the text is returned as it is, without copying.
+    pub(crate) fn sql(self, sql: &'static str) -> sqlx::AssertSqlSafe<Cow<'static, str>> {
+        sqlx::AssertSqlSafe(self.text(sql))
+    }
+
+    /// [`Engine::sql`] for a statement put together at run time from
+    /// per-engine pieces (each a constant of this module's code, never input).
+    pub(crate) fn sql_owned(self, sql: String) -> sqlx::AssertSqlSafe<Cow<'static, str>> {
+        sqlx::AssertSqlSafe(Cow::Owned(self.text(&sql).into_owned()))
+    }
+
+    fn text(self, sql: &str) -> Cow<'_, str> {
+        static JSON_EACH: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"json_each\((\$\d+)\)(?: AS (\w+))?").expect("a valid pattern")
+        });
+        match self {
+            Engine::Sqlite => Cow::Borrowed(sql),
+            Engine::Postgres => JSON_EACH.replace_all(sql, |c: &regex::Captures| match c.get(2) {
+                Some(alias) => format!(
+                    "jsonb_array_elements(CAST({} AS jsonb)) AS {}(value)",
+                    &c[1],
+                    alias.as_str()
+                ),
+                None => format!(
+                    "jsonb_array_elements_text(CAST({} AS jsonb)) AS json_each(value)",
+                    &c[1]
+                ),
+            }),
+        }
+    }
+
+    /// `sqlite` or `postgres`, as shown by readiness and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -59,10 +194,15 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 /// How long a write waits for another connection's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The key of the PostgreSQL transaction-level advisory lock every write
+/// transaction takes first (see [`Store::write`]): "LKOUTWR1" in ASCII.
+const WRITE_LOCK_KEY: i64 = 0x4c4b_4f55_5457_5231;
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    engine: Engine,
     /// The file opened, to notice it being deleted or replaced.
     file: Option<std::sync::Arc<FileId>>,
 }
@@ -130,29 +270,63 @@ fn wal_path(path: &Path) -> std::path::PathBuf {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file and applies migrations.
+    /// Opens (creating if needed) the SQLite database file and applies
+    /// migrations: [`Store::connect`] with [`Database::Sqlite`].
     pub async fn open(path: &Path) -> Result<Self> {
+        Self::connect(&Database::Sqlite(path.to_path_buf())).await
+    }
+
+    /// Opens `database` (a SQLite file is created if missing) and applies
+    /// the migrations of its engine (`migrations/sqlite` or
+    /// `migrations/postgres`). Concurrent starts on one database are safe:
+    /// sqlx's migrator holds a lock while it migrates (SQLite's write lock;
+    /// a PostgreSQL advisory lock, `pg_advisory_lock`).
+    pub async fn connect(database: &Database) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        match database {
+            Database::Sqlite(path) => Self::open_sqlite(path).await,
+            Database::Postgres(url) => Self::open_postgres(url).await,
+        }
+    }
+
+    async fn open_sqlite(path: &Path) -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
             .create_if_missing(true)
-            .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         into_wal(&options).await?;
+        // The `Any` driver opens SQLite from a URL, which carries only the
+        // open mode: the file exists now (`into_wal` created it), and the
+        // per-connection settings are set on each new connection.
+        let url = url::Url::from_file_path(std::path::absolute(path).map_err(sqlx::Error::Io)?)
+            .map_err(|()| StoreError::Corrupt(format!("not a file path: {}", path.display())))?;
+        let url = format!("sqlite://{}?mode=rw", url.path());
         // Writers wait for each other (the busy timeout) on their own
         // connection; enough connections stay for readers meanwhile.
         // Connections are never closed by the pool (no idle timeout, no
         // lifetime): SQLite removes the WAL when its last connection
         // closes, and `file_problem` reads a WAL gone as deleted.
-        let pool = SqlitePoolOptions::new()
+        let pool = AnyPoolOptions::new()
             .max_connections(8)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql(
+                        "PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL;
+                         PRAGMA foreign_keys = ON",
+                    )
+                    .execute(conn)
+                    .await?;
+                    Ok(())
+                })
+            })
             .after_release(|conn, _| Box::pin(outside_transaction(conn)))
-            .connect_with(options)
+            .connect_with(AnyConnectOptions::from_str(&url)?)
             .await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         let file = FileId::of(path).ok().map(|id| {
             std::sync::Arc::new(FileId {
                 path: path.to_path_buf(),
@@ -160,7 +334,43 @@ impl Store {
                 wal: FileId::of(&wal_path(path)).ok().flatten(),
             })
         });
-        Ok(Self { pool, file })
+        Ok(Self {
+            pool,
+            engine: Engine::Sqlite,
+            file,
+        })
+    }
+
+    async fn open_postgres(url: &str) -> Result<Self> {
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .min_connections(1)
+            .acquire_timeout(BUSY_TIMEOUT)
+            // A write waits at most `BUSY_TIMEOUT` for another's lock, as
+            // SQLite's busy timeout makes it, then fails (and is retried or
+            // held in memory by its caller) instead of hanging.
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("SET lock_timeout = 5000")
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+            .after_release(|conn, _| Box::pin(outside_transaction(conn)))
+            .connect_with(AnyConnectOptions::from_str(url)?)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Self {
+            pool,
+            engine: Engine::Postgres,
+            file: None,
+        })
+    }
+
+    /// The engine behind this store.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     /// What is wrong with the database file, if anything: deleted, or
@@ -204,7 +414,7 @@ impl Store {
 
     pub async fn setting(&self, key: &str) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -213,11 +423,13 @@ impl Store {
 
     /// Stores `value` unless the key exists; returns the value that is stored.
     pub async fn setting_or_insert(&self, key: &str, value: &str) -> Result<String> {
-        sqlx::query("INSERT OR IGNORE INTO settings (key, value) VALUES (?, ?)")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
         self.setting(key)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("setting `{key}` vanished")))
@@ -239,20 +451,20 @@ impl Store {
     /// busy for the whole busy timeout after readiness gave up.
     pub async fn write_check(&self, now: DateTime<Utc>) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
-        sqlx::raw_sql("PRAGMA busy_timeout = 500")
-            .execute(&mut *conn)
-            .await?;
+        let (short, back) = match self.engine {
+            Engine::Sqlite => ("PRAGMA busy_timeout = 500", "PRAGMA busy_timeout = 5000"),
+            Engine::Postgres => ("SET lock_timeout = 500", "SET lock_timeout = 5000"),
+        };
+        sqlx::raw_sql(short).execute(&mut *conn).await?;
         let written = sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ('ready_check', ?)
+            "INSERT INTO settings (key, value) VALUES ('ready_check', $1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(ms(now).to_string())
         .execute(&mut *conn)
         .await;
         // Back to the pool's `BUSY_TIMEOUT` for whoever uses it next.
-        sqlx::raw_sql("PRAGMA busy_timeout = 5000")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::raw_sql(back).execute(&mut *conn).await?;
         written?;
         Ok(())
     }
@@ -261,17 +473,38 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// A write transaction: `BEGIN IMMEDIATE`, so it holds SQLite's write
-    /// lock from its first statement. Every transaction of the store starts
-    /// here. A deferred `BEGIN` that reads before it writes (`SELECT`, then
-    /// `INSERT`) takes a read snapshot first; if another connection commits
-    /// before the write, WAL mode refuses the upgrade at once with
-    /// `SQLITE_BUSY` (the snapshot is stale), without waiting out the busy
-    /// timeout: an admin update answered 500 whenever the monitor stored a
-    /// run in between. Taking the lock first makes it wait its turn instead
-    /// (SQLite, "Transactions" and "WAL mode": `SQLITE_BUSY_SNAPSHOT`).
-    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    /// A write transaction that holds the database's one write lock from
+    /// its first statement; every transaction of the store starts here.
+    ///
+    /// On SQLite: `BEGIN IMMEDIATE`. A deferred `BEGIN` that reads before
+    /// it writes (`SELECT`, then `INSERT`) takes a read snapshot first; if
+    /// another connection commits before the write, WAL mode refuses the
+    /// upgrade at once with `SQLITE_BUSY` (the snapshot is stale), without
+    /// waiting out the busy timeout: an admin update answered 500 whenever
+    /// the monitor stored a run in between. Taking the lock first makes it
+    /// wait its turn instead (SQLite, "Transactions" and "WAL mode":
+    /// `SQLITE_BUSY_SNAPSHOT`).
+    ///
+    /// On PostgreSQL: `BEGIN` then `pg_advisory_xact_lock` on one key
+    /// ([`WRITE_LOCK_KEY`], released at commit or rollback), so the store's
+    /// read-then-write transactions run one at a time as they do on SQLite
+    /// (under READ COMMITTED two of them could otherwise interleave), across
+    /// every instance sharing the database. Single statements outside a
+    /// transaction do not take it (PostgreSQL's row locks order them).
+    pub(crate) async fn write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.engine {
+            Engine::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Engine::Postgres => {
+                let mut tx = self.pool.begin_with("BEGIN").await?;
+                sqlx::query(
+                    "SELECT CAST(1 AS BIGINT) FROM (SELECT pg_advisory_xact_lock($1)) AS l",
+                )
+                .bind(WRITE_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+                Ok(tx)
+            }
+        }
     }
 }
 
@@ -307,10 +540,10 @@ async fn into_wal(options: &SqliteConnectOptions) -> Result<()> {
 /// that is never committed (writes that "succeed" and are lost). It is
 /// closed instead, which ends the transaction, and the pool opens a new one.
 /// Costs nothing on the usual path (no transaction: nothing to ask).
-async fn outside_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<bool> {
+async fn outside_transaction(conn: &mut sqlx::AnyConnection) -> sqlx::Result<bool> {
     use sqlx::Connection;
     use sqlx_core::transaction::TransactionManager;
-    type Tm = sqlx::sqlite::SqliteTransactionManager;
+    type Tm = sqlx::any::AnyTransactionManager;
     if Tm::get_transaction_depth(conn) == 0 {
         return Ok(true);
     }
@@ -322,6 +555,17 @@ async fn outside_transaction(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<
         tracing::warn!("a database connection was left inside a transaction; closing it");
     }
     Ok(clean)
+}
+
+/// A flag column (0 or 1; a comparison such as `x IS NULL` is an integer on
+/// SQLite and a boolean on PostgreSQL) as a `bool`. A missing or
+/// undecodable column reads as `false`.
+pub(crate) fn flag(row: &sqlx::any::AnyRow, column: &str) -> bool {
+    use sqlx::Row;
+    match row.try_get::<Option<i64>, _>(column) {
+        Ok(v) => v.unwrap_or(0) != 0,
+        Err(_) => row.try_get::<bool, _>(column).unwrap_or(false),
+    }
 }
 
 /// Times are stored as Unix milliseconds.
@@ -336,6 +580,52 @@ pub(crate) fn time(ms: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `postgres://` or `postgresql://` URL selects PostgreSQL (any
+    /// case); anything else is a SQLite file path, and a shown URL never
+    /// carries its password.
+    #[test]
+    fn a_url_selects_postgres_and_anything_else_is_a_sqlite_file() {
+        for url in [
+            "postgres://lookout:pw@db.example:5432/lookout",
+            "postgresql://db.example/lookout?sslmode=require",
+            "POSTGRES://db/l",
+        ] {
+            assert_eq!(Database::parse(url).engine(), Engine::Postgres, "{url}");
+        }
+        for path in [
+            "probes.db",
+            "/var/lib/lookout/l.db",
+            "./postgres",
+            "sqlite.db",
+        ] {
+            assert_eq!(
+                Database::parse(path),
+                Database::Sqlite(path.into()),
+                "{path}"
+            );
+        }
+        let shown = Database::parse("postgres://lookout:s3cret@db/l").to_string();
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db/l"), "{shown}");
+    }
+
+    /// The one statement rewrite between engines: `json_each` with an
+    /// alias unpacks objects, without one strings; SQLite's text is kept.
+    #[test]
+    fn json_each_becomes_jsonb_array_elements_on_postgres() {
+        let objects = "SELECT r.value->>'a' FROM json_each($1) AS r WHERE true";
+        let strings = "DELETE FROM t WHERE id IN (SELECT value FROM json_each($2))";
+        assert_eq!(Engine::Sqlite.sql(objects).0, objects);
+        assert_eq!(
+            Engine::Postgres.sql(objects).0,
+            "SELECT r.value->>'a' FROM jsonb_array_elements(CAST($1 AS jsonb)) AS r(value) WHERE true"
+        );
+        assert_eq!(
+            Engine::Postgres.sql(strings).0,
+            "DELETE FROM t WHERE id IN (SELECT value FROM jsonb_array_elements_text(CAST($2 AS jsonb)) AS json_each(value))"
+        );
+    }
 
     /// Every transaction of the store starts through [`Store::write`]:
     /// a deferred `BEGIN` anywhere brings the stale-snapshot 500 back.
@@ -379,7 +669,7 @@ mod tests {
         let first = Store::open(&path).await.unwrap();
         for round in 0..5 {
             let mut tx = first.write().await.unwrap();
-            sqlx::query("INSERT INTO settings (key, value) VALUES (?, 'v')")
+            sqlx::query("INSERT INTO settings (key, value) VALUES ($1, 'v')")
                 .bind(format!("round-{round}"))
                 .execute(&mut *tx)
                 .await

@@ -35,7 +35,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT r.probe AS probe, s.step_id AS step, s.duration_ms AS duration_ms
              FROM runs r JOIN steps s ON s.run_id = r.id
-             WHERE r.started_at >= ? AND r.started_at < ? AND r.outcome IS NOT NULL
+             WHERE r.started_at >= $1 AND r.started_at < $2 AND r.outcome IS NOT NULL
                AND s.outcome != 'skipped'",
         )
         .bind(ms(from))
@@ -60,7 +60,7 @@ impl Store {
     ) -> Result<Vec<LeakedRun>> {
         let rows = sqlx::query(
             "SELECT run_uid, probe, started_at, reason FROM runs
-             WHERE leaked = 1 AND started_at >= ? AND started_at < ? ORDER BY started_at",
+             WHERE leaked = 1 AND started_at >= $1 AND started_at < $2 ORDER BY started_at",
         )
         .bind(ms(from))
         .bind(ms(to))
@@ -79,7 +79,7 @@ impl Store {
 
     /// Whether a notification with this delivery id was ever enqueued.
     pub async fn delivery_exists(&self, delivery_id: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivery_id = ?")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE delivery_id = $1")
             .bind(delivery_id)
             .fetch_one(&self.pool)
             .await?;

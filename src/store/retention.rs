@@ -11,8 +11,8 @@ impl Store {
     pub async fn prune_runs(&self, cutoff: DateTime<Utc>, batch: i64) -> Result<u64> {
         let r = sqlx::query(
             "DELETE FROM runs WHERE id IN (
-                SELECT id FROM runs WHERE started_at < ? AND outcome IS NOT NULL AND leaked = 0
-                ORDER BY started_at LIMIT ?)",
+                SELECT id FROM runs WHERE started_at < $1 AND outcome IS NOT NULL AND leaked = 0
+                ORDER BY started_at LIMIT $2)",
         )
         .bind(ms(cutoff))
         .bind(batch)
@@ -20,7 +20,7 @@ impl Store {
         .await?;
         let skips = sqlx::query(
             "DELETE FROM skipped_starts WHERE id IN (
-                SELECT id FROM skipped_starts WHERE last_at < ? LIMIT ?)",
+                SELECT id FROM skipped_starts WHERE last_at < $1 LIMIT $2)",
         )
         .bind(ms(cutoff))
         .bind(batch)
@@ -33,7 +33,7 @@ impl Store {
     /// than `cutoff`.
     pub async fn prune_rollups(&self, cutoff: DateTime<Utc>, batch: i64) -> Result<u64> {
         let hourly = sqlx::query(
-            "DELETE FROM hourly WHERE (probe, hour) IN (SELECT probe, hour FROM hourly WHERE hour < ? LIMIT ?)",
+            "DELETE FROM hourly WHERE (probe, hour) IN (SELECT probe, hour FROM hourly WHERE hour < $1 LIMIT $2)",
         )
         .bind(ms(cutoff))
         .bind(batch)
@@ -41,7 +41,7 @@ impl Store {
         .await?;
         let intervals = sqlx::query(
             "DELETE FROM state_intervals WHERE id IN (
-                SELECT id FROM state_intervals WHERE ended_at IS NOT NULL AND ended_at < ? LIMIT ?)",
+                SELECT id FROM state_intervals WHERE ended_at IS NOT NULL AND ended_at < $1 LIMIT $2)",
         )
         .bind(ms(cutoff))
         .bind(batch)

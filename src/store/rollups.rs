@@ -84,7 +84,7 @@ impl Store {
         let stale_ms = stale_after.as_millis() as i64;
         let current = sqlx::query(
             "SELECT id, state, started_at, last_seen_at FROM state_intervals
-             WHERE kind = ? AND subject = ? AND ended_at IS NULL",
+             WHERE kind = $1 AND subject = $2 AND ended_at IS NULL",
         )
         .bind(kind)
         .bind(id)
@@ -100,7 +100,7 @@ impl Store {
         let silent = at_ms - last_seen > stale_ms;
         if same && !silent {
             sqlx::query(
-                "UPDATE state_intervals SET last_seen_at = max(last_seen_at, ?) WHERE id = ?",
+                "UPDATE state_intervals SET last_seen_at = max(last_seen_at, $1) WHERE id = $2",
             )
             .bind(at_ms)
             .bind(row_id)
@@ -127,7 +127,7 @@ impl Store {
     ) -> Result<()> {
         let mut tx = self.write().await?;
         if let Some((row, end)) = close {
-            sqlx::query("UPDATE state_intervals SET ended_at = ? WHERE id = ?")
+            sqlx::query("UPDATE state_intervals SET ended_at = $1 WHERE id = $2")
                 .bind(end)
                 .bind(row)
                 .execute(&mut *tx)
@@ -135,7 +135,7 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO state_intervals (kind, subject, state, started_at, last_seen_at)
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(kind)
         .bind(id)
@@ -201,10 +201,10 @@ impl Store {
         let (kind, id) = subject.parts();
         let rows = sqlx::query(
             "SELECT state, started_at, ended_at, last_seen_at FROM state_intervals
-             WHERE kind = ?1 AND subject = ?2 AND ended_at > ?3
+             WHERE kind = $1 AND subject = $2 AND ended_at > $3
              UNION ALL
              SELECT state, started_at, ended_at, last_seen_at FROM state_intervals
-             WHERE kind = ?1 AND subject = ?2 AND ended_at IS NULL
+             WHERE kind = $1 AND subject = $2 AND ended_at IS NULL
              ORDER BY started_at",
         )
         .bind(kind)
@@ -228,11 +228,11 @@ impl Store {
     pub async fn component_hours(&self, component: &str, from: DateTime<Utc>) -> Result<Vec<Hour>> {
         let from = ms(from);
         let rows = sqlx::query(
-            "SELECT hour, sum(runs) AS runs, sum(passes) AS passes, sum(degraded) AS degraded,
-                sum(fails) AS fails, sum(errors) AS errors,
-                sum(duration_sum_ms) AS duration_sum_ms,
+            "SELECT hour, CAST(sum(runs) AS BIGINT) AS runs, CAST(sum(passes) AS BIGINT) AS passes, CAST(sum(degraded) AS BIGINT) AS degraded,
+                CAST(sum(fails) AS BIGINT) AS fails, CAST(sum(errors) AS BIGINT) AS errors,
+                CAST(sum(duration_sum_ms) AS BIGINT) AS duration_sum_ms,
                 min(duration_min_ms) AS duration_min_ms, max(duration_max_ms) AS duration_max_ms
-             FROM hourly WHERE component = ? AND hour >= ?
+             FROM hourly WHERE component = $1 AND hour >= $2
              GROUP BY hour ORDER BY hour",
         )
         .bind(component)
@@ -266,10 +266,10 @@ impl Store {
         let from = ms(from);
         let rows = sqlx::query(
             "SELECT probe, component, hour, runs, fails, errors FROM hourly
-             WHERE hour >= ? AND (? = 0 OR fails + errors > 0) ORDER BY hour, probe",
+             WHERE hour >= $1 AND ($2 = 0 OR fails + errors > 0) ORDER BY hour, probe",
         )
         .bind(from - from.rem_euclid(ONE_HOUR_MS))
-        .bind(failed_only)
+        .bind(i64::from(failed_only))
         .fetch_all(&self.pool)
         .await?;
         Ok(rows

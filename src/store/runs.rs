@@ -69,7 +69,7 @@ impl Store {
             ..Default::default()
         };
         self.write_batch(&batch).await?;
-        Ok(sqlx::query_scalar("SELECT id FROM runs WHERE run_uid = ?")
+        Ok(sqlx::query_scalar("SELECT id FROM runs WHERE run_uid = $1")
             .bind(&run.run_uid)
             .fetch_one(&self.pool)
             .await?)
@@ -85,7 +85,7 @@ impl Store {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO runs (run_uid, probe, component, started_at, pending_captures)
-             VALUES (?, ?, ?, ?, '{}')",
+             VALUES ($1, $2, $3, $4, '{}')",
         )
         .bind(run_uid)
         .bind(probe)
@@ -97,7 +97,7 @@ impl Store {
     }
 
     pub async fn save_pending_captures(&self, run_uid: &str, captures_json: &str) -> Result<()> {
-        sqlx::query("UPDATE runs SET pending_captures = ? WHERE run_uid = ? AND outcome IS NULL")
+        sqlx::query("UPDATE runs SET pending_captures = $1 WHERE run_uid = $2 AND outcome IS NULL")
             .bind(captures_json)
             .bind(run_uid)
             .execute(&self.pool)
@@ -132,7 +132,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT run_id, seq, step_id, phase, method, url, status, outcome, started_at,
                 duration_ms, attempts, error, kind, failures, captures, timings, hops
-             FROM steps WHERE run_id = ? ORDER BY seq",
+             FROM steps WHERE run_id = $1 ORDER BY seq",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
@@ -142,7 +142,7 @@ impl Store {
 
     pub async fn recent_runs(&self, probe: &str, limit: i64) -> Result<Vec<RunRow>> {
         let rows = sqlx::query(
-            "SELECT * FROM runs WHERE probe = ? ORDER BY started_at DESC, id DESC LIMIT ?",
+            "SELECT * FROM runs WHERE probe = $1 ORDER BY started_at DESC, id DESC LIMIT $2",
         )
         .bind(probe)
         .bind(limit)
@@ -155,7 +155,7 @@ impl Store {
     /// (retention prunes old runs), if any.
     pub async fn last_failed_run(&self, probe: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT run_uid FROM runs WHERE probe = ? AND outcome IN ('fail', 'error') \
+            "SELECT run_uid FROM runs WHERE probe = $1 AND outcome IN ('fail', 'error') \
              ORDER BY started_at DESC, id DESC LIMIT 1",
         )
         .bind(probe)
@@ -166,7 +166,7 @@ impl Store {
     /// Runs whose cleanup failed: something may be left behind on the platform.
     pub async fn leaked_runs(&self, limit: i64) -> Result<Vec<RunRow>> {
         let rows =
-            sqlx::query("SELECT * FROM runs WHERE leaked = 1 ORDER BY started_at DESC LIMIT ?")
+            sqlx::query("SELECT * FROM runs WHERE leaked = 1 ORDER BY started_at DESC LIMIT $1")
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
@@ -180,7 +180,7 @@ impl Store {
     }
 
     pub async fn probe_state(&self, probe: &str) -> Result<Option<ProbeState>> {
-        let row = sqlx::query("SELECT * FROM probe_states WHERE probe = ?")
+        let row = sqlx::query("SELECT * FROM probe_states WHERE probe = $1")
             .bind(probe)
             .fetch_optional(&self.pool)
             .await?;
@@ -196,7 +196,7 @@ impl Store {
 
     /// The states of one component's probes.
     pub async fn probe_states_of(&self, component: &str) -> Result<Vec<ProbeState>> {
-        let rows = sqlx::query("SELECT * FROM probe_states WHERE component = ? ORDER BY probe")
+        let rows = sqlx::query("SELECT * FROM probe_states WHERE component = $1 ORDER BY probe")
             .bind(component)
             .fetch_all(&self.pool)
             .await?;
@@ -212,14 +212,14 @@ impl Store {
     pub async fn move_probe(&self, from: &str, to: &str, component: &str) -> Result<()> {
         let mut tx = self.write().await?;
         let statements: [&str; 5] = [
-            "DELETE FROM probe_states WHERE probe = ?2 AND ?1 <> ?2",
-            "UPDATE probe_states SET probe = ?2, component = ?3 WHERE probe = ?1",
-            "UPDATE incident_probes SET probe = ?2 WHERE probe = ?1 AND ?1 <> ?2
+            "DELETE FROM probe_states WHERE probe = $2 AND $1 <> $2",
+            "UPDATE probe_states SET probe = $2, component = $3 WHERE probe = $1",
+            "UPDATE incident_probes SET probe = $2 WHERE probe = $1 AND $1 <> $2
                AND incident_id IN (SELECT id FROM incidents WHERE resolved_at IS NULL)",
             "UPDATE state_intervals SET ended_at = last_seen_at
-               WHERE kind = 'probe' AND subject = ?2 AND ended_at IS NULL AND ?1 <> ?2",
-            "UPDATE state_intervals SET subject = ?2
-               WHERE kind = 'probe' AND subject = ?1 AND ended_at IS NULL",
+               WHERE kind = 'probe' AND subject = $2 AND ended_at IS NULL AND $1 <> $2",
+            "UPDATE state_intervals SET subject = $2
+               WHERE kind = 'probe' AND subject = $1 AND ended_at IS NULL",
         ];
         for sql in statements {
             sqlx::query(sql)
@@ -235,7 +235,7 @@ impl Store {
 
     /// Drops a removed probe's state (its runs stay until retention).
     pub async fn forget_probe_state(&self, probe: &str) -> Result<()> {
-        sqlx::query("DELETE FROM probe_states WHERE probe = ?")
+        sqlx::query("DELETE FROM probe_states WHERE probe = $1")
             .bind(probe)
             .execute(&self.pool)
             .await?;
@@ -243,7 +243,7 @@ impl Store {
     }
 }
 
-fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeState {
+fn probe_row(r: &sqlx::any::AnyRow) -> ProbeState {
     let probe: String = r.get("probe");
     ProbeState {
         probe_id: r
@@ -252,7 +252,7 @@ fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeState {
         probe,
         component: r.get("component"),
         health: ProbeHealth {
-            failing: r.get("failing"),
+            failing: super::flag(r, "failing"),
             consecutive_failures: r.get::<i64, _>("consecutive_failures") as u32,
             consecutive_passes: r.get::<i64, _>("consecutive_passes") as u32,
             since: time(r.get("since")),
@@ -261,7 +261,7 @@ fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeState {
                 .into_iter()
                 .map(time)
                 .collect(),
-            flapping: r.get("flapping"),
+            flapping: super::flag(r, "flapping"),
         },
         last_run_at: r.get::<Option<i64>, _>("last_run_at").map(time),
         last_outcome: r
@@ -272,7 +272,7 @@ fn probe_row(r: &sqlx::sqlite::SqliteRow) -> ProbeState {
     }
 }
 
-pub(super) fn run_row(r: &sqlx::sqlite::SqliteRow) -> RunRow {
+pub(super) fn run_row(r: &sqlx::any::AnyRow) -> RunRow {
     RunRow {
         id: r.get("id"),
         run_uid: r.get("run_uid"),
@@ -282,19 +282,19 @@ pub(super) fn run_row(r: &sqlx::sqlite::SqliteRow) -> RunRow {
         outcome: r
             .get::<Option<String>, _>("outcome")
             .and_then(|o| Outcome::parse(&o)),
-        leaked: r.get("leaked"),
+        leaked: super::flag(r, "leaked"),
         failed_step: r.get("failed_step"),
         reason: r.get("reason"),
         failure_kind: r
             .get::<Option<String>, _>("failure_kind")
             .and_then(|k| FailureKind::parse(&k)),
-        manual: r.get("manual"),
+        manual: super::flag(r, "manual"),
     }
 }
 
 /// A step row as stored (JSON columns decoded; one that does not decode
 /// reads as empty rather than failing the whole list).
-pub(super) fn step_row(r: &sqlx::sqlite::SqliteRow) -> StepRow {
+pub(super) fn step_row(r: &sqlx::any::AnyRow) -> StepRow {
     fn decoded<T: serde::de::DeserializeOwned>(text: Option<String>) -> Option<T> {
         text.and_then(|t| serde_json::from_str(&t).ok())
     }

@@ -18,19 +18,20 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<HashMap<String, DateTime<Utc>>> {
         let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        sqlx::query(
-            "INSERT OR IGNORE INTO first_seen (kind, id, at)
-             SELECT ?, value, ? FROM json_each(?)",
-        )
+        sqlx::query(self.engine.sql(
+            "INSERT INTO first_seen (kind, id, at)
+             SELECT $1, value, $2 FROM json_each($3) WHERE true
+             ON CONFLICT (kind, id) DO NOTHING",
+        ))
         .bind(kind)
         .bind(ms(now))
         .bind(&list)
         .execute(&self.pool)
         .await?;
-        let rows = sqlx::query(
+        let rows = sqlx::query(self.engine.sql(
             "SELECT id, at FROM first_seen
-             WHERE kind = ? AND id IN (SELECT value FROM json_each(?))",
-        )
+             WHERE kind = $1 AND id IN (SELECT value FROM json_each($2))",
+        ))
         .bind(kind)
         .bind(&list)
         .fetch_all(&self.pool)

@@ -33,7 +33,7 @@ impl Store {
         for s in skips {
             sqlx::query(
                 "INSERT INTO skipped_starts (probe, reason, count, first_at, last_at)
-                 VALUES (?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&s.probe)
             .bind(s.reason.as_str())
@@ -51,7 +51,7 @@ impl Store {
     pub async fn skips_since(&self, since: DateTime<Utc>) -> Result<Vec<SkipRow>> {
         let rows = sqlx::query(
             "SELECT probe, reason, count, first_at, last_at FROM skipped_starts
-             WHERE last_at >= ? ORDER BY last_at DESC, id DESC LIMIT 1000",
+             WHERE last_at >= $1 ORDER BY last_at DESC, id DESC LIMIT 1000",
         )
         .bind(ms(since))
         .fetch_all(&self.pool)
@@ -72,8 +72,8 @@ impl Store {
     /// and reason, most first.
     pub async fn skip_totals(&self, since: DateTime<Utc>) -> Result<Vec<SkipTotal>> {
         let rows = sqlx::query(
-            "SELECT probe, reason, sum(count) AS n, max(last_at) AS last_at FROM skipped_starts
-             WHERE last_at >= ? GROUP BY probe, reason ORDER BY n DESC, probe LIMIT 1000",
+            "SELECT probe, reason, CAST(sum(count) AS BIGINT) AS n, max(last_at) AS last_at
+             FROM skipped_starts WHERE last_at >= $1 GROUP BY probe, reason ORDER BY n DESC, probe LIMIT 1000",
         )
         .bind(ms(since))
         .fetch_all(&self.pool)

@@ -21,7 +21,7 @@ impl Subscriber {
     }
 }
 
-fn subscriber(r: &sqlx::sqlite::SqliteRow) -> Subscriber {
+fn subscriber(r: &sqlx::any::AnyRow) -> Subscriber {
     Subscriber {
         id: r.get("id"),
         email: r.get("email"),
@@ -70,7 +70,7 @@ impl Store {
         let comps = serde_json::to_string(components).unwrap_or_else(|_| "[]".into());
         let mut tx = self.write().await?;
         sqlx::query(
-            "INSERT INTO subscribers (email, components, token, created_at) VALUES (?, ?, ?, ?)
+            "INSERT INTO subscribers (email, components, token, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (email) DO NOTHING",
         )
         .bind(email)
@@ -79,14 +79,14 @@ impl Store {
         .bind(ms(now))
         .execute(&mut *tx)
         .await?;
-        let row = sqlx::query("SELECT * FROM subscribers WHERE email = ?")
+        let row = sqlx::query("SELECT * FROM subscribers WHERE email = $1")
             .bind(email)
             .fetch_one(&mut *tx)
             .await?;
         let s = subscriber(&row);
         sqlx::query(
             "INSERT INTO subscription_requests (token, subscriber_id, components, created_at)
-             VALUES (?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4)",
         )
         .bind(token)
         .bind(s.id)
@@ -108,7 +108,7 @@ impl Store {
             "SELECT r.token AS r_token, r.components AS r_components, r.created_at AS r_created,
                     s.*
              FROM subscription_requests r JOIN subscribers s ON s.id = r.subscriber_id
-             WHERE r.token = ? AND r.confirmed_at IS NULL AND r.created_at > ?",
+             WHERE r.token = $1 AND r.confirmed_at IS NULL AND r.created_at > $2",
         )
         .bind(token)
         .bind(ms(now - REQUEST_VALID_FOR))
@@ -132,8 +132,8 @@ impl Store {
         let comps = serde_json::to_string(&req.components).unwrap_or_else(|_| "[]".into());
         let mut tx = self.write().await?;
         let used = sqlx::query(
-            "UPDATE subscription_requests SET confirmed_at = ?
-             WHERE token = ? AND confirmed_at IS NULL",
+            "UPDATE subscription_requests SET confirmed_at = $1
+             WHERE token = $2 AND confirmed_at IS NULL",
         )
         .bind(ms(now))
         .bind(token)
@@ -143,8 +143,8 @@ impl Store {
             return Ok(false);
         }
         sqlx::query(
-            "UPDATE subscribers SET components = ?, confirmed_at = ?, unsubscribed_at = NULL
-             WHERE id = ?",
+            "UPDATE subscribers SET components = $1, confirmed_at = $2, unsubscribed_at = NULL
+             WHERE id = $3",
         )
         .bind(comps)
         .bind(ms(now))
@@ -153,8 +153,8 @@ impl Store {
         .await?;
         // A request made earlier must not undo this one when confirmed later.
         sqlx::query(
-            "UPDATE subscription_requests SET confirmed_at = ?
-             WHERE subscriber_id = ? AND confirmed_at IS NULL AND created_at <= ?",
+            "UPDATE subscription_requests SET confirmed_at = $1
+             WHERE subscriber_id = $2 AND confirmed_at IS NULL AND created_at <= $3",
         )
         .bind(ms(now))
         .bind(req.subscriber.id)
@@ -167,7 +167,7 @@ impl Store {
 
     pub async fn subscriber_by_token(&self, token: &str) -> Result<Option<Subscriber>> {
         let row =
-            sqlx::query("SELECT * FROM subscribers WHERE token = ? AND unsubscribed_at IS NULL")
+            sqlx::query("SELECT * FROM subscribers WHERE token = $1 AND unsubscribed_at IS NULL")
                 .bind(token)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -176,7 +176,7 @@ impl Store {
 
     pub async fn unsubscribe(&self, token: &str, now: DateTime<Utc>) -> Result<bool> {
         let r = sqlx::query(
-            "UPDATE subscribers SET unsubscribed_at = ? WHERE token = ? AND unsubscribed_at IS NULL",
+            "UPDATE subscribers SET unsubscribed_at = $1 WHERE token = $2 AND unsubscribed_at IS NULL",
         )
         .bind(ms(now))
         .bind(token)

@@ -33,7 +33,7 @@ impl WebhookSubscription {
     }
 }
 
-fn subscription(r: &sqlx::sqlite::SqliteRow) -> WebhookSubscription {
+fn subscription(r: &sqlx::any::AnyRow) -> WebhookSubscription {
     let confirmed = r.get::<Option<i64>, _>("confirmed_at").is_some();
     let gone = r.get::<Option<i64>, _>("unsubscribed_at").is_some();
     let disabled = r.get::<Option<i64>, _>("disabled_at").is_some();
@@ -68,7 +68,7 @@ impl Store {
         let mut tx = self.write().await?;
         sqlx::query(
             "INSERT INTO webhook_subscriptions (endpoint, email, components, token, created_at)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint, email) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (endpoint, email) DO NOTHING",
         )
         .bind(endpoint)
         .bind(email)
@@ -79,8 +79,8 @@ impl Store {
         .await?;
         let row = sqlx::query(
             "UPDATE webhook_subscriptions
-             SET request_token = ?, request_components = ?, requested_at = ?
-             WHERE endpoint = ? AND email = ? RETURNING *",
+             SET request_token = $1, request_components = $2, requested_at = $3
+             WHERE endpoint = $4 AND email = $5 RETURNING *",
         )
         .bind(request_token)
         .bind(&comps)
@@ -101,7 +101,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<WebhookSubscription>> {
         let row = sqlx::query(
-            "SELECT * FROM webhook_subscriptions WHERE request_token = ? AND requested_at > ?",
+            "SELECT * FROM webhook_subscriptions WHERE request_token = $1 AND requested_at > $2",
         )
         .bind(request_token)
         .bind(ms(now - super::REQUEST_VALID_FOR))
@@ -120,10 +120,10 @@ impl Store {
     ) -> Result<Option<WebhookSubscription>> {
         let row = sqlx::query(
             "UPDATE webhook_subscriptions
-             SET components = request_components, confirmed_at = ?, unsubscribed_at = NULL,
+             SET components = request_components, confirmed_at = $1, unsubscribed_at = NULL,
                  disabled_at = NULL, disabled_reason = NULL,
                  request_token = NULL, request_components = NULL, requested_at = NULL
-             WHERE request_token = ? AND requested_at > ? RETURNING *",
+             WHERE request_token = $2 AND requested_at > $3 RETURNING *",
         )
         .bind(ms(now))
         .bind(request_token)
@@ -136,7 +136,7 @@ impl Store {
     /// The subscription of a manage/unsubscribe token, unless unsubscribed.
     pub async fn webhook_by_token(&self, token: &str) -> Result<Option<WebhookSubscription>> {
         let row = sqlx::query(
-            "SELECT * FROM webhook_subscriptions WHERE token = ? AND unsubscribed_at IS NULL",
+            "SELECT * FROM webhook_subscriptions WHERE token = $1 AND unsubscribed_at IS NULL",
         )
         .bind(token)
         .fetch_optional(&self.pool)
@@ -145,7 +145,7 @@ impl Store {
     }
 
     pub async fn webhook_subscription(&self, id: i64) -> Result<Option<WebhookSubscription>> {
-        let row = sqlx::query("SELECT * FROM webhook_subscriptions WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM webhook_subscriptions WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -157,8 +157,8 @@ impl Store {
     pub async fn unsubscribe_webhook(&self, token: &str, now: DateTime<Utc>) -> Result<bool> {
         let mut tx = self.write().await?;
         let id: Option<i64> = sqlx::query_scalar(
-            "UPDATE webhook_subscriptions SET unsubscribed_at = ?
-             WHERE token = ? AND unsubscribed_at IS NULL RETURNING id",
+            "UPDATE webhook_subscriptions SET unsubscribed_at = $1
+             WHERE token = $2 AND unsubscribed_at IS NULL RETURNING id",
         )
         .bind(ms(now))
         .bind(token)
@@ -177,8 +177,8 @@ impl Store {
     pub async fn disable_webhook(&self, id: i64, reason: &str, now: DateTime<Utc>) -> Result<bool> {
         let mut tx = self.write().await?;
         let r = sqlx::query(
-            "UPDATE webhook_subscriptions SET disabled_at = ?, disabled_reason = ?
-             WHERE id = ? AND disabled_at IS NULL AND unsubscribed_at IS NULL",
+            "UPDATE webhook_subscriptions SET disabled_at = $1, disabled_reason = $2
+             WHERE id = $3 AND disabled_at IS NULL AND unsubscribed_at IS NULL",
         )
         .bind(ms(now))
         .bind(reason)
@@ -203,14 +203,10 @@ impl Store {
 }
 
 /// Marks the subscription's pending deliveries failed (nothing more is sent).
-async fn drop_pending(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    id: i64,
-    why: &str,
-) -> Result<()> {
+async fn drop_pending(tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: i64, why: &str) -> Result<()> {
     sqlx::query(
-        "UPDATE outbox SET status = 'failed', last_error = ?, claimed_until = 0
-         WHERE status = 'pending' AND notifier = ?",
+        "UPDATE outbox SET status = 'failed', last_error = $1, claimed_until = 0
+         WHERE status = 'pending' AND notifier = $2",
     )
     .bind(why)
     .bind(crate::lanes::webhook(id))

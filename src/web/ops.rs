@@ -30,16 +30,31 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// How long `/metrics` waits for the store's gauges before answering
+/// without refreshing them.
+const STORE_GAUGES_WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// `GET /metrics`: every metric, with the store's gauges read now.
 /// `GET /metrics`: OpenMetrics, or the classic text format 0.0.4 when the
-/// `Accept` header prefers it (`metrics::negotiate`).
+/// `Accept` header prefers it (`metrics::negotiate`). When the store cannot
+/// be read within [`STORE_GAUGES_WITHIN`] (a PostgreSQL connection lost,
+/// the server restarting) the store's gauges keep their last values and
+/// everything else is answered: an outage is when operators need the rest
+/// (runs counted and held, write failures).
 pub async fn metrics(
     State(app): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, WebError> {
-    let outbox = app.store.outbox_stats().await?;
-    let open = app.store.open_incidents().await?.len();
-    app.metrics.observe_store(&outbox, open, Utc::now());
+    let read = async {
+        let outbox = app.store.outbox_stats().await?;
+        let open = app.store.open_incidents().await?.len();
+        Ok::<_, crate::store::StoreError>((outbox, open))
+    };
+    match tokio::time::timeout(STORE_GAUGES_WITHIN, read).await {
+        Ok(Ok((outbox, open))) => app.metrics.observe_store(&outbox, open, Utc::now()),
+        Ok(Err(e)) => tracing::debug!("metrics: store gauges not refreshed: {e}"),
+        Err(_) => tracing::debug!("metrics: store gauges not refreshed: the store is slow"),
+    }
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let (content_type, body) = app.metrics.encode_as(crate::metrics::negotiate(accept));
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())

@@ -529,16 +529,14 @@ escalation:
     )
     .await;
     let (reader, hook, hook_request) = {
-        use sqlx::Connection;
-        let db = format!("sqlite://{}", dir.path().join("l.db").display());
-        let mut conn = sqlx::SqliteConnection::connect(&db).await.unwrap();
+        let conn = crate::support::raw_pool(&dir.path().join("l.db")).await;
         let reader: String = sqlx::query_scalar("SELECT token FROM subscribers")
-            .fetch_one(&mut conn)
+            .fetch_one(&conn)
             .await
             .unwrap();
         let (hook, hook_request): (String, String) =
             sqlx::query_as("SELECT token, request_token FROM webhook_subscriptions")
-                .fetch_one(&mut conn)
+                .fetch_one(&conn)
                 .await
                 .unwrap();
         (reader, hook, hook_request)

@@ -494,6 +494,7 @@ limits: { journeys: 10, per_host: 5, shutdown_grace: 5s }
 watchdog: { url: "http://127.0.0.1:9/wd", every: 1m, timeout: 5s }
 report: { email: [ops@example.test], send: "monday 09:00" }
 metrics: { step_histograms: true }
+database: "postgres://lookout:{{ secrets.pw }}@127.0.0.1:9/lookout"
 "#;
     let journey = r#"defaults: { every: 1m, timeout: 2s, retry: { attempts: 2, on: [connect, 5xx], backoff: 1s }, alert: { after: 2 failures, recover_after: 2, escalation: oc, flapping: { changes: 4, within: 1h } }, jitter: 1s, max_body: 1MB, insecure_tls: false, tls: { ca_file: ca.pem }, redirects: 3 }
 probes:

@@ -13,7 +13,7 @@ use lookout::journey::{Outcome, RunResult, Trigger};
 use lookout::latency::{bucket_of, upper_ms};
 use serde_json::Value;
 
-use crate::support::{ADMIN_TOKEN, Answer, PASSWORD, Recorder, Running, eventually};
+use crate::support::{ADMIN_TOKEN, Answer, PASSWORD, Recorder, Running, eventually, open_store};
 
 const WAIT: Duration = Duration::from_secs(30);
 /// A schedule that never fires during a test (Jan 1st, 03:00).
@@ -480,7 +480,7 @@ async fn the_chart_reads_p50_and_p95_per_hour_from_the_rollup() {
     let this_hour = now.duration_trunc(chrono::Duration::hours(1)).unwrap();
     let earlier = this_hour - chrono::Duration::hours(5);
     {
-        let store = lookout::store::Store::open(&db).await.unwrap();
+        let store = open_store(&db).await;
         // This hour, stored run by run (each its own batch, so the
         // histogram is added to in the upsert): 18 of 100 ms, 2 of 2 s,
         // and failures, which say nothing about response time.

@@ -111,6 +111,9 @@ async fn ready(url: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_freed_again_takes_writes_without_a_restart_and_the_all_clear_counts_true() {
+    if crate::support::sqlite_only("a fault of the SQLite file, its WAL or its disk") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let mnt = Tmpfs::mount(&dir.path().join("mnt"), "2m");
     let platform = support::platform().await;
@@ -168,6 +171,9 @@ async fn a_full_disk_freed_again_takes_writes_without_a_restart_and_the_all_clea
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_file_deleted_under_the_service_flips_readiness_and_alerts() {
+    if crate::support::sqlite_only("a fault of the SQLite file, its WAL or its disk") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
     let (hook, url) = Recorder::hook().await;
@@ -208,6 +214,9 @@ async fn a_database_file_deleted_under_the_service_flips_readiness_and_alerts() 
 /// succeeds: it is told like a deleted database file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_ahead_log_deleted_under_the_service_flips_readiness_and_alerts() {
+    if crate::support::sqlite_only("a fault of the SQLite file, its WAL or its disk") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
     let (hook, url) = Recorder::hook().await;
@@ -282,6 +291,9 @@ impl Drop for Immutable {
 /// again, without a restart.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_file_made_unwritable_under_the_service_flips_readiness_until_fixed() {
+    if crate::support::sqlite_only("a fault of the SQLite file, its WAL or its disk") {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let platform = support::platform().await;
     let (hook, url) = Recorder::hook().await;

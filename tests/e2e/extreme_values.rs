@@ -216,7 +216,7 @@ async fn serve_survives_values_that_slipped_past_the_loader() {
     config.retention.rollups = huge;
     let app = lookout::app::App::build(lookout::app::AppOptions {
         config,
-        database: dir.path().join("lookout.db"),
+        database: crate::support::database(&dir.path().join("lookout.db")).await,
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning: support::fast_tuning(),
         source: None,

@@ -52,7 +52,7 @@ async fn start(dir: &Path, yaml: &str, server: ServerLimits) -> Service {
     tuning.schedule = false;
     let app = App::build(AppOptions {
         config,
-        database: dir.join("lookout.db"),
+        database: crate::support::database(&dir.join("lookout.db")).await,
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning,
         source: None,

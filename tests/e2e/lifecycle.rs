@@ -252,7 +252,7 @@ async fn shutdown_lets_quick_journeys_finish_and_interrupts_stuck_ones_with_clea
         "shutdown hung"
     );
 
-    let store = lookout::store::Store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     assert_eq!(
         target.cleanups.load(Ordering::SeqCst),
         1,
@@ -352,7 +352,7 @@ async fn the_binary_reloads_on_sighup_and_stops_cleanly_on_sigterm() {
         ])
         .arg(&path)
         .arg("--database")
-        .arg(dir.path().join("l.db"))
+        .arg(crate::support::database_arg_now(&dir.path().join("l.db")))
         .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())

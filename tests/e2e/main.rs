@@ -29,6 +29,7 @@ mod operator_incidents;
 mod ops;
 mod paging;
 mod paging_safety;
+mod postgres;
 mod recovery;
 mod reload_moves;
 mod report;

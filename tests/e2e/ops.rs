@@ -11,7 +11,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use serde_json::{Value, json};
-use sqlx::Connection;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -165,16 +164,7 @@ async fn readyz_is_200_when_healthy_and_503_naming_the_database_when_it_cannot_w
     assert_eq!(names, ["database", "scheduler", "worker", "schedule_lag"]);
 
     // Another process takes the write lock: Lookout can read but not write.
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&s.db)
-        .busy_timeout(Duration::from_secs(20));
-    let mut locker = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let locker = crate::support::Locker::lock(&s.db).await;
     let body = s.readyz_becomes(StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(body["status"], "not_ready");
     assert_eq!(body["failing"], json!(["database"]));
@@ -188,8 +178,7 @@ async fn readyz_is_200_when_healthy_and_503_naming_the_database_when_it_cannot_w
     let healthz = s.app.page("/healthz").await;
     assert_eq!(healthz, "ok");
 
-    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-    locker.close().await.unwrap();
+    locker.release().await;
     s.readyz_becomes(StatusCode::OK).await;
     s.app.stop().await;
 }

@@ -6,7 +6,6 @@ use crate::support;
 use std::path::Path;
 use std::time::Duration;
 
-use lookout::store::Store;
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 
 fn write_config(dir: &Path, platform: &str) -> std::path::PathBuf {
@@ -48,7 +47,7 @@ fn serve(config: &Path, db: &Path, port: u16) -> tokio::process::Child {
         ])
         .arg(config)
         .arg("--database")
-        .arg(db)
+        .arg(crate::support::database_arg_now(db))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -82,7 +81,7 @@ async fn cleanup_of_a_killed_run_happens_at_the_next_start() {
             .then_some(())
     })
     .await;
-    let store = Store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     let app_id = support::eventually("a journaled capture", wait, || async {
         let runs = store.interrupted_runs().await.ok()?;
         let id = runs.first()?.captures.get("app_id")?.as_str()?.to_string();
@@ -103,13 +102,17 @@ async fn cleanup_of_a_killed_run_happens_at_the_next_start() {
         (reqwest::get(&app_url).await.ok()?.status() == 404).then_some(())
     })
     .await;
-    let runs = store.recent_runs("deploy", 10).await.unwrap();
-    let first = runs.iter().find(|r| {
-        r.reason
-            .as_deref()
-            .is_some_and(|r| r.contains("interrupted"))
-    });
-    let first = first.expect("the interrupted run is recorded");
+    // The cleanup's DELETE reaches the platform before the run is stored:
+    // wait for the row rather than race it.
+    let first = support::eventually("the interrupted run is recorded", wait, || async {
+        let runs = store.recent_runs("deploy", 10).await.ok()?;
+        runs.into_iter().find(|r| {
+            r.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("interrupted"))
+        })
+    })
+    .await;
     assert_eq!(first.outcome, Some(lookout::journey::Outcome::Error));
     assert!(!first.leaked, "its cleanup succeeded");
     child.kill().await.unwrap();

@@ -234,7 +234,7 @@ fn serve(path: &Path, db: &Path, port: u16) -> tokio::process::Child {
         ])
         .arg(path)
         .arg("--database")
-        .arg(db)
+        .arg(crate::support::database_arg_now(db))
         .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("TEST_PROBE_PASSWORD", support::PASSWORD)
         .env("TEST_JOB_TOKEN", JOB_TOKEN)
@@ -275,20 +275,18 @@ async fn component_status(base: &str, component: &str) -> Option<String> {
 
 /// The heartbeat memory kept for the probe id `id`: (last ping, rows kept).
 async fn heartbeat_memory(db: &Path, id: &str) -> (Option<i64>, i64) {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let conn = crate::support::raw_pool(db).await;
     let last: Option<Option<i64>> =
-        sqlx::query_scalar("SELECT last_ping_at FROM heartbeats WHERE probe_id = ?")
+        sqlx::query_scalar("SELECT last_ping_at FROM heartbeats WHERE probe_id = $1")
             .bind(id)
-            .fetch_optional(&mut conn)
+            .fetch_optional(&conn)
             .await
             .unwrap();
     let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM heartbeats")
-        .fetch_one(&mut conn)
+        .fetch_one(&conn)
         .await
         .unwrap();
+    conn.close().await;
     (last.flatten(), rows)
 }
 
@@ -354,7 +352,7 @@ async fn a_probe_renamed_and_moved_while_stopped_keeps_its_state_and_incident() 
         },
     )
     .await;
-    let store = lookout::store::Store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     eventually("two runs under the new name", WAIT, || async {
         (store.recent_runs("sign-in", 10).await.ok()?.len() >= 2).then_some(())
     })

@@ -92,7 +92,7 @@ async fn incident(store: &Store, component: &str, opened: DateTime<Utc>) -> i64 
 
 /// Seeds `week` (and decoys in the week before) through the store API.
 async fn seed(db: &std::path::Path, week: Week) {
-    let store = Store::open(db).await.unwrap();
+    let store = crate::support::open_store(db).await;
     let (_, end) = week.bounds(&chrono_tz::UTC);
     let observe = |subject, state, t| {
         let store = store.clone();

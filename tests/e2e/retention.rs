@@ -24,9 +24,7 @@ fn run(uid: &str, days_ago: i64, outcome: &str, leaked: bool) -> RunResult {
 
 async fn count(store: &Store, db: &std::path::Path, table: &str) -> i64 {
     let _ = store;
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let pool = crate::support::raw_pool(db).await;
     let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
         .fetch_one(&pool)
         .await
@@ -39,7 +37,7 @@ async fn count(store: &Store, db: &std::path::Path, table: &str) -> i64 {
 async fn runs_past_retention_are_pruned_in_batches_and_the_rest_stays() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("l.db");
-    let store = Store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     // 2,500 old runs (more than two batches), 10 recent, 1 old but leaked.
     for i in 0..2500 {
         store

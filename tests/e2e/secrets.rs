@@ -84,7 +84,7 @@ escalation:
     let db = dir.path().join("lookout.db");
     let app = lookout::app::App::build(lookout::app::AppOptions {
         config,
-        database: db.clone(),
+        database: crate::support::database(&db).await,
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning: fast_tuning(),
         source: None,
@@ -130,7 +130,31 @@ escalation:
         }
     }
     // The stored URL kept its shape, with the secret masked.
-    let raw = std::fs::read(&db).unwrap();
+    let raw = if crate::support::on_postgres() {
+        // Every row of every table, as text.
+        let pool = crate::support::raw_pool(&db).await;
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(tablename AS TEXT) FROM pg_tables WHERE schemaname = 'public'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let mut all = Vec::new();
+        for t in tables {
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT CAST(t AS TEXT) FROM {t} AS t"
+            )))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            all.extend(rows.join("\n").into_bytes());
+        }
+        pool.close().await;
+        assert_clean("the PostgreSQL database", &all);
+        all
+    } else {
+        std::fs::read(&db).unwrap()
+    };
     assert!(String::from_utf8_lossy(&raw).contains("/login?pw=***"));
 }
 
@@ -329,7 +353,7 @@ escalation:
     let db = dir.path().join("lookout.db");
     let app = lookout::app::App::build(lookout::app::AppOptions {
         config,
-        database: db.clone(),
+        database: crate::support::database(&db).await,
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning: fast_tuning(),
         source: None,

@@ -13,7 +13,6 @@ use std::time::Duration;
 use lookout::config::Live;
 use lookout::monitor::Monitor;
 use lookout::notice::Notices;
-use lookout::store::Store;
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use support::*;
 
@@ -39,7 +38,7 @@ async fn one_login_fault_is_one_incident_and_the_faulty_component_shows_the_wors
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, yaml).unwrap();
     let config = lookout::config::load(&path, &env).expect("the shipped probes.yaml loads");
-    let store = Store::open(&dir.path().join("l.db")).await.unwrap();
+    let store = crate::support::open_store(&dir.path().join("l.db")).await;
     let live = Live::new(config.clone());
     let installation = store.installation().await.unwrap();
     let notices = Notices::new(

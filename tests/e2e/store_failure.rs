@@ -14,7 +14,6 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use sample_platform::{Endpoint, FaultMode, FaultSpec};
 use serde_json::Value;
-use sqlx::Connection;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -74,6 +73,32 @@ fn self_alerts(hook: &Recorder, kind: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_database_holds_runs_in_memory_alerts_directly_and_loses_none() {
+    held_in_memory_then_stored(Fault::Locked).await;
+}
+
+/// On PostgreSQL (`LOOKOUT_TEST_ENGINE=postgres`): the service's
+/// connections cut and new ones refused, as a lost network or a server
+/// restart look to it, behave as a locked SQLite file: runs held in memory,
+/// readiness says why, a direct self-alert, nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_connection_holds_runs_in_memory_alerts_directly_and_loses_none() {
+    if !crate::support::on_postgres() {
+        eprintln!("PostgreSQL only: SQLite has no connection to lose");
+        return;
+    }
+    held_in_memory_then_stored(Fault::Cut).await;
+}
+
+/// How the database is made unwritable.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Another client holds the write lock (`support::Locker::lock`).
+    Locked,
+    /// The connections are cut and refused (`support::Locker::cut`).
+    Cut,
+}
+
+async fn held_in_memory_then_stored(fault: Fault) {
     let dir = tempfile::tempdir().unwrap();
     let platform = platform().await;
     let hook = Recorder::default();
@@ -91,16 +116,12 @@ async fn a_locked_database_holds_runs_in_memory_alerts_directly_and_loses_none()
     .await;
 
     // Another connection takes the write lock and keeps it.
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db)
-        .busy_timeout(Duration::from_secs(20));
-    let mut locker = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN EXCLUSIVE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let locker = match fault {
+        Fault::Locked => crate::support::Locker::lock(&db).await,
+        Fault::Cut => crate::support::Locker::cut(&db)
+            .await
+            .expect("only on PostgreSQL"),
+    };
     let counted_at_lock = Metrics::get(&http, &app.url).await.runs();
     // Meanwhile the platform breaks: the failures are taken while nothing
     // can be stored, and must still open an incident.
@@ -149,8 +170,7 @@ async fn a_locked_database_holds_runs_in_memory_alerts_directly_and_loses_none()
     assert_eq!(hook.of_type("incident.trigger").len(), 1);
 
     let counted = Metrics::get(&http, &app.url).await.runs();
-    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-    locker.close().await.unwrap();
+    locker.release().await;
 
     // Every run taken meanwhile is stored, none lost under the bound.
     eventually("every counted run stored", WAIT, || async {

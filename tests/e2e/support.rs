@@ -432,6 +432,251 @@ pub fn fast_tuning() -> Tuning {
     }
 }
 
+/// The one switch between engines: `LOOKOUT_TEST_ENGINE=postgres` runs
+/// every service the suite starts on PostgreSQL (the server at
+/// `LOOKOUT_TEST_POSTGRES_URL`, a database per test); unset or `sqlite`,
+/// on a SQLite file. `.ci/run` runs the suite once with each.
+pub fn on_postgres() -> bool {
+    match std::env::var("LOOKOUT_TEST_ENGINE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("LOOKOUT_TEST_ENGINE={other}: expected `sqlite` or `postgres`"),
+    }
+}
+
+/// The PostgreSQL server tests use (a URL to a database that may create
+/// others: `.ci/postgres.sh` prints it), or `None` when told to skip
+/// PostgreSQL locally (`LOOKOUT_TEST_POSTGRES=skip`, refused in CI). No URL
+/// and no skip is a failure, never a silent pass.
+pub fn postgres_server() -> Option<String> {
+    let skip = std::env::var("LOOKOUT_TEST_POSTGRES").as_deref() == Ok("skip");
+    let ci = std::env::var("CI").as_deref() == Ok("true");
+    if skip && !ci && !on_postgres() {
+        eprintln!("PostgreSQL skipped: LOOKOUT_TEST_POSTGRES=skip");
+        return None;
+    }
+    match std::env::var("LOOKOUT_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => panic!(
+            "no PostgreSQL for the tests: start one with `eval \"$(.ci/postgres.sh)\"` \
+             (sets LOOKOUT_TEST_POSTGRES_URL), or set LOOKOUT_TEST_POSTGRES=skip locally \
+             (never in CI)"
+        ),
+    }
+}
+
+/// Databases this test process has created on the server.
+static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The URL of a database on `server` that belongs to `key` (a test's
+/// database path): created on first use, the same one on every later use
+/// (a restart in a test finds its data), and no other test's.
+pub async fn postgres_database(server: &str, key: &Path) -> String {
+    use sqlx::Connection;
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    let name = format!("lookout_t_{:016x}", h.finish());
+    let mut url = url::Url::parse(server).expect("LOOKOUT_TEST_POSTGRES_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    if CREATED.lock().unwrap().contains(&name) {
+        return url.to_string();
+    }
+    let mut admin = sqlx::PgConnection::connect(server)
+        .await
+        .expect("the test PostgreSQL server answers");
+    let created = sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await;
+    match created {
+        Ok(_) => {}
+        // 42P04 duplicate_database: made by an earlier call.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
+        Err(e) => panic!("CREATE DATABASE {name}: {e}"),
+    }
+    let _ = admin.close().await;
+    CREATED.lock().unwrap().push(name);
+    url.to_string()
+}
+
+/// The database the suite's service uses for a test whose SQLite file
+/// would be `path`: that file, or (on PostgreSQL, see [`on_postgres`]) a
+/// database of its own on the test server.
+pub async fn database(path: &Path) -> lookout::store::Database {
+    if on_postgres() {
+        let server = postgres_server().expect("LOOKOUT_TEST_ENGINE=postgres needs a server");
+        lookout::store::Database::Postgres(postgres_database(&server, path).await)
+    } else {
+        lookout::store::Database::Sqlite(path.to_path_buf())
+    }
+}
+
+/// [`database`] as the `--database` argument of `lookout serve`.
+pub async fn database_arg(path: &Path) -> String {
+    match database(path).await {
+        lookout::store::Database::Sqlite(p) => p.display().to_string(),
+        lookout::store::Database::Postgres(url) => url,
+    }
+}
+
+/// [`database_arg`] for code that cannot wait (a helper that spawns the
+/// binary): the database is made on a thread of its own.
+pub fn database_arg_now(path: &Path) -> std::ffi::OsString {
+    if !on_postgres() {
+        return path.into();
+    }
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(database_arg(&path))
+    })
+    .join()
+    .expect("the database is made")
+    .into()
+}
+
+/// The store behind [`database`]`(path)`, opened (and migrated) by the test.
+pub async fn open_store(path: &Path) -> lookout::store::Store {
+    lookout::store::Store::connect(&database(path).await)
+        .await
+        .expect("the test database opens")
+}
+
+/// A plain sqlx pool on the database behind [`database`]`(path)`, for a
+/// test that reads or writes rows itself (statements with `$N`
+/// placeholders, which both engines read). Opens the store first, so the
+/// tables exist.
+pub async fn raw_pool(path: &Path) -> sqlx::AnyPool {
+    open_store(path).await.close().await;
+    sqlx::any::install_default_drivers();
+    let url = match database(path).await {
+        lookout::store::Database::Sqlite(p) => format!("sqlite://{}", p.display()),
+        lookout::store::Database::Postgres(url) => url,
+    };
+    sqlx::AnyPool::connect(&url)
+        .await
+        .expect("the test database opens")
+}
+
+/// Another client holding the database's write lock, so the service can
+/// read but not write until [`Locker::release`]: SQLite's `BEGIN
+/// IMMEDIATE` on a connection of its own; on PostgreSQL, a transaction
+/// holding `LOCK TABLE … IN EXCLUSIVE MODE` on every table (reads go on,
+/// writes wait out the store's lock timeout and fail).
+pub enum Locker {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+    /// See [`Locker::cut`]: the server connection and the database's name.
+    Cut(sqlx::PgConnection, String),
+}
+
+impl Locker {
+    pub async fn lock(path: &Path) -> Locker {
+        use sqlx::Connection;
+        match database(path).await {
+            lookout::store::Database::Sqlite(file) => {
+                let options = sqlx::sqlite::SqliteConnectOptions::new()
+                    .filename(file)
+                    .busy_timeout(Duration::from_secs(20));
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Locker::Sqlite(conn)
+            }
+            lookout::store::Database::Postgres(url) => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public'",
+                )
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+                let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", tables.join(", "));
+                sqlx::query(sqlx::AssertSqlSafe(lock))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Locker::Postgres(conn)
+            }
+        }
+    }
+
+    /// On PostgreSQL, the service's connections cut and new ones refused
+    /// (`ALTER DATABASE … ALLOW_CONNECTIONS false`, then
+    /// `pg_terminate_backend` on each of its backends): a lost connection
+    /// or a server restart, as the service sees it, until
+    /// [`Locker::release`]. `None` on SQLite, which has no connection to lose.
+    pub async fn cut(path: &Path) -> Option<Locker> {
+        use sqlx::Connection;
+        let lookout::store::Database::Postgres(url) = database(path).await else {
+            return None;
+        };
+        let server = postgres_server().expect("a PostgreSQL server");
+        let name = url::Url::parse(&url)
+            .unwrap()
+            .path()
+            .trim_start_matches('/')
+            .to_string();
+        let mut admin = sqlx::PgConnection::connect(&server).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS false"
+        )))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        sqlx::query(
+            "SELECT CAST(COUNT(pg_terminate_backend(pid)) AS BIGINT) FROM pg_stat_activity
+             WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        Some(Locker::Cut(admin, name))
+    }
+
+    pub async fn release(self) {
+        use sqlx::Connection;
+        match self {
+            Locker::Cut(mut admin, name) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "ALTER DATABASE {name} ALLOW_CONNECTIONS true"
+                )))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+                admin.close().await.unwrap();
+            }
+            Locker::Sqlite(mut c) => {
+                sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+            Locker::Postgres(mut c) => {
+                sqlx::query("ROLLBACK").execute(&mut c).await.unwrap();
+                c.close().await.unwrap();
+            }
+        }
+    }
+}
+
+/// Whether a test about SQLite itself (its file, locks, WAL or disk)
+/// stands down because the suite runs on PostgreSQL; says so on stderr.
+pub fn sqlite_only(why: &str) -> bool {
+    if on_postgres() {
+        eprintln!("SQLite only, not run on PostgreSQL: {why}");
+        return true;
+    }
+    false
+}
+
 /// The service running in the background of a test.
 pub struct Running {
     pub url: String,
@@ -451,7 +696,7 @@ impl Running {
         let config = lookout::config::load(config_path, &test_env).expect("test config loads");
         let app = App::build(AppOptions {
             config,
-            database: database.to_path_buf(),
+            database: self::database(database).await,
             listen: "127.0.0.1:0".parse().unwrap(),
             tuning,
             source: Some(lookout::reload::Source {
@@ -521,16 +766,12 @@ impl Running {
 /// straight into the database at `db` (created and migrated if needed), in
 /// one transaction: an incident then enqueues `n` subscriber mails.
 pub async fn add_subscribers(db: &Path, n: usize) {
-    use sqlx::Connection;
-    lookout::store::Store::open(db).await.unwrap().close().await;
-    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
-    let mut tx = conn.begin().await.unwrap();
+    let pool = raw_pool(db).await;
+    let mut tx = pool.begin().await.unwrap();
     for i in 0..n {
         sqlx::query(
             "INSERT INTO subscribers (email, components, token, created_at, confirmed_at)
-             VALUES (?, '[]', ?, 0, 0)",
+             VALUES ($1, '[]', $2, 0, 0)",
         )
         .bind(format!("sub{i}@flood.test"))
         .bind(format!("flood-token-{i}"))
@@ -539,6 +780,7 @@ pub async fn add_subscribers(db: &Path, n: usize) {
         .unwrap();
     }
     tx.commit().await.unwrap();
+    pool.close().await;
 }
 
 /// A built, not running, service whose pager and outbox worker a test
@@ -556,7 +798,7 @@ impl Driven {
         let config = lookout::config::load(config_path, &test_env).expect("test config loads");
         let app = App::build(AppOptions {
             config,
-            database: database.to_path_buf(),
+            database: self::database(database).await,
             listen: "127.0.0.1:0".parse().unwrap(),
             tuning: Tuning {
                 schedule: false,

@@ -784,7 +784,7 @@ probes:
         .unwrap_or_else(|d| panic!("{}", d.render()));
     let app = lookout::app::App::build(lookout::app::AppOptions {
         config,
-        database: dir.path().join("lookout.db"),
+        database: crate::support::database(&dir.path().join("lookout.db")).await,
         listen: "127.0.0.1:0".parse().unwrap(),
         tuning: crate::support::fast_tuning(),
         source: None,

@@ -182,7 +182,7 @@ fn run(i: usize, at: DateTime<Utc>, outcome: Outcome) -> RunResult {
 async fn the_history_reads_rollups_not_runs() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("l.db");
-    let store = Store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     let tz = chrono_tz::Europe::Berlin;
     // Any instant, fractions of a second included: outages that cross a
     // local midnight are split between two days without losing time.
@@ -249,9 +249,7 @@ async fn the_history_reads_rollups_not_runs() {
     }
 
     // Retention may drop every raw run: the history does not change.
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-        .await
-        .unwrap();
+    let raw = crate::support::raw_pool(&db).await;
     sqlx::query("DELETE FROM steps")
         .execute(&raw)
         .await
@@ -280,7 +278,7 @@ fn serve(
         .arg("--config")
         .arg(config)
         .arg("--database")
-        .arg(db)
+        .arg(crate::support::database_arg_now(db))
         .current_dir(dir)
         .env("TEST_PROBE_PASSWORD", PASSWORD)
         .env("RUST_LOG", "warn")
@@ -374,7 +372,7 @@ probes:
     .await;
 
     // The stored history has a hole where Lookout was stopped.
-    let store = Store::open(&db).await.unwrap();
+    let store = crate::support::open_store(&db).await;
     let list = intervals(&store, Subject::Component("api")).await;
     let gap_mid = stopped_at + (restarted_at - stopped_at) / 2;
     assert!(

@@ -7,7 +7,6 @@ use crate::support;
 
 use std::time::Duration;
 
-use sqlx::Connection;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(40);
@@ -85,16 +84,7 @@ async fn a_healthy_lookout_pings_the_switch_with_the_secret_and_goes_silent_when
 
     // Another process takes the write lock: Lookout is not ready, so the
     // switch hears nothing (and would fire) until the lock goes.
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.path().join("l.db"))
-        .busy_timeout(Duration::from_secs(20));
-    let mut locker = sqlx::SqliteConnection::connect_with(&options)
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut locker)
-        .await
-        .unwrap();
+    let locker = crate::support::Locker::lock(&dir.path().join("l.db")).await;
     // Attempts run one at a time: once one is skipped under the lock, no
     // ping from before it can still be on its way.
     let before = watchdog_count(&app, "skipped").await;
@@ -113,8 +103,7 @@ async fn a_healthy_lookout_pings_the_switch_with_the_secret_and_goes_silent_when
         silent_from,
         "no ping while the database cannot write"
     );
-    sqlx::query("ROLLBACK").execute(&mut locker).await.unwrap();
-    locker.close().await.unwrap();
+    locker.release().await;
     eventually("pings again once healthy", WAIT, || async {
         (pings(&switch).len() > silent_from).then_some(())
     })

@@ -428,24 +428,17 @@ async fn an_endpoint_that_now_resolves_to_loopback_gets_nothing_and_is_disabled(
     let hook = endpoint(200).await;
     let port = hook.url("").rsplit(':').next().unwrap().to_string();
     // Stored as if confirmed when `localhost` resolved elsewhere.
-    lookout::store::Store::open(&db)
-        .await
-        .unwrap()
-        .close()
-        .await;
     {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+        let pool = crate::support::raw_pool(&db).await;
         sqlx::query(
             "INSERT INTO webhook_subscriptions (endpoint, email, components, token, created_at, confirmed_at)
-             VALUES (?, 'ops@hook.example', '[]', 'rebound-token', 0, 0)",
+             VALUES ($1, 'ops@hook.example', '[]', 'rebound-token', 0, 0)",
         )
         .bind(format!("http://localhost:{port}/hook"))
-        .execute(&mut conn)
+        .execute(&pool)
         .await
         .unwrap();
+        pool.close().await;
     }
     // `localhost` is allowed plain http here so that only the address
     // check can refuse it.

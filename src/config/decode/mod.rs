@@ -230,6 +230,7 @@ const TOP_KEYS: &[&str] = &[
     "watchdog",
     "report",
     "metrics",
+    "database",
 ];
 
 impl Ctx<'_> {
@@ -671,6 +672,10 @@ impl Ctx<'_> {
         let smtp = map.get_node("smtp").and_then(|n| self.smtp(n));
         let watchdog = map.get_node("watchdog").and_then(|n| self.watchdog(n));
         let metrics = self.metrics(map.get_node("metrics"));
+        let database = map
+            .get_node("database")
+            .and_then(|n| self.resolved(n, "`database`"))
+            .map(|(text, _)| text);
         let has_smtp = map.get_node("smtp").is_some();
         let report = map
             .get_node("report")
@@ -698,6 +703,7 @@ impl Ctx<'_> {
             watchdog,
             report,
             metrics,
+            database,
         })
     }
 

@@ -119,7 +119,7 @@ impl<'a> Ctx<'a> {
 
     /// A load-time string: a template over `vars` and `secrets` only,
     /// rendered now. Returns the text and whether a secret went into it.
-    fn resolved(&mut self, node: &Node, context: &str) -> Option<(String, bool)> {
+    pub(super) fn resolved(&mut self, node: &Node, context: &str) -> Option<(String, bool)> {
         if let Some(kind) = super::not_text(node) {
             self.error_at(
                 node,
