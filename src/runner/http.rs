@@ -16,6 +16,9 @@ use crate::journey::result::FailureKind;
 /// A response as the assertions see it.
 #[derive(Debug)]
 pub struct Exchange {
+    /// What answered: an HTTP response, or what a `tcp`, `tls` or `dns`
+    /// step got (then `status` is meaningless, 0, and never checked).
+    pub transport: Transport,
     pub status: u16,
     pub headers: HeaderMap,
     /// The body, decoded (gzip, deflate, br) when the target compressed it.
@@ -34,7 +37,23 @@ pub struct Exchange {
     pub peer_certificate: Option<Vec<u8>>,
 }
 
+/// The kind of step an [`Exchange`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Tcp,
+    Tls,
+    /// The body is the answer as JSON: `rcode`, `answers[]` (`name`,
+    /// `type`, `ttl`, `data`), `authoritative`, `server`.
+    Dns,
+}
+
 impl Exchange {
+    /// Whether this is an HTTP response (with a status to check).
+    pub fn is_http(&self) -> bool {
+        self.transport == Transport::Http
+    }
+
     /// Redirects followed to reach this response.
     pub fn redirects(&self) -> usize {
         self.hops.len().saturating_sub(1)
@@ -229,6 +248,7 @@ async fn follow(
         let headers = std::mem::take(response.headers_mut());
         let body = read_capped(response, limits.max_body, &url).await?;
         return Ok(Exchange {
+            transport: Transport::Http,
             status,
             headers,
             body,

@@ -7,6 +7,7 @@ mod capture;
 mod expect;
 mod heartbeat;
 mod step;
+pub(crate) mod transport;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -128,6 +129,9 @@ const STEP_KEYS: &[&str] = &[
     "redirects",
     "basic_auth",
     "http",
+    "tcp",
+    "tls",
+    "dns",
 ];
 const QUERIES: &[&str] = &[
     "json",
@@ -140,6 +144,9 @@ const QUERIES: &[&str] = &[
     "url",
     "redirects",
     "certificate",
+    "rcode",
+    "answers",
+    "ttl",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

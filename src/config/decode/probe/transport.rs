@@ -1,0 +1,195 @@
+//! Steps beside HTTP: `tcp:`, `tls:` and `dns:` (one key each, a short
+//! scalar form or a mapping), and the keys only HTTP steps take.
+
+use super::*;
+
+/// The transport keys a step may have instead of an HTTP method.
+pub(super) const KEYS: &[&str] = &["tcp", "tls", "dns"];
+
+/// Step keys that only an HTTP request has.
+const HTTP_ONLY: &[&str] = &[
+    "headers",
+    "json",
+    "form",
+    "body",
+    "redirects",
+    "basic_auth",
+    "http",
+];
+
+/// Connect and read timeouts of a `tcp:` step: at least a millisecond,
+/// at most an hour.
+const MAX_TCP_TIMEOUT: Duration = Duration::from_secs(3600);
+
+impl Ctx<'_> {
+    /// Errors on the keys a `key:` step cannot use (HTTP's body, headers…,
+    /// and `expect: { status }`).
+    pub(super) fn only_http_keys_absent(&mut self, map: &MarkedMappingNode, key: &str, ctx: &str) {
+        for k in map.keys() {
+            if HTTP_ONLY.contains(&k.as_str()) {
+                self.error(
+                    key_pos(k),
+                    k.as_str().len(),
+                    format!(
+                        "`{}` applies only to HTTP steps, not to `{key}` in {ctx}",
+                        k.as_str()
+                    ),
+                    Some("remove it".into()),
+                );
+            }
+        }
+        let status = map
+            .get_node("expect")
+            .and_then(|n| n.as_mapping())
+            .and_then(|m| m.keys().find(|k| k.as_str() == "status"));
+        if let Some(k) = status {
+            self.error(
+                key_pos(k),
+                6,
+                format!("`expect.status` applies only to HTTP steps, not to `{key}` in {ctx}"),
+                Some("a `dns` step asserts `rcode`; others have no status".into()),
+            );
+        }
+    }
+
+    /// The `tcp`, `tls` or `dns` value of a step.
+    pub(super) fn transport(
+        &mut self,
+        key: &str,
+        map: &MarkedMappingNode,
+        names: &Names<'_>,
+    ) -> Option<StepKind> {
+        let node = map.get_node(key)?;
+        match key {
+            "tcp" => self.tcp(node, names).map(StepKind::Tcp),
+            "tls" => self.tls_step(node, names).map(StepKind::Tls),
+            _ => self.dns(node, names).map(StepKind::Dns),
+        }
+    }
+
+    /// `tcp: "host:port"` or `tcp: { address, send, read, connect_timeout }`.
+    fn tcp(&mut self, node: &Node, names: &Names<'_>) -> Option<TcpStep> {
+        if node.as_mapping().is_none() {
+            let address = self.address(node, names)?;
+            return Some(TcpStep {
+                address,
+                send: None,
+                read: false,
+                connect_timeout: None,
+            });
+        }
+        let map = self.mapping(node, "`tcp`")?;
+        self.check_keys(
+            map,
+            &["address", "send", "read", "connect_timeout"],
+            "`tcp`",
+        );
+        let address = self
+            .required(map, "address", "`tcp`")
+            .and_then(|n| self.address(n, names));
+        let send = map.get_node("send").and_then(|n| self.template(n, names));
+        let read = map
+            .get_node("read")
+            .and_then(|n| self.boolean(n, "`read`"))
+            .unwrap_or(send.is_some());
+        let connect_timeout = map.get_node("connect_timeout").and_then(|n| {
+            self.duration_in(
+                n,
+                "`connect_timeout`",
+                Duration::from_millis(1),
+                MAX_TCP_TIMEOUT,
+            )
+        });
+        Some(TcpStep {
+            address: address?,
+            send,
+            read,
+            connect_timeout,
+        })
+    }
+
+    /// `tls: "host:port"` or `tls: { address, server_name }`.
+    fn tls_step(&mut self, node: &Node, names: &Names<'_>) -> Option<TlsStep> {
+        if node.as_mapping().is_none() {
+            let address = self.address(node, names)?;
+            return Some(TlsStep {
+                address,
+                server_name: None,
+            });
+        }
+        let map = self.mapping(node, "`tls`")?;
+        self.check_keys(map, &["address", "server_name"], "`tls`");
+        let address = self
+            .required(map, "address", "`tls`")
+            .and_then(|n| self.address(n, names));
+        let server_name = map
+            .get_node("server_name")
+            .and_then(|n| self.template(n, names));
+        Some(TlsStep {
+            address: address?,
+            server_name,
+        })
+    }
+
+    /// `dns: { name, type, server }` (`type` defaults to `A`).
+    fn dns(&mut self, node: &Node, names: &Names<'_>) -> Option<DnsStep> {
+        let map = self.mapping(node, "`dns`")?;
+        self.check_keys(map, &["name", "type", "server"], "`dns`");
+        let name = self
+            .required(map, "name", "`dns`")
+            .and_then(|n| self.template(n, names));
+        let record = match map.get_node("type") {
+            Some(n) => self.dns_type(n)?,
+            None => DnsType::A,
+        };
+        let server = map.get_node("server").and_then(|n| self.address(n, names));
+        Some(DnsStep {
+            name: name?,
+            record,
+            server,
+        })
+    }
+
+    /// `A`, `AAAA`, `CNAME`, `MX`, `TXT`, `NS` or `SRV` (any case).
+    pub(super) fn dns_type(&mut self, node: &Node) -> Option<DnsType> {
+        let text = self.string(node, "`type`")?;
+        let upper = text.trim().to_ascii_uppercase();
+        if let Some((_, t)) = DnsType::ALL.iter().find(|(n, _)| *n == upper) {
+            return Some(*t);
+        }
+        let words = DnsType::ALL.iter().map(|(n, _)| *n);
+        let label = match suggest(&upper, words) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => "one of A, AAAA, CNAME, MX, TXT, NS, SRV".into(),
+        };
+        self.error_at(
+            node,
+            format!("unknown DNS record type `{text}`"),
+            Some(label),
+        );
+        None
+    }
+
+    /// `host:port` (templated). Checked at load when it has no template:
+    /// a port is required.
+    fn address(
+        &mut self,
+        node: &Node,
+        names: &Names<'_>,
+    ) -> Option<crate::config::template::Template> {
+        let t = self.template(node, names)?;
+        let literal = t
+            .parts
+            .iter()
+            .all(|p| matches!(p, crate::config::template::Part::Lit(_)));
+        if literal && split_address(&t.source).is_none() {
+            self.error_at(
+                node,
+                format!("`{}` is not an address", t.source),
+                Some("expected `host:port`, e.g. `db.internal:5432` or `[::1]:53`".into()),
+            );
+            return None;
+        }
+        Some(t)
+    }
+}
