@@ -119,6 +119,10 @@ pub async fn send(q: &Question, timeout: Duration) -> Result<Exchange, Transport
         let left = timeout.saturating_sub(clock.elapsed());
         match ask(*server, &wire, query.metadata.id, left).await {
             Ok(reply) => return Ok(exchange(q, *server, &reply, clock.elapsed())),
+            // Said with the step's timeout, not what was left of it.
+            Err(e) if e.kind == FailureKind::Timeout => {
+                last = Some(tcp::timed_out(format!("no answer from {server}"), timeout))
+            }
             Err(e) => last = Some(e),
         }
     }

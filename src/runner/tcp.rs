@@ -124,7 +124,16 @@ pub async fn send(target: &Target, timeout: Duration) -> Result<Exchange, Transp
     }
     if target.read {
         let left = timeout.saturating_sub(clock.elapsed());
-        reply = read_line(&mut stream, left, &target.address).await?;
+        reply = read_line(&mut stream, left, &target.address)
+            .await
+            .map_err(|e| match e.kind {
+                // Said with the step's timeout, not what was left of it.
+                FailureKind::Timeout => timed_out(
+                    format!("connected to {}, but no reply", target.address),
+                    timeout,
+                ),
+                _ => e,
+            })?;
         timings.ttfb_ms = Some(ms(clock.elapsed()));
     }
     let elapsed = clock.elapsed();

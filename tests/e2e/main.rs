@@ -36,6 +36,7 @@ mod shipped_config;
 mod status_page;
 mod store_failure;
 mod subscribers;
+mod transports;
 mod trust;
 mod truth;
 mod uptime;
