@@ -144,7 +144,9 @@ impl RunCtx<'_> {
                 Ok(x) => self.hops(&x.hops),
                 Err(e) => self.hops(&e.hops),
             },
-            http_version: exchange.map(|x| x.version.clone()),
+            http_version: exchange
+                .map(|x| x.version.clone())
+                .filter(|v| !v.is_empty()),
             // The request that got (or failed to get) the last answer.
             proxy: match request {
                 Prepared::Http(request) => self.clients.proxies.for_url(match &attempt.result {

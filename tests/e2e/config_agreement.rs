@@ -586,12 +586,23 @@ probes:
     alert: { after: 1, escalation: oc }
     depends_on: [p]
 "#;
+    let short = r#"probes:
+  - { name: port, component: api, tcp: { address: "127.0.0.1:5432", connect_timeout: 1s }, expect: { duration: { lt: 200ms } } }
+  - { name: cert, component: api, certificate: "localhost:443", expect: { that: [ { certificate: expires_in, gt: 14d } ] } }
+  - { name: mx, component: api, dns: { name: acme.test, type: MX }, expect: { duration: { le: 1s, }, that: [ { ttl: MX, ge: 300 } ] } }
+  - { name: slow, component: api, tcp: "127.0.0.1:5432", expect: { duration: { gt: 1ms } } }
+  - { name: slower, component: api, tcp: "127.0.0.1:5432", expect: { duration: { ge: 1ms } } }
+"#;
     let cron = r#"defaults: { cron: "0 */5 * * * *" }
 probes:
   - { name: p, component: api, cron: "0 0 * * * *", time_zone: UTC, steps: [ { id: s, get: "{{ api }}" } ] }
   - { name: q, kind: heartbeat, component: api, token: "{{ secrets.hb }}", cron: "0 0 3 * * *", grace: 1h }
 "#;
-    vec![format!("{common}{journey}"), format!("{common}{cron}")]
+    vec![
+        format!("{common}{journey}"),
+        format!("{common}{cron}"),
+        format!("{common}{short}"),
+    ]
 }
 
 /// A directory with the files the sweep's files name (`ca.pem`, `secret.txt`).

@@ -438,3 +438,40 @@ async fn a_silent_or_absent_dns_server_keeps_its_kind() {
         "{why}"
     );
 }
+
+#[tokio::test]
+async fn a_probe_that_is_only_a_port_a_certificate_or_a_record_is_a_one_step_journey() {
+    let (tls, pem) = tls_server(30).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), pem).unwrap();
+    let redis = redis_like().await;
+    let dns = dns_server(Dns::Answers).await;
+    let yaml = format!(
+        "version: 1\ncomponents: [{{ id: t, name: T }}]\nprobes:\n  - {{ name: port, component: t, tcp: \"{redis}\", expect: {{ duration: {{ lt: 5s }} }} }}\n  - {{ name: cert, component: t, tls: {{ ca_file: ca.pem }}, certificate: \"localhost:{}\", expect: {{ that: [ {{ certificate: expires_in, gt: 14d }} ] }} }}\n  - {{ name: mx, component: t, dns: {{ name: test, type: MX, server: \"{dns}\" }}, expect: {{ that: [ {{ answers: MX, contains: \"10 mx.test.\" }} ] }} }}\n  - {{ name: short-cert, component: t, tls: {{ ca_file: ca.pem }}, certificate: \"localhost:{}\", expect: {{ that: [ {{ certificate: expires_in, gt: 60d }} ] }} }}\n",
+        tls.port(),
+        tls.port()
+    );
+    let config = lookout::config::parse(&yaml, "t.yaml", dir.path(), &env).unwrap();
+    for (name, id, method) in [
+        ("port", "tcp", "TCP"),
+        ("cert", "certificate", "TLS"),
+        ("mx", "dns", "DNS"),
+    ] {
+        let probe = config.probe(name).unwrap();
+        assert_eq!(probe.steps.len(), 1);
+        let r = Runner::new().run(&config, probe).await;
+        assert_eq!(r.outcome, Outcome::Pass, "{name}: {r:#?}");
+        assert_eq!(
+            (r.steps[0].id.as_str(), r.steps[0].method.as_str()),
+            (id, method)
+        );
+    }
+    let r = Runner::new()
+        .run(&config, config.probe("short-cert").unwrap())
+        .await;
+    let why = failed(&r, FailureKind::Assertion);
+    assert!(
+        why.starts_with("certificate expires_in gt: expected gt 60d"),
+        "{why}"
+    );
+}

@@ -88,6 +88,10 @@ const PROBE_KEYS: &[&str] = &[
     "depends_on",
     "steps",
     "finally",
+    "tcp",
+    "certificate",
+    "dns",
+    "expect",
 ];
 const HEARTBEAT_KEYS: &[&str] = &[
     "name",

@@ -125,6 +125,18 @@ impl Ctx<'_> {
         probe_ctx: &str,
         defaults: &StepDefaults,
     ) -> (Vec<Step>, Vec<Step>) {
+        if let Some(short) = self.short_form(map, probe_ctx, defaults) {
+            // A port, a certificate or a record: nothing to clean up.
+            if let Some(k) = map.keys().find(|k| k.as_str() == "finally") {
+                self.error(
+                    key_pos(k),
+                    7,
+                    format!("`finally` of {probe_ctx} needs `steps`"),
+                    Some("a `tcp`, `certificate` or `dns` check has nothing to clean up".into()),
+                );
+            }
+            return (short.into_iter().collect(), vec![]);
+        }
         let steps_node = self.required(map, "steps", probe_ctx);
         let steps_items: &[Node] = steps_node
             .and_then(|n| self.sequence(n, "`steps`"))

@@ -6,6 +6,11 @@ use super::*;
 /// The transport keys a step may have instead of an HTTP method.
 pub(super) const KEYS: &[&str] = &["tcp", "tls", "dns"];
 
+/// The short forms of a probe that is one step (`tcp: host:port`,
+/// `certificate: host:port`, `dns: { name }`), with the step kind each is.
+pub(super) const SHORT_FORMS: &[(&str, &str)] =
+    &[("tcp", "tcp"), ("certificate", "tls"), ("dns", "dns")];
+
 /// Step keys that only an HTTP request has.
 const HTTP_ONLY: &[&str] = &[
     "headers",
@@ -50,6 +55,77 @@ impl Ctx<'_> {
                 Some("a `dns` step asserts `rcode`; others have no status".into()),
             );
         }
+    }
+
+    /// A probe that is only a TCP port, a certificate or a DNS record: one
+    /// step, id `tcp`, `certificate` or `dns`, with the probe's `expect`.
+    /// `None` when the probe has `steps` (both is an error) or no short form;
+    /// `Some(None)` after an error in it.
+    pub(super) fn short_form(
+        &mut self,
+        map: &MarkedMappingNode,
+        ctx: &str,
+        defaults: &StepDefaults,
+    ) -> Option<Option<Step>> {
+        let present: Vec<&(&str, &str)> = SHORT_FORMS
+            .iter()
+            .filter(|(k, _)| map.get_node(k).is_some())
+            .collect();
+        let extra = present
+            .iter()
+            .map(|(k, _)| *k)
+            .chain(map.get_node("steps").map(|_| "steps"))
+            .nth(1);
+        if let Some(second) = extra {
+            let key = map.keys().find(|k| k.as_str() == second)?;
+            self.error(
+                key_pos(key),
+                second.len(),
+                format!("{ctx} has more than one of `steps`, `tcp`, `certificate`, `dns`"),
+                Some("a probe is `steps:`, or one `tcp`, `certificate` or `dns` check".into()),
+            );
+            return Some(None);
+        }
+        let Some((key, kind)) = present.first() else {
+            if let Some(k) = map.keys().find(|k| k.as_str() == "expect") {
+                self.error(
+                    key_pos(k),
+                    6,
+                    format!("`expect` of {ctx} applies only to a short form"),
+                    Some("put `expect` in a step, or write `tcp`, `certificate` or `dns`".into()),
+                );
+            }
+            return None;
+        };
+        let names = Names {
+            captures: vec![],
+            later: BTreeMap::new(),
+            in_run: true,
+            context: ctx,
+        };
+        self.only_http_keys_absent(map, key, ctx);
+        let node = map.get_node(key)?;
+        let step_kind = match *kind {
+            "tcp" => self.tcp(node, &names).map(StepKind::Tcp),
+            "tls" => self.tls_step(node, &names).map(StepKind::Tls),
+            _ => self.dns(node, &names).map(StepKind::Dns),
+        };
+        let expect = map
+            .get_node("expect")
+            .map(|n| self.expect(n, &names, ctx))
+            .unwrap_or_default();
+        Some(step_kind.map(|kind| Step {
+            id: key.to_string(),
+            kind,
+            timeout: defaults.timeout,
+            expect,
+            capture: vec![],
+            retry: defaults.retry.clone(),
+            poll: None,
+            critical: true,
+            only_if_defined: None,
+            pos: pos(node),
+        }))
     }
 
     /// The `tcp`, `tls` or `dns` value of a step.
