@@ -111,7 +111,8 @@ pub fn hosts_of(config: &Config, probe: &Probe) -> Vec<String> {
 }
 
 /// What a step's host is read from: its URL, its `host:port`, or the
-/// server a DNS query names (none for the system resolver).
+/// server a DNS query names (none for the system resolver, nor for a
+/// program run).
 fn target_of(step: &crate::config::Step) -> Option<&crate::config::template::Template> {
     use crate::config::StepKind;
     match &step.kind {
@@ -119,6 +120,7 @@ fn target_of(step: &crate::config::Step) -> Option<&crate::config::template::Tem
         StepKind::Tcp(t) => Some(&t.address),
         StepKind::Tls(t) => Some(&t.address),
         StepKind::Dns(d) => d.server.as_ref(),
+        StepKind::Exec(_) => None,
     }
 }
 

@@ -420,6 +420,20 @@ pub enum StepKind {
     Tls(TlsStep),
     /// `dns:` a DNS query.
     Dns(DnsStep),
+    /// `exec:` a program run with arguments (a shell only when asked).
+    Exec(ExecStep),
+}
+
+/// `exec: [program, args…]` or `exec: { command, shell, env }`.
+#[derive(Debug, Clone)]
+pub struct ExecStep {
+    /// The program and its arguments (templates), run without a shell; with
+    /// `shell: true`, one command line given to `/bin/sh -c`.
+    pub command: Vec<Template>,
+    pub shell: bool,
+    /// Variables set besides `PATH` and `HOME` (templates; secrets allowed,
+    /// masked wherever output is kept).
+    pub env: Vec<(String, Template)>,
 }
 
 /// An HTTP request step (`get: url`, …).
@@ -519,6 +533,7 @@ impl StepKind {
             StepKind::Tcp(_) => "TCP",
             StepKind::Tls(_) => "TLS",
             StepKind::Dns(_) => "DNS",
+            StepKind::Exec(_) => "EXEC",
         }
     }
 
@@ -535,6 +550,7 @@ impl StepKind {
                 &d.name.source,
                 d.record,
             ),
+            StepKind::Exec(e) => exec_target(e.shell, e.command.first().map(|t| t.source.as_str())),
         }
     }
 
@@ -558,6 +574,15 @@ pub fn split_address(text: &str) -> Option<(&str, u16)> {
         None => host,
     };
     (!host.is_empty()).then_some((host, port))
+}
+
+/// `exec:program` (`exec:sh` for a shell command line), the stored target
+/// of an `exec` step: its arguments are not stored.
+pub fn exec_target(shell: bool, program: Option<&str>) -> String {
+    match (shell, program) {
+        (true, _) => "exec:sh".to_string(),
+        (false, p) => format!("exec:{}", p.unwrap_or("")),
+    }
 }
 
 /// `dns://server/name?type=MX`, the stored target of a DNS query (the
@@ -602,6 +627,10 @@ impl Step {
             StepKind::Dns(d) => {
                 out.push(&d.name);
                 out.extend(&d.server);
+            }
+            StepKind::Exec(e) => {
+                out.extend(&e.command);
+                out.extend(e.env.iter().map(|(_, t)| t));
             }
         }
         for a in &self.expect.that {
@@ -751,6 +780,14 @@ pub enum Query {
     /// `ttl: A`: the least TTL, in seconds, of a `dns:` answer's records of
     /// one type (nothing when there is none).
     Ttl(DnsType),
+    /// `exit_code: true`: an `exec` step's exit code (nothing when a signal
+    /// ended it). Asserting it replaces the implicit `0` check.
+    ExitCode,
+    /// `stdout: true`: an `exec` step's standard output, as text (also what
+    /// `body`, `json` and `regex` read).
+    Stdout,
+    /// `stderr: true`: an `exec` step's standard error, as text.
+    Stderr,
 }
 
 /// What the `certificate` query reads from the peer certificate.
@@ -801,6 +838,9 @@ impl Query {
             Query::Rcode => "rcode".to_string(),
             Query::Answers(t) => format!("answers {}", t.as_str()),
             Query::Ttl(t) => format!("ttl {}", t.as_str()),
+            Query::ExitCode => "exit_code".to_string(),
+            Query::Stdout => "stdout".to_string(),
+            Query::Stderr => "stderr".to_string(),
         }
     }
 }

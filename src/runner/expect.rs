@@ -177,6 +177,7 @@ pub fn query(q: &Query, resp: &Response<'_>, scope: &dyn Scope) -> Result<Found,
         Query::Url => one(Some(Value::String(resp.exchange.final_url.clone()))),
         Query::Redirects => one(Some(Value::from(resp.exchange.redirects()))),
         Query::Rcode | Query::Answers(_) | Query::Ttl(_) => dns_query(q, resp),
+        Query::ExitCode | Query::Stdout | Query::Stderr => exec_query(q, resp),
         Query::Certificate(field) => {
             let der = resp
                 .exchange
@@ -221,6 +222,24 @@ fn dns_query(q: &Query, resp: &Response<'_>) -> Result<Found, String> {
             .filter_map(|a| a["ttl"].as_u64())
             .min()
             .map_or(Found::Nothing, |ttl| Found::One(Value::from(ttl))),
+        _ => Found::Nothing,
+    })
+}
+
+/// `exit_code`, `stdout` and `stderr` over an `exec` step's process.
+fn exec_query(q: &Query, resp: &Response<'_>) -> Result<Found, String> {
+    let ended = resp
+        .exchange
+        .exec
+        .as_ref()
+        .ok_or_else(|| format!("`{}` reads only what `exec` steps ran", q.describe()))?;
+    let text = |b: &[u8]| Found::One(Value::String(String::from_utf8_lossy(b).into_owned()));
+    Ok(match q {
+        Query::ExitCode => ended
+            .exit_code
+            .map_or(Found::Nothing, |c| Found::One(Value::from(c))),
+        Query::Stdout => text(&resp.exchange.body),
+        Query::Stderr => text(&ended.stderr),
         _ => Found::Nothing,
     })
 }
@@ -292,7 +311,26 @@ fn implicit(expect: &Expect, resp: &Response<'_>) -> Option<AssertionFailure> {
                 actual: show(Some(&rcode)),
             })
         }
-        Transport::Dns | Transport::Tcp | Transport::Tls => None,
+        Transport::Exec if !asserted(|q| matches!(q, Query::ExitCode)) => {
+            let ended = resp.exchange.exec.as_ref()?;
+            let actual = match (ended.exit_code, ended.signal) {
+                (Some(0), _) => return None,
+                (Some(code), _) => code.to_string(),
+                (None, Some(sig)) => format!("none, ended by signal {sig}"),
+                (None, None) => "none".to_string(),
+            };
+            let stderr = String::from_utf8_lossy(&ended.stderr);
+            let stderr = stderr.trim();
+            Some(AssertionFailure {
+                check: "exit_code".into(),
+                expected: "0".into(),
+                actual: match stderr.is_empty() {
+                    true => actual,
+                    false => format!("{actual} (stderr: {stderr})"),
+                },
+            })
+        }
+        Transport::Dns | Transport::Tcp | Transport::Tls | Transport::Exec => None,
     }
 }
 

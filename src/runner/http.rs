@@ -35,6 +35,8 @@ pub struct Exchange {
     pub version: String,
     /// The peer's end-entity certificate (DER), on HTTPS.
     pub peer_certificate: Option<Vec<u8>>,
+    /// What an `exec` step's process ended with (its stdout is `body`).
+    pub exec: Option<super::exec::Ended>,
 }
 
 /// The kind of step an [`Exchange`] came from.
@@ -46,6 +48,8 @@ pub enum Transport {
     /// The body is the answer as JSON: `rcode`, `answers[]` (`name`,
     /// `type`, `ttl`, `data`), `authoritative`, `server`.
     Dns,
+    /// The body is the process's standard output; see `Exchange::exec`.
+    Exec,
 }
 
 impl Exchange {
@@ -259,6 +263,7 @@ async fn follow(
             hops,
             version,
             peer_certificate,
+            exec: None,
         });
     }
 }

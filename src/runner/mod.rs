@@ -1,6 +1,6 @@
 //! The journey runner: executes a probe's steps against the target, once:
 //! HTTP requests ([`http`]), TCP connections ([`tcp`]), TLS handshakes
-//! ([`handshake`]) and DNS queries ([`dns`]).
+//! ([`handshake`]), DNS queries ([`dns`]) and programs ([`exec`]).
 //! What a run produced is data defined in [`crate::journey`]; a new step
 //! kind beside HTTP goes in [`step`] (dispatch) with its own transport
 //! module next to [`http`].
@@ -11,6 +11,7 @@
 
 pub mod cert;
 pub mod dns;
+pub mod exec;
 pub mod expect;
 pub mod handshake;
 pub mod http;

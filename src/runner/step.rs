@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::expect::{self, Found, Response};
 use super::http::{self, Exchange, Request, RequestBody, TransportError};
 use super::scope::RunScope;
-use super::{dns, handshake, tcp};
+use super::{dns, exec, handshake, tcp};
 use crate::config::template::RenderError;
 use crate::config::{Body, HttpStep, Probe, Step, StepKind};
 use crate::journey::result::{AssertionFailure, FailureKind, Hop, Phase, StepOutcome, StepResult};
@@ -38,6 +38,7 @@ enum Prepared {
     Tcp(tcp::Target),
     Tls(handshake::Target),
     Dns(dns::Question),
+    Exec(exec::Program),
 }
 
 impl Prepared {
@@ -49,6 +50,7 @@ impl Prepared {
             Prepared::Tcp(t) => t.url(),
             Prepared::Tls(t) => t.url(),
             Prepared::Dns(q) => q.url(),
+            Prepared::Exec(p) => p.url(),
         }
     }
 }
@@ -186,6 +188,7 @@ impl RunCtx<'_> {
             StepKind::Tcp(t) => Prepared::Tcp(tcp::Target::render(t, scope)?),
             StepKind::Tls(t) => Prepared::Tls(handshake::Target::render(t, scope)?),
             StepKind::Dns(d) => Prepared::Dns(dns::Question::render(d, scope)?),
+            StepKind::Exec(e) => Prepared::Exec(exec::Program::render(e, scope)?),
         })
     }
 
@@ -295,6 +298,7 @@ impl RunCtx<'_> {
                 handshake::send(t, probe.insecure_tls, probe.ca.as_deref(), timeout).await
             }
             (Prepared::Dns(q), _) => dns::send(q, timeout).await,
+            (Prepared::Exec(p), _) => exec::send(p, timeout, self.probe.max_body_bytes).await,
             (Prepared::Http(_), _) => Err(TransportError::new(
                 FailureKind::Prober,
                 "an HTTP request was prepared for a step of another kind",

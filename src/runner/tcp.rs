@@ -210,6 +210,7 @@ pub fn answer(
         final_url: target,
         version: String::new(),
         peer_certificate: None,
+        exec: None,
     }
 }
 

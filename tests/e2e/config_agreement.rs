@@ -573,6 +573,12 @@ probes:
         expect: { that: [ { rcode: true, eq: NOERROR }, { answers: MX, not_empty: true }, { ttl: MX, ge: 60 } ] }
         capture: { code: { rcode: true }, first: { answers: MX }, least: { ttl: MX } }
       - { id: a, dns: { name: "app.acme.test" } }
+      - id: run
+        exec: [git, "ls-remote", "{{ api }}"]
+        expect: { that: [ { exit_code: true, eq: 0 }, { stdout: true, contains: HEAD }, { stderr: true, empty: true } ] }
+        capture: { out: { stdout: true }, err: { stderr: true }, code: { exit_code: true } }
+      - { id: sh, exec: { command: "echo {{ n }} | wc -c", shell: true, env: { TOKEN: "{{ secrets.pw }}", N: 1 } } }
+      - { id: list, exec: { command: [echo, hi], shell: false } }
     finally: [ { id: f, delete: "{{ api }}/z" } ]
   - name: q
     kind: heartbeat

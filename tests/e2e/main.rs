@@ -13,6 +13,7 @@ mod config_corpus;
 mod config_fuzz;
 mod crash;
 mod disk_faults;
+mod exec;
 mod extreme_values;
 mod heartbeat;
 mod hostile_clients;

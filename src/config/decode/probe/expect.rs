@@ -144,7 +144,8 @@ impl Ctx<'_> {
             "cookie" => Query::Cookie(self.string(v, "`cookie`")?),
             "answers" => Query::Answers(self.dns_type(v)?),
             "ttl" => Query::Ttl(self.dns_type(v)?),
-            "body" | "status" | "url" | "redirects" | "rcode" => {
+            "body" | "status" | "url" | "redirects" | "rcode" | "exit_code" | "stdout"
+            | "stderr" => {
                 // `body: true` names the query; `false` or any other value
                 // would read as "not the body" and mean nothing (the schema
                 // says `const: true`).
@@ -162,6 +163,9 @@ impl Ctx<'_> {
                     "status" => Query::Status,
                     "url" => Query::Url,
                     "rcode" => Query::Rcode,
+                    "exit_code" => Query::ExitCode,
+                    "stdout" => Query::Stdout,
+                    "stderr" => Query::Stderr,
                     _ => Query::Redirects,
                 }
             }

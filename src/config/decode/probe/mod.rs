@@ -136,6 +136,7 @@ const STEP_KEYS: &[&str] = &[
     "tcp",
     "tls",
     "dns",
+    "exec",
 ];
 const QUERIES: &[&str] = &[
     "json",
@@ -151,6 +152,9 @@ const QUERIES: &[&str] = &[
     "rcode",
     "answers",
     "ttl",
+    "exit_code",
+    "stdout",
+    "stderr",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

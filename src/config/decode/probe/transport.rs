@@ -4,7 +4,7 @@
 use super::*;
 
 /// The transport keys a step may have instead of an HTTP method.
-pub(super) const KEYS: &[&str] = &["tcp", "tls", "dns"];
+pub(super) const KEYS: &[&str] = &["tcp", "tls", "dns", "exec"];
 
 /// The short forms of a probe that is one step (`tcp: host:port`,
 /// `certificate: host:port`, `dns: { name }`), with the step kind each is.
@@ -52,7 +52,7 @@ impl Ctx<'_> {
                 key_pos(k),
                 6,
                 format!("`expect.status` applies only to HTTP steps, not to `{key}` in {ctx}"),
-                Some("a `dns` step asserts `rcode`; others have no status".into()),
+                Some("a `dns` step asserts `rcode`, an `exec` step `exit_code`".into()),
             );
         }
     }
@@ -139,8 +139,87 @@ impl Ctx<'_> {
         match key {
             "tcp" => self.tcp(node, names).map(StepKind::Tcp),
             "tls" => self.tls_step(node, names).map(StepKind::Tls),
+            "exec" => self.exec(node, names).map(StepKind::Exec),
             _ => self.dns(node, names).map(StepKind::Dns),
         }
+    }
+
+    /// `exec: [program, args…]` or `exec: { command, shell, env }`: a list
+    /// runs without a shell; a command line needs `shell: true`.
+    fn exec(&mut self, node: &Node, names: &Names<'_>) -> Option<ExecStep> {
+        if node.as_sequence().is_some() {
+            let command = self.command_list(node, names)?;
+            return Some(ExecStep {
+                command,
+                shell: false,
+                env: vec![],
+            });
+        }
+        if node.as_mapping().is_none() {
+            self.error_at(
+                node,
+                "`exec` needs a list or a mapping".into(),
+                Some("`exec: [git, push]`, or `exec: { command: \"…\", shell: true }`".into()),
+            );
+            return None;
+        }
+        let map = self.mapping(node, "`exec`")?;
+        self.check_keys(map, &["command", "shell", "env"], "`exec`");
+        let shell = map
+            .get_node("shell")
+            .and_then(|n| self.boolean(n, "`shell`"))
+            .unwrap_or(false);
+        let env = self.template_map(map.get_node("env"), names, "`env`");
+        let command_node = self.required(map, "command", "`exec`")?;
+        let command = match (shell, command_node.as_sequence().is_some()) {
+            (false, true) => self.command_list(command_node, names)?,
+            (true, false) if command_node.as_mapping().is_none() => {
+                vec![self.template(command_node, names)?]
+            }
+            (false, false) => {
+                self.error_at(
+                    command_node,
+                    "a command line runs only with `shell: true`".into(),
+                    Some(
+                        "write the program and its arguments as a list, or add `shell: true`"
+                            .into(),
+                    ),
+                );
+                return None;
+            }
+            (true, _) => {
+                self.error_at(
+                    command_node,
+                    "with `shell: true`, `command` is one command line".into(),
+                    Some("e.g. `command: \"git log | head -1\"`".into()),
+                );
+                return None;
+            }
+        };
+        Some(ExecStep {
+            command,
+            shell,
+            env,
+        })
+    }
+
+    /// `[program, args…]`: at least the program.
+    fn command_list(
+        &mut self,
+        node: &Node,
+        names: &Names<'_>,
+    ) -> Option<Vec<crate::config::template::Template>> {
+        let items = self.sequence(node, "the command")?;
+        if items.is_empty() {
+            self.error_at(
+                node,
+                "the command is empty".into(),
+                Some("give at least the program".into()),
+            );
+            return None;
+        }
+        let parts: Vec<_> = items.iter().map(|i| self.template(i, names)).collect();
+        parts.into_iter().collect()
     }
 
     /// `tcp: "host:port"` or `tcp: { address, send, read, connect_timeout }`.
