@@ -7,7 +7,7 @@
 //! output and error are kept up to `max_body` bytes each.
 //!
 //! The process's stdout is the body `body`, `json` and `regex` read;
-//! `exit_code`, `stdout` and `stderr` query [`Ended`].
+//! `exit_code`, `stdout` and `stderr` query its [`Ended`].
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::process::Command;
 
-use super::http::{Exchange, Transport, TransportError};
+use super::http::{Ended, Exchange, Transport, TransportError};
 use super::tcp;
 use crate::config::ExecStep;
 use crate::config::template::{RenderError, Scope};
@@ -65,20 +65,6 @@ impl Program {
             false => self.command.first().map_or("", String::as_str),
         }
     }
-}
-
-/// How the process ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ended {
-    /// The exit code; `None` when a signal ended it.
-    pub exit_code: Option<i32>,
-    /// The signal that ended it, if one did.
-    pub signal: Option<i32>,
-    /// Standard error, up to the bound.
-    pub stderr: Vec<u8>,
-    /// Whether stdout or stderr went past the bound (the rest was read and
-    /// dropped).
-    pub cut: bool,
 }
 
 /// Runs `program` within `timeout`, keeping up to `max_output` bytes of

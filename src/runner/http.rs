@@ -36,7 +36,21 @@ pub struct Exchange {
     /// The peer's end-entity certificate (DER), on HTTPS.
     pub peer_certificate: Option<Vec<u8>>,
     /// What an `exec` step's process ended with (its stdout is `body`).
-    pub exec: Option<super::exec::Ended>,
+    pub exec: Option<Ended>,
+}
+
+/// How an `exec` step's process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// The exit code; `None` when a signal ended it.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+    /// Standard error, up to the bound.
+    pub stderr: Vec<u8>,
+    /// Whether stdout or stderr went past the bound (the rest was read and
+    /// dropped).
+    pub cut: bool,
 }
 
 /// The kind of step an [`Exchange`] came from.

@@ -172,10 +172,7 @@ async fn read_line(
         )),
         Ok(Ok(_)) if line.len() > MAX_LINE => Err(TransportError::new(
             FailureKind::Protocol,
-            format!(
-                "{address} sent a line longer than {}",
-                super::expect::size(MAX_LINE)
-            ),
+            format!("{address} sent a line longer than {MAX_LINE} bytes"),
         )),
         Ok(Ok(_)) => {
             while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
