@@ -475,3 +475,42 @@ async fn a_probe_that_is_only_a_port_a_certificate_or_a_record_is_a_one_step_jou
         "{why}"
     );
 }
+
+#[tokio::test]
+async fn lookout_run_traces_tcp_dns_and_exec_steps() {
+    let redis = redis_like().await;
+    let dns = dns_server(Dns::Answers).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "version: 1\ncomponents: [{{ id: t, name: T }}]\nprobes:\n  - name: mixed\n    component: t\n    steps:\n      - {{ id: ping, tcp: {{ address: \"{redis}\", send: PING }} }}\n      - {{ id: a, dns: {{ name: app.test, server: \"{dns}\" }}, capture: {{ ip: {{ answers: A }} }} }}\n      - {{ id: run, exec: [echo, \"{{{{ ip }}}}\"], expect: {{ that: [ {{ stdout: true, contains: 192.0.2.10 }} ] }} }}\n"
+        ),
+    )
+    .unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["run", "mixed", "--config", path.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("✓ ping: TCP tcp://{redis} → ok in ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("✓ a: DNS dns://{dns}/app.test?type=A → ok in ")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("✓ run: EXEC exec:echo → ok in "),
+        "{stdout}"
+    );
+}
