@@ -153,17 +153,22 @@ async fn servers(
         let msg = format!("cannot read {RESOLV_CONF} for the system's DNS servers: {e}");
         TransportError::new(FailureKind::Prober, msg)
     })?;
-    let (conf, _) = resolv_conf::Config::parse_with_errors(&text);
-    let found: Vec<SocketAddr> = conf
-        .nameservers
-        .into_iter()
-        .map(|ip| SocketAddr::new(IpAddr::from(ip), 53))
-        .collect();
+    let found = system_servers(&text);
     if found.is_empty() {
         let msg = format!("{RESOLV_CONF} names no DNS server; give the step a `server`");
         return Err(TransportError::new(FailureKind::Prober, msg));
     }
     Ok(found)
+}
+
+/// The `nameserver` lines of a resolv.conf (resolv.conf(5)), port 53, in
+/// order; lines it cannot read are skipped, as the C library does.
+pub fn system_servers(resolv_conf: &[u8]) -> Vec<SocketAddr> {
+    let (conf, _) = resolv_conf::Config::parse_with_errors(resolv_conf);
+    conf.nameservers
+        .into_iter()
+        .map(|ip| SocketAddr::new(IpAddr::from(ip), 53))
+        .collect()
 }
 
 /// One server: UDP, then TCP when the answer says it was truncated.
@@ -288,5 +293,25 @@ fn data_text(data: &hickory_proto::rr::RData) -> String {
             .map(|s| String::from_utf8_lossy(s).into_owned())
             .collect(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_servers_are_the_nameserver_lines_in_order() {
+        let conf = b"# comment\nsearch acme.test\nnameserver 192.0.2.53\nnameserver ::1\nnameserver not-an-ip\noptions ndots:2\n";
+        let found: Vec<String> = system_servers(conf).iter().map(|s| s.to_string()).collect();
+        assert_eq!(found, vec!["192.0.2.53:53", "[::1]:53"]);
+        assert!(system_servers(b"search acme.test\n").is_empty());
+    }
+
+    #[test]
+    fn response_codes_read_as_their_mnemonics() {
+        assert_eq!(rcode_name(ResponseCode::NXDomain), "NXDOMAIN");
+        assert_eq!(rcode_name(ResponseCode::ServFail), "SERVFAIL");
+        assert_eq!(rcode_name(ResponseCode::Unknown(3841)), "RCODE3841");
     }
 }
