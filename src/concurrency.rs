@@ -118,8 +118,12 @@ pub fn hosts_of(config: &Config, probe: &Probe) -> Vec<String> {
         .steps
         .iter()
         .chain(&probe.finally)
-        .filter_map(|s| s.url.render_string(&scope).ok())
-        .filter_map(|u| url::Url::parse(&u).ok())
+        .filter_map(|s| target_of(s)?.render_string(&scope).ok())
+        .filter_map(|u| match u.contains("://") {
+            true => url::Url::parse(&u).ok(),
+            // `host:port` of a tcp or tls step.
+            false => url::Url::parse(&format!("tcp://{u}")).ok(),
+        })
         .filter_map(|u| {
             let host = u.host_str()?.to_string();
             Some(match u.port_or_known_default() {
@@ -129,6 +133,20 @@ pub fn hosts_of(config: &Config, probe: &Probe) -> Vec<String> {
         })
         .collect();
     hosts.into_iter().collect()
+}
+
+/// What a step's host is read from: its URL, its `host:port`, or the
+/// server a DNS query names (none for the system resolver, nor for a
+/// program run).
+fn target_of(step: &crate::config::Step) -> Option<&crate::config::template::Template> {
+    use crate::config::StepKind;
+    match &step.kind {
+        StepKind::Http(h) => Some(&h.url),
+        StepKind::Tcp(t) => Some(&t.address),
+        StepKind::Tls(t) => Some(&t.address),
+        StepKind::Dns(d) => d.server.as_ref(),
+        StepKind::Exec(_) => None,
+    }
 }
 
 /// Vars only: no secrets (a host name is shown in skip reasons) and no

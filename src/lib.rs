@@ -57,7 +57,8 @@
 //! - [`schedule`] / [`scheduler`]: when probes run (a grid per `every:`,
 //!   croner for `cron:`), on the scheduler's own thread, bounded by
 //!   [`concurrency`] (journeys at once overall and per host; skipped starts).
-//! - [`runner`]: runs one probe's steps over HTTP; what it produced is
+//! - [`runner`]: runs one probe's steps (HTTP requests, TCP connections,
+//!   TLS handshakes, DNS queries, programs); what it produced is
 //!   [`journey`] data. [`redact`] masks secrets in everything it keeps.
 //! - [`monitor`]: the single writer: stores runs, applies [`evaluate`],
 //!   opens, joins ([`join`], pure) and resolves incidents, then wakes the

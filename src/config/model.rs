@@ -391,13 +391,14 @@ impl Method {
     }
 }
 
+/// One step of a journey: what every kind shares (id, timeout, `expect`,
+/// `capture`, retry, poll, guard) and what it does ([`StepKind`]).
 #[derive(Debug, Clone)]
 pub struct Step {
     pub id: String,
-    pub method: Method,
-    pub url: Template,
-    pub headers: Vec<(String, Template)>,
-    pub body: Body,
+    /// What the step does: an HTTP request, a TCP connection, a TLS
+    /// handshake or a DNS query.
+    pub kind: StepKind,
     pub timeout: Duration,
     pub expect: Expect,
     pub capture: Vec<Capture>,
@@ -407,6 +408,46 @@ pub struct Step {
     pub critical: bool,
     /// `if: defined(name)`: skip the step unless `name` has a value.
     pub only_if_defined: Option<String>,
+    pub pos: Pos,
+}
+
+/// The kinds of step, one per transport. Each is stored with a kind word
+/// in the step's `method` column (`GET`…, `TCP`, `TLS`, `DNS`) and a
+/// URL-like target (`tcp://host:port`, `tls://host:port`,
+/// `dns://server/name?type=MX`).
+#[derive(Debug, Clone)]
+pub enum StepKind {
+    /// `get:`, `post:`, … an HTTP request.
+    Http(HttpStep),
+    /// `tcp:` a TCP connection, optionally a line sent and a reply read.
+    Tcp(TcpStep),
+    /// `tls:` a TLS handshake on any port, for its certificate.
+    Tls(TlsStep),
+    /// `dns:` a DNS query.
+    Dns(DnsStep),
+    /// `exec:` a program run with arguments (a shell only when asked).
+    Exec(ExecStep),
+}
+
+/// `exec: [program, args…]` or `exec: { command, shell, env }`.
+#[derive(Debug, Clone)]
+pub struct ExecStep {
+    /// The program and its arguments (templates), run without a shell; with
+    /// `shell: true`, one command line given to `/bin/sh -c`.
+    pub command: Vec<Template>,
+    pub shell: bool,
+    /// Variables set besides `PATH` and `HOME` (templates; secrets allowed,
+    /// masked wherever output is kept).
+    pub env: Vec<(String, Template)>,
+}
+
+/// An HTTP request step (`get: url`, …).
+#[derive(Debug, Clone)]
+pub struct HttpStep {
+    pub method: Method,
+    pub url: Template,
+    pub headers: Vec<(String, Template)>,
+    pub body: Body,
     /// `redirects:` how many redirects to follow (default 10); `0` returns
     /// the 3xx itself so it can be asserted.
     pub redirects: u32,
@@ -416,24 +457,186 @@ pub struct Step {
     /// `http: "1.1" | "2"`: force an HTTP version; by default HTTP/2 is
     /// spoken when the server offers it (ALPN).
     pub http: HttpVersion,
-    pub pos: Pos,
+}
+
+/// `tcp: "host:port"` or `tcp: { address, send, read, connect_timeout }`.
+#[derive(Debug, Clone)]
+pub struct TcpStep {
+    /// `host:port` (templated; `[v6]:port` for IPv6 literals).
+    pub address: Template,
+    /// A line sent once connected (`\r\n` appended), e.g. `PING`.
+    pub send: Option<Template>,
+    /// Read a reply line after connecting (and sending): the query `body`
+    /// sees it. Implied by `send`; `read: true` alone reads a banner.
+    pub read: bool,
+    /// Bound on the connection alone (the step's `timeout` bounds the
+    /// whole step, reply included).
+    pub connect_timeout: Option<Duration>,
+}
+
+/// `tls: "host:port"` or `tls: { address, server_name }`: a handshake,
+/// verified against the system's roots (and the probe's `tls.ca_file`)
+/// unless the probe sets `insecure_tls: true`.
+#[derive(Debug, Clone)]
+pub struct TlsStep {
+    /// `host:port` (templated).
+    pub address: Template,
+    /// The name sent in SNI and verified (default: the host of `address`).
+    pub server_name: Option<Template>,
+}
+
+/// `dns: { name, type, server }`: one query (RFC 1035).
+#[derive(Debug, Clone)]
+pub struct DnsStep {
+    /// The name asked (templated), e.g. `app.acme.test`.
+    pub name: Template,
+    /// The record type asked.
+    pub record: DnsType,
+    /// `server: "ip:port"` a named server (UDP, then TCP when truncated);
+    /// `None`: the system resolver's servers (`/etc/resolv.conf`).
+    pub server: Option<Template>,
+}
+
+/// The record types a `dns:` step may ask (RFC 1035, 3596, 2782).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnsType {
+    A,
+    Aaaa,
+    Cname,
+    Mx,
+    Txt,
+    Ns,
+    Srv,
+}
+
+impl DnsType {
+    /// Every type, as written in probes.yaml (upper case, as in zone files).
+    pub const ALL: [(&'static str, DnsType); 7] = [
+        ("A", DnsType::A),
+        ("AAAA", DnsType::Aaaa),
+        ("CNAME", DnsType::Cname),
+        ("MX", DnsType::Mx),
+        ("TXT", DnsType::Txt),
+        ("NS", DnsType::Ns),
+        ("SRV", DnsType::Srv),
+    ];
+
+    /// The type's mnemonic, e.g. `AAAA`.
+    pub fn as_str(self) -> &'static str {
+        DnsType::ALL
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("?", |(n, _)| n)
+    }
+}
+
+impl StepKind {
+    /// The word stored in the step's `method` column: `GET`, `TCP`, …
+    pub fn word(&self) -> &'static str {
+        match self {
+            StepKind::Http(h) => h.method.as_str(),
+            StepKind::Tcp(_) => "TCP",
+            StepKind::Tls(_) => "TLS",
+            StepKind::Dns(_) => "DNS",
+            StepKind::Exec(_) => "EXEC",
+        }
+    }
+
+    /// The target as written in probes.yaml, URL-like: the HTTP URL,
+    /// `tcp://{{ host }}:6379`, `tls://…`, `dns://server/name?type=MX`
+    /// (`dns:///name?type=A` for the system resolver).
+    pub fn target_source(&self) -> String {
+        match self {
+            StepKind::Http(h) => h.url.source.clone(),
+            StepKind::Tcp(t) => format!("tcp://{}", t.address.source),
+            StepKind::Tls(t) => format!("tls://{}", t.address.source),
+            StepKind::Dns(d) => dns_target(
+                d.server.as_ref().map(|s| s.source.as_str()),
+                &d.name.source,
+                d.record,
+            ),
+            StepKind::Exec(e) => exec_target(e.shell, e.command.first().map(|t| t.source.as_str())),
+        }
+    }
+
+    /// The HTTP request, for an HTTP step.
+    pub fn http(&self) -> Option<&HttpStep> {
+        match self {
+            StepKind::Http(h) => Some(h),
+            _ => None,
+        }
+    }
+}
+
+/// `host:port` → (`host`, port); `[v6]:port` → (`v6`, port). `None` when
+/// there is no port or it is not a number.
+pub fn split_address(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = text.rsplit_once(':')?;
+    let port = port.parse().ok()?;
+    let host = match host.strip_prefix('[') {
+        Some(h) => h.strip_suffix(']')?,
+        None if host.contains(':') => return None,
+        None => host,
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+/// `exec:program` (`exec:sh` for a shell command line), the stored target
+/// of an `exec` step: its arguments are not stored.
+pub fn exec_target(shell: bool, program: Option<&str>) -> String {
+    match (shell, program) {
+        (true, _) => "exec:sh".to_string(),
+        (false, p) => format!("exec:{}", p.unwrap_or("")),
+    }
+}
+
+/// `dns://server/name?type=MX`, the stored target of a DNS query (the
+/// `dns:` URI of RFC 4501 without its class).
+pub fn dns_target(server: Option<&str>, name: &str, record: DnsType) -> String {
+    format!(
+        "dns://{}/{name}?type={}",
+        server.unwrap_or(""),
+        record.as_str()
+    )
 }
 
 impl Step {
     /// Every template the step renders when it runs: URL, headers, body,
-    /// `basic_auth`, and the expected values of its assertions.
+    /// `basic_auth` (or the address, line sent, name asked…), and the
+    /// expected values of its assertions.
     pub fn templates(&self) -> Vec<&Template> {
-        let mut out: Vec<&Template> = vec![&self.url];
-        out.extend(self.headers.iter().map(|(_, t)| t));
-        match &self.body {
-            Body::Json(v) => out.extend(v.templates()),
-            Body::Form(f) => out.extend(f.iter().map(|(_, t)| t)),
-            Body::Raw(t) => out.push(t),
-            Body::None => {}
-        }
-        if let Some(b) = &self.basic_auth {
-            out.push(&b.user);
-            out.push(&b.password);
+        let mut out: Vec<&Template> = Vec::new();
+        match &self.kind {
+            StepKind::Http(h) => {
+                out.push(&h.url);
+                out.extend(h.headers.iter().map(|(_, t)| t));
+                match &h.body {
+                    Body::Json(v) => out.extend(v.templates()),
+                    Body::Form(f) => out.extend(f.iter().map(|(_, t)| t)),
+                    Body::Raw(t) => out.push(t),
+                    Body::None => {}
+                }
+                if let Some(b) = &h.basic_auth {
+                    out.push(&b.user);
+                    out.push(&b.password);
+                }
+            }
+            StepKind::Tcp(t) => {
+                out.push(&t.address);
+                out.extend(&t.send);
+            }
+            StepKind::Tls(t) => {
+                out.push(&t.address);
+                out.extend(&t.server_name);
+            }
+            StepKind::Dns(d) => {
+                out.push(&d.name);
+                out.extend(&d.server);
+            }
+            StepKind::Exec(e) => {
+                out.extend(&e.command);
+                out.extend(e.env.iter().map(|(_, t)| t));
+            }
         }
         for a in &self.expect.that {
             out.extend(a.expected.templates());
@@ -569,8 +772,27 @@ pub enum Query {
     Url,
     /// How many redirects were followed.
     Redirects,
-    /// A fact about the peer's TLS certificate (HTTPS steps).
+    /// A fact about the peer's TLS certificate (HTTPS and `tls:` steps).
     Certificate(CertField),
+    /// `rcode: true`: a `dns:` answer's response code (`NOERROR`,
+    /// `NXDOMAIN`, …, RFC 6895 §2.3). Asserting it replaces the implicit
+    /// `NOERROR` check, as `status` replaces the implicit 2xx.
+    Rcode,
+    /// `answers: A`: the data of a `dns:` answer's records of one type, a
+    /// list of texts as zone files write them (`192.0.2.10`,
+    /// `10 mail.acme.test.`).
+    Answers(DnsType),
+    /// `ttl: A`: the least TTL, in seconds, of a `dns:` answer's records of
+    /// one type (nothing when there is none).
+    Ttl(DnsType),
+    /// `exit_code: true`: an `exec` step's exit code (nothing when a signal
+    /// ended it). Asserting it replaces the implicit `0` check.
+    ExitCode,
+    /// `stdout: true`: an `exec` step's standard output, as text (also what
+    /// `body`, `json` and `regex` read).
+    Stdout,
+    /// `stderr: true`: an `exec` step's standard error, as text.
+    Stderr,
 }
 
 /// What the `certificate` query reads from the peer certificate.
@@ -618,6 +840,12 @@ impl Query {
             Query::Url => "url".to_string(),
             Query::Redirects => "redirects".to_string(),
             Query::Certificate(f) => format!("certificate {}", f.as_str()),
+            Query::Rcode => "rcode".to_string(),
+            Query::Answers(t) => format!("answers {}", t.as_str()),
+            Query::Ttl(t) => format!("ttl {}", t.as_str()),
+            Query::ExitCode => "exit_code".to_string(),
+            Query::Stdout => "stdout".to_string(),
+            Query::Stderr => "stderr".to_string(),
         }
     }
 }

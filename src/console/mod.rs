@@ -363,8 +363,10 @@ pub struct StepLine {
     pub id: String,
     /// `steps` or `finally`.
     pub phase: &'static str,
+    /// The HTTP method, or the step's kind (`TCP`, `TLS`, `DNS`, `EXEC`).
     pub method: String,
-    /// The URL template as written.
+    /// The URL template as written; for steps beside HTTP their target,
+    /// URL-like (`tcp://host:port`, `dns://server/name?type=MX`, `exec:program`).
     pub url: String,
     pub critical: bool,
 }
@@ -377,8 +379,8 @@ pub fn definition(config: &Config, probe: &Probe) -> Definition {
             .map(|s| StepLine {
                 id: s.id.clone(),
                 phase,
-                method: s.method.as_str().to_uppercase(),
-                url: s.url.source.clone(),
+                method: s.kind.word().to_uppercase(),
+                url: s.kind.target_source(),
                 critical: s.critical,
             })
             .collect::<Vec<_>>()

@@ -17,9 +17,12 @@ pub fn trace(result: &RunResult) -> String {
             StepOutcome::Fail => "✗",
             StepOutcome::Skipped => "-",
         };
-        let status = s
-            .status
-            .map_or_else(|| "---".to_string(), |c| c.to_string());
+        // Steps beside HTTP have no status: `ok` when they passed.
+        let status = match (s.status, s.outcome) {
+            (Some(c), _) => c.to_string(),
+            (None, StepOutcome::Pass) => "ok".to_string(),
+            (None, _) => "---".to_string(),
+        };
         let phase = if s.phase == Phase::Finally {
             " [finally]"
         } else {

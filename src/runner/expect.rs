@@ -170,15 +170,20 @@ pub fn query(q: &Query, resp: &Response<'_>, scope: &dyn Scope) -> Result<Found,
             one(found)
         }
         Query::Var(name) => one(scope.lookup(name).filter(|v| !v.is_null())),
+        Query::Status if !resp.exchange.is_http() => {
+            Err("`status` reads only HTTP responses; this step is not HTTP".into())
+        }
         Query::Status => one(Some(Value::from(resp.exchange.status))),
         Query::Url => one(Some(Value::String(resp.exchange.final_url.clone()))),
         Query::Redirects => one(Some(Value::from(resp.exchange.redirects()))),
+        Query::Rcode | Query::Answers(_) | Query::Ttl(_) => dns_query(q, resp),
+        Query::ExitCode | Query::Stdout | Query::Stderr => exec_query(q, resp),
         Query::Certificate(field) => {
             let der = resp
                 .exchange
                 .peer_certificate
                 .as_deref()
-                .ok_or("no certificate: the response did not come over HTTPS")?;
+                .ok_or("no certificate: the response did not come over TLS")?;
             let facts =
                 super::cert::Facts::parse(der).ok_or("the certificate could not be read")?;
             one(Some(match field {
@@ -191,6 +196,52 @@ pub fn query(q: &Query, resp: &Response<'_>, scope: &dyn Scope) -> Result<Found,
             }))
         }
     }
+}
+
+/// `rcode`, `answers` and `ttl` over a `dns:` step's answer (its body,
+/// see [`super::dns`]).
+fn dns_query(q: &Query, resp: &Response<'_>) -> Result<Found, String> {
+    if resp.exchange.transport != super::http::Transport::Dns {
+        return Err(format!(
+            "`{}` reads only the answers of `dns` steps",
+            q.describe()
+        ));
+    }
+    let doc = resp.json()?;
+    let of_type = |t: crate::config::DnsType| {
+        doc["answers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(move |a| a["type"].as_str() == Some(t.as_str()))
+    };
+    Ok(match q {
+        Query::Rcode => Found::One(doc["rcode"].clone()),
+        Query::Answers(t) => Found::Nodes(of_type(*t).map(|a| a["data"].clone()).collect()),
+        Query::Ttl(t) => of_type(*t)
+            .filter_map(|a| a["ttl"].as_u64())
+            .min()
+            .map_or(Found::Nothing, |ttl| Found::One(Value::from(ttl))),
+        _ => Found::Nothing,
+    })
+}
+
+/// `exit_code`, `stdout` and `stderr` over an `exec` step's process.
+fn exec_query(q: &Query, resp: &Response<'_>) -> Result<Found, String> {
+    let ended = resp
+        .exchange
+        .exec
+        .as_ref()
+        .ok_or_else(|| format!("`{}` reads only what `exec` steps ran", q.describe()))?;
+    let text = |b: &[u8]| Found::One(Value::String(String::from_utf8_lossy(b).into_owned()));
+    Ok(match q {
+        Query::ExitCode => ended
+            .exit_code
+            .map_or(Found::Nothing, |c| Found::One(Value::from(c))),
+        Query::Stdout => text(&resp.exchange.body),
+        Query::Stderr => text(&ended.stderr),
+        _ => Found::Nothing,
+    })
 }
 
 fn set_cookie(resp: &Response<'_>, name: &str) -> Option<String> {
@@ -213,20 +264,8 @@ pub fn check_expect(
     scope: &dyn Scope,
 ) -> Vec<AssertionFailure> {
     let mut failures = Vec::new();
-    let status = resp.exchange.status;
-    // An explicit status assertion replaces the implicit 2xx check.
-    let asserted = expect.that.iter().any(|a| matches!(a.query, Query::Status));
-    let status_ok = match (expect.status.is_empty(), asserted) {
-        (false, _) => expect.status.iter().any(|r| r.contains(status)),
-        (true, true) => true,
-        (true, false) => (200..300).contains(&status),
-    };
-    if !status_ok {
-        failures.push(AssertionFailure {
-            check: "status".into(),
-            expected: expected_status(&expect.status),
-            actual: status.to_string(),
-        });
+    if let Some(f) = implicit(expect, resp) {
+        failures.push(f);
     }
     if let Some(f) = expect
         .duration
@@ -241,6 +280,58 @@ pub fn check_expect(
         }
     }
     failures
+}
+
+/// The check a step gets unless it asserts otherwise: an HTTP status in
+/// `expect.status` (any 2xx by default), a DNS answer's `NOERROR`.
+/// Asserting `status` or `rcode` in `that:` replaces it.
+fn implicit(expect: &Expect, resp: &Response<'_>) -> Option<AssertionFailure> {
+    use super::http::Transport;
+    let asserted = |q: fn(&Query) -> bool| expect.that.iter().any(|a| q(&a.query));
+    match resp.exchange.transport {
+        Transport::Http => {
+            let status = resp.exchange.status;
+            let asserted = asserted(|q| matches!(q, Query::Status));
+            let status_ok = match (expect.status.is_empty(), asserted) {
+                (false, _) => expect.status.iter().any(|r| r.contains(status)),
+                (true, true) => true,
+                (true, false) => (200..300).contains(&status),
+            };
+            (!status_ok).then(|| AssertionFailure {
+                check: "status".into(),
+                expected: expected_status(&expect.status),
+                actual: status.to_string(),
+            })
+        }
+        Transport::Dns if !asserted(|q| matches!(q, Query::Rcode)) => {
+            let rcode = dns_query(&Query::Rcode, resp).ok()?.value()?;
+            (rcode != "NOERROR").then(|| AssertionFailure {
+                check: "rcode".into(),
+                expected: "NOERROR".into(),
+                actual: show(Some(&rcode)),
+            })
+        }
+        Transport::Exec if !asserted(|q| matches!(q, Query::ExitCode)) => {
+            let ended = resp.exchange.exec.as_ref()?;
+            let actual = match (ended.exit_code, ended.signal) {
+                (Some(0), _) => return None,
+                (Some(code), _) => code.to_string(),
+                (None, Some(sig)) => format!("none, ended by signal {sig}"),
+                (None, None) => "none".to_string(),
+            };
+            let stderr = String::from_utf8_lossy(&ended.stderr);
+            let stderr = stderr.trim();
+            Some(AssertionFailure {
+                check: "exit_code".into(),
+                expected: "0".into(),
+                actual: match stderr.is_empty() {
+                    true => actual,
+                    false => format!("{actual} (stderr: {stderr})"),
+                },
+            })
+        }
+        Transport::Dns | Transport::Tcp | Transport::Tls | Transport::Exec => None,
+    }
 }
 
 fn expected_status(list: &[crate::config::StatusRange]) -> String {

@@ -16,6 +16,9 @@ use crate::journey::result::FailureKind;
 /// A response as the assertions see it.
 #[derive(Debug)]
 pub struct Exchange {
+    /// What answered: an HTTP response, or what a `tcp`, `tls` or `dns`
+    /// step got (then `status` is meaningless, 0, and never checked).
+    pub transport: Transport,
     pub status: u16,
     pub headers: HeaderMap,
     /// The body, decoded (gzip, deflate, br) when the target compressed it.
@@ -32,9 +35,43 @@ pub struct Exchange {
     pub version: String,
     /// The peer's end-entity certificate (DER), on HTTPS.
     pub peer_certificate: Option<Vec<u8>>,
+    /// What an `exec` step's process ended with (its stdout is `body`).
+    pub exec: Option<Ended>,
+}
+
+/// How an `exec` step's process ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ended {
+    /// The exit code; `None` when a signal ended it.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, if one did.
+    pub signal: Option<i32>,
+    /// Standard error, up to the bound.
+    pub stderr: Vec<u8>,
+    /// Whether stdout or stderr went past the bound (the rest was read and
+    /// dropped).
+    pub cut: bool,
+}
+
+/// The kind of step an [`Exchange`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Http,
+    Tcp,
+    Tls,
+    /// The body is the answer as JSON: `rcode`, `answers[]` (`name`,
+    /// `type`, `ttl`, `data`), `authoritative`, `server`.
+    Dns,
+    /// The body is the process's standard output; see `Exchange::exec`.
+    Exec,
 }
 
 impl Exchange {
+    /// Whether this is an HTTP response (with a status to check).
+    pub fn is_http(&self) -> bool {
+        self.transport == Transport::Http
+    }
+
     /// Redirects followed to reach this response.
     pub fn redirects(&self) -> usize {
         self.hops.len().saturating_sub(1)
@@ -229,6 +266,7 @@ async fn follow(
         let headers = std::mem::take(response.headers_mut());
         let body = read_capped(response, limits.max_body, &url).await?;
         return Ok(Exchange {
+            transport: Transport::Http,
             status,
             headers,
             body,
@@ -239,6 +277,7 @@ async fn follow(
             hops,
             version,
             peer_certificate,
+            exec: None,
         });
     }
 }

@@ -1,4 +1,6 @@
-//! The journey runner: executes a probe's steps against the target, once.
+//! The journey runner: executes a probe's steps against the target, once:
+//! HTTP requests ([`http`]), TCP connections ([`tcp`]), TLS handshakes
+//! ([`handshake`]), DNS queries ([`dns`]) and programs ([`exec`]).
 //! What a run produced is data defined in [`crate::journey`]; a new step
 //! kind beside HTTP goes in [`step`] (dispatch) with its own transport
 //! module next to [`http`].
@@ -8,10 +10,14 @@
 //! stores and judges. Cleanup (`finally`) steps always run.
 
 pub mod cert;
+pub mod dns;
+pub mod exec;
 pub mod expect;
+pub mod handshake;
 pub mod http;
 mod scope;
 mod step;
+pub mod tcp;
 pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -8,8 +8,9 @@ use serde_json::Value;
 use super::expect::{self, Found, Response};
 use super::http::{self, Exchange, Request, RequestBody, TransportError};
 use super::scope::RunScope;
+use super::{dns, exec, handshake, tcp};
 use crate::config::template::RenderError;
-use crate::config::{Body, Probe, Step};
+use crate::config::{Body, HttpStep, Probe, Step, StepKind};
 use crate::journey::result::{AssertionFailure, FailureKind, Hop, Phase, StepOutcome, StepResult};
 use crate::redact::Redactor;
 
@@ -31,6 +32,29 @@ pub struct RunCtx<'a> {
     pub held: Vec<crate::logging::HeldSecret>,
 }
 
+/// A step ready to run: its templates rendered, per kind.
+enum Prepared {
+    Http(Request),
+    Tcp(tcp::Target),
+    Tls(handshake::Target),
+    Dns(dns::Question),
+    Exec(exec::Program),
+}
+
+impl Prepared {
+    /// The target as stored (before redaction): the URL, `tcp://host:port`,
+    /// `tls://host:port`, `dns://server/name?type=A`.
+    fn target(&self) -> String {
+        match self {
+            Prepared::Http(r) => r.url.clone(),
+            Prepared::Tcp(t) => t.url(),
+            Prepared::Tls(t) => t.url(),
+            Prepared::Dns(q) => q.url(),
+            Prepared::Exec(p) => p.url(),
+        }
+    }
+}
+
 /// What one send produced, before judging.
 struct Attempt {
     result: Result<Exchange, TransportError>,
@@ -47,8 +71,8 @@ pub fn skipped(step: &Step, phase: Phase, run: &RunCtx<'_>) -> StepResult {
     StepResult {
         id: step.id.clone(),
         phase,
-        method: step.method.as_str().into(),
-        url: run.redactor.redact_string(step.url.source.clone()),
+        method: step.kind.word().into(),
+        url: run.redactor.redact_string(step.kind.target_source()),
         status: None,
         outcome: StepOutcome::Skipped,
         started_at: Utc::now(),
@@ -94,9 +118,9 @@ impl RunCtx<'_> {
         let mut result = StepResult {
             id: step.id.clone(),
             phase,
-            method: step.method.as_str().into(),
-            url: self.redactor.redact_string(request.url.clone()),
-            status: exchange.map(|e| e.status),
+            method: step.kind.word().into(),
+            url: self.redactor.redact_string(request.target()),
+            status: exchange.filter(|e| e.is_http()).map(|e| e.status),
             outcome: if attempt.passed() {
                 StepOutcome::Pass
             } else {
@@ -122,12 +146,17 @@ impl RunCtx<'_> {
                 Ok(x) => self.hops(&x.hops),
                 Err(e) => self.hops(&e.hops),
             },
-            http_version: exchange.map(|x| x.version.clone()),
+            http_version: exchange
+                .map(|x| x.version.clone())
+                .filter(|v| !v.is_empty()),
             // The request that got (or failed to get) the last answer.
-            proxy: self.clients.proxies.for_url(match &attempt.result {
-                Ok(x) => &x.final_url,
-                Err(e) => e.hops.last().map_or(&request.url, |h| &h.url),
-            }),
+            proxy: match request {
+                Prepared::Http(request) => self.clients.proxies.for_url(match &attempt.result {
+                    Ok(x) => &x.final_url,
+                    Err(e) => e.hops.last().map_or(&request.url, |h| &h.url),
+                }),
+                _ => None,
+            },
         };
         if let (true, Ok(exchange)) = (attempt.passed(), &attempt.result) {
             let (shown, failures) = self.capture(step, exchange);
@@ -152,7 +181,18 @@ impl RunCtx<'_> {
             .collect()
     }
 
-    fn render(&self, step: &Step) -> Result<Request, RenderError> {
+    fn render(&self, step: &Step) -> Result<Prepared, RenderError> {
+        let scope = &self.scope;
+        Ok(match &step.kind {
+            StepKind::Http(h) => Prepared::Http(self.render_http(h)?),
+            StepKind::Tcp(t) => Prepared::Tcp(tcp::Target::render(t, scope)?),
+            StepKind::Tls(t) => Prepared::Tls(handshake::Target::render(t, scope)?),
+            StepKind::Dns(d) => Prepared::Dns(dns::Question::render(d, scope)?),
+            StepKind::Exec(e) => Prepared::Exec(exec::Program::render(e, scope)?),
+        })
+    }
+
+    fn render_http(&self, step: &HttpStep) -> Result<Request, RenderError> {
         let scope = &self.scope;
         let headers = step
             .headers
@@ -191,7 +231,7 @@ impl RunCtx<'_> {
     async fn send_until_done(
         &mut self,
         step: &Step,
-        request: &Request,
+        request: &Prepared,
         phase: Phase,
     ) -> (Attempt, u32, Duration) {
         let clock = Instant::now();
@@ -213,7 +253,7 @@ impl RunCtx<'_> {
     async fn send_with_retry(
         &self,
         step: &Step,
-        request: &Request,
+        request: &Prepared,
         phase: Phase,
     ) -> (Attempt, u32) {
         let mut sent = 0;
@@ -225,7 +265,7 @@ impl RunCtx<'_> {
                     (e.is_connect() && step.retry.on_connect)
                         || (e.is_timeout() && step.retry.on_timeout)
                 }
-                Ok(x) => x.status >= 500 && step.retry.on_5xx,
+                Ok(x) => x.is_http() && x.status >= 500 && step.retry.on_5xx,
             };
             if !retryable
                 || sent >= step.retry.attempts
@@ -237,7 +277,7 @@ impl RunCtx<'_> {
         }
     }
 
-    async fn send_once(&self, step: &Step, request: &Request, phase: Phase) -> Attempt {
+    async fn send_once(&self, step: &Step, request: &Prepared, phase: Phase) -> Attempt {
         let timeout = self.budget(step.timeout, phase);
         if timeout.is_zero() {
             return Attempt {
@@ -248,17 +288,21 @@ impl RunCtx<'_> {
                 failures: vec![],
             };
         }
-        let limits = http::Limits {
-            timeout,
-            max_body: self.probe.max_body_bytes,
-            redirects: step.redirects,
-        };
-        let client = self
-            .clients
-            .get(self.probe.insecure_tls, self.probe.ca.as_deref(), step.http);
-        let result = match client {
-            Ok(client) => http::send(&client, request, &self.cookies, limits).await,
-            Err(e) => Err(TransportError::new(FailureKind::Prober, e.to_string())),
+        let result = match (request, &step.kind) {
+            (Prepared::Http(request), StepKind::Http(h)) => {
+                self.send_http(h, request, timeout).await
+            }
+            (Prepared::Tcp(t), _) => tcp::send(t, timeout).await,
+            (Prepared::Tls(t), _) => {
+                let probe = self.probe;
+                handshake::send(t, probe.insecure_tls, probe.ca.as_deref(), timeout).await
+            }
+            (Prepared::Dns(q), _) => dns::send(q, timeout).await,
+            (Prepared::Exec(p), _) => exec::send(p, timeout, self.probe.max_body_bytes).await,
+            (Prepared::Http(_), _) => Err(TransportError::new(
+                FailureKind::Prober,
+                "an HTTP request was prepared for a step of another kind",
+            )),
         };
         let failures = match &result {
             Ok(x) => expect::check_expect(
@@ -269,6 +313,26 @@ impl RunCtx<'_> {
             Err(_) => vec![],
         };
         Attempt { result, failures }
+    }
+
+    async fn send_http(
+        &self,
+        step: &HttpStep,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Exchange, TransportError> {
+        let limits = http::Limits {
+            timeout,
+            max_body: self.probe.max_body_bytes,
+            redirects: step.redirects,
+        };
+        let client = self
+            .clients
+            .get(self.probe.insecure_tls, self.probe.ca.as_deref(), step.http);
+        match client {
+            Ok(client) => http::send(&client, request, &self.cookies, limits).await,
+            Err(e) => Err(TransportError::new(FailureKind::Prober, e.to_string())),
+        }
     }
 
     /// The step timeout, cut short by the journey deadline (cleanup is exempt).

@@ -475,7 +475,7 @@ page: { title: Status, url: "https://status.example.test", time_zone: Europe/Par
 components:
   - { id: api, name: API, description: The API, group: Core, escalation: oc, message: Degraded }
 secrets: { pw: { env: AGREE_PW }, hb: { env: AGREE_HB }, f: { file: secret.txt } }
-vars: { api: "http://127.0.0.1:9", n: 1 }
+vars: { api: "http://127.0.0.1:9", n: 1, api_host: 127.0.0.1 }
 admin: { token: "{{ secrets.hb }}", pagerduty_webhook_secret: "{{ secrets.pw }}", ack_webhook_secret: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD" }
 notifiers:
   h: { type: webhook, url: "http://127.0.0.1:9/h", secret: "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD", headers: { X-A: a }, body: "{\"t\": \"{{ incident.title }}\"}", content_type: application/json }
@@ -563,6 +563,23 @@ probes:
       - { id: more, patch: "{{ api }}/z", expect: { status: { in: ["200..299"] } } }
       - { id: head, head: "{{ api }}/z", expect: { status: 204 } }
       - { id: opts, options: "{{ api }}/z" }
+      - { id: port, tcp: "127.0.0.1:6379", expect: { duration: { lt: 1s } } }
+      - id: ping
+        tcp: { address: "{{ api_host }}:6379", send: PING, read: true, connect_timeout: 500ms }
+        expect: { that: [ { body: true, eq: "+PONG" } ] }
+      - { id: cert, tls: "127.0.0.1:443", expect: { that: [ { certificate: expires_in, gt: 14d } ] } }
+      - { id: cert2, tls: { address: "[::1]:8443", server_name: localhost } }
+      - id: mx
+        dns: { name: acme.test, type: mx, server: "127.0.0.1:53" }
+        expect: { that: [ { rcode: true, eq: NOERROR }, { answers: MX, not_empty: true }, { ttl: MX, ge: 60 } ] }
+        capture: { code: { rcode: true }, first: { answers: MX }, least: { ttl: MX } }
+      - { id: a, dns: { name: "app.acme.test" } }
+      - id: run
+        exec: [git, "ls-remote", "{{ api }}"]
+        expect: { that: [ { exit_code: true, eq: 0 }, { stdout: true, contains: HEAD }, { stderr: true, empty: true } ] }
+        capture: { out: { stdout: true }, err: { stderr: true }, code: { exit_code: true } }
+      - { id: sh, exec: { command: "echo {{ n }} | wc -c", shell: true, env: { TOKEN: "{{ secrets.pw }}", N: 1 } } }
+      - { id: list, exec: { command: [echo, hi], shell: false } }
     finally: [ { id: f, delete: "{{ api }}/z" } ]
   - name: q
     kind: heartbeat
@@ -576,12 +593,23 @@ probes:
     alert: { after: 1, escalation: oc }
     depends_on: [p]
 "#;
+    let short = r#"probes:
+  - { name: port, component: api, tcp: { address: "127.0.0.1:5432", connect_timeout: 1s }, expect: { duration: { lt: 200ms } } }
+  - { name: cert, component: api, certificate: "localhost:443", expect: { that: [ { certificate: expires_in, gt: 14d } ] } }
+  - { name: mx, component: api, dns: { name: acme.test, type: MX }, expect: { duration: { le: 1s, }, that: [ { ttl: MX, ge: 300 } ] } }
+  - { name: slow, component: api, tcp: "127.0.0.1:5432", expect: { duration: { gt: 1ms } } }
+  - { name: slower, component: api, tcp: "127.0.0.1:5432", expect: { duration: { ge: 1ms } } }
+"#;
     let cron = r#"defaults: { cron: "0 */5 * * * *" }
 probes:
   - { name: p, component: api, cron: "0 0 * * * *", time_zone: UTC, steps: [ { id: s, get: "{{ api }}" } ] }
   - { name: q, kind: heartbeat, component: api, token: "{{ secrets.hb }}", cron: "0 0 3 * * *", grace: 1h }
 "#;
-    vec![format!("{common}{journey}"), format!("{common}{cron}")]
+    vec![
+        format!("{common}{journey}"),
+        format!("{common}{cron}"),
+        format!("{common}{short}"),
+    ]
 }
 
 /// A directory with the files the sweep's files name (`ca.pem`, `secret.txt`).

@@ -142,7 +142,10 @@ impl Ctx<'_> {
             }
             "header" => Query::Header(self.string(v, "`header`")?),
             "cookie" => Query::Cookie(self.string(v, "`cookie`")?),
-            "body" | "status" | "url" | "redirects" => {
+            "answers" => Query::Answers(self.dns_type(v)?),
+            "ttl" => Query::Ttl(self.dns_type(v)?),
+            "body" | "status" | "url" | "redirects" | "rcode" | "exit_code" | "stdout"
+            | "stderr" => {
                 // `body: true` names the query; `false` or any other value
                 // would read as "not the body" and mean nothing (the schema
                 // says `const: true`).
@@ -159,6 +162,10 @@ impl Ctx<'_> {
                     "body" => Query::Body,
                     "status" => Query::Status,
                     "url" => Query::Url,
+                    "rcode" => Query::Rcode,
+                    "exit_code" => Query::ExitCode,
+                    "stdout" => Query::Stdout,
+                    "stderr" => Query::Stderr,
                     _ => Query::Redirects,
                 }
             }

@@ -7,6 +7,7 @@ mod capture;
 mod expect;
 mod heartbeat;
 mod step;
+pub(crate) mod transport;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -87,6 +88,10 @@ const PROBE_KEYS: &[&str] = &[
     "depends_on",
     "steps",
     "finally",
+    "tcp",
+    "certificate",
+    "dns",
+    "expect",
 ];
 const HEARTBEAT_KEYS: &[&str] = &[
     "name",
@@ -128,6 +133,10 @@ const STEP_KEYS: &[&str] = &[
     "redirects",
     "basic_auth",
     "http",
+    "tcp",
+    "tls",
+    "dns",
+    "exec",
 ];
 const QUERIES: &[&str] = &[
     "json",
@@ -140,6 +149,12 @@ const QUERIES: &[&str] = &[
     "url",
     "redirects",
     "certificate",
+    "rcode",
+    "answers",
+    "ttl",
+    "exit_code",
+    "stdout",
+    "stderr",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

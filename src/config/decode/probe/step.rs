@@ -125,6 +125,18 @@ impl Ctx<'_> {
         probe_ctx: &str,
         defaults: &StepDefaults,
     ) -> (Vec<Step>, Vec<Step>) {
+        if let Some(short) = self.short_form(map, probe_ctx, defaults) {
+            // A port, a certificate or a record: nothing to clean up.
+            if let Some(k) = map.keys().find(|k| k.as_str() == "finally") {
+                self.error(
+                    key_pos(k),
+                    7,
+                    format!("`finally` of {probe_ctx} needs `steps`"),
+                    Some("a `tcp`, `certificate` or `dns` check has nothing to clean up".into()),
+                );
+            }
+            return (short.into_iter().collect(), vec![]);
+        }
         let steps_node = self.required(map, "steps", probe_ctx);
         let steps_items: &[Node] = steps_node
             .and_then(|n| self.sequence(n, "`steps`"))
@@ -200,9 +212,7 @@ impl Ctx<'_> {
             in_run: true,
             context: &ctx,
         };
-        let (method, url) = self.method(map, node, &ctx, &names)?;
-        let headers = self.template_map(map.get_node("headers"), &names, "`headers`");
-        let body = self.body(map, &names, &ctx);
+        let kind = self.step_kind(map, node, &ctx, &names, defaults)?;
         let expect = map
             .get_node("expect")
             .map(|n| self.expect(n, &names, &ctx))
@@ -212,15 +222,9 @@ impl Ctx<'_> {
             .map(|n| self.captures(n, &names, &ctx))
             .unwrap_or_default();
         let only_if_defined = map.get_node("if").and_then(|n| self.guard(n, &names));
-        let basic_auth = map
-            .get_node("basic_auth")
-            .and_then(|n| self.basic_auth(n, &names));
         Some(Step {
             id,
-            method,
-            url,
-            headers,
-            body,
+            kind,
             timeout: self
                 .opt_duration(map, "timeout")
                 .unwrap_or(defaults.timeout),
@@ -230,6 +234,68 @@ impl Ctx<'_> {
                 .get_node("retry")
                 .and_then(|n| self.retry(n, &defaults.retry))
                 .unwrap_or(defaults.retry.clone()),
+            poll: map.get_node("poll").and_then(|n| self.poll(n)),
+            critical: map
+                .get_node("critical")
+                .and_then(|n| self.boolean(n, "`critical`"))
+                .unwrap_or(true),
+            only_if_defined,
+            pos: pos(node),
+        })
+    }
+
+    /// What the step does: exactly one of the HTTP methods or a transport
+    /// key (`tcp`, `tls`, `dns`).
+    fn step_kind(
+        &mut self,
+        map: &MarkedMappingNode,
+        node: &Node,
+        ctx: &str,
+        names: &Names<'_>,
+        defaults: &StepDefaults,
+    ) -> Option<StepKind> {
+        let transports: Vec<&str> = super::transport::KEYS
+            .iter()
+            .copied()
+            .filter(|k| map.get_node(k).is_some())
+            .collect();
+        let methods = Method::ALL
+            .iter()
+            .filter(|(k, _)| map.get_node(k).is_some());
+        let all: Vec<&str> = transports
+            .iter()
+            .copied()
+            .chain(methods.map(|(k, _)| *k))
+            .collect();
+        if let [_, second, ..] = all.as_slice() {
+            let key = map.keys().find(|k| k.as_str() == *second);
+            let at = key.map_or(pos(node), key_pos);
+            self.error(
+                at,
+                second.len(),
+                format!("{ctx} has more than one request method"),
+                Some(
+                    "a step does exactly one thing: one method or one of `tcp`, `tls`, `dns`"
+                        .into(),
+                ),
+            );
+            return None;
+        }
+        if let Some(key) = transports.first() {
+            self.only_http_keys_absent(map, key, ctx);
+            return self.transport(key, map, names);
+        }
+        let (method, url) = self.method(map, node, ctx, names)?;
+        let headers = self.template_map(map.get_node("headers"), names, "`headers`");
+        let body = self.body(map, names, ctx);
+        let basic_auth = map
+            .get_node("basic_auth")
+            .and_then(|n| self.basic_auth(n, names));
+        Some(StepKind::Http(HttpStep {
+            method,
+            url,
+            headers,
+            body,
             redirects: map
                 .get_node("redirects")
                 .and_then(|n| self.redirects(n))
@@ -239,14 +305,7 @@ impl Ctx<'_> {
                 .get_node("http")
                 .and_then(|n| self.http_version(n))
                 .unwrap_or_default(),
-            poll: map.get_node("poll").and_then(|n| self.poll(n)),
-            critical: map
-                .get_node("critical")
-                .and_then(|n| self.boolean(n, "`critical`"))
-                .unwrap_or(true),
-            only_if_defined,
-            pos: pos(node),
-        })
+        }))
     }
 
     pub(super) fn method(
@@ -267,7 +326,7 @@ impl Ctx<'_> {
                 Some((*m, t))
             }
             [] => {
-                let label = "add one of `get`, `post`, `put`, `patch`, `delete`, `head`, `options` with the URL";
+                let label = "add one of `get`, `post`, `put`, `patch`, `delete`, `head`, `options` with the URL, or `tcp`, `tls`, `dns`";
                 self.error(
                     pos(node),
                     1,
