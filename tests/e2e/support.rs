@@ -445,9 +445,12 @@ pub fn on_postgres() -> bool {
 }
 
 /// The PostgreSQL server tests use (a URL to a database that may create
-/// others: `.ci/postgres.sh` prints it), or `None` when told to skip
-/// PostgreSQL locally (`LOOKOUT_TEST_POSTGRES=skip`, refused in CI). No URL
-/// and no skip is a failure, never a silent pass.
+/// others): `LOOKOUT_TEST_POSTGRES_URL` when set (`.ci/run` starts one
+/// with `.ci/postgres.sh`), else one this test process starts with that
+/// same script on first use (so a plain `cargo test` on a fresh clone runs
+/// them), stopped and removed when the process ends; `None` only when told
+/// to skip PostgreSQL locally (`LOOKOUT_TEST_POSTGRES=skip`, refused in
+/// CI). A server that cannot be had is a failure, never a silent pass.
 pub fn postgres_server() -> Option<String> {
     let skip = std::env::var("LOOKOUT_TEST_POSTGRES").as_deref() == Ok("skip");
     let ci = std::env::var("CI").as_deref() == Ok("true");
@@ -457,12 +460,57 @@ pub fn postgres_server() -> Option<String> {
     }
     match std::env::var("LOOKOUT_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
-        _ => panic!(
-            "no PostgreSQL for the tests: start one with `eval \"$(.ci/postgres.sh)\"` \
-             (sets LOOKOUT_TEST_POSTGRES_URL), or set LOOKOUT_TEST_POSTGRES=skip locally \
-             (never in CI)"
-        ),
+        _ => {
+            static STARTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            Some(STARTED.get_or_init(start_postgres).clone())
+        }
     }
+}
+
+/// Starts a throwaway server with `.ci/postgres.sh` (Debian's `postgresql`,
+/// installed if missing; run as root, as CI is) and a watcher that stops it
+/// and removes its data once this process is gone.
+fn start_postgres() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/postgres.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "no PostgreSQL for the tests: {} failed ({}); start one with \
+         `eval \"$(.ci/postgres.sh)\"` (sets LOOKOUT_TEST_POSTGRES_URL), or set \
+         LOOKOUT_TEST_POSTGRES=skip locally (never in CI)",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {key}=")))
+            .unwrap_or_else(|| panic!("{} printed no {key}: {text}", script.display()))
+            .to_string()
+    };
+    let (url, data) = (
+        value("LOOKOUT_TEST_POSTGRES_URL"),
+        value("LOOKOUT_TEST_POSTGRES_DATA"),
+    );
+    let watcher = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+         bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); \
+         su postgres -s /bin/sh -c \"$bin/pg_ctl -D '{data}/db' stop -m immediate\"; \
+         rm -rf '{data}'",
+        pid = std::process::id()
+    );
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(watcher)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the server's watcher starts");
+    url
 }
 
 /// Databases this test process has created on the server.
