@@ -495,21 +495,21 @@ fn start_postgres() -> String {
         value("LOOKOUT_TEST_POSTGRES_URL"),
         value("LOOKOUT_TEST_POSTGRES_DATA"),
     );
+    // The watcher runs in the background of a shell that exits at once, so
+    // it outlives this process and nothing is left unwaited here.
     let watcher = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
-         bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); \
-         su postgres -s /bin/sh -c \"$bin/pg_ctl -D '{data}/db' stop -m immediate\"; \
-         rm -rf '{data}'",
+        "(while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+          bin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1); \
+          su postgres -s /bin/sh -c \"$bin/pg_ctl -D '{data}/db' stop -m immediate\"; \
+          rm -rf '{data}') </dev/null >/dev/null 2>&1 &",
         pid = std::process::id()
     );
-    std::process::Command::new("sh")
+    let started = std::process::Command::new("sh")
         .arg("-c")
         .arg(watcher)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
+        .status()
         .expect("the server's watcher starts");
+    assert!(started.success(), "the server's watcher starts: {started}");
     url
 }
 
