@@ -310,9 +310,20 @@ fn answer(query: &Message) -> Message {
 
 /// A DNS server on 127.0.0.1 (UDP and TCP on the same port).
 async fn dns_server(mode: Dns) -> SocketAddr {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // A free UDP port may be taken on TCP (another test's listener): try
+    // again until one port is free on both.
+    let mut tries = 0;
+    let (udp, tcp, addr) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => break (udp, tcp, addr),
+            Err(e) => {
+                tries += 1;
+                assert!(tries < 50, "no port free on both UDP and TCP: {e}");
+            }
+        }
+    };
     tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
         while let Ok((n, from)) = udp.recv_from(&mut buf).await {
