@@ -13,6 +13,7 @@ use lookout::journey::{Outcome, RunResult, Trigger};
 use lookout::latency::{bucket_of, upper_ms};
 use serde_json::Value;
 
+use crate::console::{admin_get, session};
 use crate::support::{ADMIN_TOKEN, Answer, PASSWORD, Recorder, Running, eventually, open_store};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -97,17 +98,6 @@ probes:
     path
 }
 
-async fn admin_get(app: &Running, path: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .get(format!("{}{path}", app.url))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
-}
-
 /// `POST /api/admin/probes/{name}/run` with the token (or without).
 async fn run_now(app: &Running, probe: &str, token: Option<&str>) -> reqwest::Response {
     let mut r = reqwest::Client::new().post(format!("{}/api/admin/probes/{probe}/run", app.url));
@@ -115,23 +105,6 @@ async fn run_now(app: &Running, probe: &str, token: Option<&str>) -> reqwest::Re
         r = r.bearer_auth(t);
     }
     r.send().await.unwrap()
-}
-
-/// A session cookie for the operators' pages (`name=value`).
-async fn session(url: &str) -> String {
-    let login = no_redirects()
-        .post(format!("{url}/admin/login"))
-        .form(&[("token", ADMIN_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    login
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .expect("login sets a session cookie")
-        .to_string()
 }
 
 fn no_redirects() -> reqwest::Client {
