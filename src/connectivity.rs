@@ -132,6 +132,7 @@ impl Connectivity {
                     opened_at: started,
                     sent_at: now,
                     level: 0,
+                    cycle: 0,
                     incident_url: format!("{}/", self.pager.base_url()),
                     ack_url: None,
                     run_url: None,

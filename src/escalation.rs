@@ -69,6 +69,12 @@ pub struct State {
     pub level: Option<u32>,
     pub last_page_at: Option<DateTime<Utc>>,
     pub acknowledged_at: Option<DateTime<Utc>>,
+    /// Paging cycles started over since the incident opened: 0 at the
+    /// opening, one more at each expired ack and each rearm. Receivers that
+    /// fold pages into one alert per key (PagerDuty's `dedup_key`) get a key
+    /// per cycle, since a trigger under an acknowledged alert's key is
+    /// swallowed (PagerDuty Events API v2, "Alert de-duplication").
+    pub cycle: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -113,6 +119,7 @@ pub fn due(policy: &Policy, state: &State, now: DateTime<Utc>) -> Vec<Action> {
             level: None,
             last_page_at: None,
             acknowledged_at: None,
+            cycle: state.cycle.saturating_add(1),
         };
         let mut actions = vec![Action::AckExpired { at: expires }];
         actions.extend(due(policy, &restarted, now));
@@ -201,6 +208,7 @@ pub fn advance(state: &State, actions: &[Action], now: DateTime<Utc>) -> State {
                     level: None,
                     last_page_at: None,
                     acknowledged_at: None,
+                    cycle: next.cycle.saturating_add(1),
                 };
             }
             Action::Page { level, .. } => {
@@ -253,6 +261,7 @@ mod tests {
             level: None,
             last_page_at: None,
             acknowledged_at: None,
+            cycle: 0,
         };
         let mut out = vec![];
         for m in 0..=minutes {
@@ -290,6 +299,7 @@ mod tests {
             level: Some(1),
             last_page_at: Some(t0),
             acknowledged_at: None,
+            cycle: 0,
         };
         let actions = due(&taken, &state, t0 + chrono::Duration::minutes(10));
         assert_eq!(
@@ -337,6 +347,7 @@ mod tests {
             level: None,
             last_page_at: None,
             acknowledged_at: None,
+            cycle: 0,
         };
         let actions = due(&p, &state, t0 + chrono::Duration::minutes(7));
         assert_eq!(
@@ -365,6 +376,7 @@ mod tests {
             level: None,
             last_page_at: None,
             acknowledged_at: None,
+            cycle: 0,
         };
         for m in 0..=40 {
             state = clock_while_held(&state, minute(m));
@@ -394,6 +406,7 @@ mod tests {
             level: None,
             last_page_at: None,
             acknowledged_at: None,
+            cycle: 0,
         };
         let paged = advance(&opened, &due(&p, &opened, t0), t0);
         assert_eq!(paged.level, Some(0));
@@ -403,5 +416,43 @@ mod tests {
             levels(&due(&p, &held, minute(5))),
             [(1, MessageKind::Trigger)]
         );
+    }
+
+    #[test]
+    fn each_expired_ack_starts_a_new_cycle_and_pages_pass_none_between() {
+        let p = policy();
+        let t0 = Utc::now();
+        let minute = |m| t0 + chrono::Duration::minutes(m);
+        let mut state = State {
+            epoch: t0,
+            level: None,
+            last_page_at: None,
+            acknowledged_at: None,
+            cycle: 0,
+        };
+        // Acked at once every time it pages: each ack expires 30 min later
+        // and starts a cycle; the cycle never moves backwards or skips.
+        let mut cycles = vec![];
+        for m in 0..=200 {
+            let actions = due(&p, &state, minute(m));
+            state = advance(&state, &actions, minute(m));
+            if actions.iter().any(|a| matches!(a, Action::Page { .. })) {
+                cycles.push(state.cycle);
+                state.acknowledged_at = Some(minute(m));
+            }
+        }
+        assert_eq!(cycles, (0..cycles.len() as u32).collect::<Vec<_>>());
+        assert!(cycles.len() >= 6, "{cycles:?}");
+        // A reminder or a level stays in its cycle.
+        let reminded = advance(
+            &state,
+            &[Action::Page {
+                level: 1,
+                kind: MessageKind::Reminder,
+                notify: vec![],
+            }],
+            minute(201),
+        );
+        assert_eq!(reminded.cycle, state.cycle);
     }
 }

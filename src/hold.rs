@@ -290,6 +290,7 @@ mod soak {
                         level: None,
                         last_page_at: None,
                         acknowledged_at: None,
+                        cycle: 0,
                     });
                 }
                 Some(Transition::Recovered) => {

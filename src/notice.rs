@@ -185,6 +185,7 @@ impl Notices {
             opened_at: inc.opened_at,
             sent_at: now,
             level,
+            cycle: inc.escalation.cycle,
             incident_url: self.incident_url(inc.id),
             ack_url: wants_ack.then(|| self.ack_url(inc.id, notifier, now)),
             run_url,

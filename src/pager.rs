@@ -183,11 +183,21 @@ impl Pager {
         }
         let mut deliveries = Vec::new();
         let mut pages = inc.pages;
+        // The state as stored: `advance` starts from it, whatever the
+        // messages below are told.
+        let stored = inc.escalation.clone();
         // Pages after an expired ack must not claim it is acknowledged.
         let mut inc = std::borrow::Cow::Borrowed(inc);
         for action in actions {
             match action {
                 Action::AckExpired { at } => {
+                    // The new cycle starts here: the expiry already speaks
+                    // under it (a new PagerDuty alert, not a trigger folded
+                    // into the acknowledged one).
+                    let expired = inc.to_mut();
+                    expired.acknowledged_at = None;
+                    expired.acknowledged_by = None;
+                    expired.escalation.cycle = expired.escalation.cycle.saturating_add(1);
                     // Everyone already paged hears it first (in order per
                     // receiver: these rows precede the new pages).
                     let kind = MessageKind::AckExpired;
@@ -200,9 +210,6 @@ impl Pager {
                                 .await?,
                         );
                     }
-                    let expired = inc.to_mut();
-                    expired.acknowledged_at = None;
-                    expired.acknowledged_by = None;
                     notes.push("Acknowledgement expired while still failing; paging again".into())
                 }
                 Action::Page {
@@ -229,7 +236,7 @@ impl Pager {
             }
         }
         let inc: &Incident = &inc;
-        let next = escalation::advance(&inc.escalation, actions, now);
+        let next = escalation::advance(&stored, actions, now);
         self.crash.reached("before_enqueue");
         let applied = self
             .store

@@ -40,6 +40,10 @@ impl MessageKind {
     }
 }
 
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// One notification to one notifier about one incident.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
@@ -60,6 +64,11 @@ pub struct Message {
     /// Escalation level (0-based) this page belongs to; for `Resolved`,
     /// the highest level that was paged.
     pub level: u32,
+    /// The incident's paging cycle (`escalation::State::cycle`): 0 until an
+    /// ack expires or the incident is rearmed. For `Resolved`, the last
+    /// cycle, so every cycle's alert can be closed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cycle: u32,
     /// Link to the incident on the status page.
     pub incident_url: String,
     /// Signed acknowledgement link for this recipient (GET shows a form, POST acks).

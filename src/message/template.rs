@@ -264,6 +264,7 @@ fn sample() -> Message {
         opened_at: at,
         sent_at: at,
         level: 0,
+        cycle: 0,
         incident_url: "https://status.example/incidents/1".into(),
         ack_url: Some("https://status.example/ack/x".into()),
         run_url: Some("https://status.example/admin/runs/r-1".into()),

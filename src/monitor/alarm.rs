@@ -174,6 +174,7 @@ impl Sender {
                 opened_at: since,
                 sent_at: now,
                 level: 0,
+                cycle: 0,
                 incident_url: format!("{}/", self.base_url),
                 ack_url: None,
                 run_url: None,

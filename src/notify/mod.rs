@@ -202,8 +202,14 @@ impl Notifiers {
                 webhook::send(&self.http, &to, msg, delivery_id).await
             }
             Notifier::PagerDuty { routing_key, url } => {
-                let key = pagerduty::dedup_key(&self.installation, msg.incident_id);
-                pagerduty::send(&self.http, url, routing_key.expose(), &key, msg).await
+                pagerduty::send(
+                    &self.http,
+                    url,
+                    routing_key.expose(),
+                    &self.installation,
+                    msg,
+                )
+                .await
             }
             Notifier::Slack { url } => slack::send(&self.http, url.expose(), msg).await,
             Notifier::Email { to } => {

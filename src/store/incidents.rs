@@ -281,13 +281,15 @@ impl Store {
         let rearm = match self.engine {
             super::Engine::Sqlite => {
                 "UPDATE incidents SET esc_epoch = $1, esc_level = NULL, last_page_at = NULL,
-                    acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1
+                    acknowledged_at = NULL, acknowledged_by = NULL, esc_cycle = esc_cycle + 1,
+                    version = version + 1
                  WHERE id = $2 AND resolved_at IS NULL AND acknowledged_at IS NOT NULL
                     AND policy ->> 'name' = $3"
             }
             super::Engine::Postgres => {
                 "UPDATE incidents SET esc_epoch = $1, esc_level = NULL, last_page_at = NULL,
-                    acknowledged_at = NULL, acknowledged_by = NULL, version = version + 1
+                    acknowledged_at = NULL, acknowledged_by = NULL, esc_cycle = esc_cycle + 1,
+                    version = version + 1
                  WHERE id = $2 AND resolved_at IS NULL AND acknowledged_at IS NOT NULL
                     AND CAST(policy AS jsonb) ->> 'name' = $3"
             }
@@ -525,7 +527,7 @@ impl Store {
         let updated = sqlx::query(
             "UPDATE incidents SET esc_epoch = $1, esc_level = $2, last_page_at = $3,
                 acknowledged_at = $4, acknowledged_by = CASE WHEN $5 IS NULL THEN NULL
-                ELSE acknowledged_by END, pages = $6, version = version + 1
+                ELSE acknowledged_by END, pages = $6, esc_cycle = $9, version = version + 1
              WHERE id = $7 AND version = $8 AND resolved_at IS NULL",
         )
         .bind(ms(next.epoch))
@@ -536,6 +538,7 @@ impl Store {
         .bind(pages)
         .bind(inc.id)
         .bind(inc.version)
+        .bind(i64::from(next.cycle))
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() != 1 {
@@ -1031,6 +1034,7 @@ fn incident(r: &AnyRow) -> Result<Incident> {
             level: r.get::<Option<i64>, _>("esc_level").map(|l| l as u32),
             last_page_at: r.get::<Option<i64>, _>("last_page_at").map(time),
             acknowledged_at,
+            cycle: u32::try_from(r.get::<i64, _>("esc_cycle")).unwrap_or(u32::MAX),
         },
         pages: r.get("pages"),
         version: r.get("version"),

@@ -126,6 +126,7 @@ fn message() -> Message {
         opened_at: at,
         sent_at: at,
         level: 0,
+        cycle: 0,
         incident_url: "https://status.test/incidents/7".into(),
         ack_url: Some("https://status.test/ack/abc".into()),
         run_url: Some("https://status.test/admin/runs/r-1".into()),

@@ -110,7 +110,7 @@ proptest! {
             ack_timeout_ms: Some(ms(ack)),
             notify_on_resolve: true,
         };
-        let fresh = escalation::State { epoch, level: None, last_page_at: None, acknowledged_at: None };
+        let fresh = escalation::State { epoch, level: None, last_page_at: None, acknowledged_at: None, cycle: 0 };
         let actions = escalation::due(&policy, &fresh, now);
         prop_assert!(actions.len() <= 2);
         let state = escalation::advance(&fresh, &actions, now);

@@ -48,6 +48,7 @@ fn message(kind: MessageKind, incident_id: i64) -> Message {
         opened_at: opened(),
         sent_at: opened() + chrono::Duration::seconds(42),
         level: 0,
+        cycle: 0,
         incident_url: format!("http://status.test/incidents/{incident_id}"),
         ack_url: wants_ack.then(|| format!("http://status.test/ack/tok-{incident_id}-abc.def")),
         run_url: wants_ack.then(|| "http://status.test/admin/runs/r-9".to_string()),

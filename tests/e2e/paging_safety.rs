@@ -479,3 +479,125 @@ async fn floods_of_pings_ack_links_admin_calls_and_hooks_do_not_hold_a_page_back
     assert!(memory.last_ping.is_some(), "{memory:?}");
     app.stop().await;
 }
+
+/// What PagerDuty does with Events API v2 events, replayed in order
+/// ("Alert de-duplication"): a trigger under the key of an open alert
+/// (triggered or acknowledged) is folded into it and notifies nobody; under
+/// a new or resolved key it opens an alert that pages. Returns the keys of
+/// the alerts that paged, in order, and the keys left open at the end.
+fn pagerduty_replay(events: &[Value]) -> (Vec<String>, Vec<String>) {
+    #[derive(PartialEq)]
+    enum Alert {
+        Triggered,
+        Acknowledged,
+        Resolved,
+    }
+    let mut alerts: std::collections::BTreeMap<String, Alert> = Default::default();
+    let mut paged = vec![];
+    for e in events {
+        let key = e["dedup_key"]
+            .as_str()
+            .expect("every event has a dedup_key");
+        match e["event_action"].as_str().unwrap() {
+            "trigger" => {
+                if alerts.get(key).is_none_or(|a| *a == Alert::Resolved) {
+                    paged.push(key.to_string());
+                    alerts.insert(key.to_string(), Alert::Triggered);
+                }
+            }
+            "acknowledge" => {
+                if let Some(a) = alerts.get_mut(key)
+                    && *a == Alert::Triggered
+                {
+                    *a = Alert::Acknowledged;
+                }
+            }
+            "resolve" => {
+                if let Some(a) = alerts.get_mut(key) {
+                    *a = Alert::Resolved;
+                }
+            }
+            other => panic!("unknown event_action {other}"),
+        }
+    }
+    let open = alerts
+        .into_iter()
+        .filter(|(_, a)| *a != Alert::Resolved)
+        .map(|(k, _)| k)
+        .collect();
+    (paged, open)
+}
+
+/// An acknowledgement that runs out must page again through PagerDuty too:
+/// under the acknowledged alert's `dedup_key` the trigger would be folded
+/// into it and page nobody, so each paging cycle has its own key, and the
+/// resolve closes every cycle's alert (replayed through PagerDuty's
+/// de-duplication rules).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_after_an_expired_ack_is_a_new_pagerduty_alert_and_the_resolve_closes_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    platform.state.inject(login_error());
+    let pd = Recorder::start(|_| {
+        support::Answer::new(202, r#"{"status":"success","message":"Event processed"}"#)
+            .with("content-type", "application/json")
+    })
+    .await;
+    let notifiers = format!(
+        "  pd: {{ type: pagerduty, routing_key: R0UT1NGKEY0123456789abcdefghijkl, url: \"{}\" }}",
+        pd.url("/v2/enqueue")
+    );
+    let yaml =
+        config(&platform.url, &notifiers, "pd", "").replace("ack_timeout: 1h", "ack_timeout: 2s");
+    let app = start(dir.path(), &yaml).await;
+    let events = || -> Vec<Value> { pd.hits().iter().map(|h| h.json()).collect() };
+    let first = eventually("the first PagerDuty trigger", WAIT, || async {
+        events()
+            .into_iter()
+            .find(|e| e["event_action"] == "trigger")
+    })
+    .await;
+    let (paged, _) = pagerduty_replay(&events());
+    assert_eq!(paged, [first["dedup_key"].as_str().unwrap()]);
+    // The incident's id, from the trigger's link to it.
+    let id: i64 = first["client_url"]
+        .as_str()
+        .and_then(|u| u.rsplit('/').next())
+        .and_then(|n| n.parse().ok())
+        .expect("client_url ends with the incident id");
+    let acked = reqwest::Client::new()
+        .post(format!("{}/api/incidents/{id}/ack", app.url))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "by": "ana" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status(), 200);
+    // The ack reaches PagerDuty, runs out after 2 s, and someone is paged
+    // again: a second alert, not a trigger folded into the first.
+    let paged = eventually(
+        "a second PagerDuty alert after the expiry",
+        WAIT,
+        || async {
+            let events = events();
+            let acked = events.iter().any(|e| e["event_action"] == "acknowledge");
+            let (paged, _) = pagerduty_replay(&events);
+            (acked && paged.len() >= 2).then_some(paged)
+        },
+    )
+    .await;
+    assert_ne!(paged[0], paged[1], "{paged:?}");
+    platform.state.heal_all();
+    let open = eventually("every alert resolved", WAIT, || async {
+        let events = events();
+        let resolves = events
+            .iter()
+            .filter(|e| e["event_action"] == "resolve")
+            .count();
+        let (_, open) = pagerduty_replay(&events);
+        (resolves > 0 && open.is_empty()).then_some(open)
+    })
+    .await;
+    assert!(open.is_empty());
+    app.stop().await;
+}
