@@ -417,6 +417,16 @@ impl App {
             stopped(stop.clone()),
         ));
         let mut optional = Vec::new();
+        // Components no probe watches change only by operators' hands and
+        // maintenance windows: their webhook subscribers hear it from here.
+        optional.push(tokio::spawn(crate::subscribers::watch_unprobed(
+            state.store.clone(),
+            state.config.clone(),
+            state.base_url.clone(),
+            state.changes.clone(),
+            crate::signal::Wake::from_notify(state.pager.outbox_wake()),
+            stopped(stop.clone()),
+        )));
         if let Some(dir) = config.page.publish_dir.clone() {
             optional.push(tokio::spawn(crate::publish::run(
                 state.clone(),

@@ -27,4 +27,11 @@ impl Changes {
     pub async fn changed(&self) {
         self.notify.notified().await;
     }
+
+    /// Resolves at the first bump after this call, even one that comes
+    /// before it is first polled (tokio's `Notified` guarantee for
+    /// `notify_waiters`), so a caller can read, then wait, and miss nothing.
+    pub fn next_bump(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
 }

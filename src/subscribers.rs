@@ -266,3 +266,117 @@ pub async fn component_updates(
     }
     Ok(sent)
 }
+
+/// How often [`watch_unprobed`] looks again without a change being
+/// signalled: a maintenance window starts or ends on the clock, not with a
+/// write.
+pub const UNPROBED_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The components whose public status moved between `last` and `now`, as
+/// (id, old status, new status); `now` becomes the new `last`. A component
+/// seen for the first time sets its status without a change. Pure.
+pub fn moved(
+    last: &mut std::collections::BTreeMap<String, String>,
+    now: impl IntoIterator<Item = (String, String)>,
+) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (id, status) in now {
+        match last.insert(id.clone(), status.clone()) {
+            Some(old) if old != status => out.push((id, old, status)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Component update webhooks for components no probe watches: their status
+/// comes only from operators (a component state in an incident update) and
+/// maintenance windows, so no run ever carries a change for the monitor to
+/// report (see [`component_updates`]). Reads the page's component statuses
+/// at each change `changes` signals and every [`UNPROBED_EVERY`], and
+/// enqueues an update for each that moved, until `stop`. What changes while
+/// Lookout is stopped is not reported (the first look only remembers).
+pub async fn watch_unprobed(
+    store: Store,
+    config: crate::config::Live,
+    base_url: String,
+    changes: crate::changes::Changes,
+    outbox: crate::signal::Wake,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut last = std::collections::BTreeMap::new();
+    tokio::pin!(stop);
+    loop {
+        let seen = changes.generation();
+        let config = config.get();
+        match crate::statuspage::view::page(&config, &store, &base_url).await {
+            Ok(page) => {
+                let unprobed = page
+                    .components
+                    .iter()
+                    .filter(|c| config.probes_of(&c.id).next().is_none())
+                    .map(|c| (c.id.clone(), c.status_str().to_string()));
+                let now = Utc::now();
+                let changed: Vec<_> = moved(&mut last, unprobed)
+                    .into_iter()
+                    .map(|(id, old, new)| (id, old, new, now))
+                    .collect();
+                if !changed.is_empty() {
+                    match component_updates(&store, &config, &base_url, &changed).await {
+                        Ok(0) => {}
+                        Ok(_) => outbox.wake(),
+                        Err(e) => {
+                            tracing::error!(error = %e, "could not enqueue component updates")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read component statuses"),
+        }
+        // A `Notified` hears every bump from its creation on; one that came
+        // while the statuses were read is seen through the generation.
+        let changed = changes.next_bump();
+        if changes.generation() != seen {
+            continue;
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = changed => {}
+            () = tokio::time::sleep(UNPROBED_EVERY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::moved;
+
+    #[test]
+    fn only_a_status_that_moved_is_a_change_and_the_first_look_only_remembers() {
+        let s = |id: &str, st: &str| (id.to_string(), st.to_string());
+        let mut last = Default::default();
+        assert!(moved(&mut last, [s("db", "operational"), s("cdn", "operational")]).is_empty());
+        assert_eq!(
+            moved(
+                &mut last,
+                [s("db", "major_outage"), s("cdn", "operational")]
+            ),
+            [(
+                "db".to_string(),
+                "operational".to_string(),
+                "major_outage".to_string()
+            )]
+        );
+        assert!(moved(&mut last, [s("db", "major_outage")]).is_empty());
+        // A component added by a reload starts without a change.
+        assert!(moved(&mut last, [s("queue", "under_maintenance")]).is_empty());
+        assert_eq!(
+            moved(&mut last, [s("queue", "operational")]),
+            [(
+                "queue".to_string(),
+                "under_maintenance".to_string(),
+                "operational".to_string()
+            )]
+        );
+    }
+}

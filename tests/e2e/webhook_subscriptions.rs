@@ -590,3 +590,73 @@ async fn one_host_gets_at_most_a_few_subscriptions() {
     assert!(mails_to(&smtp, "another@hook.example").is_empty());
     app.stop().await;
 }
+
+/// A component no probe watches changes only by an operator's hand: its
+/// webhook subscribers hear each change as a component update, as they do
+/// for a probe's outage, and a probed component's subscriber hears nothing
+/// of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operators_change_to_an_unprobed_component_is_a_component_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform().await;
+    let smtp = Smtp::default();
+    let smtp_port = smtp.start();
+    let path = config(dir.path(), &platform.url, smtp_port);
+    let app = Running::start_tuned(&path, &dir.path().join("l.db"), loopback_tuning()).await;
+    let docs_hook = endpoint(200).await;
+    let api_hook = endpoint(200).await;
+    for (hook, component, email) in [
+        (&docs_hook, "c_docs", "docs@hook.example"),
+        (&api_hook, "c_api", "api@hook.example"),
+    ] {
+        let (status, _) = subscribe(&app, &hook.url("/hook"), email, &[(component, "on")]).await;
+        assert_eq!(status, 200);
+        let mail = eventually("the confirmation mail", WAIT, || async {
+            mails_to(&smtp, email).into_iter().next()
+        })
+        .await;
+        let link = link_after(&mail, "press the button:");
+        let confirmed = reqwest::Client::new().post(&link).send().await.unwrap();
+        assert_eq!(confirmed.status(), 200);
+    }
+    let updates = |hook: &Recorder| -> Vec<Value> {
+        bodies(hook)
+            .into_iter()
+            .filter(|b| b.get("component_update").is_some())
+            .collect()
+    };
+    let opened = admin(
+        &app,
+        "/api/admin/incidents",
+        json!({"name": "Docs unreachable", "impact": "major", "status": "investigating",
+               "body": "The docs site is down.", "components": {"docs": "major_outage"}}),
+    )
+    .await;
+    let id = opened["id"].as_i64().unwrap();
+    let down = eventually("the docs' component update", WAIT, || async {
+        updates(&docs_hook).into_iter().next()
+    })
+    .await;
+    let change = &down["component_update"];
+    assert_eq!(change["component_id"], "docs");
+    assert_eq!(change["old_status"], "operational");
+    assert_eq!(change["new_status"], "major_outage");
+    assert_eq!(down["component"]["status"], "major_outage");
+    admin(
+        &app,
+        &format!("/api/admin/incidents/{id}/updates"),
+        json!({"status": "resolved", "body": "Back.", "components": {"docs": "operational"}}),
+    )
+    .await;
+    let back = eventually("the docs back to operational", WAIT, || async {
+        updates(&docs_hook).into_iter().nth(1)
+    })
+    .await;
+    assert_eq!(back["component_update"]["old_status"], "major_outage");
+    assert_eq!(back["component_update"]["new_status"], "operational");
+    // Each change told once, and only to the docs' subscriber.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(updates(&docs_hook).len(), 2, "{:?}", updates(&docs_hook));
+    assert!(updates(&api_hook).is_empty(), "{:?}", updates(&api_hook));
+    app.stop().await;
+}
