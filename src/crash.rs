@@ -1,5 +1,5 @@
-//! The crash hook that crash-recovery tests start Lookout with: the pager
-//! and the outbox worker call [`CrashAt::reached`] at their crash points;
+//! The crash hook that crash-recovery tests start Lookout with: the pager,
+//! the outbox worker and the monitor call [`CrashAt::reached`] at their crash points;
 //! without `LOOKOUT_CRASH_AT` it does nothing.
 
 use std::sync::Arc;
@@ -9,7 +9,9 @@ use std::sync::Arc;
 /// first time it reaches that point. Points: `before_enqueue` and
 /// `after_enqueue` (pager, around the escalation transaction), `mid_delivery`
 /// (worker, row claimed but not yet sent) and `after_delivery` (sent, not yet
-/// marked delivered). Without the variable it does nothing.
+/// marked delivered), and `before_announce` (monitor, an incident's opening
+/// stored with its announcement, subscriber mail not yet told). Without the
+/// variable it does nothing.
 #[derive(Debug, Clone, Default)]
 pub struct CrashAt(Option<Arc<str>>);
 

@@ -97,6 +97,8 @@ pub struct Monitor {
     /// What the operators' console shows of each probe, kept up to date
     /// with every committed batch.
     board: crate::console::Board,
+    /// The crash-recovery tests' hook (see [`crate::crash`]).
+    crash: crate::crash::CrashAt,
 }
 
 /// What reloads left for the writer: probes renamed or moved (`None`:
@@ -165,6 +167,7 @@ impl Monitor {
             withheld: withheld::Withheld::default(),
             reconfig: Arc::default(),
             board: crate::console::Board::default(),
+            crash: crate::crash::CrashAt::from_env(),
         }
     }
 
@@ -804,8 +807,9 @@ impl Monitor {
         tracing::warn!(component = %f.component, probe = %f.probe, public = in_public, "incident opened");
         // Pages first: subscriber mail (thousands of rows) never delays them.
         self.page_now();
+        self.crash.reached("before_announce");
         if in_public {
-            self.announce(id, "investigating", &public, now);
+            self.announce(id);
         } else {
             self.withheld.set();
         }
@@ -858,7 +862,7 @@ impl Monitor {
         // One withheld by maintenance and over before it ended: the public
         // never saw it and hears nothing of it.
         if inc.published_at.is_some() {
-            self.announce(inc.id, "resolved", &body, now);
+            self.announce(inc.id);
         }
         Ok(())
     }
@@ -1003,22 +1007,18 @@ impl Monitor {
         }
     }
 
-    /// Tells subscriber mail about an update the public now sees; it never
-    /// waits for the mail to be enqueued, so it never delays paging.
-    fn announce(&self, id: i64, status: &'static str, body: &str, now: DateTime<Utc>) {
+    /// Tells subscriber mail that an update the public now sees was stored
+    /// with its announcement (incident `id`'s); it never waits for the mail
+    /// to be enqueued, so it never delays paging. Should this signal be lost
+    /// (a crash), the stored announcement is made at the next start.
+    fn announce(&self, id: i64) {
         let Some(public) = &self.public else {
             return;
         };
-        let update = PublicUpdate::Incident {
-            incident: id,
-            status,
-            body: body.to_string(),
-            at: now,
-        };
-        if public.send(update).is_err() {
+        if public.send(PublicUpdate::Announcements).is_err() {
             tracing::error!(
                 incident = id,
-                "subscriber mail has stopped; this update is not mailed"
+                "subscriber mail has stopped; this update is mailed at the next start"
             );
         }
     }

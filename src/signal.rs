@@ -41,15 +41,10 @@ impl Wake {
 /// subscriptions ([`crate::subscribers::mail_updates`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublicUpdate {
-    /// An incident update: `status` as in Statuspage (`investigating` when
-    /// published, `resolved`), `body` the public text, `at` the time of the
-    /// change.
-    Incident {
-        incident: i64,
-        status: &'static str,
-        body: String,
-        at: DateTime<Utc>,
-    },
+    /// Public incident updates were stored with their announcements
+    /// (`store::PendingAnnouncement`, written in the update's transaction):
+    /// enqueue them for subscribers.
+    Announcements,
     /// Components whose public status changed, each as (component id, old
     /// status, new status, when), Statuspage status strings.
     Components(Vec<(String, String, String, DateTime<Utc>)>),

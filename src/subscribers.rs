@@ -181,11 +181,44 @@ pub async fn announce_update(
     announce(store, config, base_url, &a, now).await
 }
 
+/// Makes every pending announcement, oldest first: enqueues each one's
+/// subscriber mail and webhooks ([`announce_update`], ids from the stored
+/// `at`, so a second drain of the same row enqueues nothing new), then
+/// deletes it. Returns the deliveries enqueued.
+pub async fn announce_pending(store: &Store, config: &Config, base_url: &str) -> Result<usize> {
+    let mut sent = 0;
+    loop {
+        let pending = store.pending_announcements(32).await?;
+        if pending.is_empty() {
+            return Ok(sent);
+        }
+        for a in pending {
+            sent += announce_update(
+                store,
+                config,
+                base_url,
+                a.incident_id,
+                &a.status,
+                &a.body,
+                a.components.clone(),
+                a.at,
+            )
+            .await?;
+            store.announced(a.id).await?;
+        }
+    }
+}
+
+/// How long a failed drain of announcements waits before it is tried
+/// again when no other update comes.
+const ANNOUNCE_RETRY: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Subscriber mail and webhook subscriptions for the monitor's public
-/// updates: enqueues what each one asks for (incident updates through
-/// [`announce_update`], component status changes through
-/// [`component_updates`]) and wakes the outbox worker, until every sender
-/// is gone. A failure is logged and never reaches paging.
+/// updates: makes the stored announcements ([`announce_pending`]: at
+/// start, what a crash left; then at each signal, and again after a
+/// failure) and enqueues component status changes ([`component_updates`]),
+/// waking the outbox worker, until every sender is gone. A failure is
+/// logged and never reaches paging.
 pub async fn mail_updates(
     store: Store,
     config: crate::config::Live,
@@ -194,26 +227,27 @@ pub async fn mail_updates(
     mut updates: tokio::sync::mpsc::UnboundedReceiver<crate::signal::PublicUpdate>,
 ) {
     use crate::signal::PublicUpdate;
-    while let Some(u) = updates.recv().await {
+    let mut next = Some(PublicUpdate::Announcements);
+    let mut retry = false;
+    loop {
+        let u = match next.take() {
+            Some(u) => u,
+            None if retry => match tokio::time::timeout(ANNOUNCE_RETRY, updates.recv()).await {
+                Ok(Some(u)) => u,
+                Ok(None) => return,
+                Err(_) => PublicUpdate::Announcements,
+            },
+            None => match updates.recv().await {
+                Some(u) => u,
+                None => return,
+            },
+        };
         let config = config.get();
         let r = match u {
-            PublicUpdate::Incident {
-                incident,
-                status,
-                body,
-                at,
-            } => {
-                announce_update(
-                    &store,
-                    &config,
-                    &base_url,
-                    incident,
-                    status,
-                    &body,
-                    vec![],
-                    at,
-                )
-                .await
+            PublicUpdate::Announcements => {
+                let r = announce_pending(&store, &config, &base_url).await;
+                retry = r.is_err();
+                r
             }
             PublicUpdate::Components(changes) => {
                 component_updates(&store, &config, &base_url, &changes).await

@@ -85,7 +85,7 @@ impl Monitor {
                 tracing::warn!(incident = inc.id, component = %inc.component,
                     "maintenance ended with the component still failing; incident published");
                 self.changes.bump();
-                self.announce(inc.id, "investigating", &body, now);
+                self.announce(inc.id);
             }
         }
         Ok(())

@@ -366,6 +366,10 @@ impl Store {
             n.public,
         )
         .await?;
+        if n.public {
+            super::announcements::note(&mut tx, id, "investigating", n.public_body, &[], n.now)
+                .await?;
+        }
         let kind = UpdateKind::ProbeFailing;
         add_update(
             &mut tx,
@@ -459,6 +463,16 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         add_update(&mut tx, id, now, UpdateKind::Status, "resolved", body, true).await?;
+        // One withheld by maintenance and over before it ended: the public
+        // never saw it and hears nothing of it.
+        let published: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT published_at FROM incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if published.flatten().is_some() {
+            super::announcements::note(&mut tx, id, "resolved", body, &[], now).await?;
+        }
         insert_deliveries(&mut tx, self.engine, deliveries, now).await?;
         tx.commit().await?;
         Ok(())
@@ -852,6 +866,7 @@ impl Store {
             true,
         )
         .await?;
+        super::announcements::note(&mut tx, id, "investigating", body, &[], now).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -972,6 +987,8 @@ async fn write_update(
     .await?;
     let note = format!("Public update ({}) posted by {}", u.status, u.author);
     add_update(tx, id, now, UpdateKind::Status, u.status, &note, false).await?;
+    let components: Vec<String> = u.affected.iter().map(|(c, _)| c.clone()).collect();
+    super::announcements::note(tx, id, u.status, u.body, &components, now).await?;
     for (component, status) in u.affected {
         sqlx::query(
             "INSERT INTO incident_components (incident_id, component, status) VALUES ($1, $2, $3)

@@ -292,7 +292,7 @@ pub async fn post_update(
         };
         super::admin::posted(app.store.post_update(id, &update, Utc::now()).await?)?;
         app.changes.bump();
-        super::admin::announce(&app, id, &u, &affected, Utc::now()).await;
+        super::admin::announce(&app).await;
         Ok(())
     }
     .await;
@@ -337,9 +337,9 @@ pub async fn open_incident(
                 author: "admin page",
             },
         };
-        let id = app.store.open_manual_incident(&m, Utc::now()).await?;
+        app.store.open_manual_incident(&m, Utc::now()).await?;
         app.changes.bump();
-        super::admin::announce(&app, id, &u, &affected, Utc::now()).await;
+        super::admin::announce(&app).await;
         Ok(())
     }
     .await;

@@ -570,3 +570,84 @@ async fn a_receiver_down_for_long_gets_every_page_in_order_when_back() {
 async fn a_kill_during_a_subscriber_flood_loses_and_repeats_no_page() {
     crash_and_restart_with(Crash::KillInFlight, FLOOD).await;
 }
+
+/// A crash after an incident's opening is stored and before subscriber
+/// mail hears of it: the announcement was stored with the opening, so the
+/// next start makes it, and every subscriber gets the mail exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_before_an_announcement_still_mails_every_subscriber_once() {
+    const SUBSCRIBERS: usize = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let logs = Logs {
+        label: "before_announce".into(),
+        paths: vec![dir.path().join("before.log"), dir.path().join("after.log")],
+    };
+    let platform = support::platform().await;
+    platform.state.inject(login_error());
+    let (_hooks, url) = Recorder::hook().await;
+    let config = write_config(dir.path(), &platform.url, &url, &two_levels());
+    let db = dir.path().join("lookout.db");
+    let smtp = support::Smtp::default();
+    let port = smtp.start();
+    let mut yaml = std::fs::read_to_string(&config).unwrap();
+    yaml.push_str(&format!(
+        "smtp: {{ host: 127.0.0.1, port: {port}, from: lookout@test.example, tls: none }}\n"
+    ));
+    std::fs::write(&config, yaml).unwrap();
+    support::add_subscribers(&db, SUBSCRIBERS).await;
+
+    let mut child = serve(
+        dir.path(),
+        &config,
+        &db,
+        &logs.paths[0],
+        Some("before_announce"),
+    );
+    let status = tokio::time::timeout(WAIT, child.wait())
+        .await
+        .expect("the process reaches `before_announce`")
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(6), "not aborted: {status}");
+    let store = crate::support::open_store(&db).await;
+    assert_eq!(store.open_incidents().await.unwrap().len(), 1);
+    assert_eq!(
+        store.pending_announcements(10).await.unwrap().len(),
+        1,
+        "the opening's announcement waits in the store"
+    );
+    let announcements = || -> Vec<String> {
+        smtp.mails
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.contains("Investigating"))
+            .cloned()
+            .collect()
+    };
+    assert!(
+        announcements().is_empty(),
+        "nothing mailed before the crash"
+    );
+
+    let mut child = serve(dir.path(), &config, &db, &logs.paths[1], None);
+    support::eventually("every subscriber's mail", WAIT, || async {
+        (announcements().len() >= SUBSCRIBERS).then_some(())
+    })
+    .await;
+    // Anything sent twice would have arrived by now.
+    support::eventually("the announcement made", WAIT, || async {
+        let pending = store.pending_announcements(10).await.ok()?;
+        pending.is_empty().then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mails = announcements();
+    let to: std::collections::BTreeSet<&str> = mails
+        .iter()
+        .filter_map(|m| m.lines().find_map(|l| l.strip_prefix("To: ")))
+        .collect();
+    assert_eq!(mails.len(), SUBSCRIBERS, "each subscriber once: {mails:?}");
+    assert_eq!(to.len(), SUBSCRIBERS, "{to:?}");
+    child.kill().await.unwrap();
+}

@@ -69,30 +69,17 @@ pub async fn incident(
     })))
 }
 
-/// Tells subscribers about a public update; failures are logged.
-pub async fn announce(
-    app: &AppState,
-    id: i64,
-    u: &UpdateBody,
-    affected: &[(String, String)],
-    now: chrono::DateTime<chrono::Utc>,
-) {
-    let components = affected.iter().map(|(c, _)| c.clone()).collect();
-    let r = crate::subscribers::announce_update(
-        &app.store,
-        &app.config.get(),
-        &app.base_url,
-        id,
-        &u.status,
-        &u.body,
-        components,
-        now,
-    )
-    .await;
+/// Makes the announcements stored with public updates (this one's among
+/// them) before answering, so the operator's update is enqueued for
+/// subscribers when the request returns; a failure is logged and the
+/// announcement stays stored for the next drain.
+pub async fn announce(app: &AppState) {
+    let r =
+        crate::subscribers::announce_pending(&app.store, &app.config.get(), &app.base_url).await;
     match r {
         Ok(n) if n > 0 => app.pager.wake_worker(),
         Ok(_) => {}
-        Err(e) => tracing::error!(incident = id, error = %e, "could not enqueue subscriber mail"),
+        Err(e) => tracing::error!(error = %e, "could not enqueue subscriber mail; it is retried"),
     }
 }
 
@@ -164,7 +151,7 @@ pub async fn post_update(
     )?;
     app.changes.bump();
     // Subscribers hear an update posted here as from the admin page.
-    announce(&app, id, &u, &affected, chrono::Utc::now()).await;
+    announce(&app).await;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "incident": id, "status": u.status })),
@@ -229,7 +216,7 @@ pub async fn open_incident(
         )
         .await?;
     app.changes.bump();
-    announce(&app, id, &b.update, &affected, chrono::Utc::now()).await;
+    announce(&app).await;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 
