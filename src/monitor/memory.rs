@@ -520,6 +520,121 @@ probes:
         }
     }
 
+    /// Plans `runs` (all of them: none may change health but the last),
+    /// commits, and says what changed.
+    fn step(
+        memory: &mut Memory,
+        config: &Config,
+        runs: &[RunResult],
+    ) -> (Option<Transition>, Vec<(String, String)>) {
+        let plan = memory.plan(config, &ctx(), runs);
+        assert_eq!(plan.len, runs.len(), "one plan per call here");
+        let change = plan.change;
+        let notes = plan.notes.clone();
+        memory.commit(plan);
+        (change.and_then(|c| c.transition), notes)
+    }
+
+    fn from(location: &str, outcome: Outcome, finished: &str) -> RunResult {
+        RunResult {
+            location: location.into(),
+            run_uid: format!("{location}-{finished}"),
+            ..run("p", outcome, finished)
+        }
+    }
+
+    /// Issue 18: a probe run from three places, quorum 2, judged in time
+    /// order: one failing place notes, two fail the probe, and a place whose
+    /// runs are all `error` (its connectivity check failed) is silence, so
+    /// the quorum shrinks instead of counting it failing.
+    #[test]
+    fn a_located_probe_fails_by_quorum_and_errors_count_as_silence() {
+        let yaml = r#"version: 1
+components: [{ id: api, name: API }]
+locations: [{ id: a }, { id: b }, { id: c }]
+probes:
+  - name: p
+    component: api
+    every: 10s
+    locations: [a, b, c]
+    alert: { after: 1, recover_after: 1, quorum: 2 }
+    steps: [{ id: s, get: "http://127.0.0.1:9/" }]
+"#;
+        let env = |_: &str| None;
+        let config = crate::config::parse(yaml, "t.yaml", std::path::Path::new("."), &env).unwrap();
+        let mut memory = Memory::default();
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[
+                from("a", Pass, "2026-07-01T10:00:00Z"),
+                from("b", Pass, "2026-07-01T10:00:01Z"),
+                from("c", Pass, "2026-07-01T10:00:02Z"),
+            ],
+        );
+        assert_eq!(t, None);
+        let (t, notes) = step(
+            &mut memory,
+            &config,
+            &[from("a", Fail, "2026-07-01T10:00:10Z")],
+        );
+        assert_eq!(t, None, "one place of three is below the quorum");
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0]
+                .1
+                .contains("failing from 1 of 3 locations (a); passing from b, c"),
+            "{notes:?}"
+        );
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[from("b", Fail, "2026-07-01T10:00:11Z")],
+        );
+        assert_eq!(t, Some(Transition::BecameFailing));
+        let state = memory.probe("p").unwrap();
+        assert_eq!(state.last_outcome, Some(Fail));
+        // Recovery: two places pass (a again, and c, which never failed).
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[from("a", Pass, "2026-07-01T10:00:20Z")],
+        );
+        assert_eq!(t, Some(Transition::Recovered));
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[from("b", Pass, "2026-07-01T10:00:21Z")],
+        );
+        assert_eq!(t, None);
+        // `c` only errs from now on: after 3 periods (30 s) it is silent,
+        // and a and b failing still make the quorum (2 of the 2 reporting).
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[
+                from("c", Outcome::Error, "2026-07-01T10:00:25Z"),
+                from("c", Outcome::Error, "2026-07-01T10:00:35Z"),
+            ],
+        );
+        assert_eq!(t, None, "errors are not failures");
+        let c = &memory.probe("p").unwrap().locations["c"];
+        assert_eq!(c.reported_at, Some(at("2026-07-01T10:00:02Z")));
+        assert_eq!(c.last_outcome, Some(Outcome::Error));
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[from("a", Fail, "2026-07-01T10:00:40Z")],
+        );
+        assert_eq!(t, None);
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[from("b", Fail, "2026-07-01T10:00:41Z")],
+        );
+        assert_eq!(t, Some(Transition::BecameFailing));
+    }
+
     #[test]
     fn a_plan_ends_after_the_run_that_changes_health() {
         let config = config();

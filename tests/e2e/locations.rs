@@ -335,6 +335,29 @@ async fn three_agents_judge_by_quorum_and_a_silent_one_is_lookouts_problem() {
         during.iter().all(|gap| *gap < 2_500),
         "a hole in us-east's runs while cut: {during:?}"
     );
+    // The uptime history has no hole either: the probe's intervals from
+    // before the cut to after it follow one another without a gap.
+    let intervals = server
+        .store
+        .state_intervals(lookout::store::Subject::Probe("login"), cut_from)
+        .await
+        .unwrap();
+    assert!(
+        intervals.first().is_some_and(|i| i.started_at <= cut_from),
+        "{intervals:?}"
+    );
+    for pair in intervals.windows(2) {
+        assert_eq!(
+            pair[0].ended_at,
+            Some(pair[1].started_at),
+            "a hole in the history: {intervals:?}"
+        );
+    }
+    let last = intervals.last().unwrap();
+    assert!(
+        last.ended_at.is_none() && last.last_seen_at >= cut_to,
+        "{intervals:?}"
+    );
 
     // ap-south's agent dies: a self-alert, never an incident.
     let mut dead = agents.pop().unwrap();
