@@ -105,27 +105,28 @@ async fn runs(
     let mut accepted = Vec::with_capacity(batch.runs.len());
     let mut refused = Vec::new();
     for mut run in batch.runs {
+        let Some(p) = config
+            .probe(&run.probe)
+            .filter(|p| p.locations.contains(&agent.location) && !p.is_heartbeat())
+        else {
+            let why = format!(
+                "probe `{}` does not run from `{}`",
+                run.probe, agent.location
+            );
+            refused.push((run.run_uid, why));
+            continue;
+        };
+        // Never trust the location or component the body names: the
+        // token's location and the server's configuration say.
         run.location = agent.location.clone();
+        run.component = p.component.clone();
         // Run ids are unique per location, so no agent can overwrite
         // another's run (or the server's); a batch sent twice is stored once.
         let prefix = format!("{}:", agent.location);
         if !run.run_uid.starts_with(&prefix) {
             run.run_uid = format!("{prefix}{}", run.run_uid);
         }
-        // Never trust the component the agent names: the server's says.
-        match config.probe(&run.probe) {
-            Some(p) if p.locations.contains(&agent.location) && !p.is_heartbeat() => {
-                run.component = p.component.clone();
-                accepted.push(run);
-            }
-            _ => refused.push((
-                run.run_uid,
-                format!(
-                    "probe `{}` does not run from `{}`",
-                    run.probe, agent.location
-                ),
-            )),
-        }
+        accepted.push(run);
     }
     if batch.dropped > 0 {
         tracing::warn!(location = %agent.location, agent = %agent.name, dropped = batch.dropped,

@@ -474,3 +474,146 @@ async fn the_platform_fails_for_one_location_only() {
     assert_eq!(listed[0]["location"], "eu-west");
     assert_eq!(listed[0]["endpoint"], "login");
 }
+
+/// The spool keeps at most its bound, dropping the oldest and saying how
+/// many, and gives runs back oldest first until they are delivered.
+#[tokio::test]
+async fn an_agents_spool_keeps_the_newest_runs_within_its_bound_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // An agent's spool is always a SQLite file of its own.
+    let spool = lookout::store::Database::Sqlite(dir.path().join("spool.db"));
+    let store = lookout::store::Store::connect(&spool).await.unwrap();
+    let rows = |r: std::ops::Range<u32>| r.map(|i| i.to_string()).collect::<Vec<_>>();
+    assert_eq!(store.spool_push(&rows(1..4), 5).await.unwrap(), 0);
+    assert_eq!(
+        store.spool_push(&rows(4..8), 5).await.unwrap(),
+        2,
+        "two dropped"
+    );
+    let held = store.spool_peek(10).await.unwrap();
+    let runs: Vec<&str> = held.iter().map(|(_, r)| r.as_str()).collect();
+    assert_eq!(runs, ["3", "4", "5", "6", "7"], "the newest, oldest first");
+    store.spool_delivered(held[2].0).await.unwrap();
+    assert_eq!(store.spool_len().await.unwrap(), 2);
+    let rest = store.spool_peek(1).await.unwrap();
+    assert_eq!(rest[0].1, "6");
+    store.close().await;
+}
+
+/// The agents' API: a token reads only its location's probes (ETag, 304),
+/// runs are tagged with the token's location whatever they say, a run of a
+/// probe not run there is refused by name, and a bad token is a 401.
+#[tokio::test]
+async fn the_agent_api_takes_only_its_locations_runs_under_its_own_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = r#"version: 1
+components: [{ id: api, name: API }]
+secrets: { admin: { env: TEST_ADMIN_TOKEN } }
+admin: { token: "{{ secrets.admin }}" }
+locations: [{ id: eu-west }, { id: us-east }]
+probes:
+  - { name: here, component: api, locations: [eu-west], every: 1h, steps: [ { get: "http://127.0.0.1:9/" } ] }
+  - { name: there, component: api, locations: [us-east], every: 1h, steps: [ { get: "http://127.0.0.1:9/" } ] }
+"#;
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let server = Running::start(&path, &dir.path().join("lookout.db")).await;
+    let body = json!({ "name": "eu", "location": "eu-west" });
+    let made = admin(
+        &server,
+        reqwest::Method::POST,
+        "/api/admin/agent-tokens",
+        Some(body),
+    )
+    .await;
+    let token = made["token"].as_str().unwrap().to_string();
+    let client = reqwest::Client::new();
+    let probes = client
+        .get(format!("{}/api/agent/probes", server.url))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(probes.status(), 200);
+    let etag = probes.headers()["etag"].to_str().unwrap().to_string();
+    let doc: Value = probes.json().await.unwrap();
+    assert_eq!(doc["probes"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["probes"][0]["name"], "here");
+    assert!(
+        doc.get("admin").is_none() && doc["secrets"] == json!({}),
+        "{doc}"
+    );
+    let again = client
+        .get(format!("{}/api/agent/probes", server.url))
+        .bearer_auth(&token)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+
+    let now = chrono::Utc::now();
+    let run = |probe: &str, uid: &str| lookout::journey::RunResult {
+        run_uid: uid.into(),
+        probe: probe.into(),
+        component: "not-what-the-server-says".into(),
+        started_at: now,
+        finished_at: now,
+        outcome: lookout::journey::Outcome::Pass,
+        leaked: false,
+        steps: vec![],
+        note: None,
+        trigger: Default::default(),
+        location: "us-east".into(),
+    };
+    let batch = json!({ "runs": [run("here", "r1"), run("there", "r2")], "dropped": 3 });
+    let taken: Value = client
+        .post(format!("{}/api/agent/runs", server.url))
+        .bearer_auth(&token)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(taken["accepted"], 1);
+    assert_eq!(taken["refused"][0][0], "r2");
+    assert!(
+        taken["refused"][0][1]
+            .as_str()
+            .unwrap()
+            .contains("does not run from `eu-west`")
+    );
+    let stored = eventually("the run is stored", Duration::from_secs(10), || async {
+        server
+            .store
+            .recent_runs("here", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+    })
+    .await;
+    assert_eq!(
+        stored.location, "eu-west",
+        "the token's location, not the body's"
+    );
+    assert_eq!(stored.run_uid, "eu-west:r1");
+    let metrics = server.page("/metrics").await;
+    assert!(
+        metrics.contains(r#"lookout_agent_runs_total{location="eu-west"} 1"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"lookout_agent_spool_dropped_total{location="eu-west"} 3"#));
+
+    let bad = client
+        .post(format!("{}/api/agent/runs", server.url))
+        .bearer_auth("lka_not-a-token")
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    server.stop().await;
+}
