@@ -405,6 +405,34 @@ async fn three_agents_judge_by_quorum_and_a_silent_one_is_lookouts_problem() {
     );
     assert!(metrics.contains("lookout_locations_silent 1"), "{metrics}");
 
+    // A reload of probes.yaml reaches the agents: a new probe for us-east,
+    // aimed at a recorder, runs there, and its requests say where from.
+    let target = Recorder::start(|_| support::Answer::new(200, "ok")).await;
+    let mut yaml = std::fs::read_to_string(&path).unwrap();
+    yaml.push_str(&format!(
+        "  - {{ name: second, component: api, every: 1s, locations: [us-east], steps: [ {{ get: \"{}\" }} ] }}\n",
+        target.url("/hello")
+    ));
+    std::fs::write(&path, yaml).unwrap();
+    let hit = eventually(
+        "us-east runs the new probe",
+        Duration::from_secs(30),
+        || async { target.hits().into_iter().next() },
+    )
+    .await;
+    assert_eq!(hit.header("x-lookout-location"), Some("us-east"));
+    let agent_ua = hit.header("user-agent").unwrap_or_default().to_string();
+    assert!(agent_ua.ends_with("(location us-east)"), "{agent_ua}");
+    eventually(
+        "its runs are stored as us-east's",
+        Duration::from_secs(20),
+        || async {
+            let runs = server.store.recent_runs("second", 10).await.unwrap();
+            runs.iter().any(|r| r.location == "us-east").then_some(())
+        },
+    )
+    .await;
+
     // A revoked token is refused; the list never shows a token.
     let probes_with = |token: String| {
         let url = format!("{}/api/agent/probes", server.url);
