@@ -138,7 +138,34 @@ pub async fn token_command(command: TokenCommand) -> ExitCode {
     };
     let now = chrono::Utc::now();
     let code = match command {
-        TokenCommand::Create { name, location, .. } => {
+        TokenCommand::Create {
+            name,
+            location,
+            store: args,
+        } => {
+            // The location must be declared, as the admin API checks.
+            let declared = crate::config::load_with(
+                &args.config,
+                &|n| std::env::var(n).ok(),
+                crate::config::SecretsNeeded::Optional,
+            )
+            .map(|c| c.locations.iter().any(|l| l.id == location));
+            match declared {
+                Ok(true) => {}
+                Ok(false) => {
+                    eprintln!(
+                        "error: location `{location}` is not declared under `locations:` in {}",
+                        args.config.display()
+                    );
+                    store.close().await;
+                    return ExitCode::from(2);
+                }
+                Err(d) => {
+                    eprintln!("{}", d.render());
+                    store.close().await;
+                    return ExitCode::from(2);
+                }
+            }
             match store.create_agent_token(&name, &location, now).await {
                 Ok(Some(token)) => {
                     super::stdout(&format!("{token}\n"));

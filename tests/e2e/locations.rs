@@ -645,3 +645,53 @@ probes:
     assert_eq!(bad.status(), 401);
     server.stop().await;
 }
+
+/// `lookout agent-token create|list|revoke` on the server's database: the
+/// token is printed once, listed never, and only for a declared location.
+#[tokio::test]
+async fn agent_tokens_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("probes.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\ncomponents: [{ id: api, name: API }]\nlocations: [{ id: eu-west }]\nprobes:\n  - { name: p, component: api, steps: [ { get: \"http://127.0.0.1:9/\" } ] }\n",
+    )
+    .unwrap();
+    let database = support::database_arg(&dir.path().join("lookout.db")).await;
+    let lookout = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_lookout"));
+        cmd.arg("agent-token")
+            .args(args)
+            .arg("--config")
+            .arg(&path)
+            .args(["--database", &database]);
+        cmd.output().unwrap()
+    };
+    let made = lookout(&["create", "eu-1", "--location", "eu-west"]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let token = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    assert!(token.starts_with("lka_") && token.len() == 68, "{token}");
+    let again = lookout(&["create", "eu-1", "--location", "eu-west"]);
+    assert_eq!(again.status.code(), Some(2));
+    let unknown = lookout(&["create", "us-1", "--location", "us-east"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("not declared"));
+    let listed = String::from_utf8(lookout(&["list"]).stdout).unwrap();
+    assert!(listed.starts_with("eu-1\teu-west\tcreated "), "{listed}");
+    assert!(!listed.contains(&token[4..]), "the token is never listed");
+    assert!(lookout(&["revoke", "eu-1"]).status.success());
+    assert_eq!(lookout(&["revoke", "eu-1"]).status.code(), Some(2));
+    let store = support::open_store(&dir.path().join("lookout.db")).await;
+    assert!(
+        store
+            .agent_by_token(&token, chrono::Utc::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    store.close().await;
+}
