@@ -398,6 +398,38 @@ async fn three_agents_judge_by_quorum_and_a_silent_one_is_lookouts_problem() {
         server.store.open_incidents().await.unwrap().is_empty(),
         "a silent agent opens nothing"
     );
+    // The operators' pages show it: the silent location on /admin, each
+    // location's line on the probe's page.
+    let cookie = crate::console::session(&server.url).await;
+    let html = |path: &'static str| {
+        let (url, cookie) = (format!("{}{path}", server.url), cookie.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    let overview = html("/admin").await;
+    assert!(
+        overview.contains("Silent locations") && overview.contains("ap-south"),
+        "{overview}"
+    );
+    let page = html("/admin/probes/login").await;
+    assert!(
+        page.contains("Europe West (eu-west)") && page.contains("silent"),
+        "{page}"
+    );
+    assert!(
+        page.contains(
+            "failing from 0 of 2 locations; passing from eu-west, us-east; silent: ap-south"
+        ),
+        "{page}"
+    );
     let metrics = server.page("/metrics").await;
     assert!(
         metrics.contains(r#"location="eu-west""#),
