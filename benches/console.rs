@@ -66,6 +66,7 @@ fn runs(probes: usize) -> Vec<RunResult> {
                 steps: vec![],
                 note: None,
                 trigger: Default::default(),
+                location: lookout::journey::LOCAL.to_string(),
             });
         }
     }

@@ -45,6 +45,7 @@ fn run(probe: usize, outcome: Outcome) -> RunResult {
         steps,
         note: None,
         trigger: Default::default(),
+        location: lookout::journey::LOCAL.to_string(),
     }
 }
 

@@ -123,6 +123,7 @@ fn run(i: usize, at: DateTime<Utc>) -> RunResult {
         steps,
         note: None,
         trigger: Default::default(),
+        location: lookout::journey::LOCAL.to_string(),
     }
 }
 

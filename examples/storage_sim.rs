@@ -67,6 +67,7 @@ fn run(probe: usize, steps: usize, at: DateTime<Utc>) -> RunResult {
         steps: (0..steps).map(|i| step(i, at)).collect(),
         note: None,
         trigger: Default::default(),
+        location: lookout::journey::LOCAL.to_string(),
     }
 }
 

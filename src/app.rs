@@ -195,6 +195,7 @@ impl App {
             webhook_loopback: opts.tuning.webhook_loopback,
             board,
             run_now: crate::scheduler::RunNow::default(),
+            ingest: crate::monitor::ingest::Ingest::default(),
         };
         Ok(Self {
             listener,
@@ -264,6 +265,7 @@ impl App {
         // before any task runs.
         let clients = Clients::build(&self.state, &config)?;
         let (results_tx, results_rx) = mpsc::channel(1024);
+        self.state.ingest.connect(results_tx.clone());
         let runner = Runner::new()
             .with_journal(self.state.store.clone())
             .with_log_mask(self.log_mask.clone());
@@ -280,6 +282,7 @@ impl App {
                 metrics: self.state.metrics.clone(),
                 health: self.state.health.clone(),
                 store: self.state.store.clone(),
+                location: crate::journey::LOCAL.to_string(),
             };
             let scheduler = Scheduler::start(config.clone(), deps, self.started)
                 .map_err(AppError::Scheduler)?;
@@ -326,6 +329,8 @@ impl App {
             Some(r) => r,
             None => server.await,
         };
+        // No request takes agents' runs any more: the monitor may end.
+        self.state.ingest.disconnect();
         let _ = stop_tx.send(true);
         if let Some(r) = reloader {
             let _ = r.await;
@@ -450,6 +455,19 @@ impl App {
                 stopped(stop.clone()),
             )));
         }
+        // Agents' locations (issue 18): a silent one raises a self-alert.
+        // Started even without `locations:` now, as a reload may add them.
+        let watch = crate::connectivity::LocationWatch {
+            store: state.store.clone(),
+            pager: state.pager.clone(),
+            config: state.config.clone(),
+            board: state.board.clone(),
+            health: state.health.clone(),
+            metrics: state.metrics.clone(),
+            started: self.started,
+            tick: Duration::from_secs(1),
+        };
+        optional.push(tokio::spawn(watch.run(stopped(stop.clone()))));
         if let Some(smtp) = config.smtp.clone() {
             let health = state.health.clone();
             tokio::spawn(async move {

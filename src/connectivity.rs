@@ -116,45 +116,171 @@ impl Connectivity {
             MessageKind::Resolved => "Lookout can reach the network again",
             _ => "Lookout has lost connectivity: its probes cannot judge the platform",
         };
-        let deliveries: Vec<NewDelivery> = s
-            .notify
-            .iter()
-            .map(|name| {
-                let msg = Message {
-                    kind,
-                    incident_id: 0,
-                    title: title.to_string(),
-                    component_id: "lookout".into(),
-                    component_name: "Lookout (the prober itself)".into(),
-                    probes: vec![],
-                    failing_step: None,
-                    reason: Some(format!("connectivity checks failed: {}", s.urls.join(", "))),
-                    opened_at: started,
-                    sent_at: now,
-                    level: 0,
-                    cycle: 0,
-                    incident_url: format!("{}/", self.pager.base_url()),
-                    ack_url: None,
-                    run_url: None,
-                    acknowledged_by: None,
-                    resolved_at: None,
-                };
-                NewDelivery {
-                    delivery_id: format!(
-                        "self-{}-{}-{name}",
-                        started.timestamp_millis(),
-                        kind.as_str()
-                    ),
-                    incident_id: None,
-                    notifier: name.clone(),
-                    kind: kind.as_str().to_string(),
-                    payload: serde_json::to_string(&msg).unwrap_or_default(),
+        let alert = SelfAlert {
+            kind,
+            title: title.to_string(),
+            reason: format!("connectivity checks failed: {}", s.urls.join(", ")),
+            key: "self".into(),
+            started,
+        };
+        self_alert(&self.store, &self.pager, &s.notify, &alert, now).await;
+    }
+}
+
+/// A self-alert: Lookout's own trouble, told to `connectivity.notify`.
+struct SelfAlert {
+    kind: MessageKind,
+    title: String,
+    reason: String,
+    /// Makes the delivery ids of different self-alerts differ.
+    key: String,
+    started: DateTime<Utc>,
+}
+
+/// Enqueues `alert` for each notifier in `notify` and wakes the worker.
+async fn self_alert(
+    store: &Store,
+    pager: &Pager,
+    notify: &[String],
+    alert: &SelfAlert,
+    now: DateTime<Utc>,
+) {
+    let kind = alert.kind;
+    let deliveries: Vec<NewDelivery> = notify
+        .iter()
+        .map(|name| {
+            let msg = Message {
+                kind,
+                incident_id: 0,
+                title: alert.title.clone(),
+                component_id: "lookout".into(),
+                component_name: "Lookout (the prober itself)".into(),
+                probes: vec![],
+                failing_step: None,
+                reason: Some(alert.reason.clone()),
+                opened_at: alert.started,
+                sent_at: now,
+                level: 0,
+                cycle: 0,
+                incident_url: format!("{}/", pager.base_url()),
+                ack_url: None,
+                run_url: None,
+                acknowledged_by: None,
+                resolved_at: None,
+            };
+            NewDelivery {
+                delivery_id: format!(
+                    "{}-{}-{}-{name}",
+                    alert.key,
+                    alert.started.timestamp_millis(),
+                    kind.as_str()
+                ),
+                incident_id: None,
+                notifier: name.clone(),
+                kind: kind.as_str().to_string(),
+                payload: serde_json::to_string(&msg).unwrap_or_default(),
+            }
+        })
+        .collect();
+    if let Err(e) = store.enqueue(&deliveries, now).await {
+        tracing::error!(error = %e, "could not enqueue a self-alert");
+    }
+    pager.wake_worker();
+}
+
+/// Watches agents' locations (issue 18) every `tick` until `stop`: a
+/// location that goes silent (`quorum::silent_locations`, from the
+/// monitor's memory on the console board) raises a self-alert through
+/// `connectivity.notify` (never a platform incident: its probes' quorum
+/// simply shrinks), and a resolve when it reports again; the silent
+/// locations show on `/readyz` and `/admin` (through `health`) and in
+/// `lookout_locations_silent`.
+pub struct LocationWatch {
+    pub store: Store,
+    pub pager: Pager,
+    pub config: crate::config::Live,
+    pub board: crate::console::Board,
+    pub health: crate::health::Health,
+    pub metrics: crate::metrics::Metrics,
+    /// When the service started: locations never heard from count from here.
+    pub started: DateTime<Utc>,
+    pub tick: std::time::Duration,
+}
+
+impl LocationWatch {
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        // Silent locations and since when they were found silent.
+        let mut silent: std::collections::BTreeMap<String, DateTime<Utc>> = Default::default();
+        loop {
+            let now = Utc::now();
+            let config = self.config.get();
+            let found = self.board.read(|tracks, _| {
+                crate::quorum::silent_locations(
+                    &config,
+                    |p| {
+                        tracks
+                            .get(p)
+                            .and_then(|t| t.state.as_ref())
+                            .map(|s| &s.locations)
+                    },
+                    self.started,
+                    now,
+                )
+            });
+            let notify = config
+                .connectivity
+                .as_ref()
+                .map(|c| c.notify.clone())
+                .unwrap_or_default();
+            for s in &found {
+                if silent.contains_key(&s.location) {
+                    continue;
                 }
-            })
-            .collect();
-        if let Err(e) = self.store.enqueue(&deliveries, now).await {
-            tracing::error!(error = %e, "could not enqueue the connectivity self-alert");
+                silent.insert(s.location.clone(), now);
+                let since = s.last_report.map_or_else(
+                    || "it has not reported since Lookout started".to_string(),
+                    |t| format!("its last report was at {}", t.to_rfc3339()),
+                );
+                tracing::error!(location = %s.location, "a location went silent: its probes' quorum shrinks");
+                let alert = SelfAlert {
+                    kind: MessageKind::Trigger,
+                    title: format!(
+                        "Location {} is silent: Lookout probes from fewer places",
+                        s.location
+                    ),
+                    reason: format!(
+                        "no usable run from {} within its probes' bound ({since}); its agent is down, cut off, or offline; it counts in no quorum meanwhile",
+                        s.location
+                    ),
+                    key: format!("silent-{}", s.location),
+                    started: now,
+                };
+                self_alert(&self.store, &self.pager, &notify, &alert, now).await;
+            }
+            let back: Vec<(String, DateTime<Utc>)> = silent
+                .iter()
+                .filter(|(l, _)| !found.iter().any(|s| &s.location == *l))
+                .map(|(l, t)| (l.clone(), *t))
+                .collect();
+            for (location, started) in back {
+                silent.remove(&location);
+                tracing::warn!(location = %location, "a silent location reports again");
+                let alert = SelfAlert {
+                    kind: MessageKind::Resolved,
+                    title: format!("Location {location} reports again"),
+                    reason: format!("runs from {location} arrive again"),
+                    key: format!("silent-{location}"),
+                    started,
+                };
+                self_alert(&self.store, &self.pager, &notify, &alert, now).await;
+            }
+            self.metrics.locations_silent(found.len());
+            self.health.locations_silent(found);
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(self.tick) => {}
+            }
         }
-        self.pager.wake_worker();
     }
 }

@@ -227,6 +227,9 @@ pub struct ProbeState {
     pub last_outcome: Option<Outcome>,
     pub last_reason: Option<String>,
     pub last_failed_step: Option<String>,
+    /// Each location's own state, by location id (issue 18); empty for a
+    /// probe that runs only on the server, whose `health` is its only one.
+    pub locations: std::collections::BTreeMap<String, crate::quorum::LocationState>,
 }
 
 // Component status from stored probe states: what the page, the pager and
@@ -342,6 +345,8 @@ mod tests {
                 changes: 4,
                 within: std::time::Duration::from_secs(600),
             },
+            quorum: crate::config::Quorum::default(),
+            silent_after: None,
         }
     }
 
@@ -460,6 +465,7 @@ mod tests {
             }),
             last_reason: None,
             last_failed_step: None,
+            locations: Default::default(),
         }
     }
 

@@ -58,6 +58,8 @@ struct Inner {
     /// The start-up check of the SMTP server (`None`: no `smtp:` or not
     /// checked yet).
     smtp: Mutex<Option<Result<(), String>>>,
+    /// Agents' locations silent now (issue 18).
+    silent: Mutex<Vec<crate::quorum::Silent>>,
 }
 
 /// How storing runs goes, as the monitor reports it.
@@ -131,6 +133,10 @@ pub struct Snapshot {
     pub storage: Storage,
     /// What the start-up check found about the SMTP server, if it ran.
     pub smtp: Option<Result<(), String>>,
+    /// Agents' locations silent now: shown on `/readyz` and `/admin`, but
+    /// never a failed check (the server itself is fine, and a readiness
+    /// failure would take the status page out of service).
+    pub silent: Vec<crate::quorum::Silent>,
 }
 
 impl Health {
@@ -172,6 +178,11 @@ impl Health {
         *self.inner.smtp.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
     }
 
+    /// Records which locations are silent now (`connectivity::LocationWatch`).
+    pub fn locations_silent(&self, silent: Vec<crate::quorum::Silent>) {
+        *self.inner.silent.lock().unwrap_or_else(|e| e.into_inner()) = silent;
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let at = |a: &AtomicI64| match a.load(Ordering::Relaxed) {
             0 => None,
@@ -195,6 +206,12 @@ impl Health {
             smtp: self
                 .inner
                 .smtp
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            silent: self
+                .inner
+                .silent
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
@@ -310,6 +327,7 @@ mod tests {
             worst_lag: Some((now, Duration::from_millis(300))),
             storage: Storage::default(),
             smtp: None,
+            silent: vec![],
         }
     }
 

@@ -327,6 +327,7 @@ fn run(
         steps: vec![],
         note,
         trigger: Default::default(),
+        location: crate::journey::LOCAL.to_string(),
     }
 }
 

@@ -252,6 +252,8 @@ mod soak {
             recover_after: 2,
             escalation: Some("on-call".into()),
             flapping: Flapping::default(),
+            quorum: crate::config::Quorum::default(),
+            silent_after: None,
         };
         let policy = Policy {
             name: "on-call".into(),

@@ -37,7 +37,7 @@
 //! 2. configuration: [`config`], [`reload`], [`logging`].
 //! 3. domain, pure decisions and wire formats, no storage: [`evaluate`],
 //!    [`join`], [`hold`], [`escalation`], [`heartbeat`], [`concurrency`],
-//!    [`uptime`], [`notify`], [`latency`].
+//!    [`uptime`], [`notify`], [`latency`], [`quorum`].
 //! 4. storage: [`store`], every SQL statement, its interface in the types above.
 //! 5. the writer and readers over the store: [`runner`], [`monitor`],
 //!    [`notice`], [`statuspage`], [`heartbeat_watcher`], [`health`],
@@ -46,7 +46,7 @@
 //!    monitor), and [`scheduler`], [`watchdog`], [`connectivity`] (upstream
 //!    of it or beside it; here because connectivity's self-alert uses the
 //!    pager).
-//! 7. surface: [`web`], [`publish`], [`app`], [`cli`].
+//! 7. surface: [`web`], [`publish`], [`app`], [`agent`], [`cli`].
 //!
 //! # Modules
 //!
@@ -63,6 +63,8 @@
 //! - [`monitor`]: the single writer: stores runs, applies [`evaluate`],
 //!   opens, joins ([`join`], pure) and resolves incidents, then wakes the
 //!   pager and hands public updates to [`subscribers`]' mail.
+//! - [`quorum`]: a probe run from several locations (agents, issue 18)
+//!   fails when enough of them fail at once; silent locations drop out.
 //! - [`escalation`] (who is paged when) and [`hold`] (may an incident page
 //!   now: [`maintenance`], silences), both pure functions of `now`.
 //! - [`pager`]: woken by the monitor and on its tick, turns escalation
@@ -98,12 +100,15 @@
 //! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`,
 //!   the admin API and page; [`publish`]: the site written to a directory;
 //!   [`changes`]: the counter that tells the page cache to re-render.
-//! - [`app`]: builds the service and runs it until stopped.
+//! - [`app`]: builds the service and runs it until stopped; [`agent`]:
+//!   `lookout agent`, which runs a location's probes for a server and
+//!   sends their runs (`web`'s `/api/agent/*`) into the monitor.
 //! - [`cli`]: the `lookout` commands; [`logging`]: stderr logs, every line
 //!   masked for secrets; [`human`]: the one place durations and times are
 //!   rendered for people.
 
 pub mod ack;
+pub mod agent;
 pub mod app;
 pub mod changes;
 pub mod cli;
@@ -136,6 +141,7 @@ pub mod notify;
 pub mod pager;
 
 pub mod publish;
+pub mod quorum;
 pub mod redact;
 pub mod reload;
 pub mod report;

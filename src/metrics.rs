@@ -3,7 +3,7 @@
 //! ([`negotiate`]).
 //!
 //! The scrape stays small at scale: per probe there are only counters
-//! (`lookout_runs_total{probe,outcome}`) and a gauge
+//! (`lookout_runs_total{probe,outcome,location}`) and a gauge
 //! (`lookout_run_duration_seconds{probe}`); histograms per probe and step
 //! (14 buckets each) are opt-in (`metrics: { step_histograms: true }`).
 //!
@@ -107,6 +107,13 @@ pub fn classic(openmetrics: &str) -> String {
 struct RunLabels {
     probe: String,
     outcome: String,
+    /// Where the run ran: an agent's location id, or `local`.
+    location: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LocationLabels {
+    location: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -171,6 +178,9 @@ pub struct Metrics {
     runs_buffered: Gauge,
     runs_dropped: Counter,
     store_failures: Counter,
+    agent_runs: Family<LocationLabels, Counter>,
+    agent_dropped: Family<LocationLabels, Counter>,
+    silent_locations: Gauge,
 }
 
 impl Default for Metrics {
@@ -361,6 +371,33 @@ impl Metrics {
             "Failed attempts to store runs (retried with the runs held in memory)",
             store_failures.clone(),
         );
+        let agent_runs = Family::<LocationLabels, Counter>::default();
+        register(
+            &mut registry,
+            &mut described,
+            "counter",
+            "lookout_agent_runs",
+            "Runs taken from agents (`POST /api/agent/runs`) by location",
+            agent_runs.clone(),
+        );
+        let agent_dropped = Family::<LocationLabels, Counter>::default();
+        register(
+            &mut registry,
+            &mut described,
+            "counter",
+            "lookout_agent_spool_dropped",
+            "Runs agents' spools dropped when full, as the agents reported them, by location",
+            agent_dropped.clone(),
+        );
+        let silent_locations = Gauge::default();
+        register(
+            &mut registry,
+            &mut described,
+            "gauge",
+            "lookout_locations_silent",
+            "Locations that have not reported within their probes' bound (they count in no quorum)",
+            silent_locations.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             described: Arc::new(described),
@@ -380,7 +417,27 @@ impl Metrics {
             runs_buffered,
             runs_dropped,
             store_failures,
+            agent_runs,
+            agent_dropped,
+            silent_locations,
         }
+    }
+
+    /// Counts a batch an agent at `location` sent: runs taken, and runs its
+    /// spool reports dropped.
+    pub fn agent_batch(&self, location: &str, taken: u64, dropped: u64) {
+        let labels = LocationLabels {
+            location: location.to_string(),
+        };
+        self.agent_runs.get_or_create(&labels).inc_by(taken);
+        if dropped > 0 {
+            self.agent_dropped.get_or_create(&labels).inc_by(dropped);
+        }
+    }
+
+    /// How many locations are silent now.
+    pub fn locations_silent(&self, n: usize) {
+        self.silent_locations.set(n as i64);
     }
 
     /// Counts a finished run and records its steps' durations.
@@ -389,6 +446,7 @@ impl Metrics {
             .get_or_create(&RunLabels {
                 probe: run.probe.clone(),
                 outcome: run.outcome.as_str().to_string(),
+                location: run.location.clone(),
             })
             .inc();
         self.run_seconds
@@ -600,6 +658,7 @@ mod tests {
             steps: vec![],
             note: None,
             trigger: Default::default(),
+            location: crate::journey::LOCAL.to_string(),
         };
         m.run_finished(&run);
         m.run_finished(&run);
@@ -611,7 +670,7 @@ mod tests {
         m.observe_store(&stats, 2, now);
         let text = m.encode();
         assert!(
-            text.contains(r#"lookout_runs_total{probe="login",outcome="fail"} 2"#),
+            text.contains(r#"lookout_runs_total{probe="login",outcome="fail",location="local"} 2"#),
             "{text}"
         );
         assert!(text.contains("lookout_outbox_depth 3"), "{text}");
@@ -704,6 +763,7 @@ mod tests {
             steps: vec![step],
             note: None,
             trigger: Default::default(),
+            location: crate::journey::LOCAL.to_string(),
         };
         let lean = Metrics::new();
         lean.run_finished(&run);

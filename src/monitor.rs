@@ -17,6 +17,7 @@
 
 mod alarm;
 mod backlog;
+pub mod ingest;
 mod memory;
 pub mod moves;
 mod withheld;
@@ -468,10 +469,19 @@ impl Monitor {
         }
         let change = plan.change;
         let status_changes = std::mem::take(&mut plan.status_changes);
+        let notes = std::mem::take(&mut plan.notes);
         memory.commit(plan);
         self.board.record(&runs, |p| memory.probe(p).cloned());
         if !status_changes.is_empty() {
             self.component_updates(status_changes);
+        }
+        // A location failing or recovering below the quorum: logged, and
+        // on the probe's open incident's internal timeline if it has one.
+        for (probe, note) in notes {
+            tracing::warn!(probe = %probe, "{note}");
+            if let Err(e) = self.note_on_probe_incident(&probe, &note, now).await {
+                tracing::warn!(error = %e, "could not note a location's change");
+            }
         }
         // A maintenance that ended with its component still failing:
         // the incident it withheld goes public now.
@@ -554,7 +564,7 @@ impl Monitor {
         let transition = match change.transition {
             Some(Transition::BecameFailing) => self.probe_failing(memory, run, now).await,
             // Flapping or not: `recover_after` passes in a row recover.
-            Some(Transition::Recovered) => self.probe_recovered(run, now).await,
+            Some(Transition::Recovered) => self.probe_recovered(memory, run, now).await,
             None => Ok(()),
         };
         transition.map_err(|e| (change, e))?;
@@ -582,7 +592,7 @@ impl Monitor {
                 }
                 noted
             }
-            Some(Flap::Settled { failing: false }) => self.probe_recovered(run, now).await,
+            Some(Flap::Settled { failing: false }) => self.probe_recovered(memory, run, now).await,
             None => Ok(()),
         };
         flap.map_err(|e| (left, e))
@@ -673,13 +683,18 @@ impl Monitor {
         run: &RunResult,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        // A probe run from several places says where it fails (issue 18).
+        let failing = match self.where_(memory, &run.probe, run.finished_at) {
+            Some(words) => format!("Probe {} {words};", run.probe),
+            None => format!("Probe {} failing", run.probe),
+        };
         let detail = match (run.failed_step(), run.reason()) {
             (Some(step), Some(reason)) => {
-                format!("Probe {} failing at step {}: {reason}", run.probe, step.id)
+                format!("{failing} at step {}: {reason}", step.id)
             }
             // Heartbeats have no steps: the note says why.
-            (None, Some(reason)) => format!("Probe {} failing: {reason}", run.probe),
-            _ => format!("Probe {} failing", run.probe),
+            (None, Some(reason)) => format!("{failing}: {reason}"),
+            _ => failing.trim_end_matches(';').to_string(),
         };
         // The run's id, so the internal timeline links to its trace
         // (`statuspage::view::UpdateView::run_link`).
@@ -816,8 +831,35 @@ impl Monitor {
         Ok(())
     }
 
-    async fn probe_recovered(&self, run: &RunResult, now: DateTime<Utc>) -> Result<()> {
-        let body = format!("Probe {} recovered", run.probe);
+    /// The quorum's verdict on a located probe in words ("failing from 2
+    /// of 3 locations (eu-west, us-east); passing from ap-south"), from
+    /// the memory as just committed, at the run's time; `None` for a probe
+    /// run only on the server.
+    fn where_(&self, memory: &Memory, probe: &str, at: DateTime<Utc>) -> Option<String> {
+        let config = self.config.get();
+        let p = config.probe(probe).filter(|p| p.is_located())?;
+        let state = memory.probe(probe)?;
+        let verdict = crate::quorum::decide(
+            &p.locations,
+            &state.locations,
+            p.alert.quorum,
+            crate::quorum::silent_after(p, at),
+            state.health.failing,
+            at,
+        );
+        Some(verdict.words())
+    }
+
+    async fn probe_recovered(
+        &self,
+        memory: &Memory,
+        run: &RunResult,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let body = match self.where_(memory, &run.probe, run.finished_at) {
+            Some(words) => format!("Probe {} recovered: {words}", run.probe),
+            None => format!("Probe {} recovered", run.probe),
+        };
         self.probe_cleared(&run.probe, &body, Closing::Recovered, now)
             .await
     }

@@ -390,6 +390,7 @@ escalation:
             last_outcome: Some(outcome),
             last_reason: Some("step login: expected status 200, got 503".into()),
             last_failed_step: Some("login".into()),
+            locations: Default::default(),
         }
     }
 

@@ -45,6 +45,10 @@ pub struct Deps {
     pub health: Health,
     /// Where skipped starts are recorded.
     pub store: Store,
+    /// The location this scheduler runs probes for: `local` on the server,
+    /// the agent's id on an agent (issue 18); only probes whose
+    /// `locations` name it are planned.
+    pub location: String,
 }
 
 enum Command {
@@ -259,7 +263,10 @@ impl Clock {
             self.gates = Arc::new(Gates::new(&config.limits));
         }
         let mut kept = HashMap::new();
-        for probe in config.probes.iter().filter(|p| !p.is_heartbeat()) {
+        let here = |p: &&crate::config::Probe| {
+            !p.is_heartbeat() && p.locations.contains(&self.deps.location)
+        };
+        for probe in config.probes.iter().filter(here) {
             let hosts: Arc<[String]> = crate::concurrency::hosts_of(&config, probe).into();
             let old = self.slots.remove(&probe.name);
             let replan = old.as_ref().is_none_or(|s| {

@@ -1,5 +1,7 @@
-//! The `lookout` commands: `check`, `run`, `serve`, `demo`, `schema` and `platform`.
+//! The `lookout` commands: `check`, `run`, `serve`, `demo`, `schema`,
+//! `platform`, `agent` and `agent-token`.
 
+mod agent;
 mod check;
 mod demo;
 mod run;
@@ -70,6 +72,11 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Print the JSON Schema of probes.yaml (for editors).
     Schema,
+    /// Run a location's probes for a server and send it the results.
+    Agent(agent::AgentArgs),
+    /// Create, revoke or list agents' tokens.
+    #[command(subcommand)]
+    AgentToken(agent::TokenCommand),
     /// Run only the built-in sample platform (a target for experiments and benchmarks).
     Platform {
         #[arg(long, default_value = "127.0.0.1:8081")]
@@ -106,6 +113,8 @@ pub async fn run(cli: Cli, mask: crate::logging::LogMask) -> ExitCode {
             faults,
             deploy_delay,
         } => demo::platform_only(listen, faults, deploy_delay).await,
+        Command::Agent(args) => agent::agent(args).await,
+        Command::AgentToken(command) => agent::token_command(command).await,
         Command::Schema => {
             stdout(&format!("{}\n", config::SCHEMA.trim_end()));
             ExitCode::SUCCESS

@@ -4,6 +4,7 @@
 //! sections, every template name) and reports every problem at once with
 //! its file:line:column; the rest of Lookout trusts the result.
 
+mod agent;
 mod decode;
 pub mod diagnostic;
 pub mod live;
@@ -12,6 +13,7 @@ pub mod template;
 
 use std::path::Path;
 
+pub use agent::agent_document;
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use live::Live;
 pub use model::*;

@@ -42,11 +42,18 @@ pub struct Config {
     pub report: Option<ReportDigest>,
     /// `metrics:`: what `/metrics` exposes beyond the default.
     pub metrics: MetricsSettings,
+    /// `locations:`: the agents' locations, in the order written
+    /// ([`LOCAL`] is implicit and never listed here).
+    pub locations: Vec<Location>,
     /// `database:`: where `lookout serve` stores, as `store::Database::parse`
     /// reads it (a SQLite file path, or a `postgres://` URL); a template
     /// over `vars` and `secrets`, rendered at load. Read at start only;
     /// `--database` and `LOOKOUT_DATABASE_URL` take precedence.
     pub database: Option<String>,
+    /// The file as plain JSON (templates unresolved, secrets only by their
+    /// `env:`/`file:` source): what agents are served, trimmed to their
+    /// probes (`config::agent_document`).
+    pub document: std::sync::Arc<serde_json::Value>,
     /// Where each probe sits in `probes`, by name and by component: the
     /// monitor looks probes up for every run, and a linear scan of 10,000
     /// probes per run was most of its CPU.
@@ -284,6 +291,10 @@ pub struct Probe {
     pub max_body_bytes: u64,
     /// Probe names or component ids whose failure this probe's joins.
     pub depends_on: Vec<String>,
+    /// `locations: [..]`: where the probe runs, by location id, in the
+    /// order written (default: every declared location, then [`LOCAL`]).
+    /// Never empty; heartbeat probes have only [`LOCAL`].
+    pub locations: Vec<String>,
     /// `kind: heartbeat`: the probe is passive. It has no steps and is never
     /// scheduled; its job pings Lookout, and `schedule` is how often the job
     /// is expected to (`period` or `cron`).
@@ -307,6 +318,13 @@ pub struct CaBundle {
 impl Probe {
     pub fn is_heartbeat(&self) -> bool {
         self.heartbeat.is_some()
+    }
+
+    /// Whether it runs from anywhere but the server alone (issue 18): then
+    /// the quorum rule judges it; otherwise its runs are judged one after
+    /// another as they come.
+    pub fn is_located(&self) -> bool {
+        self.locations.len() != 1 || self.locations[0] != LOCAL
     }
 }
 
@@ -354,7 +372,40 @@ pub struct AlertRule {
     /// Escalation policy name; `None` means no paging.
     pub escalation: Option<String>,
     pub flapping: Flapping,
+    /// `quorum:`: how many of the probe's locations must fail (and, to
+    /// recover, pass) at once; see `quorum::decide`.
+    pub quorum: Quorum,
+    /// `silent_after:`: a location with no usable run for this long drops
+    /// out of the quorum; `None` means three of the probe's periods
+    /// (see `quorum::silent_after`).
+    pub silent_after: Option<Duration>,
 }
+
+/// `alert: { quorum: 2 }` or `quorum: majority`: how many locations must
+/// agree, as Checkly's and Pingdom's "confirm from another location".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quorum {
+    /// This many locations (at least 1).
+    Count(u32),
+    /// More than half of the probe's locations: `n / 2 + 1`.
+    #[default]
+    Majority,
+}
+
+/// A place probes run from (`locations:`): an agent's location, or the
+/// server itself, which is always `local` ([`LOCAL`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// The identifier agents start with (`--location`) and runs carry.
+    pub id: String,
+    /// What people read, e.g. "Europe West".
+    pub name: String,
+    /// An optional free-form region, e.g. `eu`.
+    pub region: Option<String>,
+}
+
+/// The server's own location id: runs `lookout serve` makes itself.
+pub use crate::journey::LOCAL;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {

@@ -7,4 +7,6 @@ pub mod result;
 pub mod timing;
 pub mod trace;
 
-pub use result::{FailureKind, Hop, Outcome, Phase, RunResult, StepOutcome, StepResult, Trigger};
+pub use result::{
+    FailureKind, Hop, LOCAL, Outcome, Phase, RunResult, StepOutcome, StepResult, Trigger,
+};

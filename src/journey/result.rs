@@ -234,6 +234,17 @@ pub struct RunResult {
     /// What started it: its schedule, or an operator's "Run now".
     #[serde(default)]
     pub trigger: Trigger,
+    /// Where it ran: an agent's location id, or [`LOCAL`] (the server).
+    #[serde(default = "local")]
+    pub location: String,
+}
+
+/// The server's own location id: runs `lookout serve` makes itself
+/// (issue 18; agents' locations are declared under `locations:`).
+pub const LOCAL: &str = "local";
+
+fn local() -> String {
+    LOCAL.to_string()
 }
 
 /// What started a run. A manual run counts for alerting exactly like a

@@ -99,6 +99,110 @@ pub struct Plan {
     /// Components whose public status changed: (component, old status, new
     /// status, when), for webhook subscriptions' component updates.
     pub status_changes: Vec<(String, String, String, DateTime<Utc>)>,
+    /// (probe, words): a location of a located probe changed state without
+    /// moving the probe (see [`by_quorum`]), for the internal record.
+    pub notes: Vec<(String, String)>,
+}
+
+/// A located probe's last outcome as the page and console read it: failing
+/// only by the quorum; one location's failure or error is not the probe's.
+fn observed_outcome(
+    probe: &crate::config::Probe,
+    outcome: Outcome,
+    health: &ProbeHealth,
+) -> Outcome {
+    if !probe.is_located() {
+        outcome
+    } else if health.failing {
+        Outcome::Fail
+    } else if outcome == Outcome::Degraded {
+        Outcome::Degraded
+    } else {
+        Outcome::Pass
+    }
+}
+
+/// Applies `run` to its location's own streak (`evaluate::apply` with the
+/// probe's rule) in `locations`, then the quorum rule over every location
+/// of the probe at the run's time ([`crate::quorum::decide`]): the probe's
+/// health after it, the transition if its state changed, and a note when
+/// the location's own state changed but the probe's did not (a regional
+/// problem below the quorum, noted internally, paging no one).
+pub fn by_quorum(
+    probe: &crate::config::Probe,
+    health: &ProbeHealth,
+    locations: &mut std::collections::BTreeMap<String, crate::quorum::LocationState>,
+    run: &RunResult,
+    at: DateTime<Utc>,
+) -> (ProbeHealth, Option<Transition>, Option<String>) {
+    let own = locations.entry(run.location.clone()).or_default();
+    let was_failing_here = own.failing;
+    let streak = ProbeHealth {
+        failing: own.failing,
+        consecutive_failures: own.consecutive_failures,
+        consecutive_passes: own.consecutive_passes,
+        ..ProbeHealth::new(at)
+    };
+    let (streak, _) = evaluate::apply(&streak, run.outcome, &probe.alert, at);
+    own.failing = streak.failing;
+    own.consecutive_failures = streak.consecutive_failures;
+    own.consecutive_passes = streak.consecutive_passes;
+    if run.outcome != Outcome::Error {
+        // A late (spooled) run never moves a location's last report back.
+        own.reported_at = Some(own.reported_at.map_or(at, |r| r.max(at)));
+    }
+    if own.last_run_at.is_none_or(|l| l <= at) {
+        own.last_run_at = Some(at);
+        own.last_outcome = Some(run.outcome);
+        own.last_duration_ms = Some(run.duration().as_millis() as u64);
+        own.last_reason = run.reason();
+    }
+    let verdict = crate::quorum::decide(
+        &probe.locations,
+        locations,
+        probe.alert.quorum,
+        crate::quorum::silent_after(probe, at),
+        health.failing,
+        at,
+    );
+    let mut next = health.clone();
+    match run.outcome {
+        Outcome::Fail => {
+            next.consecutive_failures += 1;
+            next.consecutive_passes = 0;
+        }
+        Outcome::Pass | Outcome::Degraded => {
+            next.consecutive_passes += 1;
+            next.consecutive_failures = 0;
+        }
+        Outcome::Error => {}
+    }
+    let transition = match (health.failing, verdict.failing) {
+        (false, true) => Some(Transition::BecameFailing),
+        (true, false) => Some(Transition::Recovered),
+        _ => None,
+    };
+    if transition.is_some() {
+        next.failing = verdict.failing;
+        next.since = at;
+    }
+    let moved_here = locations
+        .get(&run.location)
+        .is_some_and(|l| l.failing != was_failing_here);
+    let note = (moved_here && transition.is_none()).then(|| {
+        format!(
+            "Probe {} {}; the quorum is {}: {}",
+            probe.name,
+            verdict.words(),
+            verdict.needed,
+            if next.failing {
+                "the incident stays open"
+            } else {
+                "no incident"
+            }
+        )
+    });
+    (next, transition, note)
 }
 
 impl Memory {
@@ -159,7 +263,21 @@ impl Memory {
             let at = run.finished_at;
             let prev = plan.probe(self, &run.probe);
             let health = prev.map_or_else(|| ProbeHealth::new(at), |p| p.health.clone());
-            let (health, transition) = evaluate::apply(&health, run.outcome, &probe.alert, at);
+            let mut locations = prev.map(|p| p.locations.clone()).unwrap_or_default();
+            let mut note = None;
+            let (health, transition) = if probe.is_located() {
+                if !probe.locations.contains(&run.location) {
+                    // A location the probe no longer runs from (a reload
+                    // took it away while the run was on its way): stored only.
+                    continue;
+                }
+                let (h, t, n) = by_quorum(probe, &health, &mut locations, run, at);
+                note = n;
+                (h, t)
+            } else {
+                evaluate::apply(&health, run.outcome, &probe.alert, at)
+            };
+            let observed = observed_outcome(probe, run.outcome, &health);
             let (health, flap) = evaluate::flapping(&health, transition, &probe.alert, at);
             let before = prev.map(|p| (p.health.failing, p.last_outcome));
             let degraded = |o: Option<Outcome>| o == Some(Outcome::Degraded);
@@ -174,21 +292,23 @@ impl Memory {
                 probe_id: probe.id.clone(),
                 component: run.component.clone(),
                 last_run_at: Some(run.finished_at),
-                last_outcome: Some(run.outcome),
+                last_outcome: Some(observed),
                 last_reason: run.reason().or_else(|| kept(|p| p.last_reason.clone())),
                 last_failed_step: run
                     .failed_step()
                     .map(|s| s.id.clone())
                     .or_else(|| kept(|p| p.last_failed_step.clone())),
                 health,
+                locations,
             };
             let flapping = row.health.flapping;
             let view_changed = before != Some((row.health.failing, row.last_outcome));
             plan.probes.insert(run.probe.clone(), row);
+            plan.notes.extend(note.map(|n| (run.probe.clone(), n)));
 
             let gap = crate::uptime::stale_after(probe, at);
             let subject = SubjectId::Probe(run.probe.clone());
-            plan.observe(self, subject, run.outcome.as_str(), at, gap);
+            plan.observe(self, subject, observed.as_str(), at, gap);
             // The component's status only moves when one of its probes'
             // views does, or with maintenance and declared states (see `Shown`).
             let component = run.component.as_str();
@@ -388,6 +508,7 @@ probes:
             steps: vec![],
             note: None,
             trigger: Default::default(),
+            location: crate::journey::LOCAL.to_string(),
         }
     }
 
@@ -397,6 +518,121 @@ probes:
             declared: vec![],
             version: 0,
         }
+    }
+
+    /// Plans `runs` (all of them: none may change health but the last),
+    /// commits, and says what changed.
+    fn step(
+        memory: &mut Memory,
+        config: &Config,
+        runs: &[RunResult],
+    ) -> (Option<Transition>, Vec<(String, String)>) {
+        let plan = memory.plan(config, &ctx(), runs);
+        assert_eq!(plan.len, runs.len(), "one plan per call here");
+        let change = plan.change;
+        let notes = plan.notes.clone();
+        memory.commit(plan);
+        (change.and_then(|c| c.transition), notes)
+    }
+
+    fn from(location: &str, outcome: Outcome, finished: &str) -> RunResult {
+        RunResult {
+            location: location.into(),
+            run_uid: format!("{location}-{finished}"),
+            ..run("p", outcome, finished)
+        }
+    }
+
+    /// Issue 18: a probe run from three places, quorum 2, judged in time
+    /// order: one failing place notes, two fail the probe, and a place whose
+    /// runs are all `error` (its connectivity check failed) is silence, so
+    /// the quorum shrinks instead of counting it failing.
+    #[test]
+    fn a_located_probe_fails_by_quorum_and_errors_count_as_silence() {
+        let yaml = r#"version: 1
+components: [{ id: api, name: API }]
+locations: [{ id: a }, { id: b }, { id: c }]
+probes:
+  - name: p
+    component: api
+    every: 10s
+    locations: [a, b, c]
+    alert: { after: 1, recover_after: 1, quorum: 2 }
+    steps: [{ id: s, get: "http://127.0.0.1:9/" }]
+"#;
+        let env = |_: &str| None;
+        let config = crate::config::parse(yaml, "t.yaml", std::path::Path::new("."), &env).unwrap();
+        let mut memory = Memory::default();
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[
+                from("a", Pass, "2026-07-01T10:00:00Z"),
+                from("b", Pass, "2026-07-01T10:00:01Z"),
+                from("c", Pass, "2026-07-01T10:00:02Z"),
+            ],
+        );
+        assert_eq!(t, None);
+        let (t, notes) = step(
+            &mut memory,
+            &config,
+            &[from("a", Fail, "2026-07-01T10:00:10Z")],
+        );
+        assert_eq!(t, None, "one place of three is below the quorum");
+        assert_eq!(notes.len(), 1);
+        assert!(
+            notes[0]
+                .1
+                .contains("failing from 1 of 3 locations (a); passing from b, c"),
+            "{notes:?}"
+        );
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[from("b", Fail, "2026-07-01T10:00:11Z")],
+        );
+        assert_eq!(t, Some(Transition::BecameFailing));
+        let state = memory.probe("p").unwrap();
+        assert_eq!(state.last_outcome, Some(Fail));
+        // Recovery: two places pass (a again, and c, which never failed).
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[from("a", Pass, "2026-07-01T10:00:20Z")],
+        );
+        assert_eq!(t, Some(Transition::Recovered));
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[from("b", Pass, "2026-07-01T10:00:21Z")],
+        );
+        assert_eq!(t, None);
+        // `c` only errs from now on: after 3 periods (30 s) it is silent,
+        // and a and b failing still make the quorum (2 of the 2 reporting).
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[
+                from("c", Outcome::Error, "2026-07-01T10:00:25Z"),
+                from("c", Outcome::Error, "2026-07-01T10:00:35Z"),
+            ],
+        );
+        assert_eq!(t, None, "errors are not failures");
+        let c = &memory.probe("p").unwrap().locations["c"];
+        assert_eq!(c.reported_at, Some(at("2026-07-01T10:00:02Z")));
+        assert_eq!(c.last_outcome, Some(Outcome::Error));
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[from("a", Fail, "2026-07-01T10:00:40Z")],
+        );
+        assert_eq!(t, None);
+        let (t, _) = step(
+            &mut memory,
+            &config,
+            &[from("b", Fail, "2026-07-01T10:00:41Z")],
+        );
+        assert_eq!(t, Some(Transition::BecameFailing));
     }
 
     #[test]

@@ -229,6 +229,7 @@ mod tests {
             last_outcome: None,
             last_reason: None,
             last_failed_step: None,
+            locations: Default::default(),
         }
     }
 

@@ -52,6 +52,16 @@ impl Runner {
         }
     }
 
+    /// Runs as an agent at `location`: every probing request carries it
+    /// (`User-Agent: lookout/<version> (location <id>)` and
+    /// `X-Lookout-Location: <id>`).
+    pub fn with_location(mut self, location: &str) -> Self {
+        let mut clients = Clients::new(&|name| std::env::var(name).ok());
+        clients.location = Some(location.to_string());
+        self.clients = std::sync::Arc::new(clients);
+        self
+    }
+
     pub fn with_journal(mut self, store: Store) -> Self {
         self.journal = Some(store);
         self
@@ -169,6 +179,7 @@ impl Runner {
             steps,
             note,
             trigger: Default::default(),
+            location: crate::journey::LOCAL.to_string(),
         }
     }
 
@@ -201,6 +212,7 @@ impl Runner {
                     .into(),
             ),
             trigger: Default::default(),
+            location: crate::journey::LOCAL.to_string(),
         }
     }
 }
@@ -288,6 +300,7 @@ pub async fn clean_up_interrupted(store: Store, config: std::sync::Arc<Config>, 
                         .into(),
                 ),
                 trigger: Default::default(),
+                location: crate::journey::LOCAL.to_string(),
             },
         };
         tracing::warn!(probe = %r.probe, run = %r.run_uid, leaked = result.leaked,
@@ -334,7 +347,14 @@ pub struct Clients {
     /// The proxies the clients use (the one decision that routes requests
     /// and that the trace reports).
     pub proxies: http::Proxies,
+    /// An agent's location (issue 18): every request then says it, in
+    /// `User-Agent` and `X-Lookout-Location`, so platform teams can tell
+    /// probe traffic from each place apart.
+    location: Option<String>,
 }
+
+/// The header naming the location a probe request comes from (issue 18).
+pub const LOCATION_HEADER: &str = "x-lookout-location";
 
 /// What makes two probing clients differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -351,6 +371,7 @@ impl Clients {
         Self {
             built: Default::default(),
             proxies: http::Proxies::from_env(env),
+            location: None,
         }
     }
 
@@ -376,7 +397,13 @@ impl Clients {
         if let Some(c) = built.get(&key) {
             return Ok(c.clone());
         }
-        let c = client(insecure, ca, version, &self.proxies)?;
+        let c = client(
+            insecure,
+            ca,
+            version,
+            &self.proxies,
+            self.location.as_deref(),
+        )?;
         if key.ca.is_some() && built.keys().filter(|k| k.ca.is_some()).count() >= MAX_CA_CLIENTS {
             // Reloads that keep changing a CA file would otherwise keep every
             // bundle's client (and its pool) for the life of the process; the
@@ -407,8 +434,20 @@ fn client(
     ca: Option<&crate::config::CaBundle>,
     version: tls::HttpVersion,
     proxies: &http::Proxies,
+    location: Option<&str>,
 ) -> Result<reqwest::Client, crate::http_client::ClientError> {
-    crate::http_client::build("probing", |b| probing(b, insecure, ca, version, proxies))
+    crate::http_client::build("probing", |b| {
+        let b = probing(b, insecure, ca, version, proxies);
+        match location.and_then(|l| Some((l, reqwest::header::HeaderValue::from_str(l).ok()?))) {
+            Some((l, value)) => {
+                let mut headers = reqwest::header::HeaderMap::new();
+                headers.insert(LOCATION_HEADER, value);
+                b.user_agent(format!("{} (location {l})", crate::http_client::USER_AGENT))
+                    .default_headers(headers)
+            }
+            None => b,
+        }
+    })
 }
 
 fn probing(

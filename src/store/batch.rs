@@ -79,6 +79,7 @@ struct RunJson<'a> {
     reason: Option<String>,
     kind: Option<&'a str>,
     manual: i64,
+    location: &'a str,
 }
 
 #[derive(Serialize)]
@@ -131,20 +132,22 @@ async fn insert_runs(conn: &mut AnyConnection, engine: Engine, runs: &[RunResult
             reason: r.reason(),
             kind: r.failure_kind().map(|k| k.as_str()),
             manual: i64::from(r.trigger == crate::journey::Trigger::Manual),
+            location: &r.location,
         })
         .collect();
     sqlx::query(engine.sql("INSERT INTO runs (run_uid, probe, component, started_at, finished_at,
-            duration_ms, outcome, leaked, failed_step, reason, failure_kind, manual)
+            duration_ms, outcome, leaked, failed_step, reason, failure_kind, manual, location)
          SELECT r.value->>'uid', r.value->>'probe', r.value->>'component',
             CAST(r.value->>'started' AS BIGINT), CAST(r.value->>'finished' AS BIGINT), CAST(r.value->>'duration' AS BIGINT),
             r.value->>'outcome', CAST(r.value->>'leaked' AS BIGINT), r.value->>'failed_step',
-            r.value->>'reason', r.value->>'kind', CAST(r.value->>'manual' AS BIGINT)
+            r.value->>'reason', r.value->>'kind', CAST(r.value->>'manual' AS BIGINT),
+            r.value->>'location'
          FROM json_each($1) AS r WHERE true
          ON CONFLICT (run_uid) DO UPDATE SET finished_at = excluded.finished_at,
             duration_ms = excluded.duration_ms, outcome = excluded.outcome,
             leaked = excluded.leaked, failed_step = excluded.failed_step,
             reason = excluded.reason, failure_kind = excluded.failure_kind,
-            manual = excluded.manual, pending_captures = NULL"))
+            manual = excluded.manual, location = excluded.location, pending_captures = NULL"))
     .bind(json(&rows)?)
     .execute(&mut *conn)
     .await?;
@@ -302,6 +305,8 @@ struct StateJson<'a> {
     last_failed_step: Option<&'a str>,
     flips: Vec<i64>,
     flapping: i64,
+    /// Each location's state as a JSON object (`quorum::LocationState`).
+    locations: String,
 }
 
 pub(super) async fn save_probe_states(
@@ -328,15 +333,17 @@ pub(super) async fn save_probe_states(
             last_failed_step: p.last_failed_step.as_deref(),
             flips: p.health.flips.iter().map(|t| ms(*t)).collect(),
             flapping: i64::from(p.health.flapping),
+            locations: serde_json::to_string(&p.locations).unwrap_or_else(|_| "{}".into()),
         })
         .collect();
     sqlx::query(engine.sql("INSERT INTO probe_states (probe, probe_id, component, failing, consecutive_failures,
             consecutive_passes, since, last_run_at, last_outcome, last_reason, last_failed_step,
-            flips, flapping)
+            flips, flapping, locations)
          SELECT p.value->>'probe', p.value->>'probe_id', p.value->>'component', CAST(p.value->>'failing' AS BIGINT),
             CAST(p.value->>'failures' AS BIGINT), CAST(p.value->>'passes' AS BIGINT), CAST(p.value->>'since' AS BIGINT),
             CAST(p.value->>'last_run_at' AS BIGINT), p.value->>'last_outcome', p.value->>'last_reason',
-            p.value->>'last_failed_step', p.value->'flips', CAST(p.value->>'flapping' AS BIGINT)
+            p.value->>'last_failed_step', p.value->'flips', CAST(p.value->>'flapping' AS BIGINT),
+            p.value->>'locations'
          FROM json_each($1) AS p WHERE true
          ON CONFLICT (probe) DO UPDATE SET probe_id = excluded.probe_id,
             component = excluded.component,
@@ -344,7 +351,7 @@ pub(super) async fn save_probe_states(
             consecutive_passes = excluded.consecutive_passes, since = excluded.since,
             last_run_at = excluded.last_run_at, last_outcome = excluded.last_outcome,
             last_reason = excluded.last_reason, last_failed_step = excluded.last_failed_step,
-            flips = excluded.flips, flapping = excluded.flapping"))
+            flips = excluded.flips, flapping = excluded.flapping, locations = excluded.locations"))
     .bind(json(&rows)?)
     .execute(conn)
     .await?;
@@ -484,6 +491,7 @@ mod tests {
             steps: vec![step("a", StepOutcome::Pass), step("b", StepOutcome::Fail)],
             note: None,
             trigger: Default::default(),
+            location: crate::journey::LOCAL.to_string(),
         }
     }
 
@@ -513,6 +521,7 @@ mod tests {
             last_outcome: Some(Outcome::Fail),
             last_reason: Some("status: expected 200".into()),
             last_failed_step: Some("b".into()),
+            locations: Default::default(),
         };
         let subject = Subject::Probe("login");
         let batch = RunBatch {

@@ -194,6 +194,7 @@ pub fn run_result(run: &RunRow, steps: &[StepRow]) -> RunResult {
         } else {
             crate::journey::Trigger::Schedule
         },
+        location: run.location.clone(),
     }
 }
 

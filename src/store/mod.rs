@@ -10,6 +10,7 @@
 //! outbox claim's null-safe match and row lock, a `->>` on JSON kept as
 //! text) pick their text by [`Engine`].
 
+mod agents;
 mod announcements;
 mod batch;
 mod heartbeats;
@@ -38,6 +39,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
 
 pub use crate::evaluate::ProbeState;
+pub use agents::{AgentToken, new_agent_token, token_hash};
 pub use announcements::PendingAnnouncement;
 pub use batch::{RunBatch, Seen, Switch};
 pub use history::{FailureReason, RunCursor, run_result};

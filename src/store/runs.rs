@@ -23,6 +23,8 @@ pub struct RunRow {
     pub failure_kind: Option<FailureKind>,
     /// Started by an operator ("Run now"), not by the schedule.
     pub manual: bool,
+    /// Where it ran: an agent's location id, or `local` (issue 18).
+    pub location: String,
 }
 
 /// A stored step, as the admin API shows it.
@@ -269,6 +271,11 @@ fn probe_row(r: &sqlx::any::AnyRow) -> ProbeState {
             .and_then(|o| Outcome::parse(&o)),
         last_reason: r.get("last_reason"),
         last_failed_step: r.get("last_failed_step"),
+        // Unreadable JSON reads as no location memory: the next runs refill it.
+        locations: r
+            .get::<Option<String>, _>("locations")
+            .and_then(|j| serde_json::from_str(&j).ok())
+            .unwrap_or_default(),
     }
 }
 
@@ -289,6 +296,9 @@ pub(super) fn run_row(r: &sqlx::any::AnyRow) -> RunRow {
             .get::<Option<String>, _>("failure_kind")
             .and_then(|k| FailureKind::parse(&k)),
         manual: super::flag(r, "manual"),
+        location: r
+            .get::<Option<String>, _>("location")
+            .unwrap_or_else(|| crate::journey::LOCAL.to_string()),
     }
 }
 

@@ -108,6 +108,8 @@ struct AdminPage<'a> {
     overview: super::console::OverviewView,
     /// Each open incident's probes (in `open`'s order): name, still failing.
     incident_probes: Vec<Vec<(String, bool)>>,
+    /// Silent agents' locations (issue 18): id, last report in words.
+    silent: Vec<(String, String)>,
 }
 
 impl AdminPage<'_> {
@@ -202,6 +204,19 @@ async fn render(
         components,
         notice,
         incident_probes,
+        silent: app
+            .health
+            .snapshot()
+            .silent
+            .into_iter()
+            .map(|s| {
+                let last = s.last_report.map_or_else(
+                    || "never reported since the start".to_string(),
+                    |t| format!("last report {}", view::local(&t, &config.page.time_zone)),
+                );
+                (s.location, last)
+            })
+            .collect(),
         rejected: {
             let s = app.reloads.status();
             s.error

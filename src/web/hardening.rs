@@ -60,6 +60,7 @@ fn private_path(path: &str) -> bool {
         "/ack/",
         "/admin",
         "/api/admin",
+        "/api/agent",
         "/subscribe/confirm/",
         "/subscribe/manage/",
         "/subscribe/webhook/",

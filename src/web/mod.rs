@@ -4,6 +4,7 @@
 mod ack;
 mod admin;
 mod admin_page;
+mod agent;
 mod badge;
 pub mod cache;
 mod console;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub board: crate::console::Board,
     /// Asks the scheduler for one run now ("Run now" on a probe's page).
     pub run_now: crate::scheduler::RunNow,
+    /// Hands agents' runs to the monitor (`POST /api/agent/runs`).
+    pub ingest: crate::monitor::ingest::Ingest,
 }
 
 /// The stylesheet, embedded in the binary.
@@ -122,6 +125,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(shared())
         .merge(admin::router())
+        .merge(agent::router())
         .route("/", get(public))
         .route("/history", get(public))
         .route("/uptime", get(public))
@@ -197,6 +201,9 @@ pub enum WebError {
     /// The request is understood but conflicts with what is true now.
     #[error("{0}")]
     Conflict(String),
+    /// Not now: the service is starting or stopping (`503`).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -220,6 +227,7 @@ impl IntoResponse for WebError {
             WebError::Unauthorized => StatusCode::UNAUTHORIZED,
             WebError::BadRequest(_) => StatusCode::BAD_REQUEST,
             WebError::Conflict(_) => StatusCode::CONFLICT,
+            WebError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             WebError::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -22,10 +22,13 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         tracing::warn!(?failing, "not ready");
         StatusCode::SERVICE_UNAVAILABLE
     };
+    // Silent agents' locations are told, never a failed check (see
+    // `health::Snapshot::silent`).
     let body = json!({
         "status": if failing.is_empty() { "ready" } else { "not_ready" },
         "failing": failing,
         "checks": checks,
+        "locations": { "silent": app.health.snapshot().silent },
     });
     (status, Json(body)).into_response()
 }

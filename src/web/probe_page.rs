@@ -53,6 +53,18 @@ struct ProbePage<'a> {
     /// Whether this is a later page (a link back to the newest runs).
     paged: bool,
     incidents: Vec<IncidentLine>,
+    /// Issue 18: the quorum's verdict in words, and each location's line
+    /// (`web::admin::probes::locations`), for a probe run from several places.
+    where_: Option<(String, Vec<LocationLine>)>,
+}
+
+/// One location of a located probe.
+struct LocationLine {
+    name: String,
+    state: String,
+    last_run: String,
+    latency: String,
+    reason: String,
 }
 
 /// One run of the list.
@@ -315,6 +327,31 @@ async fn render(
         .read(|tracks, _| crate::console::row(&config, probe, tracks, &holds, now));
     let hours = super::admin::probes::latency(app, name, now).await?;
     let incidents = app.store.incidents_of_probe(name, INCIDENTS).await?;
+    let where_ = probe.is_located().then(|| {
+        let state = app
+            .board
+            .read(|tracks, _| tracks.get(name).and_then(|t| t.state.clone()));
+        let view = super::admin::probes::locations(&config, probe, state.as_ref(), now);
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+        let lines = view["each"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|l| LocationLine {
+                name: format!("{} ({})", text(&l["name"]), text(&l["location"])),
+                state: text(&l["state"]),
+                last_run: l["last_run_at"]
+                    .as_str()
+                    .and_then(|t| t.parse::<chrono::DateTime<Utc>>().ok())
+                    .map_or_else(|| "never".to_string(), |t| crate::human::local(&t, tz)),
+                latency: l["latency_ms"]
+                    .as_u64()
+                    .map_or_else(String::new, |ms| format!("{ms} ms")),
+                reason: text(&l["reason"]),
+            })
+            .collect();
+        (text(&view["summary"]), lines)
+    });
     let body = ProbePage {
         title: &config.page.title,
         csrf: csrf_for(app, session),
@@ -329,6 +366,7 @@ async fn render(
         older,
         paged: before.is_some(),
         incidents: incidents.iter().map(|i| incident_line(i, tz)).collect(),
+        where_,
     }
     .render()?;
     let mut resp = html(body);

@@ -133,9 +133,15 @@ impl Throttle {
 /// Paths where credentials are checked (bearer token, admin login,
 /// signed inbound webhooks): a blocked client gets no answer there.
 fn guarded(path: &str) -> bool {
-    ["/admin", "/api/admin", "/api/incidents", "/api/hooks"]
-        .iter()
-        .any(|p| path.starts_with(p))
+    [
+        "/admin",
+        "/api/admin",
+        "/api/agent",
+        "/api/incidents",
+        "/api/hooks",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
 }
 
 fn too_many(wait: Duration, what: &str) -> Response {

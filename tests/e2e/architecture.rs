@@ -60,6 +60,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "notify",
             "concurrency",
             "latency",
+            "quorum",
             "uptime",
         ],
     ),
@@ -90,7 +91,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "watchdog",
         ],
     ),
-    ("surface", &["app", "cli", "publish", "web"]),
+    ("surface", &["agent", "app", "cli", "publish", "web"]),
 ];
 
 #[test]

@@ -605,10 +605,20 @@ probes:
   - { name: p, component: api, cron: "0 0 * * * *", time_zone: UTC, steps: [ { id: s, get: "{{ api }}" } ] }
   - { name: q, kind: heartbeat, component: api, token: "{{ secrets.hb }}", cron: "0 0 3 * * *", grace: 1h }
 "#;
+    // Probing from several places (issue 18).
+    let located = r#"locations:
+  - { id: eu-west, name: Europe West, region: eu }
+  - { id: us-east }
+defaults: { locations: [eu-west, us-east, local], alert: { quorum: majority, silent_after: 1m } }
+probes:
+  - { name: p, component: api, locations: [eu-west, local], alert: { quorum: 2, silent_after: 30s }, steps: [ { id: s, get: "{{ api }}" } ] }
+  - { name: r, component: api, steps: [ { id: s, get: "{{ api }}" } ] }
+"#;
     vec![
         format!("{common}{journey}"),
         format!("{common}{cron}"),
         format!("{common}{short}"),
+        format!("{common}{located}"),
     ]
 }
 
@@ -727,6 +737,8 @@ const SEMANTIC: &[&str] = &[
     "must be kept at least",
     "must be a duration",
     "unknown capture",
+    "unknown location",
+    "runs from",
 ];
 
 /// The loader and the schema agree, key by key, on values of every shape:

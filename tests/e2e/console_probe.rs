@@ -440,6 +440,7 @@ fn timed(probe: &str, i: usize, at: DateTime<Utc>, ms: i64, outcome: Outcome) ->
         steps: vec![],
         note: None,
         trigger: Trigger::Schedule,
+        location: lookout::journey::LOCAL.to_string(),
     }
 }
 

@@ -23,6 +23,7 @@ mod heartbeat;
 mod hostile_clients;
 mod journey;
 mod lifecycle;
+mod locations;
 mod mail;
 mod maintenance;
 mod notifiers;

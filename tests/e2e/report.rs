@@ -70,6 +70,7 @@ fn run(
         steps,
         note: None,
         trigger: Default::default(),
+        location: lookout::journey::LOCAL.to_string(),
     }
 }
 

@@ -172,6 +172,7 @@ fn run(i: usize, at: DateTime<Utc>, outcome: Outcome) -> RunResult {
         steps: vec![],
         note: None,
         trigger: Default::default(),
+        location: lookout::journey::LOCAL.to_string(),
     }
 }
 
@@ -310,7 +311,8 @@ async fn count(url: &str, outcome: &str) -> Option<f64> {
         .text()
         .await
         .ok()?;
-    let series = format!(r#"lookout_runs_total{{probe="login",outcome="{outcome}"}} "#);
+    let series =
+        format!(r#"lookout_runs_total{{probe="login",outcome="{outcome}",location="local"}} "#);
     text.lines()
         .find_map(|l| l.strip_prefix(series.as_str()))
         .and_then(|v| v.trim().parse().ok())

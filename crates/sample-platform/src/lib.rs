@@ -17,6 +17,9 @@
 //!
 //! Faults: `POST /_faults {"endpoint":"login","mode":"error","status":500}`,
 //! `DELETE /_faults`, `GET /_faults`, or `--fault login=error` on `lookout demo`.
+//! A fault for one location only (requests whose `X-Lookout-Location`
+//! header names it, as Lookout's agents send): `POST /_faults` with
+//! `"location": "eu-west"`; listed by `GET /_faults/locations`.
 
 mod fault;
 pub mod receiver;
@@ -66,6 +69,20 @@ struct Inner {
     apps: Mutex<HashMap<String, App>>,
     tokens: Mutex<HashSet<String>>,
     faults: Mutex<HashMap<Endpoint, FaultMode>>,
+    /// Faults for requests from one location only (the `X-Lookout-Location`
+    /// header Lookout's agents send): a regional outage.
+    regional: Mutex<HashMap<(String, Endpoint), FaultMode>>,
+}
+
+/// The header Lookout's agents name their location in.
+pub const LOCATION_HEADER: &str = "x-lookout-location";
+
+/// A fault for one location's requests (`GET /_faults/locations`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RegionalFault {
+    pub location: String,
+    #[serde(flatten)]
+    pub fault: FaultSpec,
 }
 
 /// The platform's state; cheap to clone.
@@ -91,6 +108,7 @@ impl PlatformState {
                 apps: Mutex::default(),
                 tokens: Mutex::default(),
                 faults: Mutex::default(),
+                regional: Mutex::default(),
             }),
         };
         for f in opts.faults {
@@ -121,6 +139,60 @@ impl PlatformState {
 
     pub fn heal_all(&self) {
         lock(&self.inner.faults).clear();
+        lock(&self.inner.regional).clear();
+    }
+
+    /// Injects `f` for requests from `location` only (their
+    /// `X-Lookout-Location` header); `heal` removes it (`*=heal` every
+    /// fault of that location).
+    pub fn inject_at(&self, location: &str, f: FaultSpec) {
+        let mut faults = lock(&self.inner.regional);
+        match f.mode {
+            FaultMode::Heal if f.endpoint == Endpoint::All => {
+                faults.retain(|(l, _), _| l != location);
+            }
+            FaultMode::Heal => {
+                faults.remove(&(location.to_string(), f.endpoint));
+            }
+            mode => {
+                faults.insert((location.to_string(), f.endpoint), mode);
+            }
+        }
+    }
+
+    /// Every fault for one location, by location then endpoint.
+    pub fn regional_faults(&self) -> Vec<RegionalFault> {
+        let mut list: Vec<RegionalFault> = lock(&self.inner.regional)
+            .iter()
+            .map(|((l, e), m)| RegionalFault {
+                location: l.clone(),
+                fault: FaultSpec {
+                    endpoint: *e,
+                    mode: *m,
+                },
+            })
+            .collect();
+        list.sort_by(|a, b| {
+            (a.location.as_str(), a.fault.endpoint.as_str())
+                .cmp(&(b.location.as_str(), b.fault.endpoint.as_str()))
+        });
+        list
+    }
+
+    /// The fault for `e` seen from `location`: that location's own for the
+    /// endpoint, its `*` one, then the global ones ([`Self::fault_for`]).
+    fn fault_from(&self, e: Endpoint, location: Option<&str>) -> Option<FaultMode> {
+        if let Some(l) = location {
+            let regional = lock(&self.inner.regional);
+            let here = regional
+                .get(&(l.to_string(), e))
+                .or_else(|| regional.get(&(l.to_string(), Endpoint::All)))
+                .copied();
+            if here.is_some() {
+                return here;
+            }
+        }
+        self.fault_for(e)
     }
 
     pub fn faults(&self) -> Vec<FaultSpec> {

@@ -35,6 +35,7 @@ pub fn router(state: PlatformState) -> Router {
         )
         .route("/login", g(Endpoint::Login, post(login)))
         .route("/_faults", get(faults).post(inject).delete(heal_all))
+        .route("/_faults/locations", get(regional_faults))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }
@@ -49,7 +50,12 @@ async fn fault_layer(
     req: Request,
     next: Next,
 ) -> Response {
-    match state.fault_for(endpoint) {
+    let location = req
+        .headers()
+        .get(super::LOCATION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    match state.fault_from(endpoint, location.as_deref()) {
         Some(FaultMode::Error { status }) => {
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             error(code, "injected fault")
@@ -201,6 +207,8 @@ struct FaultRequest {
     mode: String,
     status: Option<u16>,
     delay_ms: Option<u64>,
+    /// Only for requests from this location (`X-Lookout-Location`).
+    location: Option<String>,
 }
 
 async fn inject(State(s): State<PlatformState>, Json(r): Json<FaultRequest>) -> Response {
@@ -210,12 +218,22 @@ async fn inject(State(s): State<PlatformState>, Json(r): Json<FaultRequest>) -> 
         (mode, _, _) => format!("{}={mode}", r.endpoint),
     };
     match spec.parse::<FaultSpec>() {
-        Ok(f) => {
-            s.inject(f);
-            Json(s.faults()).into_response()
-        }
+        Ok(f) => match r.location {
+            Some(l) => {
+                s.inject_at(&l, f);
+                Json(s.regional_faults()).into_response()
+            }
+            None => {
+                s.inject(f);
+                Json(s.faults()).into_response()
+            }
+        },
         Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
     }
+}
+
+async fn regional_faults(State(s): State<PlatformState>) -> Json<Vec<super::RegionalFault>> {
+    Json(s.regional_faults())
 }
 
 async fn heal_all(State(s): State<PlatformState>) -> Json<Vec<FaultSpec>> {

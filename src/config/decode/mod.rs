@@ -1,6 +1,7 @@
 //! Decoding: the YAML tree (with positions) → a validated `Config`, every
 //! problem collected in one pass as a `Diagnostic`.
 
+mod locations;
 mod names;
 mod paging;
 mod probe;
@@ -108,7 +109,10 @@ pub fn decode(
     };
     let config = ctx.top(&root);
     match config {
-        Some(c) if ctx.diags.is_empty() => Ok(c),
+        Some(mut c) if ctx.diags.is_empty() => {
+            c.document = std::sync::Arc::new(plain_value(&root));
+            Ok(c)
+        }
         _ => Err(ctx.diags),
     }
 }
@@ -231,6 +235,7 @@ const TOP_KEYS: &[&str] = &[
     "report",
     "metrics",
     "database",
+    "locations",
 ];
 
 impl Ctx<'_> {
@@ -637,8 +642,13 @@ impl Ctx<'_> {
             .get_node("escalation")
             .map(|n| self.escalations(n, &notifiers))
             .unwrap_or_default();
-        let defaults = self.defaults(map.get_node("defaults"), &escalation);
+        let locations = map
+            .get_node("locations")
+            .map(|n| self.locations(n))
+            .unwrap_or_default();
+        let defaults = self.defaults(map.get_node("defaults"), &escalation, &locations);
         let known = probe::Known {
+            locations: &locations,
             components: &components,
             escalation: &escalation,
             defaults: &defaults,
@@ -684,6 +694,7 @@ impl Ctx<'_> {
         let missing: BTreeMap<String, String> = std::mem::take(&mut self.missing);
         let real = secrets.iter().filter(|(k, _)| !missing.contains_key(*k));
         Some(Config {
+            document: Default::default(),
             missing_secrets: missing.clone(),
             index: crate::config::model::ProbeIndex::new(&probes),
             redactor: crate::redact::Redactor::new(real.map(|(_, v)| v.expose())),
@@ -698,6 +709,7 @@ impl Ctx<'_> {
             maintenance,
             admin,
             connectivity,
+            locations,
             retention,
             limits,
             watchdog,

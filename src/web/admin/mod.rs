@@ -7,6 +7,7 @@
 //! counts by hour or day, reasons, skips; [`maintenances`]; [`silences`];
 //! and the configuration in force (`GET /api/admin/config`).
 
+pub mod agents;
 pub mod errors;
 pub mod incidents;
 pub mod maintenances;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .merge(silences::router())
         .merge(probes::router())
         .merge(errors::router())
+        .merge(agents::router())
         .route("/api/admin/config", get(config_status))
 }
 

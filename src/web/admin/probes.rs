@@ -167,11 +167,70 @@ pub async fn probe(
         .board
         .read(|tracks, _| console::row(&config, p, tracks, &holds, now));
     let latency = latency(&app, &name, now).await?;
+    let state = app
+        .board
+        .read(|tracks, _| tracks.get(&name).and_then(|t| t.state.clone()));
     Ok(Json(json!({
         "definition": console::definition(&config, p),
         "probe": line,
         "latency": latency,
+        "locations": locations(&config, p, state.as_ref(), now),
     })))
+}
+
+/// The per-location view of a probe (issue 18): for each of its locations
+/// in order, its id, name, region, `state` (`failing`, `passing`, `silent`
+/// or, before any run, `new`), the latest run's time, outcome, latency (ms)
+/// and reason; then the quorum's verdict in force at `now`.
+pub fn locations(
+    config: &crate::config::Config,
+    p: &crate::config::Probe,
+    state: Option<&crate::evaluate::ProbeState>,
+    now: DateTime<Utc>,
+) -> Value {
+    let empty = Default::default();
+    let memory = state.map_or(&empty, |s| &s.locations);
+    let failing = state.is_some_and(|s| s.health.failing);
+    let verdict = crate::quorum::decide(
+        &p.locations,
+        memory,
+        p.alert.quorum,
+        crate::quorum::silent_after(p, now),
+        failing,
+        now,
+    );
+    let each: Vec<Value> = p
+        .locations
+        .iter()
+        .map(|id| {
+            let declared = config.locations.iter().find(|l| &l.id == id);
+            let s = memory.get(id);
+            let word = if verdict.failing_at.contains(id) {
+                "failing"
+            } else if verdict.passing_at.contains(id) {
+                "passing"
+            } else if s.is_none() {
+                "new"
+            } else {
+                "silent"
+            };
+            json!({
+                "location": id,
+                "name": declared.map_or(id.as_str(), |l| l.name.as_str()),
+                "region": declared.and_then(|l| l.region.clone()),
+                "state": word,
+                "last_run_at": s.and_then(|s| s.last_run_at),
+                "last_outcome": s.and_then(|s| s.last_outcome).map(|o| o.as_str()),
+                "latency_ms": s.and_then(|s| s.last_duration_ms),
+                "reason": s.and_then(|s| s.last_reason.clone()),
+            })
+        })
+        .collect();
+    json!({
+        "quorum": verdict.needed,
+        "summary": verdict.words(),
+        "each": each,
+    })
 }
 
 /// `probe`'s p50/p95 for each of the last [`crate::latency::CHART_HOURS`]

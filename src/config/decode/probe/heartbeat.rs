@@ -60,6 +60,7 @@ impl Ctx<'_> {
             ca: None,
             max_body_bytes: known.defaults.max_body,
             depends_on,
+            locations: vec![LOCAL.to_string()],
             heartbeat: Some(Heartbeat {
                 token: token?,
                 grace: grace?,

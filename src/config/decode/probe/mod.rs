@@ -21,6 +21,8 @@ use crate::config::model::*;
 
 /// What probes may refer to.
 pub struct Known<'a> {
+    /// `locations:`, for probes' `locations: [..]`.
+    pub locations: &'a [Location],
     pub components: &'a [Component],
     pub escalation: &'a BTreeMap<String, EscalationPolicy>,
     pub defaults: &'a Defaults,
@@ -41,6 +43,9 @@ pub struct Defaults {
     pub ca: Option<std::sync::Arc<CaBundle>>,
     /// Redirects a step follows unless it says (`redirects:`).
     pub redirects: u32,
+    /// `locations: [..]` for every probe that does not say (default:
+    /// every declared location, then `local`).
+    pub locations: Vec<String>,
 }
 
 /// What a step inherits: `timeout`, `retry` and `redirects`.
@@ -58,6 +63,7 @@ const MAX_REDIRECTS: u64 = 20;
 
 const DEFAULT_KEYS: &[&str] = &[
     "redirects",
+    "locations",
     "every",
     "cron",
     "timeout",
@@ -86,6 +92,7 @@ const PROBE_KEYS: &[&str] = &[
     "tls",
     "max_body",
     "depends_on",
+    "locations",
     "steps",
     "finally",
     "tcp",
@@ -168,6 +175,7 @@ impl Ctx<'_> {
         &mut self,
         node: Option<&Node>,
         escalation: &BTreeMap<String, EscalationPolicy>,
+        locations: &[Location],
     ) -> Defaults {
         let mut d = Defaults {
             schedule: Schedule::Every(Duration::from_secs(60)),
@@ -178,12 +186,15 @@ impl Ctx<'_> {
                 recover_after: 2,
                 escalation: None,
                 flapping: Flapping::default(),
+                quorum: Quorum::default(),
+                silent_after: None,
             },
             jitter: Duration::ZERO,
             max_body: 10 * 1024 * 1024,
             insecure_tls: false,
             ca: None,
             redirects: DEFAULT_REDIRECTS,
+            locations: super::locations::all(locations),
         };
         let Some(map) = node.and_then(|n| self.mapping(n, "`defaults`")) else {
             return d;
@@ -210,6 +221,12 @@ impl Ctx<'_> {
             .and_then(|n| self.boolean(n, "`insecure_tls`"))
             .unwrap_or(false);
         d.ca = map.get_node("tls").and_then(|n| self.tls(n)).flatten();
+        if let Some(list) = map
+            .get_node("locations")
+            .and_then(|n| self.location_refs(n, locations))
+        {
+            d.locations = list;
+        }
         d.redirects = map
             .get_node("redirects")
             .and_then(|n| self.redirects(n))
@@ -367,7 +384,14 @@ impl Ctx<'_> {
         let map = self.mapping(node, "`alert`")?;
         self.check_keys(
             map,
-            &["after", "recover_after", "escalation", "flapping"],
+            &[
+                "after",
+                "recover_after",
+                "escalation",
+                "flapping",
+                "quorum",
+                "silent_after",
+            ],
             "`alert`",
         );
         let mut a = base.clone();
@@ -379,6 +403,12 @@ impl Ctx<'_> {
         }
         if let Some(n) = map.get_node("recover_after") {
             a.recover_after = self.count(n, &["passes", "pass"], "`recover_after`")?;
+        }
+        if let Some(n) = map.get_node("quorum") {
+            a.quorum = self.quorum(n)?;
+        }
+        if let Some(n) = map.get_node("silent_after") {
+            a.silent_after = Some(self.duration(n, "`silent_after`")?);
         }
         if let Some(n) = map.get_node("escalation") {
             let name = self.string(n, "`escalation`")?;
@@ -397,6 +427,28 @@ impl Ctx<'_> {
             a.escalation = Some(name);
         }
         Some(a)
+    }
+
+    /// `quorum: 2` (locations) or `quorum: majority`.
+    fn quorum(&mut self, node: &Node) -> Option<Quorum> {
+        if node.as_scalar().is_some_and(|s| s.as_str() == "majority") {
+            return Some(Quorum::Majority);
+        }
+        let n = node
+            .as_scalar()
+            .and_then(marked_yaml::types::MarkedScalarNode::as_u64)
+            .filter(|n| (1..=bounds::COUNT).contains(n));
+        if n.is_none() {
+            self.error_at(
+                node,
+                "`quorum` must be a number of locations or `majority`".into(),
+                Some(format!(
+                    "expected a count from 1 to {} like `2`, or `majority`",
+                    bounds::COUNT
+                )),
+            );
+        }
+        n.map(|n| Quorum::Count(n as u32))
     }
 
     /// `2`, `2 failures`, `1 pass`.
@@ -670,6 +722,32 @@ impl Ctx<'_> {
         }
         let (steps, finally) = self.journey(map, &ctx, &step_defaults);
         let id = self.probe_id(map, name.as_deref());
+        let locations = match map.get_node("locations") {
+            Some(n) => self.location_refs(n, known.locations)?,
+            None => d.locations.clone(),
+        };
+        if let Quorum::Count(q) = alert.quorum
+            && q as usize > locations.len()
+        {
+            // Only the probe's own quorum: one from `defaults:` is at most
+            // every location of a probe that runs from fewer.
+            let own = map
+                .get_node("alert")
+                .and_then(|n| n.as_mapping())
+                .and_then(|m| m.get_node("quorum"));
+            if let Some(n) = own {
+                self.error_at(
+                    n,
+                    format!(
+                        "`quorum: {q}` but probe `{}` runs from {} location(s)",
+                        name.as_deref().unwrap_or("?"),
+                        locations.len()
+                    ),
+                    Some("lower the quorum, or add locations to the probe".into()),
+                );
+                return None;
+            }
+        }
         Some(Probe {
             id: id?,
             name: name?,
@@ -694,6 +772,7 @@ impl Ctx<'_> {
                 .and_then(|n| self.size(n))
                 .unwrap_or(d.max_body),
             depends_on,
+            locations,
             heartbeat: None,
             pos: pos(node),
         })

@@ -1,0 +1,146 @@
+//! The agents' API (issue 18), behind each agent's own token (stored only
+//! as a SHA-256 hash, `store::token_hash`): `GET /api/agent/probes` serves
+//! the probes of the agent's location (`config::agent_document`, with a
+//! strong ETag so agents poll cheaply), `POST /api/agent/runs` takes a batch
+//! of its runs into the monitor, the path the server's own runs take.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::admin::bearer;
+use super::{AppState, WebError};
+use crate::journey::RunResult;
+use crate::store::AgentToken;
+
+/// The largest batch body taken (16 MiB): a run with its steps is a few kB.
+pub const MAX_BATCH_BYTES: usize = 16 << 20;
+
+/// The routes under `/api/agent`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/agent/probes", get(probes)).route(
+        "/api/agent/runs",
+        post(runs).layer(DefaultBodyLimit::max(MAX_BATCH_BYTES)),
+    )
+}
+
+/// The agent whose token the request bears, or `401`.
+async fn agent(app: &AppState, headers: &HeaderMap) -> Result<AgentToken, WebError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+        .ok_or(WebError::Unauthorized)?;
+    app.store
+        .agent_by_token(token, Utc::now())
+        .await?
+        .ok_or(WebError::Unauthorized)
+}
+
+/// `GET /api/agent/probes`: the configuration for the agent's location as
+/// JSON (which the agent loads as probes.yaml); `304` when `If-None-Match`
+/// names the current ETag.
+async fn probes(State(app): State<AppState>, headers: HeaderMap) -> Result<Response, WebError> {
+    let agent = agent(&app, &headers).await?;
+    let config = app.config.get();
+    let doc = crate::config::agent_document(&config, &agent.location);
+    let body = serde_json::to_vec_pretty(&doc).map_err(|e| WebError::Internal(e.to_string()))?;
+    let etag = format!("\"{}\"", crate::human::hex(&Sha256::digest(&body)[..16]));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let etag = HeaderValue::from_str(&etag).map_err(|e| WebError::Internal(e.to_string()))?;
+    if matches {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    Ok((
+        [
+            (header::ETAG, etag),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// A batch of runs from an agent.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Batch {
+    /// Oldest first; each is taken in this order.
+    pub runs: Vec<RunResult>,
+    /// Runs the agent's spool dropped since its last accepted batch.
+    #[serde(default)]
+    pub dropped: u64,
+}
+
+/// What the server did with a batch.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Taken {
+    /// Runs handed to the monitor.
+    pub accepted: usize,
+    /// Runs refused, with why: `[run_uid, reason]` (a probe not run from
+    /// this location, e.g. after a reload). Refused runs are not sent again.
+    pub refused: Vec<(String, String)>,
+}
+
+/// `POST /api/agent/runs`: each run is tagged with the agent's location
+/// (whatever the body says) and handed to the monitor in order.
+async fn runs(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Json(batch): Json<Batch>,
+) -> Result<Json<Taken>, WebError> {
+    let agent = agent(&app, &headers).await?;
+    let config = app.config.get();
+    let mut accepted = Vec::with_capacity(batch.runs.len());
+    let mut refused = Vec::new();
+    for mut run in batch.runs {
+        let Some(p) = config
+            .probe(&run.probe)
+            .filter(|p| p.locations.contains(&agent.location) && !p.is_heartbeat())
+        else {
+            let why = format!(
+                "probe `{}` does not run from `{}`",
+                run.probe, agent.location
+            );
+            refused.push((run.run_uid, why));
+            continue;
+        };
+        // Never trust the location or component the body names: the
+        // token's location and the server's configuration say.
+        run.location = agent.location.clone();
+        run.component = p.component.clone();
+        // Run ids are unique per location, so no agent can overwrite
+        // another's run (or the server's); a batch sent twice is stored once.
+        let prefix = format!("{}:", agent.location);
+        if !run.run_uid.starts_with(&prefix) {
+            run.run_uid = format!("{prefix}{}", run.run_uid);
+        }
+        accepted.push(run);
+    }
+    if batch.dropped > 0 {
+        tracing::warn!(location = %agent.location, agent = %agent.name, dropped = batch.dropped,
+            "an agent's spool was full: it dropped runs");
+    }
+    app.metrics
+        .agent_batch(&agent.location, accepted.len() as u64, batch.dropped);
+    let n = accepted.len();
+    app.ingest
+        .submit(accepted)
+        .await
+        .map_err(|e| WebError::Unavailable(e.to_string()))?;
+    Ok(Json(Taken {
+        accepted: n,
+        refused,
+    }))
+}
