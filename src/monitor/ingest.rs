@@ -1,6 +1,7 @@
 //! Runs from agents (issue 18) into the monitor's channel: the same path
 //! and the same batch write as the server's own runs.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -10,9 +11,14 @@ use crate::journey::RunResult;
 /// The web layer's handle on the monitor's inbox, connected when the
 /// service's tasks start and disconnected once the web server has stopped
 /// (`App::run_until_stopped`): the monitor ends when every sender is gone,
-/// so the handle must not keep one past the stop.
+/// so the handle must not keep one past the stop. It also remembers the
+/// runs handed over and not yet seen stored, so a batch sent again while
+/// its runs still wait in memory is not handed over twice.
 #[derive(Clone, Default)]
-pub struct Ingest(Arc<Mutex<Option<mpsc::Sender<RunResult>>>>);
+pub struct Ingest(
+    Arc<Mutex<Option<mpsc::Sender<RunResult>>>>,
+    Arc<Mutex<HashSet<String>>>,
+);
 
 /// Why runs could not be handed over.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,8 +53,25 @@ impl Ingest {
             .clone()
             .ok_or(IngestError::NotRunning)?;
         for run in runs {
-            tx.send(run).await.map_err(|_| IngestError::NotRunning)?;
+            let uid = run.run_uid.clone();
+            if !self.in_hand().insert(uid.clone()) {
+                // Handed over before and not stored yet: once is enough.
+                continue;
+            }
+            if tx.send(run).await.is_err() {
+                self.in_hand().remove(&uid);
+                return Err(IngestError::NotRunning);
+            }
         }
         Ok(())
+    }
+
+    /// Forgets the runs of `stored` (seen stored): they are the store's now.
+    pub fn settle(&self, stored: &HashSet<String>) {
+        self.in_hand().retain(|uid| !stored.contains(uid));
+    }
+
+    fn in_hand(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.1.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

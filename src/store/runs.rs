@@ -77,6 +77,27 @@ impl Store {
             .await?)
     }
 
+    /// Which of `uids` are stored as finished runs: an agent's batch sent
+    /// again (its answer was lost) is told apart from new runs by these.
+    pub async fn finished_run_uids(
+        &self,
+        uids: &[String],
+    ) -> Result<std::collections::HashSet<String>> {
+        if uids.is_empty() {
+            return Ok(Default::default());
+        }
+        let list = serde_json::to_string(uids)
+            .map_err(|e| super::StoreError::Corrupt(format!("run ids: {e}")))?;
+        let rows: Vec<String> = sqlx::query_scalar(self.engine.sql(
+            "SELECT run_uid FROM runs WHERE outcome IS NOT NULL
+                AND run_uid IN (SELECT value FROM json_each($1))",
+        ))
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// Notes a run as in flight (outcome NULL) before its first step.
     pub async fn begin_run(
         &self,

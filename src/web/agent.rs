@@ -86,7 +86,8 @@ pub struct Batch {
 /// What the server did with a batch.
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Taken {
-    /// Runs handed to the monitor.
+    /// Runs stored (new ones, and ones a batch sent again had already
+    /// stored): the agent may delete them from its spool.
     pub accepted: usize,
     /// Runs refused, with why: `[run_uid, reason]` (a probe not run from
     /// this location, e.g. after a reload). Refused runs are not sent again.
@@ -94,7 +95,9 @@ pub struct Taken {
 }
 
 /// `POST /api/agent/runs`: each run is tagged with the agent's location
-/// (whatever the body says) and handed to the monitor in order.
+/// (whatever the body says) and handed to the monitor in order; the answer
+/// comes once they are stored (503 after [`STORED_WAIT`] without: the agent
+/// keeps them and sends them again, and none is taken twice).
 async fn runs(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -135,12 +138,41 @@ async fn runs(
     app.metrics
         .agent_batch(&agent.location, accepted.len() as u64, batch.dropped);
     let n = accepted.len();
+    // Taken means stored: the agent deletes what the answer counts, so
+    // the answer waits for the store. Runs stored before (a batch sent
+    // again after its answer was lost) or still in the monitor's hands
+    // are not handed over again, so no run is judged twice.
+    let uids: Vec<String> = accepted.iter().map(|r| r.run_uid.clone()).collect();
+    let stored = app.store.finished_run_uids(&uids).await?;
+    accepted.retain(|r| !stored.contains(&r.run_uid));
     app.ingest
         .submit(accepted)
         .await
         .map_err(|e| WebError::Unavailable(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + STORED_WAIT;
+    loop {
+        let stored = app.store.finished_run_uids(&uids).await?;
+        app.ingest.settle(&stored);
+        if stored.len() == uids.len() {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(WebError::Unavailable(format!(
+                "{} of {n} runs are not stored yet (the store is not writing); send them again later: none is taken twice",
+                uids.len() - stored.len()
+            )));
+        }
+        tokio::time::sleep(STORED_POLL).await;
+    }
     Ok(Json(Taken {
         accepted: n,
         refused,
     }))
 }
+
+/// How long a batch's answer waits for its runs to be stored before it
+/// asks the agent to send them again (the monitor stores a batch within
+/// a fraction of a second while the store writes).
+const STORED_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How often the store is asked whether a batch's runs are stored.
+const STORED_POLL: std::time::Duration = std::time::Duration::from_millis(50);

@@ -667,6 +667,48 @@ probes:
     );
     assert!(metrics.contains(r#"lookout_agent_spool_dropped_total{location="eu-west"} 3"#));
 
+    // The answer was lost, say: the agent sends the batch again. It is
+    // taken (the agent may delete the run) and stored and counted once.
+    let again: Value = client
+        .post(format!("{}/api/agent/runs", server.url))
+        .bearer_auth(&token)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["accepted"], 1, "{again}");
+    // Answered only once stored: a new run is in the store at the answer.
+    let batch3 = json!({ "runs": [run("here", "r3")] });
+    let taken3: Value = client
+        .post(format!("{}/api/agent/runs", server.url))
+        .bearer_auth(&token)
+        .json(&batch3)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(taken3["accepted"], 1, "{taken3}");
+    let here = server.store.recent_runs("here", 10).await.unwrap();
+    let uids: Vec<&str> = here.iter().map(|r| r.run_uid.as_str()).collect();
+    assert_eq!(uids.len(), 2, "r1 once and r3: {uids:?}");
+    assert!(uids.contains(&"eu-west:r3"), "{uids:?}");
+    let hours = server
+        .store
+        .probe_hours(now - chrono::Duration::hours(1), false)
+        .await
+        .unwrap();
+    let counted: i64 = hours
+        .iter()
+        .filter(|h| h.probe == "here")
+        .map(|h| h.runs)
+        .sum();
+    assert_eq!(counted, 2, "each run counted once in the rollup: {hours:?}");
+
     let bad = client
         .post(format!("{}/api/agent/runs", server.url))
         .bearer_auth("lka_not-a-token")
