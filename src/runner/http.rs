@@ -37,6 +37,9 @@ pub struct Exchange {
     pub peer_certificate: Option<Vec<u8>>,
     /// What an `exec` step's process ended with (its stdout is `body`).
     pub exec: Option<Ended>,
+    /// What an `sql` step's statement returned besides its rows (the rows
+    /// are `body`, a JSON array).
+    pub sql: Option<super::sql::SqlAnswer>,
 }
 
 /// How an `exec` step's process ended.
@@ -64,6 +67,8 @@ pub enum Transport {
     Dns,
     /// The body is the process's standard output; see `Exchange::exec`.
     Exec,
+    /// The body is the rows as a JSON array of objects; see `Exchange::sql`.
+    Sql,
 }
 
 impl Exchange {
@@ -278,6 +283,7 @@ async fn follow(
             version,
             peer_certificate,
             exec: None,
+            sql: None,
         });
     }
 }

@@ -39,6 +39,7 @@ mod schedule;
 mod schema;
 mod secrets;
 mod shipped_config;
+mod sql;
 mod status_page;
 mod store_failure;
 mod subscribers;
