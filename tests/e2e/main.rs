@@ -19,6 +19,7 @@ mod crash;
 mod disk_faults;
 mod exec;
 mod extreme_values;
+mod git_deploy;
 mod heartbeat;
 mod hostile_clients;
 mod journey;
