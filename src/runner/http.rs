@@ -39,7 +39,7 @@ pub struct Exchange {
     pub exec: Option<Ended>,
     /// What an `sql` step's statement returned besides its rows (the rows
     /// are `body`, a JSON array).
-    pub sql: Option<super::sql::SqlAnswer>,
+    pub sql: Option<SqlAnswer>,
 }
 
 /// How an `exec` step's process ended.
@@ -54,6 +54,16 @@ pub struct Ended {
     /// Whether stdout or stderr went past the bound (the rest was read and
     /// dropped).
     pub cut: bool,
+}
+
+/// What an `sql` step's statement returned besides its rows (the rows are
+/// the body, a JSON array of objects).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqlAnswer {
+    /// Column names of the rows returned (empty when there were none).
+    pub columns: Vec<String>,
+    /// Rows inserted, updated or deleted.
+    pub affected: u64,
 }
 
 /// The kind of step an [`Exchange`] came from.

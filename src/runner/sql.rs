@@ -7,7 +7,7 @@
 //!
 //! The rows are the body, a JSON array of objects (column name to value),
 //! so `json` queries read them; `rows`, `columns` and `affected` query the
-//! [`SqlAnswer`]. Failures keep their kind: `connect`, `tls`, `auth`
+//! [`SqlAnswer`] (beside `Exchange` in [`super::http`]). Failures keep their kind: `connect`, `tls`, `auth`
 //! (SQLSTATE class 28, MySQL 1044/1045/1698), `timeout` (PostgreSQL 57014,
 //! MariaDB 1969, MySQL 3024, or no answer at all) and `query` (any other
 //! error the engine reports, with its SQLSTATE and MySQL error number).
@@ -20,7 +20,7 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlDatabaseError, MySq
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgRow};
 use sqlx::{AssertSqlSafe, Column, ConnectOptions, Connection, Executor, Row, TypeInfo, ValueRef};
 
-use super::http::{Exchange, Transport, TransportError};
+use super::http::{Exchange, SqlAnswer, Transport, TransportError};
 use super::tcp;
 use crate::config::SqlStep;
 use crate::config::template::{RenderError, Scope};
@@ -39,15 +39,6 @@ pub struct Statement {
     pub query: String,
     /// Parameters in order, typed as JSON.
     pub params: Vec<Value>,
-}
-
-/// What an `sql` step's statement returned besides its rows (the body).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SqlAnswer {
-    /// Column names of the rows returned (empty when there were none).
-    pub columns: Vec<String>,
-    /// Rows inserted, updated or deleted.
-    pub affected: u64,
 }
 
 /// The two protocols an `sql` step speaks.
