@@ -61,6 +61,10 @@ async fn postgres(name: &str) -> Option<String> {
 /// [`PASSWORD`].
 async fn mariadb(name: &str) -> String {
     let server = support::mariadb_server();
+    // One at a time: concurrent CREATE USER IF NOT EXISTS of the same user
+    // can still collide on a fresh server.
+    static ADMIN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _one = ADMIN.lock().await;
     let mut admin = sqlx::MySqlConnection::connect(&server).await.unwrap();
     let db = format!(
         "t_{name}_{}",
