@@ -1,7 +1,8 @@
 //! `sql:` steps against real servers: Debian's PostgreSQL (the suite's own
 //! test server) and MariaDB (`.ci/mariadb.sh`). Parameters bound from
 //! captures and the run id, rows/columns/affected asserted and captured,
-//! the URL's password masked, each failure kind with the engine's code, a
+//! the URL's password masked, each failure kind with the engine's code (TLS
+//! required by the URL of a server without it included), a
 //! timeout the server itself enforces, and read-your-writes across a
 //! primary and a replica (two databases and a copier, the lag measured).
 
@@ -242,6 +243,20 @@ async fn postgres_failures_keep_their_kind_and_the_engines_code() {
     assert_eq!(kind, FailureKind::Auth, "{why}");
     assert!(why.contains("SQLSTATE 28"), "{why}");
     assert_no_password(&r);
+    // TLS required by the URL (`sslmode`, passed through to the driver) of
+    // a server that has none: kind `tls`.
+    let r = run(
+        &format!("{db}?sslmode=require"),
+        "      - { id: q, sql: { url: \"{{ secrets.db }}\", query: \"SELECT 1\" } }\n",
+    )
+    .await;
+    let (kind, why) = failure(&r);
+    assert_eq!(kind, FailureKind::Tls, "{why}");
+    assert!(
+        r.steps[0].url.ends_with("?sslmode=require"),
+        "{}",
+        r.steps[0].url
+    );
     // Nothing listens: connect.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
@@ -284,6 +299,14 @@ async fn mariadb_failures_keep_their_kind_and_the_engines_code() {
             .unwrap()
             .contains("not-the-password")
     );
+    // TLS required by the URL (`ssl-mode`) of a server that has none.
+    let r = run(
+        &format!("{db}?ssl-mode=REQUIRED"),
+        "      - { id: q, sql: { url: \"{{ secrets.db }}\", query: \"SELECT 1\" } }\n",
+    )
+    .await;
+    let (kind, why) = failure(&r);
+    assert_eq!(kind, FailureKind::Tls, "{why}");
     // The `mariadb://` scheme is MySQL's protocol.
     let r = run(
         &db.replacen("mysql://", "mariadb://", 1),
