@@ -1,9 +1,13 @@
 //! Cost of one step of each kind, in one run: wall time and CPU time per
 //! `exec` step (a process spawned and waited for: Lookout's own CPU and its
-//! children's, from /proc/self/stat), per `tcp` step and per HTTP step
-//! (the reference), each a one-step probe against the sample platform
-//! running in a separate process. Run with `cargo bench --bench steps`;
-//! results go to stdout and are recorded in BENCHMARKS.md.
+//! children's, from /proc/self/stat), per `tcp` step, per `sql` step (a
+//! fresh connection, the server-side timeout set, `SELECT 1`) on
+//! PostgreSQL and MariaDB when `LOOKOUT_TEST_POSTGRES_URL` and
+//! `LOOKOUT_TEST_MARIADB_URL` name servers (`.ci/postgres.sh`,
+//! `.ci/mariadb.sh`), and per HTTP step (the reference), each a one-step
+//! probe against the sample platform running in a separate process. Run
+//! with `cargo bench --bench steps`; results go to stdout and are recorded
+//! in BENCHMARKS.md.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -38,6 +42,9 @@ probes:
   - { name: http, component: t, steps: [ { id: get, get: "http://ADDR/healthz" } ] }
   - { name: tcp, component: t, tcp: "ADDR" }
   - { name: exec, component: t, steps: [ { id: run, exec: ["true"] } ] }
+  - { name: sql-postgres, component: t, steps: [ { id: q, sql: { url: "{{ secrets.pg }}", query: "SELECT 1 AS one" } } ] }
+  - { name: sql-mariadb, component: t, steps: [ { id: q, sql: { url: "{{ secrets.my }}", query: "SELECT 1 AS one" } } ] }
+secrets: { pg: { env: LOOKOUT_TEST_POSTGRES_URL }, my: { env: LOOKOUT_TEST_MARIADB_URL } }
 "#;
 
 const RUNS: u32 = 400;
@@ -57,7 +64,15 @@ fn main() {
         .build()
         .unwrap();
     let yaml = PROBES.replace("ADDR", &addr);
-    let config = lookout::config::parse(&yaml, "bench.yaml", Path::new("."), &|_| None).unwrap();
+    let server = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let env =
+        |name: &str| Some(server(name).unwrap_or_else(|| "postgres://unset@127.0.0.1:1/x".into()));
+    let config = lookout::config::parse(&yaml, "bench.yaml", Path::new("."), &env).unwrap();
+    let kinds: Vec<&str> = ["http", "tcp", "exec"]
+        .into_iter()
+        .chain(server("LOOKOUT_TEST_POSTGRES_URL").map(|_| "sql-postgres"))
+        .chain(server("LOOKOUT_TEST_MARIADB_URL").map(|_| "sql-mariadb"))
+        .collect();
     let runner = lookout::runner::Runner::new();
     let bench = async move {
         for _ in 0..200 {
@@ -71,7 +86,7 @@ fn main() {
         );
         println!("|---|---:|---:|---:|---:|");
         let mut reference = None;
-        for name in ["http", "tcp", "exec"] {
+        for name in kinds {
             let probe = config.probe(name).unwrap();
             for _ in 0..20 {
                 let r = runner.run(&config, probe).await;

@@ -145,7 +145,8 @@ fn target_of(step: &crate::config::Step) -> Option<&crate::config::template::Tem
         StepKind::Tcp(t) => Some(&t.address),
         StepKind::Tls(t) => Some(&t.address),
         StepKind::Dns(d) => d.server.as_ref(),
-        StepKind::Exec(_) => None,
+        // A database URL comes from a secret: its host is never shown.
+        StepKind::Exec(_) | StepKind::Sql(_) => None,
     }
 }
 

@@ -504,17 +504,30 @@ mod tests {
             status(&all_down, "deploys"),
             ComponentStatus::DegradedPerformance
         );
-        // No failing parent: the child's failure is its own component's.
+        // No failing parent: the child's failure is its own component's,
+        // partial while the git-push deploy (issue 19) still passes, major
+        // when it fails too.
         let deploys_alone = [
             row("login", "api", false),
             row("api-health", "api", false),
             row("deploy-login-write-read", "deploys", true),
+            row("git-push-deploy", "deploys", false),
         ];
         assert_eq!(
             status(&deploys_alone, "deploys"),
-            ComponentStatus::MajorOutage
+            ComponentStatus::PartialOutage
         );
         assert_eq!(status(&deploys_alone, "api"), ComponentStatus::Operational);
+        let deploys_down = [
+            row("login", "api", false),
+            row("api-health", "api", false),
+            row("deploy-login-write-read", "deploys", true),
+            row("git-push-deploy", "deploys", true),
+        ];
+        assert_eq!(
+            status(&deploys_down, "deploys"),
+            ComponentStatus::MajorOutage
+        );
     }
 
     /// A parent in the same component explains nothing: both probes of a

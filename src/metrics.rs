@@ -269,7 +269,7 @@ impl Metrics {
             &mut described,
             "counter",
             "lookout_step_failures",
-            "Failed steps by failure kind (dns, connect, tls, timeout, body_limit, redirect_limit, protocol, interrupted, assertion, prober)",
+            "Failed steps by failure kind (dns, connect, tls, timeout, body_limit, redirect_limit, protocol, interrupted, assertion, prober, auth, query)",
             step_failures.clone(),
         );
         let skipped = Family::<ReasonLabels, Counter>::default();

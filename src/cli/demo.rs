@@ -53,6 +53,9 @@ async fn start(
     let env = move |name: &str| match name {
         "LOOKOUT_SAMPLE_PASSWORD" => Some(pw.clone()),
         "LOOKOUT_ADMIN_TOKEN" => Some(token.clone()),
+        // The shipped `database` probe's PostgreSQL: empty when unset, and
+        // its SQL steps skip.
+        "LOOKOUT_DEMO_DATABASE_URL" => Some(std::env::var(name).unwrap_or_default()),
         other => std::env::var(other).ok(),
     };
     let config = match super::load(&args.config, &env) {
@@ -172,7 +175,9 @@ fn print_banner(page: &str, platform: &str, receiver: &str, token: &str) {
          \x20 admin token      {token}\n\n\
          Break the login step:  curl -X POST {platform}/_faults -H 'content-type: application/json' -d '{{\"endpoint\":\"login\",\"mode\":\"error\"}}'\n\
          Heal everything:       curl -X DELETE {platform}/_faults\n\
-         Acknowledge by API:    curl -X POST {page}/api/incidents/1/ack -H 'authorization: Bearer {token}'\n"
+         Acknowledge by API:    curl -X POST {page}/api/incidents/1/ack -H 'authorization: Bearer {token}'\n\
+         Break git pushes:      curl -X POST {platform}/_faults -H 'content-type: application/json' -d '{{\"endpoint\":\"push\",\"mode\":\"hang\"}}'\n\
+         The SQL check (probe `database`) runs when LOOKOUT_DEMO_DATABASE_URL names a PostgreSQL database.\n"
     );
 }
 

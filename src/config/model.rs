@@ -478,6 +478,24 @@ pub enum StepKind {
     Dns(DnsStep),
     /// `exec:` a program run with arguments (a shell only when asked).
     Exec(ExecStep),
+    /// `sql:` one statement on PostgreSQL or MySQL/MariaDB.
+    Sql(SqlStep),
+}
+
+/// `sql: { url, query, params }`: one statement with bound parameters on a
+/// fresh connection (PostgreSQL, or MySQL/MariaDB), the rows read as JSON.
+#[derive(Debug, Clone)]
+pub struct SqlStep {
+    /// `postgres://…`, `postgresql://…`, `mysql://…` or `mariadb://…`
+    /// (templated, usually `{{ secrets.db_url }}`); TLS as the engine's URL
+    /// says it (`sslmode=require`, `ssl-mode=REQUIRED`, …).
+    pub url: Template,
+    /// The statement, as written: never templated, so a value can only
+    /// reach it through `params` (`$1`… on PostgreSQL, `?` on MySQL).
+    pub query: String,
+    /// Bound parameters, in order (templates: numbers, booleans and null
+    /// keep their type, text is sent as text).
+    pub params: Vec<TemplateValue>,
 }
 
 /// `exec: [program, args…]` or `exec: { command, shell, env }`.
@@ -590,6 +608,7 @@ impl StepKind {
             StepKind::Tls(_) => "TLS",
             StepKind::Dns(_) => "DNS",
             StepKind::Exec(_) => "EXEC",
+            StepKind::Sql(_) => "SQL",
         }
     }
 
@@ -607,6 +626,7 @@ impl StepKind {
                 d.record,
             ),
             StepKind::Exec(e) => exec_target(e.shell, e.command.first().map(|t| t.source.as_str())),
+            StepKind::Sql(s) => sql_target(&s.url.source),
         }
     }
 
@@ -639,6 +659,35 @@ pub fn exec_target(shell: bool, program: Option<&str>) -> String {
         (true, _) => "exec:sh".to_string(),
         (false, p) => format!("exec:{}", p.unwrap_or("")),
     }
+}
+
+/// An `sql` step's URL as stored: the password in the userinfo and any
+/// `password`/`sslpassword` query parameter replaced by `***` (the user,
+/// host, port, database and TLS options are kept). Text that is not a URL
+/// (a template such as `{{ secrets.db_url }}`) is kept as it is.
+pub fn sql_target(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some(crate::redact::MASK));
+    }
+    let secret = |k: &str| matches!(k, "password" | "sslpassword");
+    if parsed.query_pairs().any(|(k, _)| secret(&k)) {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret(&k) {
+                    crate::redact::MASK.into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// `dns://server/name?type=MX`, the stored target of a DNS query (the
@@ -687,6 +736,10 @@ impl Step {
             StepKind::Exec(e) => {
                 out.extend(&e.command);
                 out.extend(e.env.iter().map(|(_, t)| t));
+            }
+            StepKind::Sql(q) => {
+                out.push(&q.url);
+                out.extend(q.params.iter().flat_map(|p| p.templates()));
             }
         }
         for a in &self.expect.that {
@@ -844,6 +897,14 @@ pub enum Query {
     Stdout,
     /// `stderr: true`: an `exec` step's standard error, as text.
     Stderr,
+    /// `rows: true`: an `sql` step's rows, a list of objects (column name
+    /// to value); `json` queries read the same list.
+    Rows,
+    /// `columns: true`: an `sql` step's column names, a list.
+    Columns,
+    /// `affected: true`: the rows an `sql` step's statement inserted,
+    /// updated or deleted (0 for a `SELECT` on PostgreSQL).
+    Affected,
 }
 
 /// What the `certificate` query reads from the peer certificate.
@@ -897,6 +958,9 @@ impl Query {
             Query::ExitCode => "exit_code".to_string(),
             Query::Stdout => "stdout".to_string(),
             Query::Stderr => "stderr".to_string(),
+            Query::Rows => "rows".to_string(),
+            Query::Columns => "columns".to_string(),
+            Query::Affected => "affected".to_string(),
         }
     }
 }

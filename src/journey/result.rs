@@ -103,11 +103,17 @@ pub enum FailureKind {
     Assertion,
     /// Lookout could not run the step (a template with no value, an invalid header).
     Prober,
+    /// The server refused the credentials (an `sql` step: SQLSTATE class
+    /// 28, MySQL 1044/1045/1698).
+    Auth,
+    /// The database reported an error running the statement (an `sql`
+    /// step; the message carries the SQLSTATE and MySQL error number).
+    Query,
 }
 
 impl FailureKind {
     /// Every kind, in the order metrics and documentation list them.
-    pub const ALL: [FailureKind; 10] = [
+    pub const ALL: [FailureKind; 12] = [
         FailureKind::Dns,
         FailureKind::Connect,
         FailureKind::Tls,
@@ -118,6 +124,8 @@ impl FailureKind {
         FailureKind::Interrupted,
         FailureKind::Assertion,
         FailureKind::Prober,
+        FailureKind::Auth,
+        FailureKind::Query,
     ];
 
     /// The stored and exported name, e.g. `body_limit`.
@@ -133,6 +141,8 @@ impl FailureKind {
             FailureKind::Interrupted => "interrupted",
             FailureKind::Assertion => "assertion",
             FailureKind::Prober => "prober",
+            FailureKind::Auth => "auth",
+            FailureKind::Query => "query",
         }
     }
 

@@ -178,6 +178,7 @@ pub fn query(q: &Query, resp: &Response<'_>, scope: &dyn Scope) -> Result<Found,
         Query::Redirects => one(Some(Value::from(resp.exchange.redirects()))),
         Query::Rcode | Query::Answers(_) | Query::Ttl(_) => dns_query(q, resp),
         Query::ExitCode | Query::Stdout | Query::Stderr => exec_query(q, resp),
+        Query::Rows | Query::Columns | Query::Affected => sql_query(q, resp),
         Query::Certificate(field) => {
             let der = resp
                 .exchange
@@ -242,6 +243,20 @@ fn exec_query(q: &Query, resp: &Response<'_>) -> Result<Found, String> {
         Query::Stderr => text(&ended.stderr),
         _ => Found::Nothing,
     })
+}
+
+/// `rows`, `columns` and `affected` over an `sql` step's statement.
+fn sql_query(q: &Query, resp: &Response<'_>) -> Result<Found, String> {
+    let answer = resp
+        .exchange
+        .sql
+        .as_ref()
+        .ok_or_else(|| format!("`{}` reads only what `sql` steps returned", q.describe()))?;
+    Ok(Found::One(match q {
+        Query::Rows => serde_json::from_slice(&resp.exchange.body).unwrap_or(Value::Null),
+        Query::Columns => Value::from(answer.columns.clone()),
+        _ => Value::from(answer.affected),
+    }))
 }
 
 fn set_cookie(resp: &Response<'_>, name: &str) -> Option<String> {
@@ -330,7 +345,7 @@ fn implicit(expect: &Expect, resp: &Response<'_>) -> Option<AssertionFailure> {
                 },
             })
         }
-        Transport::Dns | Transport::Tcp | Transport::Tls | Transport::Exec => None,
+        Transport::Dns | Transport::Tcp | Transport::Tls | Transport::Exec | Transport::Sql => None,
     }
 }
 

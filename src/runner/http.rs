@@ -37,6 +37,9 @@ pub struct Exchange {
     pub peer_certificate: Option<Vec<u8>>,
     /// What an `exec` step's process ended with (its stdout is `body`).
     pub exec: Option<Ended>,
+    /// What an `sql` step's statement returned besides its rows (the rows
+    /// are `body`, a JSON array).
+    pub sql: Option<SqlAnswer>,
 }
 
 /// How an `exec` step's process ended.
@@ -53,6 +56,16 @@ pub struct Ended {
     pub cut: bool,
 }
 
+/// What an `sql` step's statement returned besides its rows (the rows are
+/// the body, a JSON array of objects).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SqlAnswer {
+    /// Column names of the rows returned (empty when there were none).
+    pub columns: Vec<String>,
+    /// Rows inserted, updated or deleted.
+    pub affected: u64,
+}
+
 /// The kind of step an [`Exchange`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transport {
@@ -64,6 +77,8 @@ pub enum Transport {
     Dns,
     /// The body is the process's standard output; see `Exchange::exec`.
     Exec,
+    /// The body is the rows as a JSON array of objects; see `Exchange::sql`.
+    Sql,
 }
 
 impl Exchange {
@@ -278,6 +293,7 @@ async fn follow(
             version,
             peer_certificate,
             exec: None,
+            sql: None,
         });
     }
 }

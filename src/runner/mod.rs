@@ -1,6 +1,7 @@
 //! The journey runner: executes a probe's steps against the target, once:
 //! HTTP requests ([`http`]), TCP connections ([`tcp`]), TLS handshakes
-//! ([`handshake`]), DNS queries ([`dns`]) and programs ([`exec`]).
+//! ([`handshake`]), DNS queries ([`dns`]), programs ([`exec`]) and SQL
+//! statements ([`sql`]).
 //! What a run produced is data defined in [`crate::journey`]; a new step
 //! kind beside HTTP goes in [`step`] (dispatch) with its own transport
 //! module next to [`http`].
@@ -16,6 +17,7 @@ pub mod expect;
 pub mod handshake;
 pub mod http;
 mod scope;
+pub mod sql;
 mod step;
 pub mod tcp;
 pub mod tls;

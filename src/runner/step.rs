@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::expect::{self, Found, Response};
 use super::http::{self, Exchange, Request, RequestBody, TransportError};
 use super::scope::RunScope;
-use super::{dns, exec, handshake, tcp};
+use super::{dns, exec, handshake, sql, tcp};
 use crate::config::template::RenderError;
 use crate::config::{Body, HttpStep, Probe, Step, StepKind};
 use crate::journey::result::{AssertionFailure, FailureKind, Hop, Phase, StepOutcome, StepResult};
@@ -39,6 +39,7 @@ enum Prepared {
     Tls(handshake::Target),
     Dns(dns::Question),
     Exec(exec::Program),
+    Sql(sql::Statement),
 }
 
 impl Prepared {
@@ -51,6 +52,7 @@ impl Prepared {
             Prepared::Tls(t) => t.url(),
             Prepared::Dns(q) => q.url(),
             Prepared::Exec(p) => p.url(),
+            Prepared::Sql(s) => s.url(),
         }
     }
 }
@@ -189,6 +191,7 @@ impl RunCtx<'_> {
             StepKind::Tls(t) => Prepared::Tls(handshake::Target::render(t, scope)?),
             StepKind::Dns(d) => Prepared::Dns(dns::Question::render(d, scope)?),
             StepKind::Exec(e) => Prepared::Exec(exec::Program::render(e, scope)?),
+            StepKind::Sql(s) => Prepared::Sql(sql::Statement::render(s, scope)?),
         })
     }
 
@@ -299,6 +302,7 @@ impl RunCtx<'_> {
             }
             (Prepared::Dns(q), _) => dns::send(q, timeout).await,
             (Prepared::Exec(p), _) => exec::send(p, timeout, self.probe.max_body_bytes).await,
+            (Prepared::Sql(s), _) => sql::send(s, timeout, self.probe.max_body_bytes).await,
             (Prepared::Http(_), _) => Err(TransportError::new(
                 FailureKind::Prober,
                 "an HTTP request was prepared for a step of another kind",

@@ -208,6 +208,7 @@ pub fn answer(
         version: String::new(),
         peer_certificate: None,
         exec: None,
+        sql: None,
     }
 }
 

@@ -32,7 +32,7 @@ async fn check_accepts_the_shipped_file_and_shows_next_runs() {
     assert!(stdout.contains("deploy-login-write-read"), "{stdout}");
     assert!(stdout.contains("component deploys"), "{stdout}");
     assert!(stdout.contains("every 1m"), "{stdout}");
-    assert_eq!(stdout.matches("next:").count(), 3, "{stdout}");
+    assert_eq!(stdout.matches("next:").count(), 5, "{stdout}");
 }
 
 #[tokio::test]

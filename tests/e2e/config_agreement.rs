@@ -358,6 +358,52 @@ fn corpus() -> Vec<(&'static str, String, bool)> {
             step("{ id: \"7\", get: \"{{ api }}\" }"),
             true,
         ),
+        // `sql:` steps: a mapping with a database URL (or a template) and a
+        // statement that is never a template.
+        (
+            "sql step",
+            step(
+                "{ id: s, sql: { url: \"{{ secrets.pw }}\", query: \"SELECT $1\", params: [\"{{ api }}\", 1, true, ~] } }",
+            ),
+            true,
+        ),
+        (
+            "sql literal url",
+            step(
+                "{ id: s, sql: { url: \"postgres://u@db:5432/x?sslmode=require\", query: \"SELECT 1\" } }",
+            ),
+            true,
+        ),
+        (
+            "sql http url",
+            step("{ id: s, sql: { url: \"http://db/x\", query: \"SELECT 1\" } }"),
+            false,
+        ),
+        (
+            "sql templated query",
+            step("{ id: s, sql: { url: \"{{ secrets.pw }}\", query: \"SELECT '{{ api }}'\" } }"),
+            false,
+        ),
+        (
+            "sql without query",
+            step("{ id: s, sql: { url: \"{{ secrets.pw }}\" } }"),
+            false,
+        ),
+        ("sql as text", step("{ id: s, sql: \"SELECT 1\" }"), false),
+        (
+            "sql params map",
+            step(
+                "{ id: s, sql: { url: \"{{ secrets.pw }}\", query: \"SELECT 1\", params: { a: 1 } } }",
+            ),
+            false,
+        ),
+        (
+            "sql step with headers",
+            step(
+                "{ id: s, sql: { url: \"{{ secrets.pw }}\", query: \"SELECT 1\" }, headers: { X: y } }",
+            ),
+            false,
+        ),
         // A second document.
         (
             "second document",
@@ -580,6 +626,11 @@ probes:
         capture: { out: { stdout: true }, err: { stderr: true }, code: { exit_code: true } }
       - { id: sh, exec: { command: "echo {{ n }} | wc -c", shell: true, env: { TOKEN: "{{ secrets.pw }}", N: 1 } } }
       - { id: list, exec: { command: [echo, hi], shell: false } }
+      - id: db
+        sql: { url: "{{ secrets.pw }}", query: "SELECT id FROM apps WHERE name = $1 AND n > $2", params: ["{{ c }}", 3, null, true] }
+        expect: { that: [ { rows: true, len: 1 }, { columns: true, contains: id }, { affected: true, eq: 0 } ] }
+        capture: { rs: { rows: true }, cols: { columns: true }, n: { affected: true } }
+      - { id: db2, sql: { url: "mariadb://app@db:3306/x?ssl-mode=REQUIRED", query: "SELECT 1" } }
     finally: [ { id: f, delete: "{{ api }}/z" } ]
   - name: q
     kind: heartbeat

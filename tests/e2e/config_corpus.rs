@@ -57,10 +57,18 @@ fn the_shipped_probes_yaml_loads() {
     let env = |name: &str| match name {
         "LOOKOUT_SAMPLE_PASSWORD" => Some("pw".to_string()),
         "LOOKOUT_ADMIN_TOKEN" => Some("0123456789abcdef".to_string()),
+        // The shipped `database` probe's SQL steps skip without one.
+        "LOOKOUT_DEMO_DATABASE_URL" => Some(String::new()),
         _ => None,
     };
     let config = lookout::config::load(&path, &env).unwrap_or_else(|d| panic!("{d}"));
-    assert_eq!(config.probes.len(), 3);
+    assert_eq!(config.probes.len(), 5);
+    // Deploying by git: an `exec` push carrying the run id, a read-back
+    // over HTTP, the app deleted in `finally`.
+    let git = config.probe("git-push-deploy").unwrap();
+    assert_eq!(git.steps[0].kind.word(), "EXEC");
+    assert!(git.steps[0].names_read().contains("run.id"));
+    assert_eq!(git.finally[0].kind.word(), "DELETE");
     let deploy = config.probe("deploy-login-write-read").unwrap();
     assert_eq!(deploy.steps.len(), 5);
     assert_eq!(deploy.finally.len(), 1);

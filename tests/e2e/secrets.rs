@@ -275,10 +275,17 @@ fn key_forms() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// What must never appear: each form, and the first 16 characters of the
-/// plain key (a key cut short by truncation).
+/// The password in the database URL an `sql` step reads from a secret.
+const DB_PASSWORD: &str = "sweep-db-pw-4Kq8Rz";
+
+/// What must never appear: each form, the first 16 characters of the
+/// plain key (a key cut short by truncation), and the database password.
 fn assert_no_key(what: &str, haystack: &[u8]) {
     let text = String::from_utf8_lossy(haystack);
+    assert!(
+        !text.contains(DB_PASSWORD),
+        "{what} contains the database password"
+    );
     for (name, form) in key_forms() {
         assert!(
             !text.contains(&form),
@@ -322,6 +329,7 @@ async fn every_form_of_a_secret_is_swept_from_every_store_and_output() {
 components: [{{ id: api, name: API }}]
 secrets:
   key: {{ env: SWEEP_KEY }}
+  db: {{ env: SWEEP_DB }}
   admin: {{ env: TEST_ADMIN_TOKEN }}
 admin: {{ token: "{{{{ secrets.admin }}}}" }}
 probes:
@@ -330,6 +338,14 @@ probes:
     every: 1s
     alert: {{ after: 1 failures, recover_after: 1 passes, escalation: on-call }}
     steps:
+      - id: cli
+        critical: false
+        exec: {{ command: [sh, -c, 'printf "%s" "$KEY"; printf "%s" "$KEY" >&2; exit 3'], env: {{ KEY: "{{{{ secrets.key }}}}" }} }}
+        expect: {{ that: [ {{ stdout: true, eq: nope }} ] }}
+      - id: db
+        critical: false
+        sql: {{ url: "{{{{ secrets.db }}}}", query: "SELECT CAST($1 AS TEXT) AS k", params: ["{{{{ secrets.key }}}}"] }}
+        expect: {{ that: [ {{ json: "$[0].k", eq: nope }} ] }}
       - id: echo
         get: "{target_url}/echo?key={{{{ secrets.key }}}}"
         basic_auth: {{ user: prober, password: "{{{{ secrets.key }}}}" }}
@@ -345,8 +361,23 @@ escalation:
     );
     let path = dir.path().join("probes.yaml");
     std::fs::write(&path, &yaml).unwrap();
+    // The `sql` step's database: one of its own on the test PostgreSQL
+    // (which trusts loopback: the password is carried, not checked).
+    let db_url = {
+        let db = match support::postgres_server() {
+            Some(server) => {
+                support::postgres_database(&server, &dir.path().join("sweep-sql")).await
+            }
+            // LOOKOUT_TEST_POSTGRES=skip (never in CI): nothing listens.
+            None => "postgres://u@127.0.0.1:9/x".into(),
+        };
+        let mut u = url::Url::parse(&db).unwrap();
+        u.set_password(Some(DB_PASSWORD)).unwrap();
+        u.to_string()
+    };
     let env = |name: &str| match name {
         "SWEEP_KEY" => Some(KEY.to_string()),
+        "SWEEP_DB" => Some(db_url.clone()),
         other => test_env(other),
     };
     let config = lookout::config::load(&path, &env).unwrap();
@@ -380,9 +411,19 @@ escalation:
         .json()
         .await
         .unwrap();
-    // The failures were stored, masked, with the shape kept.
-    let failures = runs["runs"][0]["steps"][0]["failures"].to_string();
-    assert!(failures.contains("***"), "{failures}");
+    // The failures were stored, masked, with the shape kept: the program's
+    // output, the rows the statement returned, the HTTP body.
+    for step in 0..3 {
+        let failures = runs["runs"][0]["steps"][step]["failures"].to_string();
+        assert!(failures.contains("***"), "step {step}: {failures}");
+    }
+    // The database URL is stored with its password masked.
+    let db_step = &runs["runs"][0]["steps"][1];
+    assert_eq!(db_step["method"], "SQL");
+    assert!(
+        db_step["url"].as_str().unwrap().contains(":***@127.0.0.1:"),
+        "{db_step}"
+    );
     assert_eq!(runs["runs"][0]["failure_kind"], "assertion");
     assert_no_key("the admin API's runs", runs.to_string().as_bytes());
     // The kind is counted too.
@@ -469,6 +510,7 @@ escalation:
         .args(["run", "sweep", "--config"])
         .arg(&path)
         .env("SWEEP_KEY", KEY)
+        .env("SWEEP_DB", &db_url)
         .env("TEST_ADMIN_TOKEN", support::ADMIN_TOKEN)
         .env("RUST_LOG", "debug")
         .output()

@@ -513,6 +513,63 @@ fn start_postgres() -> String {
     url
 }
 
+/// The MariaDB server the `sql:` step tests use (a URL with a user that
+/// may create databases): `LOOKOUT_TEST_MARIADB_URL` when set (`.ci/run`
+/// starts one with `.ci/mariadb.sh`), else one this test process starts
+/// with that script on first use, stopped and removed when the process
+/// ends. A server that cannot be had is a failure, never a silent pass.
+pub fn mariadb_server() -> String {
+    match std::env::var("LOOKOUT_TEST_MARIADB_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => {
+            static STARTED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+            STARTED.get_or_init(start_mariadb).clone()
+        }
+    }
+}
+
+/// Starts a throwaway MariaDB with `.ci/mariadb.sh` (Debian's
+/// `mariadb-server`, installed if missing; run as root, as CI is) and a
+/// watcher that stops it and removes its data once this process is gone.
+fn start_mariadb() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/mariadb.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "no MariaDB for the tests: {} failed ({}); start one with \
+         `eval \"$(.ci/mariadb.sh)\"` (sets LOOKOUT_TEST_MARIADB_URL)",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("export {key}=")))
+            .unwrap_or_else(|| panic!("{} printed no {key}: {text}", script.display()))
+            .to_string()
+    };
+    let (url, data) = (
+        value("LOOKOUT_TEST_MARIADB_URL"),
+        value("LOOKOUT_TEST_MARIADB_DATA"),
+    );
+    let watcher = format!(
+        "(while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+          kill -9 \"$(cat '{data}/mysqld.pid')\"; sleep 1; rm -rf '{data}') \
+          </dev/null >/dev/null 2>&1 &",
+        pid = std::process::id()
+    );
+    let started = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(watcher)
+        .status()
+        .expect("the server's watcher starts");
+    assert!(started.success(), "the server's watcher starts: {started}");
+    url
+}
+
 /// Databases this test process has created on the server.
 static CREATED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 

@@ -17,12 +17,14 @@ pub enum Endpoint {
     Read,
     Delete,
     List,
+    /// `git push` to `/git/{name}.git` (smart HTTP).
+    Push,
     /// Every endpoint (`*`).
     All,
 }
 
 impl Endpoint {
-    const NAMES: [(&'static str, Endpoint); 8] = [
+    const NAMES: [(&'static str, Endpoint); 9] = [
         ("deploy", Endpoint::Deploy),
         ("status", Endpoint::Status),
         ("login", Endpoint::Login),
@@ -30,6 +32,7 @@ impl Endpoint {
         ("read", Endpoint::Read),
         ("delete", Endpoint::Delete),
         ("list", Endpoint::List),
+        ("push", Endpoint::Push),
         ("*", Endpoint::All),
     ];
 

@@ -14,6 +14,8 @@
 //! | `login`  | `POST /login` (form `user`, `password`) → `{token}` |
 //! | `write`  | `PUT /apps/{id}/records/{key}` (bearer) `{"value"}` → 201/200 |
 //! | `read`   | `GET /apps/{id}/records/{key}` (bearer) |
+//! | `push`   | `git push {url}/git/{name}.git HEAD:main` deploys app `{name}` ([`git`]) |
+//! | `status` | `GET /apps/{id}/live` → the deployed `version` file once running, else 503 |
 //!
 //! Faults: `POST /_faults {"endpoint":"login","mode":"error","status":500}`,
 //! `DELETE /_faults`, `GET /_faults`, or `--fault login=error` on `lookout demo`.
@@ -22,11 +24,13 @@
 //! `"location": "eu-west"`; listed by `GET /_faults/locations`.
 
 mod fault;
+pub mod git;
 pub mod receiver;
 mod routes;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -41,6 +45,9 @@ pub struct PlatformOptions {
     /// How long a written record stays invisible (eventual consistency).
     pub read_delay: Duration,
     pub faults: Vec<FaultSpec>,
+    /// Where pushed apps' bare repositories live; `None`: a temporary
+    /// directory removed with the platform.
+    pub git_root: Option<PathBuf>,
 }
 
 impl Default for PlatformOptions {
@@ -51,6 +58,7 @@ impl Default for PlatformOptions {
             deploy_delay: Duration::from_secs(1),
             read_delay: Duration::ZERO,
             faults: vec![],
+            git_root: None,
         }
     }
 }
@@ -59,6 +67,10 @@ struct App {
     name: String,
     created: Instant,
     records: HashMap<String, (serde_json::Value, Instant)>,
+    /// What a pushed app serves at `/apps/{id}/live` (its `version` file).
+    content: Option<String>,
+    /// A pushed app's bare repository.
+    repo: Option<PathBuf>,
 }
 
 struct Inner {
@@ -72,6 +84,9 @@ struct Inner {
     /// Faults for requests from one location only (the `X-Lookout-Location`
     /// header Lookout's agents send): a regional outage.
     regional: Mutex<HashMap<(String, Endpoint), FaultMode>>,
+    git_root: PathBuf,
+    /// The temporary git root, removed with the platform.
+    _git_temp: Option<tempfile::TempDir>,
 }
 
 /// The header Lookout's agents name their location in.
@@ -98,7 +113,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl PlatformState {
-    pub fn new(opts: PlatformOptions) -> Self {
+    /// Errors: the temporary git root cannot be made.
+    pub fn new(opts: PlatformOptions) -> std::io::Result<Self> {
+        let (git_root, git_temp) = match opts.git_root {
+            Some(root) => (root, None),
+            None => {
+                let t = tempfile::Builder::new()
+                    .prefix("sample-platform-git-")
+                    .tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        std::fs::create_dir_all(&git_root)?;
         let state = Self {
             inner: Arc::new(Inner {
                 user: opts.user,
@@ -109,12 +135,19 @@ impl PlatformState {
                 tokens: Mutex::default(),
                 faults: Mutex::default(),
                 regional: Mutex::default(),
+                git_root,
+                _git_temp: git_temp,
             }),
         };
         for f in opts.faults {
             state.inject(f);
         }
-        state
+        Ok(state)
+    }
+
+    /// Where pushed apps' bare repositories are.
+    pub fn git_root(&self) -> &Path {
+        &self.inner.git_root
     }
 
     pub fn inject(&self, f: FaultSpec) {
@@ -247,7 +280,7 @@ pub async fn start(
     opts: PlatformOptions,
 ) -> std::io::Result<RunningPlatform> {
     let addr = listener.local_addr()?;
-    let state = PlatformState::new(opts);
+    let state = PlatformState::new(opts)?;
     let app = router(state.clone());
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {

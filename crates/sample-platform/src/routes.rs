@@ -6,7 +6,7 @@ use axum::extract::{Form, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post, put};
+use axum::routing::{MethodRouter, any, delete, get, post, put};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -32,6 +32,11 @@ pub fn router(state: PlatformState) -> Router {
         .route(
             "/apps/{id}/records/{key}",
             g(Endpoint::Write, put(write)).merge(g(Endpoint::Read, get(read))),
+        )
+        .route("/apps/{id}/live", g(Endpoint::Status, get(live)))
+        .route(
+            "/git/{repo}/{*rest}",
+            g(Endpoint::Push, any(super::git::serve)),
         )
         .route("/login", g(Endpoint::Login, post(login)))
         .route("/_faults", get(faults).post(inject).delete(heal_all))
@@ -85,6 +90,8 @@ async fn deploy(State(s): State<PlatformState>, body: Option<Json<NewApp>>) -> R
         name: name.clone(),
         created: Instant::now(),
         records: Default::default(),
+        content: None,
+        repo: None,
     };
     lock(&s.inner.apps).insert(id.clone(), app);
     let body = json!({ "id": id, "name": name, "state": "deploying" });
@@ -113,9 +120,27 @@ async fn list(State(s): State<PlatformState>) -> Json<Value> {
     ))
 }
 
+/// A pushed app's `version` file once it runs; 503 while it deploys.
+async fn live(State(s): State<PlatformState>, Path(id): Path<String>) -> Response {
+    let apps = lock(&s.inner.apps);
+    let Some(app) = apps.get(&id) else {
+        return error(StatusCode::NOT_FOUND, "app not found");
+    };
+    let running = app_json(&s, &id, app)["state"] == "running";
+    match (&app.content, running) {
+        (Some(content), true) => content.clone().into_response(),
+        (Some(_), false) => error(StatusCode::SERVICE_UNAVAILABLE, "deploying"),
+        (None, _) => error(StatusCode::NOT_FOUND, "app was not deployed by git push"),
+    }
+}
+
 async fn remove(State(s): State<PlatformState>, Path(id): Path<String>) -> Response {
-    match lock(&s.inner.apps).remove(&id) {
-        Some(_) => StatusCode::NO_CONTENT.into_response(),
+    let removed = lock(&s.inner.apps).remove(&id);
+    match removed {
+        Some(app) => {
+            super::git::remove_repo(app.repo);
+            StatusCode::NO_CONTENT.into_response()
+        }
         None => error(StatusCode::NOT_FOUND, "app not found"),
     }
 }

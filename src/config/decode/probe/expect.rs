@@ -145,7 +145,7 @@ impl Ctx<'_> {
             "answers" => Query::Answers(self.dns_type(v)?),
             "ttl" => Query::Ttl(self.dns_type(v)?),
             "body" | "status" | "url" | "redirects" | "rcode" | "exit_code" | "stdout"
-            | "stderr" => {
+            | "stderr" | "rows" | "columns" | "affected" => {
                 // `body: true` names the query; `false` or any other value
                 // would read as "not the body" and mean nothing (the schema
                 // says `const: true`).
@@ -166,6 +166,9 @@ impl Ctx<'_> {
                     "exit_code" => Query::ExitCode,
                     "stdout" => Query::Stdout,
                     "stderr" => Query::Stderr,
+                    "rows" => Query::Rows,
+                    "columns" => Query::Columns,
+                    "affected" => Query::Affected,
                     _ => Query::Redirects,
                 }
             }

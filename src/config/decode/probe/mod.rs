@@ -6,6 +6,7 @@
 mod capture;
 mod expect;
 mod heartbeat;
+mod sql;
 mod step;
 pub(crate) mod transport;
 
@@ -144,6 +145,7 @@ const STEP_KEYS: &[&str] = &[
     "tls",
     "dns",
     "exec",
+    "sql",
 ];
 const QUERIES: &[&str] = &[
     "json",
@@ -162,6 +164,9 @@ const QUERIES: &[&str] = &[
     "exit_code",
     "stdout",
     "stderr",
+    "rows",
+    "columns",
+    "affected",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The transport keys a step may have instead of an HTTP method.
-pub(super) const KEYS: &[&str] = &["tcp", "tls", "dns", "exec"];
+pub(super) const KEYS: &[&str] = &["tcp", "tls", "dns", "exec", "sql"];
 
 /// The short forms of a probe that is one step (`tcp: host:port`,
 /// `certificate: host:port`, `dns: { name }`), with the step kind each is.
@@ -52,7 +52,10 @@ impl Ctx<'_> {
                 key_pos(k),
                 6,
                 format!("`expect.status` applies only to HTTP steps, not to `{key}` in {ctx}"),
-                Some("a `dns` step asserts `rcode`, an `exec` step `exit_code`".into()),
+                Some(
+                    "a `dns` step asserts `rcode`, an `exec` step `exit_code`, an `sql` step `rows`"
+                        .into(),
+                ),
             );
         }
     }
@@ -140,6 +143,7 @@ impl Ctx<'_> {
             "tcp" => self.tcp(node, names).map(StepKind::Tcp),
             "tls" => self.tls_step(node, names).map(StepKind::Tls),
             "exec" => self.exec(node, names).map(StepKind::Exec),
+            "sql" => self.sql(node, names).map(StepKind::Sql),
             _ => self.dns(node, names).map(StepKind::Dns),
         }
     }
