@@ -11,6 +11,7 @@
 //! text) pick their text by [`Engine`].
 
 mod batch;
+mod cluster;
 mod heartbeats;
 mod history;
 mod holds;
@@ -38,6 +39,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 
 pub use crate::evaluate::ProbeState;
 pub use batch::{RunBatch, Seen, Switch};
+pub use cluster::{InstanceRow, RelayedPing, Takeover};
 pub use history::{FailureReason, RunCursor, run_result};
 pub use holds::NewSilence;
 pub use incidents::{
