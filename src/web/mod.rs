@@ -56,6 +56,8 @@ pub struct AppState {
     pub board: crate::console::Board,
     /// Asks the scheduler for one run now ("Run now" on a probe's page).
     pub run_now: crate::scheduler::RunNow,
+    /// This instance's role in the cluster (alone: always the leader).
+    pub cluster: crate::cluster::View,
 }
 
 /// The stylesheet, embedded in the binary.
