@@ -449,6 +449,12 @@ impl App {
             stopped(stop.clone()),
         ));
         state.health.following(true);
+        // Until this instance leads (and its monitor keeps the board).
+        let board = AbortOnDrop(tokio::spawn(crate::cluster::mirror_board(
+            state.store.clone(),
+            state.board.clone(),
+            state.changes.clone(),
+        )));
         let mut roles =
             crate::cluster::Elector::new(url, settings, view, state.store.clone()).start();
         let leads = tokio::select! {
@@ -463,6 +469,7 @@ impl App {
                 r = &mut *server => return Following::Ended(Some(r)),
             }
         }
+        drop(board);
         state.health.following(false);
         // Whatever the dead leader had claimed goes out at once, not after
         // its lease.
@@ -631,6 +638,15 @@ impl Clients {
             connectivity,
             watchdog,
         })
+    }
+}
+
+/// A task stopped when its handle is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

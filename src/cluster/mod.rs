@@ -508,3 +508,34 @@ async fn listen(url: &str, instance: &str, changes: &crate::changes::Changes) {
         }
     }
 }
+
+/// How often a follower reads the operators' console board from the store
+/// (besides at each change another instance tells of).
+pub const BOARD_EVERY: Duration = Duration::from_secs(2);
+
+/// A follower's console board, read from the store the leader's monitor
+/// writes: probe states, each probe's latest runs and its failed hours of
+/// the week, every [`BOARD_EVERY`] and at each change. Runs until
+/// dropped (the app aborts it when this instance leads and its own
+/// monitor takes the board over).
+pub async fn mirror_board(
+    store: Store,
+    board: crate::console::Board,
+    changes: crate::changes::Changes,
+) {
+    use crate::console::board::{STRIP, WEEK_HOURS};
+    loop {
+        let read = async {
+            let states = store.probe_states().await?;
+            let runs = store.latest_runs(STRIP).await?;
+            let week = Utc::now() - chrono::Duration::hours(WEEK_HOURS);
+            let hours = store.probe_hours(week, true).await?;
+            Ok::<_, crate::store::StoreError>((states, runs, hours))
+        };
+        match read.await {
+            Ok((states, runs, hours)) => board.load(states, &runs, &hours),
+            Err(e) => tracing::debug!(error = %e, "could not read the console board"),
+        }
+        let _ = tokio::time::timeout(BOARD_EVERY, changes.changed()).await;
+    }
+}

@@ -489,6 +489,22 @@ async fn operators_see_the_cluster(
         "{cluster}"
     );
 
+    // A follower's console board is read from the store the leader writes.
+    support::eventually(
+        "the follower's console shows the login probe's runs",
+        WAIT,
+        || async {
+            let probes = admin_get(http, &follower, "/api/admin/probes").await?;
+            let login = probes["probes"]
+                .as_array()?
+                .iter()
+                .find(|p| p["name"] == "login")?
+                .clone();
+            (probes["loaded"] == true && login["last_run"]["run"].is_string()).then_some(())
+        },
+    )
+    .await;
+
     // Metrics: the leader gauge per instance.
     let metrics = http
         .get(format!("{}/metrics", instances[leader_at].url))
@@ -624,4 +640,75 @@ async fn a_cluster_on_a_sqlite_file_is_refused_with_the_reason() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("a cluster needs PostgreSQL"), "{err}");
     assert!(err.contains("alone.db"), "{err}");
+}
+
+/// A leader whose lock connection is cut (its backend terminated, as a
+/// network cut or a server-side kill ends it) stands down at once: it
+/// exits 75 (deposed) without waiting for anything, and a follower leads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lock_connection_stands_down_and_a_follower_leads() {
+    use sqlx::Connection;
+    let Some(server) = on_postgres_only("cluster deposition") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    let (_hooks, hook) = Recorder::hook().await;
+    let config = write_config(dir.path(), &platform.url, &hook);
+    let database = support::postgres_database(&server, &dir.path().join("deposed")).await;
+    let mut logs = Logs(vec![]);
+    let mut instances = Vec::new();
+    for name in ["a", "b"] {
+        let i = start(dir.path(), &config, &database, name, None);
+        logs.0.push(i.log.clone());
+        instances.push(i);
+    }
+    let http = reqwest::Client::new();
+    let role_of = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("{url}/readyz")).send().await.ok()?;
+            let body: Value = r.json().await.ok()?;
+            body["cluster"]["role"].as_str().map(str::to_string)
+        }
+    };
+    let leader = support::eventually("a leader", WAIT, || async {
+        for (n, i) in instances.iter().enumerate() {
+            if role_of(i.url.clone()).await.as_deref() == Some("leader") {
+                return Some(n);
+            }
+        }
+        None
+    })
+    .await;
+
+    // The leader's lock session ends under it.
+    let mut admin = sqlx::PgConnection::connect(&database).await.unwrap();
+    // The session holding the leader lock (followers' lock connections
+    // hold none).
+    let ended: i64 = sqlx::query_scalar(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_locks
+         WHERE locktype = 'advisory' AND granted AND objsubid = 1
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND ((CAST(classid AS BIGINT) << 32) | CAST(objid AS BIGINT)) = $1",
+    )
+    .bind(lookout::cluster::LEADER_LOCK_KEY)
+    .fetch_one(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(ended, 1, "one lock session, the leader's");
+    let status = tokio::time::timeout(Duration::from_secs(20), instances[leader].child.wait())
+        .await
+        .expect("the deposed leader exits at once")
+        .unwrap();
+    assert_eq!(status.code(), Some(75), "{status}");
+    let text = std::fs::read_to_string(&instances[leader].log).unwrap();
+    assert!(text.contains("no longer the leader"), "{text}");
+    let other = instances[1 - leader].url.clone();
+    support::eventually("the follower leads", WAIT, || async {
+        (role_of(other.clone()).await.as_deref() == Some("leader")).then_some(())
+    })
+    .await;
+    admin.close().await.unwrap();
+    drop(logs);
 }
