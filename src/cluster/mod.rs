@@ -268,14 +268,25 @@ impl Elector {
     async fn connect(&self) -> Result<sqlx::PgConnection, sqlx::Error> {
         let mut c = sqlx::PgConnection::connect(&self.url).await?;
         let (idle, interval, count, user_timeout) = self.timing.server_keepalives();
-        let set = format!(
-            "SET tcp_keepalives_idle = {idle}; SET tcp_keepalives_interval = {interval};
-             SET tcp_keepalives_count = {count}; SET tcp_user_timeout = {user_timeout};
-             SET application_name = 'lookout leader lock'"
-        );
-        sqlx::raw_sql(sqlx::AssertSqlSafe(set))
-            .execute(&mut c)
-            .await?;
+        let settings = [
+            format!("SET tcp_keepalives_idle = {idle}"),
+            format!("SET tcp_keepalives_interval = {interval}"),
+            format!("SET tcp_keepalives_count = {count}"),
+            // PostgreSQL 12 and later.
+            format!("SET tcp_user_timeout = {user_timeout}"),
+            "SET application_name = 'lookout leader lock'".to_string(),
+        ];
+        for set in settings {
+            // One the server does not know (an older server, a socket that
+            // is not TCP) only lengthens how long a cut-off leader's lock
+            // outlives it: said, not fatal.
+            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(set.clone()))
+                .execute(&mut c)
+                .await
+            {
+                tracing::warn!(error = %e, setting = %set, "the leader lock's session setting was refused");
+            }
+        }
         Ok(c)
     }
 
