@@ -594,6 +594,7 @@ async fn operators_see_the_cluster(
     // A real SIGKILL of the leader: a survivor leads within the lease
     // (plus start-up), and records why.
     let killed_at = std::time::Instant::now();
+    let killed_wall = Utc::now();
     instances[leader_at].child.kill().await.unwrap();
     let dead = instances.remove(leader_at);
     let new_leader = support::eventually("a survivor leads", Duration::from_secs(20), || async {
@@ -609,6 +610,18 @@ async fn operators_see_the_cluster(
     .await;
     let took = killed_at.elapsed();
     eprintln!("takeover after SIGKILL: {took:?}");
+    // The new leader resumes the schedule: the login probe (every 1s)
+    // starts again within the lease.
+    let first = support::eventually("the new leader's first scheduled start", WAIT, || async {
+        let runs = store.latest_runs(1).await.ok()?;
+        runs.into_iter()
+            .find(|r| r.probe == "login" && r.started_at >= killed_wall)
+            .map(|r| r.started_at)
+    })
+    .await;
+    let to_first_start = (first - killed_wall).to_std().unwrap();
+    // A figure for BENCHMARKS.md, not asserted (shared machines).
+    eprintln!("SIGKILL → the new leader's first scheduled start: {to_first_start:?}");
     let survivor = &instances[0].url;
     let cluster = admin_get(http, survivor, "/api/admin/cluster")
         .await
