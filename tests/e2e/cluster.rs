@@ -341,7 +341,8 @@ async fn three_instances_page_every_page_once_while_the_leader_dies_at_ten_point
     );
 
     // Every logical page arrived; none twice except a retry with its own
-    // `webhook-id` (a death after sending, before marking).
+    // `webhook-id` and the same body (a death after sending, before
+    // marking, of that row or of another lane's row in flight).
     let inc = incident.unwrap();
     let rows = store.outbox_rows(inc.id).await.unwrap();
     let mut arrived: BTreeMap<String, Vec<Value>> = BTreeMap::new();
@@ -354,7 +355,7 @@ async fn three_instances_page_every_page_once_while_the_leader_dies_at_ten_point
             .get(&r.delivery_id)
             .unwrap_or_else(|| panic!("{} never arrived: {arrived:?}", r.delivery_id));
         assert!(
-            got.len() <= 2,
+            got.len() <= 1 + PLAN.len(),
             "{} arrived {} times",
             r.delivery_id,
             got.len()
@@ -372,14 +373,14 @@ async fn three_instances_page_every_page_once_while_the_leader_dies_at_ten_point
         "a page that is no row of the outbox: {:?}",
         arrived.keys()
     );
-    let twice = arrived.values().filter(|v| v.len() == 2).count();
-    let after_delivery = PLAN
-        .iter()
-        .filter(|p| p.starts_with("after_delivery"))
-        .count();
+    // A page arrives again only as a retry after a death: the one at the
+    // crash point, or another lane's delivery in flight when its leader
+    // died (sent, not yet marked). So no more repeats than deaths.
+    let repeats: usize = arrived.values().map(|v| v.len() - 1).sum();
     assert!(
-        twice <= after_delivery,
-        "{twice} pages twice, only {after_delivery} deaths between sending and marking"
+        repeats <= PLAN.len(),
+        "{repeats} repeated arrivals for {} deaths",
+        PLAN.len()
     );
     // One row per logical page: pages numbered without gaps, then one
     // resolve per notifier paged.
