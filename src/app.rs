@@ -90,10 +90,19 @@ pub enum AppError {
     Serve(std::io::Error),
     #[error(transparent)]
     HttpClient(#[from] crate::http_client::ClientError),
+    /// `--cluster` on a database other than PostgreSQL.
+    #[error("a cluster needs PostgreSQL: {0} is a SQLite file, which one instance owns alone")]
+    ClusterOnSqlite(String),
+    /// This instance led and can no longer be sure it holds the leader
+    /// lock: it stopped its leader work at once (see `cluster`).
+    #[error("no longer the leader: {0}")]
+    Deposed(String),
 }
 
 pub struct App {
-    listener: TcpListener,
+    /// Taken when the web server starts.
+    listener: Option<TcpListener>,
+    addr: SocketAddr,
     state: AppState,
     monitor: Monitor,
     worker: Worker,
@@ -112,10 +121,38 @@ pub struct App {
     started: DateTime<Utc>,
     /// The log writer's mask, which runs hold their secret captures in.
     log_mask: crate::logging::LogMask,
+    /// In a cluster: this instance's settings and the PostgreSQL URL its
+    /// leader lock and change notifications use. None: alone, the leader.
+    cluster: Option<(crate::cluster::Settings, String)>,
 }
 
 impl App {
+    /// Binds and wires an instance alone on its database: always the leader.
     pub async fn build(opts: AppOptions) -> Result<Self, AppError> {
+        Self::build_in(opts, None).await
+    }
+
+    /// Binds and wires an instance of a cluster on the PostgreSQL database
+    /// of `opts`: a follower until it wins the leader lock (see `cluster`).
+    ///
+    /// # Errors
+    /// [`AppError::ClusterOnSqlite`] when `opts.database` is a SQLite file;
+    /// otherwise as [`App::build`].
+    pub async fn build_clustered(
+        opts: AppOptions,
+        settings: crate::cluster::Settings,
+    ) -> Result<Self, AppError> {
+        let url = match &opts.database {
+            crate::store::Database::Postgres(url) => url.clone(),
+            sqlite => return Err(AppError::ClusterOnSqlite(sqlite.to_string())),
+        };
+        Self::build_in(opts, Some((settings, url))).await
+    }
+
+    async fn build_in(
+        opts: AppOptions,
+        cluster: Option<(crate::cluster::Settings, String)>,
+    ) -> Result<Self, AppError> {
         let started = opts.started.unwrap_or_else(Utc::now);
         let listener = TcpListener::bind(opts.listen)
             .await
@@ -127,7 +164,15 @@ impl App {
         let store = Store::connect(&opts.database).await?;
         let keys = AckKeys::new(ack_key(&store).await?);
         let installation = store.installation().await?;
-        store.release_claims().await?;
+        // Claims left by a dead process: released now when alone; in a
+        // cluster by whoever wins the lock (the claims are the leader's).
+        if cluster.is_none() {
+            store.release_claims().await?;
+        }
+        let view = match &cluster {
+            Some((settings, _)) => crate::cluster::View::clustered(settings, started),
+            None => crate::cluster::View::alone(started),
+        };
         let live = crate::config::Live::new(opts.config);
         let config = live.get();
         let base_url = config
@@ -167,6 +212,10 @@ impl App {
         let health = crate::health::Health::default();
         let worker = worker.with_ops(metrics.clone(), health.clone());
         let (heartbeats, pings) = crate::heartbeat_watcher::Heartbeats::new(live.clone());
+        let heartbeats = match cluster {
+            Some(_) => heartbeats.with_relay(store.clone(), view.clone()),
+            None => heartbeats,
+        };
         let changes = crate::changes::Changes::default();
         let board = crate::console::Board::default();
         let monitor = Monitor::new(store.clone(), live.clone(), pager.notices().clone())
@@ -196,9 +245,11 @@ impl App {
             board,
             run_now: crate::scheduler::RunNow::default(),
             ingest: crate::monitor::ingest::Ingest::default(),
+            cluster: view,
         };
         Ok(Self {
-            listener,
+            listener: Some(listener),
+            addr,
             state,
             monitor,
             worker,
@@ -209,6 +260,7 @@ impl App {
             source: opts.source,
             started,
             log_mask: crate::logging::LogMask::default(),
+            cluster,
         })
     }
 
@@ -220,9 +272,7 @@ impl App {
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.addr
     }
 
     pub fn url(&self) -> String {
@@ -264,6 +314,46 @@ impl App {
         // The HTTP clients first: one that cannot be built stops the start
         // before any task runs.
         let clients = Clients::build(&self.state, &config)?;
+        let router = web::hardening::layers(
+            web::router(self.state.clone()),
+            self.tuning.server,
+            web::throttle::Throttle::new(self.tuning.budgets),
+        );
+        tracing::info!(url = %self.state.base_url, "serving the status page");
+        // The page stays up while journeys finish: the web server stops
+        // after the scheduler.
+        let (web_stop_tx, web_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let listener = self.listener.take().expect("the service runs once");
+        let mut server = tokio::spawn(web::hardening::serve(
+            listener,
+            router,
+            self.tuning.server,
+            Duration::from_secs(10),
+            async move {
+                let _ = web_stop_rx.await;
+            },
+        ));
+        tokio::pin!(shutdown);
+        // In a cluster: serve as a follower until this instance leads.
+        let mut roles = None;
+        if let Some((settings, url)) = self.cluster.clone() {
+            match self
+                .follow(settings, url, &stop_rx, &mut shutdown, &mut server)
+                .await
+            {
+                Following::Leads(rx) => roles = Some(rx),
+                Following::Ended(served) => {
+                    let _ = web_stop_tx.send(());
+                    let served = match served {
+                        Some(r) => r,
+                        None => server.await,
+                    };
+                    let _ = stop_tx.send(true);
+                    self.state.store.close().await;
+                    return web_result(served);
+                }
+            }
+        }
         let (results_tx, results_rx) = mpsc::channel(1024);
         self.state.ingest.connect(results_tx.clone());
         let runner = Runner::new()
@@ -284,8 +374,15 @@ impl App {
                 store: self.state.store.clone(),
                 location: crate::journey::LOCAL.to_string(),
             };
-            let scheduler = Scheduler::start(config.clone(), deps, self.started)
-                .map_err(AppError::Scheduler)?;
+            // A follower that now leads plans from now: the grid (phase
+            // plus whole intervals) resumes each probe's cadence; the
+            // starts missed while another led are not this one's to skip.
+            let since = match roles {
+                Some(_) => Utc::now(),
+                None => self.started,
+            };
+            let scheduler =
+                Scheduler::start(config.clone(), deps, since).map_err(AppError::Scheduler)?;
             scheduler.answer(&self.state.run_now);
             Some(scheduler)
         } else {
@@ -297,28 +394,19 @@ impl App {
             .map(|source| self.start_reloader(source, &scheduler, &config, &stop_rx));
         let background =
             self.start_background(&config, results_tx, results_rx, clients.watchdog, &stop_rx);
-        let router = web::hardening::layers(
-            web::router(self.state.clone()),
-            self.tuning.server,
-            web::throttle::Throttle::new(self.tuning.budgets),
-        );
-        tracing::info!(url = %self.state.base_url, "serving the status page");
-        // The page stays up while journeys finish: the web server stops
-        // after the scheduler.
-        let (web_stop_tx, web_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut server = tokio::spawn(web::hardening::serve(
-            self.listener,
-            router,
-            self.tuning.server,
-            Duration::from_secs(10),
-            async move {
-                let _ = web_stop_rx.await;
-            },
-        ));
-        tokio::pin!(shutdown);
         let early = tokio::select! {
             () = &mut shutdown => None,
             r = &mut server => Some(r),
+            reason = deposed(&mut roles) => {
+                // Stand down at once: no graceful stop, nothing more sent.
+                background.abort();
+                drop(scheduler);
+                server.abort();
+                if let Some(r) = reloader {
+                    r.abort();
+                }
+                return Err(AppError::Deposed(reason));
+            }
         };
         tracing::info!("stopping: no new runs");
         if let Some(s) = scheduler {
@@ -337,10 +425,67 @@ impl App {
         }
         background.stop(self.monitor).await;
         self.state.store.close().await;
-        match served {
-            Ok(r) => r.map_err(AppError::Serve),
-            Err(e) => Err(AppError::Serve(std::io::Error::other(e))),
+        web_result(served)
+    }
+
+    /// A follower's life: reports this instance, carries change
+    /// notifications and campaigns for the lock, until it leads or the
+    /// service stops (`shutdown`, or the web server ending).
+    async fn follow(
+        &self,
+        settings: crate::cluster::Settings,
+        url: String,
+        stop: &watch::Receiver<bool>,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+        server: &mut JoinHandle<std::io::Result<()>>,
+    ) -> Following {
+        let state = &self.state;
+        let view = state.cluster.clone();
+        tokio::spawn(crate::cluster::report_presence(
+            state.store.clone(),
+            view.clone(),
+            stopped(stop.clone()),
+        ));
+        tokio::spawn(crate::cluster::relay_changes(
+            url.clone(),
+            state.store.clone(),
+            settings.instance.clone(),
+            state.changes.clone(),
+            stopped(stop.clone()),
+        ));
+        state.health.following(true);
+        // Until this instance leads (and its monitor keeps the board).
+        let board = AbortOnDrop(tokio::spawn(crate::cluster::mirror_board(
+            state.store.clone(),
+            state.board.clone(),
+            state.changes.clone(),
+        )));
+        let mut roles =
+            crate::cluster::Elector::new(url, settings, view, state.store.clone()).start();
+        let leads = tokio::select! {
+            () = shutdown.as_mut() => return Following::Ended(None),
+            r = &mut *server => return Following::Ended(Some(r)),
+            led = roles.wait_for(|r| matches!(r, crate::cluster::Role::Leader { .. })) => led.is_ok(),
+        };
+        if !leads {
+            tracing::error!("the leader election stopped; serving as a follower only");
+            tokio::select! {
+                () = shutdown.as_mut() => return Following::Ended(None),
+                r = &mut *server => return Following::Ended(Some(r)),
+            }
         }
+        drop(board);
+        state.health.following(false);
+        // Whatever the dead leader had claimed goes out at once, not after
+        // its lease.
+        match state.store.release_claims().await {
+            Ok(n) if n > 0 => tracing::info!(released = n, "released the old leader's claims"),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release stale claims; they expire with their lease")
+            }
+        }
+        Following::Leads(roles)
     }
 
     /// Hot reload: each configuration taken replans the scheduler, tells
@@ -397,6 +542,10 @@ impl App {
             self.pings.take().expect("the tasks start once"),
         )
         .with_board(state.board.clone());
+        let watcher = match self.cluster {
+            Some(_) => watcher.with_relayed_pings(),
+            None => watcher,
+        };
         let watcher = tokio::spawn(watcher.run(stopped(stop.clone())));
         let monitor = tokio::spawn(self.monitor.clone().run(results_rx));
         // Subscriber mail follows the monitor's public updates until the
@@ -520,6 +669,49 @@ impl Clients {
     }
 }
 
+/// A task stopped when its handle is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a follower's life ended in.
+enum Following {
+    /// This instance leads: the elector's roles, to notice a deposition.
+    Leads(watch::Receiver<crate::cluster::Role>),
+    /// The service stopped before it led (with the web server's result if
+    /// it ended by itself).
+    Ended(Option<Result<std::io::Result<()>, tokio::task::JoinError>>),
+}
+
+/// Resolves with the reason once the elector says this instance no longer
+/// leads (never when alone: `roles` is None).
+async fn deposed(roles: &mut Option<watch::Receiver<crate::cluster::Role>>) -> String {
+    let Some(rx) = roles else {
+        return std::future::pending().await;
+    };
+    let role = rx
+        .wait_for(|r| !matches!(r, crate::cluster::Role::Leader { .. }))
+        .await
+        .map(|r| r.clone());
+    match role {
+        Ok(crate::cluster::Role::Deposed { reason }) => reason,
+        Ok(other) => format!("the elector says {}", other.as_str()),
+        Err(_) => "the leader election stopped".into(),
+    }
+}
+
+/// The service's result from the web server's.
+fn web_result(served: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), AppError> {
+    match served {
+        Ok(r) => r.map_err(AppError::Serve),
+        Err(e) => Err(AppError::Serve(std::io::Error::other(e))),
+    }
+}
+
 /// The background tasks, stopped in order.
 struct Background {
     /// Tasks that end when told to stop: pager, worker, watcher, retention.
@@ -533,6 +725,16 @@ struct Background {
 }
 
 impl Background {
+    /// Stops every task at once, mid-operation (a deposed leader): what
+    /// they left half done is in the store for the next leader.
+    fn abort(&self) {
+        for task in self.stopped.iter().chain(&self.optional) {
+            task.abort();
+        }
+        self.monitor.abort();
+        self.mail.abort();
+    }
+
     /// Waits for the stopped tasks, then lets the monitor store every
     /// result handed over and subscriber mail enqueue what it was handed
     /// (each at most 5 s). `monitor` is the app's own handle, dropped so

@@ -11,12 +11,33 @@ use tokio::sync::Notify;
 pub struct Changes {
     generation: Arc<AtomicU64>,
     notify: Arc<Notify>,
+    /// Bumps made in this instance (not told by another one), which
+    /// `cluster::relay_changes` sends on to the other instances.
+    local: Arc<AtomicU64>,
+    local_notify: Arc<Notify>,
 }
 
 impl Changes {
     pub fn bump(&self) {
+        self.local.fetch_add(1, Ordering::AcqRel);
+        self.bump_from_elsewhere();
+        self.local_notify.notify_waiters();
+    }
+
+    /// A bump another instance told of: re-renders here, is not sent on.
+    pub fn bump_from_elsewhere(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.notify.notify_waiters();
+    }
+
+    /// How many bumps were made in this instance.
+    pub fn local_generation(&self) -> u64 {
+        self.local.load(Ordering::Acquire)
+    }
+
+    /// Resolves at the next bump made in this instance.
+    pub async fn changed_here(&self) {
+        self.local_notify.notified().await;
     }
 
     pub fn generation(&self) -> u64 {

@@ -235,12 +235,12 @@ impl Worker {
 
     /// Delivers a claimed row and records the outcome.
     async fn finish(&self, row: OutboxRow) -> crate::store::Result<Step> {
-        self.crash.reached("mid_delivery");
+        self.crash.reached_with("mid_delivery", &row.delivery_id);
         let result = self.deliver(&row).await;
         let now = Utc::now();
         match result {
             Ok(()) => {
-                self.crash.reached("after_delivery");
+                self.crash.reached_with("after_delivery", &row.delivery_id);
                 self.store.mark_delivered(row.id, now).await?;
                 tracing::info!(notifier = %row.notifier, delivery = %row.delivery_id, "delivered");
                 Ok(Step::Delivered)

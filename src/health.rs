@@ -52,6 +52,7 @@ struct Inner {
     scheduler_tick: AtomicI64,
     worker_tick: AtomicI64,
     scheduler_enabled: AtomicBool,
+    following: AtomicBool,
     /// The worst recent start lag and when it was seen.
     worst_lag: Mutex<Option<(DateTime<Utc>, Duration)>>,
     storage: Mutex<Storage>,
@@ -126,6 +127,9 @@ impl Storage {
 /// What [`Health`] knows at one instant.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
+    /// A follower in a cluster: the leader schedules and delivers, so the
+    /// scheduler, worker and lag checks pass saying so.
+    pub following: bool,
     pub scheduler_enabled: bool,
     pub scheduler_tick: Option<DateTime<Utc>>,
     pub worker_tick: Option<DateTime<Utc>>,
@@ -140,6 +144,11 @@ pub struct Snapshot {
 }
 
 impl Health {
+    /// Whether this instance follows another (in a cluster) now.
+    pub fn following(&self, yes: bool) {
+        self.inner.following.store(yes, Ordering::Relaxed);
+    }
+
     pub fn scheduler_started(&self) {
         self.inner.scheduler_enabled.store(true, Ordering::Relaxed);
     }
@@ -189,6 +198,7 @@ impl Health {
             ms => DateTime::from_timestamp_millis(ms),
         };
         Snapshot {
+            following: self.inner.following.load(Ordering::Relaxed),
             scheduler_enabled: self.inner.scheduler_enabled.load(Ordering::Relaxed),
             scheduler_tick: at(&self.inner.scheduler_tick),
             worker_tick: at(&self.inner.worker_tick),
@@ -278,7 +288,17 @@ pub fn assess(
         ),
         _ => check("schedule_lag", true, "no late start recently".into()),
     };
-    let mut checks = vec![db, scheduler, worker, lag];
+    let mut checks = if snap.following {
+        let following = |name| check(name, true, "follower: the leader does it".into());
+        vec![
+            db,
+            following("scheduler"),
+            following("worker"),
+            following("schedule_lag"),
+        ]
+    } else {
+        vec![db, scheduler, worker, lag]
+    };
     if let Some(verdict) = &snap.smtp {
         checks.push(match verdict {
             Ok(()) => check("smtp", true, "server accepts the configured `tls`".into()),
@@ -321,6 +341,7 @@ mod tests {
 
     fn healthy(now: DateTime<Utc>) -> Snapshot {
         Snapshot {
+            following: false,
             scheduler_enabled: true,
             scheduler_tick: Some(now - chrono::Duration::seconds(1)),
             worker_tick: Some(now),
@@ -347,6 +368,22 @@ mod tests {
 
     fn failing(checks: &[Check]) -> Vec<&'static str> {
         checks.iter().filter(|c| !c.ok).map(|c| c.name).collect()
+    }
+
+    /// A follower's scheduler and worker never tick (the leader's do):
+    /// not a failure, and said so; the database still counts.
+    #[test]
+    fn a_follower_passes_the_leaders_checks_but_not_a_failing_database() {
+        let now = at("2026-03-01T12:00:00Z");
+        let snap = Snapshot {
+            following: true,
+            ..Snapshot::default()
+        };
+        let checks = assess(&snap, Ok(()), &Limits::default(), now);
+        assert!(failing(&checks).is_empty(), "{checks:?}");
+        assert!(checks[1].detail.contains("follower"), "{checks:?}");
+        let checks = assess(&snap, Err("gone".into()), &Limits::default(), now);
+        assert_eq!(failing(&checks), vec!["database"]);
     }
 
     #[test]

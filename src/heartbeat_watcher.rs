@@ -47,6 +47,25 @@ impl Signal {
             code => code.parse::<u8>().ok().map(Signal::Exit),
         }
     }
+
+    /// The path segment it was read from ([`Signal::parse`]'s inverse),
+    /// `success` for a plain ping: how a relayed ping is stored.
+    pub fn segment(self) -> String {
+        match self {
+            Signal::Success => "success".into(),
+            Signal::Start => "start".into(),
+            Signal::Fail => "fail".into(),
+            Signal::Exit(code) => code.to_string(),
+        }
+    }
+
+    /// Reads a stored [`Signal::segment`].
+    pub fn from_segment(s: &str) -> Option<Self> {
+        match s {
+            "success" => Some(Signal::Success),
+            other => Self::parse(other),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +92,9 @@ pub struct Heartbeats {
     tx: mpsc::Sender<Ping>,
     /// The configuration in force: its heartbeat probes' tokens.
     config: Live,
+    /// In a cluster: pings taken while this instance does not lead are
+    /// stored for the leader's watcher (see [`Heartbeats::with_relay`]).
+    relay: Option<(Store, crate::cluster::View)>,
 }
 
 /// The watcher's end of the ping channel, made with [`Heartbeats::new`].
@@ -81,7 +103,23 @@ pub struct PingInbox(mpsc::Receiver<Ping>);
 impl Heartbeats {
     pub fn new(config: Live) -> (Self, PingInbox) {
         let (tx, rx) = mpsc::channel(256);
-        (Self { tx, config }, PingInbox(rx))
+        (
+            Self {
+                tx,
+                config,
+                relay: None,
+            },
+            PingInbox(rx),
+        )
+    }
+
+    /// In a cluster: while `view` says this instance does not lead, a ping
+    /// is stored in `store` (a [`crate::store::RelayedPing`] with the time
+    /// it arrived) and answered once stored; the leader's watcher handles
+    /// it within a second ([`Watcher::with_relayed_pings`]).
+    pub fn with_relay(mut self, store: Store, view: crate::cluster::View) -> Self {
+        self.relay = Some((store, view));
+        self
     }
 
     /// The stable id of the heartbeat probe whose token is `token`. Every
@@ -102,6 +140,19 @@ impl Heartbeats {
     /// Records a ping; returns once it is stored and its run handed on.
     pub async fn ping(&self, token: &str, signal: Signal) -> Result<(), PingError> {
         let probe = self.probe_for(token).ok_or(PingError::UnknownToken)?;
+        if let Some((store, view)) = &self.relay
+            && !view.is_leader()
+        {
+            let ping = crate::store::RelayedPing {
+                probe,
+                signal: signal.segment(),
+                at: Utc::now(),
+            };
+            return store
+                .relay_ping(&ping)
+                .await
+                .map_err(|e| PingError::Store(e.to_string()));
+        }
         let (reply, answer) = oneshot::channel();
         let ping = Ping {
             probe,
@@ -129,6 +180,8 @@ pub struct Watcher {
     memory: BTreeMap<String, PingMemory>,
     /// The operators' console, shown each memory as loaded or saved.
     board: crate::console::Board,
+    /// Whether to handle pings followers stored (in a cluster).
+    relayed: bool,
 }
 
 impl Watcher {
@@ -145,7 +198,16 @@ impl Watcher {
             inbox,
             memory: BTreeMap::new(),
             board: crate::console::Board::default(),
+            relayed: false,
         }
+    }
+
+    /// Also handles the pings followers stored for the leader (in a
+    /// cluster), oldest first, each at the time it arrived, at every wake
+    /// (at least once a second).
+    pub fn with_relayed_pings(mut self) -> Self {
+        self.relayed = true;
+        self
     }
 
     /// Publishes each heartbeat's memory to `board` (the operators'
@@ -159,6 +221,9 @@ impl Watcher {
     pub async fn run(mut self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
+            if self.relayed {
+                self.take_relayed().await;
+            }
             let now = Utc::now();
             self.check(now).await;
             let wait = self.next_wake(now);
@@ -203,21 +268,49 @@ impl Watcher {
     }
 
     async fn on_ping(&mut self, ping: Ping) {
-        let now = Utc::now();
+        let handled = self.handle(&ping.probe, ping.signal, Utc::now()).await;
+        let _ = ping.reply.send(handled);
+    }
+
+    /// Handles the pings followers stored, oldest first. One whose probe
+    /// is gone is dropped (logged); a store failure leaves the rest for
+    /// the next wake.
+    async fn take_relayed(&mut self) {
+        let pings = match self.store.take_relayed_pings().await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read pings relayed by followers");
+                return;
+            }
+        };
+        for p in pings {
+            let Some(signal) = Signal::from_segment(&p.signal) else {
+                continue;
+            };
+            if let Err(e) = self.handle(&p.probe, signal, p.at).await {
+                tracing::warn!(probe = %p.probe, error = %e, "relayed heartbeat ping not handled");
+            }
+        }
+    }
+
+    /// Handles `signal` from the heartbeat probe whose id is `probe`,
+    /// received at `now`: stored, then its run (if it finished a job) sent.
+    async fn handle(
+        &mut self,
+        probe: &str,
+        signal: Signal,
+        now: DateTime<Utc>,
+    ) -> Result<(), String> {
         let config = self.config.get();
-        let Some(probe) = config.probes.iter().find(|p| p.id == ping.probe) else {
-            let _ = ping
-                .reply
-                .send(Err("the probe is no longer configured".into()));
-            return;
+        let Some(probe) = config.probes.iter().find(|p| p.id == probe) else {
+            return Err("the probe is no longer configured".into());
         };
         let Some(mut mem) = self.memory_of(&config, probe, now).await else {
-            let _ = ping.reply.send(Err("the database is unavailable".into()));
-            return;
+            return Err("the database is unavailable".into());
         };
         let began = mem.running_since().unwrap_or(now);
         let finished = |outcome, note: Option<String>| Some(run(probe, outcome, began, now, note));
-        let result = match ping.signal {
+        let result = match signal {
             Signal::Start => {
                 mem.started(now);
                 None
@@ -232,15 +325,14 @@ impl Watcher {
         if result.is_some() {
             mem.pinged(now);
         }
-        tracing::info!(probe = %probe.name, signal = ?ping.signal, "heartbeat ping");
+        tracing::info!(probe = %probe.name, signal = ?signal, "heartbeat ping");
         if !self.save(probe, mem).await {
-            let _ = ping.reply.send(Err("the database is unavailable".into()));
-            return;
+            return Err("the database is unavailable".into());
         }
         if let Some(r) = result {
             self.emit(r).await;
         }
-        let _ = ping.reply.send(Ok(()));
+        Ok(())
     }
 
     /// The heartbeat's memory, from the store the first time.

@@ -41,7 +41,7 @@
 //! 4. storage: [`store`], every SQL statement, its interface in the types above.
 //! 5. the writer and readers over the store: [`runner`], [`monitor`],
 //!    [`notice`], [`statuspage`], [`heartbeat_watcher`], [`health`],
-//!    [`metrics`], [`report`], [`retention`], [`console`].
+//!    [`metrics`], [`report`], [`retention`], [`console`], [`cluster`].
 //! 6. tasks: [`pager`], [`subscribers`], [`delivery`] (woken after the
 //!    monitor), and [`scheduler`], [`watchdog`], [`connectivity`] (upstream
 //!    of it or beside it; here because connectivity's self-alert uses the
@@ -100,6 +100,10 @@
 //! - [`web`]: axum + askama: `/`, `/incidents/{id}`, `/api/v2/…`, `/ack/…`,
 //!   the admin API and page; [`publish`]: the site written to a directory;
 //!   [`changes`]: the counter that tells the page cache to re-render.
+//! - [`cluster`]: several instances on one PostgreSQL, one leader (a
+//!   session advisory lock; `cluster::role::step` is the election as a pure
+//!   state machine); followers serve every endpoint, relay heartbeat pings
+//!   through the store, and hear of changes by `NOTIFY`.
 //! - [`app`]: builds the service and runs it until stopped; [`agent`]:
 //!   `lookout agent`, which runs a location's probes for a server and
 //!   sends their runs (`web`'s `/api/agent/*`) into the monitor.
@@ -112,6 +116,7 @@ pub mod agent;
 pub mod app;
 pub mod changes;
 pub mod cli;
+pub mod cluster;
 pub mod concurrency;
 pub mod config;
 pub mod connectivity;

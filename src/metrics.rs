@@ -123,6 +123,17 @@ struct StepLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct InstanceLabels {
+    instance: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RoleLabels {
+    instance: String,
+    role: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProbeLabels {
     probe: String,
 }
@@ -181,6 +192,8 @@ pub struct Metrics {
     agent_runs: Family<LocationLabels, Counter>,
     agent_dropped: Family<LocationLabels, Counter>,
     silent_locations: Gauge,
+    cluster_leader: Family<InstanceLabels, Gauge>,
+    cluster_role: Family<RoleLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -398,6 +411,24 @@ impl Metrics {
             "Locations that have not reported within their probes' bound (they count in no quorum)",
             silent_locations.clone(),
         );
+        let cluster_leader = Family::<InstanceLabels, Gauge>::default();
+        register(
+            &mut registry,
+            &mut described,
+            "gauge",
+            "lookout_cluster_leader",
+            "1 while this instance is the leader (schedules, evaluates, escalates, delivers), else 0",
+            cluster_leader.clone(),
+        );
+        let cluster_role = Family::<RoleLabels, Gauge>::default();
+        register(
+            &mut registry,
+            &mut described,
+            "gauge",
+            "lookout_cluster_role",
+            "1 for this instance's role now (leader, follower, deposed), 0 for the others",
+            cluster_role.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             described: Arc::new(described),
@@ -415,6 +446,8 @@ impl Metrics {
             watchdog_pings,
             step_failures,
             runs_buffered,
+            cluster_leader,
+            cluster_role,
             runs_dropped,
             store_failures,
             agent_runs,
@@ -574,6 +607,26 @@ impl Metrics {
 
     pub fn store_failed(&self) {
         self.store_failures.inc();
+    }
+
+    /// Sets the cluster gauges: `instance` is in `role` (`leader`,
+    /// `follower` or `deposed`).
+    pub fn observe_cluster(&self, instance: &str, role: &str) {
+        let leader = InstanceLabels {
+            instance: instance.to_string(),
+        };
+        self.cluster_leader
+            .get_or_create(&leader)
+            .set(i64::from(role == "leader"));
+        for r in ["leader", "follower", "deposed"] {
+            let labels = RoleLabels {
+                instance: instance.to_string(),
+                role: r.to_string(),
+            };
+            self.cluster_role
+                .get_or_create(&labels)
+                .set(i64::from(r == role));
+        }
     }
 
     /// Sets the gauges read from the store at scrape time.

@@ -237,12 +237,14 @@ impl Pager {
         }
         let inc: &Incident = &inc;
         let next = escalation::advance(&stored, actions, now);
-        self.crash.reached("before_enqueue");
+        let ids: Vec<&str> = deliveries.iter().map(|d| d.delivery_id.as_str()).collect();
+        let ids = ids.join(",");
+        self.crash.reached_with("before_enqueue", &ids);
         let applied = self
             .store
             .apply_escalation(inc, &next, pages, &notes, &deliveries, now)
             .await?;
-        self.crash.reached("after_enqueue");
+        self.crash.reached_with("after_enqueue", &ids);
         Ok(if applied { deliveries.len() } else { 0 })
     }
 

@@ -67,6 +67,8 @@ pub enum Command {
         /// instances. Defaults to the configuration's name with `.db`, beside it.
         #[arg(long, env = "LOOKOUT_DATABASE_URL")]
         database: Option<String>,
+        #[command(flatten)]
+        cluster: ClusterArgs,
     },
     /// Start the built-in sample platform and the service watching it.
     Demo(demo::DemoArgs),
@@ -90,6 +92,28 @@ pub enum Command {
     },
 }
 
+/// How `lookout serve` takes part in a cluster of instances on one
+/// PostgreSQL database.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// Join the cluster on the `--database` PostgreSQL server: one
+    /// instance leads (schedules, evaluates, pages), the others serve
+    /// every endpoint and take over when it dies.
+    #[arg(long, env = "LOOKOUT_CLUSTER")]
+    pub cluster: bool,
+    /// The takeover bound: a new leader leads within about this long after
+    /// the leader died or was cut off.
+    #[arg(long, env = "LOOKOUT_CLUSTER_LEASE", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub lease: std::time::Duration,
+    /// This instance's name in the cluster (default `<host>:<port>:<pid>`).
+    #[arg(long, env = "LOOKOUT_INSTANCE")]
+    pub instance: Option<String>,
+}
+
+/// The exit status of a leader that lost its lock (EX_TEMPFAIL, BSD
+/// sysexits.h): its supervisor starts it again, as a follower.
+pub const DEPOSED_EXIT: u8 = 75;
+
 /// Installs logging on stderr; the returned mask is handed to [`run`],
 /// which points it at the secrets of the configuration it loads.
 pub fn init_logging(cli: &Cli) -> crate::logging::LogMask {
@@ -106,7 +130,8 @@ pub async fn run(cli: Cli, mask: crate::logging::LogMask) -> ExitCode {
             config,
             listen,
             database,
-        } => serve(&config, listen, database, &mask).await,
+            cluster,
+        } => serve(&config, listen, database, cluster, &mask).await,
         Command::Demo(args) => demo::demo(args, &mask).await,
         Command::Platform {
             listen,
@@ -152,6 +177,7 @@ async fn serve(
     path: &Path,
     listen: SocketAddr,
     database: Option<String>,
+    cluster: ClusterArgs,
     mask: &crate::logging::LogMask,
 ) -> ExitCode {
     let started = chrono::Utc::now();
@@ -166,7 +192,10 @@ async fn serve(
         .map(|d| crate::store::Database::parse(&d))
         .unwrap_or_else(|| default_database(path).into());
     let source = crate::reload::Source::new(path.to_path_buf());
-    serve_config(config, listen, database, source, started, mask).await
+    let cluster = cluster
+        .cluster
+        .then(|| crate::cluster::Settings::new(cluster.lease, cluster.instance, listen.port()));
+    serve_config(config, listen, database, source, started, cluster, mask).await
 }
 
 async fn serve_config(
@@ -175,6 +204,7 @@ async fn serve_config(
     database: crate::store::Database,
     source: crate::reload::Source,
     started: chrono::DateTime<chrono::Utc>,
+    cluster: Option<crate::cluster::Settings>,
     mask: &crate::logging::LogMask,
 ) -> ExitCode {
     mask.set(&config.redactor);
@@ -186,7 +216,11 @@ async fn serve_config(
         source: Some(source),
         started: Some(started),
     };
-    let app = match App::build(opts).await {
+    let built = match cluster {
+        Some(settings) => App::build_clustered(opts, settings).await,
+        None => App::build(opts).await,
+    };
+    let app = match built {
         Ok(app) => app.with_log_mask(mask.clone()),
         Err(e) => {
             eprintln!("error: {e}");
@@ -199,6 +233,12 @@ async fn serve_config(
     following.abort();
     match stopped {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ crate::app::AppError::Deposed(_)) => {
+            // At once: the scheduler's thread and anything in flight end
+            // with the process, not after a graceful stop.
+            eprintln!("error: {e}; exiting for the supervisor to start this instance again");
+            std::process::exit(i32::from(DEPOSED_EXIT));
+        }
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(1)

@@ -13,6 +13,7 @@
 mod agents;
 mod announcements;
 mod batch;
+mod cluster;
 mod heartbeats;
 mod history;
 mod holds;
@@ -42,6 +43,7 @@ pub use crate::evaluate::ProbeState;
 pub use agents::{AgentToken, new_agent_token, token_hash};
 pub use announcements::PendingAnnouncement;
 pub use batch::{RunBatch, Seen, Switch};
+pub use cluster::{InstanceRow, RelayedPing, Takeover};
 pub use history::{FailureReason, RunCursor, run_result};
 pub use holds::NewSilence;
 pub use incidents::{

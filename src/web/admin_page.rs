@@ -110,6 +110,63 @@ struct AdminPage<'a> {
     incident_probes: Vec<Vec<(String, bool)>>,
     /// Silent agents' locations (issue 18): id, last report in words.
     silent: Vec<(String, String)>,
+    /// The cluster: instances, roles, the leader, the last takeover.
+    cluster: ClusterSection,
+}
+
+/// The admin page's cluster section, in the page's time zone.
+struct ClusterSection {
+    /// This instance: its identity and role.
+    me: (String, &'static str),
+    clustered: bool,
+    /// The leader's identity and since when, if known.
+    leader: Option<(String, String)>,
+    instances: Vec<InstanceLine>,
+    /// When, who, the leader before it, why.
+    takeover: Option<(String, String, String, String)>,
+}
+
+struct InstanceLine {
+    id: String,
+    host: String,
+    version: String,
+    role: String,
+    started: String,
+    last_seen: String,
+    up: bool,
+}
+
+async fn cluster_section(app: &AppState, tz: &chrono_tz::Tz) -> Result<ClusterSection, WebError> {
+    let o = crate::cluster::overview(&app.store, &app.cluster, Utc::now()).await?;
+    Ok(ClusterSection {
+        me: (o.me.instance.clone(), o.me.role),
+        clustered: o.me.clustered,
+        leader: o.leader.map(|l| {
+            let since = l.since.map(|t| view::local(&t, tz)).unwrap_or_default();
+            (l.instance, since)
+        }),
+        instances: o
+            .instances
+            .into_iter()
+            .map(|i| InstanceLine {
+                started: view::local(&i.row.started_at, tz),
+                last_seen: view::local(&i.row.last_seen, tz),
+                id: i.row.id,
+                host: i.row.host,
+                version: i.row.version,
+                role: i.row.role,
+                up: i.up,
+            })
+            .collect(),
+        takeover: o.last_takeover.map(|t| {
+            (
+                view::local(&t.at, tz),
+                t.instance,
+                t.previous.unwrap_or_else(|| "none".into()),
+                t.reason,
+            )
+        }),
+    })
 }
 
 impl AdminPage<'_> {
@@ -217,6 +274,7 @@ async fn render(
                 (s.location, last)
             })
             .collect(),
+        cluster: cluster_section(app, &config.page.time_zone).await?,
         rejected: {
             let s = app.reloads.status();
             s.error

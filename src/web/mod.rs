@@ -59,6 +59,8 @@ pub struct AppState {
     pub run_now: crate::scheduler::RunNow,
     /// Hands agents' runs to the monitor (`POST /api/agent/runs`).
     pub ingest: crate::monitor::ingest::Ingest,
+    /// This instance's role in the cluster (alone: always the leader).
+    pub cluster: crate::cluster::View,
 }
 
 /// The stylesheet, embedded in the binary.

@@ -29,8 +29,31 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
         "failing": failing,
         "checks": checks,
         "locations": { "silent": app.health.snapshot().silent },
+        "cluster": cluster_summary(&app).await,
     });
     (status, Json(body)).into_response()
+}
+
+/// This instance's role, and the leader's identity and since when (from
+/// the store when another instance leads; `null` when unknown).
+async fn cluster_summary(app: &AppState) -> serde_json::Value {
+    let me = app.cluster.status();
+    let leader = if me.role == "leader" {
+        Some((me.instance.clone(), me.leader_since))
+    } else {
+        let read = crate::cluster::overview(&app.store, &app.cluster, Utc::now());
+        match tokio::time::timeout(STORE_GAUGES_WITHIN, read).await {
+            Ok(Ok(o)) => o.leader.map(|l| (l.instance, l.since)),
+            _ => None,
+        }
+    };
+    json!({
+        "instance": me.instance,
+        "role": me.role,
+        "clustered": me.clustered,
+        "leader": leader.as_ref().map(|(id, _)| id),
+        "leader_since": leader.and_then(|(_, since)| since),
+    })
 }
 
 /// How long `/metrics` waits for the store's gauges before answering
@@ -58,6 +81,8 @@ pub async fn metrics(
         Ok(Err(e)) => tracing::debug!("metrics: store gauges not refreshed: {e}"),
         Err(_) => tracing::debug!("metrics: store gauges not refreshed: the store is slow"),
     }
+    let me = app.cluster.status();
+    app.metrics.observe_cluster(&me.instance, me.role);
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
     let (content_type, body) = app.metrics.encode_as(crate::metrics::negotiate(accept));
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())

@@ -68,6 +68,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     (
         "writer and readers",
         &[
+            "cluster",
             "console",
             "health",
             "heartbeat_watcher",

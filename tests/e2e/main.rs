@@ -8,6 +8,7 @@ mod architecture;
 mod body_templates;
 mod browser;
 mod cli;
+mod cluster;
 mod config_agreement;
 mod config_corpus;
 mod config_fuzz;

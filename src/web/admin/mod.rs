@@ -5,7 +5,8 @@
 //! probe's runs page by page, one run's trace, skipped starts;
 //! [`probes`]: the console's overview and one probe; [`errors`]: failure
 //! counts by hour or day, reasons, skips; [`maintenances`]; [`silences`];
-//! and the configuration in force (`GET /api/admin/config`).
+//! the configuration in force (`GET /api/admin/config`) and the cluster
+//! (`GET /api/admin/cluster`).
 
 pub mod agents;
 pub mod errors;
@@ -36,6 +37,20 @@ pub fn router() -> Router<AppState> {
         .merge(errors::router())
         .merge(agents::router())
         .route("/api/admin/config", get(config_status))
+        .route("/api/admin/cluster", get(cluster))
+}
+
+/// `GET /api/admin/cluster`: this instance's role (`self`), the leader's
+/// identity and since when, every instance seen in the last hour (`id`,
+/// `host`, `version`, `role`, `started_at`, `last_seen`, `leader_since`,
+/// `up`: refreshed within 10 s) and the last takeover (`at`, `instance`,
+/// `previous`, `reason`). Times are RFC 3339 in UTC.
+async fn cluster(State(app): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, WebError> {
+    authorize(&app, &headers)?;
+    let overview = crate::cluster::overview(&app.store, &app.cluster, chrono::Utc::now()).await?;
+    Ok(Json(
+        serde_json::to_value(overview).map_err(|e| WebError::Internal(e.to_string()))?,
+    ))
 }
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme is
