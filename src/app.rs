@@ -97,6 +97,10 @@ pub enum AppError {
     /// lock: it stopped its leader work at once (see `cluster`).
     #[error("no longer the leader: {0}")]
     Deposed(String),
+    /// Without `--cluster` on PostgreSQL, another instance leads the
+    /// database (see `cluster::claim_alone`).
+    #[error(transparent)]
+    NotAlone(#[from] crate::cluster::AloneError),
 }
 
 pub struct App {
@@ -124,6 +128,9 @@ pub struct App {
     /// In a cluster: this instance's settings and the PostgreSQL URL its
     /// leader lock and change notifications use. None: alone, the leader.
     cluster: Option<(crate::cluster::Settings, String)>,
+    /// Alone on PostgreSQL: the connection holding the leader lock, kept
+    /// for the instance's life (`cluster::claim_alone`).
+    _alone: Option<sqlx::PgConnection>,
 }
 
 impl App {
@@ -162,6 +169,14 @@ impl App {
             })?;
         let addr = listener.local_addr().map_err(AppError::Serve)?;
         let store = Store::connect(&opts.database).await?;
+        // Alone on PostgreSQL: the leader lock first, before anything a
+        // leader does (releasing another leader's claims included).
+        let alone = match (&cluster, &opts.database) {
+            (None, crate::store::Database::Postgres(url)) => {
+                Some(crate::cluster::claim_alone(url).await?)
+            }
+            _ => None,
+        };
         let keys = AckKeys::new(ack_key(&store).await?);
         let installation = store.installation().await?;
         // Claims left by a dead process: released now when alone; in a
@@ -261,6 +276,7 @@ impl App {
             started,
             log_mask: crate::logging::LogMask::default(),
             cluster,
+            _alone: alone,
         })
     }
 

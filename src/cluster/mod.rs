@@ -73,6 +73,60 @@ impl Settings {
     }
 }
 
+/// Why an instance without `--cluster` may not run on a PostgreSQL
+/// database ([`claim_alone`]).
+#[derive(Debug, thiserror::Error)]
+pub enum AloneError {
+    /// Another instance holds the leader lock.
+    #[error(
+        "another Lookout instance leads this database (one started with --cluster, or alone); start this one with --cluster to join it as a follower"
+    )]
+    Taken,
+    #[error("cannot take the database's leader lock: {0}")]
+    Lock(#[from] sqlx::Error),
+}
+
+/// Takes the leader lock for an instance started without `--cluster` on
+/// PostgreSQL and returns the connection holding it (the lock lasts as long
+/// as the connection: keep it for the instance's life). So two instances
+/// on one database never both schedule and page, whatever their flags: a
+/// second one alone is refused at start, and one with `--cluster` stays a
+/// follower while this one runs. The lock is asked for during
+/// [`ALONE_WAIT`], so a restart right after a crash finds it freed. Unlike
+/// a cluster's leader, an instance
+/// alone does not stop when this connection is lost (it holds runs and
+/// alerts, as on a locked SQLite file).
+///
+/// # Errors
+/// [`AloneError::Taken`] when another instance holds the lock;
+/// [`AloneError::Lock`] when the lock cannot be asked for.
+pub async fn claim_alone(url: &str) -> Result<sqlx::PgConnection, AloneError> {
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    sqlx::raw_sql("SET application_name = 'lookout leader lock (alone)'")
+        .execute(&mut c)
+        .await?;
+    // A predecessor that just died (a restart by its supervisor) may hold
+    // the lock until the server has noticed its session end.
+    let deadline = tokio::time::Instant::now() + ALONE_WAIT;
+    loop {
+        let won = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+            .bind(LEADER_LOCK_KEY)
+            .fetch_one(&mut c)
+            .await?;
+        if won {
+            return Ok(c);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(AloneError::Taken);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How long an instance alone waits for the leader lock at start before
+/// it is refused (see [`claim_alone`]).
+pub const ALONE_WAIT: Duration = Duration::from_secs(5);
+
 /// The machine's host name (Linux: `/proc/sys/kernel/hostname`), or
 /// `$HOSTNAME`, or `localhost`.
 pub fn host_name() -> String {

@@ -741,3 +741,88 @@ async fn a_leader_that_loses_its_lock_connection_stands_down_and_a_follower_lead
     admin.close().await.unwrap();
     drop(logs);
 }
+
+/// An instance started without `--cluster` on PostgreSQL holds the leader
+/// lock too, so a forgotten flag never makes two instances page: a second
+/// one alone is refused at start with the reason, one with `--cluster`
+/// stays a follower while it runs and leads once it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_alone_holds_the_lock_so_a_second_one_never_pages_too() {
+    let Some(server) = on_postgres_only("an instance alone") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let platform = support::platform().await;
+    let (_hooks, hook) = Recorder::hook().await;
+    let config = write_config(dir.path(), &platform.url, &hook);
+    let database = support::postgres_database(&server, &dir.path().join("alone")).await;
+    let serve_alone = |log: &str| {
+        let port = support::free_port();
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"));
+        cmd.args(["serve", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--database")
+            .arg(&database)
+            .env("TEST_PROBE_PASSWORD", support::PASSWORD)
+            .env("TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env_remove("LOOKOUT_DATABASE_URL")
+            .env_remove("LOOKOUT_CLUSTER")
+            .env_remove(CrashAt::VAR)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(log)).unwrap())
+            .kill_on_drop(true);
+        (format!("http://127.0.0.1:{port}"), cmd.spawn().unwrap())
+    };
+    let logs = Logs(vec![
+        dir.path().join("first.log"),
+        dir.path().join("second.log"),
+        dir.path().join("c.log"),
+    ]);
+    let http = reqwest::Client::new();
+    let role_of = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(format!("{url}/readyz")).send().await.ok()?;
+            let body: Value = r.json().await.ok()?;
+            body["cluster"]["role"].as_str().map(str::to_string)
+        }
+    };
+    let (first_url, mut first) = serve_alone("first.log");
+    support::eventually("the first instance leads", WAIT, || async {
+        (role_of(first_url.clone()).await.as_deref() == Some("leader")).then_some(())
+    })
+    .await;
+
+    let (_, mut second) = serve_alone("second.log");
+    let status = tokio::time::timeout(WAIT, second.wait())
+        .await
+        .expect("a second instance alone stops at start")
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{status}");
+    let err = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
+    assert!(
+        err.contains("another Lookout instance leads this database") && err.contains("--cluster"),
+        "{err}"
+    );
+
+    let mut c = start(dir.path(), &config, &database, "c", None);
+    support::eventually("the --cluster instance serves", WAIT, || async {
+        role_of(c.url.clone()).await
+    })
+    .await;
+    // Several of its lock attempts pass (LEASE is 4 s) while the first
+    // one runs: it stays a follower.
+    for _ in 0..6 {
+        assert_eq!(role_of(c.url.clone()).await.as_deref(), Some("follower"));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    first.kill().await.unwrap();
+    support::eventually("the --cluster instance leads", WAIT, || async {
+        (role_of(c.url.clone()).await.as_deref() == Some("leader")).then_some(())
+    })
+    .await;
+    c.child.kill().await.unwrap();
+    drop(logs);
+}
