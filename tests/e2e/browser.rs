@@ -625,11 +625,27 @@ escalation:
         let run = app.store.recent_runs("login", 1).await.unwrap()[0]
             .run_uid
             .clone();
+        // The page of the probe's runs that starts at its newest failed
+        // run, so a failed run's row is always swept, however many passing
+        // runs came after it (`?before=` is a keyset: strictly before).
+        let failed = app
+            .store
+            .recent_runs("login", 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.outcome == Some(lookout::journey::Outcome::Fail))
+            .expect("the login probe failed during the incident");
+        let failed_page = format!(
+            "/admin/probes/login?before={}.0",
+            failed.started_at.timestamp_millis() + 1
+        );
         for path in [
             "/admin",
             "/admin/report",
             format!("/admin/runs/{run}").as_str(),
             "/admin/probes/login",
+            failed_page.as_str(),
             "/admin/errors",
         ] {
             let errors = browser.visit(&format!("{}{path}", app.url)).await;
