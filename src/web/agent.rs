@@ -143,19 +143,17 @@ async fn runs(
     // again after its answer was lost) or still in the monitor's hands
     // are not handed over again, so no run is judged twice.
     let uids: Vec<String> = accepted.iter().map(|r| r.run_uid.clone()).collect();
-    let stored = app.store.finished_run_uids(&uids).await?;
+    let mut stored = app.store.finished_run_uids(&uids).await?;
+    app.ingest.settle(&stored);
     accepted.retain(|r| !stored.contains(&r.run_uid));
     app.ingest
         .submit(accepted)
         .await
         .map_err(|e| WebError::Unavailable(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + STORED_WAIT;
-    loop {
-        let stored = app.store.finished_run_uids(&uids).await?;
-        app.ingest.settle(&stored);
-        if stored.len() == uids.len() {
-            break;
-        }
+    // A batch sent again whose runs are all stored is answered at once;
+    // otherwise the store is asked again only after the monitor had time.
+    while stored.len() < uids.len() {
         if tokio::time::Instant::now() >= deadline {
             return Err(WebError::Unavailable(format!(
                 "{} of {n} runs are not stored yet (the store is not writing); send them again later: none is taken twice",
@@ -163,6 +161,8 @@ async fn runs(
             )));
         }
         tokio::time::sleep(STORED_POLL).await;
+        stored = app.store.finished_run_uids(&uids).await?;
+        app.ingest.settle(&stored);
     }
     Ok(Json(Taken {
         accepted: n,
