@@ -9,8 +9,10 @@
 # /readyz saying `leader`, → the new leader's first scheduled run (stored),
 # → the next page at the receiver, and how late that page is against when it
 # was due (previous page + `remind_every`). The killed instance is started
-# again as a follower before the next round. Then wrk floods a follower's
-# `/` and `/api/v2/summary.json`, and nginx serving byte-identical copies.
+# again as a follower before the next round. Then wrk floods `/` and
+# `/api/v2/summary.json` on a follower, on the leader and on a lone instance
+# (the same probes.yaml on its own SQLite file), each beside nginx serving
+# the follower's bytes, so the three stand side by side in one run.
 #
 # Needs: PostgreSQL (Debian's postgresql), wrk and nginx (apt-get install -y
 # wrk nginx-light), python3.
@@ -128,10 +130,17 @@ for r in $(seq "$ROUNDS"); do
   until [ "$(role "$l")" = follower ]; do sleep 0.2; done
 done
 
-# A follower's page under a flood, beside nginx.
+# The page under a flood: a follower, the leader and a lone instance (the
+# same probes.yaml on its own SQLite file, issue 5's setup) one after the
+# other, each beside nginx serving the follower's bytes, in the same run.
 l=$(leader)
 f=$(for n in a b c; do [ $n != "$l" ] && { echo $n; break; }; done)
 fp=${ports[$f]}
+lone=$(port)
+"$bin" serve --listen 127.0.0.1:$lone --config "$work/probes.yaml" \
+  --database "$work/lone.sqlite" >>"$work/lone.log" 2>&1 &
+pids+=($!)
+until curl -sf "http://127.0.0.1:$lone/api/v2/incidents/unresolved.json" | grep -q '"id"'; do sleep 0.2; done
 mkdir -p "$work/site" && chmod 755 "$work/site"
 curl -sf "http://127.0.0.1:$fp/" -o "$work/site/index.html"
 curl -sf "http://127.0.0.1:$fp/api/v2/summary.json" -o "$work/site/summary.json"
@@ -151,15 +160,18 @@ nginx -c "$work/nginx.conf" -g 'daemon off;' &
 pids+=($!)
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$np/index.html" >/dev/null && break; sleep 0.2; done
 rate() { wrk -t2 -c64 -d${SECS}s --latency "$1" 2>/dev/null | awk '/Requests\/sec/ {r=$2} /^ +99%/ {p=$2} END {print r, p}'; }
-echo "| document | size | follower req/s | follower p99 | nginx req/s | nginx p99 | follower ÷ nginx |" >"$work/follower.md"
-echo "|---|---|---|---|---|---|---|" >>"$work/follower.md"
+echo "| document | server | size | req/s | p99 | nginx req/s | nginx p99 | ÷ nginx |" >"$work/follower.md"
+echo "|---|---|---|---|---|---|---|---|" >>"$work/follower.md"
 for doc in "/:index.html" "/api/v2/summary.json:summary.json"; do
   path=${doc%%:*}; file=${doc##*:}
-  size=$(stat -c %s "$work/site/$file")
-  read -r fr fpp < <(rate "http://127.0.0.1:$fp$path")
-  read -r nr npp < <(rate "http://127.0.0.1:$np/$file")
-  ratio=$(python3 -c "print(f'{$fr/$nr:.2f}')")
-  echo "| \`$path\` | $size B | $fr | $fpp | $nr | $npp | $ratio |" >>"$work/follower.md"
+  for who in "follower:$fp" "leader:${ports[$l]}" "lone:$lone"; do
+    name=${who%%:*}; p=${who##*:}
+    size=$(curl -sf "http://127.0.0.1:$p$path" | wc -c)
+    read -r fr fpp < <(rate "http://127.0.0.1:$p$path")
+    read -r nr npp < <(rate "http://127.0.0.1:$np/$file")
+    ratio=$(python3 -c "print(f'{$fr/$nr:.2f}')")
+    echo "| \`$path\` | $name | $size B | $fr | $fpp | $nr | $npp | $ratio |" >>"$work/follower.md"
+  done
 done
 cat "$work/takeover.md"
 echo

@@ -245,7 +245,7 @@ impl App {
         if let Some(source) = &opts.source {
             crate::reload::started(source, &reloads);
         }
-        let state = AppState {
+        let state = AppState::new(crate::web::Shared {
             config: live,
             reloads,
             store,
@@ -261,7 +261,7 @@ impl App {
             run_now: crate::scheduler::RunNow::default(),
             ingest: crate::monitor::ingest::Ingest::default(),
             cluster: view,
-        };
+        });
         Ok(Self {
             listener: Some(listener),
             addr,

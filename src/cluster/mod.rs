@@ -101,19 +101,16 @@ pub enum AloneError {
 /// [`AloneError::Taken`] when another instance holds the lock;
 /// [`AloneError::Lock`] when the lock cannot be asked for.
 pub async fn claim_alone(url: &str) -> Result<sqlx::PgConnection, AloneError> {
-    let mut c = sqlx::PgConnection::connect(url).await?;
-    sqlx::raw_sql("SET application_name = 'lookout leader lock (alone)'")
-        .execute(&mut c)
-        .await?;
+    // The keepalives of a cluster with the default lease: if this host
+    // dies, the server frees the lock within seconds, not after the
+    // kernel's two hours, so a successor is not refused for that long.
+    let timing = Timing::for_lease(DEFAULT_LEASE);
+    let mut c = lock_connection(url, &timing, "lookout leader lock (alone)").await?;
     // A predecessor that just died (a restart by its supervisor) may hold
     // the lock until the server has noticed its session end.
     let deadline = tokio::time::Instant::now() + ALONE_WAIT;
     loop {
-        let won = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-            .bind(LEADER_LOCK_KEY)
-            .fetch_one(&mut c)
-            .await?;
-        if won {
+        if ask_for_lock(&mut c).await? {
             return Ok(c);
         }
         if tokio::time::Instant::now() >= deadline {
@@ -121,6 +118,49 @@ pub async fn claim_alone(url: &str) -> Result<sqlx::PgConnection, AloneError> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Asks once for the leader lock on `c`: true when this session holds it
+/// (`pg_try_advisory_lock` never waits; a session may take it again).
+async fn ask_for_lock(c: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK_KEY)
+        .fetch_one(c)
+        .await
+}
+
+/// Opens a connection for the leader lock, outside any pool, with
+/// keepalives that make the server end the session (and free the lock)
+/// within about 3/4 of `timing`'s lease when this instance goes silent
+/// ([`Timing::server_keepalives`]); `name` is its `application_name`, so
+/// `pg_stat_activity` shows who holds the lock.
+async fn lock_connection(
+    url: &str,
+    timing: &Timing,
+    name: &str,
+) -> Result<sqlx::PgConnection, sqlx::Error> {
+    let mut c = sqlx::PgConnection::connect(url).await?;
+    let (idle, interval, count, user_timeout) = timing.server_keepalives();
+    let settings = [
+        format!("SET tcp_keepalives_idle = {idle}"),
+        format!("SET tcp_keepalives_interval = {interval}"),
+        format!("SET tcp_keepalives_count = {count}"),
+        // PostgreSQL 12 and later.
+        format!("SET tcp_user_timeout = {user_timeout}"),
+        format!("SET application_name = '{}'", name.replace('\'', "''")),
+    ];
+    for set in settings {
+        // One the server does not know (an older server, a socket that
+        // is not TCP) only lengthens how long a cut-off leader's lock
+        // outlives it: said, not fatal.
+        if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(set.clone()))
+            .execute(&mut c)
+            .await
+        {
+            tracing::warn!(error = %e, setting = %set, "the leader lock's session setting was refused");
+        }
+    }
+    Ok(c)
 }
 
 /// How long an instance alone waits for the leader lock at start before
@@ -299,9 +339,7 @@ impl Elector {
         let Some(c) = conn.as_mut() else {
             return Event::Refused;
         };
-        let asked = sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
-            .bind(LEADER_LOCK_KEY)
-            .fetch_one(&mut *c);
+        let asked = ask_for_lock(c);
         match tokio::time::timeout(self.timing.lease, asked).await {
             Ok(Ok(true)) => Event::Won,
             Ok(Ok(false)) => Event::Refused,
@@ -317,31 +355,9 @@ impl Elector {
         }
     }
 
-    /// Opens the lock's connection, with keepalives that make the server
-    /// end the session (and free the lock) when this instance goes silent.
+    /// Opens the lock's connection ([`lock_connection`]).
     async fn connect(&self) -> Result<sqlx::PgConnection, sqlx::Error> {
-        let mut c = sqlx::PgConnection::connect(&self.url).await?;
-        let (idle, interval, count, user_timeout) = self.timing.server_keepalives();
-        let settings = [
-            format!("SET tcp_keepalives_idle = {idle}"),
-            format!("SET tcp_keepalives_interval = {interval}"),
-            format!("SET tcp_keepalives_count = {count}"),
-            // PostgreSQL 12 and later.
-            format!("SET tcp_user_timeout = {user_timeout}"),
-            "SET application_name = 'lookout leader lock'".to_string(),
-        ];
-        for set in settings {
-            // One the server does not know (an older server, a socket that
-            // is not TCP) only lengthens how long a cut-off leader's lock
-            // outlives it: said, not fatal.
-            if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(set.clone()))
-                .execute(&mut c)
-                .await
-            {
-                tracing::warn!(error = %e, setting = %set, "the leader lock's session setting was refused");
-            }
-        }
-        Ok(c)
+        lock_connection(&self.url, &self.timing, "lookout leader lock").await
     }
 
     /// Whether the lock is still held on its connection, within `limit`.
