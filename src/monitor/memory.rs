@@ -723,6 +723,63 @@ probes:
         assert!(plan.news);
     }
 
+    /// After the monitor's start (a restart, or a takeover in a cluster)
+    /// the stored intervals are closed at their last sighting: a run within
+    /// two periods of it (an agent's spooled run) opens the next interval
+    /// at that sighting, leaving no hole; a later one leaves the pause as
+    /// no data. Either way nothing is written to the closed interval.
+    #[test]
+    fn after_a_start_runs_within_the_cadence_join_the_history_and_later_ones_leave_no_data() {
+        let config = config();
+        let last = at("2026-07-01T10:00:00Z");
+        let stored = |subject: SubjectId, state: &str| {
+            let interval = StateInterval {
+                state: state.into(),
+                started_at: at("2026-07-01T09:00:00Z"),
+                ended_at: None,
+                last_seen_at: last,
+            };
+            (subject, interval)
+        };
+        let loaded = || {
+            Memory::new(
+                vec![],
+                vec![
+                    stored(SubjectId::Probe("b".into()), "pass"),
+                    stored(SubjectId::Component("api".into()), "operational"),
+                ],
+            )
+            .resumed()
+        };
+        // Every 10 s: a run 15 s after the last sighting is within 20 s.
+        let runs = [run("b", Pass, "2026-07-01T10:00:15Z")];
+        let memory = loaded();
+        let plan = memory.plan(&config, &ctx(), &runs);
+        let batch = plan.batch(&runs);
+        assert_eq!(batch.switches.len(), 2, "a new interval each");
+        for s in &batch.switches {
+            assert_eq!(s.close, None, "closed at the start already");
+            assert_eq!(s.at, last, "from the last sighting: no hole");
+        }
+        assert!(batch.seen.iter().all(|s| s.at == runs[0].finished_at));
+        // 25 s after it: the pause is no data.
+        let runs = [run("b", Pass, "2026-07-01T10:00:25Z")];
+        let memory = loaded();
+        let plan = memory.plan(&config, &ctx(), &runs);
+        let batch = plan.batch(&runs);
+        assert_eq!(batch.switches.len(), 2);
+        for s in &batch.switches {
+            assert_eq!(s.close, None);
+            assert_eq!(s.at, runs[0].finished_at, "after the pause");
+        }
+        // Once observed, the interval goes on as usual.
+        let mut memory = loaded();
+        memory.commit(memory.plan(&config, &ctx(), &[run("b", Pass, "2026-07-01T10:00:15Z")]));
+        let runs = [run("b", Pass, "2026-07-01T10:00:25Z")];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        assert!(plan.batch(&runs).switches.is_empty());
+    }
+
     #[test]
     fn the_same_state_extends_the_interval_and_a_silence_closes_it_at_the_last_sighting() {
         let config = config();
