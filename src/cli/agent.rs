@@ -16,7 +16,13 @@ pub struct AgentArgs {
     /// once per instance of a cluster (or a comma-separated list in
     /// `LOOKOUT_AGENT_SERVERS`): the agent talks to one at a time and moves
     /// to the next when one cannot be reached or is a follower.
-    #[arg(long = "server", env = "LOOKOUT_AGENT_SERVERS", value_delimiter = ',', required = true, num_args = 1)]
+    #[arg(
+        long = "server",
+        env = "LOOKOUT_AGENT_SERVERS",
+        value_delimiter = ',',
+        required = true,
+        num_args = 1
+    )]
     pub servers: Vec<String>,
     /// This agent's location id (declared under the server's `locations:`).
     #[arg(long)]
@@ -97,8 +103,8 @@ pub async fn agent(args: AgentArgs) -> ExitCode {
         eprintln!("error: give --server URL (or LOOKOUT_AGENT_SERVERS)");
         return ExitCode::from(2);
     };
-    let mut opts = AgentOptions::new(first, &args.location, token, args.spool)
-        .with_servers(&args.servers);
+    let mut opts =
+        AgentOptions::new(first, &args.location, token, args.spool).with_servers(&args.servers);
     opts.spool_max = args.spool_max;
     opts.poll = args.poll;
     opts.send_every = args.send_every;

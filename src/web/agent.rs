@@ -105,13 +105,17 @@ pub struct Taken {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum NotTaken {
     /// This instance is a follower of a cluster: only the leader takes runs.
-    #[error("this instance is a follower ({instance}): only the cluster's leader takes runs; send them to another instance")]
+    #[error(
+        "this instance is a follower ({instance}): only the cluster's leader takes runs; send them to another instance"
+    )]
     NotLeader { instance: String },
     /// The leader's monitor is not taking runs (starting or stopping).
     #[error("{0}")]
     NotRunning(String),
     /// Handed to the monitor but not stored within [`STORED_WAIT`].
-    #[error("{missing} of {n} runs are not stored yet (the store is not writing); send them again later: none is taken twice")]
+    #[error(
+        "{missing} of {n} runs are not stored yet (the store is not writing); send them again later: none is taken twice"
+    )]
     NotStored { missing: usize, n: usize },
 }
 
