@@ -3,7 +3,9 @@
 //! sample platform with faults for one location only, and three real
 //! `lookout agent` processes that each know both servers. A regional
 //! incident opens on the leader, the leader is SIGKILLed while it is open,
-//! the survivor takes over, the agents move to it and deliver what they
+//! the takeover is held back for a while (the test's own session holds the
+//! leader lock) so that the agents spool runs no instance takes, then the
+//! survivor takes over, the agents move to it and deliver what they
 //! spooled in order, and the incident pages once and resolves once. The
 //! sibling on one server is `locations::three_agents_judge_by_quorum_…`.
 //!
@@ -17,6 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lookout::store::{Database, Store};
 use serde_json::{Value, json};
+use sqlx::Connection;
 
 use crate::cluster::{Instance, Logs, on_postgres_only, start};
 use crate::locations::{LOCATIONS, config, regional};
@@ -50,9 +53,25 @@ fn agent(servers: &[&str], location: &str, token: &str, spool: &Path) -> tokio::
 
 /// The log lines of an agent that say it moved to `server`.
 fn moves_to(spool: &Path, server: &str) -> usize {
+    said(spool, &format!("moved to the next server: {server}"))
+}
+
+/// How many runs an agent's last undelivered batch held, as its log says
+/// (`no server took the runs; kept in the spool … spooled=N`); 0 before any.
+fn kept_in_spool(spool: &Path) -> usize {
     let text = std::fs::read_to_string(spool.with_extension("log")).unwrap_or_default();
-    let said = format!("moved to the next server: {server}");
-    text.lines().filter(|l| l.contains(&said)).count()
+    text.lines()
+        .rfind(|l| l.contains("no server took the runs; kept in the spool"))
+        .and_then(|l| l.split("spooled=").nth(1))
+        .and_then(|n| n.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// How many of an agent's log lines contain `words`.
+fn said(spool: &Path, words: &str) -> usize {
+    let text = std::fs::read_to_string(spool.with_extension("log")).unwrap_or_default();
+    text.lines().filter(|l| l.contains(words)).count()
 }
 
 async fn role(http: &reqwest::Client, url: &str) -> Option<String> {
@@ -240,15 +259,61 @@ async fn two_servers_and_three_agents_keep_one_regional_incident_through_the_lea
     })
     .await;
 
-    // The leader is SIGKILLed while the regional incident is open.
+    // The leader is SIGKILLed while the regional incident is open. The
+    // takeover is made to last (as when the leader's network is cut rather
+    // than its process killed): this test's own session queues for the
+    // leader lock, so it holds it the moment `a` is gone, until every agent
+    // has spooled runs that no instance would take.
     let moved_to_b: Vec<usize> = spools.iter().map(|s| moves_to(s, &b.url)).collect();
+    let mut holder = sqlx::PgConnection::connect(&database).await.unwrap();
+    let watcher = sqlx::PgPool::connect(&database).await.unwrap();
+    let queued = tokio::spawn(async move {
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(lookout::cluster::LEADER_LOCK_KEY)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        holder
+    });
+    eventually("the test queues for the leader lock", WAIT, || async {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+        )
+        .fetch_one(&watcher)
+        .await
+        .ok()?;
+        (waiting == 1).then_some(())
+    })
+    .await;
+    watcher.close().await;
     let killed_at = Utc::now();
     a.child.kill().await.unwrap();
+    let mut holder = queued.await.unwrap();
+    let held_at = Utc::now();
+    for spool in &spools {
+        eventually("the agent spools runs no instance takes", WAIT, || async {
+            (kept_in_spool(spool) >= 3).then_some(())
+        })
+        .await;
+    }
+    assert_ne!(role(&http, &b.url).await.as_deref(), Some("leader"));
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(lookout::cluster::LEADER_LOCK_KEY)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let released_at = Utc::now();
+    holder.close().await.unwrap();
     eventually("b leads", WAIT, || async {
         (role(&http, &b.url).await.as_deref() == Some("leader")).then_some(())
     })
     .await;
     let led_at = Utc::now();
+    // A figure, not asserted (shared machines).
+    eprintln!(
+        "SIGKILL → the survivor leads (as the test saw it): {} ms",
+        (led_at - killed_at).num_milliseconds()
+    );
     // Every agent moved to the survivor, and its runs reach the store
     // again, those made while no instance took them included.
     for (spool, before) in spools.iter().zip(moved_to_b) {
@@ -275,6 +340,18 @@ async fn two_servers_and_three_agents_keep_one_regional_incident_through_the_lea
             .map(|w| (w[1] - w[0]).num_milliseconds())
             .collect();
         assert!(!across.is_empty(), "{location}: no run across the takeover");
+        let spooled = starts
+            .iter()
+            .filter(|at| **at > held_at && **at < released_at)
+            .count();
+        assert!(
+            spooled >= 2,
+            "{location}: runs made while no instance took them are stored: {spooled}"
+        );
+        eprintln!(
+            "{location}: the longest pause between stored runs across the takeover: {} ms",
+            across.iter().max().copied().unwrap_or_default()
+        );
         assert!(
             across.iter().all(|gap| *gap < 3_000),
             "{location}: a hole in the runs across the takeover: {across:?}"
