@@ -310,7 +310,13 @@ pub async fn run(
     opts: AgentOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    let client = crate::http_client::build("agent", |b| b.timeout(Duration::from_secs(30)))?;
+    // A server out of reach is given up on after 5 s (then the next one is
+    // asked); an answer may take longer: the leader answers once the runs
+    // are stored (`web::agent::STORED_WAIT`, 10 s at most).
+    let client = crate::http_client::build("agent", |b| {
+        b.timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+    })?;
     let mut server = Servers {
         client,
         bases: opts.servers.clone(),
