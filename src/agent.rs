@@ -12,6 +12,13 @@
 //! oldest are dropped, and the count goes to the server with the next
 //! batch. Secrets never travel: the served document names each secret's
 //! `env:` or `file:`, and the agent resolves it where it runs.
+//!
+//! An agent may know several servers (the instances of a cluster, issue
+//! 18 with issue 17): it talks to one at a time, and moves to the next one,
+//! round robin, when the current one cannot be reached or is a follower
+//! (`503` with the error code `not_leader`, see `web::agent::NotTaken`).
+//! Which server comes next is the pure [`next_server`] of (current,
+//! count, [`Reply`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,8 +35,10 @@ use crate::store::{Database, Store};
 /// How an agent is started (`lookout agent`).
 #[derive(Debug, Clone)]
 pub struct AgentOptions {
-    /// The server's base URL, e.g. `https://lookout.example.com`.
-    pub server: String,
+    /// The servers' base URLs, e.g. `https://lookout.example.com`: the
+    /// instances of one Lookout (a cluster), tried in this order, round
+    /// robin. Never empty.
+    pub servers: Vec<String>,
     /// Its location id, declared under the server's `locations:`.
     pub location: String,
     /// Its token (`lookout agent-token create`).
@@ -48,10 +57,11 @@ pub struct AgentOptions {
 
 impl AgentOptions {
     /// Options with the defaults: spool of 100,000 runs, probes polled
-    /// every 10 s, batches of at most 500 runs sent every second.
+    /// every 10 s, batches of at most 500 runs sent every second; one
+    /// server (more with [`AgentOptions::with_servers`]).
     pub fn new(server: &str, location: &str, token: crate::config::Secret, spool: PathBuf) -> Self {
         Self {
-            server: server.trim_end_matches('/').to_string(),
+            servers: vec![server.trim_end_matches('/').to_string()],
             location: location.to_string(),
             token,
             spool,
@@ -60,6 +70,75 @@ impl AgentOptions {
             send_every: Duration::from_secs(1),
             batch: 500,
         }
+    }
+}
+
+impl AgentOptions {
+    /// The same options with these servers, tried in this order (an empty
+    /// list keeps the servers there were).
+    #[must_use]
+    pub fn with_servers(mut self, servers: &[String]) -> Self {
+        let servers: Vec<String> = servers
+            .iter()
+            .map(|s| s.trim().trim_end_matches('/').to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !servers.is_empty() {
+            self.servers = servers;
+        }
+        self
+    }
+}
+
+/// What one request to a server came to, as far as choosing the server
+/// goes (see [`classify`] and [`next_server`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// Answered as asked (`2xx`, or `304` for the probes).
+    Answered,
+    /// No answer: the connection was refused or cut, the name did not
+    /// resolve, TLS failed, the request timed out; or a proxy in front
+    /// said the instance behind it is out of reach (`502`, `504`).
+    Unreachable,
+    /// Not the instance that takes runs: a follower (`503` with
+    /// `not_leader`), one starting or stopping (`not_running`), or a `503`
+    /// with no code of ours (a proxy with no instance behind it).
+    NotLeader,
+    /// The leader, whose store did not write the runs in time
+    /// (`503` with `not_stored`): ask it again later.
+    Slow,
+    /// `401`: the token is unknown or revoked (the same on every instance).
+    Unauthorized,
+    /// Any other answer (a `4xx` or `5xx`): the server is the right one.
+    Rejected,
+}
+
+/// What an answer's status and its `error` code (`web::agent::NotTaken`,
+/// `503` only) come to.
+pub fn classify(status: u16, code: Option<crate::web::agent::NotTakenCode>) -> Reply {
+    use crate::web::agent::NotTakenCode;
+    match (status, code) {
+        (200..=299 | 304, _) => Reply::Answered,
+        (401, _) => Reply::Unauthorized,
+        (502 | 504, _) => Reply::Unreachable,
+        (503, Some(NotTakenCode::NotStored)) => Reply::Slow,
+        (503, _) => Reply::NotLeader,
+        _ => Reply::Rejected,
+    }
+}
+
+/// Which of `count` servers to ask next after `reply` from server
+/// `current` (an index into `AgentOptions::servers`): the next one, round
+/// robin, when the current one could not be reached or does not take runs
+/// ([`Reply::Unreachable`], [`Reply::NotLeader`]); the same one otherwise
+/// (the agent's send and poll intervals are the backoff either way).
+pub fn next_server(current: usize, count: usize, reply: Reply) -> usize {
+    if count == 0 {
+        return 0;
+    }
+    match reply {
+        Reply::Unreachable | Reply::NotLeader => (current + 1) % count,
+        Reply::Answered | Reply::Slow | Reply::Unauthorized | Reply::Rejected => current % count,
     }
 }
 
@@ -84,56 +163,131 @@ enum Fetched {
     Unchanged,
 }
 
-/// The agent's side of the server's API.
-#[derive(Clone)]
-struct Server {
+/// A request that did not get what it asked for: how it ended, for the
+/// choice of server, and in words, for the log.
+#[derive(Debug)]
+struct Failed {
+    reply: Reply,
+    detail: String,
+}
+
+impl Failed {
+    fn unreachable(e: &reqwest::Error) -> Self {
+        Failed {
+            reply: Reply::Unreachable,
+            detail: e.to_string(),
+        }
+    }
+
+    /// From an answer that is not a success: its status and, on a `503`,
+    /// the `error` code of its JSON body.
+    async fn answered(resp: reqwest::Response) -> Self {
+        let status = resp.status();
+        let text = resp.text().await.unwrap_or_default();
+        let code = serde_json::from_str::<crate::web::agent::NotTakenBody>(&text)
+            .ok()
+            .map(|b| b.error);
+        let mut detail = format!("the server answered {status}");
+        if !text.is_empty() {
+            let text: String = text.chars().take(300).collect();
+            detail.push_str(&format!(": {text}"));
+        }
+        Failed {
+            reply: classify(status.as_u16(), code),
+            detail,
+        }
+    }
+}
+
+/// The agent's side of the servers' API: the servers it knows and the one
+/// it asks now.
+struct Servers {
     client: reqwest::Client,
-    base: String,
+    bases: Vec<String>,
+    current: usize,
     token: crate::config::Secret,
 }
 
-impl Server {
-    async fn probes(&self, etag: Option<&str>) -> Result<Fetched, String> {
+impl Servers {
+    /// The server asked now.
+    fn base(&self) -> &str {
+        &self.bases[self.current % self.bases.len()]
+    }
+
+    /// Moves to the next server when `reply` says so ([`next_server`]);
+    /// true when it moved.
+    fn after(&mut self, failed: &Failed) -> bool {
+        let next = next_server(self.current, self.bases.len(), failed.reply);
+        if next == self.current {
+            return false;
+        }
+        let from = self.base().to_string();
+        self.current = next;
+        tracing::warn!(from = %from, server = %self.base(), why = %failed.detail,
+            "moved to the next server: {}", self.base());
+        true
+    }
+
+    async fn probes(&self, etag: Option<&str>) -> Result<Fetched, Failed> {
         let mut req = self
             .client
-            .get(format!("{}/api/agent/probes", self.base))
+            .get(format!("{}/api/agent/probes", self.base()))
             .bearer_auth(self.token.expose());
         if let Some(e) = etag {
             req = req.header(reqwest::header::IF_NONE_MATCH, e);
         }
-        let resp = req.send().await.map_err(|e| e.to_string())?;
+        let resp = req.send().await.map_err(|e| Failed::unreachable(&e))?;
         match resp.status() {
             reqwest::StatusCode::NOT_MODIFIED => Ok(Fetched::Unchanged),
-            reqwest::StatusCode::UNAUTHORIZED => Err("unauthorized".into()),
             s if s.is_success() => {
                 let etag = resp
                     .headers()
                     .get(reqwest::header::ETAG)
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string);
-                let text = resp.text().await.map_err(|e| e.to_string())?;
+                let text = resp.text().await.map_err(|e| Failed::unreachable(&e))?;
                 Ok(Fetched::Changed(text, etag))
             }
-            s => Err(format!("the server answered {s}")),
+            _ => Err(Failed::answered(resp).await),
         }
     }
 
-    /// Sends one batch (runs as stored JSON); Ok once the server took it.
-    async fn send(&self, runs: &[String], dropped: u64) -> Result<(), String> {
+    /// Sends one batch (runs as stored JSON) to the current server; Ok
+    /// once it took it.
+    async fn send(&self, runs: &[String], dropped: u64) -> Result<(), Failed> {
         let body = format!("{{\"runs\":[{}],\"dropped\":{dropped}}}", runs.join(","));
         let resp = self
             .client
-            .post(format!("{}/api/agent/runs", self.base))
+            .post(format!("{}/api/agent/runs", self.base()))
             .bearer_auth(self.token.expose())
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(body)
             .send()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Failed::unreachable(&e))?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(format!("the server answered {}", resp.status()))
+            Err(Failed::answered(resp).await)
+        }
+    }
+
+    /// Sends one batch, moving on to the next server (at most once round
+    /// all of them) while the current one cannot be reached or does not
+    /// take runs; the same batch each time, so runs still arrive oldest
+    /// first.
+    async fn send_round(&mut self, runs: &[String], dropped: u64) -> Result<(), Failed> {
+        let mut tries = 1;
+        loop {
+            match self.send(runs, dropped).await {
+                Ok(()) => return Ok(()),
+                Err(failed) => {
+                    if !self.after(&failed) || tries >= self.bases.len() {
+                        return Err(failed);
+                    }
+                    tries += 1;
+                }
+            }
         }
     }
 }
@@ -156,10 +310,17 @@ pub async fn run(
     opts: AgentOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
-    let client = crate::http_client::build("agent", |b| b.timeout(Duration::from_secs(30)))?;
-    let server = Server {
+    // A server out of reach is given up on after 5 s (then the next one is
+    // asked); an answer may take longer: the leader answers once the runs
+    // are stored (`web::agent::STORED_WAIT`, 10 s at most).
+    let client = crate::http_client::build("agent", |b| {
+        b.timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(5))
+    })?;
+    let mut server = Servers {
         client,
-        base: opts.server.clone(),
+        bases: opts.servers.clone(),
+        current: 0,
         token: opts.token.clone(),
     };
     let store = Store::connect(&Database::Sqlite(opts.spool.clone())).await?;
@@ -172,15 +333,18 @@ pub async fn run(
                 Err(e) => tracing::error!("the served probes do not load here:\n{e}"),
             },
             Ok(Fetched::Unchanged) => {}
-            Err(e) if e == "unauthorized" => return Err(AgentError::Refused),
-            Err(e) => tracing::warn!(error = %e, server = %opts.server, "cannot fetch probes yet"),
+            Err(e) if e.reply == Reply::Unauthorized => return Err(AgentError::Refused),
+            Err(e) => {
+                tracing::warn!(error = %e.detail, server = %server.base(), "cannot fetch probes yet");
+                server.after(&e);
+            }
         }
         tokio::select! {
             () = &mut shutdown => return Ok(()),
             () = tokio::time::sleep(opts.poll.min(Duration::from_secs(2))) => {}
         }
     };
-    tracing::info!(location = %opts.location, probes = config.probes.len(), "agent started");
+    tracing::info!(location = %opts.location, probes = config.probes.len(), server = %server.base(), "agent started");
     let (results_tx, mut results_rx) = mpsc::channel::<RunResult>(1024);
     let scheduler = start_scheduler(&opts, &store, &config, results_tx).await?;
     let planner = scheduler.planner();
@@ -198,7 +362,7 @@ pub async fn run(
                 dropped += spool(&store, &runs, opts.spool_max).await;
             }
             _ = send.tick() => {
-                dropped = deliver(&store, &server, opts.batch, dropped).await;
+                dropped = deliver(&store, &mut server, opts.batch, dropped).await;
             }
             _ = poll.tick() => {
                 match server.probes(etag.as_deref()).await {
@@ -211,7 +375,10 @@ pub async fn run(
                         Err(e) => tracing::error!("the served probes do not load here; keeping the last ones:\n{e}"),
                     },
                     Ok(Fetched::Unchanged) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot ask the server for probes"),
+                    Err(e) => {
+                        tracing::warn!(error = %e.detail, server = %server.base(), "cannot ask the server for probes");
+                        server.after(&e);
+                    }
                 }
             }
         }
@@ -222,7 +389,7 @@ pub async fn run(
         rest.push(run);
     }
     dropped += spool(&store, &rest, opts.spool_max).await;
-    let left = deliver(&store, &server, opts.batch, dropped).await;
+    let left = deliver(&store, &mut server, opts.batch, dropped).await;
     if left > 0 {
         tracing::warn!(
             dropped = left,
@@ -250,7 +417,7 @@ async fn start_scheduler(
         store.clone(),
         live,
         crate::ack::AckKeys::new(key.to_vec()),
-        opts.server.clone(),
+        opts.servers[0].clone(),
         Arc::new(tokio::sync::Notify::new()),
         installation,
     );
@@ -297,7 +464,7 @@ async fn spool(store: &Store, runs: &[RunResult], max: u64) -> u64 {
 
 /// Sends spooled runs oldest first, batch by batch, until the spool is
 /// empty or the server does not take one; returns the drops still to report.
-async fn deliver(store: &Store, server: &Server, batch: u32, mut dropped: u64) -> u64 {
+async fn deliver(store: &Store, server: &mut Servers, batch: u32, mut dropped: u64) -> u64 {
     loop {
         let rows = match store.spool_peek(batch).await {
             Ok(rows) => rows,
@@ -307,13 +474,13 @@ async fn deliver(store: &Store, server: &Server, batch: u32, mut dropped: u64) -
             }
         };
         let Some(last) = rows.last().map(|(id, _)| *id) else {
-            if dropped > 0 && server.send(&[], dropped).await.is_ok() {
+            if dropped > 0 && server.send_round(&[], dropped).await.is_ok() {
                 dropped = 0;
             }
             return dropped;
         };
         let runs: Vec<String> = rows.into_iter().map(|(_, r)| r).collect();
-        match server.send(&runs, dropped).await {
+        match server.send_round(&runs, dropped).await {
             Ok(()) => {
                 dropped = 0;
                 if let Err(e) = store.spool_delivered(last).await {
@@ -322,9 +489,84 @@ async fn deliver(store: &Store, server: &Server, batch: u32, mut dropped: u64) -
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, spooled = runs.len(), "the server did not take runs; kept in the spool");
+                tracing::warn!(error = %e.detail, server = %server.base(), spooled = runs.len(),
+                    "no server took the runs; kept in the spool");
                 return dropped;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::web::agent::NotTakenCode;
+
+    #[test]
+    fn answers_are_classified_by_status_and_code() {
+        assert_eq!(classify(200, None), Reply::Answered);
+        assert_eq!(classify(304, None), Reply::Answered);
+        assert_eq!(classify(401, None), Reply::Unauthorized);
+        assert_eq!(classify(502, None), Reply::Unreachable);
+        assert_eq!(classify(504, None), Reply::Unreachable);
+        assert_eq!(
+            classify(503, Some(NotTakenCode::NotLeader)),
+            Reply::NotLeader
+        );
+        assert_eq!(
+            classify(503, Some(NotTakenCode::NotRunning)),
+            Reply::NotLeader
+        );
+        assert_eq!(classify(503, None), Reply::NotLeader, "a proxy's 503");
+        assert_eq!(classify(503, Some(NotTakenCode::NotStored)), Reply::Slow);
+        assert_eq!(classify(400, None), Reply::Rejected);
+        assert_eq!(classify(500, None), Reply::Rejected);
+    }
+
+    #[test]
+    fn the_next_server_is_the_following_one_only_when_this_one_cannot_take_runs() {
+        // Round robin over three: 0 → 1 → 2 → 0.
+        assert_eq!(next_server(0, 3, Reply::Unreachable), 1);
+        assert_eq!(next_server(1, 3, Reply::NotLeader), 2);
+        assert_eq!(next_server(2, 3, Reply::Unreachable), 0);
+        for stay in [
+            Reply::Answered,
+            Reply::Slow,
+            Reply::Unauthorized,
+            Reply::Rejected,
+        ] {
+            assert_eq!(next_server(1, 3, stay), 1, "{stay:?}");
+        }
+        // One server: it stays, whatever happens.
+        assert_eq!(next_server(0, 1, Reply::Unreachable), 0);
+        assert_eq!(next_server(0, 0, Reply::NotLeader), 0);
+    }
+
+    proptest::proptest! {
+        /// Moving visits every server once before coming back: a server
+        /// that takes runs is always found within one round.
+        #[test]
+        fn a_round_of_moves_visits_every_server(count in 1usize..16, start in 0usize..16) {
+            let start = start % count;
+            let mut seen = vec![false; count];
+            let mut at = start;
+            for _ in 0..count {
+                seen[at] = true;
+                at = next_server(at, count, Reply::NotLeader);
+            }
+            proptest::prop_assert!(seen.iter().all(|s| *s));
+            proptest::prop_assert_eq!(at, start);
+        }
+    }
+
+    #[test]
+    fn servers_are_kept_in_order_without_trailing_slashes() {
+        let token = crate::config::Secret::new("t");
+        let opts = AgentOptions::new("http://a/", "eu", token, PathBuf::from("s.db"));
+        assert_eq!(opts.servers, ["http://a"]);
+        let opts = opts.with_servers(&["http://b/".into(), " ".into(), "http://c".into()]);
+        assert_eq!(opts.servers, ["http://b", "http://c"]);
+        let opts = opts.with_servers(&[]);
+        assert_eq!(opts.servers, ["http://b", "http://c"]);
     }
 }

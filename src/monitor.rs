@@ -412,15 +412,17 @@ impl Monitor {
         loop {
             let read = async {
                 // Nothing was seen while Lookout was stopped: that time is
-                // no data, not the state before the stop.
+                // no data, not the state before the stop, unless runs made
+                // meanwhile arrive within the schedule's cadence (agents'
+                // spooled runs after a takeover; see `Memory::resumed`).
+                let intervals = self.store.current_intervals().await?;
                 self.store.close_intervals_at_last_sighting().await?;
                 let probes = self.store.probe_states().await?;
-                let intervals = self.store.current_intervals().await?;
                 let week = Utc::now() - chrono::Duration::hours(crate::console::board::WEEK_HOURS);
                 let runs = self.store.latest_runs(crate::console::board::STRIP).await?;
                 let hours = self.store.probe_hours(week, true).await?;
                 self.board.load(probes.iter().cloned(), &runs, &hours);
-                Ok::<_, crate::store::StoreError>(Memory::new(probes, intervals))
+                Ok::<_, crate::store::StoreError>(Memory::new(probes, intervals).resumed())
             };
             match read.await {
                 Ok(m) => return m,

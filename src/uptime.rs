@@ -246,12 +246,10 @@ fn either(a: Option<i64>, b: Option<i64>, f: fn(i64, i64) -> i64) -> Option<i64>
     }
 }
 
-/// How long a probe may go without a run before the silence counts as "no
-/// data" rather than as its last state: two periods of its schedule plus its
-/// jitter, its deadline (a minute when unbounded) and a heartbeat's grace,
-/// and never under five minutes.
-pub fn stale_after(probe: &Probe, now: DateTime<Utc>) -> std::time::Duration {
-    let period = match &probe.schedule {
+/// The time between two starts of `probe`'s schedule at `now` (a day when
+/// a cron expression has no two next starts).
+fn period(probe: &Probe, now: DateTime<Utc>) -> std::time::Duration {
+    match &probe.schedule {
         Schedule::Every(d) => *d,
         Schedule::Cron { .. } => {
             let next = crate::schedule::next_runs(&probe.name, &probe.schedule, now, 2);
@@ -260,7 +258,28 @@ pub fn stale_after(probe: &Probe, now: DateTime<Utc>) -> std::time::Duration {
                 _ => std::time::Duration::from_secs(24 * 3600),
             }
         }
-    };
+    }
+}
+
+/// How long a probe's runs may pause across a restart of the monitor (a
+/// restart, or a takeover in a cluster) and still be one stretch of
+/// history: two periods of its schedule plus its jitter, the cadence the
+/// schedule itself keeps, without [`stale_after`]'s five-minute floor. A
+/// run within it of the last one seen before the restart was made while no
+/// monitor ran (an agent's spooled run, issue 18), so its interval joins
+/// the last one; a longer pause is time nobody observed, no data.
+pub fn resume_gap(probe: &Probe, now: DateTime<Utc>) -> std::time::Duration {
+    period(probe, now)
+        .saturating_mul(2)
+        .saturating_add(probe.jitter)
+}
+
+/// How long a probe may go without a run before the silence counts as "no
+/// data" rather than as its last state: two periods of its schedule plus its
+/// jitter, its deadline (a minute when unbounded) and a heartbeat's grace,
+/// and never under five minutes.
+pub fn stale_after(probe: &Probe, now: DateTime<Utc>) -> std::time::Duration {
+    let period = period(probe, now);
     let grace = probe
         .heartbeat
         .as_ref()

@@ -12,9 +12,18 @@ use crate::config::Secret;
 /// `lookout agent`'s arguments.
 #[derive(Args, Debug)]
 pub struct AgentArgs {
-    /// The server's base URL, e.g. `https://lookout.example.com`.
-    #[arg(long)]
-    pub server: String,
+    /// The server's base URL, e.g. `https://lookout.example.com`. Give it
+    /// once per instance of a cluster (or a comma-separated list in
+    /// `LOOKOUT_AGENT_SERVERS`): the agent talks to one at a time and moves
+    /// to the next when one cannot be reached or is a follower.
+    #[arg(
+        long = "server",
+        env = "LOOKOUT_AGENT_SERVERS",
+        value_delimiter = ',',
+        required = true,
+        num_args = 1
+    )]
+    pub servers: Vec<String>,
     /// This agent's location id (declared under the server's `locations:`).
     #[arg(long)]
     pub location: String,
@@ -90,7 +99,12 @@ pub async fn agent(args: AgentArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut opts = AgentOptions::new(&args.server, &args.location, token, args.spool);
+    let Some(first) = args.servers.first() else {
+        eprintln!("error: give --server URL (or LOOKOUT_AGENT_SERVERS)");
+        return ExitCode::from(2);
+    };
+    let mut opts =
+        AgentOptions::new(first, &args.location, token, args.spool).with_servers(&args.servers);
     opts.spool_max = args.spool_max;
     opts.poll = args.poll;
     opts.send_every = args.send_every;

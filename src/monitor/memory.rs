@@ -26,6 +26,10 @@ struct Current {
     last_seen: DateTime<Utc>,
     /// `last_seen` as the database has it.
     stored_seen: DateTime<Utc>,
+    /// Loaded at start and closed in the store at its last sighting
+    /// (`Monitor::load`), not observed since: the next observation opens
+    /// a new interval (see `Plan::observe`).
+    resumed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -217,12 +221,25 @@ impl Memory {
                         started_at: i.started_at,
                         last_seen: i.last_seen_at,
                         stored_seen: i.last_seen_at,
+                        resumed: false,
                     };
                     (id, current)
                 })
                 .collect(),
             shown: HashMap::new(),
         }
+    }
+
+    /// The same memory, its intervals marked as closed in the store at
+    /// their last sighting when the monitor started (`Monitor::load`): the
+    /// first observation of each opens a new interval, from that sighting
+    /// when it comes within the schedule's cadence
+    /// ([`crate::uptime::resume_gap`]), else from itself.
+    pub fn resumed(mut self) -> Self {
+        for current in self.intervals.values_mut() {
+            current.resumed = true;
+        }
+        self
     }
 
     pub fn probe(&self, name: &str) -> Option<&ProbeState> {
@@ -308,7 +325,8 @@ impl Memory {
 
             let gap = crate::uptime::stale_after(probe, at);
             let subject = SubjectId::Probe(run.probe.clone());
-            plan.observe(self, subject, observed.as_str(), at, gap);
+            let resume = || crate::uptime::resume_gap(probe, at);
+            plan.observe(self, subject, observed.as_str(), at, gap, resume);
             // The component's status only moves when one of its probes'
             // views does, or with maintenance and declared states (see `Shown`).
             let component = run.component.as_str();
@@ -350,7 +368,14 @@ impl Memory {
             };
             let Shown { status, gap, .. } = shown;
             let subject = SubjectId::Component(run.component.clone());
-            plan.observe(self, subject, status.as_str(), at, gap);
+            let resume = || {
+                config
+                    .probes_of(component)
+                    .map(|p| crate::uptime::resume_gap(p, at))
+                    .max()
+                    .unwrap_or_default()
+            };
+            plan.observe(self, subject, status.as_str(), at, gap, resume);
 
             plan.news |= transition.is_some()
                 || flap.is_some()
@@ -387,7 +412,10 @@ impl Plan {
     /// goes on when the state is the same and it was seen within
     /// `stale_after`; otherwise it is closed (at `at`, or at its last
     /// sighting after a silence, which then reads as no data) and a new
-    /// one opens.
+    /// one opens. The first observation of an interval closed at the
+    /// monitor's start opens a new one from its last sighting when it comes
+    /// within `resume_gap` of it (runs went on meanwhile: no hole), else
+    /// from `at` (the pause is no data).
     fn observe(
         &mut self,
         memory: &Memory,
@@ -395,6 +423,7 @@ impl Plan {
         state: &str,
         at: DateTime<Utc>,
         stale_after: Duration,
+        resume_gap: impl FnOnce() -> Duration,
     ) {
         let current = self
             .intervals
@@ -413,7 +442,20 @@ impl Plan {
             self.status_changes
                 .push((c.clone(), current.state.clone(), state.to_string(), at));
         }
-        let silent = (at - current.last_seen).to_std().unwrap_or_default() > stale_after;
+        let pause = (at - current.last_seen).to_std().unwrap_or_default();
+        if current.resumed {
+            let from = if pause <= resume_gap() {
+                current.last_seen
+            } else {
+                at
+            };
+            self.open(subject.clone(), None, state, from);
+            if let Some(c) = self.intervals.get_mut(&subject) {
+                c.last_seen = at;
+            }
+            return;
+        }
+        let silent = pause > stale_after;
         if current.state == state && !silent {
             current.last_seen = at;
             self.intervals.insert(subject, current);
@@ -435,6 +477,7 @@ impl Plan {
             started_at: at,
             last_seen: at,
             stored_seen: at,
+            resumed: false,
         };
         self.switches
             .push((subject.clone(), close, state.to_string(), at));
@@ -678,6 +721,63 @@ probes:
         assert_ne!(opened[4].1, "operational");
         assert_eq!(opened.len(), 5, "{opened:?}");
         assert!(plan.news);
+    }
+
+    /// After the monitor's start (a restart, or a takeover in a cluster)
+    /// the stored intervals are closed at their last sighting: a run within
+    /// two periods of it (an agent's spooled run) opens the next interval
+    /// at that sighting, leaving no hole; a later one leaves the pause as
+    /// no data. Either way nothing is written to the closed interval.
+    #[test]
+    fn after_a_start_runs_within_the_cadence_join_the_history_and_later_ones_leave_no_data() {
+        let config = config();
+        let last = at("2026-07-01T10:00:00Z");
+        let stored = |subject: SubjectId, state: &str| {
+            let interval = StateInterval {
+                state: state.into(),
+                started_at: at("2026-07-01T09:00:00Z"),
+                ended_at: None,
+                last_seen_at: last,
+            };
+            (subject, interval)
+        };
+        let loaded = || {
+            Memory::new(
+                vec![],
+                vec![
+                    stored(SubjectId::Probe("b".into()), "pass"),
+                    stored(SubjectId::Component("api".into()), "operational"),
+                ],
+            )
+            .resumed()
+        };
+        // Every 10 s: a run 15 s after the last sighting is within 20 s.
+        let runs = [run("b", Pass, "2026-07-01T10:00:15Z")];
+        let memory = loaded();
+        let plan = memory.plan(&config, &ctx(), &runs);
+        let batch = plan.batch(&runs);
+        assert_eq!(batch.switches.len(), 2, "a new interval each");
+        for s in &batch.switches {
+            assert_eq!(s.close, None, "closed at the start already");
+            assert_eq!(s.at, last, "from the last sighting: no hole");
+        }
+        assert!(batch.seen.iter().all(|s| s.at == runs[0].finished_at));
+        // 25 s after it: the pause is no data.
+        let runs = [run("b", Pass, "2026-07-01T10:00:25Z")];
+        let memory = loaded();
+        let plan = memory.plan(&config, &ctx(), &runs);
+        let batch = plan.batch(&runs);
+        assert_eq!(batch.switches.len(), 2);
+        for s in &batch.switches {
+            assert_eq!(s.close, None);
+            assert_eq!(s.at, runs[0].finished_at, "after the pause");
+        }
+        // Once observed, the interval goes on as usual.
+        let mut memory = loaded();
+        memory.commit(memory.plan(&config, &ctx(), &[run("b", Pass, "2026-07-01T10:00:15Z")]));
+        let runs = [run("b", Pass, "2026-07-01T10:00:25Z")];
+        let plan = memory.plan(&config, &ctx(), &runs);
+        assert!(plan.batch(&runs).switches.is_empty());
     }
 
     #[test]

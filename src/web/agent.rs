@@ -3,6 +3,9 @@
 //! the probes of the agent's location (`config::agent_document`, with a
 //! strong ETag so agents poll cheaply), `POST /api/agent/runs` takes a batch
 //! of its runs into the monitor, the path the server's own runs take.
+//! Only the leader of a cluster takes runs (it is the instance that
+//! judges them); any other answers `503` with a typed [`NotTaken`] body,
+//! so an agent that knows several instances moves on to the next.
 
 use axum::Json;
 use axum::Router;
@@ -94,16 +97,107 @@ pub struct Taken {
     pub refused: Vec<(String, String)>,
 }
 
+/// Why `POST /api/agent/runs` did not take a batch now: answered `503`
+/// with `Retry-After` ([`RETRY_AFTER_SECONDS`]) and a [`NotTakenBody`],
+/// e.g. `{"error": "not_leader", "message": "…"}`. The agent keeps the
+/// runs; with `not_leader` and `not_running` it moves to its next server
+/// (`agent::classify`), with `not_stored` it asks this one again.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum NotTaken {
+    /// This instance is a follower of a cluster: only the leader takes runs.
+    #[error(
+        "this instance is a follower ({instance}): only the cluster's leader takes runs; send them to another instance"
+    )]
+    NotLeader { instance: String },
+    /// The leader's monitor is not taking runs (starting or stopping).
+    #[error("{0}")]
+    NotRunning(String),
+    /// Handed to the monitor but not stored within [`STORED_WAIT`].
+    #[error(
+        "{missing} of {n} runs are not stored yet (the store is not writing); send them again later: none is taken twice"
+    )]
+    NotStored { missing: usize, n: usize },
+}
+
+/// The `error` code of a [`NotTaken`] answer, as JSON (`not_leader`,
+/// `not_running`, `not_stored`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotTakenCode {
+    NotLeader,
+    NotRunning,
+    NotStored,
+}
+
+/// The JSON body of a [`NotTaken`] answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NotTakenBody {
+    /// What agents decide by.
+    pub error: NotTakenCode,
+    /// The same in words, for people reading logs.
+    pub message: String,
+}
+
+/// The `Retry-After` of a [`NotTaken`] answer, in seconds (RFC 9110
+/// §10.2.3): a takeover is due within the cluster's lease.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
+
+impl NotTaken {
+    /// Its code in the answer's body.
+    pub fn code(&self) -> NotTakenCode {
+        match self {
+            NotTaken::NotLeader { .. } => NotTakenCode::NotLeader,
+            NotTaken::NotRunning(_) => NotTakenCode::NotRunning,
+            NotTaken::NotStored { .. } => NotTakenCode::NotStored,
+        }
+    }
+}
+
+impl IntoResponse for NotTaken {
+    fn into_response(self) -> Response {
+        let body = NotTakenBody {
+            error: self.code(),
+            message: self.to_string(),
+        };
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS))],
+            Json(body),
+        )
+            .into_response()
+    }
+}
+
 /// `POST /api/agent/runs`: each run is tagged with the agent's location
 /// (whatever the body says) and handed to the monitor in order; the answer
-/// comes once they are stored (503 after [`STORED_WAIT`] without: the agent
-/// keeps them and sends them again, and none is taken twice).
+/// comes once they are stored (503 `not_stored` after [`STORED_WAIT`]
+/// without: the agent keeps them and sends them again, and none is taken
+/// twice). A follower takes nothing: 503 `not_leader` ([`NotTaken`]).
 async fn runs(
     State(app): State<AppState>,
     headers: HeaderMap,
     Json(batch): Json<Batch>,
-) -> Result<Json<Taken>, WebError> {
+) -> Result<Response, WebError> {
     let agent = agent(&app, &headers).await?;
+    let cluster = app.cluster.status();
+    if cluster.role != "leader" {
+        return Ok(NotTaken::NotLeader {
+            instance: cluster.instance,
+        }
+        .into_response());
+    }
+    Ok(match take(&app, &agent, batch).await? {
+        Ok(taken) => Json(taken).into_response(),
+        Err(not) => not.into_response(),
+    })
+}
+
+/// Takes a batch on the leader: what [`runs`] answers.
+async fn take(
+    app: &AppState,
+    agent: &AgentToken,
+    batch: Batch,
+) -> Result<Result<Taken, NotTaken>, WebError> {
     let config = app.config.get();
     let mut accepted = Vec::with_capacity(batch.runs.len());
     let mut refused = Vec::new();
@@ -146,25 +240,24 @@ async fn runs(
     let mut stored = app.store.finished_run_uids(&uids).await?;
     app.ingest.settle(&stored);
     accepted.retain(|r| !stored.contains(&r.run_uid));
-    app.ingest
-        .submit(accepted)
-        .await
-        .map_err(|e| WebError::Unavailable(e.to_string()))?;
+    if let Err(e) = app.ingest.submit(accepted).await {
+        return Ok(Err(NotTaken::NotRunning(e.to_string())));
+    }
     let deadline = tokio::time::Instant::now() + STORED_WAIT;
     // A batch sent again whose runs are all stored is answered at once;
     // otherwise the store is asked again only after the monitor had time.
     while stored.len() < uids.len() {
         if tokio::time::Instant::now() >= deadline {
-            return Err(WebError::Unavailable(format!(
-                "{} of {n} runs are not stored yet (the store is not writing); send them again later: none is taken twice",
-                uids.len() - stored.len()
-            )));
+            return Ok(Err(NotTaken::NotStored {
+                missing: uids.len() - stored.len(),
+                n,
+            }));
         }
         tokio::time::sleep(STORED_POLL).await;
         stored = app.store.finished_run_uids(&uids).await?;
         app.ingest.settle(&stored);
     }
-    Ok(Json(Taken {
+    Ok(Ok(Taken {
         accepted: n,
         refused,
     }))

@@ -4,7 +4,7 @@
 mod ack;
 mod admin;
 mod admin_page;
-mod agent;
+pub mod agent;
 mod badge;
 pub mod cache;
 mod console;

@@ -31,7 +31,7 @@ use crate::support::{self, ADMIN_TOKEN, Recorder};
 const LEVEL_2_AFTER: Duration = Duration::from_secs(10);
 const REMIND_EVERY: Duration = Duration::from_secs(3);
 /// The takeover bound the instances are started with.
-const LEASE: &str = "4s";
+pub(crate) const LEASE: &str = "4s";
 const WAIT: Duration = Duration::from_secs(120);
 
 /// The crash plan: where each leader in turn dies (`<point>@<text of the
@@ -50,7 +50,7 @@ const PLAN: [&str; 10] = [
 ];
 
 /// Whether the cluster tests run: only on the PostgreSQL pass.
-fn on_postgres_only(test: &str) -> Option<String> {
+pub(crate) fn on_postgres_only(test: &str) -> Option<String> {
     if !support::on_postgres() {
         eprintln!(
             "{test}: PostgreSQL only (LOOKOUT_TEST_ENGINE=postgres): SQLite is single-instance by design"
@@ -104,16 +104,22 @@ escalation:
 }
 
 /// One `lookout serve --cluster` process.
-struct Instance {
-    name: String,
-    url: String,
-    child: tokio::process::Child,
-    log: PathBuf,
+pub(crate) struct Instance {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) child: tokio::process::Child,
+    pub(crate) log: PathBuf,
     /// Whether its status page has answered once (it is up).
     answered: bool,
 }
 
-fn start(dir: &Path, config: &Path, database: &str, name: &str, plan: Option<&Path>) -> Instance {
+pub(crate) fn start(
+    dir: &Path,
+    config: &Path,
+    database: &str,
+    name: &str,
+    plan: Option<&Path>,
+) -> Instance {
     let port = support::free_port();
     let log = dir.join(format!("{name}.log"));
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lookout"));
@@ -149,7 +155,7 @@ fn start(dir: &Path, config: &Path, database: &str, name: &str, plan: Option<&Pa
 }
 
 /// Prints the tail of every instance's log when the test fails.
-struct Logs(Vec<PathBuf>);
+pub(crate) struct Logs(pub(crate) Vec<PathBuf>);
 
 impl Drop for Logs {
     fn drop(&mut self) {

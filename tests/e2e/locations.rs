@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use crate::support::{self, ADMIN_TOKEN, PASSWORD, Recorder, Running, eventually};
 
-const LOCATIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
+pub(crate) const LOCATIONS: [&str; 3] = ["eu-west", "us-east", "ap-south"];
 
-fn config(dir: &Path, platform: &str, hook: &str) -> std::path::PathBuf {
+pub(crate) fn config(dir: &Path, platform: &str, hook: &str) -> std::path::PathBuf {
     let yaml = format!(
         r#"version: 1
 page: {{ title: Status, time_zone: UTC }}
@@ -163,7 +163,7 @@ async fn wait_states(server: &Running, want: &[(&str, &str)], what: &str) {
     .await;
 }
 
-async fn regional(platform: &str, location: &str, mode: &str) {
+pub(crate) async fn regional(platform: &str, location: &str, mode: &str) {
     let resp = reqwest::Client::new()
         .post(format!("{platform}/_faults"))
         .json(&json!({ "endpoint": "login", "mode": mode, "status": 503, "location": location }))

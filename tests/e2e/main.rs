@@ -26,6 +26,7 @@ mod hostile_clients;
 mod journey;
 mod lifecycle;
 mod locations;
+mod locations_cluster;
 mod mail;
 mod maintenance;
 mod notifiers;
