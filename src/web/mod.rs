@@ -94,20 +94,20 @@ pub const ICON: &str = include_str!("../../static/icon.svg");
 /// Every public document comes from the cache.
 async fn public(
     axum::extract::State(app): axum::extract::State<AppState>,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
-    site::serve(&app, uri.path(), &headers).await
+    // The request itself rather than `Uri` and `HeaderMap` extractors,
+    // which clone them: this is the flood path.
+    site::serve(&app, request.uri().path(), request.headers()).await
 }
 
 /// `GET /badge/{component}/…`: from the page cache, cacheable for a minute
 /// by browsers and image proxies (README badges are fetched through them).
 async fn badge(
     axum::extract::State(app): axum::extract::State<AppState>,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
-    let mut resp = site::serve(&app, uri.path(), &headers).await;
+    let mut resp = site::serve(&app, request.uri().path(), request.headers()).await;
     if matches!(
         resp.status(),
         axum::http::StatusCode::OK | axum::http::StatusCode::NOT_MODIFIED

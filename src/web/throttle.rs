@@ -174,8 +174,8 @@ const FORM_MAX: usize = 16 * 1024;
 /// as a refused credential.
 pub async fn guard(State(t): State<Arc<Throttle>>, req: Request, next: Next) -> Response {
     let ip = client(&req);
-    let path = req.uri().path().to_string();
-    let credentials = guarded(&path) || req.headers().contains_key(header::AUTHORIZATION);
+    let path = req.uri().path();
+    let credentials = guarded(path) || req.headers().contains_key(header::AUTHORIZATION);
     if credentials && let Some(wait) = t.blocked_for(ip) {
         return too_many(wait, "refused credentials from this address");
     }
