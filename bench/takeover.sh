@@ -26,6 +26,8 @@ work=$(mktemp -d)
 chmod 755 "$work" # nginx workers run as nobody
 pids=()
 cleanup() {
+  # nginx's master first, gently: killed with -9 it leaves its workers.
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null && sleep 0.5
   for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
   if [ -n "${LOOKOUT_TEST_POSTGRES_DATA:-}" ]; then
     bin_pg=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
