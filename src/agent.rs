@@ -255,7 +255,7 @@ impl Servers {
     /// Sends one batch (runs as stored JSON) to the current server; Ok
     /// once it took it.
     async fn send(&self, runs: &[String], dropped: u64) -> Result<(), Failed> {
-        let body = format!("{{\"runs\":[{}],\"dropped\":{dropped}}}", runs.join(","));
+        let body = batch_body(runs, dropped);
         let resp = self
             .client
             .post(format!("{}/api/agent/runs", self.base()))
@@ -442,10 +442,7 @@ async fn spool(store: &Store, runs: &[RunResult], max: u64) -> u64 {
     if runs.is_empty() {
         return 0;
     }
-    let rows: Vec<String> = runs
-        .iter()
-        .filter_map(|r| serde_json::to_string(r).ok())
-        .collect();
+    let rows: Vec<String> = runs.iter().filter_map(|r| spooled(r).ok()).collect();
     loop {
         match store.spool_push(&rows, max).await {
             Ok(dropped) => {
@@ -495,6 +492,24 @@ async fn deliver(store: &Store, server: &mut Servers, batch: u32, mut dropped: u
             }
         }
     }
+}
+
+/// The body of `POST /api/agent/runs` (`web::agent::Batch` as JSON):
+/// `{"runs":[…],"dropped":N}`, where each of `runs` is one run as the
+/// spool keeps it (`serde_json` of a [`RunResult`], oldest first) and
+/// `dropped` counts the runs the spool dropped since the last accepted
+/// batch. Public so that benches/ingest.rs sends exactly what agents send.
+pub fn batch_body(runs: &[String], dropped: u64) -> String {
+    format!("{{\"runs\":[{}],\"dropped\":{dropped}}}", runs.join(","))
+}
+
+/// One run as the spool keeps it and [`batch_body`] sends it.
+///
+/// # Errors
+/// `serde_json`'s, which a [`RunResult`] (strings, numbers, times) does
+/// not produce in practice.
+pub fn spooled(run: &RunResult) -> Result<String, serde_json::Error> {
+    serde_json::to_string(run)
 }
 
 #[cfg(test)]
