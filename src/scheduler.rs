@@ -165,9 +165,28 @@ impl Planner {
     }
 }
 
+/// A probe of a configuration, by its place in `probes`: slots and
+/// starts share the configuration instead of each keeping a copy of its
+/// probe (a journey's definition is about a kilobyte, and a copy per
+/// probe was kept for the life of the process).
+#[derive(Clone)]
+struct ProbeOf {
+    config: Arc<Config>,
+    /// Index into `config.probes`.
+    at: usize,
+}
+
+impl std::ops::Deref for ProbeOf {
+    type Target = Probe;
+
+    fn deref(&self) -> &Probe {
+        &self.config.probes[self.at]
+    }
+}
+
 /// One probe in the plan.
 struct Slot {
-    probe: Arc<Probe>,
+    probe: ProbeOf,
     hosts: Arc<[String]>,
     /// Which of the probe's planned starts are current: a reload that
     /// changes its schedule plans anew and the old entry is ignored.
@@ -266,7 +285,14 @@ impl Clock {
         let here = |p: &&crate::config::Probe| {
             !p.is_heartbeat() && p.locations.contains(&self.deps.location)
         };
-        for probe in config.probes.iter().filter(here) {
+        for (at, probe) in config.probes.iter().enumerate() {
+            if !here(&probe) {
+                continue;
+            }
+            let of = ProbeOf {
+                config: config.clone(),
+                at,
+            };
             let hosts: Arc<[String]> = crate::concurrency::hosts_of(&config, probe).into();
             let old = self.slots.remove(&probe.name);
             let replan = old.as_ref().is_none_or(|s| {
@@ -275,10 +301,7 @@ impl Clock {
                     || s.probe.jitter != probe.jitter
             });
             let slot = match old {
-                Some(s) if !replan => Slot {
-                    probe: Arc::new(probe.clone()),
-                    ..s
-                },
+                Some(s) if !replan => Slot { probe: of, ..s },
                 old => {
                     self.generation += 1;
                     if let Some(due) = next_due(&probe.name, &probe.schedule, now) {
@@ -289,7 +312,7 @@ impl Clock {
                         }));
                     }
                     Slot {
-                        probe: Arc::new(probe.clone()),
+                        probe: of,
                         hosts,
                         generation: self.generation,
                         // A run in flight still keeps the probe from overlapping.
@@ -519,7 +542,7 @@ impl Drop for Busy {
 /// One planned start on its way to becoming a run.
 struct Start {
     config: Arc<Config>,
-    probe: Arc<Probe>,
+    probe: ProbeOf,
     hosts: Arc<[String]>,
     busy: Busy,
     gates: Arc<Gates>,

@@ -173,6 +173,30 @@ probes:
         );
     }
 
+    /// The configuration keeps for agents only the probes one may be
+    /// served: `c` runs only here, so the kept document never holds it
+    /// (memory: the whole file as JSON was about 2 kB a probe), and each
+    /// journey's steps are kept without spare room.
+    #[test]
+    fn the_kept_document_holds_only_probes_an_agent_may_be_served() {
+        let config = crate::config::parse(YAML, "t.yaml", std::path::Path::new("."), &env).unwrap();
+        let kept: Vec<&str> = config.document["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(kept, ["a", "b"]);
+        assert_eq!(config.document["version"], 1);
+        for p in &config.probes {
+            assert_eq!(p.steps.capacity(), p.steps.len(), "{}", p.name);
+        }
+        let alone = "version: 1\ncomponents: [{ id: api, name: API }]\nprobes:\n  - { name: h, component: api, steps: [ { get: \"http://127.0.0.1:9/\" } ] }\n";
+        let config =
+            crate::config::parse(alone, "t.yaml", std::path::Path::new("."), &env).unwrap();
+        assert_eq!(config.document["probes"], serde_json::json!([]));
+    }
+
     #[test]
     fn a_secret_is_named_only_as_a_whole_name() {
         assert!(mentions("{{ secrets.pw }}", "pw"));

@@ -52,7 +52,9 @@ pub struct Config {
     pub database: Option<String>,
     /// The file as plain JSON (templates unresolved, secrets only by their
     /// `env:`/`file:` source): what agents are served, trimmed to their
-    /// probes (`config::agent_document`).
+    /// probes (`config::agent_document`). Of `probes` it holds only those
+    /// an agent may be served (a location other than `local`, not a
+    /// heartbeat): the others cost memory for nothing.
     pub document: std::sync::Arc<serde_json::Value>,
     /// Where each probe sits in `probes`, by name and by component: the
     /// monitor looks probes up for every run, and a linear scan of 10,000

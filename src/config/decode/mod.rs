@@ -110,7 +110,7 @@ pub fn decode(
     let config = ctx.top(&root);
     match config {
         Some(mut c) if ctx.diags.is_empty() => {
-            c.document = std::sync::Arc::new(plain_value(&root));
+            c.document = std::sync::Arc::new(agent_source(&root, &c));
             Ok(c)
         }
         _ => Err(ctx.diags),
@@ -969,6 +969,48 @@ pub fn not_text(node: &Node) -> Option<&'static str> {
         serde_json::Value::Null => Some("null"),
         _ => None,
     }
+}
+
+/// The file as plain JSON for [`Config::document`], keeping of `probes`
+/// only those an agent may be served (a journey probe with a location
+/// other than [`LOCAL`](crate::journey::LOCAL): agents' locations are
+/// declared under `locations:`, which never lists it). A probe that runs
+/// only here is never served, and the whole file kept as JSON cost about
+/// 2 kB a probe for the life of the configuration.
+fn agent_source(root: &Node, config: &Config) -> serde_json::Value {
+    use serde_json::Value;
+    let Node::Mapping(m) = root else {
+        return plain_value(root);
+    };
+    let served = |item: &Node| {
+        let name = item
+            .as_mapping()
+            .and_then(|p| p.get_scalar("name"))
+            .map(|n| n.as_str());
+        name.and_then(|n| config.probe(n)).is_some_and(|p| {
+            !p.is_heartbeat()
+                && p.locations
+                    .iter()
+                    .any(|l| l.as_str() != crate::journey::LOCAL)
+        })
+    };
+    Value::Object(
+        m.iter()
+            .map(|(k, v)| {
+                let value = match (k.as_str(), v) {
+                    ("probes", Node::Sequence(items)) => Value::Array(
+                        items
+                            .iter()
+                            .filter(|i| served(i))
+                            .map(plain_value)
+                            .collect(),
+                    ),
+                    _ => plain_value(v),
+                };
+                (k.as_str().to_string(), value)
+            })
+            .collect(),
+    )
 }
 
 /// A YAML value as JSON, without templates (for `vars`).

@@ -180,6 +180,11 @@ impl Ctx<'_> {
                 finally.push(s);
             }
         }
+        // A step is about half a kilobyte and kept for the life of the
+        // configuration: a one-step journey would otherwise hold room for
+        // four (the vector's first growth), 1.6 kB a probe.
+        steps.shrink_to_fit();
+        finally.shrink_to_fit();
         (steps, finally)
     }
 
