@@ -20,24 +20,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use lookout::journey::{Outcome, Phase, RunResult, StepOutcome, StepResult};
+use lookout::journey::{Outcome, RunResult};
 use tokio::sync::mpsc;
 
-/// User + system CPU time of this process so far (all threads: the sqlx
-/// worker thread included).
-fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    let hz = 100; // USER_HZ on Linux
-    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
-}
+#[path = "common/mod.rs"]
+mod common;
+use common::{cpu_time, step};
 
 const PROBES: usize = 100;
 const COMPONENTS: usize = 5;
@@ -76,40 +64,7 @@ fn run(i: usize, at: DateTime<Utc>) -> RunResult {
     let steps = (0..steps_of(p))
         .map(|s| {
             let failed = fail && s == 0;
-            StepResult {
-                id: format!("s{s}"),
-                phase: Phase::Steps,
-                method: "GET".into(),
-                url: format!("http://127.0.0.1:9/{s}"),
-                status: Some(if failed { 503 } else { 200 }),
-                outcome: if failed {
-                    StepOutcome::Fail
-                } else if fail {
-                    StepOutcome::Skipped
-                } else {
-                    StepOutcome::Pass
-                },
-                started_at: at,
-                duration: Duration::from_millis(3),
-                attempts: 1,
-                error: None,
-                failures: if failed {
-                    vec![lookout::journey::result::AssertionFailure {
-                        check: "status".into(),
-                        expected: "200".into(),
-                        actual: "503".into(),
-                    }]
-                } else {
-                    vec![]
-                },
-                captures: vec![],
-                critical: true,
-                timings: Default::default(),
-                kind: None,
-                hops: vec![],
-                http_version: None,
-                proxy: None,
-            }
+            step(s, at, failed, fail)
         })
         .collect();
     RunResult {
@@ -162,7 +117,7 @@ async fn feed_nowhere(runs: Vec<RunResult>, per_second: f64) -> Measured {
     let (tx, mut rx) = mpsc::channel::<RunResult>(1024);
     let steps: usize = runs.iter().map(|r| r.steps.len()).sum();
     let n = runs.len();
-    let cpu0 = cpu_time();
+    let cpu0 = cpu_time("self");
     let wall0 = Instant::now();
     let drained = tokio::spawn(async move { while rx.recv().await.is_some() {} });
     send(tx, runs, Some(per_second), wall0).await;
@@ -170,7 +125,7 @@ async fn feed_nowhere(runs: Vec<RunResult>, per_second: f64) -> Measured {
     Measured {
         runs: n,
         steps,
-        cpu: cpu_time() - cpu0,
+        cpu: cpu_time("self") - cpu0,
         wall: wall0.elapsed(),
     }
 }
@@ -229,7 +184,7 @@ async fn feed(runs: Vec<RunResult>, per_second: Option<f64>, postgres: Option<&s
     let (tx, rx) = mpsc::channel(1024);
     let steps: usize = runs.iter().map(|r| r.steps.len()).sum();
     let n = runs.len();
-    let cpu0 = cpu_time();
+    let cpu0 = cpu_time("self");
     let wall0 = Instant::now();
     let stored = tokio::spawn(monitor.run(rx));
     send(tx, runs, per_second, wall0).await;
@@ -237,7 +192,7 @@ async fn feed(runs: Vec<RunResult>, per_second: Option<f64>, postgres: Option<&s
     let measured = Measured {
         runs: n,
         steps,
-        cpu: cpu_time() - cpu0,
+        cpu: cpu_time("self") - cpu0,
         wall: wall0.elapsed(),
     };
     let kept = store.count_runs().await.unwrap();
